@@ -1,0 +1,16 @@
+//! meshcheck: end-to-end conformance and smoke tests for Istio meshes driven by the
+//! Kubernetes Gateway API.
+//!
+//! Layers, from the bottom up:
+//! - [`manifest`]: Kubernetes objects read from fixture files, with positions.
+//! - [`suite`]: the suite model (YAML), what to apply, wait for and assert.
+//! - [`target`]: where a suite runs: the embedded local target (real Envoy, echo
+//!   processes) or a Kubernetes cluster.
+//! - [`traffic`]: the curl-style request engine; [`echo`]: the http-echo backend.
+//! - [`stats`]: the statistics behind split verdicts.
+//! - [`runner`]: executes suites and emits events; [`report`] consumes them.
+//! - [`cli`]: the command line.
+
+pub mod exit_codes;
+pub mod manifest;
+pub mod target;

@@ -1,0 +1,14 @@
+//! The manifest model: Kubernetes objects read from fixture files, with source
+//! positions, free of any IO beyond reading the files.
+
+mod document;
+mod error;
+mod location;
+pub mod yaml;
+
+pub use document::{
+    MAX_FILE_BYTES, Manifest, ObjectKey, apply_order, check_unique, load_file, load_str,
+    parse_documents, read_source,
+};
+pub use error::ManifestError;
+pub use location::SourceLocation;

@@ -1,0 +1,1 @@
+//! The kube target: fixtures applied to a real cluster.

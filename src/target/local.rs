@@ -1,0 +1,1 @@
+//! The embedded local target: fixtures as a real Envoy and echo processes.
