@@ -1,0 +1,1161 @@
+//! The kube target's client side: connect, apply, wait, find the gateway, clean up.
+//! Decisions (ordering, readiness, address choice, redaction) live in the IO-free
+//! modules next to this one; here we only talk to the API server.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::TryStreamExt;
+use hickory_resolver::TokioResolver;
+use k8s_openapi::api::core::v1::{Event, Namespace, Pod};
+use kube::api::{
+    Api, AttachParams, DeleteParams, DynamicObject, ListParams, LogParams, Patch, PatchParams,
+    Preconditions,
+};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::discovery::{Scope, pinned_kind};
+use kube::runtime::wait::{await_condition, conditions::is_deleted};
+use kube::runtime::watcher;
+use kube::{Client, Config};
+use serde_json::Value;
+use tokio::io::AsyncReadExt;
+
+use super::address::{
+    Backoff, PublishedAddress, choose_address, gateway_service_name, resolve_with_backoff,
+};
+use super::error::{ApiFailure, KubeError};
+use super::options::{KubeOptions, KubeTimeouts};
+use super::redact::Redactor;
+use super::status::{Readiness, WaitKind, gateway_class_accepted, pod_ready};
+use crate::manifest::{Manifest, ObjectKey, apply_order};
+use crate::target::{CleanupReport, DiagnosticSection};
+
+/// The field manager of every server-side apply, so `kubectl get --show-managed-fields`
+/// tells which fields meshcheck owns.
+pub const FIELD_MANAGER: &str = "meshcheck";
+
+/// The label Istio puts on the pods and Service of a Gateway it deploys.
+const GATEWAY_NAME_LABEL: &str = "gateway.networking.k8s.io/gateway-name";
+
+/// One object this run applied.
+#[derive(Clone, Debug)]
+pub struct AppliedObject {
+    pub key: ObjectKey,
+    /// Whether this run created it; objects that already existed are never deleted.
+    pub created: bool,
+    uid: Option<String>,
+    resource: ApiResource,
+    namespace: Option<String>,
+}
+
+/// Output of a command run in a container.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExecOutput {
+    pub stdout: String,
+    pub stderr: String,
+    /// The exit status as the kubelet reported it: 0 on success.
+    pub status: i32,
+}
+
+/// One preflight check and its outcome.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PreflightCheck {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+/// What the cluster has and lacks before any test runs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Preflight {
+    pub checks: Vec<PreflightCheck>,
+}
+
+impl Preflight {
+    pub fn is_ready(&self) -> bool {
+        self.checks.iter().all(|c| c.ok)
+    }
+
+    pub fn missing(&self) -> Vec<&PreflightCheck> {
+        self.checks.iter().filter(|c| !c.ok).collect()
+    }
+}
+
+impl std::fmt::Display for Preflight {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for c in &self.checks {
+            writeln!(
+                f,
+                "{} {}: {}",
+                if c.ok { "ok     " } else { "MISSING" },
+                c.name,
+                c.detail
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// CRDs the seed scenario needs: the Gateway API standard channel and Istio's
+/// DestinationRule.
+pub const REQUIRED_CRDS: &[&str] = &[
+    "gatewayclasses.gateway.networking.k8s.io",
+    "gateways.gateway.networking.k8s.io",
+    "httproutes.gateway.networking.k8s.io",
+    "referencegrants.gateway.networking.k8s.io",
+    "grpcroutes.gateway.networking.k8s.io",
+    "destinationrules.networking.istio.io",
+];
+
+/// A connected cluster and what this run applied to it.
+pub struct KubeEnvironment {
+    client: Client,
+    redactor: Redactor,
+    server_url: String,
+    timeouts: KubeTimeouts,
+    keep: bool,
+    kinds: HashMap<(String, String, String), (ApiResource, bool)>,
+    applied: Vec<AppliedObject>,
+    resolver: Option<TokioResolver>,
+    backoff: Backoff,
+}
+
+// Debug shows where we are connected and what we applied, never the client's auth.
+impl std::fmt::Debug for KubeEnvironment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubeEnvironment")
+            .field("server_url", &self.server_url)
+            .field(
+                "applied",
+                &self
+                    .applied
+                    .iter()
+                    .map(|a| a.key.to_string())
+                    .collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl KubeEnvironment {
+    /// Connects as kubectl would: the given kubeconfig file or `KUBECONFIG`/`~/.kube/config`,
+    /// the given context or the current one. Checks the server answers before returning.
+    pub async fn connect(options: KubeOptions) -> Result<Self, KubeError> {
+        let kubeconfig_error = |message: String| KubeError::Kubeconfig {
+            path: options.kubeconfig.clone(),
+            message,
+        };
+        let kubeconfig = match &options.kubeconfig {
+            Some(path) => Kubeconfig::read_from(path),
+            None => Kubeconfig::read(),
+        }
+        .map_err(|e| kubeconfig_error(chain(&e)))?;
+        let redactor =
+            Redactor::from_kubeconfig_json(&serde_json::to_value(&kubeconfig).unwrap_or_default());
+        let config_options = KubeConfigOptions {
+            context: options.context.clone(),
+            ..Default::default()
+        };
+        let config = Config::from_custom_kubeconfig(kubeconfig, &config_options)
+            .await
+            .map_err(|e| kubeconfig_error(redactor.redact(&chain(&e))))?;
+        let server_url = config.cluster_url.to_string();
+        let client =
+            Client::try_from(config).map_err(|e| kubeconfig_error(redactor.redact(&chain(&e))))?;
+        let env = Self::from_client(client, server_url, redactor, options);
+        env.client
+            .apiserver_version()
+            .await
+            .map_err(|e| KubeError::Unreachable {
+                url: env.server_url.clone(),
+                failure: env.failure(&e),
+            })?;
+        Ok(env)
+    }
+
+    /// Wraps an existing client (tests, or callers with their own auth). The redactor
+    /// should know the client's secrets.
+    pub fn from_client(
+        client: Client,
+        server_url: String,
+        redactor: Redactor,
+        options: KubeOptions,
+    ) -> Self {
+        KubeEnvironment {
+            client,
+            redactor,
+            server_url,
+            timeouts: options.timeouts,
+            keep: options.keep,
+            kinds: HashMap::new(),
+            applied: Vec::new(),
+            resolver: None,
+            backoff: Backoff::default(),
+        }
+    }
+
+    /// Resolves gateway hostnames through this resolver instead of the system's.
+    pub fn with_resolver(mut self, resolver: TokioResolver, backoff: Backoff) -> Self {
+        self.resolver = Some(resolver);
+        self.backoff = backoff;
+        self
+    }
+
+    /// What this run has applied so far, in order.
+    pub fn applied(&self) -> &[AppliedObject] {
+        &self.applied
+    }
+
+    fn failure(&self, err: &(dyn std::error::Error + 'static)) -> ApiFailure {
+        // Walk the chain for the kube error that carries the server's Status.
+        let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
+        while let Some(e) = current {
+            if let Some(kube::Error::Api(status)) = e.downcast_ref::<kube::Error>() {
+                return ApiFailure {
+                    code: Some(status.code),
+                    reason: status.reason.clone(),
+                    message: self.redactor.redact(&status.message),
+                };
+            }
+            current = e.source();
+        }
+        ApiFailure {
+            code: None,
+            reason: String::new(),
+            message: self.redactor.redact(&chain(err)),
+        }
+    }
+
+    fn api_error(
+        &self,
+        action: &'static str,
+        object: impl ToString,
+        err: &(dyn std::error::Error + 'static),
+    ) -> KubeError {
+        KubeError::Api {
+            action,
+            object: object.to_string(),
+            failure: self.failure(err),
+        }
+    }
+
+    /// The API resource for a manifest's group/version/kind, through discovery, cached.
+    async fn resource_for(
+        &mut self,
+        group: &str,
+        version: &str,
+        kind: &str,
+    ) -> Result<(ApiResource, bool), kube::Error> {
+        let cache_key = (group.to_owned(), version.to_owned(), kind.to_owned());
+        if let Some(found) = self.kinds.get(&cache_key) {
+            return Ok(found.clone());
+        }
+        let (resource, caps) =
+            pinned_kind(&self.client, &GroupVersionKind::gvk(group, version, kind)).await?;
+        let found = (resource, caps.scope == Scope::Namespaced);
+        self.kinds.insert(cache_key, found.clone());
+        Ok(found)
+    }
+
+    async fn manifest_api(
+        &mut self,
+        m: &Manifest,
+    ) -> Result<(Api<DynamicObject>, ApiResource, Option<String>), KubeError> {
+        let (resource, namespaced) = self
+            .resource_for(m.group(), m.version(), &m.kind)
+            .await
+            .map_err(|e| KubeError::UnknownKind {
+                location: m.location(),
+                kind: m.kind.clone(),
+                api_version: m.api_version.clone(),
+                failure: self.failure(&e),
+            })?;
+        let namespace = if namespaced {
+            Some(
+                m.namespace
+                    .clone()
+                    .unwrap_or_else(|| self.client.default_namespace().to_owned()),
+            )
+        } else {
+            None
+        };
+        let api = match &namespace {
+            Some(ns) => Api::namespaced_with(self.client.clone(), ns, &resource),
+            None => Api::all_with(self.client.clone(), &resource),
+        };
+        Ok((api, resource, namespace))
+    }
+
+    /// Server-side applies the manifests (field manager `meshcheck`), CRDs and Namespaces
+    /// first, waiting for each CRD to be Established before anything after it, so kinds
+    /// it defines are discoverable. Remembers what it created for [`Self::cleanup`].
+    pub async fn apply(&mut self, manifests: &[Manifest]) -> Result<(), KubeError> {
+        for m in apply_order(manifests) {
+            let (api, resource, namespace) = self.manifest_api(m).await?;
+            let key = m.key();
+            let existed = api
+                .get_opt(&m.name)
+                .await
+                .map_err(|e| self.api_error("get", &key, &e))?
+                .is_some();
+            let mut body = m.to_json();
+            if let (Some(ns), Some(meta)) = (
+                &namespace,
+                body.get_mut("metadata").and_then(Value::as_object_mut),
+            ) {
+                meta.insert("namespace".into(), Value::String(ns.clone()));
+            }
+            let applied = api
+                .patch(
+                    &m.name,
+                    &PatchParams::apply(FIELD_MANAGER),
+                    &Patch::Apply(&body),
+                )
+                .await
+                .map_err(|e| KubeError::Apply {
+                    location: m.location(),
+                    object: key.to_string(),
+                    failure: self.failure(&e),
+                })?;
+            if !self.applied.iter().any(|a| a.key == key) {
+                self.applied.push(AppliedObject {
+                    key: key.clone(),
+                    created: !existed,
+                    uid: applied.metadata.uid.clone(),
+                    resource,
+                    namespace,
+                });
+            }
+            if m.kind == "CustomResourceDefinition" {
+                self.wait_object(
+                    api,
+                    &key,
+                    WaitKind::CrdEstablished,
+                    self.timeouts.crd_established,
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn wait_object(
+        &self,
+        api: Api<DynamicObject>,
+        key: &ObjectKey,
+        kind: WaitKind,
+        timeout: Duration,
+    ) -> Result<(), KubeError> {
+        let last_seen = Arc::new(Mutex::new("not found".to_owned()));
+        let seen = last_seen.clone();
+        let condition = move |obj: Option<&DynamicObject>| {
+            let verdict = match obj {
+                None => Readiness::Pending("not found".into()),
+                Some(o) => kind.evaluate(&serde_json::to_value(o).unwrap_or_default()),
+            };
+            if let Ok(mut last) = seen.lock() {
+                *last = verdict.describe();
+            }
+            verdict.is_ready()
+        };
+        match tokio::time::timeout(timeout, await_condition(api, &key.name, condition)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(self.api_error("watch", key, &e)),
+            Err(_elapsed) => Err(KubeError::WaitTimeout {
+                waited_for: format!("{key} {}", kind.goal()),
+                timeout,
+                last_seen: self
+                    .redactor
+                    .redact(&last_seen.lock().map(|s| s.clone()).unwrap_or_default()),
+            }),
+        }
+    }
+
+    fn timeout_for(&self, kind: WaitKind) -> Duration {
+        match kind {
+            WaitKind::CrdEstablished => self.timeouts.crd_established,
+            WaitKind::DeploymentAvailable => self.timeouts.deployment,
+            WaitKind::GatewayProgrammed => self.timeouts.gateway,
+            WaitKind::RouteAccepted => self.timeouts.route,
+            WaitKind::Present => self.timeouts.present,
+        }
+    }
+
+    /// Waits until every manifest is ready by its kind's rule (see
+    /// [`WaitKind`](super::status::WaitKind)); for Deployments also until their pods are
+    /// Ready, with the Istio sidecar where the namespace asks for injection.
+    pub async fn wait_ready(
+        &self,
+        manifests: &[Manifest],
+        progress: &dyn Fn(&str),
+    ) -> Result<(), KubeError> {
+        for m in apply_order(manifests) {
+            let kind = WaitKind::for_kind(m.group(), &m.kind);
+            let (resource, namespaced) = match self.kinds.get(&(
+                m.group().to_owned(),
+                m.version().to_owned(),
+                m.kind.clone(),
+            )) {
+                Some(found) => found.clone(),
+                None => {
+                    let (r, caps) = pinned_kind(
+                        &self.client,
+                        &GroupVersionKind::gvk(m.group(), m.version(), &m.kind),
+                    )
+                    .await
+                    .map_err(|e| KubeError::UnknownKind {
+                        location: m.location(),
+                        kind: m.kind.clone(),
+                        api_version: m.api_version.clone(),
+                        failure: self.failure(&e),
+                    })?;
+                    (r, caps.scope == Scope::Namespaced)
+                }
+            };
+            let namespace = namespaced.then(|| {
+                m.namespace
+                    .clone()
+                    .unwrap_or_else(|| self.client.default_namespace().to_owned())
+            });
+            let api: Api<DynamicObject> = match &namespace {
+                Some(ns) => Api::namespaced_with(self.client.clone(), ns, &resource),
+                None => Api::all_with(self.client.clone(), &resource),
+            };
+            let key = m.key();
+            progress(&format!("waiting for {key}: {}", kind.goal()));
+            self.wait_object(api, &key, kind, self.timeout_for(kind))
+                .await?;
+            if kind == WaitKind::DeploymentAvailable
+                && let Some(ns) = &namespace
+            {
+                self.wait_pods(m, ns, progress).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for the pods of a Deployment to be Ready, with a sidecar if injection is on
+    /// for the namespace and not switched off in the pod template.
+    async fn wait_pods(
+        &self,
+        m: &Manifest,
+        namespace: &str,
+        progress: &dyn Fn(&str),
+    ) -> Result<(), KubeError> {
+        let spec = m.to_json();
+        let selector = spec
+            .pointer("/spec/selector/matchLabels")
+            .and_then(Value::as_object)
+            .map(|labels| {
+                labels
+                    .iter()
+                    .filter_map(|(k, v)| v.as_str().map(|v| format!("{k}={v}")))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .unwrap_or_default();
+        if selector.is_empty() {
+            return Ok(());
+        }
+        let ns_api: Api<Namespace> = Api::all(self.client.clone());
+        let ns = ns_api
+            .get_opt(namespace)
+            .await
+            .map_err(|e| self.api_error("get", format!("Namespace {namespace}"), &e))?;
+        let ns_labels = ns.and_then(|n| n.metadata.labels).unwrap_or_default();
+        let opted_out = spec
+            .pointer("/spec/template/metadata/labels/sidecar.istio.io~1inject")
+            .and_then(Value::as_str)
+            == Some("false");
+        let expect_sidecar = !opted_out
+            && (ns_labels.get("istio-injection").map(String::as_str) == Some("enabled")
+                || ns_labels.contains_key("istio.io/rev"));
+        let what = format!(
+            "pods of {} ({selector}) Ready{}",
+            m.key(),
+            if expect_sidecar {
+                " with the istio-proxy sidecar"
+            } else {
+                ""
+            }
+        );
+        progress(&format!("waiting for {what}"));
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let last_seen = Arc::new(Mutex::new("no pods yet".to_owned()));
+        let seen = last_seen.clone();
+        let watch = async move {
+            let mut known: BTreeMap<String, Value> = BTreeMap::new();
+            let mut initial: BTreeMap<String, Value> = BTreeMap::new();
+            let mut stream =
+                std::pin::pin!(watcher(pods, watcher::Config::default().labels(&selector)));
+            while let Some(event) = stream.try_next().await? {
+                let settled = match event {
+                    watcher::Event::Init => {
+                        initial.clear();
+                        false
+                    }
+                    watcher::Event::InitApply(p) => {
+                        initial.insert(
+                            p.metadata.name.clone().unwrap_or_default(),
+                            serde_json::to_value(&p).unwrap_or_default(),
+                        );
+                        false
+                    }
+                    watcher::Event::InitDone => {
+                        known = std::mem::take(&mut initial);
+                        true
+                    }
+                    watcher::Event::Apply(p) => {
+                        known.insert(
+                            p.metadata.name.clone().unwrap_or_default(),
+                            serde_json::to_value(&p).unwrap_or_default(),
+                        );
+                        true
+                    }
+                    watcher::Event::Delete(p) => {
+                        known.remove(&p.metadata.name.clone().unwrap_or_default());
+                        true
+                    }
+                };
+                if !settled {
+                    continue;
+                }
+                // Pods being replaced by a rollout are on their way out; ignore them.
+                let live: Vec<&Value> = known
+                    .values()
+                    .filter(|p| p.pointer("/metadata/deletionTimestamp").is_none())
+                    .collect();
+                let verdicts: Vec<Readiness> =
+                    live.iter().map(|p| pod_ready(p, expect_sidecar)).collect();
+                let pending: Vec<String> = verdicts
+                    .iter()
+                    .filter(|v| !v.is_ready())
+                    .map(Readiness::describe)
+                    .collect();
+                if let Ok(mut last) = seen.lock() {
+                    *last = if live.is_empty() {
+                        "no pods yet".to_owned()
+                    } else if pending.is_empty() {
+                        "ready".to_owned()
+                    } else {
+                        pending.join("; ")
+                    };
+                }
+                if !live.is_empty() && pending.is_empty() {
+                    return Ok(());
+                }
+            }
+            Ok::<(), watcher::Error>(())
+        };
+        match tokio::time::timeout(self.timeouts.pods, watch).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(self.api_error("watch", format!("pods of {}", m.key()), &e)),
+            Err(_elapsed) => Err(KubeError::WaitTimeout {
+                waited_for: what,
+                timeout: self.timeouts.pods,
+                last_seen: self
+                    .redactor
+                    .redact(&last_seen.lock().map(|s| s.clone()).unwrap_or_default()),
+            }),
+        }
+    }
+
+    async fn gateway_api(&self, namespace: &str) -> Result<Api<DynamicObject>, KubeError> {
+        let (resource, _) = pinned_kind(
+            &self.client,
+            &GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "Gateway"),
+        )
+        .await
+        .map_err(|e| self.api_error("discover", "gateway.networking.k8s.io/v1 Gateway", &e))?;
+        Ok(Api::namespaced_with(
+            self.client.clone(),
+            namespace,
+            &resource,
+        ))
+    }
+
+    /// The address to send traffic for `gateway`'s listener on `listener_port`: the
+    /// Gateway's published address or its Service's load balancer, a hostname resolved
+    /// through DNS with retries until the address timeout.
+    pub async fn gateway_address(
+        &self,
+        gateway: &ObjectKey,
+        listener_port: u16,
+    ) -> Result<SocketAddr, KubeError> {
+        let timeout = self.timeouts.address;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let namespace = gateway
+            .namespace
+            .clone()
+            .unwrap_or_else(|| self.client.default_namespace().to_owned());
+        let gateways = self.gateway_api(&namespace).await?;
+        let services: Api<k8s_openapi::api::core::v1::Service> =
+            Api::namespaced(self.client.clone(), &namespace);
+        let service_name = gateway_service_name(&gateway.name);
+        let mut delay = self.backoff.initial;
+        let published = loop {
+            let gw = gateways
+                .get(&gateway.name)
+                .await
+                .map_err(|e| self.api_error("get", gateway, &e))?;
+            let svc = services.get_opt(&service_name).await.map_err(|e| {
+                self.api_error("get", format!("Service {namespace}/{service_name}"), &e)
+            })?;
+            let gw_json = serde_json::to_value(&gw).unwrap_or_default();
+            let svc_json = svc.map(|s| serde_json::to_value(&s).unwrap_or_default());
+            if let Some(address) = choose_address(&gw_json, svc_json.as_ref()) {
+                break address;
+            }
+            // Nothing published yet: a load balancer is still being provisioned.
+            if tokio::time::Instant::now() + delay >= deadline {
+                return Err(KubeError::NoAddress {
+                    gateway: gateway.to_string(),
+                    timeout,
+                    last_seen: format!(
+                        "no status.addresses on the Gateway and no load balancer ingress on Service {service_name}"
+                    ),
+                });
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(self.backoff.max);
+        };
+        let ip = match published {
+            PublishedAddress::Ip(ip) => ip,
+            PublishedAddress::Hostname(hostname) => {
+                let resolver = match &self.resolver {
+                    Some(r) => r.clone(),
+                    None => hickory_resolver::Resolver::builder_tokio()
+                        .and_then(|b| b.build())
+                        .map_err(|e| KubeError::Resolve {
+                            gateway: gateway.to_string(),
+                            hostname: hostname.clone(),
+                            timeout,
+                            attempts: 0,
+                            last_error: format!("no system resolver: {e}"),
+                        })?,
+                };
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                resolve_with_backoff(&resolver, &hostname, left, self.backoff)
+                    .await
+                    .map_err(|f| KubeError::Resolve {
+                        gateway: gateway.to_string(),
+                        hostname: hostname.clone(),
+                        timeout,
+                        attempts: f.attempts,
+                        last_error: f.last_error,
+                    })?
+            }
+        };
+        Ok(SocketAddr::new(ip, listener_port))
+    }
+
+    async fn gateway_pod(&self, gateway: &ObjectKey) -> Result<(String, String), KubeError> {
+        let namespace = gateway
+            .namespace
+            .clone()
+            .unwrap_or_else(|| self.client.default_namespace().to_owned());
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &namespace);
+        let list = pods
+            .list(&ListParams::default().labels(&format!("{GATEWAY_NAME_LABEL}={}", gateway.name)))
+            .await
+            .map_err(|e| self.api_error("list", format!("pods of {gateway}"), &e))?;
+        list.items
+            .into_iter()
+            .find(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+            .and_then(|p| p.metadata.name)
+            .map(|name| (namespace, name))
+            .ok_or_else(|| KubeError::NoGatewayPod {
+                gateway: gateway.to_string(),
+            })
+    }
+
+    /// Envoy's `/stats` from the gateway's proxy: `pilot-agent request GET stats` in
+    /// its `istio-proxy` container, since Envoy's admin port listens on localhost only.
+    pub async fn proxy_stats(&self, gateway: &ObjectKey) -> Result<String, KubeError> {
+        let (namespace, pod) = self.gateway_pod(gateway).await?;
+        let out = self
+            .exec(
+                &namespace,
+                &pod,
+                "istio-proxy",
+                &["pilot-agent", "request", "GET", "stats"],
+            )
+            .await?;
+        if out.status != 0 {
+            return Err(KubeError::Exec {
+                namespace,
+                pod,
+                container: "istio-proxy".into(),
+                command: vec![
+                    "pilot-agent".into(),
+                    "request".into(),
+                    "GET".into(),
+                    "stats".into(),
+                ],
+                message: format!("exit status {}: {}", out.status, out.stderr.trim()),
+            });
+        }
+        Ok(out.stdout)
+    }
+
+    /// Runs a command in a container and collects its output (GAMMA traffic from an
+    /// in-mesh client pod).
+    pub async fn exec(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: &str,
+        command: &[&str],
+    ) -> Result<ExecOutput, KubeError> {
+        let exec_error = |message: String| KubeError::Exec {
+            namespace: namespace.to_owned(),
+            pod: pod.to_owned(),
+            container: container.to_owned(),
+            command: command.iter().map(|s| s.to_string()).collect(),
+            message,
+        };
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let params = AttachParams::default()
+            .container(container)
+            .stdin(false)
+            .stdout(true)
+            .stderr(true);
+        let mut process = pods
+            .exec(pod, command.iter().copied(), &params)
+            .await
+            .map_err(|e| exec_error(self.failure(&e).to_string()))?;
+        let mut stdout = String::new();
+        let mut stderr = String::new();
+        let status = process.take_status();
+        let (out, err) = (process.stdout(), process.stderr());
+        let read_out = async {
+            if let Some(mut s) = out {
+                s.read_to_string(&mut stdout).await?;
+            }
+            Ok::<(), std::io::Error>(())
+        };
+        let read_err = async {
+            if let Some(mut s) = err {
+                s.read_to_string(&mut stderr).await?;
+            }
+            Ok::<(), std::io::Error>(())
+        };
+        let (a, b) = tokio::join!(read_out, read_err);
+        a.and(b).map_err(|e| exec_error(e.to_string()))?;
+        let status = match status {
+            Some(s) => s.await,
+            None => None,
+        };
+        process
+            .join()
+            .await
+            .map_err(|e| exec_error(self.redactor.redact(&chain(&e))))?;
+        Ok(ExecOutput {
+            stdout: self.redactor.redact(&stdout),
+            stderr: self.redactor.redact(&stderr),
+            status: exit_status(status.as_ref()),
+        })
+    }
+
+    /// Checks the cluster has what the scenario needs, reporting each item.
+    pub async fn preflight(&self) -> Result<Preflight, KubeError> {
+        let mut checks = Vec::new();
+        let crd_resource = ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("apiextensions.k8s.io", "v1", "CustomResourceDefinition"),
+            "customresourcedefinitions",
+        );
+        let crds: Api<DynamicObject> = Api::all_with(self.client.clone(), &crd_resource);
+        for name in REQUIRED_CRDS {
+            checks.push(
+                self.check(&crds, name, &format!("CRD {name} Established"), |o| {
+                    WaitKind::CrdEstablished.evaluate(o)
+                })
+                .await?,
+            );
+        }
+        let deployments = ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("apps", "v1", "Deployment"),
+            "deployments",
+        );
+        let istiod: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), "istio-system", &deployments);
+        checks.push(
+            self.check(
+                &istiod,
+                "istiod",
+                "istiod Deployment available in istio-system",
+                |o| WaitKind::DeploymentAvailable.evaluate(o),
+            )
+            .await?,
+        );
+        let classes = ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "GatewayClass"),
+            "gatewayclasses",
+        );
+        let classes: Api<DynamicObject> = Api::all_with(self.client.clone(), &classes);
+        checks.push(
+            self.check(
+                &classes,
+                "istio",
+                "GatewayClass istio Accepted",
+                gateway_class_accepted,
+            )
+            .await?,
+        );
+        Ok(Preflight { checks })
+    }
+
+    async fn check(
+        &self,
+        api: &Api<DynamicObject>,
+        name: &str,
+        label: &str,
+        rule: impl Fn(&Value) -> Readiness,
+    ) -> Result<PreflightCheck, KubeError> {
+        let (ok, detail) = match api.get_opt(name).await {
+            Ok(Some(obj)) => match rule(&serde_json::to_value(&obj).unwrap_or_default()) {
+                Readiness::Ready => (true, "present".to_owned()),
+                Readiness::Pending(seen) => (false, seen),
+            },
+            Ok(None) => (false, "not found".to_owned()),
+            // The whole check is pointless when the server is unreachable; report that once.
+            Err(e) if !matches!(e, kube::Error::Api(_)) => {
+                return Err(KubeError::Unreachable {
+                    url: self.server_url.clone(),
+                    failure: self.failure(&e),
+                });
+            }
+            Err(e) => (false, format!("cannot check: {}", self.failure(&e))),
+        };
+        Ok(PreflightCheck {
+            name: label.to_owned(),
+            ok,
+            detail,
+        })
+    }
+
+    /// What helps explain a failed case: route and gateway conditions, recent events,
+    /// pod states and the gateway proxy's log tail, for each namespace. Errors while
+    /// collecting become part of the text rather than hiding the rest.
+    pub async fn diagnostics(&self, namespaces: &[String]) -> Vec<DiagnosticSection> {
+        let mut sections = Vec::new();
+        for ns in namespaces {
+            let mut conditions = String::new();
+            for (kind, plural) in [("Gateway", "gateways"), ("HTTPRoute", "httproutes")] {
+                let resource = ApiResource::from_gvk_with_plural(
+                    &GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", kind),
+                    plural,
+                );
+                let api: Api<DynamicObject> =
+                    Api::namespaced_with(self.client.clone(), ns, &resource);
+                match api.list(&ListParams::default()).await {
+                    Ok(list) => {
+                        for obj in list.items {
+                            let json = serde_json::to_value(&obj).unwrap_or_default();
+                            conditions.push_str(&describe_conditions(kind, &json));
+                        }
+                    }
+                    Err(e) => {
+                        conditions.push_str(&format!("{kind}: cannot list: {}\n", self.failure(&e)))
+                    }
+                }
+            }
+            sections.push(DiagnosticSection {
+                title: format!("gateway and route conditions in {ns}"),
+                body: self.redactor.redact(&conditions),
+            });
+
+            let events: Api<Event> = Api::namespaced(self.client.clone(), ns);
+            let body = match events.list(&ListParams::default()).await {
+                Ok(list) => {
+                    let mut items = list.items;
+                    items.sort_by_key(|e| e.last_timestamp.clone().map(|t| t.0));
+                    let start = items.len().saturating_sub(20);
+                    items[start..]
+                        .iter()
+                        .map(|e| {
+                            format!(
+                                "{} {}/{}: {} {}\n",
+                                e.type_.as_deref().unwrap_or("?"),
+                                e.involved_object.kind.as_deref().unwrap_or("?"),
+                                e.involved_object.name.as_deref().unwrap_or("?"),
+                                e.reason.as_deref().unwrap_or(""),
+                                e.message.as_deref().unwrap_or("")
+                            )
+                        })
+                        .collect()
+                }
+                Err(e) => format!("cannot list events: {}", self.failure(&e)),
+            };
+            sections.push(DiagnosticSection {
+                title: format!("recent events in {ns}"),
+                body: self.redactor.redact(&body),
+            });
+
+            let pods: Api<Pod> = Api::namespaced(self.client.clone(), ns);
+            let (body, gateway_pods) = match pods.list(&ListParams::default()).await {
+                Ok(list) => {
+                    let text = list
+                        .items
+                        .iter()
+                        .map(|p| describe_pod(&serde_json::to_value(p).unwrap_or_default()))
+                        .collect();
+                    let gw: Vec<String> = list
+                        .items
+                        .iter()
+                        .filter(|p| {
+                            p.metadata
+                                .labels
+                                .as_ref()
+                                .is_some_and(|l| l.contains_key(GATEWAY_NAME_LABEL))
+                        })
+                        .filter_map(|p| p.metadata.name.clone())
+                        .collect();
+                    (text, gw)
+                }
+                Err(e) => (
+                    format!("cannot list pods: {}", self.failure(&e)),
+                    Vec::new(),
+                ),
+            };
+            sections.push(DiagnosticSection {
+                title: format!("pods in {ns}"),
+                body: self.redactor.redact(&body),
+            });
+
+            for pod in gateway_pods {
+                let params = LogParams {
+                    container: Some("istio-proxy".into()),
+                    tail_lines: Some(50),
+                    ..Default::default()
+                };
+                let body = match pods.logs(&pod, &params).await {
+                    Ok(text) => text,
+                    Err(e) => format!("cannot read log: {}", self.failure(&e)),
+                };
+                sections.push(DiagnosticSection {
+                    title: format!("gateway proxy log {ns}/{pod} (last 50 lines)"),
+                    body: self.redactor.redact(&body),
+                });
+            }
+        }
+        sections
+    }
+
+    /// Deletes what this run created, newest first, waiting for each to be gone. Objects
+    /// that existed before the run are left alone; with `keep`, nothing is deleted.
+    pub async fn cleanup(self) -> CleanupReport {
+        let mut report = CleanupReport::default();
+        if self.keep {
+            return report;
+        }
+        for applied in self.applied.iter().rev() {
+            if !applied.created {
+                continue;
+            }
+            let api: Api<DynamicObject> = match &applied.namespace {
+                Some(ns) => Api::namespaced_with(self.client.clone(), ns, &applied.resource),
+                None => Api::all_with(self.client.clone(), &applied.resource),
+            };
+            // The uid precondition makes sure we delete our object, not a namesake
+            // someone created after ours went away.
+            let params = DeleteParams {
+                preconditions: applied.uid.clone().map(|uid| Preconditions {
+                    uid: Some(uid),
+                    resource_version: None,
+                }),
+                ..DeleteParams::background()
+            };
+            match api.delete(&applied.key.name, &params).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(status)) if status.code == 404 => {
+                    report
+                        .removed
+                        .push(format!("{} (already gone)", applied.key));
+                    continue;
+                }
+                Err(e) => {
+                    report
+                        .failed
+                        .push(format!("{}: {}", applied.key, self.failure(&e)));
+                    continue;
+                }
+            }
+            let uid = applied.uid.clone().unwrap_or_default();
+            match tokio::time::timeout(
+                self.timeouts.deletion,
+                await_condition(api, &applied.key.name, is_deleted(&uid)),
+            )
+            .await
+            {
+                Ok(Ok(_)) => report.removed.push(applied.key.to_string()),
+                Ok(Err(e)) => report.failed.push(format!(
+                    "{}: waiting for deletion: {}",
+                    applied.key,
+                    self.failure(&e)
+                )),
+                Err(_) => report.failed.push(format!(
+                    "{}: still present {} after deletion (finalizers?)",
+                    applied.key,
+                    humantime::format_duration(self.timeouts.deletion)
+                )),
+            }
+        }
+        report
+    }
+}
+
+fn exit_status(status: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Status>) -> i32 {
+    let Some(status) = status else { return -1 };
+    if status.status.as_deref() == Some("Success") {
+        return 0;
+    }
+    // Non-zero exits come as reason NonZeroExitCode with the code in details.causes.
+    status
+        .details
+        .as_ref()
+        .and_then(|d| d.causes.as_ref())
+        .and_then(|causes| {
+            causes
+                .iter()
+                .find(|c| c.reason.as_deref() == Some("ExitCode"))
+        })
+        .and_then(|c| c.message.as_deref())
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(1)
+}
+
+fn describe_conditions(kind: &str, obj: &Value) -> String {
+    let name = obj
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("?");
+    let generation = obj
+        .pointer("/metadata/generation")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    let mut out = format!("{kind} {name} (generation {generation})\n");
+    let line = |c: &Value| {
+        format!(
+            "{}={} reason={} observedGeneration={} {}\n",
+            c.get("type").and_then(Value::as_str).unwrap_or("?"),
+            c.get("status").and_then(Value::as_str).unwrap_or("?"),
+            c.get("reason").and_then(Value::as_str).unwrap_or(""),
+            c.get("observedGeneration")
+                .and_then(Value::as_i64)
+                .map_or("-".to_owned(), |g| g.to_string()),
+            c.get("message").and_then(Value::as_str).unwrap_or("")
+        )
+    };
+    for c in obj
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        out.push_str("  ");
+        out.push_str(&line(c));
+    }
+    for p in obj
+        .pointer("/status/parents")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let parent = p
+            .pointer("/parentRef/name")
+            .and_then(Value::as_str)
+            .unwrap_or("?");
+        for c in p
+            .get("conditions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            out.push_str(&format!("  parent {parent}: {}", line(c)));
+        }
+    }
+    out
+}
+
+fn describe_pod(pod: &Value) -> String {
+    let name = pod
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("?");
+    let phase = pod
+        .pointer("/status/phase")
+        .and_then(Value::as_str)
+        .unwrap_or("?");
+    let mut out = format!("{name}: {phase}");
+    for c in pod
+        .pointer("/status/containerStatuses")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let cname = c.get("name").and_then(Value::as_str).unwrap_or("?");
+        let ready = c.get("ready").and_then(Value::as_bool).unwrap_or(false);
+        let restarts = c.get("restartCount").and_then(Value::as_i64).unwrap_or(0);
+        let waiting = c.pointer("/state/waiting/reason").and_then(Value::as_str);
+        out.push_str(&format!(
+            " [{cname} ready={ready} restarts={restarts}{}]",
+            waiting.map(|w| format!(" waiting={w}")).unwrap_or_default()
+        ));
+    }
+    out.push('\n');
+    out
+}
+
+/// An error and its causes on one line, for messages that cannot keep a `source`.
+fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut current = err.source();
+    while let Some(e) = current {
+        let next = e.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        current = e.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn exit_status_reads_kubelet_status() {
+        let ok: k8s_openapi::apimachinery::pkg::apis::meta::v1::Status =
+            serde_json::from_value(json!({"status": "Success"})).unwrap();
+        assert_eq!(exit_status(Some(&ok)), 0);
+        let failed: k8s_openapi::apimachinery::pkg::apis::meta::v1::Status = serde_json::from_value(json!({"status": "Failure", "code": 0, "message": "command terminated with non-zero exit code", "reason": "NonZeroExitCode",
+            "details": {"causes": [{"reason": "ExitCode", "message": "7"}]}}))
+        .unwrap();
+        assert_eq!(exit_status(Some(&failed)), 7);
+        assert_eq!(exit_status(None), -1);
+    }
+
+    #[test]
+    fn diagnostics_text_shows_conditions_and_generations() {
+        let route = json!({"metadata": {"name": "backend-route", "generation": 2}, "status": {"parents": [
+            {"parentRef": {"name": "istio-gateway"}, "conditions": [{"type": "Accepted", "status": "False", "reason": "NotAllowedByListeners", "observedGeneration": 2, "message": "no listener"}]}]}});
+        let text = describe_conditions("HTTPRoute", &route);
+        assert_eq!(
+            text,
+            "HTTPRoute backend-route (generation 2)\n  parent istio-gateway: Accepted=False reason=NotAllowedByListeners observedGeneration=2 no listener\n"
+        );
+        let pod = json!({"metadata": {"name": "p"}, "status": {"phase": "Pending", "containerStatuses": [
+            {"name": "echo", "ready": false, "restartCount": 3, "state": {"waiting": {"reason": "ImagePullBackOff"}}}]}});
+        assert_eq!(
+            describe_pod(&pod),
+            "p: Pending [echo ready=false restarts=3 waiting=ImagePullBackOff]\n"
+        );
+    }
+}

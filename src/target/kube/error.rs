@@ -1,0 +1,110 @@
+//! Errors of the kube target. None of them holds a `kube::Error`: messages from the
+//! client and the server are copied through the [`Redactor`](super::redact::Redactor)
+//! first, so neither Display nor Debug can print a credential.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::manifest::SourceLocation;
+
+/// What an API call answered, with the message already redacted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiFailure {
+    /// HTTP status when the server answered; `None` when it could not be reached.
+    pub code: Option<u16>,
+    /// The Status reason (`NotFound`, `Forbidden`, `Conflict`, ...) when there was one.
+    pub reason: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for ApiFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.code {
+            Some(code) if self.reason.is_empty() => write!(f, "HTTP {code}: {}", self.message),
+            Some(code) => write!(f, "HTTP {code} {}: {}", self.reason, self.message),
+            None => write!(f, "{}", self.message),
+        }
+    }
+}
+
+impl ApiFailure {
+    pub fn is_not_found(&self) -> bool {
+        self.code == Some(404)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KubeError {
+    #[error("failed to load kubeconfig{}: {message}", path.as_ref().map(|p| format!(" {}", p.display())).unwrap_or_default())]
+    Kubeconfig {
+        path: Option<PathBuf>,
+        message: String,
+    },
+    #[error("failed to reach the API server at {url}: {failure}")]
+    Unreachable { url: String, failure: ApiFailure },
+    #[error("{location}: {kind} ({api_version}) is not served by the cluster: {failure}")]
+    UnknownKind {
+        location: SourceLocation,
+        kind: String,
+        api_version: String,
+        failure: ApiFailure,
+    },
+    #[error("failed to {action} {object}: {failure}")]
+    Api {
+        action: &'static str,
+        object: String,
+        failure: ApiFailure,
+    },
+    #[error("{location}: failed to apply {object}: {failure}")]
+    Apply {
+        location: SourceLocation,
+        object: String,
+        failure: ApiFailure,
+    },
+    #[error("timed out after {} waiting for {waited_for}; last seen: {last_seen}", humantime::format_duration(*timeout))]
+    WaitTimeout {
+        waited_for: String,
+        timeout: Duration,
+        last_seen: String,
+    },
+    #[error("gateway {gateway} has no address after {}: {last_seen}", humantime::format_duration(*timeout))]
+    NoAddress {
+        gateway: String,
+        timeout: Duration,
+        last_seen: String,
+    },
+    #[error("failed to resolve {hostname} (address of gateway {gateway}) within {} after {attempts} attempts: {last_error}", humantime::format_duration(*timeout))]
+    Resolve {
+        gateway: String,
+        hostname: String,
+        timeout: Duration,
+        attempts: u32,
+        last_error: String,
+    },
+    #[error("no running pod for gateway {gateway}")]
+    NoGatewayPod { gateway: String },
+    #[error("failed to exec {command:?} in {namespace}/{pod} container {container}: {message}")]
+    Exec {
+        namespace: String,
+        pod: String,
+        container: String,
+        command: Vec<String>,
+        message: String,
+    },
+    #[error("{object} has no namespace and the kubeconfig context sets none")]
+    NoNamespace { object: String },
+}
+
+impl KubeError {
+    /// The HTTP status behind an API error, if any (for callers that treat 403 or 404
+    /// specially).
+    pub fn status_code(&self) -> Option<u16> {
+        match self {
+            KubeError::Api { failure, .. }
+            | KubeError::Apply { failure, .. }
+            | KubeError::UnknownKind { failure, .. }
+            | KubeError::Unreachable { failure, .. } => failure.code,
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! How to reach a cluster and how long to wait for it.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// What `meshcheck run --target kube [--kubeconfig F] [--context C] [--keep]` passes.
+#[derive(Clone, Debug, Default)]
+pub struct KubeOptions {
+    /// A kubeconfig file; `None` reads `KUBECONFIG` or `~/.kube/config` as kubectl does.
+    pub kubeconfig: Option<PathBuf>,
+    /// A context of that kubeconfig; `None` uses its current context.
+    pub context: Option<String>,
+    /// Leave what the run applied in the cluster.
+    pub keep: bool,
+    pub timeouts: KubeTimeouts,
+}
+
+/// One timeout per kind of wait, so a slow image pull does not stretch the route wait.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KubeTimeouts {
+    pub crd_established: Duration,
+    pub deployment: Duration,
+    pub pods: Duration,
+    pub gateway: Duration,
+    pub route: Duration,
+    pub present: Duration,
+    /// From Gateway Programmed to a resolvable address: cloud load balancer DNS names can
+    /// take minutes to appear.
+    pub address: Duration,
+    pub deletion: Duration,
+}
+
+impl Default for KubeTimeouts {
+    fn default() -> Self {
+        KubeTimeouts {
+            crd_established: Duration::from_secs(60),
+            deployment: Duration::from_secs(300),
+            pods: Duration::from_secs(300),
+            gateway: Duration::from_secs(300),
+            route: Duration::from_secs(120),
+            present: Duration::from_secs(30),
+            address: Duration::from_secs(300),
+            deletion: Duration::from_secs(180),
+        }
+    }
+}
+
+impl KubeTimeouts {
+    /// Every wait bounded by the same duration (tests, quick smoke runs).
+    pub fn uniform(timeout: Duration) -> Self {
+        KubeTimeouts {
+            crd_established: timeout,
+            deployment: timeout,
+            pods: timeout,
+            gateway: timeout,
+            route: timeout,
+            present: timeout,
+            address: timeout,
+            deletion: timeout,
+        }
+    }
+}
+
+/// The environment variable that turns the cluster test tier on.
+pub const E2E_ENV: &str = "MESHCHECK_E2E";
+
+/// Whether the cluster tier may run here: `MESHCHECK_E2E=1` and a kubeconfig (from
+/// `MESHCHECK_KUBECONFIG`, `KUBECONFIG` or `~/.kube/config`), with an optional
+/// `MESHCHECK_CONTEXT`. `Err` carries the reason to print when the tier is skipped.
+pub fn cluster_tier_configured() -> Result<KubeOptions, String> {
+    cluster_tier_from(|name| std::env::var_os(name).map(|v| v.to_string_lossy().into_owned()))
+}
+
+/// [`cluster_tier_configured`] with the environment passed in, for tests.
+pub fn cluster_tier_from(env: impl Fn(&str) -> Option<String>) -> Result<KubeOptions, String> {
+    match env(E2E_ENV).as_deref() {
+        Some("1" | "true") => {}
+        Some(other) => {
+            return Err(format!(
+                "{E2E_ENV}={other:?}; set {E2E_ENV}=1 to run the cluster tier"
+            ));
+        }
+        None => {
+            return Err(format!(
+                "{E2E_ENV} is not set; set {E2E_ENV}=1 with a kubeconfig to run the cluster tier"
+            ));
+        }
+    }
+    let explicit = env("MESHCHECK_KUBECONFIG").map(PathBuf::from);
+    let candidates: Vec<PathBuf> = match (&explicit, env("KUBECONFIG")) {
+        (Some(path), _) => vec![path.clone()],
+        (None, Some(list)) => std::env::split_paths(&list).collect(),
+        (None, None) => env("HOME")
+            .map(|home| PathBuf::from(home).join(".kube").join("config"))
+            .into_iter()
+            .collect(),
+    };
+    if !candidates.iter().any(|p| p.is_file()) {
+        let shown: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
+        return Err(format!(
+            "{E2E_ENV}=1 but no kubeconfig found (looked at: {})",
+            if shown.is_empty() {
+                "nothing: HOME is unset".to_owned()
+            } else {
+                shown.join(", ")
+            }
+        ));
+    }
+    Ok(KubeOptions {
+        kubeconfig: explicit,
+        context: env("MESHCHECK_CONTEXT"),
+        keep: env("MESHCHECK_KEEP").as_deref() == Some("1"),
+        timeouts: KubeTimeouts::default(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(vars: &[(&str, String)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    #[test]
+    fn skipped_without_the_switch() {
+        let reason = cluster_tier_from(env(&[])).unwrap_err();
+        assert!(reason.contains("MESHCHECK_E2E is not set"), "{reason}");
+        let reason = cluster_tier_from(env(&[("MESHCHECK_E2E", "0".into())])).unwrap_err();
+        assert!(reason.contains("set MESHCHECK_E2E=1"), "{reason}");
+    }
+
+    #[test]
+    fn skipped_without_a_kubeconfig() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope");
+        let reason = cluster_tier_from(env(&[
+            ("MESHCHECK_E2E", "1".into()),
+            ("KUBECONFIG", missing.display().to_string()),
+        ]))
+        .unwrap_err();
+        assert!(
+            reason.contains("no kubeconfig found") && reason.contains("nope"),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn configured_with_a_kubeconfig_and_context() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config");
+        std::fs::write(&file, "apiVersion: v1\nkind: Config\n").unwrap();
+        let options = cluster_tier_from(env(&[
+            ("MESHCHECK_E2E", "1".into()),
+            ("MESHCHECK_KUBECONFIG", file.display().to_string()),
+            ("MESHCHECK_CONTEXT", "kind-meshcheck".into()),
+        ]))
+        .unwrap();
+        assert_eq!(options.kubeconfig.as_deref(), Some(file.as_path()));
+        assert_eq!(options.context.as_deref(), Some("kind-meshcheck"));
+        assert!(!options.keep);
+    }
+}
