@@ -129,6 +129,11 @@ pub async fn resolve_with_backoff(
     let mut last_error = "no attempt finished before the deadline".to_owned();
     loop {
         attempts += 1;
+        if attempts > 1 {
+            // The NXDOMAIN we just got is cached for the SOA's negative TTL; while the
+            // record propagates we want to ask again, not read the cache.
+            resolver.clear_cache();
+        }
         match tokio::time::timeout_at(deadline, resolver.lookup_ip(fqdn.as_str())).await {
             Ok(Ok(lookup)) => {
                 // Prefer IPv4: kind and cloud load balancers publish it first and the
