@@ -378,10 +378,38 @@ impl KubeEnvironment {
         match kind {
             WaitKind::CrdEstablished => self.timeouts.crd_established,
             WaitKind::DeploymentAvailable => self.timeouts.deployment,
-            WaitKind::GatewayProgrammed => self.timeouts.gateway,
+            WaitKind::GatewayProgrammed | WaitKind::GatewayClassAccepted => self.timeouts.gateway,
             WaitKind::RouteAccepted => self.timeouts.route,
             WaitKind::Present => self.timeouts.present,
         }
+    }
+
+    /// Waits for one object that this run did not necessarily apply (istiod, the
+    /// `istio` GatewayClass) to be ready by its kind's rule, within `timeout`.
+    pub async fn wait_for(
+        &self,
+        api_version: &str,
+        key: &ObjectKey,
+        timeout: Duration,
+    ) -> Result<(), KubeError> {
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        let (resource, caps) = pinned_kind(
+            &self.client,
+            &GroupVersionKind::gvk(group, version, &key.kind),
+        )
+        .await
+        .map_err(|e| self.api_error("discover", format!("{api_version} {}", key.kind), &e))?;
+        let api: Api<DynamicObject> = match (&key.namespace, caps.scope == Scope::Namespaced) {
+            (Some(ns), true) => Api::namespaced_with(self.client.clone(), ns, &resource),
+            (None, true) => {
+                return Err(KubeError::NoNamespace {
+                    object: key.to_string(),
+                });
+            }
+            (_, false) => Api::all_with(self.client.clone(), &resource),
+        };
+        self.wait_object(api, key, WaitKind::for_kind(group, &key.kind), timeout)
+            .await
     }
 
     /// Waits until every manifest is ready by its kind's rule (see

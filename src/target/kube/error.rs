@@ -91,7 +91,7 @@ pub enum KubeError {
         command: Vec<String>,
         message: String,
     },
-    #[error("{object} has no namespace and the kubeconfig context sets none")]
+    #[error("{object} needs a namespace")]
     NoNamespace { object: String },
 }
 

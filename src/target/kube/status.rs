@@ -275,6 +275,7 @@ pub enum WaitKind {
     CrdEstablished,
     DeploymentAvailable,
     GatewayProgrammed,
+    GatewayClassAccepted,
     RouteAccepted,
     Present,
 }
@@ -285,6 +286,7 @@ impl WaitKind {
             ("apiextensions.k8s.io", "CustomResourceDefinition") => WaitKind::CrdEstablished,
             ("apps", "Deployment") => WaitKind::DeploymentAvailable,
             ("gateway.networking.k8s.io", "Gateway") => WaitKind::GatewayProgrammed,
+            ("gateway.networking.k8s.io", "GatewayClass") => WaitKind::GatewayClassAccepted,
             ("gateway.networking.k8s.io", "HTTPRoute" | "GRPCRoute") => WaitKind::RouteAccepted,
             _ => WaitKind::Present,
         }
@@ -295,6 +297,7 @@ impl WaitKind {
             WaitKind::CrdEstablished => crd_established(obj),
             WaitKind::DeploymentAvailable => deployment_available(obj),
             WaitKind::GatewayProgrammed => gateway_programmed(obj),
+            WaitKind::GatewayClassAccepted => gateway_class_accepted(obj),
             WaitKind::RouteAccepted => route_accepted(obj),
             WaitKind::Present => Readiness::Ready,
         }
@@ -306,6 +309,7 @@ impl WaitKind {
             WaitKind::CrdEstablished => "Established=True",
             WaitKind::DeploymentAvailable => "available with every replica updated",
             WaitKind::GatewayProgrammed => "Programmed=True at the current generation",
+            WaitKind::GatewayClassAccepted => "Accepted=True at the current generation",
             WaitKind::RouteAccepted => {
                 "Accepted=True and ResolvedRefs=True for every parent at the current generation"
             }
