@@ -15,13 +15,19 @@ fn with_functions(snippet: &str) -> std::process::Output {
     let script = root().join("scripts/install-tools.sh");
     Command::new("bash")
         .arg("-c")
-        .arg(format!("set -euo pipefail; MESHCHECK_SOURCE_ONLY=1 source {}; {snippet}", script.display()))
+        .arg(format!(
+            "set -euo pipefail; MESHCHECK_SOURCE_ONLY=1 source {}; {snippet}",
+            script.display()
+        ))
         .output()
         .unwrap()
 }
 
 fn hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[test]
@@ -29,8 +35,16 @@ fn matching_checksum_passes() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("kind");
     std::fs::write(&file, b"pretend binary").unwrap();
-    let out = with_functions(&format!("verify_sha256 {} {}", file.display(), hex(b"pretend binary")));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = with_functions(&format!(
+        "verify_sha256 {} {}",
+        file.display(),
+        hex(b"pretend binary")
+    ));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(file.exists());
 }
 
@@ -39,7 +53,11 @@ fn mismatch_deletes_the_download_and_fails() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("kind");
     std::fs::write(&file, b"tampered binary").unwrap();
-    let out = with_functions(&format!("verify_sha256 {} {}", file.display(), hex(b"pretend binary")));
+    let out = with_functions(&format!(
+        "verify_sha256 {} {}",
+        file.display(),
+        hex(b"pretend binary")
+    ));
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("checksum mismatch for kind"), "{stderr}");
@@ -53,13 +71,18 @@ fn missing_checksum_refuses() {
     std::fs::write(&file, b"x").unwrap();
     let out = with_functions(&format!("verify_sha256 {} ''", file.display()));
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no checksum to verify istioctl.tar.gz against"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("no checksum to verify istioctl.tar.gz against")
+    );
     assert!(!file.exists());
 }
 
 #[test]
 fn kind_is_pinned_and_unknown_versions_are_not() {
-    let out = with_functions("pinned_sha256 kind-v0.29.0-linux-amd64; echo \"[$(pinned_sha256 kind-v9.9.9-linux-amd64)]\"");
+    let out = with_functions(
+        "pinned_sha256 kind-v0.29.0-linux-amd64; echo \"[$(pinned_sha256 kind-v9.9.9-linux-amd64)]\"",
+    );
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         "c72eda46430f065fb45c5f70e7c957cc9209402ef309294821978677c8fb3284\n[]\n"
@@ -70,7 +93,10 @@ fn kind_is_pinned_and_unknown_versions_are_not() {
 fn vendored_gateway_api_matches_its_pin() {
     let text = std::fs::read(root().join("crds/gateway-api-v1.3.0-standard-install.yaml")).unwrap();
     let script = std::fs::read_to_string(root().join("scripts/fetch-gateway-api.sh")).unwrap();
-    assert!(script.contains(&format!("v1.3.0-standard) echo {}", hex(&text))), "pin out of date");
+    assert!(
+        script.contains(&format!("v1.3.0-standard) echo {}", hex(&text))),
+        "pin out of date"
+    );
 }
 
 #[test]
@@ -83,5 +109,8 @@ fn fetch_without_checksum_fails_before_downloading() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no checksum for v9.9.9 standard; set GATEWAY_API_SHA256"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("no checksum for v9.9.9 standard; set GATEWAY_API_SHA256")
+    );
 }
