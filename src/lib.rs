@@ -13,4 +13,5 @@
 
 pub mod exit_codes;
 pub mod manifest;
+pub mod suite;
 pub mod target;

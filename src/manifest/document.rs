@@ -195,26 +195,22 @@ pub struct DecodeFailure {
 }
 
 /// Decodes a located tree into `T` through JSON, mapping the failing path back to a
-/// position. For an unknown key, the position is the key's value rather than its parent
-/// map, and the key is appended to the reported field.
+/// position.
 pub fn decode_located<T: DeserializeOwned>(
     root: &Located,
     file: &Arc<Path>,
 ) -> Result<T, DecodeFailure> {
     serde_path_to_error::deserialize(root.to_json()).map_err(|err| {
-        let mut field = err.path().to_string();
+        let field = err.path().to_string();
         let message = err.into_inner().to_string();
-        if let Some(unknown) = message
-            .strip_prefix("unknown field `")
-            .and_then(|rest| rest.split('`').next())
-        {
-            field = if field == "." || field.is_empty() {
-                unknown.to_string()
-            } else {
-                format!("{field}.{unknown}")
-            };
-        }
-        let position = root.position_of(&parse_dotted_path(&field));
+        let path = parse_dotted_path(&field);
+        // serde_path_to_error's path already ends in an unknown key; point at the key
+        // itself rather than at its value.
+        let position = if message.starts_with("unknown field") {
+            root.key_position_of(&path)
+        } else {
+            root.position_of(&path)
+        };
         DecodeFailure {
             location: SourceLocation {
                 file: file.clone(),
