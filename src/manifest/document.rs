@@ -52,6 +52,11 @@ impl Manifest {
         }
     }
 
+    /// `Kind name`, as messages name objects.
+    pub fn object_name(&self) -> String {
+        format!("{} {}", self.kind, self.name)
+    }
+
     /// The API group: `""` for the core group (`apiVersion: v1`).
     pub fn group(&self) -> &str {
         self.api_version
@@ -103,8 +108,7 @@ impl Manifest {
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T, ManifestError> {
         decode_located(&self.root, &self.file).map_err(|failure| ManifestError::Decode {
             location: failure.location,
-            kind: self.kind.clone(),
-            name: self.name.clone(),
+            object: self.object_name(),
             field: failure.field,
             message: failure.message,
         })
@@ -119,11 +123,10 @@ impl Manifest {
     ) -> ManifestError {
         ManifestError::Unsupported {
             location: self.location_of(field),
-            kind: self.kind.clone(),
-            name: self.name.clone(),
+            object: self.object_name(),
             field: field.to_string(),
             target,
-            detail,
+            detail: detail.map(String::into_boxed_str),
         }
     }
 
@@ -307,8 +310,7 @@ pub fn check_unique(manifests: &[Manifest]) -> Result<(), ManifestError> {
             return Err(ManifestError::Duplicate {
                 location: m.location(),
                 first: first.location(),
-                kind: m.kind.clone(),
-                name: m.name.clone(),
+                object: m.object_name(),
             });
         }
     }
