@@ -138,7 +138,7 @@ fn approximate_n(alt: Alternative, level: f64, power: f64) -> f64 {
     (root / gap).powi(2)
 }
 
-fn all_powerful(n: u64, alternatives: &[Alternative], level: f64, target: f64) -> bool {
+pub fn all_powerful(n: u64, alternatives: &[Alternative], level: f64, target: f64) -> bool {
     alternatives
         .iter()
         .all(|alt| power(n, *alt, level) >= target)
@@ -155,6 +155,12 @@ pub fn first_powerful_n(from: u64, alternatives: &[Alternative], level: f64, tar
     n
 }
 
+/// Widest bracket scanned one n at a time. Wider brackets (tiny deviations, where
+/// n runs into the millions) are first narrowed by bisection, which trusts the
+/// upward trend of power over its saw-tooth; a scan of the last window then finds
+/// the first crossing in it exactly.
+const SCAN_WINDOW: u64 = 2048;
+
 /// Smallest `n` at which the exact test at `level` detects every alternative with
 /// probability at least `target`; 0 when there is nothing to detect.
 pub fn min_powerful_n(alternatives: &[Alternative], level: f64, target: f64) -> u64 {
@@ -165,13 +171,30 @@ pub fn min_powerful_n(alternatives: &[Alternative], level: f64, target: f64) -> 
     else {
         return 0;
     };
-    // Start a little below the approximation, and further down if the exact test
-    // already has the power there, so the scan finds the first crossing.
-    let mut start = (guess * 0.85).floor().max(1.0) as u64;
-    while start > 1 && all_powerful(start, alternatives, level, target) {
-        start /= 2;
+    let powerful = |n: u64| all_powerful(n, alternatives, level, target);
+    // Bracket the crossing from the normal approximation: `lo` lacks power and
+    // `hi` has it, so the answer lies in (lo, hi].
+    let mut lo = (guess * 0.85).floor().max(1.0) as u64;
+    while lo > 1 && powerful(lo) {
+        lo /= 2;
     }
-    first_powerful_n(start, alternatives, level, target)
+    if powerful(lo) {
+        return lo;
+    }
+    let mut hi = ((guess * 1.15).ceil() as u64).max(lo + 1);
+    while !powerful(hi) {
+        lo = hi;
+        hi = hi.saturating_mul(2);
+    }
+    while hi - lo > SCAN_WINDOW {
+        let mid = lo + (hi - lo) / 2;
+        if powerful(mid) {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    first_powerful_n(lo + 1, alternatives, level, target)
 }
 
 #[cfg(test)]

@@ -412,3 +412,70 @@ fn fixed_sample_size_grows_with_stricter_rates() {
         Ok(66)
     );
 }
+
+/// Figures for the performance issue: requests to verdict against the fixed
+/// design. Ignored because it only reports; run it with
+/// `scripts/requests-to-verdict`.
+#[test]
+#[ignore = "prints requests-to-verdict figures; run via scripts/requests-to-verdict"]
+fn requests_to_verdict_figures() {
+    let runs = 10_000;
+    let scenarios: [(&str, &[u64], &[f64]); 5] = [
+        ("50/50, correct", &[50, 50], &[0.5, 0.5]),
+        ("50/50, traffic 60/40", &[50, 50], &[0.6, 0.4]),
+        ("50/50, traffic 55/45", &[50, 50], &[0.55, 0.45]),
+        ("60/20/20, correct", &[60, 20, 20], &[0.6, 0.2, 0.2]),
+        (
+            "60/20/20, traffic 50/30/20",
+            &[60, 20, 20],
+            &[0.5, 0.3, 0.2],
+        ),
+    ];
+    println!(
+        "{:<28} {:>6} {:>6} {:>9} {:>8} {:>8} {:>6}",
+        "expected split, traffic", "pass", "fail", "mean n", "max n", "fixed n", "cap"
+    );
+    for (seed, (name, weights, truth)) in (100..).zip(scenarios) {
+        let expected = split(weights);
+        let fixed = fixed_sample_size(&expected, &SplitTestConfig::default()).expect("valid");
+        let cap = SequentialSplitTest::new(&expected, SplitTestConfig::default())
+            .expect("valid")
+            .max_requests();
+        let tally = simulate(&expected, truth, runs, seed);
+        println!(
+            "{name:<28} {:>6} {:>6} {:>9.1} {:>8} {:>8} {:>6}",
+            tally.pass,
+            tally.fail,
+            tally.mean_requests(),
+            tally.longest,
+            fixed,
+            cap
+        );
+        assert_eq!(tally.undecided, 0, "{name}: {tally:?}");
+        assert!(tally.longest <= cap, "{name}: {tally:?}");
+    }
+}
+
+#[test]
+fn fine_deviations_scale_with_the_inverse_square_and_stay_cheap() {
+    let expected = split(&[50, 50]);
+    let coarse = fixed_sample_size(&expected, &SplitTestConfig::default()).expect("valid");
+    let config = SplitTestConfig {
+        min_detectable_deviation: 0.01,
+        ..SplitTestConfig::default()
+    };
+    let started = std::time::Instant::now();
+    let fine = fixed_sample_size(&expected, &config).expect("valid");
+    let cap = SequentialSplitTest::new(&expected, config)
+        .expect("valid")
+        .max_requests();
+    // A tenth of the deviation needs about a hundred times the requests.
+    assert!(
+        95 * coarse < fine && fine < 105 * coarse,
+        "{fine} vs {coarse}"
+    );
+    assert!(cap >= 2 * fine, "{cap} vs {fine}");
+    // Set-up is on the request path of every split assertion; a slow search
+    // (one n at a time over a 120k-wide range) would take seconds here.
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+}

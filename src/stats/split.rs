@@ -317,23 +317,33 @@ impl SequentialSplitTest {
         let alternatives = plan.alternatives();
         let truncation_level = plan.margin_level(config.alpha * (1.0 - SPRT_ALPHA_SHARE));
         let truncation_power = 1.0 - beta / POWER_MARGIN;
+        let powerful_cap =
+            |n: u64| binomial::all_powerful(n, &alternatives, truncation_level, truncation_power);
+        let smallest_cap = || {
+            binomial::min_powerful_n(&alternatives, truncation_level, truncation_power)
+                .max(plan.n_leak)
+        };
         let max_requests = match config.max_requests {
+            Some(requested) if requested >= plan.n_leak && powerful_cap(requested) => requested,
             Some(requested) => {
-                let enough = requested >= plan.n_leak
-                    && alternatives.iter().all(|alt| {
-                        binomial::power(requested, *alt, truncation_level) >= truncation_power
-                    });
-                if !enough {
-                    let minimum =
-                        binomial::min_powerful_n(&alternatives, truncation_level, truncation_power)
-                            .max(plan.n_leak);
-                    return Err(StatsError::MaxRequestsTooSmall { requested, minimum });
-                }
-                requested
+                // Power is a saw-tooth in n, so a cap above the smallest one can
+                // still fall short; then name the next cap that works.
+                let smallest = smallest_cap();
+                let minimum = if requested < smallest {
+                    smallest
+                } else {
+                    binomial::first_powerful_n(
+                        requested,
+                        &alternatives,
+                        truncation_level,
+                        truncation_power,
+                    )
+                };
+                return Err(StatsError::MaxRequestsTooSmall { requested, minimum });
             }
             None if alternatives.is_empty() => plan.n_leak,
             None => binomial::first_powerful_n(
-                TRUNCATION_FACTOR * fixed_n(&plan, &config),
+                (TRUNCATION_FACTOR * fixed_n(&plan, &config)).max(smallest_cap()),
                 &alternatives,
                 truncation_level,
                 truncation_power,
@@ -588,9 +598,16 @@ fn percent_bare(share: f64) -> String {
     format!("{:.1}", share * 100.0)
 }
 
-/// "99.99%" for 0.9999: as many digits as the level has, no trailing zeros.
+/// "99.99%" for 0.9999, "99.9967%" for 1 - 1e-4/3: enough decimals to show the
+/// first two significant digits of the miss rate, no trailing zeros.
 fn confidence_label(confidence: f64) -> String {
-    let text = format!("{:.6}", confidence * 100.0);
+    let miss_percent = (1.0 - confidence) * 100.0;
+    let decimals = if miss_percent > 0.0 {
+        (-miss_percent.log10()).ceil().max(0.0) as usize + 1
+    } else {
+        1
+    };
+    let text = format!("{:.*}", decimals, confidence * 100.0);
     let text = text.trim_end_matches('0').trim_end_matches('.');
     format!("{text}%")
 }
@@ -620,6 +637,8 @@ mod tests {
     fn labels_read_naturally() {
         assert_eq!(confidence_label(1.0 - 1e-4), "99.99%");
         assert_eq!(confidence_label(0.95), "95%");
+        assert_eq!(confidence_label(1.0 - 1e-4 / 3.0), "99.9967%");
+        assert_eq!(confidence_label(1.0 - 1e-7), "99.99999%");
         assert_eq!(format_p(3.2e-7), "3e-7");
         assert_eq!(format_p(0.25), "0.250");
     }
