@@ -479,3 +479,26 @@ fn fine_deviations_scale_with_the_inverse_square_and_stay_cheap() {
     // (one n at a time over a 120k-wide range) would take seconds here.
     assert!(started.elapsed() < std::time::Duration::from_secs(2));
 }
+
+#[test]
+fn passing_verdict_explains_itself() {
+    let mut test =
+        SequentialSplitTest::new(&split(&[50, 50]), SplitTestConfig::default()).expect("valid");
+    let mut sent = 0;
+    while test.decision() == Decision::Continue {
+        test.observe(sent % 2);
+        sent += 1;
+    }
+    let verdict = test.verdict();
+    assert_eq!(verdict.decision, Decision::Pass);
+    assert!(
+        verdict
+            .reason
+            .starts_with("no backend's share is off by 10.0 percentage points or more"),
+        "{}",
+        verdict.reason
+    );
+    // A perfect alternation is the fastest possible pass, and still needs
+    // hundreds of responses to rule out a 10-point skew at alpha 1e-4.
+    assert!(sent > 300, "{sent}");
+}

@@ -12,7 +12,7 @@
 //!   `P(reject | p0) <= α'` and `P(accept | p0 ± δ) <= β'` exactly (no
 //!   approximation), and stopping early only shrinks those events.
 //! - `α` is split over the `m` one-sided SPRTs (Bonferroni) with
-//!   [`SPRT_ALPHA_SHARE`] of it; the rest is spent by the exact fixed-sample test
+//!   `SPRT_ALPHA_SHARE` of it; the rest is spent by the exact fixed-sample test
 //!   that decides at truncation, so `P(fail | correct split) <= α` overall.
 //! - A two-way split has one free margin (backend 2's share is 1 minus backend 1's),
 //!   so only the first backend is tested; Bonferroni over both would waste half of
@@ -520,7 +520,7 @@ impl SequentialSplitTest {
     }
 
     fn reason(&self, shares: &[BackendShare]) -> String {
-        let delta = percent(self.config.min_detectable_deviation);
+        let delta = percent_bare(self.config.min_detectable_deviation);
         let largest_gap = || {
             shares
                 .iter()
@@ -563,13 +563,14 @@ impl SequentialSplitTest {
                 )
             }
             Outcome::Within { truncated } if self.margins.is_empty() => format!(
-                "all {} responses matched the expected split, enough to catch a {delta} leak with probability {}{}",
+                "all {} responses matched the expected split, enough to catch a {delta}% leak with probability {}{}",
                 self.total,
                 self.config.power,
                 cap(truncated)
             ),
             Outcome::Within { truncated } => format!(
-                "every backend is within {delta} points of its expected share after {} responses; largest gap: {}{}",
+                "no backend's share is off by {delta} percentage points or more (power {}) after {} responses; largest gap: {}{}",
+                self.config.power,
                 self.total,
                 largest_gap(),
                 cap(truncated)
