@@ -13,5 +13,6 @@
 
 pub mod exit_codes;
 pub mod manifest;
+pub mod stats;
 pub mod suite;
 pub mod target;
