@@ -14,4 +14,6 @@
 pub mod cluster;
 pub mod exit_codes;
 pub mod manifest;
+pub mod stats;
+pub mod suite;
 pub mod target;

@@ -32,22 +32,21 @@ pub enum ManifestError {
         location: SourceLocation,
         message: String,
     },
-    #[error("{location}: {kind} {name}: field `{field}`: {message}")]
+    /// `object` is `Kind name`, as in `HTTPRoute backend-route`.
+    #[error("{location}: {object}: field `{field}`: {message}")]
     Decode {
         location: SourceLocation,
-        kind: String,
-        name: String,
+        object: String,
         field: String,
         message: String,
     },
-    #[error("{location}: {kind} {name}: field `{field}` is not supported by the {target} target{}", detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    #[error("{location}: {object}: field `{field}` is not supported by the {target} target{}", detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
     Unsupported {
         location: SourceLocation,
-        kind: String,
-        name: String,
+        object: String,
         field: String,
         target: &'static str,
-        detail: Option<String>,
+        detail: Option<Box<str>>,
     },
     #[error("{location}: {kind} {name} is not supported by the {target} target")]
     UnsupportedKind {
@@ -56,12 +55,11 @@ pub enum ManifestError {
         name: String,
         target: &'static str,
     },
-    #[error("{location}: {kind} {name} is defined twice (first at {first})")]
+    #[error("{location}: {object} is defined twice (first at {first})")]
     Duplicate {
         location: SourceLocation,
         first: SourceLocation,
-        kind: String,
-        name: String,
+        object: String,
     },
 }
 
