@@ -5,6 +5,10 @@
 //! waits, istioctl invocation, istiod and GatewayClass waits, the background load
 //! balancer process and its shutdown.
 
+#[expect(
+    dead_code,
+    reason = "the fake API is shared by several test crates; this one uses part of it"
+)]
 mod kube_support;
 
 use std::ffi::OsString;
@@ -102,11 +106,8 @@ fn up_args(state_dir: &Path) -> UpArgs {
 
 fn alive(pid: i32) -> bool {
     // A killed child of ours stays a zombie until reaped; that counts as gone.
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-        !s.split_whitespace()
-            .nth(2)
-            .is_some_and(|state| state == "Z")
-    })
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| s.split_whitespace().nth(2).is_none_or(|state| state != "Z"))
 }
 
 #[tokio::test]

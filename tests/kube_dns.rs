@@ -3,6 +3,10 @@
 //! answer slowly. Covers A records, CNAME chains, NXDOMAIN, a record that appears while
 //! we retry (load balancer DNS propagation) and slow answers.
 
+#[expect(
+    dead_code,
+    reason = "the fake API is shared by several test crates; this one uses part of it"
+)]
 mod kube_support;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

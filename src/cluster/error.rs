@@ -45,11 +45,19 @@ pub enum ClusterError {
     #[error("failed to read the Gateway API CRDs")]
     Manifest(#[from] ManifestError),
     #[error("cluster bring-up failed")]
-    Kube(#[from] KubeError),
+    Kube(#[source] Box<KubeError>),
     #[error("failed to write {}", path.display())]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
+}
+
+// Boxed: a KubeError carries a source location and an API failure, and would make every
+// Result in this module as large as the rarest error.
+impl From<KubeError> for ClusterError {
+    fn from(err: KubeError) -> Self {
+        ClusterError::Kube(Box::new(err))
+    }
 }
