@@ -723,3 +723,37 @@ async fn diagnostics_show_conditions_pods_and_proxy_log_redacted() {
     assert!(format!("{:?}", s.env).contains("KubeEnvironment"));
     assert!(!format!("{:?}", s.env).contains(SENTINEL));
 }
+
+#[tokio::test]
+async fn proxy_stats_without_a_gateway_pod_and_failed_exec_are_named() {
+    let mut s = setup(Duration::from_secs(5)).await;
+    s.env.apply(&only(&fixtures(), "Namespace")).await.unwrap();
+    let err = s.env.proxy_stats(&gateway_key()).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "no running pod for gateway Gateway istio-test/istio-gateway"
+    );
+
+    // The fake cannot upgrade to a WebSocket: exec must fail with the pod and command named.
+    let mut gw_pod = pod("istio-gateway-istio-1", "gw", true);
+    gw_pod["metadata"]["labels"] =
+        json!({"gateway.networking.k8s.io/gateway-name": "istio-gateway"});
+    s.api.insert("", "pods", Some("istio-test"), gw_pod);
+    let err = s.env.proxy_stats(&gateway_key()).await.unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.starts_with(r#"failed to exec ["pilot-agent", "request", "GET", "stats"] in istio-test/istio-gateway-istio-1 container istio-proxy: "#),
+        "{text}"
+    );
+    let exec = s
+        .api
+        .requests()
+        .into_iter()
+        .find(|r| r.path.ends_with("/pods/istio-gateway-istio-1/exec"))
+        .expect("an exec request");
+    assert!(
+        exec.query.contains("container=istio-proxy") && exec.query.contains("command=pilot-agent"),
+        "{exec:?}"
+    );
+    assert_no_secret(&err);
+}
