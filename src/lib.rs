@@ -14,3 +14,4 @@
 pub mod exit_codes;
 pub mod manifest;
 pub mod target;
+pub mod traffic;
