@@ -317,6 +317,44 @@ async fn stop_ends_the_run_promptly_with_exactly_the_observed_requests() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_abandons_requests_in_flight() {
+    // The first request is answered; later ones hang far beyond the test's deadline.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let answered = TestServer::start(|_| text("v1")).await;
+    let answered_addr = answered.addr;
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        let mut first = true;
+        while let Ok((mut stream, _)) = listener.accept().await {
+            if std::mem::take(&mut first) {
+                // Hand the first connection to the answering server.
+                let mut upstream = tokio::net::TcpStream::connect(answered_addr).await.unwrap();
+                tokio::spawn(async move {
+                    tokio::io::copy_bidirectional(&mut stream, &mut upstream)
+                        .await
+                        .ok();
+                });
+            } else {
+                held.push(stream);
+            }
+        }
+    });
+    let mut spec = spec(addr, 1_000, 3);
+    spec.keep_alive = false;
+    spec.timeout = Duration::from_secs(3600);
+    let run = run_load(&spec, |sample| {
+        assert_eq!(sample.identity, Some("v1"));
+        Flow::Stop
+    });
+    let tally = tokio::time::timeout(Duration::from_secs(30), run)
+        .await
+        .expect("run_load waited for hanging requests after Flow::Stop")
+        .unwrap();
+    assert_eq!(tally.requests, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unanswered_requests_time_out_as_samples() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

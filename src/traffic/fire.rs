@@ -4,12 +4,19 @@
 //!
 //! Exit codes: 0 when every request got a complete response (whatever its status),
 //! 1 ([`exit_codes::CASES_FAILED`]) when at least one failed (connect, timeout,
-//! reset...). Setup errors are returned as [`FireError`], see [`FireError::exit_code`].
+//! reset...), 130 ([`exit_codes::INTERRUPTED`]) after Ctrl-C. Setup errors are
+//! returned as [`FireError`], see [`FireError::exit_code`].
+//!
+//! Output: without `--quiet`/`--json`, one line per response on stdout (the identity,
+//! `error: KIND` for a failed request, `(status N, no identity)` otherwise), then the
+//! summary. With `--json`, only the JSON summary ([`super::TallySummary`]).
 
 use std::fmt;
 use std::io::{self, IsTerminal, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use url::Url;
@@ -187,24 +194,49 @@ impl FireArgs {
 }
 
 /// Runs `meshcheck fire` with output on stdout; returns the exit code.
+///
+/// Ctrl-C stops issuing requests at the next completed one and still prints the
+/// summary of what was observed, then returns [`exit_codes::INTERRUPTED`].
 pub async fn run(args: FireArgs) -> Result<i32, FireError> {
     let stdout = io::stdout();
     // On a terminal each line shows up as it happens, like the curl loop; into a pipe
     // lines are buffered, which matters at tens of thousands of requests per second.
     let live = stdout.is_terminal();
-    run_with_output(&args, io::BufWriter::new(stdout), live).await
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&interrupted);
+    let listener = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            flag.store(true, Ordering::Relaxed);
+        }
+    });
+    let result = fire(&args, io::BufWriter::new(stdout), live, &interrupted).await;
+    listener.abort();
+    result
 }
 
-/// [`run`] writing to `out`; `flush_each_line` flushes after every response line.
+/// [`run`] writing to `out`, without Ctrl-C handling; `flush_each_line` flushes
+/// after every response line.
 pub async fn run_with_output(
+    args: &FireArgs,
+    out: impl Write,
+    flush_each_line: bool,
+) -> Result<i32, FireError> {
+    fire(args, out, flush_each_line, &AtomicBool::new(false)).await
+}
+
+async fn fire(
     args: &FireArgs,
     mut out: impl Write,
     flush_each_line: bool,
+    interrupted: &AtomicBool,
 ) -> Result<i32, FireError> {
     let spec = args.load_spec()?;
     let per_request = !(args.quiet || args.json);
     let mut write_error = None;
     let tally = run_load(&spec, |sample| {
+        if interrupted.load(Ordering::Relaxed) {
+            return Flow::Stop;
+        }
         if !per_request {
             return Flow::Continue;
         }
@@ -231,7 +263,9 @@ pub async fn run_with_output(
     }
     .and_then(|()| out.flush())
     .map_err(FireError::Output)?;
-    Ok(if tally.failed() == 0 {
+    Ok(if interrupted.load(Ordering::Relaxed) {
+        exit_codes::INTERRUPTED
+    } else if tally.failed() == 0 {
         exit_codes::SUCCESS
     } else {
         exit_codes::CASES_FAILED
