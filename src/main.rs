@@ -33,7 +33,7 @@ fn main() {
         Command::Fire(args) => match runtime.block_on(fire::run(args)) {
             Ok(code) => code,
             Err(error) => {
-                eprintln!("error: failed to fire requests: {error}");
+                eprintln!("error: failed to {error}");
                 let mut source = std::error::Error::source(&error);
                 while let Some(cause) = source {
                     eprintln!("  caused by: {cause}");

@@ -240,7 +240,7 @@ pub enum Flow {
 #[derive(Debug, thiserror::Error)]
 pub enum TrafficError {
     /// Only `http://` URLs are supported for now.
-    #[error("unsupported scheme `{scheme}` in {url} (only http is supported)")]
+    #[error("use {url}: scheme `{scheme}` is not supported (only http)")]
     UnsupportedScheme {
         /// The URL given.
         url: Box<Url>,
@@ -248,7 +248,7 @@ pub enum TrafficError {
         scheme: String,
     },
     /// The URL has no host to put in the `Host` header.
-    #[error("no host in {url}")]
+    #[error("use {url}: it has no host")]
     MissingHost {
         /// The URL given.
         url: Box<Url>,
@@ -277,7 +277,7 @@ pub enum TrafficError {
         port: u16,
     },
     /// A request header (or the `Host` override) is not valid HTTP.
-    #[error("invalid header `{name}` for {url}")]
+    #[error("build header `{name}` for {url}")]
     InvalidHeader {
         /// The URL given.
         url: Box<Url>,
@@ -288,7 +288,7 @@ pub enum TrafficError {
         source: http::Error,
     },
     /// The URL's path and query are not a valid request target.
-    #[error("invalid request target in {url}")]
+    #[error("build the request target from {url}")]
     InvalidTarget {
         /// The URL given.
         url: Box<Url>,
@@ -297,7 +297,7 @@ pub enum TrafficError {
         source: http::Error,
     },
     /// A header-identity rule with an invalid header name.
-    #[error("invalid identity header name `{name}` for {url}")]
+    #[error("read identities of {url} from header `{name}`: invalid header name")]
     InvalidIdentityHeader {
         /// The URL given.
         url: Box<Url>,
@@ -305,7 +305,7 @@ pub enum TrafficError {
         name: String,
     },
     /// Concurrency 0 would never send anything.
-    #[error("concurrency must be at least 1 for {url}")]
+    #[error("load {url}: concurrency must be at least 1")]
     ZeroConcurrency {
         /// The URL given.
         url: Box<Url>,

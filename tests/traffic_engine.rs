@@ -437,7 +437,16 @@ async fn setup_errors_name_the_url() {
     let error = run_load(&spec, |_| Flow::Continue).await.unwrap_err();
     assert!(matches!(error, TrafficError::ZeroConcurrency { .. }));
 
+    spec.request.connect_to = None;
     spec.concurrency = 1;
+    spec.request.url = "http://nonexistent.invalid/".parse().unwrap();
+    let error = run_load(&spec, |_| Flow::Continue).await.unwrap_err();
+    assert!(matches!(error, TrafficError::Resolve { .. }), "{error:?}");
+    assert_eq!(
+        error.to_string(),
+        "resolve nonexistent.invalid:80 for http://nonexistent.invalid/"
+    );
+
     spec.request.headers = vec![("bad header".into(), "x".into())];
     let error = run_load(&spec, |_| Flow::Continue).await.unwrap_err();
     assert!(error.to_string().contains("bad header"), "{error}");

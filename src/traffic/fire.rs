@@ -122,7 +122,7 @@ fn parse_header(s: &str) -> Result<(String, String), String> {
 pub enum FireError {
     /// `--resolve` names another host or port than the URL; curl would silently
     /// ignore it and resolve normally, which is rarely what a mesh test wants.
-    #[error("--resolve {resolve} does not match the host and port of {url}")]
+    #[error("apply --resolve {resolve} to {url}: the host or port differs")]
     ResolveMismatch {
         /// The entry given.
         resolve: Resolve,

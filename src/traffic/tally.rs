@@ -277,3 +277,104 @@ impl Aggregator {
         self.tally
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(worker: u32, identity: IdentityMsg, micros: u64, error: Option<ErrorKind>) -> Record {
+        Record {
+            worker,
+            status: error.is_none().then_some(200),
+            identity,
+            latency: Duration::from_micros(micros),
+            error,
+            envoy_overloaded: false,
+        }
+    }
+
+    #[test]
+    fn worker_numbers_map_to_shared_names() {
+        let mut aggregator = Aggregator::new(2);
+        let mut seen = Vec::new();
+        let mut observe = |sample: &Sample<'_>| {
+            seen.push(sample.identity.map(str::to_owned));
+            Flow::Continue
+        };
+        // Both workers number "v2" differently; the collector must merge them.
+        let records = [
+            record(0, IdentityMsg::New(0, "v1".into()), 100, None),
+            record(1, IdentityMsg::New(0, "v2".into()), 200, None),
+            record(0, IdentityMsg::New(1, "v2".into()), 300, None),
+            record(1, IdentityMsg::Known(0), 400, None),
+            record(0, IdentityMsg::Known(0), 500, None),
+            record(1, IdentityMsg::None, 600, None),
+            record(0, IdentityMsg::None, 5_000_000, Some(ErrorKind::Timeout)),
+        ];
+        for r in records {
+            assert_eq!(aggregator.add(r, &mut observe), Flow::Continue);
+        }
+        let tally = aggregator.finish(Duration::from_secs(2));
+        assert_eq!(
+            seen,
+            [
+                Some("v1"),
+                Some("v2"),
+                Some("v2"),
+                Some("v2"),
+                Some("v1"),
+                None,
+                None
+            ]
+            .map(|s| s.map(str::to_owned))
+        );
+        assert_eq!(tally.requests, 7);
+        assert_eq!(
+            tally.identities,
+            BTreeMap::from([("v1".to_owned(), 2), ("v2".to_owned(), 3)])
+        );
+        assert_eq!(tally.errors, BTreeMap::from([(ErrorKind::Timeout, 1)]));
+        assert_eq!(tally.failed(), 1);
+        assert_eq!(tally.requests_per_second(), 3.5);
+        // The timeout stays out of the latency histogram.
+        assert_eq!(tally.latency.len(), 6);
+        let max = tally.latency_quantile(1.0);
+        assert!(max >= Duration::from_micros(600) && max < Duration::from_micros(601));
+        let summary = tally.summary();
+        assert_eq!(summary.identities[1].identity, "v2");
+        assert_eq!(summary.identities[1].share, 0.6);
+        let json = serde_json::to_value(&tally).unwrap();
+        assert_eq!(json["errors"]["timeout"], 1);
+        assert_eq!(json["status_codes"]["200"], 6);
+    }
+
+    #[test]
+    fn global_cap_lumps_late_names_into_other() {
+        let workers = 2;
+        let mut aggregator = Aggregator::new(workers);
+        let mut observe = |_: &Sample<'_>| Flow::Continue;
+        for i in 0..MAX_IDENTITIES {
+            let id = u32::try_from(i).unwrap();
+            let name = format!("w0-{i}").into_boxed_str();
+            aggregator.add(record(0, IdentityMsg::New(id, name), 1, None), &mut observe);
+        }
+        // Worker 1 has room in its own table, but the collector is full.
+        aggregator.add(
+            record(1, IdentityMsg::New(0, "late".into()), 1, None),
+            &mut observe,
+        );
+        aggregator.add(record(1, IdentityMsg::Known(0), 1, None), &mut observe);
+        aggregator.add(record(1, IdentityMsg::Other, 1, None), &mut observe);
+        let tally = aggregator.finish(Duration::ZERO);
+        assert_eq!(tally.identities.len(), MAX_IDENTITIES + 1);
+        assert_eq!(tally.identities[OTHER_IDENTITY], 3);
+        assert_eq!(tally.requests_per_second(), 0.0);
+    }
+
+    #[test]
+    fn empty_tally_is_all_zero() {
+        let tally = Aggregator::new(0).finish(Duration::ZERO);
+        assert_eq!(tally.latency_quantile(0.99), Duration::ZERO);
+        assert_eq!(tally.summary().latency.max_us, 0);
+    }
+}
