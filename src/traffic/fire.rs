@@ -209,9 +209,19 @@ pub async fn run(args: FireArgs) -> Result<i32, FireError> {
             flag.store(true, Ordering::Relaxed);
         }
     });
-    let result = fire(&args, io::BufWriter::new(stdout), live, &interrupted).await;
+    // The collector runs as a task of the runtime rather than on the caller's thread
+    // (often `block_on` on the main thread): workers then wake it on a runtime thread,
+    // which saves a futex wake-up per record and measurably raises requests/s.
+    let collector =
+        tokio::spawn(
+            async move { fire(&args, io::BufWriter::new(stdout), live, &interrupted).await },
+        );
+    let result = collector.await;
     listener.abort();
-    result
+    match result {
+        Ok(result) => result,
+        Err(error) => std::panic::resume_unwind(error.into_panic()),
+    }
 }
 
 /// [`run`] writing to `out`, without Ctrl-C handling; `flush_each_line` flushes
