@@ -194,6 +194,24 @@ async fn no_keep_alive_opens_a_connection_per_request_and_says_close() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_alive_reconnects_when_the_server_closes_after_each_response() {
+    let server = TestServer::start(|_| {
+        let mut response = text("v1");
+        response
+            .headers_mut()
+            .insert("connection", "close".parse().unwrap());
+        response
+    })
+    .await;
+    let tally = run_load(&spec(server.addr, 50, 2), |_| Flow::Continue)
+        .await
+        .unwrap();
+    assert_eq!(tally.errors, BTreeMap::new());
+    assert_eq!(tally.identities, counts([("v1", 50)]));
+    assert_eq!(server.connections.load(Ordering::SeqCst), 50);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn split_between_backends_is_counted_exactly() {
     let server = TestServer::start(|i| {
         text(if i % 2 == 0 {
