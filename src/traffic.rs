@@ -29,6 +29,10 @@ pub use self::tally::{IdentityShare, LatencySummary, Tally, TallySummary};
 
 /// How many distinct identities a run keeps apart; the rest are counted under
 /// [`OTHER_IDENTITY`], so a backend that echoes random text cannot grow memory.
+///
+/// The cap applies per worker (each interns at most this many) and overall (the
+/// collector names at most this many), first come first kept: a real backend first
+/// seen after the cap filled up with noise is counted as other too.
 pub const MAX_IDENTITIES: usize = 64;
 
 /// The bucket for identities beyond [`MAX_IDENTITIES`].
