@@ -421,9 +421,15 @@ async fn closed_and_reset_connections_are_connection_closed() {
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
             while let Ok((mut stream, _)) = listener.accept().await {
-                // Read the request head so the client is waiting for the response.
+                // Read the whole request head so the client is waiting for the response.
+                let mut head = Vec::new();
                 let mut buf = [0; 1024];
-                stream.read(&mut buf).await.ok();
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
                 if reset {
                     // Linger 0 turns close into a TCP reset.
                     stream.set_zero_linger().unwrap();
