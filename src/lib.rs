@@ -17,3 +17,4 @@ pub mod manifest;
 pub mod stats;
 pub mod suite;
 pub mod target;
+pub mod traffic;

@@ -1,0 +1,317 @@
+//! The curl-style request engine.
+//!
+//! It reproduces `for i in {1..10}; do curl test.devopscube.com; done` as code: fire a
+//! bounded number of requests at a gateway, with the hostname pinned to the gateway's
+//! address (like `curl --resolve`), and tally which backend answered.
+//!
+//! Shape, borrowed from oha: every worker task owns one HTTP/1.1 connection (no shared
+//! pool to contend on) and sends a small [`Sample`]-sized record per completed request
+//! over a channel to a single collector, which calls the caller's `observe` callback
+//! and folds the record into a [`Tally`] (counters plus a latency histogram, so memory
+//! stays constant however many requests run).
+
+pub mod fire;
+mod identity;
+mod run;
+mod tally;
+mod worker;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Serialize;
+use url::Url;
+
+pub use self::run::run_load;
+pub use self::tally::{IdentityShare, LatencySummary, Tally, TallySummary};
+
+/// How many distinct identities a run keeps apart; the rest are counted under
+/// [`OTHER_IDENTITY`], so a backend that echoes random text cannot grow memory.
+///
+/// The cap applies per worker (each interns at most this many) and overall (the
+/// collector names at most this many), first come first kept: a real backend first
+/// seen after the cap filled up with noise is counted as other too.
+pub const MAX_IDENTITIES: usize = 64;
+
+/// The bucket for identities beyond [`MAX_IDENTITIES`].
+pub const OTHER_IDENTITY: &str = "(other)";
+
+/// How much of a response body is kept for identity extraction; the rest is read and
+/// discarded so the connection can be reused.
+pub const MAX_IDENTITY_BODY: usize = 64 * 1024;
+
+/// Identities longer than this many bytes are cut, so that interning a few dozen of
+/// them per worker stays small.
+pub const MAX_IDENTITY_LEN: usize = 1024;
+
+/// What to send. The URL keeps the real hostname (it goes into the `Host` header)
+/// while the socket connects to `connect_to` when set.
+#[derive(Debug, Clone)]
+pub struct RequestTemplate {
+    /// An `http://` URL; its path and query become the request target.
+    pub url: Url,
+    /// Where to connect instead of resolving the URL's host, like
+    /// `curl --resolve HOST:PORT:ADDR`. `None` resolves the host once, up front.
+    pub connect_to: Option<SocketAddr>,
+    /// A `Host` header value to send instead of the URL's `host[:port]`.
+    pub host_override: Option<String>,
+    /// Extra request headers, in order. A `Host` header here replaces the default.
+    pub headers: Vec<(String, String)>,
+    /// The request method; requests carry no body.
+    pub method: http::Method,
+}
+
+impl RequestTemplate {
+    /// A plain `GET url`, resolved normally.
+    pub fn get(url: Url) -> Self {
+        Self {
+            url,
+            connect_to: None,
+            host_override: None,
+            headers: Vec::new(),
+            method: http::Method::GET,
+        }
+    }
+
+    /// Pins the connection to `addr`, keeping the URL's host in the `Host` header.
+    #[must_use]
+    pub fn connect_to(mut self, addr: SocketAddr) -> Self {
+        self.connect_to = Some(addr);
+        self
+    }
+}
+
+/// Which part of a response says which backend answered.
+#[derive(Debug, Clone)]
+pub enum IdentityRule {
+    /// The body with surrounding whitespace trimmed, e.g. `hello from backend v1`.
+    /// An empty body has no identity.
+    Body,
+    /// The value of this response header; a missing header gives no identity.
+    Header(String),
+    /// The first capture group of the first match in the body, else the whole match;
+    /// no match gives no identity. A body that is not UTF-8 is matched up to its
+    /// first invalid byte.
+    BodyRegex(regex::Regex),
+}
+
+impl IdentityRule {
+    /// Whether this rule needs the body bytes, so the worker can skip copying them.
+    fn needs_body(&self) -> bool {
+        !matches!(self, Self::Header(_))
+    }
+}
+
+/// `body`, `header:NAME` or `regex:RE`, as taken by `meshcheck fire --identity`.
+impl FromStr for IdentityRule {
+    type Err = IdentityRuleParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "body" {
+            return Ok(Self::Body);
+        }
+        if let Some(name) = s.strip_prefix("header:") {
+            if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                return Err(IdentityRuleParseError::HeaderName {
+                    name: name.to_owned(),
+                });
+            }
+            return Ok(Self::Header(name.to_owned()));
+        }
+        if let Some(re) = s.strip_prefix("regex:") {
+            return regex::Regex::new(re)
+                .map(Self::BodyRegex)
+                .map_err(|source| IdentityRuleParseError::Regex {
+                    regex: re.to_owned(),
+                    source,
+                });
+        }
+        Err(IdentityRuleParseError::Unknown { rule: s.to_owned() })
+    }
+}
+
+/// Why an `--identity` value was rejected.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityRuleParseError {
+    /// Not one of the known forms.
+    #[error("unknown identity rule `{rule}` (expected `body`, `header:NAME` or `regex:RE`)")]
+    Unknown {
+        /// The rejected text.
+        rule: String,
+    },
+    /// `header:NAME` with an invalid header name.
+    #[error("invalid header name `{name}` in identity rule")]
+    HeaderName {
+        /// The rejected name.
+        name: String,
+    },
+    /// `regex:RE` with an invalid regular expression.
+    #[error("invalid regular expression `{regex}` in identity rule")]
+    Regex {
+        /// The rejected expression.
+        regex: String,
+        /// What the regex crate said.
+        #[source]
+        source: regex::Error,
+    },
+}
+
+/// One load run: what to send, how often, how many at once.
+#[derive(Debug, Clone)]
+pub struct LoadSpec {
+    /// The request every worker sends.
+    pub request: RequestTemplate,
+    /// How many requests to send at most; `observe` can stop the run earlier.
+    pub requests: u64,
+    /// How many requests are in flight at once (one connection per worker). At
+    /// least 1; more workers than requests are not started.
+    pub concurrency: usize,
+    /// Per request, connecting included.
+    pub timeout: Duration,
+    /// Reuse each worker's connection. Off: a new connection per request, which sends
+    /// `Connection: close`, like the Gateway API conformance suite does.
+    pub keep_alive: bool,
+    /// Where the backend identity is read from.
+    pub identity: IdentityRule,
+}
+
+/// Why a request got no (complete) response. Failed requests are samples, not errors
+/// of the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The TCP connection or the HTTP/1 handshake failed (e.g. connection refused).
+    Connect,
+    /// No complete response within the per-request timeout.
+    Timeout,
+    /// The peer closed or reset the connection before the response head arrived.
+    ConnectionClosed,
+    /// The response head was not valid HTTP/1.
+    Protocol,
+    /// The response head arrived but reading the body failed.
+    Body,
+}
+
+impl ErrorKind {
+    /// The snake_case name used in output and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Connect => "connect",
+            Self::Timeout => "timeout",
+            Self::ConnectionClosed => "connection_closed",
+            Self::Protocol => "protocol",
+            Self::Body => "body",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One completed request, as seen by `observe`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample<'a> {
+    /// The response status, if a response head arrived.
+    pub status: Option<u16>,
+    /// The backend identity per the [`IdentityRule`]; [`OTHER_IDENTITY`] once
+    /// [`MAX_IDENTITIES`] distinct ones were seen.
+    pub identity: Option<&'a str>,
+    /// From the start of the request (connecting included) to the end of the body.
+    pub latency: Duration,
+    /// Why the request failed, if it did.
+    pub error: Option<ErrorKind>,
+    /// The response carried `x-envoy-overloaded: true` (an Envoy circuit breaker
+    /// tripped).
+    pub envoy_overloaded: bool,
+}
+
+/// What `observe` wants next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Keep sending.
+    Continue,
+    /// Stop now: no new requests are issued, and requests still in flight are
+    /// abandoned (their connections dropped) and neither observed nor counted.
+    Stop,
+}
+
+/// Setup failures: nothing was sent. Failed requests are [`Sample`]s instead.
+#[derive(Debug, thiserror::Error)]
+pub enum TrafficError {
+    /// Only `http://` URLs are supported for now.
+    #[error("use {url}: scheme `{scheme}` is not supported (only http)")]
+    UnsupportedScheme {
+        /// The URL given.
+        url: Box<Url>,
+        /// Its scheme.
+        scheme: String,
+    },
+    /// The URL has no host to put in the `Host` header.
+    #[error("use {url}: it has no host")]
+    MissingHost {
+        /// The URL given.
+        url: Box<Url>,
+    },
+    /// Resolving the URL's host failed.
+    #[error("resolve {host}:{port} for {url}")]
+    Resolve {
+        /// The URL given.
+        url: Box<Url>,
+        /// Its host.
+        host: String,
+        /// Its port.
+        port: u16,
+        /// What the resolver said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The URL's host resolved to nothing.
+    #[error("resolve {host}:{port} for {url}: no addresses")]
+    NoAddresses {
+        /// The URL given.
+        url: Box<Url>,
+        /// Its host.
+        host: String,
+        /// Its port.
+        port: u16,
+    },
+    /// A request header (or the `Host` override) is not valid HTTP.
+    #[error("build header `{name}` for {url}")]
+    InvalidHeader {
+        /// The URL given.
+        url: Box<Url>,
+        /// The header name.
+        name: String,
+        /// Why it is invalid.
+        #[source]
+        source: http::Error,
+    },
+    /// The URL's path and query are not a valid request target.
+    #[error("build the request target from {url}")]
+    InvalidTarget {
+        /// The URL given.
+        url: Box<Url>,
+        /// Why it is invalid.
+        #[source]
+        source: http::Error,
+    },
+    /// A header-identity rule with an invalid header name.
+    #[error("read identities of {url} from header `{name}`: invalid header name")]
+    InvalidIdentityHeader {
+        /// The URL given.
+        url: Box<Url>,
+        /// The header name.
+        name: String,
+    },
+    /// Concurrency 0 would never send anything.
+    #[error("load {url}: concurrency must be at least 1")]
+    ZeroConcurrency {
+        /// The URL given.
+        url: Box<Url>,
+    },
+}

@@ -1,0 +1,311 @@
+//! One worker: one connection, requests in a loop until the budget is spent.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{CONNECTION, HOST, HeaderName, HeaderValue, USER_AGENT};
+use http::{HeaderMap, Method, Request, Uri};
+use http_body_util::{BodyExt, Empty};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+use super::identity::{self, IdentityMsg, Interner};
+use super::{ErrorKind, IdentityRule, LoadSpec, MAX_IDENTITY_BODY, TrafficError};
+
+/// What every worker shares, read-only except for the request budget.
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    method: Method,
+    /// Origin-form (`/path?query`): the host travels in the `Host` header.
+    target: Uri,
+    /// Built once; each request gets a clone (values are shared `Bytes`).
+    headers: HeaderMap,
+    addr: SocketAddr,
+    timeout: Duration,
+    keep_alive: bool,
+    rule: IdentityRule,
+    identity_header: Option<HeaderName>,
+    limit: u64,
+    issued: AtomicU64,
+}
+
+/// What a worker reports per completed request.
+#[derive(Debug)]
+pub(crate) struct Record {
+    pub(crate) worker: u32,
+    pub(crate) status: Option<u16>,
+    pub(crate) identity: IdentityMsg,
+    pub(crate) latency: Duration,
+    pub(crate) error: Option<ErrorKind>,
+    pub(crate) envoy_overloaded: bool,
+}
+
+type Sender = SendRequest<Empty<Bytes>>;
+
+impl Prepared {
+    /// Validates the spec and resolves the host (once, so DNS stays out of the loop).
+    pub(crate) async fn new(spec: &LoadSpec) -> Result<Self, TrafficError> {
+        let template = &spec.request;
+        let url = &template.url;
+        if url.scheme() != "http" {
+            return Err(TrafficError::UnsupportedScheme {
+                url: Box::new(url.clone()),
+                scheme: url.scheme().to_owned(),
+            });
+        }
+        if spec.concurrency == 0 {
+            return Err(TrafficError::ZeroConcurrency {
+                url: Box::new(url.clone()),
+            });
+        }
+        let Some(host) = url.host_str() else {
+            return Err(TrafficError::MissingHost {
+                url: Box::new(url.clone()),
+            });
+        };
+        let port = url.port_or_known_default().unwrap_or(80);
+
+        let target = match url.query() {
+            Some(query) => format!("{}?{query}", url.path()),
+            None => url.path().to_owned(),
+        };
+        let target = Uri::try_from(target).map_err(|e| TrafficError::InvalidTarget {
+            url: Box::new(url.clone()),
+            source: e.into(),
+        })?;
+
+        let invalid = |name: &str, source: http::Error| TrafficError::InvalidHeader {
+            url: Box::new(url.clone()),
+            name: name.to_owned(),
+            source,
+        };
+        let mut headers = HeaderMap::new();
+        let host_value = match (&template.host_override, url.port()) {
+            (Some(host), _) => host.clone(),
+            (None, Some(port)) => format!("{host}:{port}"),
+            (None, None) => host.to_owned(),
+        };
+        headers.insert(
+            HOST,
+            HeaderValue::try_from(host_value).map_err(|e| invalid("host", e.into()))?,
+        );
+        headers.insert(
+            USER_AGENT,
+            HeaderValue::from_static(concat!("meshcheck/", env!("CARGO_PKG_VERSION"))),
+        );
+        for (name, value) in &template.headers {
+            let header =
+                HeaderName::try_from(name.as_str()).map_err(|e| invalid(name, e.into()))?;
+            let value =
+                HeaderValue::try_from(value.as_str()).map_err(|e| invalid(name, e.into()))?;
+            // Like curl -H: a given Host or User-Agent replaces ours, others add up.
+            if header == HOST || header == USER_AGENT {
+                headers.insert(header, value);
+            } else {
+                headers.append(header, value);
+            }
+        }
+        if !spec.keep_alive {
+            headers.insert(CONNECTION, HeaderValue::from_static("close"));
+        }
+
+        let identity_header = match &spec.identity {
+            IdentityRule::Header(name) => {
+                Some(HeaderName::try_from(name.as_str()).map_err(|_| {
+                    TrafficError::InvalidIdentityHeader {
+                        url: Box::new(url.clone()),
+                        name: name.clone(),
+                    }
+                })?)
+            }
+            IdentityRule::Body | IdentityRule::BodyRegex(_) => None,
+        };
+
+        let addr = match template.connect_to {
+            Some(addr) => addr,
+            None => resolve(url, host, port).await?,
+        };
+
+        Ok(Self {
+            method: template.method.clone(),
+            target,
+            headers,
+            addr,
+            timeout: spec.timeout,
+            keep_alive: spec.keep_alive,
+            rule: spec.identity.clone(),
+            identity_header,
+            limit: spec.requests,
+            issued: AtomicU64::new(0),
+        })
+    }
+
+    /// Takes one request from the budget; false once it is spent.
+    fn claim(&self) -> bool {
+        // Relaxed is enough: the counter only hands out tickets, it orders nothing.
+        self.issued.fetch_add(1, Ordering::Relaxed) < self.limit
+    }
+}
+
+async fn resolve(url: &url::Url, host: &str, port: u16) -> Result<SocketAddr, TrafficError> {
+    // url keeps IPv6 hosts in brackets, which the resolver does not accept.
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let mut addrs = tokio::net::lookup_host((bare, port))
+        .await
+        .map_err(|source| TrafficError::Resolve {
+            url: Box::new(url.clone()),
+            host: host.to_owned(),
+            port,
+            source,
+        })?;
+    addrs.next().ok_or_else(|| TrafficError::NoAddresses {
+        url: Box::new(url.clone()),
+        host: host.to_owned(),
+        port,
+    })
+}
+
+/// Per-worker reusable buffers, so steady-state requests allocate nothing of ours.
+struct Scratch {
+    body: Vec<u8>,
+    header: Option<HeaderValue>,
+    status: Option<u16>,
+    envoy_overloaded: bool,
+}
+
+/// Sends requests until the budget is spent or the collector hangs up.
+pub(crate) async fn run_worker(
+    worker: u32,
+    prepared: Arc<Prepared>,
+    records: mpsc::Sender<Record>,
+) {
+    let mut connection: Option<Sender> = None;
+    let mut interner = Interner::default();
+    let mut locations = None;
+    let mut scratch = Scratch {
+        body: Vec::new(),
+        header: None,
+        status: None,
+        envoy_overloaded: false,
+    };
+    while prepared.claim() {
+        scratch.body.clear();
+        scratch.header = None;
+        scratch.status = None;
+        scratch.envoy_overloaded = false;
+        let start = Instant::now();
+        let outcome = tokio::time::timeout(
+            prepared.timeout,
+            exchange(&prepared, &mut connection, &mut scratch),
+        )
+        .await;
+        let latency = start.elapsed();
+        let error = match outcome {
+            Ok(Ok(())) => None,
+            Ok(Err(kind)) => Some(kind),
+            Err(_elapsed) => Some(ErrorKind::Timeout),
+        };
+        if error.is_some() || !prepared.keep_alive {
+            // A failed connection is in an unknown state; never reuse it.
+            connection = None;
+        }
+        let identity = if error.is_none() {
+            let response = identity::Response {
+                body: &scratch.body,
+                header: scratch.header.as_ref().map(HeaderValue::as_bytes),
+            };
+            interner.intern(identity::extract(&prepared.rule, &response, &mut locations))
+        } else {
+            IdentityMsg::None
+        };
+        let record = Record {
+            worker,
+            status: scratch.status,
+            identity,
+            latency,
+            error,
+            envoy_overloaded: scratch.envoy_overloaded,
+        };
+        if records.send(record).await.is_err() {
+            // The collector stopped listening (Flow::Stop): nothing more to do.
+            break;
+        }
+    }
+}
+
+/// One request/response on the worker's connection, opening it if needed.
+async fn exchange(
+    prepared: &Prepared,
+    connection: &mut Option<Sender>,
+    scratch: &mut Scratch,
+) -> Result<(), ErrorKind> {
+    let sender = match connection {
+        Some(sender) if !sender.is_closed() => sender,
+        _ => connection.insert(connect(prepared.addr).await?),
+    };
+    if sender.ready().await.is_err() {
+        // The server closed an idle keep-alive connection between requests; that is
+        // not this request's failure, so reconnect once.
+        *sender = connect(prepared.addr).await?;
+        sender.ready().await.map_err(|_| ErrorKind::Connect)?;
+    }
+
+    let mut request = Request::new(Empty::<Bytes>::new());
+    *request.method_mut() = prepared.method.clone();
+    *request.uri_mut() = prepared.target.clone();
+    *request.headers_mut() = prepared.headers.clone();
+
+    let response = sender.send_request(request).await.map_err(classify)?;
+    scratch.status = Some(response.status().as_u16());
+    scratch.envoy_overloaded = response
+        .headers()
+        .get("x-envoy-overloaded")
+        .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"true"));
+    if let Some(name) = &prepared.identity_header {
+        scratch.header = response.headers().get(name).cloned();
+    }
+
+    let keep_body = prepared.rule.needs_body();
+    let mut body = response.into_body();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| ErrorKind::Body)?;
+        if let (true, Ok(data)) = (keep_body, frame.into_data()) {
+            let room = MAX_IDENTITY_BODY - scratch.body.len();
+            scratch
+                .body
+                .extend_from_slice(&data[..data.len().min(room)]);
+        }
+    }
+    Ok(())
+}
+
+async fn connect(addr: SocketAddr) -> Result<Sender, ErrorKind> {
+    let stream = TcpStream::connect(addr)
+        .await
+        .map_err(|_| ErrorKind::Connect)?;
+    // Small requests must not wait for Nagle; failure here only costs latency.
+    stream.set_nodelay(true).ok();
+    let (sender, driver) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|_| ErrorKind::Connect)?;
+    // The driver's own error resurfaces through `send_request` or the body.
+    tokio::spawn(async move { driver.await.ok() });
+    Ok(sender)
+}
+
+fn classify(error: hyper::Error) -> ErrorKind {
+    if error.is_parse() || error.is_parse_status() || error.is_parse_too_large() {
+        ErrorKind::Protocol
+    } else if error.is_timeout() {
+        ErrorKind::Timeout
+    } else {
+        // Incomplete messages, canceled requests on a dead connection and I/O errors
+        // (reset, broken pipe) all mean the peer went away.
+        ErrorKind::ConnectionClosed
+    }
+}
