@@ -11,6 +11,7 @@
 //! - [`runner`]: executes suites and emits events; [`report`] consumes them.
 //! - [`cli`]: the command line.
 
+pub mod echo;
 pub mod exit_codes;
 pub mod manifest;
 pub mod target;
