@@ -14,4 +14,5 @@
 pub mod echo;
 pub mod exit_codes;
 pub mod manifest;
+pub mod suite;
 pub mod target;

@@ -7,8 +7,8 @@ mod location;
 pub mod yaml;
 
 pub use document::{
-    MAX_FILE_BYTES, Manifest, ObjectKey, apply_order, check_unique, load_file, load_str,
-    parse_documents, read_source,
+    DecodeFailure, MAX_FILE_BYTES, Manifest, ObjectKey, apply_order, check_unique, decode_located,
+    load_file, load_str, parse_documents, read_source,
 };
 pub use error::ManifestError;
 pub use location::SourceLocation;

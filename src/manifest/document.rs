@@ -101,16 +101,12 @@ impl Manifest {
     /// Decodes the object into a typed model (k8s-openapi, gateway-api, or ours). A
     /// failure names the field and points at it.
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T, ManifestError> {
-        let json = self.to_json();
-        serde_path_to_error::deserialize(json).map_err(|err| {
-            let field = err.path().to_string();
-            ManifestError::Decode {
-                location: self.location_of(&field),
-                kind: self.kind.clone(),
-                name: self.name.clone(),
-                field,
-                message: err.into_inner().to_string(),
-            }
+        decode_located(&self.root, &self.file).map_err(|failure| ManifestError::Decode {
+            location: failure.location,
+            kind: self.kind.clone(),
+            name: self.name.clone(),
+            field: failure.field,
+            message: failure.message,
         })
     }
 
@@ -188,6 +184,42 @@ impl Manifest {
             root,
         })
     }
+}
+
+/// A typed decoding failure: which field, where, and what was wrong with it.
+#[derive(Debug)]
+pub struct DecodeFailure {
+    pub field: String,
+    pub location: SourceLocation,
+    pub message: String,
+}
+
+/// Decodes a located tree into `T` through JSON, mapping the failing path back to a
+/// position.
+pub fn decode_located<T: DeserializeOwned>(
+    root: &Located,
+    file: &Arc<Path>,
+) -> Result<T, DecodeFailure> {
+    serde_path_to_error::deserialize(root.to_json()).map_err(|err| {
+        let field = err.path().to_string();
+        let message = err.into_inner().to_string();
+        let path = parse_dotted_path(&field);
+        // serde_path_to_error's path already ends in an unknown key; point at the key
+        // itself rather than at its value.
+        let position = if message.starts_with("unknown field") {
+            root.key_position_of(&path)
+        } else {
+            root.position_of(&path)
+        };
+        DecodeFailure {
+            location: SourceLocation {
+                file: file.clone(),
+                position,
+            },
+            field: if field.is_empty() { ".".into() } else { field },
+            message,
+        }
+    })
 }
 
 /// Reads a file with the size and encoding checks every input gets.

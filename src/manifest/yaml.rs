@@ -39,8 +39,16 @@ pub enum Node {
     Float(f64),
     Str(String),
     Seq(Vec<Located>),
-    /// Keys keep document order; YAML keys here are always strings.
-    Map(Vec<(String, Located)>),
+    /// Keys keep document order and their own position (an unknown key is reported
+    /// where the key is written).
+    Map(Vec<Entry>),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Entry {
+    pub key: String,
+    pub key_position: Position,
+    pub value: Located,
 }
 
 /// One step of a path into a document: a mapping key or a sequence index.
@@ -66,7 +74,7 @@ impl Located {
             Node::Map(entries) => Value::Object(
                 entries
                     .iter()
-                    .map(|(k, v)| (k.clone(), v.to_json()))
+                    .map(|e| (e.key.clone(), e.value.to_json()))
                     .collect(),
             ),
         }
@@ -75,7 +83,7 @@ impl Located {
     /// Looks up a child of a mapping.
     pub fn get(&self, key: &str) -> Option<&Located> {
         match &self.node {
-            Node::Map(entries) => entries.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+            Node::Map(entries) => entries.iter().find(|e| e.key == key).map(|e| &e.value),
             _ => None,
         }
     }
@@ -98,6 +106,31 @@ impl Located {
         here.position
     }
 
+    /// Like [`Located::position_of`], but when the path ends in a mapping key that
+    /// exists, the key's own position.
+    pub fn key_position_of(&self, path: &[PathSegment]) -> Position {
+        if let Some((PathSegment::Key(key), parent)) = path.split_last() {
+            let mut here = self;
+            for segment in parent {
+                let next = match (segment, &here.node) {
+                    (PathSegment::Key(k), Node::Map(_)) => here.get(k),
+                    (PathSegment::Index(i), Node::Seq(items)) => items.get(*i),
+                    _ => None,
+                };
+                match next {
+                    Some(child) => here = child,
+                    None => return self.position_of(path),
+                }
+            }
+            if let Node::Map(entries) = &here.node
+                && let Some(entry) = entries.iter().find(|e| &e.key == key)
+            {
+                return entry.key_position;
+            }
+        }
+        self.position_of(path)
+    }
+
     pub fn as_str(&self) -> Option<&str> {
         match &self.node {
             Node::Str(s) => Some(s),
@@ -110,10 +143,7 @@ impl Located {
 /// Kubernetes reads them) and serde-saphyr's default resource budget, which bounds
 /// alias expansion and nesting so hostile input fails instead of exhausting memory.
 pub fn parser_options() -> serde_saphyr::Options {
-    serde_saphyr::Options {
-        strict_booleans: true,
-        ..serde_saphyr::Options::default()
-    }
+    serde_saphyr::options! { strict_booleans: true }
 }
 
 /// Parses a single YAML document.
@@ -212,13 +242,23 @@ impl<'de> Visitor<'de> for NodeVisitor {
         Ok(Node::Seq(items))
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
-        let mut entries: Vec<(String, Located)> = Vec::new();
-        while let Some(key) = map.next_key::<KeyString>()? {
+        let mut entries: Vec<Entry> = Vec::new();
+        while let Some(key) = map.next_key::<Spanned<KeyString>>()? {
             let value = map.next_value::<Located>()?;
-            if entries.iter().any(|(k, _)| *k == key.0) {
-                return Err(de::Error::custom(format_args!("duplicate key `{}`", key.0)));
+            let key_text = key.value.0;
+            if entries.iter().any(|e| e.key == key_text) {
+                return Err(de::Error::custom(format_args!(
+                    "duplicate key `{key_text}`"
+                )));
             }
-            entries.push((key.0, value));
+            entries.push(Entry {
+                key: key_text,
+                key_position: Position {
+                    line: key.referenced.line() as usize,
+                    column: key.referenced.column() as usize,
+                },
+                value,
+            });
         }
         Ok(Node::Map(entries))
     }

@@ -1,0 +1,15 @@
+//! Suites: YAML files naming fixtures and the cases to run against them.
+
+mod error;
+mod load;
+mod model;
+
+pub use error::SuiteError;
+pub use load::{
+    Case, ExpectedBackend, ExpectedSplit, MAX_CONCURRENCY, MAX_REQUESTS, Suite, discover, load_all,
+    load_suite, parse_ref,
+};
+pub use model::{
+    CaseSpec, ConvergenceSpec, ExpectSpec, IdentitySpec, ReadinessSpec, RequestSpec, SplitSpec,
+    SuiteSpec, TrafficSpec,
+};

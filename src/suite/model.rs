@@ -1,0 +1,221 @@
+//! The suite file format. Every struct rejects unknown keys so a typo is an error with a
+//! location, not a silently ignored setting.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+/// One suite file: fixtures to apply, how long to wait, and the cases to run.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SuiteSpec {
+    /// Defaults to the file name without extension.
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Manifest files, relative to the suite file, applied in order (CRDs and
+    /// Namespaces first).
+    pub fixtures: Vec<String>,
+    #[serde(default)]
+    pub readiness: ReadinessSpec,
+    #[serde(default)]
+    pub convergence: ConvergenceSpec,
+    pub cases: Vec<CaseSpec>,
+}
+
+/// How long the target may take to bring the fixtures up.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ReadinessSpec {
+    #[serde(default = "default_readiness_timeout", deserialize_with = "duration")]
+    pub timeout: Duration,
+}
+
+impl Default for ReadinessSpec {
+    fn default() -> Self {
+        ReadinessSpec {
+            timeout: default_readiness_timeout(),
+        }
+    }
+}
+
+fn default_readiness_timeout() -> Duration {
+    Duration::from_secs(300)
+}
+
+/// The data plane lags the API: before measuring, a case needs this many good
+/// responses in a row, within the timeout.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ConvergenceSpec {
+    #[serde(default = "default_consecutive")]
+    pub consecutive: u32,
+    #[serde(default = "default_convergence_timeout", deserialize_with = "duration")]
+    pub timeout: Duration,
+}
+
+impl Default for ConvergenceSpec {
+    fn default() -> Self {
+        ConvergenceSpec {
+            consecutive: default_consecutive(),
+            timeout: default_convergence_timeout(),
+        }
+    }
+}
+
+fn default_consecutive() -> u32 {
+    3
+}
+
+fn default_convergence_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+
+/// One case: a request loop and what its responses must show.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CaseSpec {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub request: RequestSpec,
+    #[serde(default)]
+    pub traffic: TrafficSpec,
+    /// How a response names the backend that served it.
+    #[serde(default)]
+    pub identity: IdentitySpec,
+    pub expect: ExpectSpec,
+    /// A known-broken case stays listed and is skipped with this reason.
+    #[serde(default)]
+    pub skip: Option<String>,
+}
+
+/// Where requests go: a gateway of the fixtures (its address comes from the target)
+/// and a URL whose host is kept for Host/SNI, like `curl --resolve`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RequestSpec {
+    /// `namespace/name` of a Gateway in the fixtures.
+    pub gateway: String,
+    /// The URL as a client would type it, e.g. `http://test.devopscube.com/`.
+    pub url: String,
+    #[serde(default = "default_method")]
+    pub method: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Sends this Host header instead of the URL's host.
+    #[serde(default)]
+    pub host: Option<String>,
+}
+
+fn default_method() -> String {
+    "GET".into()
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TrafficSpec {
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// Upper bound on requests. For split checks the statistics decide how many are
+    /// needed; this only caps them.
+    #[serde(default)]
+    pub requests: Option<u64>,
+    #[serde(default = "default_request_timeout", deserialize_with = "duration")]
+    pub timeout: Duration,
+    #[serde(default = "default_keep_alive")]
+    pub keep_alive: bool,
+}
+
+impl Default for TrafficSpec {
+    fn default() -> Self {
+        TrafficSpec {
+            concurrency: default_concurrency(),
+            requests: None,
+            timeout: default_request_timeout(),
+            keep_alive: default_keep_alive(),
+        }
+    }
+}
+
+fn default_concurrency() -> usize {
+    4
+}
+
+fn default_request_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+
+fn default_keep_alive() -> bool {
+    true
+}
+
+/// `body` (the echo text), `header: NAME`, or `regex: RE` applied to the body.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct IdentitySpec {
+    #[serde(default)]
+    pub header: Option<String>,
+    #[serde(default)]
+    pub regex: Option<String>,
+}
+
+/// What the responses must show. At least one expectation is required.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ExpectSpec {
+    /// Every response must have this status.
+    #[serde(default)]
+    pub status: Option<u16>,
+    /// The responses must split between backends as a route says.
+    #[serde(default)]
+    pub split: Option<SplitSpec>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SplitSpec {
+    /// `namespace/name` of the HTTPRoute whose weights are expected.
+    pub route: String,
+    /// Which rule of the route (0-based).
+    #[serde(default)]
+    pub rule: usize,
+    /// Overrides the route's weights: Service name -> weight.
+    #[serde(default)]
+    pub weights: Option<BTreeMap<String, u64>>,
+    /// Overrides how each Service's responses are recognised: Service name -> identity.
+    /// By default the identity comes from the fixtures (the echo `-text` of the pods the
+    /// Service selects).
+    #[serde(default)]
+    pub identities: Option<BTreeMap<String, String>>,
+    /// Probability of failing a correct split.
+    #[serde(default = "default_alpha")]
+    pub alpha: f64,
+    /// Probability of catching a split off by `minDetectableDeviation`.
+    #[serde(default = "default_power")]
+    pub power: f64,
+    /// Smallest deviation of a backend's share (absolute, 0..1) that must be caught.
+    #[serde(default = "default_deviation")]
+    pub min_detectable_deviation: f64,
+}
+
+fn default_alpha() -> f64 {
+    1e-4
+}
+
+fn default_power() -> f64 {
+    0.999
+}
+
+fn default_deviation() -> f64 {
+    0.10
+}
+
+/// Durations as people write them: `30s`, `5m`, `250ms`.
+fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    humantime::parse_duration(&text)
+        .map_err(|err| serde::de::Error::custom(format!("invalid duration `{text}`: {err}")))
+}

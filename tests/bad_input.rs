@@ -1,0 +1,149 @@
+//! Every malformed suite or fixture is refused with an error that names the place,
+//! never a panic. The CLI maps these errors to exit code 2 (see `tests/cli.rs`).
+
+use std::path::{Path, PathBuf};
+
+use meshcheck::suite::load_suite;
+
+fn bad(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/bad-input")
+        .join(name)
+}
+
+/// Loads a bad suite and returns the error text, which must start with `file:line:col`.
+fn error_for(name: &str) -> String {
+    let err = load_suite(&bad(name)).expect_err("a malformed suite must be refused");
+    err.to_string()
+}
+
+fn assert_located(text: &str, file: &str, line: usize) {
+    let prefix = format!("{file}:{line}:");
+    let found = text.contains(&prefix);
+    assert!(found, "expected a location `{prefix}` in: {text}");
+}
+
+#[test]
+fn broken_yaml() {
+    let text = error_for("broken-yaml.yaml");
+    assert!(text.contains("invalid YAML"), "{text}");
+    assert!(text.contains("broken-yaml.yaml:"), "{text}");
+}
+
+#[test]
+fn unknown_key_points_at_the_key() {
+    let text = error_for("unknown-key.yaml");
+    assert_located(&text, "unknown-key.yaml", 10);
+    assert!(text.contains("cases[0].trafic"), "{text}");
+    assert!(text.contains("unknown field `trafic`"), "{text}");
+}
+
+#[test]
+fn wrong_type_points_at_the_value() {
+    let text = error_for("wrong-type.yaml");
+    assert_located(&text, "wrong-type.yaml", 11);
+    assert!(text.contains("cases[0].traffic.requests"), "{text}");
+}
+
+#[test]
+fn missing_fixture_file() {
+    let text = error_for("missing-fixture.yaml");
+    assert_located(&text, "missing-fixture.yaml", 4);
+    assert!(
+        text.contains("does-not-exist.yaml does not exist"),
+        "{text}"
+    );
+}
+
+#[test]
+fn duplicate_case_names() {
+    let text = error_for("duplicate-case.yaml");
+    assert_located(&text, "duplicate-case.yaml", 10);
+    assert!(text.contains("defined twice"), "{text}");
+}
+
+#[test]
+fn absurd_request_counts() {
+    let text = error_for("absurd-requests.yaml");
+    assert_located(&text, "absurd-requests.yaml", 8);
+    assert!(text.contains("must be between 1 and"), "{text}");
+}
+
+#[test]
+fn weights_summing_to_zero() {
+    let text = error_for("zero-weights.yaml");
+    assert_located(&text, "zero-weights.yaml", 12);
+    assert!(text.contains("sum to 0"), "{text}");
+}
+
+#[test]
+fn unknown_gateway_reference() {
+    let text = error_for("unknown-gateway.yaml");
+    assert_located(&text, "unknown-gateway.yaml", 6);
+    assert!(
+        text.contains("Gateway istio-test/nope is not in the suite's fixtures"),
+        "{text}"
+    );
+}
+
+#[test]
+fn manifest_without_kind() {
+    let text = error_for("manifest-without-kind.yaml");
+    assert_located(&text, "no-kind.yaml", 1);
+    assert!(text.contains("missing `kind`"), "{text}");
+}
+
+#[test]
+fn not_utf8() {
+    let text = error_for("not-utf8.yaml");
+    assert_located(&text, "not-utf8.yaml", 3);
+    assert!(text.contains("not valid UTF-8"), "{text}");
+}
+
+#[test]
+fn every_bad_input_file_is_covered() {
+    // A new bad-input file without a test would prove nothing.
+    let covered = [
+        "broken-yaml.yaml",
+        "unknown-key.yaml",
+        "wrong-type.yaml",
+        "missing-fixture.yaml",
+        "duplicate-case.yaml",
+        "absurd-requests.yaml",
+        "zero-weights.yaml",
+        "unknown-gateway.yaml",
+        "manifest-without-kind.yaml",
+        "not-utf8.yaml",
+    ];
+    let mut files: Vec<String> = std::fs::read_dir(bad(""))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".yaml"))
+        .collect();
+    files.sort();
+    let mut expected: Vec<String> = covered.iter().map(|s| s.to_string()).collect();
+    expected.sort();
+    assert_eq!(files, expected);
+}
+
+#[test]
+fn the_shipped_suites_load() {
+    let suites =
+        meshcheck::suite::load_all(&[Path::new(env!("CARGO_MANIFEST_DIR")).join("suites")])
+            .expect("shipped suites must load");
+    let canary = suites.iter().find(|s| s.name == "ingress-canary").unwrap();
+    let split = canary.cases[0].split.as_ref().unwrap();
+    let got: Vec<_> = split
+        .backends
+        .iter()
+        .map(|b| (b.service.as_str(), b.weight, b.identity.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("backend-v1", 50, "hello from backend v1"),
+            ("backend-v2", 50, "hello from backend v2")
+        ]
+    );
+}
