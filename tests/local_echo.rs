@@ -72,7 +72,13 @@ fn answers_text_on_every_path_with_http_echo_headers() {
 
 #[test]
 fn go_style_flags_and_status_code() {
-    let echo = start(&["--text", "down", "-status-code", "503", "--listen=127.0.0.1:0"]);
+    let echo = start(&[
+        "--text",
+        "down",
+        "-status-code",
+        "503",
+        "--listen=127.0.0.1:0",
+    ]);
     let (status, _, body) = get(echo.address, "/");
     assert_eq!((status, body.as_str()), (503, "down\n"));
     // Health stays 200 whatever the configured status, as in http-echo.

@@ -21,10 +21,15 @@ fn fixture_dir() -> PathBuf {
 }
 
 fn seed() -> Vec<Manifest> {
-    ["backends.yaml", "gateway.yaml", "httproute.yaml", "destinationrules.yaml"]
-        .iter()
-        .flat_map(|f| load_file(&fixture_dir().join(f)).unwrap())
-        .collect()
+    [
+        "backends.yaml",
+        "gateway.yaml",
+        "httproute.yaml",
+        "destinationrules.yaml",
+    ]
+    .iter()
+    .flat_map(|f| load_file(&fixture_dir().join(f)).unwrap())
+    .collect()
 }
 
 async fn envoy() -> PathBuf {
@@ -49,7 +54,9 @@ fn gateway() -> ObjectKey {
 async fn get(address: SocketAddr, host: &str, path: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(address).await.unwrap();
     stream
-        .write_all(format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes())
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
         .await
         .unwrap();
     let mut response = Vec::new();
@@ -78,14 +85,18 @@ fn alive(pid: u32) -> bool {
 
 #[tokio::test]
 async fn seed_fixtures_split_traffic_and_shut_down_cleanly() {
-    let env = LocalEnvironment::start(&seed(), options().await).await.unwrap();
+    let env = LocalEnvironment::start(&seed(), options().await)
+        .await
+        .unwrap();
     eprintln!(
         "Envoy start to LIVE: {:?}; backends: {:?}",
         env.envoy_startup(),
         env.backends()
     );
     assert_eq!(env.backends().len(), 5);
-    let address = env.gateway_address(&gateway(), 80).expect("listener for port 80");
+    let address = env
+        .gateway_address(&gateway(), 80)
+        .expect("listener for port 80");
     assert!(env.gateway_address(&gateway(), 443).is_none());
 
     let mut bodies: BTreeMap<String, u32> = BTreeMap::new();
@@ -109,7 +120,11 @@ async fn seed_fixtures_split_traffic_and_shut_down_cleanly() {
     let stats = env.envoy_stats().await.unwrap();
     let v1_stat = stats
         .lines()
-        .find(|l| l.starts_with("cluster.outbound|80||backend-v1.istio-test.svc.cluster.local.upstream_rq_200: "))
+        .find(|l| {
+            l.starts_with(
+                "cluster.outbound|80||backend-v1.istio-test.svc.cluster.local.upstream_rq_200: ",
+            )
+        })
         .unwrap_or_else(|| panic!("no v1 upstream_rq_200 stat"));
     let counted: u32 = v1_stat.rsplit(' ').next().unwrap().parse().unwrap();
     assert!(counted >= v1, "{v1_stat} vs {v1} bodies");
@@ -117,7 +132,9 @@ async fn seed_fixtures_split_traffic_and_shut_down_cleanly() {
     let titles: Vec<_> = diagnostics.iter().map(|d| d.title.as_str()).collect();
     assert!(titles.contains(&"local processes"), "{titles:?}");
     assert!(
-        diagnostics[0].body.contains("backend-v2.istio-test.svc.cluster.local.upstream_rq_200"),
+        diagnostics[0]
+            .body
+            .contains("backend-v2.istio-test.svc.cluster.local.upstream_rq_200"),
         "{}",
         diagnostics[0].body
     );
@@ -154,7 +171,10 @@ async fn generated_configs_pass_envoy_validation() {
 
     let mut manifests = seed();
     manifests.retain(|m| m.kind != "DestinationRule");
-    manifests.extend(load_file(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/local/everything.yaml")).unwrap());
+    manifests.extend(
+        load_file(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/local/everything.yaml"))
+            .unwrap(),
+    );
     let full = plan(&manifests).unwrap();
     let config = meshcheck::target::local::bootstrap(&full, &pods);
     validate_config(&envoy, &config).await.unwrap();
@@ -175,7 +195,10 @@ async fn an_echo_that_dies_at_startup_is_named_with_its_output() {
     options.startup_timeout = Duration::from_secs(20);
     let err = LocalEnvironment::start(&seed(), options).await.unwrap_err();
     let text = err.to_string();
-    assert!(text.contains("echo istio-test/backend-v1-0 exited during start-up"), "{text}");
+    assert!(
+        text.contains("echo istio-test/backend-v1-0 exited during start-up"),
+        "{text}"
+    );
     assert!(text.contains("boom: cannot bind"), "{text}");
 }
 
@@ -183,7 +206,10 @@ async fn an_echo_that_dies_at_startup_is_named_with_its_output() {
 async fn an_envoy_that_rejects_its_config_is_reported() {
     let mut options = options().await;
     let dir = tempfile::tempdir().unwrap();
-    options.envoy = script(dir.path(), "echo 'error initializing configuration' >&2\nexit 1");
+    options.envoy = script(
+        dir.path(),
+        "echo 'error initializing configuration' >&2\nexit 1",
+    );
     let err = LocalEnvironment::start(&seed(), options).await.unwrap_err();
     let text = err.to_string();
     assert!(text.starts_with("Envoy exited during start-up"), "{text}");

@@ -27,7 +27,9 @@ use crate::target::{CleanupReport, DiagnosticSection};
 
 pub use bootstrap::{UNLIMITED, bootstrap, listener_name, proto_duration};
 pub use error::LocalError;
-pub use install::{ENVOY_VERSION, EnvoySource, ensure_envoy, ensure_envoy_from, installing_message};
+pub use install::{
+    ENVOY_VERSION, EnvoySource, ensure_envoy, ensure_envoy_from, installing_message,
+};
 pub use plan::{
     ClusterPlan, GatewayPlan, GatewayPort, OutlierDetection, PathMatch, Plan, RouteAction,
     RoutePlan, TrafficPolicy, VirtualHost, Workload, cluster_name, plan,
@@ -130,7 +132,11 @@ impl LocalEnvironment {
                     what: process.what.clone(),
                     line: line.clone(),
                 })?;
-            if let Some(index) = plan.workloads.iter().position(|w| w.deployment == deployment) {
+            if let Some(index) = plan
+                .workloads
+                .iter()
+                .position(|w| w.deployment == deployment)
+            {
                 pods[index].push(address);
             }
             backends.push(Backend {
@@ -165,7 +171,8 @@ impl LocalEnvironment {
         let envoy_startup = started.elapsed();
 
         let (_, body) = admin::get(admin, "/listeners?format=json").await?;
-        let bound: BTreeMap<String, SocketAddr> = admin::parse_listeners(&body)?.into_iter().collect();
+        let bound: BTreeMap<String, SocketAddr> =
+            admin::parse_listeners(&body)?.into_iter().collect();
         let mut listeners = BTreeMap::new();
         for gateway in &plan.gateways {
             for port in &gateway.ports {
@@ -193,7 +200,9 @@ impl LocalEnvironment {
 
     /// Where to send traffic for a Gateway listener port (80 in the fixtures).
     pub fn gateway_address(&self, gateway: &ObjectKey, listener_port: u16) -> Option<SocketAddr> {
-        self.listeners.get(&(gateway.clone(), listener_port)).copied()
+        self.listeners
+            .get(&(gateway.clone(), listener_port))
+            .copied()
     }
 
     /// Envoy's admin listener.
@@ -254,9 +263,15 @@ impl LocalEnvironment {
                 .lines()
                 .filter(|l| l.starts_with("cluster.outbound|"))
                 .filter(|l| {
-                    ["upstream_rq_", "upstream_cx_", "outlier_detection.", "membership_", "circuit_breakers."]
-                        .iter()
-                        .any(|k| l.contains(k))
+                    [
+                        "upstream_rq_",
+                        "upstream_cx_",
+                        "outlier_detection.",
+                        "membership_",
+                        "circuit_breakers.",
+                    ]
+                    .iter()
+                    .any(|k| l.contains(k))
                 })
                 .filter(|l| !l.ends_with(": 0"))
                 .collect::<Vec<_>>()
@@ -317,7 +332,9 @@ impl LocalEnvironment {
         let path = self.dir.path().display().to_string();
         match self.dir.close() {
             Ok(()) => report.removed.push(format!("removed {path}")),
-            Err(err) => report.failed.push(format!("failed to remove {path}: {err}")),
+            Err(err) => report
+                .failed
+                .push(format!("failed to remove {path}: {err}")),
         }
         report
     }
@@ -370,7 +387,10 @@ fn write_json(path: &Path, value: &serde_json::Value) -> Result<(), LocalError> 
 /// `running`, `exited` (zombie or gone) from /proc, for diagnostics.
 fn process_state(pid: u32) -> &'static str {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => match stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next()) {
+        Ok(stat) => match stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next())
+        {
             Some('Z' | 'X') => "exited",
             Some(_) => "running",
             None => "unknown",

@@ -28,7 +28,10 @@ pub(crate) async fn get(admin: SocketAddr, path: &str) -> Result<(StatusCode, St
         .header(http::header::HOST, admin.to_string())
         .body(Empty::<Bytes>::new())
         .map_err(|e| error(e.to_string()))?;
-    let response = sender.send_request(request).await.map_err(|e| error(e.to_string()))?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| error(e.to_string()))?;
     let status = response.status();
     let body = response
         .into_body()
@@ -51,11 +54,17 @@ pub(crate) fn parse_listeners(json: &str) -> Result<Vec<(String, SocketAddr)>, L
     for status in value["listener_statuses"].as_array().into_iter().flatten() {
         let name = status["name"].as_str().unwrap_or_default().to_string();
         let socket = &status["local_address"]["socket_address"];
-        let (Some(ip), Some(port)) = (socket["address"].as_str(), socket["port_value"].as_u64()) else {
-            return Err(error(format!("listener {name} has no socket address: {status}")));
+        let (Some(ip), Some(port)) = (socket["address"].as_str(), socket["port_value"].as_u64())
+        else {
+            return Err(error(format!(
+                "listener {name} has no socket address: {status}"
+            )));
         };
-        let ip = ip.parse().map_err(|_| error(format!("listener {name}: bad address {ip}")))?;
-        let port = u16::try_from(port).map_err(|_| error(format!("listener {name}: bad port {port}")))?;
+        let ip = ip
+            .parse()
+            .map_err(|_| error(format!("listener {name}: bad address {ip}")))?;
+        let port =
+            u16::try_from(port).map_err(|_| error(format!("listener {name}: bad port {port}")))?;
         out.push((name, SocketAddr::new(ip, port)));
     }
     Ok(out)

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::plan::{ClusterPlan, PathMatch, Plan, RouteAction, RoutePlan, TrafficPolicy, VirtualHost};
+use super::plan::{
+    ClusterPlan, PathMatch, Plan, RouteAction, RoutePlan, TrafficPolicy, VirtualHost,
+};
 
 /// Istio leaves every circuit breaker threshold it is not told about at 2^32-1, so a
 /// limit is only in effect when a DestinationRule sets it.

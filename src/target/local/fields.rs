@@ -2,8 +2,8 @@
 //! fixture must be on this list or the fixture is refused with a located error: a
 //! field we silently dropped would make a test pass locally and fail on a cluster.
 
-use crate::manifest::{Manifest, ManifestError};
 use crate::manifest::yaml::{Located, Node};
+use crate::manifest::{Manifest, ManifestError};
 
 /// Metadata every kind may carry. Labels select pods; annotations only matter to cloud
 /// controllers (the seed's AWS NLB one), so they are accepted and have no effect here.
@@ -156,7 +156,8 @@ fn walk(
     }
     match &node.node {
         Node::Map(entries) => {
-            for (key, child) in entries {
+            for entry in entries {
+                let (key, child) = (&entry.key, &entry.value);
                 let next: Vec<&[&str]> = candidates
                     .iter()
                     .filter(|c| matches!(c.first(), Some(s) if *s == key || *s == "*"))
@@ -232,8 +233,8 @@ mod tests {
 
     #[test]
     fn unknown_kinds_are_refused() {
-        let err = check_text("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n")
-            .unwrap_err();
+        let err =
+            check_text("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n").unwrap_err();
         assert_eq!(
             err.to_string(),
             "fx/dr.yaml:1:1: ConfigMap c is not supported by the local target"

@@ -29,7 +29,11 @@ impl EnvoySource {
     /// `MESHCHECK_ENVOY`, then `MESHCHECK_CACHE_DIR`, `$XDG_CACHE_HOME/meshcheck`,
     /// `$HOME/.cache/meshcheck`.
     pub fn from_env() -> EnvoySource {
-        let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let var = |name: &str| {
+            std::env::var_os(name)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
         let cache_dir = var("MESHCHECK_CACHE_DIR")
             .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("meshcheck")))
             .or_else(|| var("HOME").map(|d| d.join(".cache").join("meshcheck")));

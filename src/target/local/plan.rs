@@ -10,7 +10,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use gateway_api::gateways::Gateway;
-use gateway_api::httproutes::{HttpRoute, HttpRouteRulesMatchesHeadersType, HttpRouteRulesMatchesPathType};
+use gateway_api::httproutes::{
+    HttpRoute, HttpRouteRulesMatchesHeadersType, HttpRouteRulesMatchesPathType,
+};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -96,7 +98,15 @@ pub struct RoutePlan {
     pub method: Option<String>,
     pub action: RouteAction,
     /// Precedence key among routes on the same virtual host.
-    order: (u8, std::cmp::Reverse<usize>, u8, std::cmp::Reverse<usize>, String, usize, usize),
+    order: (
+        u8,
+        std::cmp::Reverse<usize>,
+        u8,
+        std::cmp::Reverse<usize>,
+        String,
+        usize,
+        usize,
+    ),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -214,7 +224,10 @@ fn namespace_of(manifest: &Manifest) -> String {
 fn invalid(manifest: &Manifest, field: &str, message: String) -> ManifestError {
     ManifestError::Invalid {
         location: manifest.location_of(field),
-        message: format!("{} {}: field `{field}`: {message}", manifest.kind, manifest.name),
+        message: format!(
+            "{} {}: field `{field}`: {message}",
+            manifest.kind, manifest.name
+        ),
     }
 }
 
@@ -265,7 +278,9 @@ pub fn plan(manifests: &[Manifest]) -> Result<Plan, ManifestError> {
             ports.entry(listener.port).or_default();
         }
         for route in &routes {
-            attach_route(route, manifest, listeners, &clusters, &mut ports, &mut notes)?;
+            attach_route(
+                route, manifest, listeners, &clusters, &mut ports, &mut notes,
+            )?;
         }
         gateways.push(GatewayPlan {
             gateway: manifest.key(),
@@ -337,7 +352,9 @@ fn workload(manifest: &Manifest) -> Result<Workload, ManifestError> {
         return Err(unsupported(
             manifest,
             field,
-            format!("image `{image}`: the local target runs only hashicorp/http-echo, as `meshcheck echo`"),
+            format!(
+                "image `{image}`: the local target runs only hashicorp/http-echo, as `meshcheck echo`"
+            ),
         ));
     }
     let args = container.args.clone().unwrap_or_default();
@@ -375,7 +392,9 @@ fn is_http_echo(image: &str) -> bool {
     };
     matches!(
         repository,
-        "hashicorp/http-echo" | "docker.io/hashicorp/http-echo" | "index.docker.io/hashicorp/http-echo"
+        "hashicorp/http-echo"
+            | "docker.io/hashicorp/http-echo"
+            | "index.docker.io/hashicorp/http-echo"
     )
 }
 
@@ -442,14 +461,19 @@ fn service_clusters(
             let workload = &workloads[w];
             let target = match &port.target_port {
                 None => service_port,
-                Some(IntOrString::Int(n)) => port_u16(manifest, &format!("{field}.targetPort"), *n)?,
+                Some(IntOrString::Int(n)) => {
+                    port_u16(manifest, &format!("{field}.targetPort"), *n)?
+                }
                 Some(IntOrString::String(name)) => match workload.named_ports.get(name) {
                     Some(p) => *p,
                     None => {
                         return Err(invalid(
                             manifest,
                             &format!("{field}.targetPort"),
-                            format!("{} has no container port named `{name}`", workload.deployment),
+                            format!(
+                                "{} has no container port named `{name}`",
+                                workload.deployment
+                            ),
                         ));
                     }
                 },
@@ -476,11 +500,20 @@ fn service_clusters(
     Ok(clusters)
 }
 
-fn duration(manifest: &Manifest, field: &str, value: Option<String>) -> Result<Option<Duration>, ManifestError> {
+fn duration(
+    manifest: &Manifest,
+    field: &str,
+    value: Option<String>,
+) -> Result<Option<Duration>, ManifestError> {
     value
         .map(|text| {
-            humantime::parse_duration(&text)
-                .map_err(|err| invalid(manifest, field, format!("`{text}` is not a duration: {err}")))
+            humantime::parse_duration(&text).map_err(|err| {
+                invalid(
+                    manifest,
+                    field,
+                    format!("`{text}` is not a duration: {err}"),
+                )
+            })
         })
         .transpose()
 }
@@ -493,7 +526,11 @@ fn apply_destination_rule(
     let namespace = namespace_of(manifest);
     let host = rule.spec.host;
     if host.contains('*') {
-        return Err(unsupported(manifest, "spec.host", format!("wildcard host `{host}`")));
+        return Err(unsupported(
+            manifest,
+            "spec.host",
+            format!("wildcard host `{host}`"),
+        ));
     }
     // Istio reads a short name relative to the rule's namespace.
     let fqdn = match host.split('.').count() {
@@ -502,7 +539,10 @@ fn apply_destination_rule(
         _ => host.clone(),
     };
     let suffix = format!("||{fqdn}");
-    let mut matched = clusters.iter_mut().filter(|c| c.name.ends_with(&suffix)).peekable();
+    let mut matched = clusters
+        .iter_mut()
+        .filter(|c| c.name.ends_with(&suffix))
+        .peekable();
     if matched.peek().is_none() {
         return Err(invalid(
             manifest,
@@ -523,12 +563,20 @@ fn apply_destination_rule(
                     return Err(unsupported(
                         manifest,
                         "spec.trafficPolicy.loadBalancer.simple",
-                        format!("`{other}`: supported are ROUND_ROBIN, LEAST_REQUEST, LEAST_CONN, RANDOM"),
+                        format!(
+                            "`{other}`: supported are ROUND_ROBIN, LEAST_REQUEST, LEAST_CONN, RANDOM"
+                        ),
                     ));
                 }
             };
-            let pool = tp.connection_pool.unwrap_or(DrConnectionPool { tcp: None, http: None });
-            let tcp = pool.tcp.unwrap_or(DrTcp { max_connections: None, connect_timeout: None });
+            let pool = tp.connection_pool.unwrap_or(DrConnectionPool {
+                tcp: None,
+                http: None,
+            });
+            let tcp = pool.tcp.unwrap_or(DrTcp {
+                max_connections: None,
+                connect_timeout: None,
+            });
             let http = pool.http.unwrap_or(DrHttp {
                 http1_max_pending_requests: None,
                 http2_max_requests: None,
@@ -580,7 +628,9 @@ fn apply_destination_rule(
             return Err(unsupported(
                 manifest,
                 "spec.host",
-                format!("a second DestinationRule for {fqdn}: Istio's merging of rules is not modelled"),
+                format!(
+                    "a second DestinationRule for {fqdn}: Istio's merging of rules is not modelled"
+                ),
             ));
         }
         cluster.policy = Some(policy.clone());
@@ -603,7 +653,10 @@ fn gateway(manifest: &Manifest) -> Result<Vec<Listener>, ManifestError> {
         return Err(unsupported(
             manifest,
             "spec.gatewayClassName",
-            format!("class `{}`: the local target plays Istio's `istio` class", gateway.spec.gateway_class_name),
+            format!(
+                "class `{}`: the local target plays Istio's `istio` class",
+                gateway.spec.gateway_class_name
+            ),
         ));
     }
     let mut listeners = Vec::new();
@@ -633,7 +686,10 @@ fn gateway(manifest: &Manifest) -> Result<Vec<Listener>, ManifestError> {
                 ));
             }
         };
-        if let Some(kinds) = listener.allowed_routes.as_ref().and_then(|a| a.kinds.as_ref())
+        if let Some(kinds) = listener
+            .allowed_routes
+            .as_ref()
+            .and_then(|a| a.kinds.as_ref())
             && !kinds.iter().any(|k| k.kind == "HTTPRoute")
         {
             return Err(unsupported(
@@ -669,7 +725,10 @@ fn check_parent_refs(route: &Manifest, gateways: &[&Manifest]) -> Result<(), Man
     for (index, parent) in decoded.spec.parent_refs.iter().flatten().enumerate() {
         let field = format!("spec.parentRefs[{index}]");
         let kind = parent.kind.as_deref().unwrap_or("Gateway");
-        let group = parent.group.as_deref().unwrap_or("gateway.networking.k8s.io");
+        let group = parent
+            .group
+            .as_deref()
+            .unwrap_or("gateway.networking.k8s.io");
         if kind == "Service" && (group.is_empty() || group == "core") {
             return Err(unsupported(
                 route,
@@ -678,9 +737,16 @@ fn check_parent_refs(route: &Manifest, gateways: &[&Manifest]) -> Result<(), Man
             ));
         }
         if kind != "Gateway" || group != "gateway.networking.k8s.io" {
-            return Err(unsupported(route, &format!("{field}.kind"), format!("parent {group}/{kind}")));
+            return Err(unsupported(
+                route,
+                &format!("{field}.kind"),
+                format!("parent {group}/{kind}"),
+            ));
         }
-        let parent_namespace = parent.namespace.clone().unwrap_or_else(|| namespace.clone());
+        let parent_namespace = parent
+            .namespace
+            .clone()
+            .unwrap_or_else(|| namespace.clone());
         if !gateways
             .iter()
             .any(|g| g.name == parent.name && namespace_of(g) == parent_namespace)
@@ -688,7 +754,10 @@ fn check_parent_refs(route: &Manifest, gateways: &[&Manifest]) -> Result<(), Man
             return Err(invalid(
                 route,
                 &format!("{field}.name"),
-                format!("Gateway {parent_namespace}/{} is not in the fixtures", parent.name),
+                format!(
+                    "Gateway {parent_namespace}/{} is not in the fixtures",
+                    parent.name
+                ),
             ));
         }
     }
@@ -707,7 +776,10 @@ fn attach_route(
     let namespace = namespace_of(route);
     let gateway_namespace = namespace_of(gateway);
     for (parent_index, parent) in decoded.spec.parent_refs.iter().flatten().enumerate() {
-        let parent_namespace = parent.namespace.clone().unwrap_or_else(|| namespace.clone());
+        let parent_namespace = parent
+            .namespace
+            .clone()
+            .unwrap_or_else(|| namespace.clone());
         let is_gateway = parent.kind.as_deref().unwrap_or("Gateway") == "Gateway";
         if !is_gateway || parent.name != gateway.name || parent_namespace != gateway_namespace {
             continue;
@@ -721,7 +793,10 @@ fn attach_route(
             return Err(invalid(
                 route,
                 &format!("spec.parentRefs[{parent_index}]"),
-                format!("no listener of {} matches this parentRef's sectionName/port", gateway.key()),
+                format!(
+                    "no listener of {} matches this parentRef's sectionName/port",
+                    gateway.key()
+                ),
             ));
         }
         for listener in selected {
@@ -741,7 +816,13 @@ fn attach_route(
                 (Some(hosts), Some(l)) => hosts
                     .iter()
                     .filter(|h| host_matches(l, h) || host_matches(h, l))
-                    .map(|h| if h.starts_with("*.") && !l.starts_with("*.") { l.clone() } else { h.clone() })
+                    .map(|h| {
+                        if h.starts_with("*.") && !l.starts_with("*.") {
+                            l.clone()
+                        } else {
+                            h.clone()
+                        }
+                    })
                     .collect(),
             };
             if hostnames.is_empty() {
@@ -756,7 +837,10 @@ fn attach_route(
             let routes = route_plans(route, &decoded, &namespace, clusters)?;
             let hosts = ports.entry(listener.port).or_default();
             for hostname in hostnames {
-                hosts.entry(hostname).or_default().extend(routes.iter().cloned());
+                hosts
+                    .entry(hostname)
+                    .or_default()
+                    .extend(routes.iter().cloned());
             }
         }
     }
@@ -779,7 +863,11 @@ fn route_plans(
             let kind = backend.kind.as_deref().unwrap_or("Service");
             let group = backend.group.as_deref().unwrap_or("");
             if kind != "Service" || !group.is_empty() {
-                return Err(unsupported(route, &format!("{field}.kind"), format!("backend {group}/{kind}: only Services")));
+                return Err(unsupported(
+                    route,
+                    &format!("{field}.kind"),
+                    format!("backend {group}/{kind}: only Services"),
+                ));
             }
             if backend.namespace.as_deref().is_some_and(|n| n != namespace) {
                 return Err(unsupported(
@@ -789,7 +877,11 @@ fn route_plans(
                 ));
             }
             let Some(port) = backend.port else {
-                return Err(invalid(route, &format!("{field}.port"), "a Service backend needs a port".into()));
+                return Err(invalid(
+                    route,
+                    &format!("{field}.port"),
+                    "a Service backend needs a port".into(),
+                ));
             };
             let port = port_u16(route, &format!("{field}.port"), port)?;
             let name = cluster_name(namespace, &backend.name, port);
@@ -797,12 +889,20 @@ fn route_plans(
                 return Err(invalid(
                     route,
                     &format!("{field}.name"),
-                    format!("Service {namespace}/{} with port {port} is not in the fixtures", backend.name),
+                    format!(
+                        "Service {namespace}/{} with port {port} is not in the fixtures",
+                        backend.name
+                    ),
                 ));
             }
             let weight = backend.weight.unwrap_or(1);
-            let weight = u32::try_from(weight)
-                .map_err(|_| invalid(route, &format!("{field}.weight"), format!("{weight} is negative")))?;
+            let weight = u32::try_from(weight).map_err(|_| {
+                invalid(
+                    route,
+                    &format!("{field}.weight"),
+                    format!("{weight} is negative"),
+                )
+            })?;
             weighted.push((name, weight));
         }
         weighted.retain(|(_, w)| *w > 0);
@@ -818,17 +918,28 @@ fn route_plans(
         };
         for (match_index, m) in matches.iter().enumerate() {
             let field = format!("{rule_field}.matches[{match_index}]");
-            let value = m.path.as_ref().and_then(|p| p.value.clone()).unwrap_or_else(|| "/".into());
+            let value = m
+                .path
+                .as_ref()
+                .and_then(|p| p.value.clone())
+                .unwrap_or_else(|| "/".into());
             let path = match m.path.as_ref().and_then(|p| p.r#type.clone()) {
                 None | Some(HttpRouteRulesMatchesPathType::PathPrefix) => PathMatch::Prefix(value),
                 Some(HttpRouteRulesMatchesPathType::Exact) => PathMatch::Exact(value),
                 Some(HttpRouteRulesMatchesPathType::RegularExpression) => {
-                    return Err(unsupported(route, &format!("{field}.path.type"), "RegularExpression paths"));
+                    return Err(unsupported(
+                        route,
+                        &format!("{field}.path.type"),
+                        "RegularExpression paths",
+                    ));
                 }
             };
             let mut headers = Vec::new();
             for (header_index, header) in m.headers.iter().flatten().enumerate() {
-                if matches!(header.r#type, Some(HttpRouteRulesMatchesHeadersType::RegularExpression)) {
+                if matches!(
+                    header.r#type,
+                    Some(HttpRouteRulesMatchesHeadersType::RegularExpression)
+                ) {
                     return Err(unsupported(
                         route,
                         &format!("{field}.headers[{header_index}].type"),
@@ -877,10 +988,16 @@ mod tests {
 
     #[test]
     fn listen_flags_are_dropped_in_every_form() {
-        let args: Vec<String> = ["-text=a", "-listen", ":80", "--listen=:81", "-status-code=201"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let args: Vec<String> = [
+            "-text=a",
+            "-listen",
+            ":80",
+            "--listen=:81",
+            "-status-code=201",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         assert_eq!(without_listen(&args), ["-text=a", "-status-code=201"]);
     }
 

@@ -25,7 +25,10 @@ pub(crate) struct Tail(Arc<Mutex<VecDeque<String>>>);
 
 impl Tail {
     fn push(&self, line: String) {
-        let mut lines = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut lines = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if lines.len() == TAIL_LINES {
             lines.pop_front();
         }
@@ -34,9 +37,17 @@ impl Tail {
 
     /// The last `n` lines, joined.
     pub(crate) fn last(&self, n: usize) -> String {
-        let lines = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let lines = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let skip = lines.len().saturating_sub(n);
-        lines.iter().skip(skip).cloned().collect::<Vec<_>>().join("\n")
+        lines
+            .iter()
+            .skip(skip)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 
@@ -165,7 +176,10 @@ impl Process {
     /// SIGTERM, then SIGKILL after `grace`; always reaps. Returns how it ended.
     pub(crate) async fn terminate(mut self, grace: Duration) -> Result<String, String> {
         if let Some(status) = self.exit_status() {
-            return Ok(format!("{} (pid {}) had already exited: {status}", self.what, self.pid));
+            return Ok(format!(
+                "{} (pid {}) had already exited: {status}",
+                self.what, self.pid
+            ));
         }
         if let Ok(pid) = libc::pid_t::try_from(self.pid) {
             // SAFETY: plain kill(2) on our own unreaped child: the pid cannot have been
@@ -184,7 +198,10 @@ impl Process {
                     self.pid,
                     humantime::format_duration(grace)
                 )),
-                Err(err) => Err(format!("failed to kill {} (pid {}): {err}", self.what, self.pid)),
+                Err(err) => Err(format!(
+                    "failed to kill {} (pid {}): {err}",
+                    self.what, self.pid
+                )),
             },
         }
     }
