@@ -11,9 +11,13 @@
 //! - [`runner`]: executes suites and emits events; [`report`] consumes them.
 //! - [`cli`]: the command line.
 
+pub mod cli;
 pub mod cluster;
+pub mod echo;
 pub mod exit_codes;
 pub mod manifest;
+pub mod report;
+pub mod runner;
 pub mod stats;
 pub mod suite;
 pub mod target;

@@ -1,1 +1,110 @@
-fn main() {}
+//! Every case of every suite in `suites/` as its own test, named `suite::case`, run on
+//! the embedded local target (a real Envoy and real echo processes). When a cluster is
+//! configured (`MESHCHECK_E2E=1` and a kubeconfig), the same cases also run on it as
+//! `kube::suite::case`; otherwise those trials are listed as ignored, with the reason
+//! printed once.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use libtest_mimic::{Arguments, Failed, Trial};
+use meshcheck::report::failure_block;
+use meshcheck::runner::{
+    CaseFilter, CaseResult, Event, Interrupt, LocalSettings, Outcome, RunOptions, TargetSettings,
+};
+use meshcheck::suite::{Suite, load_all};
+
+fn main() {
+    let args = Arguments::from_args();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let suites = match load_all(&[root.join("suites")]) {
+        Ok(suites) => suites,
+        Err(err) => panic!("suites/ does not load: {err}"),
+    };
+    let cases: usize = suites.iter().map(|s| s.cases.len()).sum();
+    assert!(
+        cases > 0,
+        "no suite case found under suites/: a typo must not pass silently"
+    );
+
+    let kube = meshcheck::target::kube::cluster_tier_configured();
+    if let Err(reason) = &kube
+        && !args.list
+    {
+        eprintln!("cluster tier skipped: {reason}");
+    }
+
+    let mut trials = Vec::new();
+    for suite in &suites {
+        for case in &suite.cases {
+            let id = format!("{}::{}", suite.name, case.name);
+            let local = TargetSettings::Local(LocalSettings {
+                envoy: std::env::var_os("MESHCHECK_ENVOY").map(Into::into),
+                echo_program: env!("CARGO_BIN_EXE_meshcheck").into(),
+            });
+            trials.push(trial(
+                id.clone(),
+                suite.clone(),
+                local,
+                case.spec.skip.is_some(),
+            ));
+            let kube_trial = match &kube {
+                Ok(options) => trial(
+                    format!("kube::{id}"),
+                    suite.clone(),
+                    TargetSettings::Kube(options.clone()),
+                    case.spec.skip.is_some(),
+                ),
+                Err(_) => Trial::test(format!("kube::{id}"), || Ok(())).with_ignored_flag(true),
+            };
+            trials.push(kube_trial);
+        }
+    }
+    trials.sort_by(|a, b| a.name().cmp(b.name()));
+    libtest_mimic::run(&args, trials).exit();
+}
+
+fn trial(id: String, suite: Suite, target: TargetSettings, skipped: bool) -> Trial {
+    let case_id = id.trim_start_matches("kube::").to_string();
+    Trial::test(id, move || run_one(&suite, &case_id, target)).with_ignored_flag(skipped)
+}
+
+/// Runs one case through the real runner and turns its result into a test outcome.
+fn run_one(suite: &Suite, case_id: &str, target: TargetSettings) -> Result<(), Failed> {
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| Failed::from(e.to_string()))?;
+    let options = RunOptions {
+        target,
+        filter: CaseFilter {
+            patterns: vec![case_id.to_string()],
+            exact: true,
+        },
+    };
+    let results: Mutex<Vec<CaseResult>> = Mutex::new(Vec::new());
+    let mut setup_error = None;
+    runtime.block_on(meshcheck::runner::run(
+        std::slice::from_ref(suite),
+        &options,
+        &Interrupt::default(),
+        &mut |event| match event {
+            Event::CaseFinished { result } => {
+                if let Ok(mut r) = results.lock() {
+                    r.push(*result);
+                }
+            }
+            Event::SetupFailed { error, .. } => setup_error = Some(error),
+            Event::SuiteFinished { cleanup, .. } if !cleanup.failed.is_empty() => {
+                setup_error = Some(format!("cleanup failed: {}", cleanup.failed.join("; ")));
+            }
+            _ => {}
+        },
+    ));
+    if let Some(error) = setup_error {
+        return Err(error.into());
+    }
+    let results = results.into_inner().unwrap_or_default();
+    match results.as_slice() {
+        [result] if result.outcome == Outcome::Failed => Err(failure_block(result).into()),
+        [_] => Ok(()),
+        other => Err(format!("expected one result for {case_id}, got {}", other.len()).into()),
+    }
+}

@@ -1,1 +1,438 @@
 //! The embedded local target: fixtures as a real Envoy and echo processes.
+//!
+//! Deployments become `meshcheck echo` processes (one per replica), Services and
+//! DestinationRules become static Envoy clusters named as Istio names them, Gateways
+//! and HTTPRoutes become Envoy listeners and routes. Everything listens on 127.0.0.1
+//! with kernel-chosen ports, learned from the processes themselves, so parallel runs
+//! never collide.
+
+mod admin;
+mod bootstrap;
+mod error;
+mod fields;
+mod install;
+mod plan;
+mod process;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use tempfile::TempDir;
+
+use crate::manifest::{Manifest, ObjectKey};
+use crate::target::{CleanupReport, DiagnosticSection};
+
+pub use bootstrap::{UNLIMITED, bootstrap, listener_name, proto_duration};
+pub use error::LocalError;
+pub use install::{
+    ENVOY_VERSION, EnvoySource, ensure_envoy, ensure_envoy_from, installing_message,
+};
+pub use plan::{
+    ClusterPlan, GatewayPlan, GatewayPort, OutlierDetection, PathMatch, Plan, RouteAction,
+    RoutePlan, TrafficPolicy, VirtualHost, Workload, cluster_name, plan,
+};
+
+use process::Process;
+
+/// How the local target runs.
+#[derive(Clone, Debug)]
+pub struct LocalOptions {
+    /// The Envoy binary, from [`ensure_envoy`].
+    pub envoy: PathBuf,
+    /// A binary with the `echo` subcommand: the running meshcheck for the CLI,
+    /// `CARGO_BIN_EXE_meshcheck` in tests.
+    pub echo_program: PathBuf,
+    /// How long each echo and Envoy may take to come up.
+    pub startup_timeout: Duration,
+    /// How long a process gets between SIGTERM and SIGKILL at shutdown.
+    pub shutdown_grace: Duration,
+}
+
+impl LocalOptions {
+    pub fn new(envoy: PathBuf, echo_program: PathBuf) -> LocalOptions {
+        LocalOptions {
+            envoy,
+            echo_program,
+            startup_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// One echo process: which Deployment replica, where it listens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Backend {
+    pub deployment: ObjectKey,
+    pub replica: u32,
+    pub pid: u32,
+    pub address: SocketAddr,
+}
+
+/// The fixtures, running. Dropping it kills every child (they are spawned with
+/// kill-on-drop); [`LocalEnvironment::shutdown`] stops them gracefully and reports.
+#[derive(Debug)]
+pub struct LocalEnvironment {
+    plan: Plan,
+    bootstrap: serde_json::Value,
+    envoy: Process,
+    echoes: Vec<Process>,
+    backends: Vec<Backend>,
+    admin: SocketAddr,
+    listeners: BTreeMap<(ObjectKey, u16), SocketAddr>,
+    envoy_startup: Duration,
+    shutdown_grace: Duration,
+    dir: TempDir,
+}
+
+impl LocalEnvironment {
+    /// Translates the fixtures, starts the echo processes and Envoy, and returns once
+    /// Envoy is LIVE with every gateway listener bound.
+    pub async fn start(
+        manifests: &[Manifest],
+        options: LocalOptions,
+    ) -> Result<LocalEnvironment, LocalError> {
+        let plan = plan(manifests)?;
+        let dir = tempfile::Builder::new()
+            .prefix("meshcheck-local-")
+            .tempdir()
+            .map_err(|source| LocalError::Write {
+                what: "the temporary directory",
+                path: std::env::temp_dir(),
+                source,
+            })?;
+
+        // Spawn every replica first so they come up in parallel, then collect their
+        // announced addresses. An early return drops (and so kills) what started.
+        let mut echoes = Vec::new();
+        for workload in &plan.workloads {
+            for replica in 0..workload.replicas {
+                let what = format!(
+                    "echo {}/{}-{replica}",
+                    workload.namespace, workload.deployment.name
+                );
+                let mut args = vec!["echo".to_string()];
+                args.extend(workload.echo_args.iter().cloned());
+                args.push("-listen=127.0.0.1:0".into());
+                let process = Process::spawn(what, &options.echo_program, &args, true)?;
+                echoes.push((workload.deployment.clone(), replica, process));
+            }
+        }
+        let mut pods: Vec<Vec<SocketAddr>> = vec![Vec::new(); plan.workloads.len()];
+        let mut backends = Vec::new();
+        let mut processes = Vec::new();
+        for (deployment, replica, mut process) in echoes {
+            let line = process.announcement(options.startup_timeout).await?;
+            let address = line
+                .strip_prefix("listening on ")
+                .and_then(|a| a.parse::<SocketAddr>().ok())
+                .ok_or_else(|| LocalError::BadAnnouncement {
+                    what: process.what.clone(),
+                    line: line.clone(),
+                })?;
+            if let Some(index) = plan
+                .workloads
+                .iter()
+                .position(|w| w.deployment == deployment)
+            {
+                pods[index].push(address);
+            }
+            backends.push(Backend {
+                deployment,
+                replica,
+                pid: process.pid,
+                address,
+            });
+            processes.push(process);
+        }
+
+        let config = bootstrap(&plan, &pods);
+        let config_path = dir.path().join("envoy.json");
+        write_json(&config_path, &config)?;
+        let admin_path = dir.path().join("admin-address.txt");
+        let started = Instant::now();
+        let mut envoy = Process::spawn(
+            "Envoy".into(),
+            &options.envoy,
+            &[
+                "-c".into(),
+                config_path.display().to_string(),
+                "--disable-hot-restart".into(),
+                "--admin-address-path".into(),
+                admin_path.display().to_string(),
+                "--log-level".into(),
+                "info".into(),
+            ],
+            false,
+        )?;
+        let admin = wait_ready(&mut envoy, &admin_path, options.startup_timeout).await?;
+        let envoy_startup = started.elapsed();
+
+        let (_, body) = admin::get(admin, "/listeners?format=json").await?;
+        let bound: BTreeMap<String, SocketAddr> =
+            admin::parse_listeners(&body)?.into_iter().collect();
+        let mut listeners = BTreeMap::new();
+        for gateway in &plan.gateways {
+            for port in &gateway.ports {
+                let name = listener_name(&gateway.gateway, port.port);
+                let address = bound.get(&name).ok_or_else(|| LocalError::Admin {
+                    path: "/listeners?format=json".into(),
+                    message: format!("Envoy does not list listener {name}: {body}"),
+                })?;
+                listeners.insert((gateway.gateway.clone(), port.port), *address);
+            }
+        }
+        Ok(LocalEnvironment {
+            plan,
+            bootstrap: config,
+            envoy,
+            echoes: processes,
+            backends,
+            admin,
+            listeners,
+            envoy_startup,
+            shutdown_grace: options.shutdown_grace,
+            dir,
+        })
+    }
+
+    /// Where to send traffic for a Gateway listener port (80 in the fixtures).
+    pub fn gateway_address(&self, gateway: &ObjectKey, listener_port: u16) -> Option<SocketAddr> {
+        self.listeners
+            .get(&(gateway.clone(), listener_port))
+            .copied()
+    }
+
+    /// Envoy's admin listener.
+    pub fn admin_address(&self) -> SocketAddr {
+        self.admin
+    }
+
+    /// Every echo process: Deployment, replica, pid, address.
+    pub fn backends(&self) -> &[Backend] {
+        &self.backends
+    }
+
+    /// The translation the environment runs.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// The Envoy bootstrap as written.
+    pub fn bootstrap(&self) -> &serde_json::Value {
+        &self.bootstrap
+    }
+
+    /// From starting Envoy to admin `/ready` saying LIVE.
+    pub fn envoy_startup(&self) -> Duration {
+        self.envoy_startup
+    }
+
+    /// Pids of every child (Envoy first), for callers that check cleanup.
+    pub fn pids(&self) -> Vec<u32> {
+        std::iter::once(self.envoy.pid)
+            .chain(self.echoes.iter().map(|p| p.pid))
+            .collect()
+    }
+
+    /// The temporary directory with the bootstrap; removed at shutdown.
+    pub fn temp_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Envoy's `/stats` text: `cluster.outbound|80||backend-v1...upstream_rq_200: 42`.
+    pub async fn envoy_stats(&self) -> Result<String, LocalError> {
+        let (status, body) = admin::get(self.admin, "/stats").await?;
+        if status != http::StatusCode::OK {
+            return Err(LocalError::Admin {
+                path: "/stats".into(),
+                message: format!("status {status}: {body}"),
+            });
+        }
+        Ok(body)
+    }
+
+    /// What a failed case shows: our clusters' Envoy stats, process states, notes from
+    /// the translation, and the tail of Envoy's log.
+    pub async fn diagnostics(&self) -> Vec<DiagnosticSection> {
+        let mut sections = Vec::new();
+        let stats = match self.envoy_stats().await {
+            Ok(stats) => stats
+                .lines()
+                .filter(|l| l.starts_with("cluster.outbound|"))
+                .filter(|l| {
+                    [
+                        "upstream_rq_",
+                        "upstream_cx_",
+                        "outlier_detection.",
+                        "membership_",
+                        "circuit_breakers.",
+                    ]
+                    .iter()
+                    .any(|k| l.contains(k))
+                })
+                .filter(|l| !l.ends_with(": 0"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            Err(err) => format!("unavailable: {err}"),
+        };
+        sections.push(DiagnosticSection {
+            title: "Envoy cluster stats (non-zero)".into(),
+            body: stats,
+        });
+        let mut states = vec![format!(
+            "Envoy (pid {}): {}, admin {}",
+            self.envoy.pid,
+            process_state(self.envoy.pid),
+            self.admin
+        )];
+        for backend in &self.backends {
+            states.push(format!(
+                "echo {}-{} (pid {}) on {}: {}",
+                backend.deployment,
+                backend.replica,
+                backend.pid,
+                backend.address,
+                process_state(backend.pid)
+            ));
+        }
+        sections.push(DiagnosticSection {
+            title: "local processes".into(),
+            body: states.join("\n"),
+        });
+        if !self.plan.notes.is_empty() {
+            sections.push(DiagnosticSection {
+                title: "translation notes".into(),
+                body: self.plan.notes.join("\n"),
+            });
+        }
+        sections.push(DiagnosticSection {
+            title: "Envoy log (last 50 lines)".into(),
+            body: self.envoy.tail.last(50),
+        });
+        sections
+    }
+
+    /// Stops Envoy, then every echo (SIGTERM, SIGKILL after the grace period), reaps
+    /// them, and removes the temporary directory.
+    pub async fn shutdown(self) -> CleanupReport {
+        let grace = self.shutdown_grace;
+        let mut report = CleanupReport::default();
+        let mut record = |result: Result<String, String>| match result {
+            Ok(done) => report.removed.push(done),
+            Err(failed) => report.failed.push(failed),
+        };
+        // Envoy first: nothing should route to backends that are going away.
+        record(self.envoy.terminate(grace).await);
+        for result in join_all(self.echoes.into_iter().map(|p| p.terminate(grace))).await {
+            record(result);
+        }
+        let path = self.dir.path().display().to_string();
+        match self.dir.close() {
+            Ok(()) => report.removed.push(format!("removed {path}")),
+            Err(err) => report
+                .failed
+                .push(format!("failed to remove {path}: {err}")),
+        }
+        report
+    }
+}
+
+/// Polls for Envoy's admin address file and then `/ready`. Envoy offers no push
+/// signal, so this is a bounded poll on the real readiness state, watching for an
+/// early exit on every turn.
+async fn wait_ready(
+    envoy: &mut Process,
+    admin_path: &Path,
+    timeout: Duration,
+) -> Result<SocketAddr, LocalError> {
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(5);
+    loop {
+        if envoy.exit_status().is_some() {
+            return Err(envoy.exited_at_startup().await);
+        }
+        if let Some(admin) = std::fs::read_to_string(admin_path)
+            .ok()
+            .and_then(|text| text.trim().parse::<SocketAddr>().ok())
+            && let Ok((status, body)) = admin::get(admin, "/ready").await
+            && status == http::StatusCode::OK
+            && body.trim() == "LIVE"
+        {
+            return Ok(admin);
+        }
+        if Instant::now() >= deadline {
+            return Err(LocalError::StartupTimeout {
+                what: "Envoy".into(),
+                timeout,
+                tail: envoy.tail.last(20),
+            });
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
+}
+
+fn write_json(path: &Path, value: &serde_json::Value) -> Result<(), LocalError> {
+    let text = serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string());
+    std::fs::write(path, text).map_err(|source| LocalError::Write {
+        what: "the Envoy bootstrap",
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// `running`, `exited` (zombie or gone) from /proc, for diagnostics.
+fn process_state(pid: u32) -> &'static str {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => match stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next())
+        {
+            Some('Z' | 'X') => "exited",
+            Some(_) => "running",
+            None => "unknown",
+        },
+        Err(_) => "exited",
+    }
+}
+
+/// Runs `envoy --mode validate` on a bootstrap: Envoy's own check of the config.
+pub async fn validate_config(envoy: &Path, config: &serde_json::Value) -> Result<(), LocalError> {
+    let dir = tempfile::Builder::new()
+        .prefix("meshcheck-validate-")
+        .tempdir()
+        .map_err(|source| LocalError::Write {
+            what: "the temporary directory",
+            path: std::env::temp_dir(),
+            source,
+        })?;
+    let path = dir.path().join("envoy.json");
+    write_json(&path, config)?;
+    let output = tokio::process::Command::new(envoy)
+        .arg("--mode")
+        .arg("validate")
+        .arg("-c")
+        .arg(&path)
+        .arg("--disable-hot-restart")
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(|source| LocalError::Spawn {
+            what: format!("{} --mode validate", envoy.display()),
+            source,
+        })?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(LocalError::InvalidConfig {
+            output: format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            ),
+        })
+    }
+}

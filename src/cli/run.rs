@@ -1,0 +1,153 @@
+//! `meshcheck run`: load suites, bring the target up, run cases, report.
+
+use std::path::PathBuf;
+
+use crate::exit_codes;
+use crate::report::{DisplayConfig, RunRecord, TerminalReporter};
+use crate::runner::{CaseFilter, Interrupt, LocalSettings, RunOptions, TargetSettings};
+use crate::target::kube::KubeOptions;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TargetArg {
+    /// A real Envoy and echo processes on this machine; no cluster needed.
+    Local,
+    /// A Kubernetes cluster with Istio and the Gateway API CRDs.
+    Kube,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Suite files or directories of them.
+    #[arg(default_value = "suites")]
+    pub paths: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value_t = TargetArg::Local)]
+    pub target: TargetArg,
+    /// Kubeconfig for the kube target (default: KUBECONFIG, then ~/.kube/config).
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context for the kube target.
+    #[arg(long)]
+    pub context: Option<String>,
+    /// Leave what the run created in place for inspection (kube target).
+    #[arg(long)]
+    pub keep: bool,
+    /// Run only cases whose `suite::case` name contains this (repeatable).
+    #[arg(long = "filter", value_name = "PATTERN")]
+    pub filters: Vec<String>,
+    /// With --filter: match whole names only.
+    #[arg(long)]
+    pub exact: bool,
+    /// Write a JSON report.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Write a JUnit XML report.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Only failures and the summary.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Envoy binary for the local target (default: installed into the cache on first use).
+    #[arg(long, env = "MESHCHECK_ENVOY")]
+    pub envoy: Option<PathBuf>,
+}
+
+pub fn run(args: RunArgs) -> i32 {
+    let suites = match crate::suite::load_all(&args.paths) {
+        Ok(suites) => suites,
+        Err(err) => {
+            super::print_error(&err);
+            return exit_codes::BAD_INPUT;
+        }
+    };
+    let target = match args.target {
+        TargetArg::Local => {
+            let echo_program = match std::env::current_exe() {
+                Ok(path) => path,
+                Err(err) => {
+                    super::print_error(&err);
+                    return exit_codes::SETUP_FAILED;
+                }
+            };
+            TargetSettings::Local(LocalSettings {
+                envoy: args.envoy.clone(),
+                echo_program,
+            })
+        }
+        TargetArg::Kube => TargetSettings::Kube(KubeOptions {
+            kubeconfig: args.kubeconfig.clone(),
+            context: args.context.clone(),
+            keep: args.keep,
+            ..KubeOptions::default()
+        }),
+    };
+    let options = RunOptions {
+        target,
+        filter: CaseFilter {
+            patterns: args.filters.clone(),
+            exact: args.exact,
+        },
+    };
+    let selected = suites
+        .iter()
+        .flat_map(|s| s.case_ids())
+        .filter(|id| options.filter.matches(id))
+        .count();
+    if selected == 0 {
+        eprintln!("error: no case matches the filter");
+        return exit_codes::BAD_INPUT;
+    }
+
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(err) => {
+            super::print_error(&err);
+            return exit_codes::SETUP_FAILED;
+        }
+    };
+    let mut terminal = TerminalReporter::new(
+        DisplayConfig::from_env(args.quiet),
+        Box::new(std::io::stderr()),
+    );
+    let mut record = RunRecord::new();
+    let interrupt = Interrupt::default();
+    let summary = runtime.block_on(async {
+        watch_signals(interrupt.clone());
+        crate::runner::run(&suites, &options, &interrupt, &mut |event| {
+            terminal.report(&event);
+            record.record(&event);
+        })
+        .await
+    });
+    let mut code = summary.exit_code();
+    if let Some(path) = &args.json
+        && let Err(err) = record.write_json(path)
+    {
+        super::print_error(&err);
+        code = code.max(exit_codes::SETUP_FAILED);
+    }
+    if let Some(path) = &args.junit
+        && let Err(err) = record.write_junit(path)
+    {
+        super::print_error(&err);
+        code = code.max(exit_codes::SETUP_FAILED);
+    }
+    code
+}
+
+/// SIGINT and SIGTERM trigger the interrupt; the runner then cleans up and returns.
+fn watch_signals(interrupt: Interrupt) {
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            return;
+        };
+        let name = tokio::select! {
+            _ = int.recv() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        };
+        interrupt.trigger(name);
+    });
+}

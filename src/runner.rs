@@ -1,0 +1,13 @@
+//! Executes suites against a target and emits [`Event`]s; it never prints. Reporters
+//! (terminal, JSON, JUnit, the cargo-test harness) consume the events.
+
+mod case;
+mod environment;
+mod events;
+mod execute;
+
+pub use environment::{LocalSettings, TargetSettings};
+pub use events::{
+    CaseResult, Event, LatencySummary, Outcome, Phase, RunEnvironment, RunSummary, TargetKind,
+};
+pub use execute::{CaseFilter, Interrupt, RunOptions, run};

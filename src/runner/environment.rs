@@ -1,0 +1,193 @@
+//! The runner's view of a target: bring a suite's fixtures up, hand out gateway
+//! addresses and diagnostics, and tear everything down.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use super::events::{Event, Phase, RunEnvironment, TargetKind};
+use crate::manifest::ObjectKey;
+use crate::suite::Suite;
+use crate::target::kube::{KubeEnvironment, KubeOptions};
+use crate::target::local::{self, LocalEnvironment, LocalOptions};
+use crate::target::{CleanupReport, DiagnosticSection};
+
+/// Which target a run uses, and its settings.
+#[derive(Clone, Debug)]
+pub enum TargetSettings {
+    Local(LocalSettings),
+    Kube(KubeOptions),
+}
+
+impl TargetSettings {
+    pub fn kind(&self) -> TargetKind {
+        match self {
+            TargetSettings::Local(_) => TargetKind::Local,
+            TargetSettings::Kube(_) => TargetKind::Kube,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct LocalSettings {
+    /// Envoy binary; `None` installs it into the cache on first use.
+    pub envoy: Option<PathBuf>,
+    /// A binary with the `echo` subcommand: meshcheck itself.
+    pub echo_program: PathBuf,
+}
+
+/// A brought-up suite environment.
+pub(crate) enum Environment {
+    Local(Box<LocalEnvironment>),
+    Kube(Box<KubeEnvironment>),
+}
+
+impl Environment {
+    pub(crate) async fn bring_up(
+        settings: &TargetSettings,
+        suite: &Suite,
+        emit: &mut (dyn FnMut(Event) + Send),
+    ) -> Result<Environment, String> {
+        let phase = |phase: Phase, detail: String| Event::Phase {
+            suite: suite.name.clone(),
+            phase,
+            detail,
+        };
+        match settings {
+            TargetSettings::Local(local) => {
+                let envoy = match &local.envoy {
+                    Some(path) => path.clone(),
+                    None => {
+                        let mut notice = None;
+                        let path = local::ensure_envoy(|dir| {
+                            notice = Some(local::installing_message(dir))
+                        })
+                        .await
+                        .map_err(|err| chain(&err))?;
+                        if let Some(notice) = notice {
+                            emit(phase(Phase::Install, notice));
+                        }
+                        path
+                    }
+                };
+                emit(phase(
+                    Phase::BringUp,
+                    format!(
+                        "starting Envoy and echo backends for {} objects",
+                        suite.manifests.len()
+                    ),
+                ));
+                let mut options = LocalOptions::new(envoy, local.echo_program.clone());
+                options.startup_timeout = suite.spec.readiness.timeout;
+                let env = LocalEnvironment::start(&suite.manifests, options)
+                    .await
+                    .map_err(|err| chain(&err))?;
+                emit(Event::Environment {
+                    environment: RunEnvironment {
+                        target: Some(TargetKind::Local),
+                        meshcheck: env!("CARGO_PKG_VERSION").to_string(),
+                        envoy: Some(local::ENVOY_VERSION.to_string()),
+                        ..RunEnvironment::default()
+                    },
+                });
+                emit(phase(
+                    Phase::Wait,
+                    format!(
+                        "Envoy ready in {} ms with {} echo processes",
+                        env.envoy_startup().as_millis(),
+                        env.backends().len()
+                    ),
+                ));
+                Ok(Environment::Local(Box::new(env)))
+            }
+            TargetSettings::Kube(options) => {
+                let mut env = KubeEnvironment::connect(options.clone())
+                    .await
+                    .map_err(|err| chain(&err))?;
+                let preflight = env.preflight().await.map_err(|err| chain(&err))?;
+                if !preflight.is_ready() {
+                    return Err(format!(
+                        "the cluster is not ready for meshcheck:\n{preflight}"
+                    ));
+                }
+                emit(Event::Environment {
+                    environment: RunEnvironment {
+                        target: Some(TargetKind::Kube),
+                        meshcheck: env!("CARGO_PKG_VERSION").to_string(),
+                        ..RunEnvironment::default()
+                    },
+                });
+                emit(phase(
+                    Phase::Apply,
+                    format!("applying {} objects", suite.manifests.len()),
+                ));
+                if let Err(err) = env.apply(&suite.manifests).await {
+                    let message = chain(&err);
+                    // Whatever was applied before the failure is still ours to remove.
+                    env.cleanup().await;
+                    return Err(message);
+                }
+                emit(phase(Phase::Wait, "waiting for readiness".into()));
+                // Readiness progress is reported through the Phase event above; the
+                // callback's individual waits show up in the error when one times out.
+                let result = env.wait_ready(&suite.manifests, &|_| {}).await;
+                if let Err(err) = result {
+                    let message = chain(&err);
+                    env.cleanup().await;
+                    return Err(message);
+                }
+                Ok(Environment::Kube(Box::new(env)))
+            }
+        }
+    }
+
+    pub(crate) async fn gateway_address(
+        &self,
+        gateway: &ObjectKey,
+        port: u16,
+    ) -> Result<SocketAddr, String> {
+        match self {
+            Environment::Local(env) => env.gateway_address(gateway, port).ok_or_else(|| {
+                format!("the local target has no listener for {gateway} on port {port}")
+            }),
+            Environment::Kube(env) => env
+                .gateway_address(gateway, port)
+                .await
+                .map_err(|err| chain(&err)),
+        }
+    }
+
+    pub(crate) async fn diagnostics(&self, suite: &Suite) -> Vec<DiagnosticSection> {
+        match self {
+            Environment::Local(env) => env.diagnostics().await,
+            Environment::Kube(env) => {
+                let mut namespaces: Vec<String> = suite
+                    .manifests
+                    .iter()
+                    .filter_map(|m| m.namespace.clone())
+                    .collect();
+                namespaces.sort();
+                namespaces.dedup();
+                env.diagnostics(&namespaces).await
+            }
+        }
+    }
+
+    pub(crate) async fn shutdown(self) -> CleanupReport {
+        match self {
+            Environment::Local(env) => env.shutdown().await,
+            Environment::Kube(env) => env.cleanup().await,
+        }
+    }
+}
+
+/// An error and its causes on one line, for case messages.
+pub(crate) fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

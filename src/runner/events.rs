@@ -1,0 +1,238 @@
+//! What execution tells the world. The runner only emits these; the terminal view, the
+//! JSON and JUnit reports and the cargo-test harness consume them, each on its own.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::stats::SplitVerdict;
+use crate::target::{CleanupReport, DiagnosticSection};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetKind {
+    Local,
+    Kube,
+}
+
+impl std::fmt::Display for TargetKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TargetKind::Local => "local",
+            TargetKind::Kube => "kube",
+        })
+    }
+}
+
+/// The stages a suite goes through; progress displays name them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    Install,
+    BringUp,
+    Apply,
+    Wait,
+    Converge,
+    Traffic,
+    Cleanup,
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Phase::Install => "install",
+            Phase::BringUp => "bring-up",
+            Phase::Apply => "apply",
+            Phase::Wait => "wait",
+            Phase::Converge => "converge",
+            Phase::Traffic => "traffic",
+            Phase::Cleanup => "cleanup",
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Passed,
+    Failed,
+    Skipped,
+}
+
+/// Versions of what the run tested against, where known.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct RunEnvironment {
+    pub target: Option<TargetKind>,
+    pub meshcheck: String,
+    pub envoy: Option<String>,
+    pub istio: Option<String>,
+    pub gateway_api: Option<String>,
+    pub kubernetes: Option<String>,
+}
+
+/// Latency percentiles of a case's measured requests, in milliseconds.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct LatencySummary {
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+/// Everything known about one finished case. Reports are built from this alone.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CaseResult {
+    pub suite: String,
+    pub name: String,
+    pub outcome: Outcome,
+    #[serde(serialize_with = "as_seconds")]
+    pub duration: Duration,
+    /// Requests measured (after convergence).
+    pub requests: u64,
+    /// Backend identity -> responses.
+    pub backends: BTreeMap<String, u64>,
+    /// HTTP status -> responses.
+    pub status_codes: BTreeMap<u16, u64>,
+    /// Transport error kind -> requests.
+    pub errors: BTreeMap<String, u64>,
+    /// Responses carrying `x-envoy-overloaded: true` (circuit breaker overflow).
+    pub envoy_overloaded: u64,
+    pub requests_per_second: f64,
+    pub latency: Option<LatencySummary>,
+    pub split: Option<SplitVerdict>,
+    /// One line saying why the case passed, failed or was skipped.
+    pub message: String,
+    pub diagnostics: Vec<DiagnosticSection>,
+}
+
+impl CaseResult {
+    /// A case that ended before measuring anything: skipped, or failed by its setup.
+    pub fn without_traffic(suite: &str, name: &str, outcome: Outcome, message: String) -> Self {
+        CaseResult {
+            suite: suite.to_string(),
+            name: name.to_string(),
+            outcome,
+            duration: Duration::ZERO,
+            requests: 0,
+            backends: BTreeMap::new(),
+            status_codes: BTreeMap::new(),
+            errors: BTreeMap::new(),
+            envoy_overloaded: 0,
+            requests_per_second: 0.0,
+            latency: None,
+            split: None,
+            message,
+            diagnostics: Vec::new(),
+        }
+    }
+
+    pub fn id(&self) -> String {
+        format!("{}::{}", self.suite, self.name)
+    }
+}
+
+fn as_seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+/// Totals for the end of a run.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct RunSummary {
+    pub passed: usize,
+    pub failed: usize,
+    pub skipped: usize,
+    /// Suites whose environment could not be brought up.
+    pub setup_failures: usize,
+    pub interrupted: bool,
+}
+
+impl RunSummary {
+    pub fn record(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Passed => self.passed += 1,
+            Outcome::Failed => self.failed += 1,
+            Outcome::Skipped => self.skipped += 1,
+        }
+    }
+
+    /// The documented exit code for this run (README.md, "Exit codes").
+    pub fn exit_code(&self) -> i32 {
+        use crate::exit_codes::*;
+        if self.interrupted {
+            INTERRUPTED
+        } else if self.setup_failures > 0 {
+            SETUP_FAILED
+        } else if self.failed > 0 {
+            CASES_FAILED
+        } else {
+            SUCCESS
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum Event {
+    RunStarted {
+        suites: usize,
+        cases: usize,
+        target: TargetKind,
+    },
+    SuiteStarted {
+        suite: String,
+        cases: usize,
+    },
+    /// A suite entered a phase; `detail` says what is happening in words.
+    Phase {
+        suite: String,
+        phase: Phase,
+        detail: String,
+    },
+    /// The environment reported its versions (Envoy, Istio, Kubernetes...).
+    Environment {
+        environment: RunEnvironment,
+    },
+    CaseStarted {
+        suite: String,
+        case: String,
+    },
+    /// One of the first responses of a case, shown like the seed's curl loop.
+    Response {
+        suite: String,
+        case: String,
+        status: Option<u16>,
+        /// The backend identity (echo text), or the error kind for a failed request.
+        line: String,
+    },
+    /// Periodic progress while a case's requests run.
+    TrafficProgress {
+        suite: String,
+        case: String,
+        requests: u64,
+        max_requests: u64,
+        backends: BTreeMap<String, u64>,
+        requests_per_second: f64,
+    },
+    CaseFinished {
+        result: Box<CaseResult>,
+    },
+    SuiteFinished {
+        suite: String,
+        cleanup: CleanupReport,
+    },
+    /// A suite could not be brought up; its cases are reported failed.
+    SetupFailed {
+        suite: String,
+        error: String,
+    },
+    /// SIGINT/SIGTERM arrived; what was created is being cleaned up.
+    Interrupted {
+        signal: String,
+    },
+    RunFinished {
+        summary: RunSummary,
+        #[serde(serialize_with = "as_seconds")]
+        duration: Duration,
+    },
+}

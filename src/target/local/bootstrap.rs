@@ -1,0 +1,240 @@
+//! The Envoy bootstrap for a plan: static clusters with the echo endpoints, one
+//! listener per gateway port, routes inline. Field values follow what Istio sends to a
+//! gateway for the same objects.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::plan::{
+    ClusterPlan, PathMatch, Plan, RouteAction, RoutePlan, TrafficPolicy, VirtualHost,
+};
+
+/// Istio leaves every circuit breaker threshold it is not told about at 2^32-1, so a
+/// limit is only in effect when a DestinationRule sets it.
+pub const UNLIMITED: u32 = u32::MAX;
+/// Istio's default upstream connect timeout (meshConfig.connectTimeout).
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Istio's load balancer when a DestinationRule does not choose one.
+const DEFAULT_LB_POLICY: &str = "LEAST_REQUEST";
+
+/// Envoy's JSON form of a protobuf Duration.
+pub fn proto_duration(duration: Duration) -> String {
+    if duration.subsec_nanos() == 0 {
+        format!("{}s", duration.as_secs())
+    } else {
+        format!("{}.{:09}s", duration.as_secs(), duration.subsec_nanos())
+    }
+}
+
+/// Names of a gateway port's Envoy listener, as the admin API lists it.
+pub fn listener_name(gateway: &crate::manifest::ObjectKey, port: u16) -> String {
+    format!(
+        "{}/{}/0.0.0.0_{port}",
+        gateway.namespace.as_deref().unwrap_or("default"),
+        gateway.name
+    )
+}
+
+/// The whole bootstrap. `pods[i]` are the addresses of workload `i`'s echo processes.
+pub fn bootstrap(plan: &Plan, pods: &[Vec<SocketAddr>]) -> Value {
+    json!({
+        "node": {"id": "meshcheck-local", "cluster": "meshcheck"},
+        "admin": {
+            "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}
+        },
+        "static_resources": {
+            "listeners": plan.gateways.iter().flat_map(|g| g.ports.iter().map(move |p| {
+                listener(&listener_name(&g.gateway, p.port), p.port, &p.virtual_hosts)
+            })).collect::<Vec<_>>(),
+            "clusters": plan.clusters.iter().map(|c| cluster(c, pods)).collect::<Vec<_>>(),
+        }
+    })
+}
+
+fn listener(name: &str, port: u16, virtual_hosts: &[VirtualHost]) -> Value {
+    json!({
+        "name": name,
+        // Port 0: the kernel picks a free port; the admin API tells us which.
+        "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
+        "filter_chains": [{
+            "filters": [{
+                "name": "envoy.filters.network.http_connection_manager",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                    "stat_prefix": format!("outbound_0.0.0.0_{port}"),
+                    "codec_type": "AUTO",
+                    "route_config": {
+                        "name": format!("http.{port}"),
+                        "virtual_hosts": virtual_hosts.iter().map(|v| virtual_host(v, port)).collect::<Vec<_>>(),
+                    },
+                    "http_filters": [{
+                        "name": "envoy.filters.http.router",
+                        "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}
+                    }]
+                }
+            }]
+        }]
+    })
+}
+
+fn virtual_host(vhost: &VirtualHost, port: u16) -> Value {
+    // Istio's gateway virtual hosts answer the bare name and the name with any port.
+    let domains = if vhost.hostname == "*" {
+        vec!["*".to_string()]
+    } else {
+        vec![vhost.hostname.clone(), format!("{}:*", vhost.hostname)]
+    };
+    json!({
+        "name": format!("{}:{port}", vhost.hostname),
+        "domains": domains,
+        "routes": vhost.routes.iter().map(route).collect::<Vec<_>>(),
+    })
+}
+
+fn route(plan: &RoutePlan) -> Value {
+    let mut matcher = serde_json::Map::new();
+    match &plan.path {
+        PathMatch::Exact(path) => {
+            matcher.insert("path".into(), json!(path));
+        }
+        PathMatch::Prefix(prefix) => {
+            // Gateway API prefixes match whole segments ("/foo" matches "/foo/bar",
+            // not "/foobar"), which is Envoy's path_separated_prefix; it refuses a
+            // trailing slash, and "/" is every path.
+            let trimmed = prefix.trim_end_matches('/');
+            if trimmed.is_empty() {
+                matcher.insert("prefix".into(), json!("/"));
+            } else {
+                matcher.insert("path_separated_prefix".into(), json!(trimmed));
+            }
+        }
+    }
+    let mut headers: Vec<Value> = plan
+        .headers
+        .iter()
+        .map(|(name, value)| json!({"name": name, "string_match": {"exact": value}}))
+        .collect();
+    if let Some(method) = &plan.method {
+        headers.push(json!({"name": ":method", "string_match": {"exact": method}}));
+    }
+    if !headers.is_empty() {
+        matcher.insert("headers".into(), Value::Array(headers));
+    }
+    let mut out = json!({"name": plan.name, "match": matcher});
+    match &plan.action {
+        RouteAction::DirectResponse(status) => {
+            out["direct_response"] = json!({"status": status});
+        }
+        RouteAction::Cluster(name) => {
+            out["route"] = route_action(json!({"cluster": name}));
+        }
+        RouteAction::Weighted(clusters) => {
+            out["route"] = route_action(json!({"weighted_clusters": {
+                "clusters": clusters.iter().map(|(name, weight)| json!({"name": name, "weight": weight})).collect::<Vec<_>>()
+            }}));
+        }
+    }
+    out
+}
+
+/// Istio's defaults for every HTTP route: no route timeout, and two retries on
+/// connection failures and 503s, each to a different host.
+fn route_action(mut target: Value) -> Value {
+    target["timeout"] = json!("0s");
+    target["retry_policy"] = json!({
+        "retry_on": "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes",
+        "num_retries": 2,
+        "retry_host_predicate": [{
+            "name": "envoy.retry_host_predicates.previous_hosts",
+            "typed_config": {"@type": "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"}
+        }],
+        "host_selection_retry_max_attempts": 5,
+        "retriable_status_codes": [503]
+    });
+    target
+}
+
+/// One STATIC cluster with the DestinationRule applied as Istio applies it.
+pub fn cluster(plan: &ClusterPlan, pods: &[Vec<SocketAddr>]) -> Value {
+    let policy = plan.policy.clone().unwrap_or_default();
+    let endpoints: Vec<Value> = plan
+        .workloads
+        .iter()
+        .flat_map(|&w| pods.get(w).into_iter().flatten())
+        .map(|addr| {
+            json!({"endpoint": {"address": {"socket_address": {
+                "address": addr.ip().to_string(), "port_value": addr.port()
+            }}}})
+        })
+        .collect();
+    let mut cluster = json!({
+        "name": plan.name,
+        "type": "STATIC",
+        "connect_timeout": proto_duration(policy.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT)),
+        "lb_policy": policy.lb_policy.unwrap_or(DEFAULT_LB_POLICY),
+        "load_assignment": {
+            "cluster_name": plan.name,
+            "endpoints": [{"lb_endpoints": endpoints}]
+        },
+        "circuit_breakers": {"thresholds": [{
+            "max_connections": policy.max_connections.unwrap_or(UNLIMITED),
+            "max_pending_requests": policy.max_pending_requests.unwrap_or(UNLIMITED),
+            "max_requests": policy.max_requests.unwrap_or(UNLIMITED),
+            "max_retries": policy.max_retries.unwrap_or(UNLIMITED),
+            "track_remaining": true
+        }]},
+    });
+    if let Some(options) = protocol_options(&policy) {
+        cluster["typed_extension_protocol_options"] = json!({
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": options
+        });
+    }
+    if let Some(outlier) = &policy.outlier {
+        let mut out = json!({"enforcing_success_rate": 0});
+        if let Some(n) = outlier.consecutive_5xx {
+            out["consecutive_5xx"] = json!(n);
+            out["enforcing_consecutive_5xx"] = json!(if n > 0 { 100 } else { 0 });
+        }
+        if let Some(n) = outlier.consecutive_gateway_errors {
+            out["consecutive_gateway_failure"] = json!(n);
+            out["enforcing_consecutive_gateway_failure"] = json!(if n > 0 { 100 } else { 0 });
+        }
+        if let Some(d) = outlier.interval {
+            out["interval"] = json!(proto_duration(d));
+        }
+        if let Some(d) = outlier.base_ejection_time {
+            out["base_ejection_time"] = json!(proto_duration(d));
+        }
+        if let Some(p) = outlier.max_ejection_percent.filter(|p| *p > 0) {
+            out["max_ejection_percent"] = json!(p);
+        }
+        cluster["outlier_detection"] = out;
+        // With outlier detection Istio turns Envoy's panic mode off (minHealthPercent,
+        // default 0), so ejected hosts really stop getting traffic.
+        cluster["common_lb_config"] = json!({
+            "healthy_panic_threshold": {"value": outlier.min_health_percent.unwrap_or(0)}
+        });
+    }
+    cluster
+}
+
+fn protocol_options(policy: &TrafficPolicy) -> Option<Value> {
+    if policy.max_requests_per_connection.is_none() && policy.idle_timeout.is_none() {
+        return None;
+    }
+    let mut common = serde_json::Map::new();
+    if let Some(n) = policy.max_requests_per_connection {
+        common.insert("max_requests_per_connection".into(), json!(n));
+    }
+    if let Some(d) = policy.idle_timeout {
+        common.insert("idle_timeout".into(), json!(proto_duration(d)));
+    }
+    Some(json!({
+        "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+        "common_http_protocol_options": common,
+        // The echo backends speak HTTP/1.1, as Istio assumes for a port named `http`.
+        "explicit_http_config": {"http_protocol_options": {}}
+    }))
+}

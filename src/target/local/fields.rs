@@ -1,0 +1,243 @@
+//! Which fields the local target honours, kind by kind. Every field present in a
+//! fixture must be on this list or the fixture is refused with a located error: a
+//! field we silently dropped would make a test pass locally and fail on a cluster.
+
+use crate::manifest::yaml::{Located, Node};
+use crate::manifest::{Manifest, ManifestError};
+
+/// Metadata every kind may carry. Labels select pods; annotations only matter to cloud
+/// controllers (the seed's AWS NLB one), so they are accepted and have no effect here.
+const METADATA: &[&str] = &[
+    "apiVersion",
+    "kind",
+    "metadata.name",
+    "metadata.namespace",
+    "metadata.labels.*",
+    "metadata.annotations.*",
+];
+
+const NAMESPACE: &[&str] = &[];
+
+const DEPLOYMENT: &[&str] = &[
+    "spec.replicas",
+    "spec.selector.matchLabels.*",
+    "spec.template.metadata.labels.*",
+    "spec.template.metadata.annotations.*",
+    "spec.template.spec.containers[].name",
+    "spec.template.spec.containers[].image",
+    "spec.template.spec.containers[].imagePullPolicy",
+    "spec.template.spec.containers[].args[]",
+    "spec.template.spec.containers[].ports[].containerPort",
+    "spec.template.spec.containers[].ports[].name",
+    "spec.template.spec.containers[].ports[].protocol",
+    // Requests and limits shape scheduling on a cluster; a local process has none.
+    "spec.template.spec.containers[].resources.**",
+];
+
+const SERVICE: &[&str] = &[
+    "spec.type",
+    "spec.selector.*",
+    "spec.ports[].name",
+    "spec.ports[].port",
+    "spec.ports[].targetPort",
+    "spec.ports[].protocol",
+    "spec.ports[].appProtocol",
+];
+
+const GATEWAY: &[&str] = &[
+    "spec.gatewayClassName",
+    "spec.listeners[].name",
+    "spec.listeners[].protocol",
+    "spec.listeners[].port",
+    "spec.listeners[].hostname",
+    "spec.listeners[].allowedRoutes.namespaces.from",
+    "spec.listeners[].allowedRoutes.kinds[].group",
+    "spec.listeners[].allowedRoutes.kinds[].kind",
+];
+
+const HTTP_ROUTE: &[&str] = &[
+    "spec.parentRefs[].group",
+    "spec.parentRefs[].kind",
+    "spec.parentRefs[].name",
+    "spec.parentRefs[].namespace",
+    "spec.parentRefs[].sectionName",
+    "spec.parentRefs[].port",
+    "spec.hostnames[]",
+    "spec.rules[].name",
+    "spec.rules[].matches[].path.type",
+    "spec.rules[].matches[].path.value",
+    "spec.rules[].matches[].headers[].name",
+    "spec.rules[].matches[].headers[].value",
+    "spec.rules[].matches[].headers[].type",
+    "spec.rules[].matches[].method",
+    "spec.rules[].backendRefs[].group",
+    "spec.rules[].backendRefs[].kind",
+    "spec.rules[].backendRefs[].name",
+    "spec.rules[].backendRefs[].namespace",
+    "spec.rules[].backendRefs[].port",
+    "spec.rules[].backendRefs[].weight",
+];
+
+const DESTINATION_RULE: &[&str] = &[
+    "spec.host",
+    "spec.trafficPolicy.loadBalancer.simple",
+    "spec.trafficPolicy.connectionPool.tcp.maxConnections",
+    "spec.trafficPolicy.connectionPool.tcp.connectTimeout",
+    "spec.trafficPolicy.connectionPool.http.http1MaxPendingRequests",
+    "spec.trafficPolicy.connectionPool.http.http2MaxRequests",
+    "spec.trafficPolicy.connectionPool.http.maxRequestsPerConnection",
+    "spec.trafficPolicy.connectionPool.http.maxRetries",
+    "spec.trafficPolicy.connectionPool.http.idleTimeout",
+    "spec.trafficPolicy.outlierDetection.consecutive5xxErrors",
+    "spec.trafficPolicy.outlierDetection.consecutiveGatewayErrors",
+    "spec.trafficPolicy.outlierDetection.interval",
+    "spec.trafficPolicy.outlierDetection.baseEjectionTime",
+    "spec.trafficPolicy.outlierDetection.maxEjectionPercent",
+    "spec.trafficPolicy.outlierDetection.minHealthPercent",
+];
+
+/// The kinds the local target knows, by API group and kind, with their fields.
+pub(crate) fn supported_fields(manifest: &Manifest) -> Option<&'static [&'static str]> {
+    Some(match (manifest.group(), manifest.kind.as_str()) {
+        ("", "Namespace") => NAMESPACE,
+        ("apps", "Deployment") => DEPLOYMENT,
+        ("", "Service") => SERVICE,
+        ("gateway.networking.k8s.io", "Gateway") => GATEWAY,
+        ("gateway.networking.k8s.io", "HTTPRoute") => HTTP_ROUTE,
+        ("networking.istio.io", "DestinationRule") => DESTINATION_RULE,
+        _ => return None,
+    })
+}
+
+/// Refuses a kind the local target does not know, or any field of a known kind that is
+/// not on its list, pointing at the first such field.
+pub(crate) fn check(manifest: &Manifest) -> Result<(), ManifestError> {
+    let Some(fields) = supported_fields(manifest) else {
+        return Err(ManifestError::UnsupportedKind {
+            location: manifest.location(),
+            kind: manifest.kind.clone(),
+            name: manifest.name.clone(),
+            target: "local",
+        });
+    };
+    let patterns: Vec<Vec<&str>> = METADATA
+        .iter()
+        .chain(fields)
+        .map(|p| split_pattern(p))
+        .collect();
+    let candidates: Vec<&[&str]> = patterns.iter().map(Vec::as_slice).collect();
+    walk(manifest, &manifest.root, String::new(), &candidates)
+}
+
+/// `a.b[].c` becomes `a`, `b`, `[]`, `c`.
+fn split_pattern(pattern: &str) -> Vec<&str> {
+    let mut segments = Vec::new();
+    for part in pattern.split('.') {
+        match part.strip_suffix("[]") {
+            Some(key) => {
+                segments.push(key);
+                segments.push("[]");
+            }
+            None => segments.push(part),
+        }
+    }
+    segments
+}
+
+fn walk(
+    manifest: &Manifest,
+    node: &Located,
+    path: String,
+    candidates: &[&[&str]],
+) -> Result<(), ManifestError> {
+    // Everything below a `**` pattern is accepted as a whole.
+    if candidates.iter().any(|c| c.first() == Some(&"**")) {
+        return Ok(());
+    }
+    match &node.node {
+        Node::Map(entries) => {
+            for entry in entries {
+                let (key, child) = (&entry.key, &entry.value);
+                let next: Vec<&[&str]> = candidates
+                    .iter()
+                    .filter(|c| matches!(c.first(), Some(s) if *s == key || *s == "*"))
+                    .map(|c| &c[1..])
+                    .collect();
+                let child_path = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                if next.is_empty() {
+                    return Err(manifest.unsupported(&child_path, "local", None));
+                }
+                walk(manifest, child, child_path, &next)?;
+            }
+            Ok(())
+        }
+        Node::Seq(items) => {
+            let next: Vec<&[&str]> = candidates
+                .iter()
+                .filter(|c| c.first() == Some(&"[]"))
+                .map(|c| &c[1..])
+                .collect();
+            for (index, child) in items.iter().enumerate() {
+                // A list where the model expects a scalar is a type error the typed
+                // decoder reports better; only walk lists the model has.
+                if next.is_empty() {
+                    return Ok(());
+                }
+                walk(manifest, child, format!("{path}[{index}]"), &next)?;
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::load_str;
+    use std::path::Path;
+
+    fn check_text(text: &str) -> Result<(), ManifestError> {
+        let manifests = load_str(text, Path::new("fx/dr.yaml")).unwrap();
+        check(&manifests[0])
+    }
+
+    #[test]
+    fn unknown_fields_are_located() {
+        let err = check_text(
+            "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata:\n  name: d\n  namespace: n\nspec:\n  host: a\n  trafficPolicy:\n    tls:\n      mode: ISTIO_MUTUAL\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "fx/dr.yaml:10:7: DestinationRule d: field `spec.trafficPolicy.tls` is not supported by the local target"
+        );
+    }
+
+    #[test]
+    fn lists_are_indexed_and_annotations_accepted() {
+        let err = check_text(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata:\n  name: r\n  annotations: {a.b/c: x}\nspec:\n  rules:\n  - backendRefs: [{name: a}]\n  - filters: []\n",
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("field `spec.rules[1].filters` is not supported by the local target"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_kinds_are_refused() {
+        let err =
+            check_text("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "fx/dr.yaml:1:1: ConfigMap c is not supported by the local target"
+        );
+    }
+}

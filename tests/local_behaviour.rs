@@ -1,0 +1,206 @@
+//! What the translation does to real traffic on a real Envoy: route matching and
+//! precedence, weight-0 backends, outlier detection ejections, and
+//! maxRequestsPerConnection.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use meshcheck::manifest::{Manifest, ObjectKey, load_file, load_str};
+use meshcheck::target::local::{LocalEnvironment, LocalOptions, ensure_envoy, installing_message};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn load(relative: &str) -> Vec<Manifest> {
+    load_file(&root().join(relative)).unwrap()
+}
+
+async fn options() -> LocalOptions {
+    let envoy = ensure_envoy(|dir| eprintln!("{}", installing_message(dir)))
+        .await
+        .unwrap();
+    LocalOptions::new(envoy, PathBuf::from(env!("CARGO_BIN_EXE_meshcheck")))
+}
+
+fn gateway() -> ObjectKey {
+    ObjectKey {
+        kind: "Gateway".into(),
+        namespace: Some("istio-test".into()),
+        name: "istio-gateway".into(),
+    }
+}
+
+async fn request(
+    address: SocketAddr,
+    method: &str,
+    host: &str,
+    path: &str,
+    extra: &str,
+) -> (u16, String) {
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    let head =
+        format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let response = String::from_utf8(response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    (
+        head.split(' ').nth(1).unwrap().parse().unwrap(),
+        body.to_string(),
+    )
+}
+
+fn stat(stats: &str, name: &str) -> u64 {
+    stats
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(": ")?.parse().ok())
+        .unwrap_or_else(|| panic!("no stat {name}"))
+}
+
+#[tokio::test]
+async fn routes_match_in_gateway_api_precedence() {
+    let mut manifests = load("fixtures/ingress-canary/backends.yaml");
+    manifests.extend(load("fixtures/ingress-canary/gateway.yaml"));
+    manifests.extend(load("tests/data/local/everything.yaml"));
+    let env = LocalEnvironment::start(&manifests, options().await)
+        .await
+        .unwrap();
+    let address = env.gateway_address(&gateway(), 80).unwrap();
+    let host = "match.example.com";
+    let v1 = "hello from backend v1\n";
+    let v2 = "hello from backend v2\n";
+    let cases = [
+        ("GET", "/only-v2", "", 200, v2),
+        // Exact means exact.
+        ("GET", "/only-v2/more", "", 200, v1),
+        // Prefix, header and method all needed.
+        ("GET", "/v2/a", "X-Canary: yes\r\n", 200, v2),
+        ("GET", "/v2", "X-Canary: yes\r\n", 200, v2),
+        ("POST", "/v2/a", "X-Canary: yes\r\n", 200, v1),
+        ("GET", "/v2/a", "", 200, v1),
+        // Whole segments: /v2x is not under /v2/.
+        ("GET", "/v2x", "X-Canary: yes\r\n", 200, v1),
+        // Every backend at weight 0: 500, as Gateway API requires.
+        ("GET", "/zero/x", "", 500, ""),
+    ];
+    for (method, path, extra, status, body) in cases {
+        let (got_status, got_body) = request(address, method, host, path, extra).await;
+        assert_eq!(got_status, status, "{method} {path} {extra:?}: {got_body}");
+        if !body.is_empty() {
+            assert_eq!(got_body, body, "{method} {path} {extra:?}");
+        }
+    }
+    let report = env.shutdown().await;
+    assert!(report.failed.is_empty(), "{report:?}");
+}
+
+const OUTLIER: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: broken, namespace: istio-test}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: mixed, health: broken}}
+  template:
+    metadata: {labels: {app: mixed, health: broken}}
+    spec:
+      containers:
+      - name: echo
+        image: hashicorp/http-echo
+        args: ["-text=broken", "-status-code=500"]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: good, namespace: istio-test}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: mixed, health: good}}
+  template:
+    metadata: {labels: {app: mixed, health: good}}
+    spec:
+      containers:
+      - name: echo
+        image: hashicorp/http-echo
+        args: ["-text=good"]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: mixed, namespace: istio-test}
+spec:
+  selector: {app: mixed}
+  ports: [{name: http, port: 80, targetPort: 5678}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: mixed, namespace: istio-test}
+spec:
+  parentRefs: [{name: istio-gateway}]
+  hostnames: [mixed.example.com]
+  rules:
+  - backendRefs: [{name: mixed, port: 80}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: mixed, namespace: istio-test}
+spec:
+  host: mixed
+  trafficPolicy:
+    loadBalancer: {simple: ROUND_ROBIN}
+    connectionPool:
+      http: {maxRequestsPerConnection: 1}
+    outlierDetection:
+      consecutive5xxErrors: 2
+      interval: 1s
+      baseEjectionTime: 5m
+      maxEjectionPercent: 100
+"#;
+
+#[tokio::test]
+async fn outlier_detection_ejects_failing_hosts() {
+    let mut manifests = load("fixtures/ingress-canary/gateway.yaml");
+    manifests.extend(load_str(OUTLIER, Path::new("tests/outlier.yaml")).unwrap());
+    let env = LocalEnvironment::start(&manifests, options().await)
+        .await
+        .unwrap();
+    let address = env.gateway_address(&gateway(), 80).unwrap();
+    let mut statuses: BTreeMap<u16, u32> = BTreeMap::new();
+    for _ in 0..30 {
+        let (status, _) = request(address, "GET", "mixed.example.com", "/", "").await;
+        *statuses.entry(status).or_default() += 1;
+    }
+    let cluster = "cluster.outbound|80||mixed.istio-test.svc.cluster.local";
+    let stats = env.envoy_stats().await.unwrap();
+    // Each broken host is ejected at its second consecutive 500: the outlier
+    // detection we translated is live in Envoy. (Which hosts Envoy 1.40 then picks is
+    // not asserted: with a static cluster it kept sending to ejected hosts whatever the
+    // panic threshold, in a bare-Envoy check too; see the local target notes.)
+    assert_eq!(
+        stat(
+            &stats,
+            &format!("{cluster}.outlier_detection.ejections_enforced_consecutive_5xx")
+        ),
+        2,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        stat(
+            &stats,
+            &format!("{cluster}.outlier_detection.ejections_active")
+        ),
+        2
+    );
+    assert_eq!(stat(&stats, &format!("{cluster}.membership_healthy")), 1);
+    assert_eq!(statuses.values().sum::<u32>(), 30);
+    // maxRequestsPerConnection 1: a new upstream connection for every request.
+    assert_eq!(
+        stat(&stats, &format!("{cluster}.upstream_cx_total")),
+        stat(&stats, &format!("{cluster}.upstream_rq_total"))
+    );
+    let report = env.shutdown().await;
+    assert!(report.failed.is_empty(), "{report:?}");
+}

@@ -1,0 +1,284 @@
+//! Fixture translation for the local target, without running anything: the Envoy
+//! cluster JSON a DestinationRule produces, routes, and the located refusals.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use meshcheck::manifest::{Manifest, load_file, load_str};
+use meshcheck::target::local::{LocalError, PathMatch, RouteAction, UNLIMITED, bootstrap, plan};
+use serde_json::{Value, json};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn seed() -> Vec<Manifest> {
+    [
+        "backends.yaml",
+        "gateway.yaml",
+        "httproute.yaml",
+        "destinationrules.yaml",
+    ]
+    .iter()
+    .flat_map(|f| load_file(&root().join("fixtures/ingress-canary").join(f)).unwrap())
+    .collect()
+}
+
+fn pods(n: usize) -> Vec<Vec<SocketAddr>> {
+    (0..n)
+        .map(|w| vec![SocketAddr::from(([127, 0, 0, 1], 30000 + w as u16))])
+        .collect()
+}
+
+fn cluster<'a>(config: &'a Value, name: &str) -> &'a Value {
+    config["static_resources"]["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no cluster {name}"))
+}
+
+#[test]
+fn seed_destination_rule_becomes_istio_cluster_settings() {
+    let plan = plan(&seed()).unwrap();
+    let config = bootstrap(&plan, &pods(plan.workloads.len()));
+    let v1 = cluster(
+        &config,
+        "outbound|80||backend-v1.istio-test.svc.cluster.local",
+    );
+    let mut without_endpoints = v1.clone();
+    without_endpoints["load_assignment"]["endpoints"] = json!("<endpoints>");
+    assert_eq!(
+        without_endpoints,
+        json!({
+            "name": "outbound|80||backend-v1.istio-test.svc.cluster.local",
+            "type": "STATIC",
+            "connect_timeout": "10s",
+            "lb_policy": "ROUND_ROBIN",
+            "load_assignment": {
+                "cluster_name": "outbound|80||backend-v1.istio-test.svc.cluster.local",
+                "endpoints": "<endpoints>"
+            },
+            "circuit_breakers": {"thresholds": [{
+                "max_connections": 100,
+                "max_pending_requests": 50,
+                "max_requests": 100,
+                "max_retries": UNLIMITED,
+                "track_remaining": true
+            }]},
+            "typed_extension_protocol_options": {
+                "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                    "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                    "common_http_protocol_options": {"max_requests_per_connection": 2},
+                    "explicit_http_config": {"http_protocol_options": {}}
+                }
+            },
+            "outlier_detection": {
+                "enforcing_success_rate": 0,
+                "consecutive_5xx": 5,
+                "enforcing_consecutive_5xx": 100,
+                "interval": "30s",
+                "base_ejection_time": "30s",
+                "max_ejection_percent": 50
+            },
+            "common_lb_config": {"healthy_panic_threshold": {"value": 0}}
+        })
+    );
+    // Three replicas of backend-v1 (the test pods give one address per workload).
+    assert_eq!(plan.workloads[0].replicas, 3);
+    assert_eq!(plan.workloads[1].replicas, 2);
+    assert_eq!(plan.workloads[0].echo_args, ["-text=hello from backend v1"]);
+
+    let route = &config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+        ["route_config"];
+    assert_eq!(
+        route["virtual_hosts"][0]["domains"],
+        json!(["test.devopscube.com", "test.devopscube.com:*"])
+    );
+    assert_eq!(
+        route["virtual_hosts"][0]["routes"][0]["route"]["weighted_clusters"],
+        json!({"clusters": [
+            {"name": "outbound|80||backend-v1.istio-test.svc.cluster.local", "weight": 50},
+            {"name": "outbound|80||backend-v2.istio-test.svc.cluster.local", "weight": 50}
+        ]})
+    );
+}
+
+#[test]
+fn a_service_without_a_rule_gets_istio_defaults() {
+    let manifests: Vec<Manifest> = seed()
+        .into_iter()
+        .filter(|m| m.kind != "DestinationRule")
+        .collect();
+    let plan = plan(&manifests).unwrap();
+    let config = bootstrap(&plan, &pods(2));
+    let v2 = cluster(
+        &config,
+        "outbound|80||backend-v2.istio-test.svc.cluster.local",
+    );
+    assert_eq!(v2["lb_policy"], "LEAST_REQUEST");
+    assert_eq!(
+        v2["circuit_breakers"]["thresholds"][0]["max_connections"],
+        4294967295u32
+    );
+    assert!(v2.get("outlier_detection").is_none());
+    assert!(v2.get("common_lb_config").is_none());
+}
+
+#[test]
+fn every_supported_field_is_translated() {
+    let mut manifests: Vec<Manifest> = seed()
+        .into_iter()
+        .filter(|m| m.kind != "DestinationRule")
+        .collect();
+    manifests.extend(load_file(&root().join("tests/data/local/everything.yaml")).unwrap());
+    let plan = plan(&manifests).unwrap();
+    let config = bootstrap(&plan, &pods(2));
+    let v1 = cluster(
+        &config,
+        "outbound|80||backend-v1.istio-test.svc.cluster.local",
+    );
+    assert_eq!(v1["lb_policy"], "LEAST_REQUEST");
+    assert_eq!(v1["connect_timeout"], "0.250000000s");
+    assert_eq!(
+        v1["circuit_breakers"]["thresholds"][0],
+        json!({"max_connections": 7, "max_pending_requests": 3, "max_requests": 9, "max_retries": 4, "track_remaining": true})
+    );
+    assert_eq!(
+        v1["typed_extension_protocol_options"]["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
+            ["common_http_protocol_options"],
+        json!({"max_requests_per_connection": 1, "idle_timeout": "60s"})
+    );
+    assert_eq!(
+        v1["outlier_detection"],
+        json!({
+            "enforcing_success_rate": 0,
+            "consecutive_5xx": 2, "enforcing_consecutive_5xx": 100,
+            "consecutive_gateway_failure": 3, "enforcing_consecutive_gateway_failure": 100,
+            "interval": "1s", "base_ejection_time": "1.500000000s", "max_ejection_percent": 100
+        })
+    );
+    assert_eq!(
+        v1["common_lb_config"]["healthy_panic_threshold"]["value"],
+        20
+    );
+    let v2 = cluster(
+        &config,
+        "outbound|80||backend-v2.istio-test.svc.cluster.local",
+    );
+    assert_eq!(v2["lb_policy"], "RANDOM");
+
+    // Routes on match.example.com in Gateway API precedence: exact, then the longer
+    // prefix with method and header, then /zero, then the catch-all.
+    let vhost = plan.gateways[0].ports[0]
+        .virtual_hosts
+        .iter()
+        .find(|v| v.hostname == "match.example.com")
+        .unwrap();
+    let paths: Vec<_> = vhost.routes.iter().map(|r| r.path.clone()).collect();
+    assert_eq!(
+        paths,
+        [
+            PathMatch::Exact("/only-v2".into()),
+            PathMatch::Prefix("/zero".into()),
+            PathMatch::Prefix("/v2/".into()),
+            PathMatch::Prefix("/".into()),
+        ]
+    );
+    assert_eq!(vhost.routes[1].action, RouteAction::DirectResponse(500));
+    assert_eq!(vhost.routes[2].method.as_deref(), Some("GET"));
+    assert_eq!(
+        vhost.routes[2].headers,
+        [("x-canary".to_string(), "yes".to_string())]
+    );
+    assert_eq!(
+        vhost.routes[3].action,
+        RouteAction::Cluster("outbound|80||backend-v1.istio-test.svc.cluster.local".into())
+    );
+}
+
+/// Loads the seed with one extra document appended to a named fixture file.
+fn refused(file: &str, extra: &str) -> String {
+    let mut manifests: Vec<Manifest> = seed()
+        .into_iter()
+        .filter(|m| m.kind != "DestinationRule")
+        .collect();
+    manifests.extend(load_str(extra, Path::new(file)).unwrap());
+    let err = plan(&manifests).map(|_| ()).unwrap_err();
+    LocalError::from(err).to_string()
+}
+
+#[test]
+fn unsupported_fields_are_located_errors() {
+    let cases = [
+        (
+            "fixtures/dr-tls.yaml",
+            "apiVersion: networking.istio.io/v1beta1\nkind: DestinationRule\nmetadata:\n  name: tls\n  namespace: istio-test\nspec:\n  host: backend-v1\n  trafficPolicy:\n    tls:\n      mode: ISTIO_MUTUAL\n",
+            "fixtures/dr-tls.yaml:10:7: DestinationRule tls: field `spec.trafficPolicy.tls` is not supported by the local target",
+        ),
+        (
+            "fixtures/dr-subsets.yaml",
+            "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata:\n  name: s\n  namespace: istio-test\nspec:\n  host: backend-v1\n  subsets:\n  - name: v1\n    labels: {version: v1}\n",
+            "field `spec.subsets` is not supported by the local target",
+        ),
+        (
+            "fixtures/dr-lb.yaml",
+            "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata:\n  name: p\n  namespace: istio-test\nspec:\n  host: backend-v1\n  trafficPolicy:\n    loadBalancer:\n      simple: PASSTHROUGH\n",
+            "field `spec.trafficPolicy.loadBalancer.simple` is not supported by the local target (`PASSTHROUGH`",
+        ),
+        (
+            "fixtures/route-filter.yaml",
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata:\n  name: f\n  namespace: istio-test\nspec:\n  parentRefs: [{name: istio-gateway}]\n  rules:\n  - filters:\n    - type: RequestHeaderModifier\n    backendRefs: [{name: backend-v1, port: 80}]\n",
+            "fixtures/route-filter.yaml:10:7: HTTPRoute f: field `spec.rules[0].filters` is not supported by the local target",
+        ),
+        (
+            "fixtures/gamma.yaml",
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata:\n  name: mesh\n  namespace: istio-test\nspec:\n  parentRefs:\n  - {group: \"\", kind: Service, name: backend-v1}\n  rules:\n  - backendRefs: [{name: backend-v1, port: 80}]\n",
+            "field `spec.parentRefs[0].kind` is not supported by the local target (GAMMA",
+        ),
+        (
+            "fixtures/nginx.yaml",
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: istio-test\nspec:\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers:\n      - name: web\n        image: nginx:1.27\n",
+            "fixtures/nginx.yaml:13:16: Deployment web: field `spec.template.spec.containers[0].image` is not supported by the local target (image `nginx:1.27`",
+        ),
+        (
+            "fixtures/lb.yaml",
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: lb\n  namespace: istio-test\nspec:\n  type: LoadBalancer\n  selector: {app: backend}\n  ports: [{port: 80, targetPort: 5678}]\n",
+            "field `spec.type` is not supported by the local target",
+        ),
+        (
+            "fixtures/cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\n  namespace: istio-test\ndata: {a: b}\n",
+            "fixtures/cm.yaml:1:1: ConfigMap cm is not supported by the local target",
+        ),
+    ];
+    for (file, text, expected) in cases {
+        let message = refused(file, text);
+        assert!(
+            message.contains(expected),
+            "expected {expected:?} in {message:?}"
+        );
+        assert!(message.starts_with(file), "{message}");
+    }
+}
+
+#[test]
+fn dangling_references_are_errors() {
+    let message = refused(
+        "fixtures/typo.yaml",
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata:\n  name: typo\n  namespace: istio-test\nspec:\n  parentRefs: [{name: istio-gateway}]\n  rules:\n  - backendRefs: [{name: backend-v3, port: 80}]\n",
+    );
+    assert!(
+        message.contains("Service istio-test/backend-v3 with port 80 is not in the fixtures"),
+        "{message}"
+    );
+    let message = refused(
+        "fixtures/dr.yaml",
+        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata:\n  name: d\n  namespace: istio-test\nspec:\n  host: nothing.istio-test.svc.cluster.local\n",
+    );
+    assert!(
+        message.contains("names no Service in the fixtures"),
+        "{message}"
+    );
+}
