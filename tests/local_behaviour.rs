@@ -176,9 +176,9 @@ async fn outlier_detection_ejects_failing_hosts() {
     let cluster = "cluster.outbound|80||mixed.istio-test.svc.cluster.local";
     let stats = env.envoy_stats().await.unwrap();
     // Each broken host is ejected at its second consecutive 500: the outlier
-    // detection we translated is live in Envoy. (Which hosts Envoy 1.40 then picks is
-    // not asserted: with a static cluster it kept sending to ejected hosts whatever the
-    // panic threshold, in a bare-Envoy check too; see the local target notes.)
+    // detection we translated is live in Envoy. Which hosts Envoy 1.40 then picks is
+    // not asserted: it kept sending to the ejected hosts whatever the panic threshold,
+    // in a bare-Envoy check too (as reported upstream in envoyproxy/envoy#28304).
     assert_eq!(
         stat(
             &stats,

@@ -85,11 +85,12 @@ fn alive(pid: u32) -> bool {
 
 #[tokio::test]
 async fn seed_fixtures_split_traffic_and_shut_down_cleanly() {
-    let env = LocalEnvironment::start(&seed(), options().await)
-        .await
-        .unwrap();
+    let options = options().await;
+    let started = std::time::Instant::now();
+    let env = LocalEnvironment::start(&seed(), options).await.unwrap();
     eprintln!(
-        "Envoy start to LIVE: {:?}; backends: {:?}",
+        "bring-up: {:?} in all, Envoy start to LIVE {:?}; backends: {:?}",
+        started.elapsed(),
         env.envoy_startup(),
         env.backends()
     );

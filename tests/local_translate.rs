@@ -215,7 +215,7 @@ fn unsupported_fields_are_located_errors() {
         (
             "fixtures/dr-tls.yaml",
             "apiVersion: networking.istio.io/v1beta1\nkind: DestinationRule\nmetadata:\n  name: tls\n  namespace: istio-test\nspec:\n  host: backend-v1\n  trafficPolicy:\n    tls:\n      mode: ISTIO_MUTUAL\n",
-            "fixtures/dr-tls.yaml:10:7: DestinationRule tls: field `spec.trafficPolicy.tls` is not supported by the local target",
+            "fixtures/dr-tls.yaml:9:5: DestinationRule tls: field `spec.trafficPolicy.tls` is not supported by the local target",
         ),
         (
             "fixtures/dr-subsets.yaml",
@@ -230,7 +230,7 @@ fn unsupported_fields_are_located_errors() {
         (
             "fixtures/route-filter.yaml",
             "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata:\n  name: f\n  namespace: istio-test\nspec:\n  parentRefs: [{name: istio-gateway}]\n  rules:\n  - filters:\n    - type: RequestHeaderModifier\n    backendRefs: [{name: backend-v1, port: 80}]\n",
-            "fixtures/route-filter.yaml:10:7: HTTPRoute f: field `spec.rules[0].filters` is not supported by the local target",
+            "fixtures/route-filter.yaml:9:5: HTTPRoute f: field `spec.rules[0].filters` is not supported by the local target",
         ),
         (
             "fixtures/gamma.yaml",

@@ -170,20 +170,12 @@ impl LocalEnvironment {
         let admin = wait_ready(&mut envoy, &admin_path, options.startup_timeout).await?;
         let envoy_startup = started.elapsed();
 
-        let (_, body) = admin::get(admin, "/listeners?format=json").await?;
-        let bound: BTreeMap<String, SocketAddr> =
-            admin::parse_listeners(&body)?.into_iter().collect();
-        let mut listeners = BTreeMap::new();
-        for gateway in &plan.gateways {
-            for port in &gateway.ports {
-                let name = listener_name(&gateway.gateway, port.port);
-                let address = bound.get(&name).ok_or_else(|| LocalError::Admin {
-                    path: "/listeners?format=json".into(),
-                    message: format!("Envoy does not list listener {name}: {body}"),
-                })?;
-                listeners.insert((gateway.gateway.clone(), port.port), *address);
-            }
-        }
+        let wanted: Vec<(ObjectKey, u16)> = plan
+            .gateways
+            .iter()
+            .flat_map(|g| g.ports.iter().map(|p| (g.gateway.clone(), p.port)))
+            .collect();
+        let listeners = wait_listeners(&mut envoy, admin, &wanted, options.startup_timeout).await?;
         Ok(LocalEnvironment {
             plan,
             bootstrap: config,
@@ -368,6 +360,48 @@ async fn wait_ready(
                 what: "Envoy".into(),
                 timeout,
                 tail: envoy.tail.last(20),
+            });
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
+}
+
+/// Waits until Envoy lists every gateway listener with its kernel-chosen port. Static
+/// listeners are normally bound by the time Envoy is LIVE; this makes sure, with the
+/// same bounded poll as [`wait_ready`].
+async fn wait_listeners(
+    envoy: &mut Process,
+    admin: SocketAddr,
+    wanted: &[(ObjectKey, u16)],
+    timeout: Duration,
+) -> Result<BTreeMap<(ObjectKey, u16), SocketAddr>, LocalError> {
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(5);
+    loop {
+        if envoy.exit_status().is_some() {
+            return Err(envoy.exited_at_startup().await);
+        }
+        let (_, body) = admin::get(admin, "/listeners?format=json").await?;
+        let bound: BTreeMap<String, SocketAddr> =
+            admin::parse_listeners(&body)?.into_iter().collect();
+        let found: BTreeMap<(ObjectKey, u16), SocketAddr> = wanted
+            .iter()
+            .filter_map(|(gateway, port)| {
+                let address = bound.get(&listener_name(gateway, *port))?;
+                (address.port() != 0).then(|| ((gateway.clone(), *port), *address))
+            })
+            .collect();
+        if found.len() == wanted.len() {
+            return Ok(found);
+        }
+        if Instant::now() >= deadline {
+            return Err(LocalError::Admin {
+                path: "/listeners?format=json".into(),
+                message: format!(
+                    "not every gateway listener was bound after {}: {body}",
+                    humantime::format_duration(timeout)
+                ),
             });
         }
         tokio::time::sleep(pause).await;

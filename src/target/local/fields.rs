@@ -2,8 +2,8 @@
 //! fixture must be on this list or the fixture is refused with a located error: a
 //! field we silently dropped would make a test pass locally and fail on a cluster.
 
-use crate::manifest::yaml::{Located, Node};
-use crate::manifest::{Manifest, ManifestError};
+use crate::manifest::yaml::{Located, Node, parse_dotted_path};
+use crate::manifest::{Manifest, ManifestError, SourceLocation};
 
 /// Metadata every kind may carry. Labels select pods; annotations only matter to cloud
 /// controllers (the seed's AWS NLB one), so they are accepted and have no effect here.
@@ -129,6 +129,22 @@ pub(crate) fn check(manifest: &Manifest) -> Result<(), ManifestError> {
     walk(manifest, &manifest.root, String::new(), &candidates)
 }
 
+/// The unsupported-field error, pointing at the key itself (where the user has to
+/// delete it) rather than at its value.
+fn unsupported_key(manifest: &Manifest, path: &str) -> ManifestError {
+    ManifestError::Unsupported {
+        location: SourceLocation {
+            file: manifest.file.clone(),
+            position: manifest.root.key_position_of(&parse_dotted_path(path)),
+        },
+        kind: manifest.kind.clone(),
+        name: manifest.name.clone(),
+        field: path.to_string(),
+        target: "local",
+        detail: None,
+    }
+}
+
 /// `a.b[].c` becomes `a`, `b`, `[]`, `c`.
 fn split_pattern(pattern: &str) -> Vec<&str> {
     let mut segments = Vec::new();
@@ -169,7 +185,7 @@ fn walk(
                     format!("{path}.{key}")
                 };
                 if next.is_empty() {
-                    return Err(manifest.unsupported(&child_path, "local", None));
+                    return Err(unsupported_key(manifest, &child_path));
                 }
                 walk(manifest, child, child_path, &next)?;
             }
@@ -214,7 +230,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "fx/dr.yaml:10:7: DestinationRule d: field `spec.trafficPolicy.tls` is not supported by the local target"
+            "fx/dr.yaml:9:5: DestinationRule d: field `spec.trafficPolicy.tls` is not supported by the local target"
         );
     }
 
