@@ -114,7 +114,8 @@ impl Manifest {
         })
     }
 
-    /// The error a target returns for a field it cannot honour.
+    /// The error a target returns for a field it cannot honour. It points at the key
+    /// itself, where the user has to change or delete it.
     pub fn unsupported(
         &self,
         field: &str,
@@ -122,7 +123,10 @@ impl Manifest {
         detail: Option<String>,
     ) -> ManifestError {
         ManifestError::Unsupported {
-            location: self.location_of(field),
+            location: SourceLocation {
+                file: self.file.clone(),
+                position: self.root.key_position_of(&parse_dotted_path(field)),
+            },
             object: self.object_name(),
             field: field.to_string(),
             target,

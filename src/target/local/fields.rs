@@ -2,8 +2,8 @@
 //! fixture must be on this list or the fixture is refused with a located error: a
 //! field we silently dropped would make a test pass locally and fail on a cluster.
 
-use crate::manifest::yaml::{Located, Node, parse_dotted_path};
-use crate::manifest::{Manifest, ManifestError, SourceLocation};
+use crate::manifest::yaml::{Located, Node};
+use crate::manifest::{Manifest, ManifestError};
 
 /// Metadata every kind may carry. Labels select pods; annotations only matter to cloud
 /// controllers (the seed's AWS NLB one), so they are accepted and have no effect here.
@@ -129,20 +129,10 @@ pub(crate) fn check(manifest: &Manifest) -> Result<(), ManifestError> {
     walk(manifest, &manifest.root, String::new(), &candidates)
 }
 
-/// The unsupported-field error, pointing at the key itself (where the user has to
-/// delete it) rather than at its value.
+/// The unsupported-field error; [`Manifest::unsupported`] points at the key itself,
+/// where the user has to delete it.
 fn unsupported_key(manifest: &Manifest, path: &str) -> ManifestError {
-    ManifestError::Unsupported {
-        location: SourceLocation {
-            file: manifest.file.clone(),
-            position: manifest.root.key_position_of(&parse_dotted_path(path)),
-        },
-        kind: manifest.kind.clone(),
-        name: manifest.name.clone(),
-        field: path.to_string(),
-        target: "local",
-        detail: None,
-    }
+    manifest.unsupported(path, "local", None)
 }
 
 /// `a.b[].c` becomes `a`, `b`, `[]`, `c`.
