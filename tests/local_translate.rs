@@ -240,7 +240,7 @@ fn unsupported_fields_are_located_errors() {
         (
             "fixtures/nginx.yaml",
             "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: istio-test\nspec:\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers:\n      - name: web\n        image: nginx:1.27\n",
-            "fixtures/nginx.yaml:13:16: Deployment web: field `spec.template.spec.containers[0].image` is not supported by the local target (image `nginx:1.27`",
+            "fixtures/nginx.yaml:13:9: Deployment web: field `spec.template.spec.containers[0].image` is not supported by the local target (image `nginx:1.27`",
         ),
         (
             "fixtures/lb.yaml",
