@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use super::events::{Event, Phase, RunEnvironment, TargetKind};
+use super::execute::Interrupt;
 use crate::manifest::ObjectKey;
 use crate::suite::Suite;
 use crate::target::kube::{KubeEnvironment, KubeOptions};
@@ -35,6 +36,19 @@ pub struct LocalSettings {
     pub echo_program: PathBuf,
 }
 
+/// Why a suite's environment is not there.
+pub(crate) enum BringUpError {
+    Failed(String),
+    /// A signal arrived; what had been created is already removed.
+    Interrupted(CleanupReport),
+}
+
+impl From<String> for BringUpError {
+    fn from(message: String) -> Self {
+        BringUpError::Failed(message)
+    }
+}
+
 /// A brought-up suite environment.
 pub(crate) enum Environment {
     Local(Box<LocalEnvironment>),
@@ -42,11 +56,15 @@ pub(crate) enum Environment {
 }
 
 impl Environment {
+    /// Brings a suite's fixtures up. An interrupt stops it at once: local processes
+    /// die with their dropped handles; on a cluster, what was applied is deleted here,
+    /// because only this function still holds the environment.
     pub(crate) async fn bring_up(
         settings: &TargetSettings,
         suite: &Suite,
+        interrupt: &Interrupt,
         emit: &mut (dyn FnMut(Event) + Send),
-    ) -> Result<Environment, String> {
+    ) -> Result<Environment, BringUpError> {
         let phase = |phase: Phase, detail: String| Event::Phase {
             suite: suite.name.clone(),
             phase,
@@ -54,60 +72,24 @@ impl Environment {
         };
         match settings {
             TargetSettings::Local(local) => {
-                let envoy = match &local.envoy {
-                    Some(path) => path.clone(),
-                    None => {
-                        let mut notice = None;
-                        let path = local::ensure_envoy(|dir| {
-                            notice = Some(local::installing_message(dir))
-                        })
-                        .await
-                        .map_err(|err| chain(&err))?;
-                        if let Some(notice) = notice {
-                            emit(phase(Phase::Install, notice));
-                        }
-                        path
-                    }
-                };
-                emit(phase(
-                    Phase::BringUp,
-                    format!(
-                        "starting Envoy and echo backends for {} objects",
-                        suite.manifests.len()
-                    ),
-                ));
-                let mut options = LocalOptions::new(envoy, local.echo_program.clone());
-                options.startup_timeout = suite.spec.readiness.timeout;
-                let env = LocalEnvironment::start(&suite.manifests, options)
-                    .await
-                    .map_err(|err| chain(&err))?;
-                emit(Event::Environment {
-                    environment: RunEnvironment {
-                        target: Some(TargetKind::Local),
-                        meshcheck: env!("CARGO_PKG_VERSION").to_string(),
-                        envoy: Some(local::ENVOY_VERSION.to_string()),
-                        ..RunEnvironment::default()
-                    },
-                });
-                emit(phase(
-                    Phase::Wait,
-                    format!(
-                        "Envoy ready in {} ms with {} echo processes",
-                        env.envoy_startup().as_millis(),
-                        env.backends().len()
-                    ),
-                ));
-                Ok(Environment::Local(Box::new(env)))
+                tokio::select! {
+                    env = Self::bring_up_local(local, suite, emit) => env.map_err(BringUpError::Failed),
+                    () = interrupt.triggered() => Err(BringUpError::Interrupted(CleanupReport::default())),
+                }
             }
             TargetSettings::Kube(options) => {
-                let mut env = KubeEnvironment::connect(options.clone())
-                    .await
-                    .map_err(|err| chain(&err))?;
+                let connected = tokio::select! {
+                    env = KubeEnvironment::connect(options.clone()) => Some(env.map_err(|err| chain(&err))?),
+                    () = interrupt.triggered() => None,
+                };
+                let Some(mut env) = connected else {
+                    return Err(BringUpError::Interrupted(CleanupReport::default()));
+                };
                 let preflight = env.preflight().await.map_err(|err| chain(&err))?;
                 if !preflight.is_ready() {
-                    return Err(format!(
-                        "the cluster is not ready for meshcheck:\n{preflight}"
-                    ));
+                    return Err(
+                        format!("the cluster is not ready for meshcheck:\n{preflight}").into(),
+                    );
                 }
                 emit(Event::Environment {
                     environment: RunEnvironment {
@@ -120,24 +102,90 @@ impl Environment {
                     Phase::Apply,
                     format!("applying {} objects", suite.manifests.len()),
                 ));
-                if let Err(err) = env.apply(&suite.manifests).await {
-                    let message = chain(&err);
+                let applied = tokio::select! {
+                    result = env.apply(&suite.manifests) => Some(result),
+                    () = interrupt.triggered() => None,
+                };
+                match applied {
+                    None => return Err(BringUpError::Interrupted(env.cleanup().await)),
                     // Whatever was applied before the failure is still ours to remove.
-                    env.cleanup().await;
-                    return Err(message);
+                    Some(Err(err)) => {
+                        let message = chain(&err);
+                        env.cleanup().await;
+                        return Err(message.into());
+                    }
+                    Some(Ok(())) => {}
                 }
                 emit(phase(Phase::Wait, "waiting for readiness".into()));
-                // Readiness progress is reported through the Phase event above; the
-                // callback's individual waits show up in the error when one times out.
-                let result = env.wait_ready(&suite.manifests, &|_| {}).await;
-                if let Err(err) = result {
-                    let message = chain(&err);
-                    env.cleanup().await;
-                    return Err(message);
+                let ready = tokio::select! {
+                    result = env.wait_ready(&suite.manifests, &|_| {}) => Some(result),
+                    () = interrupt.triggered() => None,
+                };
+                match ready {
+                    None => Err(BringUpError::Interrupted(env.cleanup().await)),
+                    Some(Err(err)) => {
+                        let message = chain(&err);
+                        env.cleanup().await;
+                        Err(message.into())
+                    }
+                    Some(Ok(())) => Ok(Environment::Kube(Box::new(env))),
                 }
-                Ok(Environment::Kube(Box::new(env)))
             }
         }
+    }
+
+    async fn bring_up_local(
+        local: &LocalSettings,
+        suite: &Suite,
+        emit: &mut (dyn FnMut(Event) + Send),
+    ) -> Result<Environment, String> {
+        let phase = |phase: Phase, detail: String| Event::Phase {
+            suite: suite.name.clone(),
+            phase,
+            detail,
+        };
+        let envoy = match &local.envoy {
+            Some(path) => path.clone(),
+            None => {
+                let mut notice = None;
+                let path = local::ensure_envoy(|dir| notice = Some(local::installing_message(dir)))
+                    .await
+                    .map_err(|err| chain(&err))?;
+                if let Some(notice) = notice {
+                    emit(phase(Phase::Install, notice));
+                }
+                path
+            }
+        };
+        emit(phase(
+            Phase::BringUp,
+            format!(
+                "starting Envoy and echo backends for {} objects",
+                suite.manifests.len()
+            ),
+        ));
+        let mut options = LocalOptions::new(envoy, local.echo_program.clone());
+        options.startup_timeout = suite.spec.readiness.timeout;
+        let env = LocalEnvironment::start(&suite.manifests, options)
+            .await
+            .map_err(|err| chain(&err))?;
+        emit(Event::Environment {
+            environment: RunEnvironment {
+                target: Some(TargetKind::Local),
+                meshcheck: env!("CARGO_PKG_VERSION").to_string(),
+                envoy: Some(local::ENVOY_VERSION.to_string()),
+                ..RunEnvironment::default()
+            },
+        });
+        emit(phase(
+            Phase::Wait,
+            format!(
+                "Envoy ready in {} ms with {} echo processes",
+                env.envoy_startup().as_millis(),
+                env.backends().len()
+            ),
+        ));
+        Ok(Environment::Local(Box::new(env)))
     }
 
     pub(crate) async fn gateway_address(

@@ -7,7 +7,7 @@ use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::case::run_case;
-use super::environment::{Environment, TargetSettings};
+use super::environment::{BringUpError, Environment, TargetSettings};
 use super::events::{CaseResult, Event, Outcome, Phase, RunSummary};
 use crate::suite::Suite;
 
@@ -62,7 +62,7 @@ impl Interrupt {
             .unwrap_or_else(|| "signal".into())
     }
 
-    async fn triggered(&self) {
+    pub(crate) async fn triggered(&self) {
         self.token.cancelled().await;
     }
 }
@@ -109,15 +109,18 @@ pub async fn run(
             suite: suite.name.clone(),
             cases: cases.len(),
         });
-        let brought_up = tokio::select! {
-            env = Environment::bring_up(&options.target, suite, emit) => Some(env),
-            () = interrupt.triggered() => None,
-        };
-        let env = match brought_up {
-            // Interrupted during bring-up: dropping the half-built future stops and
-            // reaps local processes (kill-on-drop); nothing is left to shut down here.
-            None => break,
-            Some(Err(error)) => {
+        let env = match Environment::bring_up(&options.target, suite, interrupt, emit).await {
+            Err(BringUpError::Interrupted(cleanup)) => {
+                emit(Event::Interrupted {
+                    signal: interrupt.signal(),
+                });
+                emit(Event::SuiteFinished {
+                    suite: suite.name.clone(),
+                    cleanup,
+                });
+                break;
+            }
+            Err(BringUpError::Failed(error)) => {
                 summary.setup_failures += 1;
                 emit(Event::SetupFailed {
                     suite: suite.name.clone(),
@@ -137,7 +140,7 @@ pub async fn run(
                 }
                 continue;
             }
-            Some(Ok(env)) => env,
+            Ok(env) => env,
         };
         for &i in &cases {
             let case = &suite.cases[i];
@@ -159,6 +162,7 @@ pub async fn run(
                 None => break,
             }
         }
+        // The next iteration stops the loop, so this is said once.
         if interrupt.is_triggered() {
             emit(Event::Interrupted {
                 signal: interrupt.signal(),
