@@ -334,7 +334,11 @@ fn statistics_block(result: &CaseResult) -> String {
 pub fn failure_block(result: &CaseResult) -> String {
     let mut text = format!("\n--- {} ---\n", result.id());
     text.push_str(&format!("    why: {}\n", result.message));
-    if let Some(split) = &result.split {
+    if let Some(split) = result
+        .split
+        .as_ref()
+        .filter(|s| !result.message.contains(&s.reason))
+    {
         text.push_str(&format!("    statistics: {}\n", split.reason));
     }
     text.push_str(&statistics_block(result));

@@ -162,8 +162,10 @@ impl LocalEnvironment {
                 "--disable-hot-restart".into(),
                 "--admin-address-path".into(),
                 admin_path.display().to_string(),
+                // Info level is hundreds of start-up lines; warnings and errors are what a
+                // failure's log tail needs.
                 "--log-level".into(),
-                "info".into(),
+                "warning".into(),
             ],
             false,
         )?;
