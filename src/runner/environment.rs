@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use super::events::{Event, Phase, RunEnvironment, TargetKind};
 use super::execute::Interrupt;
 use crate::manifest::ObjectKey;
-use crate::suite::Suite;
+use crate::suite::{Entry, Suite};
 use crate::target::kube::{KubeEnvironment, KubeOptions};
 use crate::target::local::{self, LocalEnvironment, LocalOptions};
 use crate::target::{CleanupReport, DiagnosticSection};
@@ -201,6 +201,46 @@ impl Environment {
                 .gateway_address(gateway, port)
                 .await
                 .map_err(|err| chain(&err)),
+        }
+    }
+
+    /// Where a case's requests go: a gateway listener, or (east-west) the in-mesh
+    /// client's outbound listener for the Service.
+    pub(crate) async fn entry_address(
+        &self,
+        entry: &Entry,
+        port: u16,
+    ) -> Result<SocketAddr, String> {
+        match entry {
+            Entry::Gateway(gateway) => self.gateway_address(gateway, port).await,
+            Entry::Service(service) => match self {
+                Environment::Local(env) => env.mesh_address(service, port).ok_or_else(|| {
+                    format!("the local target has no in-mesh client listener for {service} port {port}")
+                }),
+                Environment::Kube(_) => Err(format!(
+                    "east-west traffic to {service} on a cluster is sent from a client pod, not from here"
+                )),
+            },
+        }
+    }
+
+    /// A path of the admin API of the proxy that handles a case's requests (`/stats`,
+    /// `/clusters`): the gateway's Envoy, or the in-mesh client's sidecar.
+    pub(crate) async fn proxy_admin(&self, entry: &Entry, path: &str) -> Result<String, String> {
+        match (self, entry) {
+            (Environment::Local(env), Entry::Gateway(_)) => {
+                env.envoy_admin(path).await.map_err(|err| chain(&err))
+            }
+            (Environment::Local(env), Entry::Service(_)) => {
+                env.sidecar_admin(path).await.map_err(|err| chain(&err))
+            }
+            (Environment::Kube(env), Entry::Gateway(gateway)) => env
+                .proxy_admin(gateway, path.trim_start_matches('/'))
+                .await
+                .map_err(|err| chain(&err)),
+            (Environment::Kube(_), Entry::Service(service)) => Err(format!(
+                "the sidecar of the in-mesh client calling {service} is not read by meshcheck yet"
+            )),
         }
     }
 

@@ -71,6 +71,16 @@ pub struct Backend {
     pub address: SocketAddr,
 }
 
+/// A second Envoy playing an in-mesh client's sidecar: its outbound listeners stand for
+/// the Services' cluster IPs, configured from the GAMMA routes.
+#[derive(Debug)]
+struct Sidecar {
+    envoy: Process,
+    admin: SocketAddr,
+    /// (Service, port) -> the listener a client sends to, Host set to the Service.
+    listeners: BTreeMap<(ObjectKey, u16), SocketAddr>,
+}
+
 /// The fixtures, running. Dropping it kills every child (they are spawned with
 /// kill-on-drop); [`LocalEnvironment::shutdown`] stops them gracefully and reports.
 #[derive(Debug)]
@@ -82,6 +92,8 @@ pub struct LocalEnvironment {
     backends: Vec<Backend>,
     admin: SocketAddr,
     listeners: BTreeMap<(ObjectKey, u16), SocketAddr>,
+    /// The in-mesh client's sidecar, when the fixtures have GAMMA routes.
+    sidecar: Option<Sidecar>,
     envoy_startup: Duration,
     shutdown_grace: Duration,
     dir: TempDir,
@@ -176,6 +188,7 @@ impl LocalEnvironment {
             .flat_map(|g| g.ports.iter().map(|p| (g.gateway.clone(), p.port)))
             .collect();
         let listeners = wait_listeners(&mut envoy, admin, &wanted, options.startup_timeout).await?;
+        let sidecar = None;
         Ok(LocalEnvironment {
             plan,
             bootstrap: config,
@@ -184,6 +197,7 @@ impl LocalEnvironment {
             backends,
             admin,
             listeners,
+            sidecar,
             envoy_startup,
             shutdown_grace: options.shutdown_grace,
             dir,
@@ -195,6 +209,35 @@ impl LocalEnvironment {
         self.listeners
             .get(&(gateway.clone(), listener_port))
             .copied()
+    }
+
+    /// Where an in-mesh client sends requests for a Service port (GAMMA): the
+    /// sidecar's outbound listener standing for the Service's cluster IP.
+    pub fn mesh_address(&self, service: &ObjectKey, port: u16) -> Option<SocketAddr> {
+        self.sidecar
+            .as_ref()?
+            .listeners
+            .get(&(service.clone(), port))
+            .copied()
+    }
+
+    /// GETs a path of the in-mesh client sidecar's admin API.
+    pub async fn sidecar_admin(&self, path: &str) -> Result<String, LocalError> {
+        let Some(sidecar) = &self.sidecar else {
+            return Err(LocalError::Admin {
+                path: path.into(),
+                message: "the fixtures have no GAMMA route, so there is no in-mesh client sidecar"
+                    .into(),
+            });
+        };
+        let (status, body) = admin::get(sidecar.admin, path).await?;
+        if status != http::StatusCode::OK {
+            return Err(LocalError::Admin {
+                path: path.into(),
+                message: format!("status {status}: {body}"),
+            });
+        }
+        Ok(body)
     }
 
     /// Envoy's admin listener.
@@ -236,10 +279,16 @@ impl LocalEnvironment {
 
     /// Envoy's `/stats` text: `cluster.outbound|80||backend-v1...upstream_rq_200: 42`.
     pub async fn envoy_stats(&self) -> Result<String, LocalError> {
-        let (status, body) = admin::get(self.admin, "/stats").await?;
+        self.envoy_admin("/stats").await
+    }
+
+    /// GETs any path of Envoy's admin API (`/clusters` for per-host health flags),
+    /// refusing a non-200 answer.
+    pub async fn envoy_admin(&self, path: &str) -> Result<String, LocalError> {
+        let (status, body) = admin::get(self.admin, path).await?;
         if status != http::StatusCode::OK {
             return Err(LocalError::Admin {
-                path: "/stats".into(),
+                path: path.into(),
                 message: format!("status {status}: {body}"),
             });
         }
