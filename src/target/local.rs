@@ -25,13 +25,13 @@ use tempfile::TempDir;
 use crate::manifest::{Manifest, ObjectKey};
 use crate::target::{CleanupReport, DiagnosticSection};
 
-pub use bootstrap::{UNLIMITED, bootstrap, listener_name, proto_duration};
+pub use bootstrap::{UNLIMITED, bootstrap, listener_name, proto_duration, sidecar_bootstrap};
 pub use error::LocalError;
 pub use install::{
     ENVOY_VERSION, EnvoySource, ensure_envoy, ensure_envoy_from, installing_message,
 };
 pub use plan::{
-    ClusterPlan, GatewayPlan, GatewayPort, OutlierDetection, PathMatch, Plan, RouteAction,
+    ClusterPlan, GatewayPlan, GatewayPort, MeshServicePlan, OutlierDetection, PathMatch, Plan, RouteAction,
     RoutePlan, TrafficPolicy, VirtualHost, Workload, cluster_name, plan,
 };
 
@@ -188,7 +188,11 @@ impl LocalEnvironment {
             .flat_map(|g| g.ports.iter().map(|p| (g.gateway.clone(), p.port)))
             .collect();
         let listeners = wait_listeners(&mut envoy, admin, &wanted, options.startup_timeout).await?;
-        let sidecar = None;
+        let sidecar = if plan.mesh.is_empty() {
+            None
+        } else {
+            Some(start_sidecar(&plan, &pods, dir.path(), &options).await?)
+        };
         Ok(LocalEnvironment {
             plan,
             bootstrap: config,
@@ -268,6 +272,7 @@ impl LocalEnvironment {
     /// Pids of every child (Envoy first), for callers that check cleanup.
     pub fn pids(&self) -> Vec<u32> {
         std::iter::once(self.envoy.pid)
+            .chain(self.sidecar.iter().map(|s| s.envoy.pid))
             .chain(self.echoes.iter().map(|p| p.pid))
             .collect()
     }
@@ -353,6 +358,12 @@ impl LocalEnvironment {
             title: "Envoy log (last 50 lines)".into(),
             body: self.envoy.tail.last(50),
         });
+        if let Some(sidecar) = &self.sidecar {
+            sections.push(DiagnosticSection {
+                title: format!("sidecar Envoy (pid {}, admin {}) log (last 50 lines)", sidecar.envoy.pid, sidecar.admin),
+                body: sidecar.envoy.tail.last(50),
+            });
+        }
         sections
     }
 
@@ -365,8 +376,11 @@ impl LocalEnvironment {
             Ok(done) => report.removed.push(done),
             Err(failed) => report.failed.push(failed),
         };
-        // Envoy first: nothing should route to backends that are going away.
+        // Envoys first: nothing should route to backends that are going away.
         record(self.envoy.terminate(grace).await);
+        if let Some(sidecar) = self.sidecar {
+            record(sidecar.envoy.terminate(grace).await);
+        }
         for result in join_all(self.echoes.into_iter().map(|p| p.terminate(grace))).await {
             record(result);
         }
@@ -379,6 +393,45 @@ impl LocalEnvironment {
         }
         report
     }
+}
+
+/// Starts the in-mesh client's sidecar Envoy and waits for its Service listeners.
+async fn start_sidecar(
+    plan: &Plan,
+    pods: &[Vec<SocketAddr>],
+    dir: &Path,
+    options: &LocalOptions,
+) -> Result<Sidecar, LocalError> {
+    let config = sidecar_bootstrap(plan, pods);
+    let config_path = dir.join("sidecar.json");
+    write_json(&config_path, &config)?;
+    let admin_path = dir.join("sidecar-admin-address.txt");
+    let mut envoy = Process::spawn(
+        "sidecar Envoy".into(),
+        &options.envoy,
+        &[
+            "-c".into(),
+            config_path.display().to_string(),
+            "--disable-hot-restart".into(),
+            "--admin-address-path".into(),
+            admin_path.display().to_string(),
+            "--log-level".into(),
+            "info".into(),
+        ],
+        false,
+    )?;
+    let admin = wait_ready(&mut envoy, &admin_path, options.startup_timeout).await?;
+    let wanted: Vec<(ObjectKey, u16)> = plan
+        .mesh
+        .iter()
+        .map(|m| (m.service.clone(), m.port))
+        .collect();
+    let listeners = wait_listeners(&mut envoy, admin, &wanted, options.startup_timeout).await?;
+    Ok(Sidecar {
+        envoy,
+        admin,
+        listeners,
+    })
 }
 
 /// Polls for Envoy's admin address file and then `/ready`. Envoy offers no push
