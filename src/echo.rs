@@ -29,7 +29,9 @@ const APP_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Why `meshcheck echo` could not start or serve.
 #[derive(Debug, thiserror::Error)]
 pub enum EchoError {
-    #[error("unknown flag `{flag}` (http-echo flags: -text, -listen, -status-code; meshcheck's: -delay)")]
+    #[error(
+        "unknown flag `{flag}` (http-echo flags: -text, -listen, -status-code; meshcheck's: -delay)"
+    )]
     UnknownFlag { flag: String },
     #[error("flag `-{flag}` needs a value")]
     MissingValue { flag: String },
@@ -82,7 +84,10 @@ pub fn meshcheck_only_flag(args: &[String]) -> Option<&'static str> {
     args.iter().find_map(|arg| {
         let flag = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-'))?;
         let name = flag.split_once('=').map_or(flag, |(name, _)| name);
-        MESHCHECK_ONLY_FLAGS.iter().copied().find(|known| *known == name)
+        MESHCHECK_ONLY_FLAGS
+            .iter()
+            .copied()
+            .find(|known| *known == name)
     })
 }
 

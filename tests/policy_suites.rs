@@ -97,7 +97,9 @@ fn assert_failed_with(result: &CaseResult, expected: &[&str]) {
 #[test]
 fn circuit_breaking_catches_lifted_limits() {
     let (dir, suite) = copy_suite("circuit-breaking");
-    let rule = dir.path().join("fixtures/circuit-breaking/destinationrule.yaml");
+    let rule = dir
+        .path()
+        .join("fixtures/circuit-breaking/destinationrule.yaml");
     edit(&rule, "maxConnections: 1\n", "maxConnections: 1000\n");
     edit(
         &rule,
@@ -113,8 +115,7 @@ fn circuit_breaking_catches_lifted_limits() {
         ],
     );
     assert_eq!(
-        result.proxy_counters
-            ["outbound|80||slow-backend.istio-test.svc.cluster.local.upstream_rq_pending_overflow"],
+        result.proxy_counters["outbound|80||slow-backend.istio-test.svc.cluster.local.upstream_rq_pending_overflow"],
         0
     );
 }
@@ -131,7 +132,9 @@ fn circuit_breaking_within_limits_catches_a_tighter_burst() {
     let result = run_case(&suite, "within-limits-no-overflow");
     assert_failed_with(
         &result,
-        &["of 6 requests overflowed (maxConnections 1, http1MaxPendingRequests 1) at concurrency 6"],
+        &[
+            "of 6 requests overflowed (maxConnections 1, http1MaxPendingRequests 1) at concurrency 6",
+        ],
     );
 }
 
@@ -139,7 +142,8 @@ fn circuit_breaking_within_limits_catches_a_tighter_burst() {
 fn outlier_detection_catches_a_missing_policy() {
     let (dir, suite) = copy_suite("outlier-detection");
     edit(
-        &dir.path().join("fixtures/outlier-detection/destinationrules.yaml"),
+        &dir.path()
+            .join("fixtures/outlier-detection/destinationrules.yaml"),
         "    outlierDetection:\n      consecutive5xxErrors: 3\n      interval: 1s\n      baseEjectionTime: 60s\n      maxEjectionPercent: 50\n---",
         "---",
     );

@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::environment::Environment;
-use super::policy;
 use super::events::{CaseResult, Event, LatencySummary, Outcome};
+use super::policy;
 use crate::stats::{Decision, ExpectedShare, SequentialSplitTest, SplitTestConfig};
 use crate::suite::{Case, ConvergenceSpec, Suite};
 use crate::traffic::{Flow, IdentityRule, LoadSpec, RequestTemplate, Sample, Tally, run_load};
@@ -186,8 +186,7 @@ async fn measure(
         identity: identity.clone(),
     };
     if let Some(expected) = &case.circuit_breaking {
-        return policy::run_circuit_breaking(env, suite, case, expected, policy_load(), emit)
-            .await;
+        return policy::run_circuit_breaking(env, suite, case, expected, policy_load(), emit).await;
     }
     if let Some(expected) = &case.outlier_detection {
         return policy::run_outlier_detection(env, suite, case, expected, policy_load(), emit)

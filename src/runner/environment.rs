@@ -215,7 +215,9 @@ impl Environment {
             Entry::Gateway(gateway) => self.gateway_address(gateway, port).await,
             Entry::Service(service) => match self {
                 Environment::Local(env) => env.mesh_address(service, port).ok_or_else(|| {
-                    format!("the local target has no in-mesh client listener for {service} port {port}")
+                    format!(
+                        "the local target has no in-mesh client listener for {service} port {port}"
+                    )
                 }),
                 Environment::Kube(_) => Err(format!(
                     "east-west traffic to {service} on a cluster is sent from a client pod, not from here"

@@ -287,8 +287,7 @@ fn resolve_case(
     };
     let entry = match (&case.request.gateway, &case.request.service) {
         (Some(gateway), None) => {
-            let key =
-                parse_ref("Gateway", gateway).map_err(|m| invalid("request.gateway", m))?;
+            let key = parse_ref("Gateway", gateway).map_err(|m| invalid("request.gateway", m))?;
             if !manifests.iter().any(|m| m.key() == key) {
                 return Err(invalid(
                     "request.gateway",
@@ -298,8 +297,7 @@ fn resolve_case(
             Entry::Gateway(key)
         }
         (None, Some(service)) => {
-            let key =
-                parse_ref("Service", service).map_err(|m| invalid("request.service", m))?;
+            let key = parse_ref("Service", service).map_err(|m| invalid("request.service", m))?;
             if !manifests.iter().any(|m| m.key() == key) {
                 return Err(invalid(
                     "request.service",
@@ -468,7 +466,8 @@ fn resolve_circuit_breaking(
         message,
     };
     let service = parse_ref("Service", &spec.service).map_err(|m| invalid("service", m))?;
-    let backend = service_backend(&service, spec.port, manifests).map_err(|m| invalid("service", m))?;
+    let backend =
+        service_backend(&service, spec.port, manifests).map_err(|m| invalid("service", m))?;
     let rule = destination_rule_for(&service, manifests);
     let limit = |pointer: &str| {
         rule.as_ref()
@@ -498,7 +497,9 @@ fn resolve_circuit_breaking(
         backend_delay,
         endpoints: backend.replicas,
         max_connections: limit("/spec/trafficPolicy/connectionPool/tcp/maxConnections"),
-        max_pending_requests: limit("/spec/trafficPolicy/connectionPool/http/http1MaxPendingRequests"),
+        max_pending_requests: limit(
+            "/spec/trafficPolicy/connectionPool/http/http1MaxPendingRequests",
+        ),
     })
 }
 
@@ -512,7 +513,8 @@ fn resolve_outlier_detection(
         message,
     };
     let service = parse_ref("Service", &spec.service).map_err(|m| invalid("service", m))?;
-    let backend = service_backend(&service, spec.port, manifests).map_err(|m| invalid("service", m))?;
+    let backend =
+        service_backend(&service, spec.port, manifests).map_err(|m| invalid("service", m))?;
     let failing: Vec<(u16, u32)> = backend
         .statuses
         .iter()
@@ -604,7 +606,10 @@ fn service_backend(
     {
         return Err(format!("{service} has no port {port}"));
     }
-    let selector = spec.selector.filter(|s| !s.is_empty()).ok_or_else(|| format!("{service} has no selector"))?;
+    let selector = spec
+        .selector
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| format!("{service} has no selector"))?;
     let mut backend = ServiceBackend {
         replicas: 0,
         replica_counts: Vec::new(),
@@ -634,9 +639,15 @@ fn service_backend(
             .and_then(|c| c.args)
             .unwrap_or_default();
         let echo = crate::echo::EchoArgs::parse(args).map_err(|err| {
-            format!("Deployment {} behind {service} has no valid http-echo arguments: {err}", m.key())
+            format!(
+                "Deployment {} behind {service} has no valid http-echo arguments: {err}",
+                m.key()
+            )
         })?;
-        let replicas = spec.replicas.and_then(|n| u32::try_from(n).ok()).unwrap_or(1);
+        let replicas = spec
+            .replicas
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(1);
         backend.replicas += replicas;
         backend.replica_counts.push(replicas);
         backend.statuses.push(echo.status.as_u16());
@@ -645,7 +656,9 @@ fn service_backend(
             .push((!echo.delay.is_zero()).then_some(echo.delay));
     }
     if backend.replicas == 0 {
-        return Err(format!("no Deployment replica in the fixtures is behind {service}"));
+        return Err(format!(
+            "no Deployment replica in the fixtures is behind {service}"
+        ));
     }
     Ok(backend)
 }
@@ -664,14 +677,16 @@ fn destination_rule_for(service: &ObjectKey, manifests: &[Manifest]) -> Option<s
         .filter(|m| m.kind == "DestinationRule")
         .map(Manifest::to_json)
         .find(|rule| {
-            let host = rule.pointer("/spec/host").and_then(|h| h.as_str()).unwrap_or_default();
+            let host = rule
+                .pointer("/spec/host")
+                .and_then(|h| h.as_str())
+                .unwrap_or_default();
             let rule_namespace = rule
                 .pointer("/metadata/namespace")
                 .and_then(|n| n.as_str())
                 .unwrap_or("default");
             // A short host is relative to the rule's own namespace.
-            names.iter().any(|n| n == host)
-                && (host.contains('.') || rule_namespace == namespace)
+            names.iter().any(|n| n == host) && (host.contains('.') || rule_namespace == namespace)
         })
 }
 

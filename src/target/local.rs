@@ -31,8 +31,8 @@ pub use install::{
     ENVOY_VERSION, EnvoySource, ensure_envoy, ensure_envoy_from, installing_message,
 };
 pub use plan::{
-    ClusterPlan, GatewayPlan, GatewayPort, MeshServicePlan, OutlierDetection, PathMatch, Plan, RouteAction,
-    RoutePlan, TrafficPolicy, VirtualHost, Workload, cluster_name, plan,
+    ClusterPlan, GatewayPlan, GatewayPort, MeshServicePlan, OutlierDetection, PathMatch, Plan,
+    RouteAction, RoutePlan, TrafficPolicy, VirtualHost, Workload, cluster_name, plan,
 };
 
 use process::Process;
@@ -360,7 +360,10 @@ impl LocalEnvironment {
         });
         if let Some(sidecar) = &self.sidecar {
             sections.push(DiagnosticSection {
-                title: format!("sidecar Envoy (pid {}, admin {}) log (last 50 lines)", sidecar.envoy.pid, sidecar.admin),
+                title: format!(
+                    "sidecar Envoy (pid {}, admin {}) log (last 50 lines)",
+                    sidecar.envoy.pid, sidecar.admin
+                ),
                 body: sidecar.envoy.tail.last(50),
             });
         }

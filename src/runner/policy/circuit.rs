@@ -203,7 +203,10 @@ pub(crate) async fn run_circuit_breaking(
                     ", at most {b} servable in {:.3}s",
                     tally.elapsed.as_secs_f64()
                 )),
-                delta.get("upstream_cx_overflow").copied().unwrap_or_default()
+                delta
+                    .get("upstream_cx_overflow")
+                    .copied()
+                    .unwrap_or_default()
             ),
         )
     } else {

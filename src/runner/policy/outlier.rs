@@ -197,10 +197,7 @@ pub(crate) async fn run_outlier_detection(
         .filter(|(_, h)| h.ejected)
         .map(|(a, _)| a)
         .collect();
-    let active_after = counters_after
-        .get(&active_key)
-        .copied()
-        .unwrap_or_default();
+    let active_after = counters_after.get(&active_key).copied().unwrap_or_default();
     if hosts_after.len() != expected.hosts as usize {
         failures.push(format!(
             "the proxy lists {} hosts for {cluster}, the fixtures run {}",

@@ -711,9 +711,7 @@ impl KubeEnvironment {
     pub async fn proxy_admin(&self, gateway: &ObjectKey, path: &str) -> Result<String, KubeError> {
         let (namespace, pod) = self.gateway_pod(gateway).await?;
         let command = ["pilot-agent", "request", "GET", path];
-        let out = self
-            .exec(&namespace, &pod, "istio-proxy", &command)
-            .await?;
+        let out = self.exec(&namespace, &pod, "istio-proxy", &command).await?;
         if out.status != 0 {
             return Err(KubeError::Exec {
                 namespace,

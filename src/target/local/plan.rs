@@ -785,7 +785,12 @@ fn check_parent_refs(
                     "GAMMA consumer routes (a Service parent in another namespace)",
                 ));
             }
-            if decoded.spec.hostnames.as_ref().is_some_and(|h| !h.is_empty()) {
+            if decoded
+                .spec
+                .hostnames
+                .as_ref()
+                .is_some_and(|h| !h.is_empty())
+            {
                 return Err(unsupported(
                     route,
                     "spec.hostnames",
@@ -806,12 +811,19 @@ fn check_parent_refs(
                 ));
             };
             if let Some(port) = parent.port
-                && !service_ports(service)?.contains(&port_u16(route, &format!("{field}.port"), port)?)
+                && !service_ports(service)?.contains(&port_u16(
+                    route,
+                    &format!("{field}.port"),
+                    port,
+                )?)
             {
                 return Err(invalid(
                     route,
                     &format!("{field}.port"),
-                    format!("Service {parent_namespace}/{} has no port {port}", parent.name),
+                    format!(
+                        "Service {parent_namespace}/{} has no port {port}",
+                        parent.name
+                    ),
                 ));
             }
             continue;
