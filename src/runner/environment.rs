@@ -78,6 +78,7 @@ impl Environment {
                 }
             }
             TargetSettings::Kube(options) => {
+                refuse_meshcheck_only_flags(suite)?;
                 let connected = tokio::select! {
                     env = KubeEnvironment::connect(options.clone()) => Some(env.map_err(|err| chain(&err))?),
                     () = interrupt.triggered() => None,
@@ -220,7 +221,7 @@ impl Environment {
                     )
                 }),
                 Environment::Kube(_) => Err(format!(
-                    "east-west traffic to {service} on a cluster is sent from a client pod, not from here"
+                    "east-west (GAMMA) cases do not run on the kube target yet: requests to {service} must come from an in-mesh client pod, which meshcheck does not drive yet"
                 )),
             },
         }
@@ -270,6 +271,37 @@ impl Environment {
     }
 }
 
+/// The real hashicorp/http-echo image exits on flags only `meshcheck echo` knows
+/// (`-delay`): such a fixture would never become ready on a cluster, so say why now.
+fn refuse_meshcheck_only_flags(suite: &Suite) -> Result<(), String> {
+    for manifest in suite.manifests.iter().filter(|m| m.kind == "Deployment") {
+        let Ok(deployment) = manifest.decode::<k8s_openapi::api::apps::v1::Deployment>() else {
+            continue;
+        };
+        let containers = deployment
+            .spec
+            .and_then(|s| s.template.spec)
+            .map(|s| s.containers)
+            .unwrap_or_default();
+        for container in containers {
+            let image = container.image.unwrap_or_default();
+            if !image.contains("hashicorp/http-echo") {
+                continue;
+            }
+            if let Some(flag) =
+                crate::echo::meshcheck_only_flag(&container.args.unwrap_or_default())
+            {
+                return Err(format!(
+                    "{}: {} passes `-{flag}` to {image}, which only `meshcheck echo` understands; on a cluster use an image that can delay (see docs/policy.md)",
+                    manifest.location_of("spec.template.spec.containers"),
+                    manifest.key()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// An error and its causes on one line, for case messages.
 pub(crate) fn chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
@@ -280,4 +312,25 @@ pub(crate) fn chain(err: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_kube_target_refuses_echo_flags_the_real_image_lacks() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let suite = crate::suite::load_suite(&root.join("suites/circuit-breaking.yaml")).unwrap();
+        let message = refuse_meshcheck_only_flags(&suite).unwrap_err();
+        assert!(
+            message.contains(
+                "Deployment istio-test/slow-backend passes `-delay` to hashicorp/http-echo"
+            ),
+            "{message}"
+        );
+        assert!(message.contains("backend.yaml:"), "{message}");
+        let seed = crate::suite::load_suite(&root.join("suites/ingress-canary.yaml")).unwrap();
+        assert_eq!(refuse_meshcheck_only_flags(&seed), Ok(()));
+    }
 }
