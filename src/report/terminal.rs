@@ -327,6 +327,12 @@ fn statistics_block(result: &CaseResult) -> String {
     }
     text.push_str(&line);
     text.push('\n');
+    if !result.proxy_counters.is_empty() {
+        text.push_str(&format!("{:>12}proxy counters:\n", ""));
+        for (name, value) in &result.proxy_counters {
+            text.push_str(&format!("{:>14}{name}: {value}\n", ""));
+        }
+    }
     text
 }
 
