@@ -263,7 +263,7 @@ fn percent(x: f64) -> String {
 }
 
 /// The per-backend table and totals of a case.
-fn statistics_block(result: &CaseResult) -> String {
+pub fn statistics_block(result: &CaseResult) -> String {
     let mut text = String::new();
     if let Some(split) = &result.split {
         text.push_str(&format!(
