@@ -139,8 +139,8 @@ impl TerminalReporter {
                     bar.set_message(format!("{suite}: {detail}"));
                 } else if !quiet {
                     self.line(format!(
-                        "{:>9} {suite}: {detail}",
-                        self.paint("36", &phase.to_string())
+                        "{} {suite}: {detail}",
+                        self.paint("36", &format!("{:>9}", phase.to_string()))
                     ));
                 }
             }
@@ -163,7 +163,10 @@ impl TerminalReporter {
             }
             Event::CaseStarted { suite, case } => {
                 if !quiet {
-                    self.line(format!("{:>9} {suite}::{case}", self.paint("1", "START")));
+                    self.line(format!(
+                        "{} {suite}::{case}",
+                        self.paint("1", &format!("{:>9}", "START"))
+                    ));
                 }
             }
             Event::Response { line, status, .. } => {
@@ -206,13 +209,13 @@ impl TerminalReporter {
                     self.bars.remove(&bar);
                 }
                 let label = match result.outcome {
-                    Outcome::Passed => self.paint("1;32", "PASS"),
-                    Outcome::Failed => self.paint("1;31", "FAIL"),
-                    Outcome::Skipped => self.paint("1;33", "SKIP"),
+                    Outcome::Passed => self.paint("1;32", &format!("{:>9}", "PASS")),
+                    Outcome::Failed => self.paint("1;31", &format!("{:>9}", "FAIL")),
+                    Outcome::Skipped => self.paint("1;33", &format!("{:>9}", "SKIP")),
                 };
                 if !quiet || result.outcome == Outcome::Failed {
                     self.line(format!(
-                        "{label:>9} [{:>7.3}s] {}: {}",
+                        "{label} [{:>7.3}s] {}: {}",
                         result.duration.as_secs_f64(),
                         result.id(),
                         result.message
@@ -644,7 +647,7 @@ mod tests {
             color: true,
             quiet: false,
         };
-        assert!(render(colored, &run(vec![failing()])).contains("\x1b[1;31mFAIL"));
+        assert!(render(colored, &run(vec![failing()])).contains("\x1b[1;31m     FAIL"));
         assert!(!render(plain(), &run(vec![failing()])).contains('\x1b'));
     }
 }
