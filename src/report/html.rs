@@ -136,6 +136,15 @@ fn case_section(page: &mut String, case: &CaseResult) {
         }
         page.push_str("</table>\n");
     }
+    if !case.proxy_counters.is_empty() {
+        page.push_str(
+            "<table class=\"proxy-counters\"><tr><th>proxy counter</th><th>value</th></tr>\n",
+        );
+        for (name, value) in &case.proxy_counters {
+            let _ = writeln!(page, "<tr><td>{}</td><td>{value}</td></tr>", escape(name));
+        }
+        page.push_str("</table>\n");
+    }
     if let Some(latency) = &case.latency {
         let _ = writeln!(
             page,

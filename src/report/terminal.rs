@@ -380,6 +380,12 @@ pub fn statistics_block(result: &CaseResult) -> String {
     }
     text.push_str(&line);
     text.push('\n');
+    if !result.proxy_counters.is_empty() {
+        text.push_str(&format!("{:>12}proxy counters:\n", ""));
+        for (name, value) in &result.proxy_counters {
+            text.push_str(&format!("{:>14}{name}: {value}\n", ""));
+        }
+    }
     text
 }
 
@@ -394,9 +400,13 @@ pub fn failure_block(result: &CaseResult) -> String {
             Decision::Continue => "the split test could not decide within the request cap",
         };
         text.push_str(&format!(
-            "    verdict: {verdict} ({} responses, {} from no expected backend)\n    statistics: {}\n",
-            split.total, split.unknown, split.reason
+            "    verdict: {verdict} ({} responses, {} from no expected backend)\n",
+            split.total, split.unknown
         ));
+        // The message usually is the reason already; say it once.
+        if !result.message.contains(&split.reason) {
+            text.push_str(&format!("    statistics: {}\n", split.reason));
+        }
         text.push_str("    expected vs observed per backend:\n");
     }
     // A case that never sent a request has no figures worth a line.
@@ -497,6 +507,7 @@ mod tests {
             status_codes: BTreeMap::from([(200, split.total - 3), (503, 3)]),
             errors: BTreeMap::new(),
             envoy_overloaded: 0,
+            proxy_counters: BTreeMap::new(),
             requests_per_second: 2690.0,
             latency: Some(LatencySummary {
                 p50_ms: 1.24,
