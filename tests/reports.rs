@@ -157,28 +157,43 @@ fn schema_rejects_a_report_missing_a_documented_field() {
     assert!(errors.iter().any(|e| e.contains("requests")), "{errors:?}");
 }
 
-/// Fails loudly without xmllint: `.ci/run` installs it (Debian `libxml2-utils`).
-fn xmllint(xml: &Path) -> Output {
-    Command::new("xmllint")
-        .arg("--noout")
-        .arg("--schema")
-        .arg(repo("schemas/junit-10.xsd"))
-        .arg(xml)
-        .output()
-        .unwrap_or_else(|err| {
-            panic!("cannot run xmllint ({err}): install libxml2-utils (`.ci/run` does) to validate JUnit reports")
-        })
+/// Validates a JUnit file with xmllint. Without xmllint the test fails in CI (`CI` set;
+/// `.ci/run` installs Debian's `libxml2-utils`) and elsewhere is skipped with a printed
+/// reason, so `cargo test` on a fresh machine says what it did not check.
+fn xmllint(xml: &Path) -> Option<Output> {
+    let found = Command::new("xmllint").arg("--version").output().is_ok();
+    if !found {
+        if std::env::var_os("CI").is_some() {
+            panic!(
+                "xmllint is not installed: install libxml2-utils (`.ci/run` does) to validate JUnit reports"
+            );
+        }
+        eprintln!(
+            "skipped: xmllint is not installed (install libxml2-utils; CI does) so the JUnit schema is not checked"
+        );
+        return None;
+    }
+    Some(
+        Command::new("xmllint")
+            .arg("--noout")
+            .arg("--schema")
+            .arg(repo("schemas/junit-10.xsd"))
+            .arg(xml)
+            .output()
+            .expect("xmllint runs"),
+    )
 }
 
 #[test]
 fn junit_report_validates_and_keeps_the_failure() {
     let reports = failing();
-    let output = xmllint(&reports.junit);
-    assert!(
-        output.status.success(),
-        "xmllint rejected the JUnit report:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    if let Some(output) = xmllint(&reports.junit) {
+        assert!(
+            output.status.success(),
+            "xmllint rejected the JUnit report:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
     let xml = std::fs::read_to_string(&reports.junit).expect("read junit");
     assert!(
         xml.contains("<testcase name=\"split-misread\" classname=\"reports-failing\""),
@@ -207,7 +222,9 @@ fn junit_report_validates_and_keeps_the_failure() {
 
 #[test]
 fn junit_report_of_a_passing_run_validates() {
-    let output = xmllint(&passing().junit);
+    let Some(output) = xmllint(&passing().junit) else {
+        return;
+    };
     assert!(
         output.status.success(),
         "{}",
@@ -224,7 +241,9 @@ fn xsd_validation_can_fail() {
         "<testsuites><testsuite name=\"s\" tests=\"1\" failures=\"0\" errors=\"0\"><testcase classname=\"s\"/></testsuite></testsuites>",
     )
     .expect("write");
-    let output = xmllint(&bad);
+    let Some(output) = xmllint(&bad) else {
+        return;
+    };
     assert!(
         !output.status.success(),
         "a testcase without a name must be rejected"
