@@ -5,7 +5,9 @@ mod case;
 mod environment;
 mod events;
 mod execute;
+mod mesh_client;
 mod policy;
+mod source;
 
 pub use environment::{LocalSettings, TargetSettings};
 pub use events::{

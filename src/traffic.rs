@@ -24,6 +24,7 @@ use std::time::Duration;
 use serde::Serialize;
 use url::Url;
 
+pub(crate) use self::identity::{Response as IdentitySource, extract as extract_identity};
 pub use self::run::run_load;
 pub use self::tally::{IdentityShare, LatencySummary, Tally, TallySummary};
 

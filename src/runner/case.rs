@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 use super::environment::Environment;
 use super::events::{CaseResult, Event, LatencySummary, Outcome};
 use super::policy;
+use super::source::SampleSource;
 use crate::stats::{Decision, ExpectedShare, SequentialSplitTest, SplitTestConfig};
 use crate::suite::{Case, ConvergenceSpec, Suite};
-use crate::traffic::{Flow, IdentityRule, LoadSpec, RequestTemplate, Sample, Tally, run_load};
+use crate::traffic::{Flow, IdentityRule, LoadSpec, RequestTemplate, Sample, Tally};
 
 /// How many of a case's first responses are shown, like the seed's ten curls.
 const SHOWN_RESPONSES: u64 = 10;
@@ -34,7 +35,20 @@ pub(crate) async fn run_case(
             reason.clone(),
         );
     }
-    let mut result = match measure(env, suite, case, emit).await {
+    let mut source = env
+        .sample_source(&case.entry, case.port)
+        .await
+        .map_err(|err| {
+            format!(
+                "no way to send requests to {} port {}: {err}",
+                case.entry, case.port
+            )
+        });
+    let measured = match &mut source {
+        Ok(source) => measure(env, source, suite, case, emit).await,
+        Err(message) => Err(message.clone()),
+    };
+    let mut result = match measured {
         Ok(result) => result,
         Err(message) => {
             CaseResult::without_traffic(&suite.name, &case.name, Outcome::Failed, message)
@@ -42,17 +56,23 @@ pub(crate) async fn run_case(
     };
     if result.outcome == Outcome::Failed {
         result.diagnostics = env.diagnostics(suite).await;
+        if let Some(section) = source.as_ref().ok().and_then(SampleSource::diagnostics) {
+            result.diagnostics.insert(0, section);
+        }
     }
     result.duration = started.elapsed();
     result
 }
 
-fn request_template(case: &Case, address: SocketAddr) -> Result<RequestTemplate, String> {
+fn request_template(
+    case: &Case,
+    connect_to: Option<SocketAddr>,
+) -> Result<RequestTemplate, String> {
     let method = http::Method::from_bytes(case.spec.request.method.as_bytes())
         .map_err(|_| format!("invalid method `{}`", case.spec.request.method))?;
     Ok(RequestTemplate {
         url: case.url.clone(),
-        connect_to: Some(address),
+        connect_to,
         host_override: case.spec.request.host.clone(),
         headers: case
             .spec
@@ -100,6 +120,7 @@ fn is_good(case: &Case, sample: &Sample<'_>) -> bool {
 /// The data plane lags the API: wait for `consecutive` good responses in a row, with
 /// backoff between attempts, before measuring anything.
 async fn converge(
+    source: &mut SampleSource<'_>,
     case: &Case,
     template: &RequestTemplate,
     identity: &IdentityRule,
@@ -118,17 +139,17 @@ async fn converge(
             identity: identity.clone(),
         };
         let mut good = 0u32;
-        run_load(&load, |sample| {
-            if is_good(case, sample) {
-                good += 1;
-                Flow::Continue
-            } else {
-                last_bad = describe(sample);
-                Flow::Stop
-            }
-        })
-        .await
-        .map_err(|err| format!("cannot send requests: {err}"))?;
+        source
+            .send(&load, |sample| {
+                if is_good(case, sample) {
+                    good += 1;
+                    Flow::Continue
+                } else {
+                    last_bad = describe(sample);
+                    Flow::Stop
+                }
+            })
+            .await?;
         if good >= spec.consecutive {
             return Ok(());
         }
@@ -156,26 +177,24 @@ fn describe(sample: &Sample<'_>) -> String {
 
 async fn measure(
     env: &Environment,
+    source: &mut SampleSource<'_>,
     suite: &Suite,
     case: &Case,
     emit: &mut (dyn FnMut(Event) + Send),
 ) -> Result<CaseResult, String> {
-    let address = env
-        .entry_address(&case.entry, case.port)
-        .await
-        .map_err(|err| format!("no address for {} port {}: {err}", case.entry, case.port))?;
-    let template = request_template(case, address)?;
+    let template = request_template(case, source.connect_to())?;
+    let via = source.describe();
     let identity = identity_rule(case)?;
 
     emit(Event::Phase {
         suite: suite.name.clone(),
         phase: super::events::Phase::Converge,
         detail: format!(
-            "{}: waiting for {} good responses in a row from {} via {address}",
+            "{}: waiting for {} good responses in a row from {} {via}",
             case.name, suite.spec.convergence.consecutive, case.url
         ),
     });
-    converge(case, &template, &identity, &suite.spec.convergence).await?;
+    converge(source, case, &template, &identity, &suite.spec.convergence).await?;
 
     let policy_load = || LoadSpec {
         request: template.clone(),
@@ -186,11 +205,28 @@ async fn measure(
         identity: identity.clone(),
     };
     if let Some(expected) = &case.circuit_breaking {
-        return policy::run_circuit_breaking(env, suite, case, expected, policy_load(), emit).await;
+        return policy::run_circuit_breaking(
+            env,
+            source,
+            suite,
+            case,
+            expected,
+            policy_load(),
+            emit,
+        )
+        .await;
     }
     if let Some(expected) = &case.outlier_detection {
-        return policy::run_outlier_detection(env, suite, case, expected, policy_load(), emit)
-            .await;
+        return policy::run_outlier_detection(
+            env,
+            source,
+            suite,
+            case,
+            expected,
+            policy_load(),
+            emit,
+        )
+        .await;
     }
 
     let mut split_test = match &case.split {
@@ -237,7 +273,7 @@ async fn measure(
         suite: suite.name.clone(),
         phase: super::events::Phase::Traffic,
         detail: format!(
-            "{}: up to {requests} requests to {} via {address}, concurrency {}",
+            "{}: up to {requests} requests to {} {via}, concurrency {}",
             case.name, case.url, load.concurrency
         ),
     });
@@ -250,82 +286,82 @@ async fn measure(
     let mut last_progress = Instant::now();
     let stop_on_first_failure = split_test.is_some();
     let expected_status = case.spec.expect.status;
-    let tally = run_load(&load, |sample| {
-        seen += 1;
-        if seen <= SHOWN_RESPONSES {
-            emit(Event::Response {
-                suite: suite.name.clone(),
-                case: case.name.clone(),
-                status: sample.status,
-                line: match (sample.error, sample.identity) {
-                    (Some(err), _) => format!("({err})"),
-                    (None, Some(id)) => id.to_string(),
-                    (None, None) => String::new(),
-                },
-            });
-        }
-        let mut flow = Flow::Continue;
-        if let Some(err) = sample.error {
-            failed_request.get_or_insert_with(|| format!("request {seen} failed: {err}"));
-            if stop_on_first_failure {
-                flow = Flow::Stop;
+    let tally = source
+        .send(&load, |sample| {
+            seen += 1;
+            if seen <= SHOWN_RESPONSES {
+                emit(Event::Response {
+                    suite: suite.name.clone(),
+                    case: case.name.clone(),
+                    status: sample.status,
+                    line: match (sample.error, sample.identity) {
+                        (Some(err), _) => format!("({err})"),
+                        (None, Some(id)) => id.to_string(),
+                        (None, None) => String::new(),
+                    },
+                });
             }
-        } else if let Some(expected) = expected_status
-            && sample.status != Some(expected)
-        {
-            unexpected_status.get_or_insert_with(|| {
-                format!(
-                    "request {seen} got {} (expected {expected})",
-                    describe(sample)
-                )
-            });
-            if stop_on_first_failure {
-                flow = Flow::Stop;
-            }
-        }
-        if let Some(test) = split_test.as_mut()
-            && sample.error.is_none()
-        {
-            let index = sample
-                .identity
-                .and_then(|id| identities.iter().position(|known| known == id));
-            let decision = match index {
-                Some(i) => {
-                    per_backend[i] += 1;
-                    test.observe(i)
+            let mut flow = Flow::Continue;
+            if let Some(err) = sample.error {
+                failed_request.get_or_insert_with(|| format!("request {seen} failed: {err}"));
+                if stop_on_first_failure {
+                    flow = Flow::Stop;
                 }
-                None => {
-                    unidentified += 1;
-                    test.observe_unknown()
+            } else if let Some(expected) = expected_status
+                && sample.status != Some(expected)
+            {
+                unexpected_status.get_or_insert_with(|| {
+                    format!(
+                        "request {seen} got {} (expected {expected})",
+                        describe(sample)
+                    )
+                });
+                if stop_on_first_failure {
+                    flow = Flow::Stop;
                 }
-            };
-            if decision != Decision::Continue {
-                flow = Flow::Stop;
             }
-        }
-        if seen.is_multiple_of(64) && last_progress.elapsed() >= PROGRESS_EVERY {
-            last_progress = Instant::now();
-            let mut backends: BTreeMap<String, u64> = identities
-                .iter()
-                .cloned()
-                .zip(per_backend.iter().copied())
-                .collect();
-            if unidentified > 0 {
-                backends.insert("(unidentified)".into(), unidentified);
+            if let Some(test) = split_test.as_mut()
+                && sample.error.is_none()
+            {
+                let index = sample
+                    .identity
+                    .and_then(|id| identities.iter().position(|known| known == id));
+                let decision = match index {
+                    Some(i) => {
+                        per_backend[i] += 1;
+                        test.observe(i)
+                    }
+                    None => {
+                        unidentified += 1;
+                        test.observe_unknown()
+                    }
+                };
+                if decision != Decision::Continue {
+                    flow = Flow::Stop;
+                }
             }
-            emit(Event::TrafficProgress {
-                suite: suite.name.clone(),
-                case: case.name.clone(),
-                requests: seen,
-                max_requests: requests,
-                backends,
-                requests_per_second: seen as f64 / started.elapsed().as_secs_f64().max(1e-9),
-            });
-        }
-        flow
-    })
-    .await
-    .map_err(|err| format!("cannot send requests: {err}"))?;
+            if seen.is_multiple_of(64) && last_progress.elapsed() >= PROGRESS_EVERY {
+                last_progress = Instant::now();
+                let mut backends: BTreeMap<String, u64> = identities
+                    .iter()
+                    .cloned()
+                    .zip(per_backend.iter().copied())
+                    .collect();
+                if unidentified > 0 {
+                    backends.insert("(unidentified)".into(), unidentified);
+                }
+                emit(Event::TrafficProgress {
+                    suite: suite.name.clone(),
+                    case: case.name.clone(),
+                    requests: seen,
+                    max_requests: requests,
+                    backends,
+                    requests_per_second: seen as f64 / started.elapsed().as_secs_f64().max(1e-9),
+                });
+            }
+            flow
+        })
+        .await?;
 
     let split = split_test.as_ref().map(SequentialSplitTest::verdict);
     let mut failures = Vec::new();

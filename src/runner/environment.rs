@@ -6,8 +6,11 @@ use std::path::PathBuf;
 
 use super::events::{Event, Phase, RunEnvironment, TargetKind};
 use super::execute::Interrupt;
-use crate::manifest::ObjectKey;
+use super::mesh_client;
+use super::source::SampleSource;
+use crate::manifest::{Manifest, ObjectKey};
 use crate::suite::{Entry, Suite};
+use crate::target::kube::substitute::substitute_delayed_echo;
 use crate::target::kube::{KubeEnvironment, KubeOptions};
 use crate::target::local::{self, LocalEnvironment, LocalOptions};
 use crate::target::{CleanupReport, DiagnosticSection};
@@ -78,7 +81,6 @@ impl Environment {
                 }
             }
             TargetSettings::Kube(options) => {
-                refuse_meshcheck_only_flags(suite)?;
                 let connected = tokio::select! {
                     env = KubeEnvironment::connect(options.clone()) => Some(env.map_err(|err| chain(&err))?),
                     () = interrupt.triggered() => None,
@@ -99,12 +101,16 @@ impl Environment {
                         ..RunEnvironment::default()
                     },
                 });
+                let (manifests, notes) = kube_manifests(suite)?;
+                for note in notes {
+                    emit(phase(Phase::Apply, note));
+                }
                 emit(phase(
                     Phase::Apply,
-                    format!("applying {} objects", suite.manifests.len()),
+                    format!("applying {} objects", manifests.len()),
                 ));
                 let applied = tokio::select! {
-                    result = env.apply(&suite.manifests) => Some(result),
+                    result = env.apply(&manifests) => Some(result),
                     () = interrupt.triggered() => None,
                 };
                 match applied {
@@ -119,7 +125,7 @@ impl Environment {
                 }
                 emit(phase(Phase::Wait, "waiting for readiness".into()));
                 let ready = tokio::select! {
-                    result = env.wait_ready(&suite.manifests, &|_| {}) => Some(result),
+                    result = env.wait_ready(&manifests, &|_| {}) => Some(result),
                     () = interrupt.triggered() => None,
                 };
                 match ready {
@@ -205,25 +211,35 @@ impl Environment {
         }
     }
 
-    /// Where a case's requests go: a gateway listener, or (east-west) the in-mesh
-    /// client's outbound listener for the Service.
-    pub(crate) async fn entry_address(
+    /// Where a case's samples come from: the engine sending to a gateway listener or
+    /// (east-west on the local target) the sidecar's outbound listener for the Service;
+    /// on a cluster, east-west requests come from the in-mesh client pod.
+    pub(crate) async fn sample_source(
         &self,
         entry: &Entry,
         port: u16,
-    ) -> Result<SocketAddr, String> {
-        match entry {
-            Entry::Gateway(gateway) => self.gateway_address(gateway, port).await,
-            Entry::Service(service) => match self {
-                Environment::Local(env) => env.mesh_address(service, port).ok_or_else(|| {
+    ) -> Result<SampleSource<'_>, String> {
+        match (self, entry) {
+            (_, Entry::Gateway(gateway)) => self
+                .gateway_address(gateway, port)
+                .await
+                .map(SampleSource::Engine),
+            (Environment::Local(env), Entry::Service(service)) => env
+                .mesh_address(service, port)
+                .map(SampleSource::Engine)
+                .ok_or_else(|| {
                     format!(
                         "the local target has no in-mesh client listener for {service} port {port}"
                     )
                 }),
-                Environment::Kube(_) => Err(format!(
-                    "east-west (GAMMA) cases do not run on the kube target yet: requests to {service} must come from an in-mesh client pod, which meshcheck does not drive yet"
-                )),
-            },
+            (Environment::Kube(env), Entry::Service(service)) => {
+                let namespace = mesh_client_namespace(service);
+                let pod = env
+                    .mesh_client_pod(&namespace, &mesh_client_selector())
+                    .await
+                    .map_err(|err| chain(&err))?;
+                Ok(SampleSource::mesh_client(env, namespace, pod))
+            }
         }
     }
 
@@ -241,9 +257,16 @@ impl Environment {
                 .proxy_admin(gateway, path.trim_start_matches('/'))
                 .await
                 .map_err(|err| chain(&err)),
-            (Environment::Kube(_), Entry::Service(service)) => Err(format!(
-                "the sidecar of the in-mesh client calling {service} is not read by meshcheck yet"
-            )),
+            (Environment::Kube(env), Entry::Service(service)) => {
+                let namespace = mesh_client_namespace(service);
+                let pod = env
+                    .mesh_client_pod(&namespace, &mesh_client_selector())
+                    .await
+                    .map_err(|err| chain(&err))?;
+                env.pod_proxy_admin(&namespace, &pod, path.trim_start_matches('/'))
+                    .await
+                    .map_err(|err| chain(&err))
+            }
         }
     }
 
@@ -271,35 +294,62 @@ impl Environment {
     }
 }
 
-/// The real hashicorp/http-echo image exits on flags only `meshcheck echo` knows
-/// (`-delay`): such a fixture would never become ready on a cluster, so say why now.
-fn refuse_meshcheck_only_flags(suite: &Suite) -> Result<(), String> {
-    for manifest in suite.manifests.iter().filter(|m| m.kind == "Deployment") {
-        let Ok(deployment) = manifest.decode::<k8s_openapi::api::apps::v1::Deployment>() else {
-            continue;
-        };
-        let containers = deployment
-            .spec
-            .and_then(|s| s.template.spec)
-            .map(|s| s.containers)
-            .unwrap_or_default();
-        for container in containers {
-            let image = container.image.unwrap_or_default();
-            if !image.contains("hashicorp/http-echo") {
-                continue;
-            }
-            if let Some(flag) =
-                crate::echo::meshcheck_only_flag(&container.args.unwrap_or_default())
-            {
+/// The in-mesh client of a Service's east-west cases runs in the Service's namespace:
+/// GAMMA producer routes live there, and its injection label gives the client a sidecar.
+fn mesh_client_namespace(service: &ObjectKey) -> String {
+    service
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".to_owned())
+}
+
+fn mesh_client_selector() -> String {
+    format!("app={}", mesh_client::CLIENT_NAME)
+}
+
+/// What the kube target applies for a suite, and notes on what differs from the
+/// fixtures: delayed `meshcheck echo` backends run as an image that can delay (see
+/// [`substitute_delayed_echo`]), and one in-mesh client Deployment per namespace that
+/// east-west cases call into is added, applied, awaited and cleaned up like the
+/// fixtures.
+fn kube_manifests(suite: &Suite) -> Result<(Vec<Manifest>, Vec<String>), String> {
+    let (mut manifests, mut notes) =
+        substitute_delayed_echo(&suite.manifests).map_err(|err| err.to_string())?;
+    let mut namespaces: Vec<String> = suite
+        .cases
+        .iter()
+        .filter(|case| case.spec.skip.is_none())
+        .filter_map(|case| match &case.entry {
+            Entry::Service(service) => Some(mesh_client_namespace(service)),
+            Entry::Gateway(_) => None,
+        })
+        .collect();
+    namespaces.sort();
+    namespaces.dedup();
+    for namespace in namespaces {
+        let client = mesh_client::client_manifests(&namespace).map_err(|err| {
+            format!(
+                "cannot build the in-mesh client for {namespace}: {}",
+                chain(&err)
+            )
+        })?;
+        for manifest in client {
+            if let Some(clash) = suite.manifests.iter().find(|m| m.key() == manifest.key()) {
                 return Err(format!(
-                    "{}: {} passes `-{flag}` to {image}, which only `meshcheck echo` understands; on a cluster use an image that can delay (see docs/policy.md)",
-                    manifest.location_of("spec.template.spec.containers"),
-                    manifest.key()
+                    "{}: {} is the name meshcheck gives its in-mesh client; rename the fixture's object",
+                    clash.location(),
+                    clash.key()
                 ));
             }
+            notes.push(format!(
+                "{}: in-mesh client for east-west cases ({})",
+                manifest.key(),
+                mesh_client::CLIENT_IMAGE
+            ));
+            manifests.push(manifest);
         }
     }
-    Ok(())
+    Ok((manifests, notes))
 }
 
 /// An error and its causes on one line, for case messages.
@@ -318,19 +368,56 @@ pub(crate) fn chain(err: &dyn std::error::Error) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_kube_target_refuses_echo_flags_the_real_image_lacks() {
+    fn load(name: &str) -> Suite {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        let suite = crate::suite::load_suite(&root.join("suites/circuit-breaking.yaml")).unwrap();
-        let message = refuse_meshcheck_only_flags(&suite).unwrap_err();
-        assert!(
-            message.contains(
-                "Deployment istio-test/slow-backend passes `-delay` to hashicorp/http-echo"
-            ),
-            "{message}"
+        crate::suite::load_suite(&root.join("suites").join(name)).unwrap()
+    }
+
+    fn image_of(manifests: &[Manifest], name: &str) -> String {
+        let m = manifests
+            .iter()
+            .find(|m| m.kind == "Deployment" && m.name == name)
+            .unwrap();
+        m.to_json()["spec"]["template"]["spec"]["containers"][0]["image"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    #[test]
+    fn the_kube_target_runs_the_slow_backend_with_an_image_that_can_delay() {
+        let suite = load("circuit-breaking.yaml");
+        let (manifests, notes) = kube_manifests(&suite).unwrap();
+        assert_eq!(manifests.len(), suite.manifests.len());
+        assert_eq!(
+            image_of(&manifests, "slow-backend"),
+            crate::target::kube::substitute::DELAY_IMAGE
         );
-        assert!(message.contains("backend.yaml:"), "{message}");
-        let seed = crate::suite::load_suite(&root.join("suites/ingress-canary.yaml")).unwrap();
-        assert_eq!(refuse_meshcheck_only_flags(&seed), Ok(()));
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].contains("slow-backend"), "{notes:?}");
+    }
+
+    #[test]
+    fn east_west_suites_get_one_mesh_client_per_namespace() {
+        let suite = load("gamma-mesh.yaml");
+        let (manifests, notes) = kube_manifests(&suite).unwrap();
+        assert_eq!(manifests.len(), suite.manifests.len() + 1);
+        assert_eq!(
+            image_of(&manifests, mesh_client::CLIENT_NAME),
+            mesh_client::CLIENT_IMAGE
+        );
+        assert_eq!(
+            notes,
+            [format!(
+                "Deployment istio-test/meshcheck-mesh-client: in-mesh client for east-west cases ({})",
+                mesh_client::CLIENT_IMAGE
+            )]
+        );
+        // North-south suites need no client, and keep their fixtures as written.
+        let seed = load("ingress-canary.yaml");
+        let (manifests, notes) = kube_manifests(&seed).unwrap();
+        assert!(notes.is_empty());
+        assert_eq!(manifests.len(), seed.manifests.len());
+        assert_eq!(image_of(&manifests, "backend-v1"), "hashicorp/http-echo");
     }
 }

@@ -5,6 +5,7 @@
 //! - [`address`]: which published address to use, and DNS resolution with backoff.
 //! - [`redact`]: keeps kubeconfig credentials out of errors and diagnostics.
 //! - [`options`]: connection options, timeouts and the cluster test tier switch.
+//! - [`substitute`]: fixtures written for `meshcheck echo -delay`, run with an image that can delay.
 //! - [`environment`]: the client side (apply, wait, address, exec, cleanup).
 
 pub mod address;
@@ -13,6 +14,7 @@ pub mod error;
 pub mod options;
 pub mod redact;
 pub mod status;
+pub mod substitute;
 
 pub use environment::{
     AppliedObject, ExecOutput, FIELD_MANAGER, KubeEnvironment, Preflight, PreflightCheck,

@@ -48,6 +48,36 @@ impl Tally {
         }
     }
 
+    /// Folds in a sample that did not come from [`run_load`](super::run_load) (an
+    /// in-cluster client's output), with the same identity cap as the engine.
+    pub(crate) fn record(&mut self, sample: &Sample<'_>) {
+        self.requests += 1;
+        if let Some(status) = sample.status {
+            *self.status_codes.entry(status).or_default() += 1;
+        }
+        match sample.error {
+            Some(kind) => *self.errors.entry(kind).or_default() += 1,
+            None => {
+                let micros = u64::try_from(sample.latency.as_micros()).unwrap_or(u64::MAX);
+                self.latency.saturating_record(micros.max(1));
+            }
+        }
+        if sample.envoy_overloaded {
+            self.envoy_overloaded += 1;
+        }
+        if let Some(identity) = sample.identity {
+            let known = self.identities.contains_key(identity);
+            let named =
+                self.identities.len() - usize::from(self.identities.contains_key(OTHER_IDENTITY));
+            let key = if known || named < MAX_IDENTITIES {
+                identity
+            } else {
+                OTHER_IDENTITY
+            };
+            *self.identities.entry(key.to_owned()).or_default() += 1;
+        }
+    }
+
     /// Observed requests per second of elapsed time (0 for an empty run).
     pub fn requests_per_second(&self) -> f64 {
         let seconds = self.elapsed.as_secs_f64();

@@ -16,9 +16,10 @@ use std::collections::BTreeMap;
 use super::super::case::result_from;
 use super::super::environment::Environment;
 use super::super::events::{CaseResult, Event, Outcome, Phase};
+use super::super::source::SampleSource;
 use super::proxy::{cluster_stat, server_stat};
 use crate::suite::{Case, ExpectedCircuitBreaking, OverflowExpectation, Suite};
-use crate::traffic::{Flow, LoadSpec, Sample, run_load};
+use crate::traffic::{Flow, LoadSpec, Sample};
 
 /// The counters read before and after the burst; deltas go into the case result.
 const COUNTERS: &[&str] = &[
@@ -83,6 +84,7 @@ async fn counters(
 
 pub(crate) async fn run_circuit_breaking(
     env: &Environment,
+    source: &mut SampleSource<'_>,
     suite: &Suite,
     case: &Case,
     expected: &ExpectedCircuitBreaking,
@@ -102,19 +104,19 @@ pub(crate) async fn run_circuit_breaking(
     let mut overflowed = 0u64;
     let mut other = 0u64;
     let mut first_other = None;
-    let tally = run_load(&load, |sample| {
-        match classify(sample) {
-            Kind::Served => served += 1,
-            Kind::Overflowed => overflowed += 1,
-            Kind::Other => {
-                other += 1;
-                first_other.get_or_insert_with(|| describe(sample));
+    let tally = source
+        .send(&load, |sample| {
+            match classify(sample) {
+                Kind::Served => served += 1,
+                Kind::Overflowed => overflowed += 1,
+                Kind::Other => {
+                    other += 1;
+                    first_other.get_or_insert_with(|| describe(sample));
+                }
             }
-        }
-        Flow::Continue
-    })
-    .await
-    .map_err(|err| format!("cannot send requests: {err}"))?;
+            Flow::Continue
+        })
+        .await?;
     let (after, _) = counters(env, case, &expected.cluster).await?;
     let delta: BTreeMap<String, u64> = after
         .iter()

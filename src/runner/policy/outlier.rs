@@ -20,9 +20,10 @@ use std::time::{Duration, Instant};
 use super::super::case::result_from;
 use super::super::environment::Environment;
 use super::super::events::{CaseResult, Event, Outcome, Phase};
+use super::super::source::SampleSource;
 use super::proxy::{HostState, cluster_hosts, cluster_stat};
 use crate::suite::{Case, ExpectedOutlierDetection, Suite};
-use crate::traffic::{Flow, LoadSpec, run_load};
+use crate::traffic::{Flow, LoadSpec};
 
 const EJECTION_COUNTERS: &[&str] = &[
     "outlier_detection.ejections_active",
@@ -73,34 +74,36 @@ struct Seen {
 }
 
 async fn send(
+    source: &mut SampleSource<'_>,
     load: &LoadSpec,
     failing_status: u16,
     seen: &mut Seen,
 ) -> Result<crate::traffic::Tally, String> {
-    run_load(load, |sample| {
-        match (sample.error, sample.status) {
-            (None, Some(200)) => seen.ok += 1,
-            (None, Some(status)) if status == failing_status => seen.failing += 1,
-            (error, status) => {
-                seen.other += 1;
-                seen.first_other.get_or_insert_with(|| match error {
-                    Some(err) => format!("a failed request ({err})"),
-                    None => format!(
-                        "{} `{}`",
-                        status.map_or_else(|| "---".into(), |s| s.to_string()),
-                        sample.identity.unwrap_or_default()
-                    ),
-                });
+    source
+        .send(load, |sample| {
+            match (sample.error, sample.status) {
+                (None, Some(200)) => seen.ok += 1,
+                (None, Some(status)) if status == failing_status => seen.failing += 1,
+                (error, status) => {
+                    seen.other += 1;
+                    seen.first_other.get_or_insert_with(|| match error {
+                        Some(err) => format!("a failed request ({err})"),
+                        None => format!(
+                            "{} `{}`",
+                            status.map_or_else(|| "---".into(), |s| s.to_string()),
+                            sample.identity.unwrap_or_default()
+                        ),
+                    });
+                }
             }
-        }
-        Flow::Continue
-    })
-    .await
-    .map_err(|err| format!("cannot send requests: {err}"))
+            Flow::Continue
+        })
+        .await
 }
 
 pub(crate) async fn run_outlier_detection(
     env: &Environment,
+    source: &mut SampleSource<'_>,
     suite: &Suite,
     case: &Case,
     expected: &ExpectedOutlierDetection,
@@ -139,7 +142,7 @@ pub(crate) async fn run_outlier_detection(
         if active >= u64::from(expected.ejected_hosts) || Instant::now() >= deadline {
             break;
         }
-        warmup_requests += send(&round, expected.failing_status, &mut warmup)
+        warmup_requests += send(source, &round, expected.failing_status, &mut warmup)
             .await?
             .requests;
         counters = ejection_counters(env, case, cluster).await?;
@@ -188,7 +191,7 @@ pub(crate) async fn run_outlier_detection(
     });
     let hosts_before = hosts(env, case, cluster).await?;
     let mut seen = Seen::default();
-    let tally = send(&load, expected.failing_status, &mut seen).await?;
+    let tally = send(source, &load, expected.failing_status, &mut seen).await?;
     let hosts_after = hosts(env, case, cluster).await?;
     let counters_after = ejection_counters(env, case, cluster).await?;
 

@@ -710,12 +710,67 @@ impl KubeEnvironment {
     /// `pilot-agent request GET PATH`.
     pub async fn proxy_admin(&self, gateway: &ObjectKey, path: &str) -> Result<String, KubeError> {
         let (namespace, pod) = self.gateway_pod(gateway).await?;
+        self.pod_proxy_admin(&namespace, &pod, path).await
+    }
+
+    /// A running pod with the `istio-proxy` sidecar among those matching `selector`
+    /// (the in-mesh client of east-west cases). A pod without the sidecar is refused:
+    /// its requests would bypass the mesh, and GAMMA routes would not apply to them.
+    pub async fn mesh_client_pod(
+        &self,
+        namespace: &str,
+        selector: &str,
+    ) -> Result<String, KubeError> {
+        let no_client = |reason: String| KubeError::NoMeshClient {
+            namespace: namespace.to_owned(),
+            selector: selector.to_owned(),
+            reason,
+        };
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let list = pods
+            .list(&ListParams::default().labels(selector))
+            .await
+            .map_err(|e| self.api_error("list", format!("pods {selector} in {namespace}"), &e))?;
+        let running: Vec<Pod> = list
+            .items
+            .into_iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+            .collect();
+        let Some(pod) = running.first() else {
+            return Err(no_client("no running pod".into()));
+        };
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let spec = pod.spec.as_ref();
+        // Native sidecars (Kubernetes 1.29+) are init containers that keep running.
+        let has_sidecar = spec.is_some_and(|s| {
+            s.containers.iter().any(|c| c.name == "istio-proxy")
+                || s.init_containers
+                    .iter()
+                    .flatten()
+                    .any(|c| c.name == "istio-proxy")
+        });
+        if !has_sidecar {
+            return Err(no_client(format!(
+                "pod {name} has no istio-proxy sidecar; label the namespace istio-injection=enabled"
+            )));
+        }
+        Ok(name)
+    }
+
+    /// Any admin path of the Envoy in `pod`'s `istio-proxy` container.
+    pub async fn pod_proxy_admin(
+        &self,
+        namespace: &str,
+        pod: &str,
+        path: &str,
+    ) -> Result<String, KubeError> {
         let command = ["pilot-agent", "request", "GET", path];
-        let out = self.exec(&namespace, &pod, "istio-proxy", &command).await?;
+        let out = self.exec(namespace, pod, "istio-proxy", &command).await?;
         if out.status != 0 {
             return Err(KubeError::Exec {
-                namespace,
-                pod,
+                namespace: namespace.to_owned(),
+                pod: pod.to_owned(),
                 container: "istio-proxy".into(),
                 command: command.iter().map(|s| s.to_string()).collect(),
                 message: format!("exit status {}: {}", out.status, out.stderr.trim()),

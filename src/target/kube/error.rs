@@ -83,6 +83,12 @@ pub enum KubeError {
     },
     #[error("no running pod for gateway {gateway}")]
     NoGatewayPod { gateway: String },
+    #[error("no usable in-mesh client pod ({selector}) in namespace {namespace}: {reason}")]
+    NoMeshClient {
+        namespace: String,
+        selector: String,
+        reason: String,
+    },
     #[error("failed to exec {command:?} in {namespace}/{pod} container {container}: {message}")]
     Exec {
         namespace: String,
