@@ -2,6 +2,7 @@
 //! module; errors are printed with their cause chain and mapped to documented exit
 //! codes (see [`crate::exit_codes`]).
 
+mod local_target;
 mod run;
 
 use std::path::PathBuf;
@@ -37,6 +38,10 @@ pub enum Command {
     Echo(EchoCommand),
     /// Bring a kind cluster with the Gateway API CRDs and Istio up or down.
     Cluster(crate::cluster::ClusterArgs),
+    /// Bring a suite's fixtures up on the local target and keep them until killed
+    /// (for `scripts/bench.sh`).
+    #[command(hide = true)]
+    LocalTarget(local_target::LocalTargetArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -81,6 +86,7 @@ pub fn main() -> i32 {
                 exit_codes::BAD_INPUT
             }
         },
+        Command::LocalTarget(args) => with_runtime(|| local_target::run(args)),
         Command::Cluster(args) => with_runtime(|| async move {
             crate::cluster::run_cluster(args)
                 .await
