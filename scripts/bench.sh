@@ -141,7 +141,7 @@ start_echo_target() {
     echo $! >>"$PIDS"
     deadline=$((SECONDS + 30))
     while [ $SECONDS -lt $deadline ]; do
-        if grep -qx ready "$out"; then
+        if grep -qx ready "$out" 2>/dev/null; then
             awk '$1 == "ingress-canary::weighted-split" { print $3 }' "$out"
             return
         fi
