@@ -2,10 +2,9 @@
 //! module; errors are printed with their cause chain and mapped to documented exit
 //! codes (see [`crate::exit_codes`]).
 
+mod inspect;
 mod local_target;
 mod run;
-
-use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
@@ -28,9 +27,15 @@ pub enum Command {
     /// Run suites (default: `suites/`) on a target (default: local).
     Run(run::RunArgs),
     /// List suites and their cases.
-    List(PathsArgs),
-    /// Validate suites and their fixtures offline; exit 2 on errors.
-    Lint(PathsArgs),
+    List(inspect::ListArgs),
+    /// Validate suites and their fixtures offline, including the local target's
+    /// translation; exit 2 on errors.
+    Lint(inspect::LintArgs),
+    /// Print a JSON Schema: `meshcheck schema report` is the `--json` report's.
+    Schema {
+        #[arg(value_enum)]
+        which: SchemaKind,
+    },
     /// The seed's curl loop as a command: fire requests with the host pinned to an
     /// address and tally which backend answered.
     Fire(crate::traffic::fire::FireArgs),
@@ -51,11 +56,10 @@ pub struct EchoCommand {
     pub args: Vec<String>,
 }
 
-#[derive(Debug, clap::Args)]
-pub struct PathsArgs {
-    /// Suite files or directories of them.
-    #[arg(default_value = "suites")]
-    pub paths: Vec<PathBuf>,
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SchemaKind {
+    /// The JSON report written by `meshcheck run --json FILE`.
+    Report,
 }
 
 /// Parses arguments, runs the command, and returns the process exit code.
@@ -63,8 +67,20 @@ pub fn main() -> i32 {
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => run::run(args),
-        Command::List(args) => list(&args),
-        Command::Lint(args) => lint(&args),
+        Command::List(args) => inspect::list(&args),
+        Command::Lint(args) => inspect::lint(&args),
+        Command::Schema {
+            which: SchemaKind::Report,
+        } => match serde_json::to_string_pretty(&crate::report::report_schema()) {
+            Ok(text) => {
+                println!("{text}");
+                exit_codes::SUCCESS
+            }
+            Err(err) => {
+                print_error(&err);
+                exit_codes::SETUP_FAILED
+            }
+        },
         Command::Fire(args) => with_runtime(|| async move {
             crate::traffic::fire::run(args).await.unwrap_or_else(|err| {
                 print_error(&err);
@@ -127,47 +143,5 @@ pub fn print_error(err: &dyn std::error::Error) {
     while let Some(cause) = source {
         eprintln!("    {cause}");
         source = cause.source();
-    }
-}
-
-fn list(args: &PathsArgs) -> i32 {
-    match crate::suite::load_all(&args.paths) {
-        Ok(suites) => {
-            for suite in &suites {
-                println!("{} ({})", suite.name, suite.file.display());
-                for case in &suite.cases {
-                    let skip = case
-                        .spec
-                        .skip
-                        .as_deref()
-                        .map(|r| format!("  [skipped: {r}]"))
-                        .unwrap_or_default();
-                    println!("    {}::{}{skip}", suite.name, case.name);
-                }
-            }
-            exit_codes::SUCCESS
-        }
-        Err(err) => {
-            print_error(&err);
-            exit_codes::BAD_INPUT
-        }
-    }
-}
-
-fn lint(args: &PathsArgs) -> i32 {
-    match crate::suite::load_all(&args.paths) {
-        Ok(suites) => {
-            let cases: usize = suites.iter().map(|s| s.cases.len()).sum();
-            let objects: usize = suites.iter().map(|s| s.manifests.len()).sum();
-            println!(
-                "ok: {} suites, {cases} cases, {objects} fixture objects",
-                suites.len()
-            );
-            exit_codes::SUCCESS
-        }
-        Err(err) => {
-            print_error(&err);
-            exit_codes::BAD_INPUT
-        }
     }
 }

@@ -2,8 +2,9 @@
 
 mod display;
 mod files;
+mod html;
 mod terminal;
 
 pub use display::DisplayConfig;
-pub use files::{JSON_SCHEMA_VERSION, ReportError, RunRecord, SetupFailure};
-pub use terminal::{TerminalReporter, failure_block};
+pub use files::{JSON_SCHEMA_VERSION, ReportError, RunRecord, SetupFailure, report_schema};
+pub use terminal::{TerminalReporter, failure_block, statistics_block};

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 /// One block of diagnostics shown with a failed case and stored in reports: route and
 /// gateway conditions, events, pod states, a proxy log tail, Envoy stats.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct DiagnosticSection {
     pub title: String,
     pub body: String,
@@ -18,7 +18,7 @@ pub struct DiagnosticSection {
 
 /// What a target removed when it shut down, so the user is told (including after
 /// Ctrl-C) and tests can check nothing was left behind.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct CleanupReport {
     /// Human-readable names of what was stopped or deleted, in the order it happened.
     pub removed: Vec<String>,

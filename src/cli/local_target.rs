@@ -1,11 +1,13 @@
 //! `meshcheck local-target` (hidden): brings a suite's fixtures up on the local target,
-//! prints where each case's gateway listens, and keeps everything running until
+//! prints where each case's requests go (gateway
+//! listener or in-mesh client listener), and keeps everything running until
 //! SIGINT or SIGTERM. `scripts/bench.sh` loads this environment with `meshcheck fire`
 //! and oha side by side; it is not part of the user-facing interface.
 
 use std::path::PathBuf;
 
 use crate::exit_codes;
+use crate::suite::Entry;
 use crate::target::local::{self, LocalEnvironment, LocalOptions};
 
 #[derive(Debug, clap::Args)]
@@ -73,11 +75,15 @@ pub async fn run(args: LocalTargetArgs) -> i32 {
     // One line per case, `suite::case URL ADDRESS`, then `ready`: the caller reads
     // stdout up to `ready` and knows everything listens.
     for case in &suite.cases {
-        match env.gateway_address(&case.gateway, case.port) {
+        let address = match &case.entry {
+            Entry::Gateway(gateway) => env.gateway_address(gateway, case.port),
+            Entry::Service(service) => env.mesh_address(service, case.port),
+        };
+        match address {
             Some(addr) => println!("{}::{} {} {addr}", suite.name, case.name, case.url),
             None => println!(
                 "{}::{} {} (no listener for {} on port {})",
-                suite.name, case.name, case.url, case.gateway, case.port
+                suite.name, case.name, case.url, case.entry, case.port
             ),
         }
     }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use crate::exit_codes;
 use crate::report::{DisplayConfig, RunRecord, TerminalReporter};
-use crate::runner::{CaseFilter, Interrupt, LocalSettings, RunOptions, TargetSettings};
+use crate::runner::{Interrupt, LocalSettings, RunOptions, TargetSettings};
 use crate::target::kube::KubeOptions;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -31,18 +31,17 @@ pub struct RunArgs {
     /// Leave what the run created in place for inspection (kube target).
     #[arg(long)]
     pub keep: bool,
-    /// Run only cases whose `suite::case` name contains this (repeatable).
-    #[arg(long = "filter", value_name = "PATTERN")]
-    pub filters: Vec<String>,
-    /// With --filter: match whole names only.
-    #[arg(long)]
-    pub exact: bool,
-    /// Write a JSON report.
+    #[command(flatten)]
+    pub filter: super::inspect::FilterArgs,
+    /// Write a JSON report (schema: `meshcheck schema report`).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
     /// Write a JUnit XML report.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+    /// Write a self-contained HTML report with a chart per split case.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     /// Only failures and the summary.
     #[arg(long, short)]
     pub quiet: bool,
@@ -61,6 +60,12 @@ pub fn run(args: RunArgs) -> i32 {
     };
     let target = match args.target {
         TargetArg::Local => {
+            if args.keep {
+                // Local processes are children of this run: nothing can outlive it.
+                eprintln!(
+                    "note: --keep applies to the kube target; the local target stops its processes when the run ends"
+                );
+            }
             let echo_program = match std::env::current_exe() {
                 Ok(path) => path,
                 Err(err) => {
@@ -82,10 +87,7 @@ pub fn run(args: RunArgs) -> i32 {
     };
     let options = RunOptions {
         target,
-        filter: CaseFilter {
-            patterns: args.filters.clone(),
-            exact: args.exact,
-        },
+        filter: args.filter.to_filter(),
     };
     let selected = suites
         .iter()
@@ -127,6 +129,12 @@ pub fn run(args: RunArgs) -> i32 {
     }
     if let Some(path) = &args.junit
         && let Err(err) = record.write_junit(path)
+    {
+        super::print_error(&err);
+        code = code.max(exit_codes::SETUP_FAILED);
+    }
+    if let Some(path) = &args.html
+        && let Err(err) = record.write_html(path)
     {
         super::print_error(&err);
         code = code.max(exit_codes::SETUP_FAILED);

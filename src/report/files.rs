@@ -1,14 +1,15 @@
-//! Machine-readable reports, written when the run finishes: JSON (schema in
-//! `schemas/report.schema.json`) and JUnit XML.
+//! Reports written when the run finishes: JSON (schema in `schemas/report.schema.json`,
+//! generated from these types by `meshcheck schema report`), JUnit XML and HTML.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
+use schemars::JsonSchema;
 use serde::Serialize;
 
-use super::terminal::failure_block;
+use super::terminal::{failure_block, statistics_block};
 use crate::runner::{CaseResult, Event, Outcome, RunEnvironment, RunSummary};
 use crate::target::CleanupReport;
 
@@ -23,6 +24,12 @@ pub enum ReportError {
         #[source]
         source: std::io::Error,
     },
+    #[error("failed to serialize JSON report {}", path.display())]
+    Json {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("failed to serialize JUnit report {}", path.display())]
     Junit {
         path: PathBuf,
@@ -31,28 +38,44 @@ pub enum ReportError {
     },
 }
 
-#[derive(Clone, Debug, Serialize)]
+/// A suite whose environment could not be brought up; its cases are reported failed.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct SetupFailure {
     pub suite: String,
     pub error: String,
 }
 
-/// Everything the run produced, as the JSON report stores it.
-#[derive(Clone, Debug, Default, Serialize)]
+/// Everything a meshcheck run produced: the JSON report (`--json FILE`).
+#[derive(Clone, Debug, Default, Serialize, JsonSchema)]
+#[schemars(title = "meshcheck run report")]
 pub struct RunRecord {
+    /// Bumped when a field changes meaning or goes away; new fields keep the version.
     pub schema_version: u32,
+    /// When the run started, RFC 3339 in UTC.
+    pub started_at: String,
+    /// Where the run happened and the versions of what it tested.
     pub environment: RunEnvironment,
     pub summary: RunSummary,
+    /// The process exit code the run maps to (see docs/reports.md).
+    pub exit_code: i32,
     pub duration_seconds: f64,
+    /// One entry per selected case, in execution order.
     pub cases: Vec<CaseResult>,
     pub setup_failures: Vec<SetupFailure>,
+    /// Suite name -> what its shutdown removed, and what it could not.
     pub cleanup: BTreeMap<String, CleanupReport>,
+}
+
+/// The JSON Schema of [`RunRecord`], as checked in at `schemas/report.schema.json`.
+pub fn report_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(RunRecord)).unwrap_or(serde_json::Value::Null)
 }
 
 impl RunRecord {
     pub fn new() -> Self {
         RunRecord {
             schema_version: JSON_SCHEMA_VERSION,
+            started_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
             environment: RunEnvironment {
                 meshcheck: env!("CARGO_PKG_VERSION").to_string(),
                 ..RunEnvironment::default()
@@ -80,23 +103,35 @@ impl RunRecord {
             }
             Event::RunFinished { summary, duration } => {
                 self.summary = summary.clone();
+                self.exit_code = summary.exit_code();
                 self.duration_seconds = duration.as_secs_f64();
             }
             _ => {}
         }
     }
 
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        serde_json::to_value(self)
     }
 
     pub fn write_json(&self, path: &Path) -> Result<(), ReportError> {
-        let text = serde_json::to_string_pretty(self).unwrap_or_default();
+        let mut text = serde_json::to_string_pretty(self).map_err(|source| ReportError::Json {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        text.push('\n');
         write_file(path, text.as_bytes())
+    }
+
+    pub fn write_html(&self, path: &Path) -> Result<(), ReportError> {
+        write_file(path, super::html::render(self).as_bytes())
     }
 
     /// One testsuite per meshcheck suite, one testcase per case; the failure keeps the
     /// one-line message and the whole diagnosis block (the chainsaw/kuttl complaint).
+    /// Passed cases carry their statistics as system-out. The output validates against
+    /// the Jenkins/Surefire JUnit XSD in `schemas/junit-10.xsd`, which has no properties
+    /// on a testcase: per-case figures go in the text.
     pub fn to_junit(&self) -> Report {
         let mut report = Report::new("meshcheck");
         report.set_time(Duration::from_secs_f64(self.duration_seconds));
@@ -104,8 +139,28 @@ impl RunRecord {
         for case in &self.cases {
             suites.entry(case.suite.as_str()).or_default().push(case);
         }
+        for failure in &self.setup_failures {
+            suites.entry(failure.suite.as_str()).or_default();
+        }
         for (name, cases) in suites {
             let mut suite = TestSuite::new(name);
+            let mut problems: Vec<String> = self
+                .setup_failures
+                .iter()
+                .filter(|f| f.suite == name)
+                .map(|f| format!("setup failed: {}", f.error))
+                .collect();
+            if let Some(cleanup) = self.cleanup.get(name) {
+                problems.extend(
+                    cleanup
+                        .failed
+                        .iter()
+                        .map(|f| format!("cleanup failed: {f}")),
+                );
+            }
+            if !problems.is_empty() {
+                suite.set_system_err(problems.join("\n"));
+            }
             let env = &self.environment;
             let properties = [
                 ("target", env.target.map(|t| t.to_string())),
@@ -140,7 +195,13 @@ impl RunRecord {
                 let mut test_case = TestCase::new(case.name.as_str(), status);
                 test_case.set_classname(case.suite.as_str());
                 test_case.set_time(case.duration);
-                test_case.add_property(Property::new("requests", case.requests.to_string()));
+                if case.outcome == Outcome::Passed {
+                    test_case.set_system_out(format!(
+                        "{}\n{}",
+                        case.message,
+                        statistics_block(case)
+                    ));
+                }
                 time += case.duration;
                 suite.add_test_case(test_case);
             }

@@ -9,6 +9,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::display::DisplayConfig;
 use crate::runner::{CaseResult, Event, Outcome};
+use crate::stats::Decision;
 
 pub struct TerminalReporter {
     config: DisplayConfig,
@@ -18,6 +19,11 @@ pub struct TerminalReporter {
     clock: Option<fn() -> Duration>,
     bars: MultiProgress,
     traffic_bar: Option<ProgressBar>,
+    /// On a terminal: one spinner line naming the current phase, instead of a line each.
+    phase_bar: Option<ProgressBar>,
+    /// The first responses of the running case, printed as one line (the seed's curl
+    /// loop, without ten lines of log per case).
+    responses: Vec<String>,
     failures: Vec<CaseResult>,
 }
 
@@ -35,6 +41,8 @@ impl TerminalReporter {
             clock: None,
             bars,
             traffic_bar: None,
+            phase_bar: None,
+            responses: Vec::new(),
             failures: Vec::new(),
         }
     }
@@ -64,6 +72,19 @@ impl TerminalReporter {
         self.bars.suspend(|| {
             let _ = writeln!(out, "{stamp} {text}");
         });
+    }
+
+    fn flush_responses(&mut self) {
+        if self.responses.is_empty() {
+            return;
+        }
+        let shown = std::mem::take(&mut self.responses);
+        self.line(format!(
+            "{:>9} first {}: {}",
+            "responses",
+            shown.len(),
+            shown.join(" | ")
+        ));
     }
 
     fn raw(&mut self, text: &str) {
@@ -104,10 +125,22 @@ impl TerminalReporter {
                 phase,
                 detail,
             } => {
-                if !quiet {
+                if self.config.progress_bars {
+                    let bar = self.phase_bar.get_or_insert_with(|| {
+                        let bar = self.bars.add(ProgressBar::new_spinner());
+                        bar.set_style(
+                            ProgressStyle::with_template("{spinner} {prefix:>9} {wide_msg}")
+                                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                        );
+                        bar.enable_steady_tick(Duration::from_millis(120));
+                        bar
+                    });
+                    bar.set_prefix(phase.to_string());
+                    bar.set_message(format!("{suite}: {detail}"));
+                } else if !quiet {
                     self.line(format!(
-                        "{:>9} {suite}: {detail}",
-                        self.paint("36", &phase.to_string())
+                        "{} {suite}: {detail}",
+                        self.paint("36", &format!("{:>9}", phase.to_string()))
                     ));
                 }
             }
@@ -130,17 +163,17 @@ impl TerminalReporter {
             }
             Event::CaseStarted { suite, case } => {
                 if !quiet {
-                    self.line(format!("{:>9} {suite}::{case}", self.paint("1", "START")));
+                    self.line(format!(
+                        "{} {suite}::{case}",
+                        self.paint("1", &format!("{:>9}", "START"))
+                    ));
                 }
             }
             Event::Response { line, status, .. } => {
                 if !quiet {
                     let status = status.map_or_else(|| "---".to_string(), |s| s.to_string());
-                    let text = format!("{:>9} {status} {line}", "");
-                    let out = &mut self.out;
-                    self.bars.suspend(|| {
-                        let _ = writeln!(out, "{text}");
-                    });
+                    self.responses
+                        .push(format!("{status} {line}").trim_end().to_string());
                 }
             }
             Event::TrafficProgress {
@@ -150,6 +183,7 @@ impl TerminalReporter {
                 requests_per_second,
                 ..
             } => {
+                self.flush_responses();
                 if self.config.progress_bars {
                     let bar = self.traffic_bar.get_or_insert_with(|| {
                         let bar = self.bars.add(ProgressBar::new(*max_requests));
@@ -169,18 +203,19 @@ impl TerminalReporter {
                 }
             }
             Event::CaseFinished { result } => {
+                self.flush_responses();
                 if let Some(bar) = self.traffic_bar.take() {
                     bar.finish_and_clear();
                     self.bars.remove(&bar);
                 }
                 let label = match result.outcome {
-                    Outcome::Passed => self.paint("1;32", "PASS"),
-                    Outcome::Failed => self.paint("1;31", "FAIL"),
-                    Outcome::Skipped => self.paint("1;33", "SKIP"),
+                    Outcome::Passed => self.paint("1;32", &format!("{:>9}", "PASS")),
+                    Outcome::Failed => self.paint("1;31", &format!("{:>9}", "FAIL")),
+                    Outcome::Skipped => self.paint("1;33", &format!("{:>9}", "SKIP")),
                 };
                 if !quiet || result.outcome == Outcome::Failed {
                     self.line(format!(
-                        "{label:>9} [{:>7.3}s] {}: {}",
+                        "{label} [{:>7.3}s] {}: {}",
                         result.duration.as_secs_f64(),
                         result.id(),
                         result.message
@@ -223,6 +258,10 @@ impl TerminalReporter {
                 ));
             }
             Event::RunFinished { summary, duration } => {
+                if let Some(bar) = self.phase_bar.take() {
+                    bar.finish_and_clear();
+                    self.bars.remove(&bar);
+                }
                 if !self.failures.is_empty() {
                     let names: Vec<String> = self.failures.iter().map(CaseResult::id).collect();
                     self.raw(&format!("\nFailed cases:\n    {}\n", names.join("\n    ")));
@@ -258,28 +297,42 @@ fn counts(backends: &BTreeMap<String, u64>) -> String {
         .join("  ")
 }
 
+fn p_value(p: f64) -> String {
+    if p >= 0.001 {
+        format!("{p:.3}")
+    } else {
+        format!("{p:.1e}")
+    }
+}
+
 fn percent(x: f64) -> String {
     format!("{:.1}%", x * 100.0)
 }
 
 /// The per-backend table and totals of a case.
-fn statistics_block(result: &CaseResult) -> String {
+pub fn statistics_block(result: &CaseResult) -> String {
     let mut text = String::new();
     if let Some(split) = &result.split {
         text.push_str(&format!(
-            "{:>12}{:<24} {:>9} {:>9} {:>9}   {}\n",
-            "", "backend", "expected", "responses", "observed", "confidence interval"
+            "{:>12}{:<24} {:>9} {:>9} {:>9}   {:<18} {:>9}\n",
+            "", "backend", "expected", "responses", "observed", "confidence interval", "p-value"
         ));
         for b in &split.backends {
+            let interval = format!("[{}, {}]", percent(b.ci_low), percent(b.ci_high));
+            let outside = !(b.ci_low..=b.ci_high).contains(&b.expected_share);
             text.push_str(&format!(
-                "{:>12}{:<24} {:>9} {:>9} {:>9}   [{}, {}]\n",
+                "{:>12}{:<24} {:>9} {:>9} {:>9}   {interval:<18} {:>9}{}\n",
                 "",
                 b.backend,
                 percent(b.expected_share),
                 b.observed,
                 percent(b.observed_share),
-                percent(b.ci_low),
-                percent(b.ci_high)
+                p_value(b.p_value),
+                if outside {
+                    "  <- expected share outside the interval"
+                } else {
+                    ""
+                }
             ));
         }
         if split.unknown > 0 {
@@ -327,17 +380,42 @@ fn statistics_block(result: &CaseResult) -> String {
     }
     text.push_str(&line);
     text.push('\n');
+    if !result.proxy_counters.is_empty() {
+        text.push_str(&format!("{:>12}proxy counters:\n", ""));
+        for (name, value) in &result.proxy_counters {
+            text.push_str(&format!("{:>14}{name}: {value}\n", ""));
+        }
+    }
     text
 }
 
 /// Everything needed to understand a failure, in one block.
 pub fn failure_block(result: &CaseResult) -> String {
-    let mut text = format!("\n--- {} ---\n", result.id());
+    let mut text = format!("\n--- FAILED {} ---\n", result.id());
     text.push_str(&format!("    why: {}\n", result.message));
     if let Some(split) = &result.split {
-        text.push_str(&format!("    statistics: {}\n", split.reason));
+        let verdict = match split.decision {
+            Decision::Pass => "the split matches the route's weights",
+            Decision::Fail => "the split does NOT match the route's weights",
+            Decision::Continue => "the split test could not decide within the request cap",
+        };
+        text.push_str(&format!(
+            "    verdict: {verdict} ({} responses, {} from no expected backend)\n",
+            split.total, split.unknown
+        ));
+        // The message usually is the reason already; say it once.
+        if !result.message.contains(&split.reason) {
+            text.push_str(&format!("    statistics: {}\n", split.reason));
+        }
+        text.push_str("    expected vs observed per backend:\n");
     }
-    text.push_str(&statistics_block(result));
+    // A case that never sent a request has no figures worth a line.
+    if result.requests > 0 || result.split.is_some() {
+        text.push_str(&statistics_block(result));
+    }
+    if result.diagnostics.is_empty() {
+        text.push_str("    (the target reported no diagnostics)\n");
+    }
     for section in &result.diagnostics {
         text.push_str(&format!("    == {} ==\n", section.title));
         for line in section.body.lines() {
@@ -346,4 +424,241 @@ pub fn failure_block(result: &CaseResult) -> String {
     }
     text.push('\n');
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use super::TerminalReporter;
+    use crate::report::DisplayConfig;
+    use crate::runner::{
+        CaseResult, Event, LatencySummary, Outcome, Phase, RunEnvironment, RunSummary, TargetKind,
+    };
+    use crate::stats::{BackendShare, Decision, SplitVerdict};
+    use crate::target::{CleanupReport, DiagnosticSection};
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .map_err(|_| std::io::ErrorKind::Other)?
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn render(config: DisplayConfig, events: &[Event]) -> String {
+        let captured = Captured::default();
+        let mut reporter = TerminalReporter::new(config, Box::new(captured.clone()))
+            .with_fixed_clock(|| Duration::from_millis(1500));
+        for event in events {
+            reporter.report(event);
+        }
+        let bytes = captured.0.lock().map(|b| b.clone()).unwrap_or_default();
+        String::from_utf8(bytes).unwrap_or_default()
+    }
+
+    fn plain() -> DisplayConfig {
+        DisplayConfig::choose(false, true, false, true)
+    }
+
+    fn share(
+        backend: &str,
+        expected: f64,
+        observed: u64,
+        total: u64,
+        ci: (f64, f64),
+        p: f64,
+    ) -> BackendShare {
+        BackendShare {
+            backend: backend.into(),
+            expected_share: expected,
+            observed,
+            observed_share: observed as f64 / total as f64,
+            ci_low: ci.0,
+            ci_high: ci.1,
+            p_value: p,
+        }
+    }
+
+    fn case(name: &str, outcome: Outcome, split: SplitVerdict, message: &str) -> CaseResult {
+        let backends: BTreeMap<String, u64> = split
+            .backends
+            .iter()
+            .map(|b| (format!("hello from {}", b.backend), b.observed))
+            .collect();
+        CaseResult {
+            suite: "ingress-canary".into(),
+            name: name.into(),
+            outcome,
+            duration: Duration::from_millis(178),
+            requests: split.total,
+            backends,
+            status_codes: BTreeMap::from([(200, split.total - 3), (503, 3)]),
+            errors: BTreeMap::new(),
+            envoy_overloaded: 0,
+            proxy_counters: BTreeMap::new(),
+            requests_per_second: 2690.0,
+            latency: Some(LatencySummary {
+                p50_ms: 1.24,
+                p90_ms: 1.81,
+                p99_ms: 2.37,
+                max_ms: 4.28,
+            }),
+            split: Some(split),
+            message: message.into(),
+            diagnostics: Vec::new(),
+        }
+    }
+
+    fn run(results: Vec<CaseResult>) -> Vec<Event> {
+        let mut summary = RunSummary::default();
+        let mut events = vec![
+            Event::RunStarted {
+                suites: 1,
+                cases: results.len(),
+                target: TargetKind::Local,
+            },
+            Event::SuiteStarted {
+                suite: "ingress-canary".into(),
+                cases: results.len(),
+            },
+            Event::Phase {
+                suite: "ingress-canary".into(),
+                phase: Phase::BringUp,
+                detail: "starting Envoy and echo backends for 9 objects".into(),
+            },
+            Event::Environment {
+                environment: RunEnvironment {
+                    target: Some(TargetKind::Local),
+                    meshcheck: "0.1.0".into(),
+                    envoy: Some("1.40.0".into()),
+                    ..RunEnvironment::default()
+                },
+            },
+        ];
+        for result in results {
+            summary.record(result.outcome);
+            events.push(Event::CaseStarted {
+                suite: result.suite.clone(),
+                case: result.name.clone(),
+            });
+            for (status, line) in [
+                (Some(200), "hello from backend-v1"),
+                (Some(200), "hello from backend-v2"),
+                (None, "(connection reset)"),
+            ] {
+                events.push(Event::Response {
+                    suite: result.suite.clone(),
+                    case: result.name.clone(),
+                    status,
+                    line: line.into(),
+                });
+            }
+            events.push(Event::CaseFinished {
+                result: Box::new(result),
+            });
+        }
+        events.push(Event::SuiteFinished {
+            suite: "ingress-canary".into(),
+            cleanup: CleanupReport {
+                removed: vec!["stopped Envoy".into()],
+                failed: Vec::new(),
+            },
+        });
+        events.push(Event::RunFinished {
+            summary,
+            duration: Duration::from_millis(480),
+        });
+        events
+    }
+
+    fn passing() -> CaseResult {
+        case(
+            "weighted-split",
+            Outcome::Passed,
+            SplitVerdict {
+                decision: Decision::Pass,
+                total: 402,
+                unknown: 0,
+                backends: vec![
+                    share("backend-v1", 0.5, 201, 402, (0.4027, 0.5973), 1.0),
+                    share("backend-v2", 0.5, 201, 402, (0.4027, 0.5973), 1.0),
+                ],
+                reason: "no backend's share is off by 10.0 percentage points or more".into(),
+            },
+            "402 requests, all 200; no backend's share is off by 10.0 percentage points or more",
+        )
+    }
+
+    fn failing() -> CaseResult {
+        let mut result = case(
+            "weighted-split",
+            Outcome::Failed,
+            SplitVerdict {
+                decision: Decision::Fail,
+                total: 300,
+                unknown: 0,
+                backends: vec![
+                    share("backend-v1", 0.5, 240, 300, (0.72, 0.86), 2.1e-25),
+                    share("backend-v2", 0.5, 60, 300, (0.14, 0.28), 2.1e-25),
+                ],
+                reason: "backend-v1 got 80.0% (99.99% CI 72.0–86.0%), expected 50.0%".into(),
+            },
+            "request 17 got 503 with no backend identity (expected 200); backend-v1 got 80.0% (99.99% CI 72.0–86.0%), expected 50.0%",
+        );
+        result.diagnostics = vec![
+            DiagnosticSection {
+                title: "Envoy cluster stats (non-zero)".into(),
+                body: "cluster.outbound|80||backend-v1.istio-test.svc.cluster.local.upstream_rq_200: 240\ncluster.outbound|80||backend-v2.istio-test.svc.cluster.local.upstream_rq_503: 3".into(),
+            },
+            DiagnosticSection { title: "local processes".into(), body: "Envoy: running".into() },
+        ];
+        result
+    }
+
+    #[test]
+    fn passing_run_in_plain_lines() {
+        insta::assert_snapshot!(render(plain(), &run(vec![passing()])));
+    }
+
+    #[test]
+    fn failing_run_reads_like_a_diagnosis() {
+        insta::assert_snapshot!(render(plain(), &run(vec![failing()])));
+    }
+
+    #[test]
+    fn quiet_shows_only_failures_and_the_summary() {
+        let quiet = DisplayConfig::choose(false, true, true, true);
+        let text = render(quiet, &run(vec![passing(), failing()]));
+        assert!(!text.contains("PASS"), "{text}");
+        assert!(!text.contains("responses first"), "{text}");
+        assert!(text.contains("FAIL"), "{text}");
+        assert!(
+            text.contains("expected share outside the interval"),
+            "{text}"
+        );
+        assert!(text.contains("Summary: 1 passed, 1 failed"), "{text}");
+    }
+
+    #[test]
+    fn color_only_when_chosen() {
+        let colored = DisplayConfig {
+            progress_bars: false,
+            color: true,
+            quiet: false,
+        };
+        assert!(render(colored, &run(vec![failing()])).contains("\x1b[1;31m     FAIL"));
+        assert!(!render(plain(), &run(vec![failing()])).contains('\x1b'));
+    }
 }

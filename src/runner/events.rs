@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::stats::SplitVerdict;
 use crate::target::{CleanupReport, DiagnosticSection};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TargetKind {
     Local,
@@ -52,7 +52,7 @@ impl std::fmt::Display for Phase {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
     Passed,
@@ -61,18 +61,23 @@ pub enum Outcome {
 }
 
 /// Versions of what the run tested against, where known.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct RunEnvironment {
     pub target: Option<TargetKind>,
+    /// This meshcheck's version.
     pub meshcheck: String,
+    /// The Envoy that served the traffic (local target), when known.
     pub envoy: Option<String>,
+    /// Istio control plane version (kube target), when known.
     pub istio: Option<String>,
+    /// Gateway API CRD bundle version (kube target), when known.
     pub gateway_api: Option<String>,
+    /// Kubernetes API server version (kube target), when known.
     pub kubernetes: Option<String>,
 }
 
 /// Latency percentiles of a case's measured requests, in milliseconds.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct LatencySummary {
     pub p50_ms: f64,
     pub p90_ms: f64,
@@ -81,12 +86,14 @@ pub struct LatencySummary {
 }
 
 /// Everything known about one finished case. Reports are built from this alone.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct CaseResult {
     pub suite: String,
     pub name: String,
     pub outcome: Outcome,
-    #[serde(serialize_with = "as_seconds")]
+    /// Wall-clock time of the case in seconds, convergence included.
+    #[serde(rename = "duration_seconds", serialize_with = "as_seconds")]
+    #[schemars(with = "f64")]
     pub duration: Duration,
     /// Requests measured (after convergence).
     pub requests: u64,
@@ -98,6 +105,10 @@ pub struct CaseResult {
     pub errors: BTreeMap<String, u64>,
     /// Responses carrying `x-envoy-overloaded: true` (circuit breaker overflow).
     pub envoy_overloaded: u64,
+    /// The proxy's own counters for a policy check (circuit breaker overflows,
+    /// ejections, per-host requests), as deltas over the case unless the name says
+    /// otherwise; empty for other cases.
+    pub proxy_counters: BTreeMap<String, u64>,
     pub requests_per_second: f64,
     pub latency: Option<LatencySummary>,
     pub split: Option<SplitVerdict>,
@@ -119,6 +130,7 @@ impl CaseResult {
             status_codes: BTreeMap::new(),
             errors: BTreeMap::new(),
             envoy_overloaded: 0,
+            proxy_counters: BTreeMap::new(),
             requests_per_second: 0.0,
             latency: None,
             split: None,
@@ -137,7 +149,7 @@ fn as_seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Erro
 }
 
 /// Totals for the end of a run.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct RunSummary {
     pub passed: usize,
     pub failed: usize,

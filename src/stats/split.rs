@@ -89,7 +89,7 @@ pub struct ExpectedShare {
 }
 
 /// Where a split test stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Decision {
     /// Not certain yet at the configured error rates; send more requests.
@@ -99,7 +99,7 @@ pub enum Decision {
 }
 
 /// One backend's line in a verdict.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct BackendShare {
     pub backend: String,
     pub expected_share: f64,
@@ -114,7 +114,7 @@ pub struct BackendShare {
 }
 
 /// What a split test concluded, for reports (JSON) and for people.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct SplitVerdict {
     pub decision: Decision,
     pub total: u64,

@@ -1,0 +1,358 @@
+//! The report files of real runs on the local target: the JSON report against its
+//! checked-in schema, JUnit against the Jenkins/Surefire XSD (xmllint), and the HTML
+//! report rendered in headless Chromium.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+const BIN: &str = env!("CARGO_BIN_EXE_meshcheck");
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// The reports of one real run, written once per suite file and shared by the tests.
+struct Reports {
+    _dir: tempfile::TempDir,
+    json: PathBuf,
+    junit: PathBuf,
+    html: PathBuf,
+    exit_code: Option<i32>,
+}
+
+fn run_with_reports(suite: &str) -> Reports {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (json, junit, html) = (
+        dir.path().join("report.json"),
+        dir.path().join("junit.xml"),
+        dir.path().join("report.html"),
+    );
+    let output: Output = Command::new(BIN)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["run", "--quiet", suite, "--json"])
+        .arg(&json)
+        .arg("--junit")
+        .arg(&junit)
+        .arg("--html")
+        .arg(&html)
+        .output()
+        .expect("run meshcheck");
+    Reports {
+        _dir: dir,
+        json,
+        junit,
+        html,
+        exit_code: output.status.code(),
+    }
+}
+
+fn passing() -> &'static Reports {
+    static REPORTS: OnceLock<Reports> = OnceLock::new();
+    REPORTS.get_or_init(|| run_with_reports("suites/ingress-canary.yaml"))
+}
+
+fn failing() -> &'static Reports {
+    static REPORTS: OnceLock<Reports> = OnceLock::new();
+    REPORTS.get_or_init(|| run_with_reports("tests/data/reports/failing.yaml"))
+}
+
+fn read_json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).expect("read report");
+    serde_json::from_str(&text).expect("report is JSON")
+}
+
+fn checked_in_schema() -> serde_json::Value {
+    read_json(&repo("schemas/report.schema.json"))
+}
+
+/// Regenerate with `MESHCHECK_BLESS=1 cargo test --test reports` or
+/// `meshcheck schema report > schemas/report.schema.json`.
+#[test]
+fn checked_in_schema_is_current() {
+    let generated = meshcheck::report::report_schema();
+    let path = repo("schemas/report.schema.json");
+    if std::env::var_os("MESHCHECK_BLESS").is_some() {
+        let text = serde_json::to_string_pretty(&generated).expect("schema text") + "\n";
+        std::fs::write(&path, text).expect("write schema");
+    }
+    assert!(
+        checked_in_schema() == generated,
+        "schemas/report.schema.json is stale: run `MESHCHECK_BLESS=1 cargo test --test reports` \
+         (or `meshcheck schema report > schemas/report.schema.json`) and commit it"
+    );
+}
+
+fn validate(report: &serde_json::Value) -> Vec<String> {
+    let schema = checked_in_schema();
+    let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
+    validator
+        .iter_errors(report)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect()
+}
+
+#[test]
+fn json_report_of_a_passing_run_matches_the_schema() {
+    let reports = passing();
+    assert_eq!(reports.exit_code, Some(0));
+    let report = read_json(&reports.json);
+    assert_eq!(validate(&report), Vec::<String>::new());
+    assert_eq!(report["environment"]["target"], "local");
+    assert_eq!(
+        report["environment"]["meshcheck"],
+        env!("CARGO_PKG_VERSION")
+    );
+    assert!(report["environment"]["envoy"].is_string(), "{report:#}");
+    assert_eq!(report["exit_code"], 0);
+    let case = &report["cases"][0];
+    assert_eq!(case["suite"], "ingress-canary");
+    assert_eq!(case["name"], "weighted-split");
+    assert_eq!(case["outcome"], "passed");
+    let requests = case["requests"].as_u64().expect("requests");
+    assert!(requests > 0);
+    let by_backend: u64 = case["backends"]
+        .as_object()
+        .expect("backends")
+        .values()
+        .filter_map(serde_json::Value::as_u64)
+        .sum();
+    assert_eq!(by_backend, requests, "{case:#}");
+    assert_eq!(case["status_codes"]["200"].as_u64(), Some(requests));
+    assert!(!case["message"].as_str().unwrap_or_default().is_empty());
+}
+
+#[test]
+fn json_report_of_a_failing_run_matches_the_schema_and_keeps_the_diagnosis() {
+    let reports = failing();
+    assert_eq!(reports.exit_code, Some(1));
+    let report = read_json(&reports.json);
+    assert_eq!(validate(&report), Vec::<String>::new());
+    assert_eq!(report["exit_code"], 1);
+    let case = &report["cases"][0];
+    assert_eq!(case["outcome"], "failed");
+    assert_eq!(case["split"]["decision"], "fail");
+    assert!(
+        case["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("none of the expected backends")),
+        "{case:#}"
+    );
+    assert!(
+        case["diagnostics"]
+            .as_array()
+            .is_some_and(|d| !d.is_empty()),
+        "{case:#}"
+    );
+}
+
+#[test]
+fn schema_rejects_a_report_missing_a_documented_field() {
+    let mut report = read_json(&passing().json);
+    let case = report["cases"][0].as_object_mut().expect("a case");
+    case.remove("outcome");
+    case.insert("requests".into(), "many".into());
+    let errors = validate(&report);
+    assert!(errors.iter().any(|e| e.contains("outcome")), "{errors:?}");
+    assert!(errors.iter().any(|e| e.contains("requests")), "{errors:?}");
+}
+
+/// Validates a JUnit file with xmllint. Without xmllint the test fails in CI (`CI` set;
+/// `.ci/run` installs Debian's `libxml2-utils`) and elsewhere is skipped with a printed
+/// reason, so `cargo test` on a fresh machine says what it did not check.
+fn xmllint(xml: &Path) -> Option<Output> {
+    let found = Command::new("xmllint").arg("--version").output().is_ok();
+    if !found {
+        if std::env::var_os("CI").is_some() {
+            panic!(
+                "xmllint is not installed: install libxml2-utils (`.ci/run` does) to validate JUnit reports"
+            );
+        }
+        eprintln!(
+            "skipped: xmllint is not installed (install libxml2-utils; CI does) so the JUnit schema is not checked"
+        );
+        return None;
+    }
+    Some(
+        Command::new("xmllint")
+            .arg("--noout")
+            .arg("--schema")
+            .arg(repo("schemas/junit-10.xsd"))
+            .arg(xml)
+            .output()
+            .expect("xmllint runs"),
+    )
+}
+
+#[test]
+fn junit_report_validates_and_keeps_the_failure() {
+    let reports = failing();
+    if let Some(output) = xmllint(&reports.junit) {
+        assert!(
+            output.status.success(),
+            "xmllint rejected the JUnit report:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let xml = std::fs::read_to_string(&reports.junit).expect("read junit");
+    assert!(
+        xml.contains("<testcase name=\"split-misread\" classname=\"reports-failing\""),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("message=\"1 of "),
+        "the failure message is kept: {xml}"
+    );
+    assert!(xml.contains("expected vs observed per backend"), "{xml}");
+    assert!(
+        xml.contains("Envoy cluster stats"),
+        "diagnostics are kept: {xml}"
+    );
+    assert!(xml.contains("<property name=\"envoy.version\""), "{xml}");
+    assert!(
+        xml.contains("<property name=\"target\" value=\"local\"/>"),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("<system-out>"),
+        "passed cases carry their statistics: {xml}"
+    );
+    assert!(xml.contains(" time=\""), "{xml}");
+}
+
+#[test]
+fn junit_report_of_a_passing_run_validates() {
+    let Some(output) = xmllint(&passing().junit) else {
+        return;
+    };
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn xsd_validation_can_fail() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bad = dir.path().join("bad.xml");
+    std::fs::write(
+        &bad,
+        "<testsuites><testsuite name=\"s\" tests=\"1\" failures=\"0\" errors=\"0\"><testcase classname=\"s\"/></testsuite></testsuites>",
+    )
+    .expect("write");
+    let Some(output) = xmllint(&bad) else {
+        return;
+    };
+    assert!(
+        !output.status.success(),
+        "a testcase without a name must be rejected"
+    );
+}
+
+/// Chromium renders the page; a screenshot must show the chart's colours. Without
+/// Chromium the test fails in CI (`CI` set) and is skipped with a reason elsewhere.
+fn screenshot(html: &Path) -> Option<Vec<(u8, u8, u8)>> {
+    let chromium = ["chromium", "chromium-browser"].into_iter().find(|name| {
+        Command::new(name)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    let Some(chromium) = chromium else {
+        if std::env::var_os("CI").is_some() {
+            panic!("chromium is not installed: `.ci/run` installs it with apt-get");
+        }
+        eprintln!("skipped: chromium is not installed (CI installs it with apt-get)");
+        return None;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let png_path = dir.path().join("shot.png");
+    let output = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--hide-scrollbars",
+            "--window-size=1000,1400",
+        ])
+        .arg(format!(
+            "--user-data-dir={}",
+            dir.path().join("profile").display()
+        ))
+        .arg(format!("--screenshot={}", png_path.display()))
+        .arg(format!("file://{}", html.display()))
+        .output()
+        .expect("run chromium");
+    assert!(
+        png_path.exists(),
+        "chromium wrote no screenshot: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let decoder = png::Decoder::new(std::io::BufReader::new(
+        std::fs::File::open(&png_path).expect("open screenshot"),
+    ));
+    let mut reader = decoder.read_info().expect("png header");
+    let mut buffer = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buffer).expect("png frame");
+    let channels = info.color_type.samples();
+    Some(
+        buffer[..info.buffer_size()]
+            .chunks(channels)
+            .map(|p| (p[0], p[1], p[2]))
+            .collect(),
+    )
+}
+
+fn count(pixels: &[(u8, u8, u8)], hex: &str) -> usize {
+    let rgb = u32::from_str_radix(hex.trim_start_matches('#'), 16).expect("colour");
+    let want = ((rgb >> 16) as u8, (rgb >> 8) as u8, rgb as u8);
+    pixels.iter().filter(|p| **p == want).count()
+}
+
+const OBSERVED: &str = "#2b6cb0";
+const EXPECTED: &str = "#dd6b20";
+
+#[test]
+fn html_report_shows_the_split_chart() {
+    let html = std::fs::read_to_string(&passing().html).expect("read html");
+    assert!(!html.contains("<script"), "no script in the report");
+    assert!(
+        !html.contains("http://") || !html.contains("src=\"http"),
+        "nothing fetched"
+    );
+    let Some(pixels) = screenshot(&passing().html) else {
+        return;
+    };
+    // Two bars of ~50% of a 520-pixel plot, 22 pixels high: thousands of pixels.
+    let bars = count(&pixels, OBSERVED);
+    let markers = count(&pixels, EXPECTED);
+    assert!(
+        bars > 4000,
+        "observed-share bars not visible: {bars} pixels"
+    );
+    assert!(
+        markers > 50,
+        "expected-weight markers not visible: {markers} pixels"
+    );
+}
+
+#[test]
+fn html_chart_check_can_fail() {
+    // A page without split cases has no bars: the pixel check must see none.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let page = dir.path().join("empty.html");
+    std::fs::write(
+        &page,
+        "<!DOCTYPE html><html><body><p>no chart</p></body></html>",
+    )
+    .expect("write");
+    let Some(pixels) = screenshot(&page) else {
+        return;
+    };
+    assert_eq!(count(&pixels, OBSERVED), 0);
+}
