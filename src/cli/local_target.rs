@@ -1,8 +1,8 @@
 //! `meshcheck local-target` (hidden): brings a suite's fixtures up on the local target,
-//! prints where each case's requests go (gateway
-//! listener or in-mesh client listener), and keeps everything running until
-//! SIGINT or SIGTERM. `scripts/bench.sh` loads this environment with `meshcheck fire`
-//! and oha side by side; it is not part of the user-facing interface.
+//! prints where each case's requests go (gateway or in-mesh client listener), and
+//! keeps everything running until SIGINT or SIGTERM. `scripts/bench.sh` loads this
+//! environment with `meshcheck fire` and oha side by side; it is not part of the
+//! user-facing interface.
 
 use std::path::PathBuf;
 
