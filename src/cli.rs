@@ -3,6 +3,7 @@
 //! codes (see [`crate::exit_codes`]).
 
 mod inspect;
+mod local_target;
 mod run;
 
 use clap::{Parser, Subcommand};
@@ -42,6 +43,10 @@ pub enum Command {
     Echo(EchoCommand),
     /// Bring a kind cluster with the Gateway API CRDs and Istio up or down.
     Cluster(crate::cluster::ClusterArgs),
+    /// Bring a suite's fixtures up on the local target and keep them until killed
+    /// (for `scripts/bench.sh`).
+    #[command(hide = true)]
+    LocalTarget(local_target::LocalTargetArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -97,6 +102,7 @@ pub fn main() -> i32 {
                 exit_codes::BAD_INPUT
             }
         },
+        Command::LocalTarget(args) => with_runtime(|| local_target::run(args)),
         Command::Cluster(args) => with_runtime(|| async move {
             crate::cluster::run_cluster(args)
                 .await

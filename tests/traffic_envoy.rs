@@ -1,5 +1,6 @@
 //! The load engine against a real Envoy answering with a `direct_response`.
-//! Runs when `MESHCHECK_ENVOY` names an Envoy binary; otherwise says so and passes.
+//! Envoy comes from `ensure_envoy` (`MESHCHECK_ENVOY`, else the cache, installing it
+//! on first use), so these tests always run.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -123,21 +124,17 @@ async fn start_envoy(binary: &Path, bootstrap: &str) -> Envoy {
     }
 }
 
-fn envoy_binary() -> Option<PathBuf> {
-    match std::env::var_os("MESHCHECK_ENVOY") {
-        Some(path) => Some(PathBuf::from(path)),
-        None => {
-            eprintln!("skipped: set MESHCHECK_ENVOY to an Envoy binary to run this test");
-            None
-        }
-    }
+async fn envoy_binary() -> PathBuf {
+    meshcheck::target::local::ensure_envoy(|dir| {
+        eprintln!("installing Envoy into {} (first use)", dir.display());
+    })
+    .await
+    .expect("Envoy is needed for these tests and could not be installed")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn envoy_direct_response_with_and_without_keep_alive() {
-    let Some(binary) = envoy_binary() else {
-        return;
-    };
+    let binary = envoy_binary().await;
     let envoy = start_envoy(&binary, BOOTSTRAP).await;
     for keep_alive in [true, false] {
         let spec = LoadSpec {
@@ -220,9 +217,7 @@ admin:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn envoy_circuit_breaker_overflow_is_flagged() {
-    let Some(binary) = envoy_binary() else {
-        return;
-    };
+    let binary = envoy_binary().await;
     // The backend holds every request until the test hands out permits.
     let gate = Arc::new(Semaphore::new(0));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

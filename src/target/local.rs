@@ -49,6 +49,9 @@ pub struct LocalOptions {
     pub startup_timeout: Duration,
     /// How long a process gets between SIGTERM and SIGKILL at shutdown.
     pub shutdown_grace: Duration,
+    /// Envoy's worker thread count (`--concurrency`); `None` lets Envoy use one per
+    /// core. Benchmarks pin it so the load generator keeps a core of its own.
+    pub envoy_concurrency: Option<u32>,
 }
 
 impl LocalOptions {
@@ -58,6 +61,7 @@ impl LocalOptions {
             echo_program,
             startup_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(5),
+            envoy_concurrency: None,
         }
     }
 }
@@ -164,23 +168,22 @@ impl LocalEnvironment {
         let config_path = dir.path().join("envoy.json");
         write_json(&config_path, &config)?;
         let admin_path = dir.path().join("admin-address.txt");
+        let mut envoy_args = vec![
+            "-c".into(),
+            config_path.display().to_string(),
+            "--disable-hot-restart".into(),
+            "--admin-address-path".into(),
+            admin_path.display().to_string(),
+            // Info level is hundreds of start-up lines; warnings and errors are what a
+            // failure's log tail needs.
+            "--log-level".into(),
+            "warning".into(),
+        ];
+        if let Some(threads) = options.envoy_concurrency {
+            envoy_args.extend(["--concurrency".into(), threads.to_string()]);
+        }
         let started = Instant::now();
-        let mut envoy = Process::spawn(
-            "Envoy".into(),
-            &options.envoy,
-            &[
-                "-c".into(),
-                config_path.display().to_string(),
-                "--disable-hot-restart".into(),
-                "--admin-address-path".into(),
-                admin_path.display().to_string(),
-                // Info level is hundreds of start-up lines; warnings and errors are what a
-                // failure's log tail needs.
-                "--log-level".into(),
-                "warning".into(),
-            ],
-            false,
-        )?;
+        let mut envoy = Process::spawn("Envoy".into(), &options.envoy, &envoy_args, false)?;
         let admin = wait_ready(&mut envoy, &admin_path, options.startup_timeout).await?;
         let envoy_startup = started.elapsed();
 
