@@ -359,12 +359,12 @@ mod tests {
     #[test]
     fn decode_errors_name_the_field_and_line() {
         #[derive(serde::Deserialize, Debug)]
-        #[allow(dead_code)]
+        #[expect(dead_code, reason = "only decoding is under test")]
         struct Spec {
             replicas: u32,
         }
         #[derive(serde::Deserialize, Debug)]
-        #[allow(dead_code)]
+        #[expect(dead_code, reason = "only decoding is under test")]
         struct Obj {
             spec: Spec,
         }
