@@ -74,7 +74,15 @@ impl Environment {
             TargetSettings::Local(local) => {
                 tokio::select! {
                     env = Self::bring_up_local(local, suite, emit) => env.map_err(BringUpError::Failed),
-                    () = interrupt.triggered() => Err(BringUpError::Interrupted(CleanupReport::default())),
+                    // Dropping the half-started environment kills its processes (they
+                    // are spawned kill-on-drop) and removes its temporary directory.
+                    () = interrupt.triggered() => Err(BringUpError::Interrupted(CleanupReport {
+                        removed: vec![
+                            "killed the Envoy and echo processes started so far".into(),
+                            "removed the temporary directory".into(),
+                        ],
+                        failed: Vec::new(),
+                    })),
                 }
             }
             TargetSettings::Kube(options) => {
