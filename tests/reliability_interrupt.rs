@@ -2,6 +2,10 @@
 //! promptly, cleans up what it created, says so, exits 130, and leaves no process and
 //! no temporary file behind.
 
+#[expect(
+    dead_code,
+    reason = "shared by several test crates; this one uses part of it"
+)]
 mod reliability_support;
 
 use std::path::Path;
