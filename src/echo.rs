@@ -2,13 +2,16 @@
 //! written for a cluster run unchanged on the local target.
 //!
 //! It takes http-echo's Go-style flags (`-text=X`, `-text X`, `--text=X`, `-listen`,
-//! `-status-code`) and, once bound, prints one `listening on ADDR` line to stdout: the
+//! `-status-code`) plus one of its own, `-delay=DURATION` (hashicorp/http-echo has no
+//! such flag: a slow backend for circuit-breaking suites; on a cluster such a fixture
+//! needs an image that can delay, see `docs/policy.md`), and, once bound, prints one `listening on ADDR` line to stdout: the
 //! local target reads that line to learn the port, so it can hand out `127.0.0.1:0` and
 //! never race another process for a port.
 
 use std::convert::Infallible;
 use std::io::Write;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
@@ -26,7 +29,9 @@ const APP_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Why `meshcheck echo` could not start or serve.
 #[derive(Debug, thiserror::Error)]
 pub enum EchoError {
-    #[error("unknown flag `{flag}` (http-echo flags: -text, -listen, -status-code)")]
+    #[error(
+        "unknown flag `{flag}` (http-echo flags: -text, -listen, -status-code; meshcheck's: -delay)"
+    )]
     UnknownFlag { flag: String },
     #[error("flag `-{flag}` needs a value")]
     MissingValue { flag: String },
@@ -38,6 +43,8 @@ pub enum EchoError {
     InvalidListen { value: String },
     #[error("invalid -status-code `{value}`: expected an HTTP status between 100 and 999")]
     InvalidStatus { value: String },
+    #[error("invalid -delay `{value}`: expected a duration such as `500ms`")]
+    InvalidDelay { value: String },
     #[error("failed to listen on {address}")]
     Bind {
         address: SocketAddr,
@@ -63,6 +70,25 @@ pub struct EchoArgs {
     pub text: String,
     pub listen: SocketAddr,
     pub status: StatusCode,
+    /// How long every answer waits before it is sent (meshcheck-only `-delay`).
+    pub delay: Duration,
+}
+
+/// Flags `meshcheck echo` takes that hashicorp/http-echo does not: a fixture that uses
+/// them cannot run with the real image.
+pub const MESHCHECK_ONLY_FLAGS: &[&str] = &["delay"];
+
+/// The first meshcheck-only flag in http-echo arguments, if any (`-delay=1s` gives
+/// `delay`).
+pub fn meshcheck_only_flag(args: &[String]) -> Option<&'static str> {
+    args.iter().find_map(|arg| {
+        let flag = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-'))?;
+        let name = flag.split_once('=').map_or(flag, |(name, _)| name);
+        MESHCHECK_ONLY_FLAGS
+            .iter()
+            .copied()
+            .find(|known| *known == name)
+    })
 }
 
 impl EchoArgs {
@@ -72,6 +98,7 @@ impl EchoArgs {
         let mut text = None;
         let mut listen = String::from(":5678");
         let mut status = String::from("200");
+        let mut delay = None;
         let mut rest = args.into_iter();
         while let Some(arg) = rest.next() {
             let Some(flag) = arg
@@ -85,7 +112,7 @@ impl EchoArgs {
                 Some((name, value)) => (name.to_string(), Some(value.to_string())),
                 None => (flag.to_string(), None),
             };
-            if !matches!(name.as_str(), "text" | "listen" | "status-code") {
+            if !matches!(name.as_str(), "text" | "listen" | "status-code" | "delay") {
                 return Err(EchoError::UnknownFlag { flag: arg });
             }
             let value = match inline {
@@ -97,6 +124,7 @@ impl EchoArgs {
             match name.as_str() {
                 "text" => text = Some(value),
                 "listen" => listen = value,
+                "delay" => delay = Some(value),
                 _ => status = value,
             }
         }
@@ -111,6 +139,11 @@ impl EchoArgs {
                 .ok()
                 .and_then(|code| StatusCode::from_u16(code).ok())
                 .ok_or(EchoError::InvalidStatus { value: status })?,
+            delay: match delay {
+                None => Duration::ZERO,
+                Some(value) => humantime::parse_duration(&value)
+                    .map_err(|_| EchoError::InvalidDelay { value })?,
+            },
         })
     }
 }
@@ -149,6 +182,7 @@ pub async fn serve(args: EchoArgs) -> Result<(), EchoError> {
     }
     let body = Bytes::from(format!("{}\n", args.text));
     let status = args.status;
+    let delay = args.delay;
     loop {
         let (stream, _) = tokio::select! {
             accepted = listener.accept() => accepted.map_err(|source| EchoError::Accept { address, source })?,
@@ -157,7 +191,7 @@ pub async fn serve(args: EchoArgs) -> Result<(), EchoError> {
         };
         let body = body.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |req| answer(req, status, body.clone()));
+            let service = service_fn(move |req| answer(req, status, body.clone(), delay));
             // A client that goes away mid-request is its own business, not an echo error.
             let _ = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -170,8 +204,14 @@ async fn answer(
     req: Request<Incoming>,
     status: StatusCode,
     body: Bytes,
+    delay: Duration,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
-    let (status, body, content_type) = if req.uri().path() == "/health" {
+    let health = req.uri().path() == "/health";
+    // The delay stands for a slow backend; health checks stay fast, as a probe would.
+    if !health && !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let (status, body, content_type) = if health {
         (
             StatusCode::OK,
             Bytes::from_static(b"{\"status\":\"ok\"}"),
@@ -217,13 +257,36 @@ mod tests {
         assert_eq!(parsed.listen, "127.0.0.1:0".parse().unwrap());
         assert_eq!(parsed.status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(parsed.text, "x y");
+        assert_eq!(parsed.delay, Duration::ZERO);
+        assert_eq!(
+            args(&["-text=a", "-delay=250ms"]).unwrap().delay,
+            Duration::from_millis(250)
+        );
+        assert_eq!(
+            args(&["-text=a", "--delay", "2s"]).unwrap().delay,
+            Duration::from_secs(2)
+        );
+    }
+
+    #[test]
+    fn meshcheck_only_flags_are_named() {
+        let list = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            meshcheck_only_flag(&list(&["-text=a", "--delay=1s"])),
+            Some("delay")
+        );
+        assert_eq!(meshcheck_only_flag(&list(&["-text=delay"])), None);
+        assert!(matches!(
+            args(&["-text=a", "-delay=soon"]),
+            Err(EchoError::InvalidDelay { .. })
+        ));
     }
 
     #[test]
     fn bad_flags_are_refused_clearly() {
         assert_eq!(
             args(&["-text=a", "-colour=red"]).unwrap_err().to_string(),
-            "unknown flag `-colour=red` (http-echo flags: -text, -listen, -status-code)"
+            "unknown flag `-colour=red` (http-echo flags: -text, -listen, -status-code; meshcheck's: -delay)"
         );
         assert!(matches!(args(&[]), Err(EchoError::MissingText)));
         assert!(matches!(

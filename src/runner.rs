@@ -5,6 +5,7 @@ mod case;
 mod environment;
 mod events;
 mod execute;
+mod policy;
 
 pub use environment::{LocalSettings, TargetSettings};
 pub use events::{

@@ -6,10 +6,10 @@ mod model;
 
 pub use error::SuiteError;
 pub use load::{
-    Case, ExpectedBackend, ExpectedSplit, MAX_CONCURRENCY, MAX_REQUESTS, Suite, discover, load_all,
-    load_suite, parse_ref,
+    Case, Entry, ExpectedBackend, ExpectedCircuitBreaking, ExpectedOutlierDetection, ExpectedSplit,
+    MAX_CONCURRENCY, MAX_REQUESTS, Suite, discover, load_all, load_suite, parse_ref,
 };
 pub use model::{
-    CaseSpec, ConvergenceSpec, ExpectSpec, IdentitySpec, ReadinessSpec, RequestSpec, SplitSpec,
-    SuiteSpec, TrafficSpec,
+    CaseSpec, CircuitBreakingSpec, ConvergenceSpec, ExpectSpec, IdentitySpec, OutlierDetectionSpec,
+    OverflowExpectation, ReadinessSpec, RequestSpec, SplitSpec, SuiteSpec, TrafficSpec,
 };

@@ -114,6 +114,9 @@ fn every_bad_input_file_is_covered() {
         "unknown-gateway.yaml",
         "manifest-without-kind.yaml",
         "not-utf8.yaml",
+        "policy-expectations.yaml",
+        "two-entries.yaml",
+        "policy-unknown-key.yaml",
     ];
     let mut files: Vec<String> = std::fs::read_dir(bad(""))
         .unwrap()
@@ -146,4 +149,31 @@ fn the_shipped_suites_load() {
             ("backend-v2", 50, "hello from backend v2")
         ]
     );
+}
+
+#[test]
+fn overflow_without_a_slow_backend() {
+    let text = error_for("policy-expectations.yaml");
+    assert_located(&text, "policy-expectations.yaml", 12);
+    assert!(
+        text.contains("overflow needs a slow backend: give every Deployment behind Service istio-test/backend-v1 an echo `-delay`"),
+        "{text}"
+    );
+}
+
+#[test]
+fn gateway_and_service_together() {
+    let text = error_for("two-entries.yaml");
+    assert_located(&text, "two-entries.yaml", 9);
+    assert!(
+        text.contains("give either `gateway` (north-south) or `service` (east-west), not both"),
+        "{text}"
+    );
+}
+
+#[test]
+fn policy_expectations_reject_unknown_keys() {
+    let text = error_for("policy-unknown-key.yaml");
+    assert!(text.contains("unknown field `ejectonTimeout`"), "{text}");
+    assert_located(&text, "policy-unknown-key.yaml", 13);
 }

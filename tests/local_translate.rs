@@ -234,8 +234,8 @@ fn unsupported_fields_are_located_errors() {
         ),
         (
             "fixtures/gamma.yaml",
-            "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata:\n  name: mesh\n  namespace: istio-test\nspec:\n  parentRefs:\n  - {group: \"\", kind: Service, name: backend-v1}\n  rules:\n  - backendRefs: [{name: backend-v1, port: 80}]\n",
-            "field `spec.parentRefs[0].kind` is not supported by the local target (GAMMA",
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata:\n  name: mesh\n  namespace: istio-test\nspec:\n  parentRefs:\n  - {group: \"\", kind: Service, name: backend-v1}\n  hostnames: [backend.example.com]\n  rules:\n  - backendRefs: [{name: backend-v1, port: 80}]\n",
+            "field `spec.hostnames` is not supported by the local target (hostnames on a GAMMA route",
         ),
         (
             "fixtures/nginx.yaml",

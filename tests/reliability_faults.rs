@@ -98,3 +98,20 @@ fn echo_on_a_port_already_in_use_names_the_address() {
     );
     assert!(stderr.contains("in use"), "{stderr}");
 }
+
+#[test]
+fn a_backend_that_never_answers_fails_on_the_request_timeout() {
+    let run = Run::start(
+        &["run", "tests/reliability/silent-backend.yaml"],
+        &[("MESHCHECK_ENVOY", &envoy())],
+    );
+    // Convergence gives up after 3 s of 500 ms timeouts; far from an hour.
+    let finished = run.finish(Duration::from_secs(60));
+    let stderr = &finished.stderr;
+    assert_eq!(finished.code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("did not converge within 3s: last response was a failed request (timeout)"),
+        "{stderr}"
+    );
+    assert_eq!(finished.leftovers(), Vec::<String>::new(), "left in TMPDIR");
+}

@@ -5,7 +5,6 @@
 //! printed once.
 
 use std::path::Path;
-use std::sync::Mutex;
 
 use libtest_mimic::{Arguments, Failed, Trial};
 use meshcheck::report::failure_block;
@@ -79,18 +78,14 @@ fn run_one(suite: &Suite, case_id: &str, target: TargetSettings) -> Result<(), F
             exact: true,
         },
     };
-    let results: Mutex<Vec<CaseResult>> = Mutex::new(Vec::new());
+    let mut results: Vec<CaseResult> = Vec::new();
     let mut setup_error = None;
     runtime.block_on(meshcheck::runner::run(
         std::slice::from_ref(suite),
         &options,
         &Interrupt::default(),
         &mut |event| match event {
-            Event::CaseFinished { result } => {
-                if let Ok(mut r) = results.lock() {
-                    r.push(*result);
-                }
-            }
+            Event::CaseFinished { result } => results.push(*result),
             Event::SetupFailed { error, .. } => setup_error = Some(error),
             Event::SuiteFinished { cleanup, .. } if !cleanup.failed.is_empty() => {
                 setup_error = Some(format!("cleanup failed: {}", cleanup.failed.join("; ")));
@@ -101,7 +96,6 @@ fn run_one(suite: &Suite, case_id: &str, target: TargetSettings) -> Result<(), F
     if let Some(error) = setup_error {
         return Err(error.into());
     }
-    let results = results.into_inner().unwrap_or_default();
     match results.as_slice() {
         [result] if result.outcome == Outcome::Failed => Err(failure_block(result).into()),
         [_] => Ok(()),

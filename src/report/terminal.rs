@@ -327,6 +327,12 @@ fn statistics_block(result: &CaseResult) -> String {
     }
     text.push_str(&line);
     text.push('\n');
+    if !result.proxy_counters.is_empty() {
+        text.push_str(&format!("{:>12}proxy counters:\n", ""));
+        for (name, value) in &result.proxy_counters {
+            text.push_str(&format!("{:>14}{name}: {value}\n", ""));
+        }
+    }
     text
 }
 
@@ -334,7 +340,11 @@ fn statistics_block(result: &CaseResult) -> String {
 pub fn failure_block(result: &CaseResult) -> String {
     let mut text = format!("\n--- {} ---\n", result.id());
     text.push_str(&format!("    why: {}\n", result.message));
-    if let Some(split) = &result.split {
+    if let Some(split) = result
+        .split
+        .as_ref()
+        .filter(|s| !result.message.contains(&s.reason))
+    {
         text.push_str(&format!("    statistics: {}\n", split.reason));
     }
     text.push_str(&statistics_block(result));

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use super::events::{Event, Phase, RunEnvironment, TargetKind};
 use super::execute::Interrupt;
 use crate::manifest::ObjectKey;
-use crate::suite::Suite;
+use crate::suite::{Entry, Suite};
 use crate::target::kube::{KubeEnvironment, KubeOptions};
 use crate::target::local::{self, LocalEnvironment, LocalOptions};
 use crate::target::{CleanupReport, DiagnosticSection};
@@ -93,6 +93,7 @@ impl Environment {
                 }
             }
             TargetSettings::Kube(options) => {
+                refuse_meshcheck_only_flags(suite)?;
                 let connected = tokio::select! {
                     env = KubeEnvironment::connect(options.clone()) => Some(env.map_err(|err| chain(&err))?),
                     () = interrupt.triggered() => None,
@@ -234,6 +235,48 @@ impl Environment {
         }
     }
 
+    /// Where a case's requests go: a gateway listener, or (east-west) the in-mesh
+    /// client's outbound listener for the Service.
+    pub(crate) async fn entry_address(
+        &self,
+        entry: &Entry,
+        port: u16,
+    ) -> Result<SocketAddr, String> {
+        match entry {
+            Entry::Gateway(gateway) => self.gateway_address(gateway, port).await,
+            Entry::Service(service) => match self {
+                Environment::Local(env) => env.mesh_address(service, port).ok_or_else(|| {
+                    format!(
+                        "the local target has no in-mesh client listener for {service} port {port}"
+                    )
+                }),
+                Environment::Kube(_) => Err(format!(
+                    "east-west (GAMMA) cases do not run on the kube target yet: requests to {service} must come from an in-mesh client pod, which meshcheck does not drive yet"
+                )),
+            },
+        }
+    }
+
+    /// A path of the admin API of the proxy that handles a case's requests (`/stats`,
+    /// `/clusters`): the gateway's Envoy, or the in-mesh client's sidecar.
+    pub(crate) async fn proxy_admin(&self, entry: &Entry, path: &str) -> Result<String, String> {
+        match (self, entry) {
+            (Environment::Local(env), Entry::Gateway(_)) => {
+                env.envoy_admin(path).await.map_err(|err| chain(&err))
+            }
+            (Environment::Local(env), Entry::Service(_)) => {
+                env.sidecar_admin(path).await.map_err(|err| chain(&err))
+            }
+            (Environment::Kube(env), Entry::Gateway(gateway)) => env
+                .proxy_admin(gateway, path.trim_start_matches('/'))
+                .await
+                .map_err(|err| chain(&err)),
+            (Environment::Kube(_), Entry::Service(service)) => Err(format!(
+                "the sidecar of the in-mesh client calling {service} is not read by meshcheck yet"
+            )),
+        }
+    }
+
     pub(crate) async fn diagnostics(&self, suite: &Suite) -> Vec<DiagnosticSection> {
         match self {
             Environment::Local(env) => env.diagnostics().await,
@@ -271,6 +314,37 @@ fn announce_interrupt(suite: &Suite, interrupt: &Interrupt, emit: &mut (dyn FnMu
     });
 }
 
+/// The real hashicorp/http-echo image exits on flags only `meshcheck echo` knows
+/// (`-delay`): such a fixture would never become ready on a cluster, so say why now.
+fn refuse_meshcheck_only_flags(suite: &Suite) -> Result<(), String> {
+    for manifest in suite.manifests.iter().filter(|m| m.kind == "Deployment") {
+        let Ok(deployment) = manifest.decode::<k8s_openapi::api::apps::v1::Deployment>() else {
+            continue;
+        };
+        let containers = deployment
+            .spec
+            .and_then(|s| s.template.spec)
+            .map(|s| s.containers)
+            .unwrap_or_default();
+        for container in containers {
+            let image = container.image.unwrap_or_default();
+            if !image.contains("hashicorp/http-echo") {
+                continue;
+            }
+            if let Some(flag) =
+                crate::echo::meshcheck_only_flag(&container.args.unwrap_or_default())
+            {
+                return Err(format!(
+                    "{}: {} passes `-{flag}` to {image}, which only `meshcheck echo` understands; on a cluster use an image that can delay (see docs/policy.md)",
+                    manifest.location_of("spec.template.spec.containers"),
+                    manifest.key()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// An error and its causes on one line, for case messages.
 pub(crate) fn chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
@@ -281,4 +355,25 @@ pub(crate) fn chain(err: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_kube_target_refuses_echo_flags_the_real_image_lacks() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let suite = crate::suite::load_suite(&root.join("suites/circuit-breaking.yaml")).unwrap();
+        let message = refuse_meshcheck_only_flags(&suite).unwrap_err();
+        assert!(
+            message.contains(
+                "Deployment istio-test/slow-backend passes `-delay` to hashicorp/http-echo"
+            ),
+            "{message}"
+        );
+        assert!(message.contains("backend.yaml:"), "{message}");
+        let seed = crate::suite::load_suite(&root.join("suites/ingress-canary.yaml")).unwrap();
+        assert_eq!(refuse_meshcheck_only_flags(&seed), Ok(()));
+    }
 }

@@ -98,6 +98,10 @@ pub struct CaseResult {
     pub errors: BTreeMap<String, u64>,
     /// Responses carrying `x-envoy-overloaded: true` (circuit breaker overflow).
     pub envoy_overloaded: u64,
+    /// The proxy's own counters for a policy check (circuit breaker overflows,
+    /// ejections, per-host requests), as deltas over the case unless the name says
+    /// otherwise; empty for other cases.
+    pub proxy_counters: BTreeMap<String, u64>,
     pub requests_per_second: f64,
     pub latency: Option<LatencySummary>,
     pub split: Option<SplitVerdict>,
@@ -119,6 +123,7 @@ impl CaseResult {
             status_codes: BTreeMap::new(),
             errors: BTreeMap::new(),
             envoy_overloaded: 0,
+            proxy_counters: BTreeMap::new(),
             requests_per_second: 0.0,
             latency: None,
             split: None,

@@ -9,7 +9,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 
 use super::error::SuiteError;
-use super::model::{CaseSpec, SuiteSpec};
+use super::model::{CaseSpec, OverflowExpectation, SuiteSpec};
 use crate::manifest::{
     Manifest, ObjectKey, SourceLocation, check_unique, decode_located, load_file, read_source, yaml,
 };
@@ -35,11 +35,66 @@ pub struct Case {
     pub name: String,
     pub spec: CaseSpec,
     pub location: SourceLocation,
-    pub gateway: ObjectKey,
+    /// Where the requests enter the mesh.
+    pub entry: Entry,
     pub url: url::Url,
-    /// The listener port the URL addresses (80 for plain `http://host/`).
+    /// The port the URL addresses (80 for plain `http://host/`): a Gateway listener
+    /// port, or the Service port.
     pub port: u16,
     pub split: Option<ExpectedSplit>,
+    pub circuit_breaking: Option<ExpectedCircuitBreaking>,
+    pub outlier_detection: Option<ExpectedOutlierDetection>,
+}
+
+/// Where a case's requests enter the mesh.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Entry {
+    /// North-south, through this Gateway.
+    Gateway(ObjectKey),
+    /// East-west (GAMMA): from an in-mesh client to this Service.
+    Service(ObjectKey),
+}
+
+impl std::fmt::Display for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Entry::Gateway(key) | Entry::Service(key) => write!(f, "{key}"),
+        }
+    }
+}
+
+/// A circuit-breaking expectation with what the fixtures say about the limits.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExpectedCircuitBreaking {
+    pub service: ObjectKey,
+    /// Istio's Envoy cluster name for the Service port.
+    pub cluster: String,
+    pub overflow: OverflowExpectation,
+    /// The shortest echo `-delay` among the Service's pods: every request the backend
+    /// serves takes at least this long.
+    pub backend_delay: Option<std::time::Duration>,
+    /// Pods behind the Service (sum of the Deployments' replicas).
+    pub endpoints: u32,
+    /// The DestinationRule's `tcp.maxConnections`, if any.
+    pub max_connections: Option<u32>,
+    /// The DestinationRule's `http.http1MaxPendingRequests`, if any.
+    pub max_pending_requests: Option<u32>,
+}
+
+/// An outlier-detection expectation with what the fixtures say about the hosts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExpectedOutlierDetection {
+    pub service: ObjectKey,
+    pub cluster: String,
+    pub ejected_hosts: u32,
+    pub ejection_timeout: std::time::Duration,
+    /// Pods behind the Service.
+    pub hosts: u32,
+    /// Pods that answer 5xx (their echo `-status-code`).
+    pub failing_hosts: u32,
+    pub failing_status: u16,
+    /// The DestinationRule's `consecutive5xxErrors`, if any.
+    pub consecutive_5xx: Option<u32>,
 }
 
 /// The split a case expects, derived from the route (or overridden by the suite).
@@ -230,14 +285,41 @@ fn resolve_case(
         location: at(field),
         message,
     };
-    let gateway =
-        parse_ref("Gateway", &case.request.gateway).map_err(|m| invalid("request.gateway", m))?;
-    if !manifests.iter().any(|m| m.key() == gateway) {
-        return Err(invalid(
-            "request.gateway",
-            format!("{gateway} is not in the suite's fixtures"),
-        ));
-    }
+    let entry = match (&case.request.gateway, &case.request.service) {
+        (Some(gateway), None) => {
+            let key = parse_ref("Gateway", gateway).map_err(|m| invalid("request.gateway", m))?;
+            if !manifests.iter().any(|m| m.key() == key) {
+                return Err(invalid(
+                    "request.gateway",
+                    format!("{key} is not in the suite's fixtures"),
+                ));
+            }
+            Entry::Gateway(key)
+        }
+        (None, Some(service)) => {
+            let key = parse_ref("Service", service).map_err(|m| invalid("request.service", m))?;
+            if !manifests.iter().any(|m| m.key() == key) {
+                return Err(invalid(
+                    "request.service",
+                    format!("{key} is not in the suite's fixtures"),
+                ));
+            }
+            Entry::Service(key)
+        }
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "request.service",
+                "give either `gateway` (north-south) or `service` (east-west), not both".into(),
+            ));
+        }
+        (None, None) => {
+            return Err(invalid(
+                "request",
+                "name where requests enter: `gateway: namespace/name` or `service: namespace/name`"
+                    .into(),
+            ));
+        }
+    };
     let url = url::Url::parse(&case.request.url).map_err(|err| {
         invalid(
             "request.url",
@@ -301,11 +383,33 @@ fn resolve_case(
         regex::Regex::new(re)
             .map_err(|err| invalid("identity.regex", format!("invalid regex: {err}")))?;
     }
-    if case.expect.status.is_none() && case.expect.split.is_none() {
+    let expect = &case.expect;
+    if expect.status.is_none()
+        && expect.split.is_none()
+        && expect.circuit_breaking.is_none()
+        && expect.outlier_detection.is_none()
+    {
         return Err(invalid(
             "expect",
-            "a case needs at least one expectation (`status` or `split`)".into(),
+            "a case needs at least one expectation (`status`, `split`, `circuitBreaking` or `outlierDetection`)".into(),
         ));
+    }
+    // A policy check classifies every response itself (overflowed 503s, a failing
+    // host's 5xx): a blanket status or a split would contradict it.
+    for (present, field) in [
+        (expect.circuit_breaking.is_some(), "circuitBreaking"),
+        (expect.outlier_detection.is_some(), "outlierDetection"),
+    ] {
+        let others = usize::from(expect.status.is_some())
+            + usize::from(expect.split.is_some())
+            + usize::from(expect.circuit_breaking.is_some())
+            + usize::from(expect.outlier_detection.is_some());
+        if present && others > 1 {
+            return Err(invalid(
+                &format!("expect.{field}"),
+                format!("`{field}` stands alone: it cannot be combined with other expectations"),
+            ));
+        }
     }
     if let Some(status) = case.expect.status
         && !(100..=599).contains(&status)
@@ -321,6 +425,18 @@ fn resolve_case(
         })?),
         None => None,
     };
+    let circuit_breaking = match &expect.circuit_breaking {
+        Some(spec) => Some(resolve_circuit_breaking(spec, manifests, &|f| {
+            at(&format!("expect.circuitBreaking.{f}"))
+        })?),
+        None => None,
+    };
+    let outlier_detection = match &expect.outlier_detection {
+        Some(spec) => Some(resolve_outlier_detection(spec, manifests, &|f| {
+            at(&format!("expect.outlierDetection.{f}"))
+        })?),
+        None => None,
+    };
     if split.is_none() && traffic.requests.is_none() {
         return Err(invalid(
             "traffic.requests",
@@ -331,11 +447,247 @@ fn resolve_case(
         name: case.name.clone(),
         spec: case.clone(),
         location: at("name"),
-        gateway,
+        entry,
         url,
         port,
         split,
+        circuit_breaking,
+        outlier_detection,
     })
+}
+
+fn resolve_circuit_breaking(
+    spec: &super::model::CircuitBreakingSpec,
+    manifests: &[Manifest],
+    at: &dyn Fn(&str) -> SourceLocation,
+) -> Result<ExpectedCircuitBreaking, SuiteError> {
+    let invalid = |field: &str, message: String| SuiteError::Invalid {
+        location: at(field),
+        message,
+    };
+    let service = parse_ref("Service", &spec.service).map_err(|m| invalid("service", m))?;
+    let backend =
+        service_backend(&service, spec.port, manifests).map_err(|m| invalid("service", m))?;
+    let rule = destination_rule_for(&service, manifests);
+    let limit = |pointer: &str| {
+        rule.as_ref()
+            .and_then(|r| r.pointer(pointer))
+            .and_then(serde_json::Value::as_u64)
+            .and_then(|n| u32::try_from(n).ok())
+            // Istio treats 0 as unset.
+            .filter(|n| *n > 0)
+    };
+    let backend_delay = backend.delays.iter().copied().min().flatten();
+    if spec.overflow == OverflowExpectation::Required && backend_delay.is_none() {
+        return Err(invalid(
+            "overflow",
+            format!(
+                "overflow needs a slow backend: give every Deployment behind {service} an echo `-delay` (e.g. `-delay=500ms`)"
+            ),
+        ));
+    }
+    Ok(ExpectedCircuitBreaking {
+        cluster: crate::target::local::cluster_name(
+            service.namespace.as_deref().unwrap_or("default"),
+            &service.name,
+            spec.port,
+        ),
+        service,
+        overflow: spec.overflow,
+        backend_delay,
+        endpoints: backend.replicas,
+        max_connections: limit("/spec/trafficPolicy/connectionPool/tcp/maxConnections"),
+        max_pending_requests: limit(
+            "/spec/trafficPolicy/connectionPool/http/http1MaxPendingRequests",
+        ),
+    })
+}
+
+fn resolve_outlier_detection(
+    spec: &super::model::OutlierDetectionSpec,
+    manifests: &[Manifest],
+    at: &dyn Fn(&str) -> SourceLocation,
+) -> Result<ExpectedOutlierDetection, SuiteError> {
+    let invalid = |field: &str, message: String| SuiteError::Invalid {
+        location: at(field),
+        message,
+    };
+    let service = parse_ref("Service", &spec.service).map_err(|m| invalid("service", m))?;
+    let backend =
+        service_backend(&service, spec.port, manifests).map_err(|m| invalid("service", m))?;
+    let failing: Vec<(u16, u32)> = backend
+        .statuses
+        .iter()
+        .zip(&backend.replica_counts)
+        .filter(|(status, _)| **status >= 500)
+        .map(|(status, replicas)| (*status, *replicas))
+        .collect();
+    let Some(&(failing_status, _)) = failing.first() else {
+        return Err(invalid(
+            "service",
+            format!(
+                "no Deployment behind {service} answers 5xx: give the failing replicas their own Deployment with an echo `-status-code=500`"
+            ),
+        ));
+    };
+    if failing.iter().any(|(status, _)| *status != failing_status) {
+        return Err(invalid(
+            "service",
+            format!("the failing Deployments behind {service} answer different statuses"),
+        ));
+    }
+    let failing_hosts: u32 = failing.iter().map(|(_, n)| n).sum();
+    if spec.ejected_hosts > failing_hosts {
+        return Err(invalid(
+            "ejectedHosts",
+            format!(
+                "{} hosts cannot be ejected: only {failing_hosts} of the {} behind {service} fail",
+                spec.ejected_hosts, backend.replicas
+            ),
+        ));
+    }
+    if failing_hosts == backend.replicas {
+        return Err(invalid(
+            "service",
+            format!("every host behind {service} fails: there is nothing healthy to fall back to"),
+        ));
+    }
+    if spec.ejection_timeout.is_zero() {
+        return Err(invalid("ejectionTimeout", "must be more than zero".into()));
+    }
+    let consecutive_5xx = destination_rule_for(&service, manifests)
+        .and_then(|r| {
+            r.pointer("/spec/trafficPolicy/outlierDetection/consecutive5xxErrors")
+                .and_then(serde_json::Value::as_u64)
+        })
+        .and_then(|n| u32::try_from(n).ok());
+    Ok(ExpectedOutlierDetection {
+        cluster: crate::target::local::cluster_name(
+            service.namespace.as_deref().unwrap_or("default"),
+            &service.name,
+            spec.port,
+        ),
+        service,
+        ejected_hosts: spec.ejected_hosts,
+        ejection_timeout: spec.ejection_timeout,
+        hosts: backend.replicas,
+        failing_hosts,
+        failing_status,
+        consecutive_5xx,
+    })
+}
+
+/// What the fixtures run behind a Service port: per Deployment its replicas, echo
+/// status and delay.
+struct ServiceBackend {
+    replicas: u32,
+    replica_counts: Vec<u32>,
+    statuses: Vec<u16>,
+    delays: Vec<Option<std::time::Duration>>,
+}
+
+fn service_backend(
+    service: &ObjectKey,
+    port: u16,
+    manifests: &[Manifest],
+) -> Result<ServiceBackend, String> {
+    let namespace = service.namespace.clone().unwrap_or_default();
+    let manifest = manifests
+        .iter()
+        .find(|m| m.key() == *service)
+        .ok_or_else(|| format!("{service} is not in the suite's fixtures"))?;
+    let decoded: Service = manifest.decode().map_err(|e| e.to_string())?;
+    let spec = decoded.spec.unwrap_or_default();
+    if !spec
+        .ports
+        .iter()
+        .flatten()
+        .any(|p| i32::from(port) == p.port)
+    {
+        return Err(format!("{service} has no port {port}"));
+    }
+    let selector = spec
+        .selector
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| format!("{service} has no selector"))?;
+    let mut backend = ServiceBackend {
+        replicas: 0,
+        replica_counts: Vec::new(),
+        statuses: Vec::new(),
+        delays: Vec::new(),
+    };
+    for m in manifests
+        .iter()
+        .filter(|m| m.kind == "Deployment" && m.namespace.as_deref() == Some(namespace.as_str()))
+    {
+        let deployment: Deployment = m.decode().map_err(|e| e.to_string())?;
+        let Some(spec) = deployment.spec else {
+            continue;
+        };
+        let labels = spec
+            .template
+            .metadata
+            .and_then(|m| m.labels)
+            .unwrap_or_default();
+        if !selector.iter().all(|(k, v)| labels.get(k) == Some(v)) {
+            continue;
+        }
+        let args = spec
+            .template
+            .spec
+            .and_then(|s| s.containers.into_iter().next())
+            .and_then(|c| c.args)
+            .unwrap_or_default();
+        let echo = crate::echo::EchoArgs::parse(args).map_err(|err| {
+            format!(
+                "Deployment {} behind {service} has no valid http-echo arguments: {err}",
+                m.key()
+            )
+        })?;
+        let replicas = spec
+            .replicas
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(1);
+        backend.replicas += replicas;
+        backend.replica_counts.push(replicas);
+        backend.statuses.push(echo.status.as_u16());
+        backend
+            .delays
+            .push((!echo.delay.is_zero()).then_some(echo.delay));
+    }
+    if backend.replicas == 0 {
+        return Err(format!(
+            "no Deployment replica in the fixtures is behind {service}"
+        ));
+    }
+    Ok(backend)
+}
+
+/// The DestinationRule of the fixtures whose host names the Service (short, namespaced
+/// or fully qualified), as JSON.
+fn destination_rule_for(service: &ObjectKey, manifests: &[Manifest]) -> Option<serde_json::Value> {
+    let namespace = service.namespace.as_deref().unwrap_or("default");
+    let names = [
+        service.name.clone(),
+        format!("{}.{namespace}", service.name),
+        format!("{}.{namespace}.svc.cluster.local", service.name),
+    ];
+    manifests
+        .iter()
+        .filter(|m| m.kind == "DestinationRule")
+        .map(Manifest::to_json)
+        .find(|rule| {
+            let host = rule
+                .pointer("/spec/host")
+                .and_then(|h| h.as_str())
+                .unwrap_or_default();
+            let rule_namespace = rule
+                .pointer("/metadata/namespace")
+                .and_then(|n| n.as_str())
+                .unwrap_or("default");
+            // A short host is relative to the rule's own namespace.
+            names.iter().any(|n| n == host) && (host.contains('.') || rule_namespace == namespace)
+        })
 }
 
 fn resolve_split(

@@ -92,13 +92,18 @@ pub struct CaseSpec {
     pub skip: Option<String>,
 }
 
-/// Where requests go: a gateway of the fixtures (its address comes from the target)
-/// and a URL whose host is kept for Host/SNI, like `curl --resolve`.
+/// Where requests go: through a Gateway of the fixtures (north-south), or through the
+/// mesh to a Service from an in-mesh client (east-west, GAMMA), and a URL whose host is
+/// kept for Host/SNI, like `curl --resolve`. Exactly one of `gateway` and `service`.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RequestSpec {
     /// `namespace/name` of a Gateway in the fixtures.
-    pub gateway: String,
+    #[serde(default)]
+    pub gateway: Option<String>,
+    /// `namespace/name` of a Service in the fixtures, called from inside the mesh.
+    #[serde(default)]
+    pub service: Option<String>,
     /// The URL as a client would type it, e.g. `http://test.devopscube.com/`.
     pub url: String,
     #[serde(default = "default_method")]
@@ -172,6 +177,58 @@ pub struct ExpectSpec {
     /// The responses must split between backends as a route says.
     #[serde(default)]
     pub split: Option<SplitSpec>,
+    /// A burst against a Service's connection pool limits: overflow or not.
+    #[serde(default)]
+    pub circuit_breaking: Option<CircuitBreakingSpec>,
+    /// Failing hosts of a Service are ejected and stop getting traffic.
+    #[serde(default)]
+    pub outlier_detection: Option<OutlierDetectionSpec>,
+}
+
+/// What a concurrent burst must show against a Service's circuit breakers.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CircuitBreakingSpec {
+    /// `namespace/name` of the Service whose Envoy cluster has the limits.
+    pub service: String,
+    /// The Service port (its Envoy cluster is `outbound|PORT||...`).
+    #[serde(default = "default_service_port")]
+    pub port: u16,
+    pub overflow: OverflowExpectation,
+}
+
+/// Whether requests must overflow the limits.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum OverflowExpectation {
+    /// The burst exceeds the limits: overflowed requests are 503 with
+    /// `x-envoy-overloaded: true`, at least as many as the limits guarantee.
+    Required,
+    /// The load stays within the limits: no request overflows.
+    None,
+}
+
+/// What ejection must look like for a Service with failing hosts.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct OutlierDetectionSpec {
+    /// `namespace/name` of the Service whose hosts are watched.
+    pub service: String,
+    #[serde(default = "default_service_port")]
+    pub port: u16,
+    /// How many hosts end up ejected (maxEjectionPercent caps it).
+    pub ejected_hosts: u32,
+    /// How long the proxy may take to eject them.
+    #[serde(default = "default_ejection_timeout", deserialize_with = "duration")]
+    pub ejection_timeout: Duration,
+}
+
+fn default_service_port() -> u16 {
+    80
+}
+
+fn default_ejection_timeout() -> Duration {
+    Duration::from_secs(10)
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]

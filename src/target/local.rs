@@ -25,14 +25,14 @@ use tempfile::TempDir;
 use crate::manifest::{Manifest, ObjectKey};
 use crate::target::{CleanupReport, DiagnosticSection};
 
-pub use bootstrap::{UNLIMITED, bootstrap, listener_name, proto_duration};
+pub use bootstrap::{UNLIMITED, bootstrap, listener_name, proto_duration, sidecar_bootstrap};
 pub use error::LocalError;
 pub use install::{
     ENVOY_VERSION, EnvoySource, ensure_envoy, ensure_envoy_from, installing_message,
 };
 pub use plan::{
-    ClusterPlan, GatewayPlan, GatewayPort, OutlierDetection, PathMatch, Plan, RouteAction,
-    RoutePlan, TrafficPolicy, VirtualHost, Workload, cluster_name, plan,
+    ClusterPlan, GatewayPlan, GatewayPort, MeshServicePlan, OutlierDetection, PathMatch, Plan,
+    RouteAction, RoutePlan, TrafficPolicy, VirtualHost, Workload, cluster_name, plan,
 };
 
 use process::Process;
@@ -71,6 +71,16 @@ pub struct Backend {
     pub address: SocketAddr,
 }
 
+/// A second Envoy playing an in-mesh client's sidecar: its outbound listeners stand for
+/// the Services' cluster IPs, configured from the GAMMA routes.
+#[derive(Debug)]
+struct Sidecar {
+    envoy: Process,
+    admin: SocketAddr,
+    /// (Service, port) -> the listener a client sends to, Host set to the Service.
+    listeners: BTreeMap<(ObjectKey, u16), SocketAddr>,
+}
+
 /// The fixtures, running. Dropping it kills every child (they are spawned with
 /// kill-on-drop); [`LocalEnvironment::shutdown`] stops them gracefully and reports.
 #[derive(Debug)]
@@ -82,6 +92,8 @@ pub struct LocalEnvironment {
     backends: Vec<Backend>,
     admin: SocketAddr,
     listeners: BTreeMap<(ObjectKey, u16), SocketAddr>,
+    /// The in-mesh client's sidecar, when the fixtures have GAMMA routes.
+    sidecar: Option<Sidecar>,
     envoy_startup: Duration,
     shutdown_grace: Duration,
     dir: TempDir,
@@ -162,8 +174,10 @@ impl LocalEnvironment {
                 "--disable-hot-restart".into(),
                 "--admin-address-path".into(),
                 admin_path.display().to_string(),
+                // Info level is hundreds of start-up lines; warnings and errors are what a
+                // failure's log tail needs.
                 "--log-level".into(),
-                "info".into(),
+                "warning".into(),
             ],
             false,
         )?;
@@ -176,6 +190,11 @@ impl LocalEnvironment {
             .flat_map(|g| g.ports.iter().map(|p| (g.gateway.clone(), p.port)))
             .collect();
         let listeners = wait_listeners(&mut envoy, admin, &wanted, options.startup_timeout).await?;
+        let sidecar = if plan.mesh.is_empty() {
+            None
+        } else {
+            Some(start_sidecar(&plan, &pods, dir.path(), &options).await?)
+        };
         Ok(LocalEnvironment {
             plan,
             bootstrap: config,
@@ -184,6 +203,7 @@ impl LocalEnvironment {
             backends,
             admin,
             listeners,
+            sidecar,
             envoy_startup,
             shutdown_grace: options.shutdown_grace,
             dir,
@@ -195,6 +215,35 @@ impl LocalEnvironment {
         self.listeners
             .get(&(gateway.clone(), listener_port))
             .copied()
+    }
+
+    /// Where an in-mesh client sends requests for a Service port (GAMMA): the
+    /// sidecar's outbound listener standing for the Service's cluster IP.
+    pub fn mesh_address(&self, service: &ObjectKey, port: u16) -> Option<SocketAddr> {
+        self.sidecar
+            .as_ref()?
+            .listeners
+            .get(&(service.clone(), port))
+            .copied()
+    }
+
+    /// GETs a path of the in-mesh client sidecar's admin API.
+    pub async fn sidecar_admin(&self, path: &str) -> Result<String, LocalError> {
+        let Some(sidecar) = &self.sidecar else {
+            return Err(LocalError::Admin {
+                path: path.into(),
+                message: "the fixtures have no GAMMA route, so there is no in-mesh client sidecar"
+                    .into(),
+            });
+        };
+        let (status, body) = admin::get(sidecar.admin, path).await?;
+        if status != http::StatusCode::OK {
+            return Err(LocalError::Admin {
+                path: path.into(),
+                message: format!("status {status}: {body}"),
+            });
+        }
+        Ok(body)
     }
 
     /// Envoy's admin listener.
@@ -225,6 +274,7 @@ impl LocalEnvironment {
     /// Pids of every child (Envoy first), for callers that check cleanup.
     pub fn pids(&self) -> Vec<u32> {
         std::iter::once(self.envoy.pid)
+            .chain(self.sidecar.iter().map(|s| s.envoy.pid))
             .chain(self.echoes.iter().map(|p| p.pid))
             .collect()
     }
@@ -236,10 +286,16 @@ impl LocalEnvironment {
 
     /// Envoy's `/stats` text: `cluster.outbound|80||backend-v1...upstream_rq_200: 42`.
     pub async fn envoy_stats(&self) -> Result<String, LocalError> {
-        let (status, body) = admin::get(self.admin, "/stats").await?;
+        self.envoy_admin("/stats").await
+    }
+
+    /// GETs any path of Envoy's admin API (`/clusters` for per-host health flags),
+    /// refusing a non-200 answer.
+    pub async fn envoy_admin(&self, path: &str) -> Result<String, LocalError> {
+        let (status, body) = admin::get(self.admin, path).await?;
         if status != http::StatusCode::OK {
             return Err(LocalError::Admin {
-                path: "/stats".into(),
+                path: path.into(),
                 message: format!("status {status}: {body}"),
             });
         }
@@ -304,6 +360,15 @@ impl LocalEnvironment {
             title: "Envoy log (last 50 lines)".into(),
             body: self.envoy.tail.last(50),
         });
+        if let Some(sidecar) = &self.sidecar {
+            sections.push(DiagnosticSection {
+                title: format!(
+                    "sidecar Envoy (pid {}, admin {}) log (last 50 lines)",
+                    sidecar.envoy.pid, sidecar.admin
+                ),
+                body: sidecar.envoy.tail.last(50),
+            });
+        }
         sections
     }
 
@@ -316,8 +381,11 @@ impl LocalEnvironment {
             Ok(done) => report.removed.push(done),
             Err(failed) => report.failed.push(failed),
         };
-        // Envoy first: nothing should route to backends that are going away.
+        // Envoys first: nothing should route to backends that are going away.
         record(self.envoy.terminate(grace).await);
+        if let Some(sidecar) = self.sidecar {
+            record(sidecar.envoy.terminate(grace).await);
+        }
         for result in join_all(self.echoes.into_iter().map(|p| p.terminate(grace))).await {
             record(result);
         }
@@ -330,6 +398,45 @@ impl LocalEnvironment {
         }
         report
     }
+}
+
+/// Starts the in-mesh client's sidecar Envoy and waits for its Service listeners.
+async fn start_sidecar(
+    plan: &Plan,
+    pods: &[Vec<SocketAddr>],
+    dir: &Path,
+    options: &LocalOptions,
+) -> Result<Sidecar, LocalError> {
+    let config = sidecar_bootstrap(plan, pods);
+    let config_path = dir.join("sidecar.json");
+    write_json(&config_path, &config)?;
+    let admin_path = dir.join("sidecar-admin-address.txt");
+    let mut envoy = Process::spawn(
+        "sidecar Envoy".into(),
+        &options.envoy,
+        &[
+            "-c".into(),
+            config_path.display().to_string(),
+            "--disable-hot-restart".into(),
+            "--admin-address-path".into(),
+            admin_path.display().to_string(),
+            "--log-level".into(),
+            "info".into(),
+        ],
+        false,
+    )?;
+    let admin = wait_ready(&mut envoy, &admin_path, options.startup_timeout).await?;
+    let wanted: Vec<(ObjectKey, u16)> = plan
+        .mesh
+        .iter()
+        .map(|m| (m.service.clone(), m.port))
+        .collect();
+    let listeners = wait_listeners(&mut envoy, admin, &wanted, options.startup_timeout).await?;
+    Ok(Sidecar {
+        envoy,
+        admin,
+        listeners,
+    })
 }
 
 /// Polls for Envoy's admin address file and then `/ready`. Envoy offers no push

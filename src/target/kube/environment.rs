@@ -703,26 +703,21 @@ impl KubeEnvironment {
     /// Envoy's `/stats` from the gateway's proxy: `pilot-agent request GET stats` in
     /// its `istio-proxy` container, since Envoy's admin port listens on localhost only.
     pub async fn proxy_stats(&self, gateway: &ObjectKey) -> Result<String, KubeError> {
+        self.proxy_admin(gateway, "stats").await
+    }
+
+    /// Any admin path (`stats`, `clusters`) of the gateway's proxy, through
+    /// `pilot-agent request GET PATH`.
+    pub async fn proxy_admin(&self, gateway: &ObjectKey, path: &str) -> Result<String, KubeError> {
         let (namespace, pod) = self.gateway_pod(gateway).await?;
-        let out = self
-            .exec(
-                &namespace,
-                &pod,
-                "istio-proxy",
-                &["pilot-agent", "request", "GET", "stats"],
-            )
-            .await?;
+        let command = ["pilot-agent", "request", "GET", path];
+        let out = self.exec(&namespace, &pod, "istio-proxy", &command).await?;
         if out.status != 0 {
             return Err(KubeError::Exec {
                 namespace,
                 pod,
                 container: "istio-proxy".into(),
-                command: vec![
-                    "pilot-agent".into(),
-                    "request".into(),
-                    "GET".into(),
-                    "stats".into(),
-                ],
+                command: command.iter().map(|s| s.to_string()).collect(),
                 message: format!("exit status {}: {}", out.status, out.stderr.trim()),
             });
         }

@@ -53,6 +53,25 @@ pub fn bootstrap(plan: &Plan, pods: &[Vec<SocketAddr>]) -> Value {
     })
 }
 
+/// The bootstrap of the in-mesh client's sidecar: one outbound listener per Service
+/// port with GAMMA routes (standing for the Service's cluster IP and port), the same
+/// clusters as the gateway, so DestinationRules apply to mesh callers too.
+pub fn sidecar_bootstrap(plan: &Plan, pods: &[Vec<SocketAddr>]) -> Value {
+    json!({
+        "node": {"id": "meshcheck-local-sidecar", "cluster": "meshcheck"},
+        "admin": {
+            "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}
+        },
+        "static_resources": {
+            "listeners": plan.mesh.iter().map(|m| {
+                let vhost = VirtualHost { hostname: "*".into(), routes: m.routes.clone() };
+                listener(&listener_name(&m.service, m.port), m.port, std::slice::from_ref(&vhost))
+            }).collect::<Vec<_>>(),
+            "clusters": plan.clusters.iter().map(|c| cluster(c, pods)).collect::<Vec<_>>(),
+        }
+    })
+}
+
 fn listener(name: &str, port: u16, virtual_hosts: &[VirtualHost]) -> Value {
     json!({
         "name": name,

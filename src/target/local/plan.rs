@@ -34,6 +34,8 @@ pub struct Plan {
     pub workloads: Vec<Workload>,
     pub clusters: Vec<ClusterPlan>,
     pub gateways: Vec<GatewayPlan>,
+    /// Service ports with GAMMA routes, as an in-mesh client's sidecar routes them.
+    pub mesh: Vec<MeshServicePlan>,
     /// Things that are not errors but change behaviour: a route a listener does not
     /// allow is not attached, as on a cluster. Shown in diagnostics.
     pub notes: Vec<String>,
@@ -73,6 +75,15 @@ pub struct ClusterPlan {
 pub struct GatewayPlan {
     pub gateway: ObjectKey,
     pub ports: Vec<GatewayPort>,
+}
+
+/// One Service port with the GAMMA routes attached to it (parentRef kind Service): the
+/// routes replace plain Service routing for in-mesh callers of that port.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MeshServicePlan {
+    pub service: ObjectKey,
+    pub port: u16,
+    pub routes: Vec<RoutePlan>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -300,13 +311,29 @@ pub fn plan(manifests: &[Manifest]) -> Result<Plan, ManifestError> {
         });
     }
     // Every parentRef must name something we have: a typo must not pass as "no route".
+    let services: Vec<&Manifest> = of_kind("Service").collect();
     for route in &routes {
-        check_parent_refs(route, &gateway_manifests)?;
+        check_parent_refs(route, &gateway_manifests, &services)?;
+    }
+    let mut mesh: BTreeMap<(ObjectKey, u16), Vec<RoutePlan>> = BTreeMap::new();
+    for route in &routes {
+        attach_mesh_route(route, &services, &clusters, &mut mesh)?;
     }
     Ok(Plan {
         workloads,
         clusters,
         gateways,
+        mesh: mesh
+            .into_iter()
+            .map(|((service, port), mut routes)| {
+                routes.sort_by(|a, b| a.order.cmp(&b.order));
+                MeshServicePlan {
+                    service,
+                    port,
+                    routes,
+                }
+            })
+            .collect(),
         notes,
     })
 }
@@ -725,22 +752,81 @@ fn host_matches(listener: &str, host: &str) -> bool {
     }
 }
 
-fn check_parent_refs(route: &Manifest, gateways: &[&Manifest]) -> Result<(), ManifestError> {
+fn is_service_parent(kind: &str, group: &str) -> bool {
+    kind == "Service" && (group.is_empty() || group == "core")
+}
+
+fn check_parent_refs(
+    route: &Manifest,
+    gateways: &[&Manifest],
+    services: &[&Manifest],
+) -> Result<(), ManifestError> {
     let decoded: HttpRoute = route.decode()?;
     let namespace = namespace_of(route);
     for (index, parent) in decoded.spec.parent_refs.iter().flatten().enumerate() {
-        let field = format!("spec.parentRefs[{index}]");
+        let field = format!("{}[{index}]", "spec.parentRefs");
         let kind = parent.kind.as_deref().unwrap_or("Gateway");
         let group = parent
             .group
             .as_deref()
             .unwrap_or("gateway.networking.k8s.io");
-        if kind == "Service" && (group.is_empty() || group == "core") {
-            return Err(unsupported(
-                route,
-                &format!("{field}.kind"),
-                "GAMMA (mesh) routes attached to a Service; the local target has only gateways",
-            ));
+        let parent_namespace = parent
+            .namespace
+            .clone()
+            .unwrap_or_else(|| namespace.clone());
+        if is_service_parent(kind, group) {
+            // GAMMA: the route configures callers of the Service. Routes in the
+            // Service's own namespace ("producer routes") only: consumer routes apply to
+            // callers in the route's namespace, which the local client does not model.
+            if parent_namespace != namespace {
+                return Err(unsupported(
+                    route,
+                    &format!("{field}.namespace"),
+                    "GAMMA consumer routes (a Service parent in another namespace)",
+                ));
+            }
+            if decoded
+                .spec
+                .hostnames
+                .as_ref()
+                .is_some_and(|h| !h.is_empty())
+            {
+                return Err(unsupported(
+                    route,
+                    "spec.hostnames",
+                    "hostnames on a GAMMA route (a Service parent): mesh routes match the Service, not a hostname",
+                ));
+            }
+            let Some(service) = services
+                .iter()
+                .find(|s| s.name == parent.name && namespace_of(s) == parent_namespace)
+            else {
+                return Err(invalid(
+                    route,
+                    &format!("{field}.name"),
+                    format!(
+                        "Service {parent_namespace}/{} is not in the fixtures",
+                        parent.name
+                    ),
+                ));
+            };
+            if let Some(port) = parent.port
+                && !service_ports(service)?.contains(&port_u16(
+                    route,
+                    &format!("{field}.port"),
+                    port,
+                )?)
+            {
+                return Err(invalid(
+                    route,
+                    &format!("{field}.port"),
+                    format!(
+                        "Service {parent_namespace}/{} has no port {port}",
+                        parent.name
+                    ),
+                ));
+            }
+            continue;
         }
         if kind != "Gateway" || group != "gateway.networking.k8s.io" {
             return Err(unsupported(
@@ -749,10 +835,6 @@ fn check_parent_refs(route: &Manifest, gateways: &[&Manifest]) -> Result<(), Man
                 format!("parent {group}/{kind}"),
             ));
         }
-        let parent_namespace = parent
-            .namespace
-            .clone()
-            .unwrap_or_else(|| namespace.clone());
         if !gateways
             .iter()
             .any(|g| g.name == parent.name && namespace_of(g) == parent_namespace)
@@ -765,6 +847,57 @@ fn check_parent_refs(route: &Manifest, gateways: &[&Manifest]) -> Result<(), Man
                     parent.name
                 ),
             ));
+        }
+    }
+    Ok(())
+}
+
+fn service_ports(service: &Manifest) -> Result<Vec<u16>, ManifestError> {
+    let decoded: Service = service.decode()?;
+    Ok(decoded
+        .spec
+        .and_then(|s| s.ports)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|p| u16::try_from(p.port).ok())
+        .collect())
+}
+
+/// Adds a route's rules to every Service port its GAMMA parentRefs name (all ports of
+/// the Service when the parentRef has none).
+fn attach_mesh_route(
+    route: &Manifest,
+    services: &[&Manifest],
+    clusters: &[ClusterPlan],
+    mesh: &mut BTreeMap<(ObjectKey, u16), Vec<RoutePlan>>,
+) -> Result<(), ManifestError> {
+    let decoded: HttpRoute = route.decode()?;
+    let namespace = namespace_of(route);
+    for parent in decoded.spec.parent_refs.iter().flatten() {
+        let kind = parent.kind.as_deref().unwrap_or("Gateway");
+        let group = parent
+            .group
+            .as_deref()
+            .unwrap_or("gateway.networking.k8s.io");
+        if !is_service_parent(kind, group) {
+            continue;
+        }
+        // check_parent_refs made sure the Service is there, in the route's namespace.
+        let Some(service) = services
+            .iter()
+            .find(|s| s.name == parent.name && namespace_of(s) == namespace)
+        else {
+            continue;
+        };
+        let ports = match parent.port {
+            Some(port) => vec![port_u16(route, "spec.parentRefs", port)?],
+            None => service_ports(service)?,
+        };
+        let routes = route_plans(route, &decoded, &namespace, clusters)?;
+        for port in ports {
+            mesh.entry((service.key(), port))
+                .or_default()
+                .extend(routes.iter().cloned());
         }
     }
     Ok(())

@@ -1,0 +1,251 @@
+//! Circuit breaking: a concurrent burst against a Service whose DestinationRule limits
+//! its connection pool. What the limits guarantee, not a percentage, is asserted:
+//!
+//! Every request the backend serves occupies one upstream connection for at least the
+//! backend's delay D, and Envoy keeps at most `maxConnections + endpoints × pools`
+//! connections (its documented bound: a host picked by the load balancer always gets
+//! one connection per pool, and each worker thread has its own pool). So a burst that
+//! lasts T can see at most `(maxConnections + endpoints × workers) × ⌊T / D⌋` successes;
+//! everything else must have overflowed, as a 503 carrying `x-envoy-overloaded: true`.
+//! Within the limits, nothing overflows. Envoy's own `upstream_rq_pending_overflow`
+//! must count exactly the overflowed responses the client saw (Istio's default retry
+//! policy does not retry an overflow, so each one reaches the client).
+
+use std::collections::BTreeMap;
+
+use super::super::case::result_from;
+use super::super::environment::Environment;
+use super::super::events::{CaseResult, Event, Outcome, Phase};
+use super::proxy::{cluster_stat, server_stat};
+use crate::suite::{Case, ExpectedCircuitBreaking, OverflowExpectation, Suite};
+use crate::traffic::{Flow, LoadSpec, Sample, run_load};
+
+/// The counters read before and after the burst; deltas go into the case result.
+const COUNTERS: &[&str] = &[
+    "upstream_rq_pending_overflow",
+    "upstream_cx_overflow",
+    "upstream_rq_total",
+    "upstream_rq_retry",
+];
+
+/// How one response counts.
+#[derive(Debug, PartialEq, Eq)]
+enum Kind {
+    Served,
+    Overflowed,
+    Other,
+}
+
+fn classify(sample: &Sample<'_>) -> Kind {
+    match (sample.error, sample.status) {
+        (None, Some(200..=299)) if !sample.envoy_overloaded => Kind::Served,
+        (None, Some(503)) if sample.envoy_overloaded => Kind::Overflowed,
+        _ => Kind::Other,
+    }
+}
+
+fn describe(sample: &Sample<'_>) -> String {
+    match (sample.error, sample.status) {
+        (Some(err), _) => format!("a failed request ({err})"),
+        (None, Some(status)) => format!(
+            "{status}{} `{}`",
+            if sample.envoy_overloaded {
+                " x-envoy-overloaded"
+            } else {
+                ""
+            },
+            sample.identity.unwrap_or_default()
+        ),
+        (None, None) => "no response".into(),
+    }
+}
+
+async fn counters(
+    env: &Environment,
+    case: &Case,
+    cluster: &str,
+) -> Result<(BTreeMap<String, u64>, Option<u64>), String> {
+    let stats = env
+        .proxy_admin(&case.entry, "/stats")
+        .await
+        .map_err(|err| format!("cannot read the proxy's stats: {err}"))?;
+    let values = COUNTERS
+        .iter()
+        .map(|name| {
+            (
+                (*name).to_string(),
+                cluster_stat(&stats, cluster, name).unwrap_or_default(),
+            )
+        })
+        .collect();
+    Ok((values, server_stat(&stats, "server.concurrency")))
+}
+
+pub(crate) async fn run_circuit_breaking(
+    env: &Environment,
+    suite: &Suite,
+    case: &Case,
+    expected: &ExpectedCircuitBreaking,
+    load: LoadSpec,
+    emit: &mut (dyn FnMut(Event) + Send),
+) -> Result<CaseResult, String> {
+    emit(Event::Phase {
+        suite: suite.name.clone(),
+        phase: Phase::Traffic,
+        detail: format!(
+            "{}: a burst of {} requests, {} at once, against the limits of {}",
+            case.name, load.requests, load.concurrency, expected.cluster
+        ),
+    });
+    let (before, workers) = counters(env, case, &expected.cluster).await?;
+    let mut served = 0u64;
+    let mut overflowed = 0u64;
+    let mut other = 0u64;
+    let mut first_other = None;
+    let tally = run_load(&load, |sample| {
+        match classify(sample) {
+            Kind::Served => served += 1,
+            Kind::Overflowed => overflowed += 1,
+            Kind::Other => {
+                other += 1;
+                first_other.get_or_insert_with(|| describe(sample));
+            }
+        }
+        Flow::Continue
+    })
+    .await
+    .map_err(|err| format!("cannot send requests: {err}"))?;
+    let (after, _) = counters(env, case, &expected.cluster).await?;
+    let delta: BTreeMap<String, u64> = after
+        .iter()
+        .map(|(name, value)| {
+            let was = before.get(name).copied().unwrap_or_default();
+            (name.clone(), value.saturating_sub(was))
+        })
+        .collect();
+
+    let limits = format!(
+        "maxConnections {}, http1MaxPendingRequests {}",
+        expected
+            .max_connections
+            .map_or_else(|| "unlimited".to_string(), |n| n.to_string()),
+        expected
+            .max_pending_requests
+            .map_or_else(|| "unlimited".to_string(), |n| n.to_string()),
+    );
+    let mut failures = Vec::new();
+    if other > 0 {
+        failures.push(format!(
+            "{other} of {} responses were neither served (2xx) nor overflowed (503 x-envoy-overloaded); the first was {}",
+            tally.requests,
+            first_other.unwrap_or_default()
+        ));
+    }
+    // The most successes the limits allow in the time the burst took (see the module
+    // comment); `None` when the fixtures set no connection limit or no delay.
+    let served_bound = match (expected.max_connections, expected.backend_delay) {
+        (Some(max), Some(delay)) => {
+            let pools = workers.unwrap_or(1).max(1);
+            let rounds = (tally.elapsed.as_secs_f64() / delay.as_secs_f64()).floor() as u64;
+            Some((u64::from(max) + u64::from(expected.endpoints) * pools) * rounds.max(1))
+        }
+        _ => None,
+    };
+    match expected.overflow {
+        OverflowExpectation::Required => {
+            if overflowed == 0 {
+                failures.push(format!(
+                    "expected overflow against {} ({limits}), but none of {} requests ({} at once) overflowed: {served} were served",
+                    expected.cluster, tally.requests, load.concurrency
+                ));
+            } else if let Some(bound) = served_bound
+                && served > bound
+            {
+                failures.push(format!(
+                    "{served} requests were served in {:.3}s, more than the {bound} that {limits} allow with a backend delay of {}: the limits are not enforced",
+                    tally.elapsed.as_secs_f64(),
+                    humantime::format_duration(expected.backend_delay.unwrap_or_default())
+                ));
+            }
+            if served == 0 {
+                failures.push(format!(
+                    "no request was served: the limits ({limits}) must still let some through"
+                ));
+            }
+        }
+        OverflowExpectation::None => {
+            if overflowed > 0 {
+                failures.push(format!(
+                    "{overflowed} of {} requests overflowed ({limits}) at concurrency {}, which the limits allow",
+                    tally.requests, load.concurrency
+                ));
+            }
+        }
+    }
+    let pending_overflow = delta
+        .get("upstream_rq_pending_overflow")
+        .copied()
+        .unwrap_or_default();
+    if pending_overflow != overflowed {
+        failures.push(format!(
+            "the proxy counted {pending_overflow} upstream_rq_pending_overflow for {}, the client saw {overflowed} overflowed responses",
+            expected.cluster
+        ));
+    }
+
+    let (outcome, message) = if failures.is_empty() {
+        (
+            Outcome::Passed,
+            format!(
+                "{} requests, {served} served, {overflowed} overflowed (503 x-envoy-overloaded){}; proxy: upstream_rq_pending_overflow +{pending_overflow}, upstream_cx_overflow +{}",
+                tally.requests,
+                served_bound.map_or_else(String::new, |b| format!(
+                    ", at most {b} servable in {:.3}s",
+                    tally.elapsed.as_secs_f64()
+                )),
+                delta
+                    .get("upstream_cx_overflow")
+                    .copied()
+                    .unwrap_or_default()
+            ),
+        )
+    } else {
+        (Outcome::Failed, failures.join("; "))
+    };
+    let mut result = result_from(suite, case, outcome, message, &tally, None);
+    result.proxy_counters = delta
+        .into_iter()
+        .map(|(name, value)| (format!("{}.{name}", expected.cluster), value))
+        .collect();
+    if let Some(workers) = workers {
+        result
+            .proxy_counters
+            .insert("server.concurrency".into(), workers);
+    }
+    Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn sample(status: Option<u16>, overloaded: bool) -> Sample<'static> {
+        Sample {
+            status,
+            identity: None,
+            latency: Duration::ZERO,
+            error: None,
+            envoy_overloaded: overloaded,
+        }
+    }
+
+    #[test]
+    fn only_a_503_with_the_overload_header_is_an_overflow() {
+        assert_eq!(classify(&sample(Some(200), false)), Kind::Served);
+        assert_eq!(classify(&sample(Some(503), true)), Kind::Overflowed);
+        assert_eq!(classify(&sample(Some(503), false)), Kind::Other);
+        assert_eq!(classify(&sample(Some(500), false)), Kind::Other);
+        assert_eq!(classify(&sample(None, false)), Kind::Other);
+    }
+}
