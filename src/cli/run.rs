@@ -143,6 +143,11 @@ pub fn run(args: RunArgs) -> i32 {
 }
 
 /// SIGINT and SIGTERM trigger the interrupt; the runner then cleans up and returns.
+///
+/// A second signal while that cleanup runs exits at once, as most CLIs do: a user who
+/// presses Ctrl-C twice wants out (a cluster that stopped answering can make cleanup
+/// slow). Local processes still die with us (parent-death signal); a temporary
+/// directory or applied cluster objects may remain, and the message says so.
 fn watch_signals(interrupt: Interrupt) {
     tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
@@ -152,10 +157,19 @@ fn watch_signals(interrupt: Interrupt) {
         ) else {
             return;
         };
-        let name = tokio::select! {
-            _ = int.recv() => "SIGINT",
-            _ = term.recv() => "SIGTERM",
+        let mut next = async || {
+            tokio::select! {
+                _ = int.recv() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            }
         };
-        interrupt.trigger(name);
+        interrupt.trigger(next().await);
+        let second = next().await;
+        eprintln!(
+            "second {second}: exiting now without finishing cleanup; what was not yet \
+             removed may remain (a meshcheck-local-* temporary directory, or objects this \
+             run applied to the cluster)"
+        );
+        std::process::exit(exit_codes::INTERRUPTED);
     });
 }

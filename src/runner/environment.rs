@@ -75,9 +75,24 @@ impl Environment {
         };
         match settings {
             TargetSettings::Local(local) => {
-                tokio::select! {
-                    env = Self::bring_up_local(local, suite, emit) => env.map_err(BringUpError::Failed),
-                    () = interrupt.triggered() => Err(BringUpError::Interrupted(CleanupReport::default())),
+                let started = tokio::select! {
+                    env = Self::bring_up_local(local, suite, emit) => Some(env),
+                    () = interrupt.triggered() => None,
+                };
+                match started {
+                    Some(env) => env.map_err(BringUpError::Failed),
+                    // Dropping the half-started environment kills its processes (they
+                    // are spawned kill-on-drop) and removes its temporary directory.
+                    None => {
+                        announce_interrupt(suite, interrupt, emit);
+                        Err(BringUpError::Interrupted(CleanupReport {
+                            removed: vec![
+                                "killed the Envoy and echo processes started so far".into(),
+                                "removed the temporary directory".into(),
+                            ],
+                            failed: Vec::new(),
+                        }))
+                    }
                 }
             }
             TargetSettings::Kube(options) => {
@@ -86,9 +101,18 @@ impl Environment {
                     () = interrupt.triggered() => None,
                 };
                 let Some(mut env) = connected else {
+                    announce_interrupt(suite, interrupt, emit);
                     return Err(BringUpError::Interrupted(CleanupReport::default()));
                 };
-                let preflight = env.preflight().await.map_err(|err| chain(&err))?;
+                // Nothing is applied yet: an interrupt here has nothing to clean up.
+                let checked = tokio::select! {
+                    report = env.preflight() => Some(report.map_err(|err| chain(&err))?),
+                    () = interrupt.triggered() => None,
+                };
+                let Some(preflight) = checked else {
+                    announce_interrupt(suite, interrupt, emit);
+                    return Err(BringUpError::Interrupted(CleanupReport::default()));
+                };
                 if !preflight.is_ready() {
                     return Err(
                         format!("the cluster is not ready for meshcheck:\n{preflight}").into(),
@@ -114,7 +138,10 @@ impl Environment {
                     () = interrupt.triggered() => None,
                 };
                 match applied {
-                    None => return Err(BringUpError::Interrupted(env.cleanup().await)),
+                    None => {
+                        announce_interrupt(suite, interrupt, emit);
+                        return Err(BringUpError::Interrupted(env.cleanup().await));
+                    }
                     // Whatever was applied before the failure is still ours to remove.
                     Some(Err(err)) => {
                         let message = chain(&err);
@@ -129,7 +156,10 @@ impl Environment {
                     () = interrupt.triggered() => None,
                 };
                 match ready {
-                    None => Err(BringUpError::Interrupted(env.cleanup().await)),
+                    None => {
+                        announce_interrupt(suite, interrupt, emit);
+                        Err(BringUpError::Interrupted(env.cleanup().await))
+                    }
                     Some(Err(err)) => {
                         let message = chain(&err);
                         env.cleanup().await;
@@ -292,6 +322,19 @@ impl Environment {
             Environment::Kube(env) => env.cleanup().await,
         }
     }
+}
+
+/// Says at once that a signal arrived and cleanup begins: cleanup can take a while on
+/// a cluster, and the user must see that the signal was heard.
+fn announce_interrupt(suite: &Suite, interrupt: &Interrupt, emit: &mut (dyn FnMut(Event) + Send)) {
+    emit(Event::Interrupted {
+        signal: interrupt.signal(),
+    });
+    emit(Event::Phase {
+        suite: suite.name.clone(),
+        phase: Phase::Cleanup,
+        detail: "removing what this suite created so far".into(),
+    });
 }
 
 /// The in-mesh client of a Service's east-west cases runs in the Service's namespace:

@@ -110,10 +110,8 @@ pub async fn run(
             cases: cases.len(),
         });
         let env = match Environment::bring_up(&options.target, suite, interrupt, emit).await {
+            // Bring-up has announced the interrupt and cleaned up already.
             Err(BringUpError::Interrupted(cleanup)) => {
-                emit(Event::Interrupted {
-                    signal: interrupt.signal(),
-                });
                 emit(Event::SuiteFinished {
                     suite: suite.name.clone(),
                     cleanup,

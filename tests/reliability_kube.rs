@@ -1,0 +1,269 @@
+//! The kube target through the real binary, against a fake API server on loopback:
+//! an interrupt while waiting deletes what the run applied; a second interrupt while
+//! that deletion hangs exits at once and says what may remain; and credentials from
+//! the kubeconfig never reach stdout, stderr or the reports.
+
+#[expect(
+    dead_code,
+    reason = "shared by several test crates; this one uses part of it"
+)]
+mod kube_support;
+#[expect(
+    dead_code,
+    reason = "shared by several test crates; this one uses part of it"
+)]
+mod reliability_support;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use http::Method;
+use kube_support::fake_api::FakeApi;
+use meshcheck::manifest::{Manifest, load_file};
+use meshcheck::target::kube::{KubeEnvironment, KubeOptions};
+use reliability_support::process::{Run, send_signal};
+use serde_json::json;
+
+const TOKEN_SENTINEL: &str = "sentinel-bearer-7d3e91c0aa";
+const KEY_SENTINEL: &str = "sentinel-client-key-5b8f02d4e6";
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn crds() -> Vec<Manifest> {
+    let mut all = load_file(&root().join("crds/gateway-api-v1.3.0-standard-install.yaml")).unwrap();
+    all.extend(load_file(&root().join("crds/istio-crd-all.gen.yaml")).unwrap());
+    all
+}
+
+/// A fake cluster that passes preflight: CRDs established, istiod available, the
+/// `istio` GatewayClass accepted. Nothing else ever becomes ready.
+async fn ready_cluster(dir: &Path) -> (FakeApi, PathBuf) {
+    let api = FakeApi::start().await;
+    let kubeconfig = api.write_kubeconfig(dir, "setup-token");
+    let mut env = KubeEnvironment::connect(KubeOptions {
+        kubeconfig: Some(kubeconfig.clone()),
+        keep: true,
+        ..KubeOptions::default()
+    })
+    .await
+    .unwrap();
+    env.apply(&crds()).await.unwrap();
+    api.insert(
+        "",
+        "namespaces",
+        None,
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}}),
+    );
+    api.insert(
+        "apps",
+        "deployments",
+        Some("istio-system"),
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "istiod"},
+        "spec": {"replicas": 1}, "status": {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "availableReplicas": 1, "readyReplicas": 1,
+        "conditions": [{"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"}]}}),
+    );
+    api.insert("gateway.networking.k8s.io", "gatewayclasses", None, json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
+        "metadata": {"name": "istio"}, "spec": {"controllerName": "istio.io/gateway-controller"},
+        "status": {"conditions": [{"type": "Accepted", "status": "True", "reason": "Accepted", "observedGeneration": 1}]}}));
+    assert!(env.preflight().await.unwrap().is_ready());
+    (api, kubeconfig)
+}
+
+/// Objects of the seed fixtures still on the fake server (not counting held ones).
+fn fixture_objects_left(api: &FakeApi) -> Vec<String> {
+    api.state
+        .lock()
+        .unwrap()
+        .objects
+        .iter()
+        .filter(|((_, _, ns, _), o)| {
+            ns.as_deref() == Some("istio-test")
+                && o.pointer("/metadata/deletionTimestamp").is_none()
+        })
+        .map(|((_, plural, _, name), _)| format!("{plural}/{name}"))
+        .collect()
+}
+
+fn run_kube(kubeconfig: &Path, extra: &[&str]) -> Run {
+    let kubeconfig = kubeconfig.display().to_string();
+    let mut args = vec![
+        "run",
+        "tests/reliability/long-traffic.yaml",
+        "--target",
+        "kube",
+        "--kubeconfig",
+        &kubeconfig,
+    ];
+    args.extend_from_slice(extra);
+    Run::start(&args, &[])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interrupt_while_waiting_deletes_what_was_applied_and_exits_130() {
+    let dir = tempfile::tempdir().unwrap();
+    let (api, kubeconfig) = ready_cluster(dir.path()).await;
+    let mut run = run_kube(&kubeconfig, &[]);
+    run.wait_for_line("waiting for readiness", Duration::from_secs(60));
+    assert!(
+        !fixture_objects_left(&api).is_empty(),
+        "nothing was applied"
+    );
+    send_signal(run.pid(), libc::SIGINT);
+    let finished = tokio::task::spawn_blocking(move || run.finish(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    assert_eq!(finished.code, Some(130), "{}", finished.stderr);
+    assert!(
+        finished.stderr.contains("INTERRUPTED by SIGINT"),
+        "{}",
+        finished.stderr
+    );
+    assert!(
+        finished.stderr.contains(
+            "cleanup long-traffic: removed DestinationRule istio-test/backend-v2-destination-rule"
+        ),
+        "{}",
+        finished.stderr
+    );
+    assert_eq!(fixture_objects_left(&api), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_interrupt_during_a_hanging_cleanup_exits_at_once_and_says_what_may_remain() {
+    let dir = tempfile::tempdir().unwrap();
+    let (api, kubeconfig) = ready_cluster(dir.path()).await;
+    // Deletions hang (as with a stuck finalizer): cleanup waits on the first one.
+    api.state.lock().unwrap().hold_deletions = true;
+    let mut run = run_kube(&kubeconfig, &[]);
+    run.wait_for_line("waiting for readiness", Duration::from_secs(60));
+    send_signal(run.pid(), libc::SIGINT);
+    run.wait_for_line("INTERRUPTED by SIGINT", Duration::from_secs(30));
+    api.until(|st| {
+        st.objects
+            .values()
+            .any(|o| o.pointer("/metadata/deletionTimestamp").is_some())
+    })
+    .await;
+    send_signal(run.pid(), libc::SIGINT);
+    // Far below the deletion timeout the cleanup is waiting on.
+    let finished = tokio::task::spawn_blocking(move || run.finish(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    assert_eq!(finished.code, Some(130), "{}", finished.stderr);
+    assert!(
+        finished
+            .stderr
+            .contains("second SIGINT: exiting now without finishing cleanup"),
+        "{}",
+        finished.stderr
+    );
+    assert!(
+        finished
+            .stderr
+            .contains("objects this run applied to the cluster"),
+        "{}",
+        finished.stderr
+    );
+}
+
+/// A kubeconfig whose user has a sentinel bearer token and a sentinel client key.
+fn kubeconfig_with_sentinels(dir: &Path, server: &str) -> PathBuf {
+    use base64_sentinel::encode;
+    let key = format!("-----BEGIN PRIVATE KEY-----\n{KEY_SENTINEL}\n-----END PRIVATE KEY-----\n");
+    let cert = "-----BEGIN CERTIFICATE-----\nnot-a-certificate\n-----END CERTIFICATE-----\n";
+    let path = dir.join("kubeconfig-sentinels");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters:\n- name: c\n  cluster:\n    server: {server}\ncontexts:\n- name: c\n  context: {{cluster: c, user: u}}\nusers:\n- name: u\n  user:\n    token: {TOKEN_SENTINEL}\n    client-key-data: {}\n    client-certificate-data: {}\n",
+            encode(key.as_bytes()),
+            encode(cert.as_bytes())
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// Standard base64, enough for a kubeconfig's `*-data` fields.
+mod base64_sentinel {
+    pub fn encode(bytes: &[u8]) -> String {
+        const ALPHABET: &[u8; 64] =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = String::new();
+        for chunk in bytes.chunks(3) {
+            let b = [
+                chunk[0],
+                *chunk.get(1).unwrap_or(&0),
+                *chunk.get(2).unwrap_or(&0),
+            ];
+            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+            for i in 0..4 {
+                if i <= chunk.len() {
+                    out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+                } else {
+                    out.push('=');
+                }
+            }
+        }
+        out
+    }
+}
+
+fn assert_no_sentinel(what: &str, text: &str) {
+    for sentinel in [TOKEN_SENTINEL, KEY_SENTINEL] {
+        assert!(!text.contains(sentinel), "{what} leaks {sentinel}:\n{text}");
+    }
+}
+
+/// Runs with the sentinel kubeconfig and checks every output, reports included.
+fn assert_run_leaks_nothing(kubeconfig: &Path) -> String {
+    let out = tempfile::tempdir().unwrap();
+    let json = out.path().join("report.json");
+    let junit = out.path().join("junit.xml");
+    let run = run_kube(
+        kubeconfig,
+        &[
+            "--json",
+            json.to_str().unwrap(),
+            "--junit",
+            junit.to_str().unwrap(),
+        ],
+    );
+    let finished = run.finish(Duration::from_secs(120));
+    assert_ne!(finished.code, Some(0), "{}", finished.stderr);
+    assert_no_sentinel("stderr", &finished.stderr);
+    assert_no_sentinel("stdout", &finished.stdout);
+    for report in [&json, &junit] {
+        let text = std::fs::read_to_string(report)
+            .unwrap_or_else(|err| panic!("{} was not written: {err}", report.display()));
+        assert_no_sentinel(&report.display().to_string(), &text);
+    }
+    finished.stderr
+}
+
+#[test]
+fn credentials_never_reach_output_or_reports_with_an_unreachable_server() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = kubeconfig_with_sentinels(dir.path(), &format!("https://127.0.0.1:{port}"));
+    let stderr = assert_run_leaks_nothing(&kubeconfig);
+    assert!(stderr.contains("SETUP FAILED"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_never_reach_output_or_reports_when_the_server_echoes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (api, _) = ready_cluster(dir.path()).await;
+    // A careless proxy: every apply fails with the Authorization header in the message.
+    api.fault_echoing_authorization(Method::PATCH, "/", 500);
+    let kubeconfig = kubeconfig_with_sentinels(dir.path(), &format!("http://{}", api.addr));
+    let stderr = tokio::task::spawn_blocking(move || assert_run_leaks_nothing(&kubeconfig))
+        .await
+        .unwrap();
+    assert!(stderr.contains("SETUP FAILED"), "{stderr}");
+}
