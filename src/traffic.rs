@@ -14,10 +14,12 @@ pub mod fire;
 mod identity;
 mod run;
 mod tally;
+mod tls;
 mod worker;
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -51,7 +53,8 @@ pub const MAX_IDENTITY_LEN: usize = 1024;
 /// while the socket connects to `connect_to` when set.
 #[derive(Debug, Clone)]
 pub struct RequestTemplate {
-    /// An `http://` URL; its path and query become the request target.
+    /// An `http://` or `https://` URL; its path and query become the request target,
+    /// its host the TLS server name (SNI and the name the certificate must carry).
     pub url: Url,
     /// Where to connect instead of resolving the URL's host, like
     /// `curl --resolve HOST:PORT:ADDR`. `None` resolves the host once, up front.
@@ -62,7 +65,24 @@ pub struct RequestTemplate {
     pub headers: Vec<(String, String)>,
     /// The request method; requests carry no body.
     pub method: http::Method,
+    /// How `https://` URLs are verified; ignored for `http://`.
+    pub tls: TlsOptions,
 }
+
+/// Certificate verification for `https://` URLs. The default verifies against the
+/// platform's trust store.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsOptions {
+    /// A PEM file of CA certificates trusted in addition to the platform's.
+    pub extra_ca_file: Option<PathBuf>,
+    /// Accept any certificate for any name (`fire --insecure`). Callers must say so
+    /// loudly: see [`INSECURE_WARNING`].
+    pub insecure_skip_verify: bool,
+}
+
+/// The line printed to stderr on every run with verification off.
+pub const INSECURE_WARNING: &str = "warning: TLS certificate verification is OFF (--insecure): \
+     any certificate for any name is accepted, so responses may come from an impostor";
 
 impl RequestTemplate {
     /// A plain `GET url`, resolved normally.
@@ -73,6 +93,7 @@ impl RequestTemplate {
             host_override: None,
             headers: Vec::new(),
             method: http::Method::GET,
+            tls: TlsOptions::default(),
         }
     }
 
@@ -193,6 +214,8 @@ pub enum ErrorKind {
     Protocol,
     /// The response head arrived but reading the body failed.
     Body,
+    /// The TLS handshake failed (e.g. an untrusted certificate or a name mismatch).
+    Tls,
 }
 
 impl ErrorKind {
@@ -204,6 +227,7 @@ impl ErrorKind {
             Self::ConnectionClosed => "connection_closed",
             Self::Protocol => "protocol",
             Self::Body => "body",
+            Self::Tls => "tls",
         }
     }
 }
@@ -226,6 +250,9 @@ pub struct Sample<'a> {
     pub latency: Duration,
     /// Why the request failed, if it did.
     pub error: Option<ErrorKind>,
+    /// What went wrong in more words, when the kind alone hides it (the TLS
+    /// handshake's reason, e.g. `invalid peer certificate: UnknownIssuer`).
+    pub error_detail: Option<&'a str>,
     /// The response carried `x-envoy-overloaded: true` (an Envoy circuit breaker
     /// tripped).
     pub envoy_overloaded: bool,
@@ -244,8 +271,8 @@ pub enum Flow {
 /// Setup failures: nothing was sent. Failed requests are [`Sample`]s instead.
 #[derive(Debug, thiserror::Error)]
 pub enum TrafficError {
-    /// Only `http://` URLs are supported for now.
-    #[error("use {url}: scheme `{scheme}` is not supported (only http)")]
+    /// Only `http://` and `https://` URLs are supported.
+    #[error("use {url}: scheme `{scheme}` is not supported (only http and https)")]
     UnsupportedScheme {
         /// The URL given.
         url: Box<Url>,
@@ -308,6 +335,42 @@ pub enum TrafficError {
         url: Box<Url>,
         /// The header name.
         name: String,
+    },
+    /// The extra CA file could not be read.
+    #[error("read the CA file {} for {url}", path.display())]
+    ReadCaFile {
+        /// The URL given.
+        url: Box<Url>,
+        /// The file given.
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The extra CA file holds no usable PEM certificate.
+    #[error("use the CA file {} for {url}: {detail}", path.display())]
+    InvalidCaFile {
+        /// The URL given.
+        url: Box<Url>,
+        /// The file given.
+        path: PathBuf,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// The URL's host cannot be a TLS server name.
+    #[error("use {url}: its host is not a valid TLS server name")]
+    InvalidServerName {
+        /// The URL given.
+        url: Box<Url>,
+    },
+    /// rustls refused the client configuration.
+    #[error("configure TLS for {url}")]
+    TlsConfig {
+        /// The URL given.
+        url: Box<Url>,
+        /// What rustls said.
+        #[source]
+        source: tokio_rustls::rustls::Error,
     },
     /// Concurrency 0 would never send anything.
     #[error("load {url}: concurrency must be at least 1")]

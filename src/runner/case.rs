@@ -82,6 +82,9 @@ fn request_template(
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
         method,
+        // Suites only accept http URLs so far (see suite::load); https would carry
+        // its verification options here.
+        tls: crate::traffic::TlsOptions::default(),
     })
 }
 
@@ -303,7 +306,10 @@ async fn measure(
             }
             let mut flow = Flow::Continue;
             if let Some(err) = sample.error {
-                failed_request.get_or_insert_with(|| format!("request {seen} failed: {err}"));
+                failed_request.get_or_insert_with(|| match sample.error_detail {
+                    Some(detail) => format!("request {seen} failed: {err}: {detail}"),
+                    None => format!("request {seen} failed: {err}"),
+                });
                 if stop_on_first_failure {
                     flow = Flow::Stop;
                 }

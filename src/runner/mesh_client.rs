@@ -336,6 +336,7 @@ where
                     identity: identity.as_deref(),
                     latency: response.latency,
                     error: response.error,
+                    error_detail: None,
                     envoy_overloaded: response.envoy_overloaded,
                 };
                 tally.record(&sample);

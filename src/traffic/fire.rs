@@ -14,6 +14,7 @@
 use std::fmt;
 use std::io::{self, IsTerminal, Write};
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,7 +22,10 @@ use std::time::Duration;
 
 use url::Url;
 
-use super::{Flow, IdentityRule, LoadSpec, RequestTemplate, Sample, Tally, TrafficError, run_load};
+use super::{
+    Flow, INSECURE_WARNING, IdentityRule, LoadSpec, RequestTemplate, Sample, Tally, TlsOptions,
+    TrafficError, run_load,
+};
 use crate::exit_codes;
 
 /// Arguments of `meshcheck fire`.
@@ -56,6 +60,13 @@ pub struct FireArgs {
     /// Where the backend identity is read: `body`, `header:NAME` or `regex:RE`.
     #[arg(long, default_value = "body")]
     pub identity: IdentityRule,
+    /// Also trust the CA certificates in this PEM file for https URLs (the platform's
+    /// trust store is always used).
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+    /// Do not verify https certificates (prints a warning on every run).
+    #[arg(short = 'k', long)]
+    pub insecure: bool,
     /// Print no line per response, only the summary.
     #[arg(short, long)]
     pub quiet: bool,
@@ -148,9 +159,16 @@ impl FireError {
                 | TrafficError::InvalidHeader { .. }
                 | TrafficError::InvalidTarget { .. }
                 | TrafficError::InvalidIdentityHeader { .. }
-                | TrafficError::ZeroConcurrency { .. },
+                | TrafficError::ZeroConcurrency { .. }
+                | TrafficError::ReadCaFile { .. }
+                | TrafficError::InvalidCaFile { .. }
+                | TrafficError::InvalidServerName { .. },
             ) => exit_codes::BAD_INPUT,
-            Self::Traffic(TrafficError::Resolve { .. } | TrafficError::NoAddresses { .. })
+            Self::Traffic(
+                TrafficError::Resolve { .. }
+                | TrafficError::NoAddresses { .. }
+                | TrafficError::TlsConfig { .. },
+            )
             | Self::Output(_) => exit_codes::SETUP_FAILED,
         }
     }
@@ -183,6 +201,10 @@ impl FireArgs {
                 host_override: self.host.clone(),
                 headers: self.headers.clone(),
                 method: self.method.clone(),
+                tls: TlsOptions {
+                    extra_ca_file: self.cacert.clone(),
+                    insecure_skip_verify: self.insecure,
+                },
             },
             requests: self.requests,
             concurrency: self.concurrency,
@@ -241,6 +263,10 @@ async fn fire(
     interrupted: &AtomicBool,
 ) -> Result<i32, FireError> {
     let spec = args.load_spec()?;
+    if args.insecure {
+        // On stderr so that it survives `--json`/`--quiet` and piping stdout.
+        eprintln!("{INSECURE_WARNING}");
+    }
     let per_request = !(args.quiet || args.json);
     let mut write_error = None;
     let tally = run_load(&spec, |sample| {
@@ -284,7 +310,10 @@ async fn fire(
 
 fn write_line(out: &mut impl Write, sample: &Sample<'_>) -> io::Result<()> {
     match (sample.error, sample.identity, sample.status) {
-        (Some(error), _, _) => writeln!(out, "error: {error}"),
+        (Some(error), _, _) => match sample.error_detail {
+            Some(detail) => writeln!(out, "error: {error}: {detail}"),
+            None => writeln!(out, "error: {error}"),
+        },
         (None, Some(identity), _) => writeln!(out, "{identity}"),
         (None, None, Some(status)) => writeln!(out, "(status {status}, no identity)"),
         (None, None, None) => writeln!(out, "(no identity)"),
@@ -385,6 +414,8 @@ mod tests {
             timeout: Duration::from_secs(1),
             no_keep_alive: false,
             identity: IdentityRule::Body,
+            cacert: None,
+            insecure: false,
             quiet: false,
             json: false,
         };

@@ -274,6 +274,7 @@ impl Aggregator {
             identity,
             latency: record.latency,
             error: record.error,
+            error_detail: record.error_detail.as_deref(),
             envoy_overloaded: record.envoy_overloaded,
         })
     }
@@ -319,6 +320,7 @@ mod tests {
             identity,
             latency: Duration::from_micros(micros),
             error,
+            error_detail: None,
             envoy_overloaded: false,
         }
     }

@@ -11,11 +11,15 @@ use http::{HeaderMap, Method, Request, Uri};
 use http_body_util::{BodyExt, Empty};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
+use rustls_pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::ClientConfig;
 
 use super::identity::{self, IdentityMsg, Interner};
-use super::{ErrorKind, IdentityRule, LoadSpec, MAX_IDENTITY_BODY, TrafficError};
+use super::{ErrorKind, IdentityRule, LoadSpec, MAX_IDENTITY_BODY, TrafficError, tls};
 
 /// What every worker shares, read-only except for the request budget.
 #[derive(Debug)]
@@ -26,6 +30,9 @@ pub(crate) struct Prepared {
     /// Built once; each request gets a clone (values are shared `Bytes`).
     headers: HeaderMap,
     addr: SocketAddr,
+    /// For `https://` URLs: one client configuration for the whole run, and the URL's
+    /// host as the server name whatever address the socket connects to.
+    tls: Option<(Arc<ClientConfig>, ServerName<'static>)>,
     timeout: Duration,
     keep_alive: bool,
     rule: IdentityRule,
@@ -42,7 +49,20 @@ pub(crate) struct Record {
     pub(crate) identity: IdentityMsg,
     pub(crate) latency: Duration,
     pub(crate) error: Option<ErrorKind>,
+    pub(crate) error_detail: Option<Box<str>>,
     pub(crate) envoy_overloaded: bool,
+}
+
+/// A failed request: the kind, and the reason when the kind alone hides it.
+struct Failure {
+    kind: ErrorKind,
+    detail: Option<Box<str>>,
+}
+
+impl From<ErrorKind> for Failure {
+    fn from(kind: ErrorKind) -> Self {
+        Self { kind, detail: None }
+    }
 }
 
 type Sender = SendRequest<Empty<Bytes>>;
@@ -52,12 +72,16 @@ impl Prepared {
     pub(crate) async fn new(spec: &LoadSpec) -> Result<Self, TrafficError> {
         let template = &spec.request;
         let url = &template.url;
-        if url.scheme() != "http" {
-            return Err(TrafficError::UnsupportedScheme {
-                url: Box::new(url.clone()),
-                scheme: url.scheme().to_owned(),
-            });
-        }
+        let https = match url.scheme() {
+            "http" => false,
+            "https" => true,
+            _ => {
+                return Err(TrafficError::UnsupportedScheme {
+                    url: Box::new(url.clone()),
+                    scheme: url.scheme().to_owned(),
+                });
+            }
+        };
         if spec.concurrency == 0 {
             return Err(TrafficError::ZeroConcurrency {
                 url: Box::new(url.clone()),
@@ -68,7 +92,17 @@ impl Prepared {
                 url: Box::new(url.clone()),
             });
         };
-        let port = url.port_or_known_default().unwrap_or(80);
+        let port = url
+            .port_or_known_default()
+            .unwrap_or(if https { 443 } else { 80 });
+        let tls = if https {
+            Some((
+                tls::client_config(url, &template.tls)?,
+                tls::server_name(url)?,
+            ))
+        } else {
+            None
+        };
 
         let target = match url.query() {
             Some(query) => format!("{}?{query}", url.path()),
@@ -136,6 +170,7 @@ impl Prepared {
             target,
             headers,
             addr,
+            tls,
             timeout: spec.timeout,
             keep_alive: spec.keep_alive,
             rule: spec.identity.clone(),
@@ -205,10 +240,10 @@ pub(crate) async fn run_worker(
         )
         .await;
         let latency = start.elapsed();
-        let error = match outcome {
-            Ok(Ok(())) => None,
-            Ok(Err(kind)) => Some(kind),
-            Err(_elapsed) => Some(ErrorKind::Timeout),
+        let (error, error_detail) = match outcome {
+            Ok(Ok(())) => (None, None),
+            Ok(Err(failure)) => (Some(failure.kind), failure.detail),
+            Err(_elapsed) => (Some(ErrorKind::Timeout), None),
         };
         if error.is_some() || !prepared.keep_alive {
             // A failed connection is in an unknown state; never reuse it.
@@ -229,6 +264,7 @@ pub(crate) async fn run_worker(
             identity,
             latency,
             error,
+            error_detail,
             envoy_overloaded: scratch.envoy_overloaded,
         };
         if records.send(record).await.is_err() {
@@ -243,15 +279,15 @@ async fn exchange(
     prepared: &Prepared,
     connection: &mut Option<Sender>,
     scratch: &mut Scratch,
-) -> Result<(), ErrorKind> {
+) -> Result<(), Failure> {
     let sender = match connection {
         Some(sender) if !sender.is_closed() => sender,
-        _ => connection.insert(connect(prepared.addr).await?),
+        _ => connection.insert(connect(prepared).await?),
     };
     if sender.ready().await.is_err() {
         // The server closed an idle keep-alive connection between requests; that is
         // not this request's failure, so reconnect once.
-        *sender = connect(prepared.addr).await?;
+        *sender = connect(prepared).await?;
         sender.ready().await.map_err(|_| ErrorKind::Connect)?;
     }
 
@@ -284,12 +320,30 @@ async fn exchange(
     Ok(())
 }
 
-async fn connect(addr: SocketAddr) -> Result<Sender, ErrorKind> {
-    let stream = TcpStream::connect(addr)
+async fn connect(prepared: &Prepared) -> Result<Sender, Failure> {
+    let stream = TcpStream::connect(prepared.addr)
         .await
         .map_err(|_| ErrorKind::Connect)?;
     // Small requests must not wait for Nagle; failure here only costs latency.
     stream.set_nodelay(true).ok();
+    let Some((config, server_name)) = &prepared.tls else {
+        return Ok(handshake(stream).await?);
+    };
+    let stream = TlsConnector::from(Arc::clone(config))
+        .connect(server_name.clone(), stream)
+        .await
+        .map_err(|error| Failure {
+            kind: ErrorKind::Tls,
+            // The io::Error wraps the rustls error, whose text names the reason.
+            detail: Some(error.to_string().into_boxed_str()),
+        })?;
+    Ok(handshake(stream).await?)
+}
+
+async fn handshake<IO>(stream: IO) -> Result<Sender, ErrorKind>
+where
+    IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
     let (sender, driver) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|_| ErrorKind::Connect)?;

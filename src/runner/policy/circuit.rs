@@ -238,6 +238,7 @@ mod tests {
             identity: None,
             latency: Duration::ZERO,
             error: None,
+            error_detail: None,
             envoy_overloaded: overloaded,
         }
     }
