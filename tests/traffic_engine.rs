@@ -451,10 +451,10 @@ async fn closed_and_reset_connections_are_connection_closed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn setup_errors_name_the_url() {
     let mut spec = spec("127.0.0.1:1".parse().unwrap(), 1, 1);
-    spec.request.url = "https://test.devopscube.com/".parse().unwrap();
+    spec.request.url = "ftp://test.devopscube.com/".parse().unwrap();
     let error = run_load(&spec, |_| Flow::Continue).await.unwrap_err();
     assert!(matches!(error, TrafficError::UnsupportedScheme { .. }));
-    assert!(error.to_string().contains("https://test.devopscube.com/"));
+    assert!(error.to_string().contains("ftp://test.devopscube.com/"));
 
     spec.request.url = "http://test.devopscube.com/".parse().unwrap();
     spec.concurrency = 0;
