@@ -22,8 +22,11 @@ const PROMPTLY: Duration = Duration::from_secs(30);
 /// Interrupts `suite` once stderr shows `phase_line`, then checks the aftermath.
 fn interrupt_at(suite: &str, phase_line: &str, signal: libc::c_int, envoy_path: &Path) -> String {
     let suite_path = format!("tests/reliability/{suite}");
+    // The report is written on the way out, after cleanup: it must not land in the repo.
+    let reports = tempfile::tempdir().expect("temp dir for the report");
+    let report = reports.path().join("report.json");
     let mut run = Run::start(
-        &["run", &suite_path, "--json", "report.json"],
+        &["run", &suite_path, "--json", &report.display().to_string()],
         &[("MESHCHECK_ENVOY", envoy_path)],
     );
     run.wait_for_line(phase_line, Duration::from_secs(120));
