@@ -81,7 +81,7 @@ pub fn main() -> i32 {
                 exit_codes::SETUP_FAILED
             }
         },
-        Command::Fire(args) => with_runtime(|| async move {
+        Command::Fire(args) => with_load_runtime(|| async move {
             crate::traffic::fire::run(args).await.unwrap_or_else(|err| {
                 print_error(&err);
                 err.exit_code()
@@ -111,6 +111,30 @@ pub fn main() -> i32 {
                     err.exit_code()
                 })
         }),
+    }
+}
+
+/// Like [`with_runtime`], but on a single core (e.g. pinned with `taskset`) a
+/// current-thread runtime: the request loop then runs without the multi-thread
+/// scheduler's cross-thread wake-ups, as oha does per core.
+fn with_load_runtime<F, Fut>(command: F) -> i32
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = i32>,
+{
+    let one_core = std::thread::available_parallelism().is_ok_and(|n| n.get() == 1);
+    if !one_core {
+        return with_runtime(command);
+    }
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(command()),
+        Err(err) => {
+            eprintln!("error: failed to start the async runtime: {err}");
+            exit_codes::SETUP_FAILED
+        }
     }
 }
 
