@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use http::Method;
-use kube_support::fake_api::FakeApi;
+use kube_support::fake_api::{FakeApi, State};
 use meshcheck::manifest::{Manifest, ObjectKey, load_file};
 use meshcheck::target::kube::{KubeEnvironment, KubeError, KubeOptions, KubeTimeouts};
 use serde_json::{Value, json};
@@ -158,6 +158,46 @@ fn route_status(observed: i64) -> Value {
         "conditions": [
             {"type": "Accepted", "status": "True", "reason": "Accepted", "observedGeneration": observed},
             {"type": "ResolvedRefs", "status": "True", "reason": "ResolvedRefs", "observedGeneration": observed}]}]})
+}
+
+/// A watch that the server closes mid-wait (API server restarts and load balancers do
+/// this) is resumed: the wait still sees the condition that arrives afterwards.
+#[tokio::test]
+async fn wait_survives_a_dropped_watch() {
+    let s = setup(Duration::from_secs(20)).await;
+    let Setup { api, env, _dir } = s;
+    let mut env = env;
+    env.apply(&crds()).await.unwrap();
+    let fx = fixtures();
+    env.apply(&fx).await.unwrap();
+    let routes = only(&fx, "HTTPRoute");
+    let watches = |st: &State| {
+        st.requests
+            .iter()
+            .filter(|r| r.query.contains("watch=true") && r.path.ends_with("/httproutes"))
+            .count()
+    };
+    let waiter = env.wait_ready(&routes, &|_| {});
+    let server = async {
+        api.until(|st| watches(st) >= 1).await;
+        api.drop_watches();
+        // The client must come back with a new watch before the status changes.
+        api.until(|st| watches(st) >= 2).await;
+        api.set_status(
+            "gateway.networking.k8s.io",
+            "httproutes",
+            Some("istio-test"),
+            "backend-route",
+            route_status(1),
+        );
+    };
+    // Bounded: a client that never watched again would leave `server` waiting.
+    let (result, ()) = tokio::time::timeout(Duration::from_secs(60), async {
+        tokio::join!(waiter, server)
+    })
+    .await
+    .expect("the client watched again after the drop, within a minute");
+    result.expect("the wait resumes after the watch is dropped");
 }
 
 #[tokio::test]

@@ -81,6 +81,9 @@ pub struct FakeApi {
     pub state: Arc<Mutex<State>>,
     events: broadcast::Sender<WatchEvent>,
     changed: Arc<Notify>,
+    /// Ends every open watch stream when notified, as an API server or a load balancer
+    /// in front of it does at times.
+    drop_watches: Arc<Notify>,
 }
 
 fn builtin_kinds() -> Vec<Kind> {
@@ -192,6 +195,7 @@ impl FakeApi {
             })),
             events,
             changed: Arc::new(Notify::new()),
+            drop_watches: Arc::new(Notify::new()),
         };
         let server = api.clone();
         tokio::spawn(async move {
@@ -331,6 +335,11 @@ impl FakeApi {
     }
 
     /// Removes objects whose deletion was held.
+    /// Closes every watch stream that is open now; clients must watch again.
+    pub fn drop_watches(&self) {
+        self.drop_watches.notify_waiters();
+    }
+
     pub fn release_deletions(&self) {
         let mut st = self.state.lock().unwrap();
         let held: Vec<ObjKey> = st
@@ -855,22 +864,33 @@ impl FakeApi {
                 .collect()
         };
         self.changed.notify_waiters();
-        let live = futures::stream::unfold((rx, matches), |(mut rx, matches)| async move {
-            loop {
-                match rx.recv().await {
-                    Ok(e) if matches(&e.group, &e.plural, &e.namespace, &e.object) => {
-                        let line = Bytes::from(format!(
-                            "{}\n",
-                            json!({"type": e.type_, "object": e.object})
-                        ));
-                        return Some((Ok::<_, Infallible>(Frame::data(line)), (rx, matches)));
+        let dropped = Arc::clone(&self.drop_watches);
+        let live = futures::stream::unfold(
+            (rx, matches, dropped),
+            |(mut rx, matches, dropped)| async move {
+                loop {
+                    let received = tokio::select! {
+                        received = rx.recv() => received,
+                        () = dropped.notified() => return None,
+                    };
+                    match received {
+                        Ok(e) if matches(&e.group, &e.plural, &e.namespace, &e.object) => {
+                            let line = Bytes::from(format!(
+                                "{}\n",
+                                json!({"type": e.type_, "object": e.object})
+                            ));
+                            return Some((
+                                Ok::<_, Infallible>(Frame::data(line)),
+                                (rx, matches, dropped),
+                            ));
+                        }
+                        Ok(_) => continue,
+                        Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(broadcast::error::RecvError::Closed) => return None,
                     }
-                    Ok(_) => continue,
-                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(broadcast::error::RecvError::Closed) => return None,
                 }
-            }
-        });
+            },
+        );
         let replay = futures::stream::iter(
             replay
                 .into_iter()
