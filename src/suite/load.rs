@@ -465,9 +465,8 @@ fn resolve_circuit_breaking(
         location: at(field),
         message,
     };
-    let service = parse_ref("Service", &spec.service).map_err(|m| invalid("service", m))?;
-    let backend =
-        service_backend(&service, spec.port, manifests).map_err(|m| invalid("service", m))?;
+    let (service, backend) =
+        service_backend(&spec.service, spec.port, manifests).map_err(|m| invalid("service", m))?;
     let rule = destination_rule_for(&service, manifests);
     let limit = |pointer: &str| {
         rule.as_ref()
@@ -512,9 +511,8 @@ fn resolve_outlier_detection(
         location: at(field),
         message,
     };
-    let service = parse_ref("Service", &spec.service).map_err(|m| invalid("service", m))?;
-    let backend =
-        service_backend(&service, spec.port, manifests).map_err(|m| invalid("service", m))?;
+    let (service, backend) =
+        service_backend(&spec.service, spec.port, manifests).map_err(|m| invalid("service", m))?;
     let failing: Vec<(u16, u32)> = backend
         .statuses
         .iter()
@@ -586,7 +584,18 @@ struct ServiceBackend {
     delays: Vec<Option<std::time::Duration>>,
 }
 
+/// Resolves a `namespace/name` Service reference and what runs behind its port.
 fn service_backend(
+    reference: &str,
+    port: u16,
+    manifests: &[Manifest],
+) -> Result<(ObjectKey, ServiceBackend), String> {
+    let service = parse_ref("Service", reference)?;
+    let backend = backend_behind(&service, port, manifests)?;
+    Ok((service, backend))
+}
+
+fn backend_behind(
     service: &ObjectKey,
     port: u16,
     manifests: &[Manifest],
