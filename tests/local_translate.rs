@@ -172,8 +172,8 @@ fn every_supported_field_is_translated() {
     // Routes on match.example.com in Gateway API precedence: exact, then the longer
     // prefix with method and header, then /zero, then the catch-all.
     let vhost = plan.gateways[0].ports[0]
-        .virtual_hosts
-        .iter()
+        .virtual_hosts()
+        .into_iter()
         .find(|v| v.hostname == "match.example.com")
         .unwrap();
     let paths: Vec<_> = vhost.routes.iter().map(|r| r.path.clone()).collect();

@@ -8,6 +8,7 @@
 
 mod admin;
 mod bootstrap;
+mod certificate;
 mod error;
 mod fields;
 mod install;
@@ -25,14 +26,18 @@ use tempfile::TempDir;
 use crate::manifest::{Manifest, ObjectKey};
 use crate::target::{CleanupReport, DiagnosticSection};
 
-pub use bootstrap::{UNLIMITED, bootstrap, listener_name, proto_duration, sidecar_bootstrap};
+pub use bootstrap::{
+    UNLIMITED, bootstrap, listener_name, proto_duration, redacted_bootstrap, sidecar_bootstrap,
+};
+pub use certificate::{PrivateKeyPem, REDACTED_KEY, TlsCertificate, redact_private_keys};
 pub use error::LocalError;
 pub use install::{
     ENVOY_VERSION, EnvoySource, ensure_envoy, ensure_envoy_from, installing_message,
 };
 pub use plan::{
-    ClusterPlan, GatewayPlan, GatewayPort, MeshServicePlan, OutlierDetection, PathMatch, Plan,
-    RouteAction, RoutePlan, TrafficPolicy, VirtualHost, Workload, cluster_name, plan,
+    ClusterPlan, GatewayPlan, GatewayPort, HttpsServer, MeshServicePlan, OutlierDetection,
+    PathMatch, Plan, PortServing, RouteAction, RoutePlan, TrafficPolicy, VirtualHost, Workload,
+    cluster_name, plan,
 };
 
 use process::Process;
@@ -90,6 +95,7 @@ struct Sidecar {
 #[derive(Debug)]
 pub struct LocalEnvironment {
     plan: Plan,
+    /// Redacted: the private keys are only in the file Envoy reads.
     bootstrap: serde_json::Value,
     envoy: Process,
     echoes: Vec<Process>,
@@ -200,7 +206,7 @@ impl LocalEnvironment {
         };
         Ok(LocalEnvironment {
             plan,
-            bootstrap: config,
+            bootstrap: redacted_bootstrap(&config),
             envoy,
             echoes: processes,
             backends,
@@ -264,7 +270,7 @@ impl LocalEnvironment {
         &self.plan
     }
 
-    /// The Envoy bootstrap as written.
+    /// The Envoy bootstrap as written, with private keys redacted.
     pub fn bootstrap(&self) -> &serde_json::Value {
         &self.bootstrap
     }
@@ -572,11 +578,11 @@ pub async fn validate_config(envoy: &Path, config: &serde_json::Value) -> Result
         Ok(())
     } else {
         Err(LocalError::InvalidConfig {
-            output: format!(
+            output: redact_private_keys(&format!(
                 "{}{}",
                 String::from_utf8_lossy(&output.stdout),
                 String::from_utf8_lossy(&output.stderr)
-            ),
+            )),
         })
     }
 }

@@ -1,14 +1,20 @@
 //! The Envoy bootstrap for a plan: static clusters with the echo endpoints, one
 //! listener per gateway port, routes inline. Field values follow what Istio sends to a
 //! gateway for the same objects.
+//!
+//! An HTTPS port carries its certificates' private keys inline: the bootstrap is written
+//! only to the run's private temporary directory, and [`redacted_bootstrap`] is what anything
+//! printable keeps.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use super::certificate::REDACTED_KEY;
 use super::plan::{
-    ClusterPlan, PathMatch, Plan, RouteAction, RoutePlan, TrafficPolicy, VirtualHost,
+    ClusterPlan, GatewayPort, HttpsServer, PathMatch, Plan, PortServing, RouteAction, RoutePlan,
+    TrafficPolicy, VirtualHost,
 };
 
 /// Istio leaves every circuit breaker threshold it is not told about at 2^32-1, so a
@@ -18,6 +24,8 @@ pub const UNLIMITED: u32 = u32::MAX;
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Istio's load balancer when a DestinationRule does not choose one.
 const DEFAULT_LB_POLICY: &str = "LEAST_REQUEST";
+/// The protocols an Istio gateway offers in the TLS handshake of an HTTPS server.
+const GATEWAY_ALPN: [&str; 2] = ["h2", "http/1.1"];
 
 /// Envoy's JSON form of a protobuf Duration.
 pub fn proto_duration(duration: Duration) -> String {
@@ -46,7 +54,7 @@ pub fn bootstrap(plan: &Plan, pods: &[Vec<SocketAddr>]) -> Value {
         },
         "static_resources": {
             "listeners": plan.gateways.iter().flat_map(|g| g.ports.iter().map(move |p| {
-                listener(&listener_name(&g.gateway, p.port), p.port, &p.virtual_hosts)
+                gateway_listener(&listener_name(&g.gateway, p.port), p)
             })).collect::<Vec<_>>(),
             "clusters": plan.clusters.iter().map(|c| cluster(c, pods)).collect::<Vec<_>>(),
         }
@@ -72,29 +80,109 @@ pub fn sidecar_bootstrap(plan: &Plan, pods: &[Vec<SocketAddr>]) -> Value {
     })
 }
 
+/// The bootstrap with every inline private key replaced by [`REDACTED_KEY`]: what may
+/// be kept, shown or printed.
+pub fn redacted_bootstrap(config: &Value) -> Value {
+    let mut config = config.clone();
+    redact_in(&mut config);
+    config
+}
+
+fn redact_in(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map.iter_mut() {
+                if key == "private_key" {
+                    *child = json!({"inline_string": REDACTED_KEY});
+                } else {
+                    redact_in(child);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(redact_in),
+        _ => {}
+    }
+}
+
+fn gateway_listener(name: &str, port: &GatewayPort) -> Value {
+    match &port.serving {
+        PortServing::Http { virtual_hosts } => listener(name, port.port, virtual_hosts),
+        PortServing::Https { servers } => https_listener(name, port.port, servers),
+    }
+}
+
 fn listener(name: &str, port: u16, virtual_hosts: &[VirtualHost]) -> Value {
     json!({
         "name": name,
         // Port 0: the kernel picks a free port; the admin API tells us which.
         "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
         "filter_chains": [{
-            "filters": [{
-                "name": "envoy.filters.network.http_connection_manager",
-                "typed_config": {
-                    "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-                    "stat_prefix": format!("outbound_0.0.0.0_{port}"),
-                    "codec_type": "AUTO",
-                    "route_config": {
-                        "name": format!("http.{port}"),
-                        "virtual_hosts": virtual_hosts.iter().map(|v| virtual_host(v, port)).collect::<Vec<_>>(),
-                    },
-                    "http_filters": [{
-                        "name": "envoy.filters.http.router",
-                        "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}
-                    }]
-                }
-            }]
+            "filters": [http_connection_manager(port, &format!("http.{port}"), virtual_hosts)]
         }]
+    })
+}
+
+/// An HTTPS port: the TLS inspector reads the SNI, which picks one filter chain per
+/// HTTPS listener; each terminates TLS with its listener's certificate and routes with
+/// only that listener's virtual hosts.
+fn https_listener(name: &str, port: u16, servers: &[HttpsServer]) -> Value {
+    json!({
+        "name": name,
+        "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
+        "listener_filters": [{
+            "name": "envoy.filters.listener.tls_inspector",
+            "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"}
+        }],
+        "filter_chains": servers.iter().map(|s| https_filter_chain(port, s)).collect::<Vec<_>>(),
+    })
+}
+
+fn https_filter_chain(port: u16, server: &HttpsServer) -> Value {
+    let mut chain = json!({
+        "name": server.route_name,
+        "filters": [http_connection_manager(port, &server.route_name, &server.virtual_hosts)],
+        "transport_socket": {
+            "name": "envoy.transport_sockets.tls",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+                "common_tls_context": {
+                    "alpn_protocols": GATEWAY_ALPN,
+                    "tls_certificates": [{
+                        "certificate_chain": {"inline_string": server.certificate.chain_pem},
+                        "private_key": {"inline_string": server.certificate.private_key.pem()}
+                    }]
+                },
+                "require_client_certificate": false
+            }
+        }
+    });
+    // A listener without a hostname takes any SNI and clients that send none; Envoy
+    // prefers the chain with the most specific server name.
+    if let Some(hostname) = &server.hostname {
+        chain["filter_chain_match"] = json!({"server_names": [hostname]});
+    }
+    chain
+}
+
+/// Istio names the connection manager's stats after the Envoy listener
+/// (`outbound_0.0.0.0_443`) on HTTPS ports too: the Gateway API servers it builds have
+/// no server name that would take over. The route config is named per server.
+fn http_connection_manager(port: u16, route_name: &str, virtual_hosts: &[VirtualHost]) -> Value {
+    json!({
+        "name": "envoy.filters.network.http_connection_manager",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+            "stat_prefix": format!("outbound_0.0.0.0_{port}"),
+            "codec_type": "AUTO",
+            "route_config": {
+                "name": route_name,
+                "virtual_hosts": virtual_hosts.iter().map(|v| virtual_host(v, port)).collect::<Vec<_>>(),
+            },
+            "http_filters": [{
+                "name": "envoy.filters.http.router",
+                "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}
+            }]
+        }
     })
 }
 

@@ -50,10 +50,19 @@ const GATEWAY: &[&str] = &[
     "spec.listeners[].protocol",
     "spec.listeners[].port",
     "spec.listeners[].hostname",
+    "spec.listeners[].tls.mode",
+    "spec.listeners[].tls.certificateRefs[].group",
+    "spec.listeners[].tls.certificateRefs[].kind",
+    "spec.listeners[].tls.certificateRefs[].name",
+    "spec.listeners[].tls.certificateRefs[].namespace",
     "spec.listeners[].allowedRoutes.namespaces.from",
     "spec.listeners[].allowedRoutes.kinds[].group",
     "spec.listeners[].allowedRoutes.kinds[].kind",
 ];
+
+/// A Secret matters only as an HTTPS listener's certificate (`tls.crt`, `tls.key`);
+/// other keys are accepted and unused, as on a cluster.
+const SECRET: &[&str] = &["type", "data.*", "stringData.*"];
 
 const HTTP_ROUTE: &[&str] = &[
     "spec.parentRefs[].group",
@@ -102,6 +111,7 @@ pub(crate) fn supported_fields(manifest: &Manifest) -> Option<&'static [&'static
         ("", "Namespace") => NAMESPACE,
         ("apps", "Deployment") => DEPLOYMENT,
         ("", "Service") => SERVICE,
+        ("", "Secret") => SECRET,
         ("gateway.networking.k8s.io", "Gateway") => GATEWAY,
         ("gateway.networking.k8s.io", "HTTPRoute") => HTTP_ROUTE,
         ("networking.istio.io", "DestinationRule") => DESTINATION_RULE,

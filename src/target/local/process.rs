@@ -14,14 +14,27 @@ use tokio::process::{Child, Command};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use super::certificate::redact_private_keys;
 use super::error::LocalError;
 
 /// Lines of output kept per process.
 const TAIL_LINES: usize = 200;
 
 /// The last lines a process wrote, shared with the tasks that read its pipes.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub(crate) struct Tail(Arc<Mutex<VecDeque<String>>>);
+
+// Envoy may echo its configuration, private keys included, in what it prints: only
+// [`Tail::last`], which redacts them, shows the lines.
+impl std::fmt::Debug for Tail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let lines = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        write!(f, "Tail({} lines)", lines.len())
+    }
+}
 
 impl Tail {
     fn push(&self, line: String) {
@@ -35,19 +48,20 @@ impl Tail {
         lines.push_back(line);
     }
 
-    /// The last `n` lines, joined.
+    /// The last `n` lines, joined, with any private key redacted.
     pub(crate) fn last(&self, n: usize) -> String {
         let lines = self
             .0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let skip = lines.len().saturating_sub(n);
-        lines
+        let text = lines
             .iter()
             .skip(skip)
             .cloned()
             .collect::<Vec<_>>()
-            .join("\n")
+            .join("\n");
+        redact_private_keys(&text)
     }
 }
 
