@@ -419,6 +419,35 @@ async fn gateway_programmed_and_destination_rules_present() {
     result.unwrap();
 }
 
+#[tokio::test]
+async fn a_tls_secret_is_applied_and_needs_no_status() {
+    let mut s = setup(Duration::from_secs(5)).await;
+    let mut fx = only(&fixtures(), "Namespace");
+    fx.extend(load_file(&root().join("fixtures/ingress-tls/secret.yaml")).unwrap());
+    s.env.apply(&fx).await.unwrap();
+    // No controller ever writes a Secret's status: present is ready.
+    s.env.wait_ready(&fx, &|_| {}).await.unwrap();
+    let secret = s
+        .api
+        .get("", "secrets", Some("istio-test"), "test-devopscube-tls")
+        .unwrap();
+    assert_eq!(secret["type"], "kubernetes.io/tls");
+    let key = fx[1].to_json()["data"]["tls.key"].clone();
+    assert!(key.as_str().is_some_and(|k| k.len() > 100), "{key}");
+    assert_eq!(secret["data"]["tls.key"], key);
+
+    // A failed apply names the Secret, not its data.
+    s.api
+        .fault(Method::PATCH, "secrets/test-devopscube-tls", 500, 1);
+    let err = s.env.apply(&fx).await.unwrap_err();
+    let shown = format!("{err} {err:?}");
+    assert!(
+        shown.contains("Secret istio-test/test-devopscube-tls: HTTP 500"),
+        "{shown}"
+    );
+    assert!(!shown.contains(&key.as_str().unwrap()[..40]), "{shown}");
+}
+
 async fn with_gateway(timeout: Duration) -> Setup {
     let mut s = setup(timeout).await;
     s.env.apply(&crds()).await.unwrap();

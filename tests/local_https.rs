@@ -727,6 +727,15 @@ async fn the_tls_gateway_terminates_https_with_the_fixture_certificate() {
         outcome(&plain)
     );
 
+    // The bootstrap with the key is for the owner's eyes only.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(env.temp_dir())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700, "{mode:o}");
+    }
     // Nothing kept or shown holds the private key.
     let secret_line = key_body_line();
     let shown = format!("{env:?} {}", env.bootstrap());

@@ -117,14 +117,11 @@ impl LocalEnvironment {
         options: LocalOptions,
     ) -> Result<LocalEnvironment, LocalError> {
         let plan = plan(manifests)?;
-        let dir = tempfile::Builder::new()
-            .prefix("meshcheck-local-")
-            .tempdir()
-            .map_err(|source| LocalError::Write {
-                what: "the temporary directory",
-                path: std::env::temp_dir(),
-                source,
-            })?;
+        let dir = private_temp_dir("meshcheck-local-").map_err(|source| LocalError::Write {
+            what: "the temporary directory",
+            path: std::env::temp_dir(),
+            source,
+        })?;
 
         // Spawn every replica first so they come up in parallel, then collect their
         // announced addresses. An early return drops (and so kills) what started.
@@ -525,6 +522,16 @@ async fn wait_listeners(
     }
 }
 
+/// A temporary directory only its owner can enter: the bootstraps in it may carry the
+/// private keys of HTTPS listeners.
+fn private_temp_dir(prefix: &str) -> std::io::Result<TempDir> {
+    use std::os::unix::fs::PermissionsExt;
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .permissions(std::fs::Permissions::from_mode(0o700))
+        .tempdir()
+}
+
 fn write_json(path: &Path, value: &serde_json::Value) -> Result<(), LocalError> {
     let text = serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string());
     std::fs::write(path, text).map_err(|source| LocalError::Write {
@@ -551,14 +558,11 @@ fn process_state(pid: u32) -> &'static str {
 
 /// Runs `envoy --mode validate` on a bootstrap: Envoy's own check of the config.
 pub async fn validate_config(envoy: &Path, config: &serde_json::Value) -> Result<(), LocalError> {
-    let dir = tempfile::Builder::new()
-        .prefix("meshcheck-validate-")
-        .tempdir()
-        .map_err(|source| LocalError::Write {
-            what: "the temporary directory",
-            path: std::env::temp_dir(),
-            source,
-        })?;
+    let dir = private_temp_dir("meshcheck-validate-").map_err(|source| LocalError::Write {
+        what: "the temporary directory",
+        path: std::env::temp_dir(),
+        source,
+    })?;
     let path = dir.path().join("envoy.json");
     write_json(&path, config)?;
     let output = tokio::process::Command::new(envoy)

@@ -100,6 +100,7 @@ fn builtin_kinds() -> Vec<Kind> {
         k("", "Pod", "pods", true),
         k("", "Event", "events", true),
         k("", "ConfigMap", "configmaps", true),
+        k("", "Secret", "secrets", true),
         k("apps", "Deployment", "deployments", true),
         k(
             "apiextensions.k8s.io",
