@@ -221,6 +221,12 @@ impl TerminalReporter {
                         result.message
                     ));
                 }
+                // Shown even in quiet mode and on passing cases: a pass obtained with
+                // verification off is not the pass it looks like.
+                for warning in &result.warnings {
+                    let label = self.paint("1;33", &format!("{:>9}", "WARNING"));
+                    self.line(format!("{label} {}: {warning}", result.id()));
+                }
                 if result.outcome == Outcome::Failed {
                     let block = failure_block(result);
                     self.raw(&block);
@@ -517,6 +523,7 @@ mod tests {
             }),
             split: Some(split),
             message: message.into(),
+            warnings: Vec::new(),
             diagnostics: Vec::new(),
         }
     }

@@ -54,6 +54,7 @@ pub(crate) async fn run_case(
             CaseResult::without_traffic(&suite.name, &case.name, Outcome::Failed, message)
         }
     };
+    result.warnings = warnings(case);
     if result.outcome == Outcome::Failed {
         result.diagnostics = env.diagnostics(suite).await;
         if let Some(section) = source.as_ref().ok().and_then(SampleSource::diagnostics) {
@@ -82,10 +83,21 @@ fn request_template(
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
         method,
-        // Suites only accept http URLs so far (see suite::load); https would carry
-        // its verification options here.
-        tls: crate::traffic::TlsOptions::default(),
+        tls: case.tls.clone(),
     })
+}
+
+/// What every report must say about a case whatever its outcome.
+fn warnings(case: &Case) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if case.tls.insecure_skip_verify {
+        warnings.push(format!(
+            "TLS certificate verification is OFF for {} (request.tls.insecureSkipVerify): \
+             any certificate for any name was accepted, so the answers may not have come from the gateway",
+            case.url
+        ));
+    }
+    warnings
 }
 
 fn identity_rule(case: &Case) -> Result<IdentityRule, String> {
@@ -446,6 +458,7 @@ pub(super) fn result_from(
         }),
         split,
         message,
+        warnings: Vec::new(),
         diagnostics: Vec::new(),
     }
 }
