@@ -659,6 +659,21 @@ mod tests {
     }
 
     #[test]
+    fn warnings_show_on_passing_cases_even_when_quiet() {
+        let mut warned = passing();
+        warned.warnings = vec!["TLS certificate verification is OFF".into()];
+        let quiet = DisplayConfig::choose(false, true, true, true);
+        let text = render(quiet, &run(vec![warned]));
+        assert!(
+            text.contains(
+                "  WARNING ingress-canary::weighted-split: TLS certificate verification is OFF"
+            ),
+            "{text}"
+        );
+        assert!(!render(quiet, &run(vec![passing()])).contains("WARNING"));
+    }
+
+    #[test]
     fn color_only_when_chosen() {
         let colored = DisplayConfig {
             progress_bars: false,
