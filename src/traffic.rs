@@ -214,8 +214,13 @@ pub enum ErrorKind {
     Protocol,
     /// The response head arrived but reading the body failed.
     Body,
-    /// The TLS handshake failed (e.g. an untrusted certificate or a name mismatch).
+    /// The TLS handshake failed for a reason other than the server's certificate
+    /// (e.g. the peer closed it, or no protocol version in common).
     Tls,
+    /// The server's certificate was rejected: an untrusted issuer, a name that is not
+    /// the URL's host, an expired certificate. Unlike the other kinds this does not
+    /// go away by waiting for the data plane.
+    Certificate,
 }
 
 impl ErrorKind {
@@ -228,6 +233,7 @@ impl ErrorKind {
             Self::Protocol => "protocol",
             Self::Body => "body",
             Self::Tls => "tls",
+            Self::Certificate => "certificate",
         }
     }
 }

@@ -94,12 +94,16 @@ fn lint_treats_local_refusals_per_target() {
         )
         .expect("copy");
     }
-    // A Gateway listener protocol the local target does not translate.
+    // A second listener with a protocol the local target does not translate (TLS
+    // passthrough); the case's own HTTP listener stays.
     let gateway = std::fs::read_to_string(fixtures.join("gateway.yaml")).expect("read");
-    assert!(gateway.contains("protocol: HTTP"), "{gateway}");
+    assert!(gateway.contains("  listeners:\n"), "{gateway}");
     std::fs::write(
         fixtures.join("gateway.yaml"),
-        gateway.replace("protocol: HTTP", "protocol: TCP"),
+        gateway.replace(
+            "  listeners:\n",
+            "  listeners:\n  - name: passthrough\n    protocol: TLS\n    port: 8443\n    tls: {mode: Passthrough}\n",
+        ),
     )
     .expect("write");
     let suite = dir.path().join("s.yaml");

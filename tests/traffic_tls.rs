@@ -182,12 +182,12 @@ async fn with_the_extra_ca_requests_succeed_with_the_url_host_as_sni_and_host() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_the_ca_every_request_fails_with_a_tls_error_and_its_reason() {
+async fn without_the_ca_every_request_fails_with_a_certificate_error_and_its_reason() {
     let server = TlsServer::start().await;
     let (tally, detail) = run(&spec(&server, HOST, TlsOptions::default())).await;
     assert_eq!(tally.requests, 6);
-    assert_eq!(tally.errors, BTreeMap::from([(ErrorKind::Tls, 6)]));
-    let detail = detail.expect("a tls failure carries its reason");
+    assert_eq!(tally.errors, BTreeMap::from([(ErrorKind::Certificate, 6)]));
+    let detail = detail.expect("a certificate failure carries its reason");
     assert!(detail.contains("UnknownIssuer"), "{detail}");
     assert!(server.seen().is_empty());
 }
@@ -201,7 +201,7 @@ async fn a_certificate_for_another_name_fails_even_with_the_ca() {
         insecure_skip_verify: false,
     };
     let (tally, detail) = run(&spec(&server, "other.devopscube.com", tls)).await;
-    assert_eq!(tally.errors, BTreeMap::from([(ErrorKind::Tls, 6)]));
+    assert_eq!(tally.errors, BTreeMap::from([(ErrorKind::Certificate, 6)]));
     let detail = detail.unwrap();
     assert!(detail.contains("not valid for name"), "{detail}");
 }
@@ -252,8 +252,11 @@ async fn fire_insecure_warns_on_stderr_and_verified_runs_do_not() {
     let unverified = fire(&server, &[]);
     let stdout = String::from_utf8_lossy(&unverified.stdout);
     assert_eq!(unverified.status.code(), Some(1), "{stdout}");
-    assert!(stdout.contains("error: tls: "), "{stdout}");
-    assert!(stdout.contains("errors: tls x2"), "{stdout}");
+    assert!(
+        stdout.contains("error: certificate: invalid peer certificate: UnknownIssuer"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("errors: certificate x2"), "{stdout}");
 }
 
 #[test]

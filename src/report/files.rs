@@ -202,6 +202,14 @@ impl RunRecord {
                         statistics_block(case)
                     ));
                 }
+                if !case.warnings.is_empty() {
+                    let warnings: Vec<String> = case
+                        .warnings
+                        .iter()
+                        .map(|w| format!("warning: {w}"))
+                        .collect();
+                    test_case.set_system_err(warnings.join("\n"));
+                }
                 time += case.duration;
                 suite.add_test_case(test_case);
             }

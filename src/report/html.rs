@@ -26,6 +26,7 @@ section.case.failed { border-left-color: #e53e3e; background: #fff5f5; }
 section.case.skipped { border-left-color: #d69e2e; }
 .badge { display: inline-block; min-width: 3.5em; text-align: center; border-radius: 3px; color: #fff; font-size: 0.8em; padding: 0.1em 0.4em; margin-right: 0.5em; vertical-align: middle; }
 .passed .badge { background: #38a169; } .failed .badge { background: #e53e3e; } .skipped .badge { background: #d69e2e; }
+p.warning { background: #fffbea; border: 1px solid #d69e2e; padding: 0.3em 0.6em; }
 h2 { font-size: 1.1em; margin: 0.2em 0; font-family: ui-monospace, monospace; }
 table { border-collapse: collapse; margin: 0.5em 0; }
 th, td { border: 1px solid #e2e8f0; padding: 0.2em 0.6em; text-align: right; }
@@ -112,6 +113,13 @@ fn case_section(page: &mut String, case: &CaseResult) {
         case.duration.as_secs_f64(),
         case.requests_per_second,
     );
+    for warning in &case.warnings {
+        let _ = writeln!(
+            page,
+            "<p class=\"warning\"><strong>warning:</strong> {}</p>",
+            escape(warning)
+        );
+    }
     if let Some(split) = &case.split {
         split_chart(page, split);
     }

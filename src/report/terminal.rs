@@ -221,6 +221,12 @@ impl TerminalReporter {
                         result.message
                     ));
                 }
+                // Shown even in quiet mode and on passing cases: a pass obtained with
+                // verification off is not the pass it looks like.
+                for warning in &result.warnings {
+                    let label = self.paint("1;33", &format!("{:>9}", "WARNING"));
+                    self.line(format!("{label} {}: {warning}", result.id()));
+                }
                 if result.outcome == Outcome::Failed {
                     let block = failure_block(result);
                     self.raw(&block);
@@ -517,6 +523,7 @@ mod tests {
             }),
             split: Some(split),
             message: message.into(),
+            warnings: Vec::new(),
             diagnostics: Vec::new(),
         }
     }
@@ -649,6 +656,21 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("Summary: 1 passed, 1 failed"), "{text}");
+    }
+
+    #[test]
+    fn warnings_show_on_passing_cases_even_when_quiet() {
+        let mut warned = passing();
+        warned.warnings = vec!["TLS certificate verification is OFF".into()];
+        let quiet = DisplayConfig::choose(false, true, true, true);
+        let text = render(quiet, &run(vec![warned]));
+        assert!(
+            text.contains(
+                "  WARNING ingress-canary::weighted-split: TLS certificate verification is OFF"
+            ),
+            "{text}"
+        );
+        assert!(!render(quiet, &run(vec![passing()])).contains("WARNING"));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use super::policy;
 use super::source::SampleSource;
 use crate::stats::{Decision, ExpectedShare, SequentialSplitTest, SplitTestConfig};
 use crate::suite::{Case, ConvergenceSpec, Suite};
-use crate::traffic::{Flow, IdentityRule, LoadSpec, RequestTemplate, Sample, Tally};
+use crate::traffic::{ErrorKind, Flow, IdentityRule, LoadSpec, RequestTemplate, Sample, Tally};
 
 /// How many of a case's first responses are shown, like the seed's ten curls.
 const SHOWN_RESPONSES: u64 = 10;
@@ -54,6 +54,7 @@ pub(crate) async fn run_case(
             CaseResult::without_traffic(&suite.name, &case.name, Outcome::Failed, message)
         }
     };
+    result.warnings = warnings(case);
     if result.outcome == Outcome::Failed {
         result.diagnostics = env.diagnostics(suite).await;
         if let Some(section) = source.as_ref().ok().and_then(SampleSource::diagnostics) {
@@ -82,10 +83,21 @@ fn request_template(
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
         method,
-        // Suites only accept http URLs so far (see suite::load); https would carry
-        // its verification options here.
-        tls: crate::traffic::TlsOptions::default(),
+        tls: case.tls.clone(),
     })
+}
+
+/// What every report must say about a case whatever its outcome.
+fn warnings(case: &Case) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if case.tls.insecure_skip_verify {
+        warnings.push(format!(
+            "TLS certificate verification is OFF for {} (request.tls.insecureSkipVerify): \
+             any certificate for any name was accepted, so the answers may not have come from the gateway",
+            case.url
+        ));
+    }
+    warnings
 }
 
 fn identity_rule(case: &Case) -> Result<IdentityRule, String> {
@@ -142,6 +154,7 @@ async fn converge(
             identity: identity.clone(),
         };
         let mut good = 0u32;
+        let mut rejected = false;
         source
             .send(&load, |sample| {
                 if is_good(case, sample) {
@@ -149,12 +162,21 @@ async fn converge(
                     Flow::Continue
                 } else {
                     last_bad = describe(sample);
+                    rejected |= sample.error == Some(ErrorKind::Certificate);
                     Flow::Stop
                 }
             })
             .await?;
         if good >= spec.consecutive {
             return Ok(());
+        }
+        // A certificate our verifier refuses stays refused: waiting out the timeout
+        // would only delay the answer.
+        if rejected {
+            return Err(format!(
+                "the gateway's certificate for {} was rejected: {last_bad}",
+                case.url.host_str().unwrap_or_default()
+            ));
         }
         if Instant::now() + backoff > deadline {
             return Err(format!(
@@ -169,7 +191,10 @@ async fn converge(
 
 fn describe(sample: &Sample<'_>) -> String {
     match (sample.error, sample.status) {
-        (Some(err), _) => format!("a failed request ({err})"),
+        (Some(err), _) => match sample.error_detail {
+            Some(detail) => format!("a failed request ({err}: {detail})"),
+            None => format!("a failed request ({err})"),
+        },
         (None, Some(status)) => match sample.identity {
             Some(id) => format!("{status} `{id}`"),
             None => format!("{status} with no backend identity"),
@@ -446,6 +471,7 @@ pub(super) fn result_from(
         }),
         split,
         message,
+        warnings: Vec::new(),
         diagnostics: Vec::new(),
     }
 }

@@ -114,6 +114,9 @@ pub struct CaseResult {
     pub split: Option<SplitVerdict>,
     /// One line saying why the case passed, failed or was skipped.
     pub message: String,
+    /// Things a reader must know even when the case passed, e.g. that certificate
+    /// verification was off.
+    pub warnings: Vec<String>,
     pub diagnostics: Vec<DiagnosticSection>,
 }
 
@@ -135,6 +138,7 @@ impl CaseResult {
             latency: None,
             split: None,
             message,
+            warnings: Vec::new(),
             diagnostics: Vec::new(),
         }
     }

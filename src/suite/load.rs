@@ -9,10 +9,11 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 
 use super::error::SuiteError;
-use super::model::{CaseSpec, OverflowExpectation, SuiteSpec};
+use super::model::{CaseSpec, OverflowExpectation, SuiteSpec, TlsSpec};
 use crate::manifest::{
     Manifest, ObjectKey, SourceLocation, check_unique, decode_located, load_file, read_source, yaml,
 };
+use crate::traffic::TlsOptions;
 
 /// Bounds that keep a typo from turning into an hours-long or machine-eating run.
 pub const MAX_REQUESTS: u64 = 100_000_000;
@@ -38,9 +39,11 @@ pub struct Case {
     /// Where the requests enter the mesh.
     pub entry: Entry,
     pub url: url::Url,
-    /// The port the URL addresses (80 for plain `http://host/`): a Gateway listener
-    /// port, or the Service port.
+    /// The port the URL addresses (80 for plain `http://host/`, 443 for `https://`): a
+    /// Gateway listener port, or the Service port.
     pub port: u16,
+    /// How an `https://` URL's certificate is verified (default for `http://`).
+    pub tls: TlsOptions,
     pub split: Option<ExpectedSplit>,
     pub circuit_breaking: Option<ExpectedCircuitBreaking>,
     pub outlier_detection: Option<ExpectedOutlierDetection>,
@@ -248,7 +251,7 @@ pub fn load_suite(path: &Path) -> Result<Suite, SuiteError> {
                 format!("case `{}` is defined twice in this suite", case.name),
             ));
         }
-        cases.push(resolve_case(case, &manifests, &|f| at(&field(f)))?);
+        cases.push(resolve_case(case, &manifests, base, &|f| at(&field(f)))?);
     }
 
     Ok(Suite {
@@ -279,6 +282,7 @@ fn check_name(name: &str) -> Result<(), String> {
 fn resolve_case(
     case: &CaseSpec,
     manifests: &[Manifest],
+    base: &Path,
     at: &dyn Fn(&str) -> SourceLocation,
 ) -> Result<Case, SuiteError> {
     let invalid = |field: &str, message: String| SuiteError::Invalid {
@@ -326,16 +330,41 @@ fn resolve_case(
             format!("invalid URL `{}`: {err}", case.request.url),
         )
     })?;
-    if url.scheme() != "http" {
-        return Err(invalid(
-            "request.url",
-            format!("only http URLs are supported, not `{}`", url.scheme()),
-        ));
-    }
+    let https = match url.scheme() {
+        "http" => false,
+        "https" => true,
+        other => {
+            return Err(invalid(
+                "request.url",
+                format!("only http and https URLs are supported, not `{other}`"),
+            ));
+        }
+    };
     if url.host_str().is_none() {
         return Err(invalid("request.url", "the URL needs a host".into()));
     }
     let port = url.port_or_known_default().unwrap_or(80);
+    match &entry {
+        Entry::Gateway(gateway) => check_listener(gateway, port, https, manifests)
+            .map_err(|m| invalid("request.url", m))?,
+        // In the mesh the sidecars add mutual TLS themselves; an app that speaks TLS
+        // to a Service turns its traffic into opaque TCP, which an HTTPRoute cannot
+        // route, so such a case could only ever test the wrong thing.
+        Entry::Service(_) if https => {
+            return Err(invalid(
+                "request.url",
+                "east-west requests are plain http: the sidecars encrypt them with mutual TLS, and TLS from the client would bypass the HTTPRoute".into(),
+            ));
+        }
+        Entry::Service(_) => {}
+    }
+    let tls = resolve_tls(case.request.tls.as_ref(), https, base, &|f| {
+        if f.is_empty() {
+            at("request.tls")
+        } else {
+            at(&format!("request.tls.{f}"))
+        }
+    })?;
     http::Method::from_bytes(case.request.method.as_bytes()).map_err(|_| {
         invalid(
             "request.method",
@@ -450,10 +479,104 @@ fn resolve_case(
         entry,
         url,
         port,
+        tls,
         split,
         circuit_breaking,
         outlier_detection,
     })
+}
+
+/// The Gateway must listen on the URL's port with the URL's protocol: otherwise every
+/// request of the case fails for a reason the suite could have been told up front.
+fn check_listener(
+    gateway: &ObjectKey,
+    port: u16,
+    https: bool,
+    manifests: &[Manifest],
+) -> Result<(), String> {
+    let Some(manifest) = manifests.iter().find(|m| m.key() == *gateway) else {
+        return Ok(());
+    };
+    // A Gateway that does not decode is reported by the target with its own location.
+    let Ok(decoded) = manifest.decode::<gateway_api::gateways::Gateway>() else {
+        return Ok(());
+    };
+    let wanted = if https { "HTTPS" } else { "HTTP" };
+    let listeners = &decoded.spec.listeners;
+    if listeners
+        .iter()
+        .any(|l| l.port == i32::from(port) && l.protocol == wanted)
+    {
+        return Ok(());
+    }
+    let have = listeners
+        .iter()
+        .map(|l| format!("{} ({} {})", l.name, l.protocol, l.port))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Err(format!(
+        "{gateway} has no {wanted} listener on port {port}; its listeners: {have}"
+    ))
+}
+
+/// Certificate verification for a case. `at` locates a field under `request.tls`.
+fn resolve_tls(
+    spec: Option<&TlsSpec>,
+    https: bool,
+    base: &Path,
+    at: &dyn Fn(&str) -> SourceLocation,
+) -> Result<TlsOptions, SuiteError> {
+    let invalid = |field: &str, message: String| SuiteError::Invalid {
+        location: at(field),
+        message,
+    };
+    let Some(spec) = spec else {
+        return Ok(TlsOptions::default());
+    };
+    if !https {
+        return Err(invalid(
+            "",
+            "`tls` only applies to https URLs; this case's URL is http".into(),
+        ));
+    }
+    if spec.insecure_skip_verify && spec.ca_file.is_some() {
+        return Err(invalid(
+            "insecureSkipVerify",
+            "give either `caFile` or `insecureSkipVerify`, not both: a CA file means nothing once verification is off".into(),
+        ));
+    }
+    let extra_ca_file = match &spec.ca_file {
+        Some(relative) => {
+            let path = base.join(relative);
+            check_ca_file(&path).map_err(|m| invalid("caFile", m))?;
+            Some(path)
+        }
+        None => None,
+    };
+    Ok(TlsOptions {
+        extra_ca_file,
+        insecure_skip_verify: spec.insecure_skip_verify,
+    })
+}
+
+/// Reads a CA file at load time, so a wrong path or a key file given by mistake is a
+/// located suite error rather than a failed case.
+fn check_ca_file(path: &Path) -> Result<(), String> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+
+    let bytes = std::fs::read(path)
+        .map_err(|err| format!("cannot read CA file {}: {err}", path.display()))?;
+    let certificates = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|err| format!("CA file {} is not valid PEM: {err}", path.display()))?;
+    if certificates.is_empty() {
+        return Err(format!(
+            "CA file {} holds no PEM certificate (`-----BEGIN CERTIFICATE-----`)",
+            path.display()
+        ));
+    }
+    Ok(())
 }
 
 fn resolve_circuit_breaking(

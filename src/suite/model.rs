@@ -113,6 +113,25 @@ pub struct RequestSpec {
     /// Sends this Host header instead of the URL's host.
     #[serde(default)]
     pub host: Option<String>,
+    /// How an `https://` URL's certificate is verified. Without it, against the
+    /// platform's trust store.
+    #[serde(default)]
+    pub tls: Option<TlsSpec>,
+}
+
+/// Certificate verification for an `https://` request. Verification is on unless
+/// `insecureSkipVerify` says otherwise, and every case that says so carries a warning
+/// in every report.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TlsSpec {
+    /// A PEM file of CA certificates trusted in addition to the platform's, relative
+    /// to the suite file (a private CA such as the one that signed a gateway's Secret).
+    #[serde(default)]
+    pub ca_file: Option<String>,
+    /// Accept any certificate for any name.
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
 }
 
 fn default_method() -> String {

@@ -333,11 +333,24 @@ async fn connect(prepared: &Prepared) -> Result<Sender, Failure> {
         .connect(server_name.clone(), stream)
         .await
         .map_err(|error| Failure {
-            kind: ErrorKind::Tls,
+            kind: tls_error_kind(&error),
             // The io::Error wraps the rustls error, whose text names the reason.
             detail: Some(error.to_string().into_boxed_str()),
         })?;
     Ok(handshake(stream).await?)
+}
+
+/// Whether a failed handshake was our verifier rejecting the server's certificate.
+fn tls_error_kind(error: &std::io::Error) -> ErrorKind {
+    let rejected = error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<tokio_rustls::rustls::Error>())
+        .is_some_and(|e| matches!(e, tokio_rustls::rustls::Error::InvalidCertificate(_)));
+    if rejected {
+        ErrorKind::Certificate
+    } else {
+        ErrorKind::Tls
+    }
 }
 
 async fn handshake<IO>(stream: IO) -> Result<Sender, ErrorKind>

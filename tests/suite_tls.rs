@@ -1,0 +1,212 @@
+//! `https://` in suites: what the loader accepts and refuses (`request.tls`, the
+//! gateway listener a URL needs), each refusal located at the field to fix.
+
+use std::path::{Path, PathBuf};
+
+use meshcheck::suite::load_suite;
+use tempfile::TempDir;
+
+/// A Gateway with a plain listener on 80 and an HTTPS one on 443, and a Service, enough
+/// for the loader (it does not translate; the targets do).
+const FIXTURES: &str = "\
+apiVersion: v1
+kind: Service
+metadata: {name: backend, namespace: test}
+spec:
+  selector: {app: backend}
+  ports: [{port: 80, targetPort: 5678}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: test}
+spec:
+  gatewayClassName: istio
+  listeners:
+  - name: http
+    protocol: HTTP
+    port: 80
+  - name: https
+    protocol: HTTPS
+    port: 443
+    tls:
+      mode: Terminate
+      certificateRefs: [{name: cert}]
+";
+
+struct Scratch {
+    dir: TempDir,
+}
+
+impl Scratch {
+    fn new() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("meshcheck-suite-tls-")
+            .tempdir()
+            .unwrap();
+        std::fs::write(dir.path().join("fixtures.yaml"), FIXTURES).unwrap();
+        std::fs::write(dir.path().join("ca.pem"), self_signed_pem()).unwrap();
+        Scratch { dir }
+    }
+
+    /// Writes a suite whose only case has this `request:` block (indented by 6).
+    fn suite(&self, request: &str) -> PathBuf {
+        let text = format!(
+            "name: tls\nfixtures: [fixtures.yaml]\ncases:\n  - name: c\n    request:\n{request}    traffic: {{requests: 1}}\n    expect: {{status: 200}}\n"
+        );
+        let path = self.dir.path().join("suite.yaml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+/// Any certificate will do: the loader only checks that the file holds one.
+fn self_signed_pem() -> String {
+    let key = rcgen::KeyPair::generate().unwrap();
+    rcgen::CertificateParams::new(vec!["meshcheck test CA".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap()
+        .pem()
+}
+
+fn refused(path: &Path) -> String {
+    load_suite(path)
+        .expect_err("the suite must be refused")
+        .to_string()
+}
+
+fn assert_at(text: &str, line: usize) {
+    assert!(
+        text.contains(&format!("suite.yaml:{line}:")),
+        "expected suite.yaml:{line}: in: {text}"
+    );
+}
+
+#[test]
+fn https_with_a_ca_file_resolves_against_the_suite_directory() {
+    let scratch = Scratch::new();
+    let path = scratch.suite(
+        "      gateway: test/gw\n      url: https://test.example.com/\n      tls: {caFile: ca.pem}\n",
+    );
+    let suite = load_suite(&path).unwrap();
+    let case = &suite.cases[0];
+    assert_eq!(case.port, 443);
+    assert_eq!(case.tls.extra_ca_file, Some(scratch.path("ca.pem")));
+    assert!(!case.tls.insecure_skip_verify);
+}
+
+#[test]
+fn https_without_tls_verifies_against_the_platform_store() {
+    let scratch = Scratch::new();
+    let path = scratch.suite("      gateway: test/gw\n      url: https://test.example.com/\n");
+    let case = &load_suite(&path).unwrap().cases[0];
+    assert_eq!(case.tls, meshcheck::traffic::TlsOptions::default());
+}
+
+#[test]
+fn https_needs_an_https_listener_on_the_port() {
+    let scratch = Scratch::new();
+    let path = scratch.suite("      gateway: test/gw\n      url: https://test.example.com:8443/\n");
+    let text = refused(&path);
+    assert_at(&text, 7);
+    assert!(
+        text.contains(
+            "test/gw has no HTTPS listener on port 8443; its listeners: http (HTTP 80), https (HTTPS 443)"
+        ),
+        "{text}"
+    );
+    // Plain http to the TLS port is the same mistake the other way round.
+    let path = scratch.suite("      gateway: test/gw\n      url: http://test.example.com:443/\n");
+    let text = refused(&path);
+    assert!(text.contains("has no HTTP listener on port 443"), "{text}");
+}
+
+#[test]
+fn tls_on_an_http_url_is_refused_at_tls() {
+    let scratch = Scratch::new();
+    let path = scratch.suite(
+        "      gateway: test/gw\n      url: http://test.example.com/\n      tls: {caFile: ca.pem}\n",
+    );
+    let text = refused(&path);
+    assert_at(&text, 8);
+    assert!(text.contains("`tls` only applies to https URLs"), "{text}");
+}
+
+#[test]
+fn a_missing_ca_file_is_located() {
+    let scratch = Scratch::new();
+    let path = scratch.suite(
+        "      gateway: test/gw\n      url: https://test.example.com/\n      tls:\n        caFile: nope.pem\n",
+    );
+    let text = refused(&path);
+    assert_at(&text, 9);
+    assert!(text.contains("cannot read CA file"), "{text}");
+    assert!(text.contains("nope.pem"), "{text}");
+}
+
+#[test]
+fn a_ca_file_without_certificates_is_located() {
+    let scratch = Scratch::new();
+    // A private key given where the CA belongs: PEM, but no certificate in it.
+    std::fs::write(
+        scratch.path("key.pem"),
+        "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIDm5\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let path = scratch.suite(
+        "      gateway: test/gw\n      url: https://test.example.com/\n      tls:\n        caFile: key.pem\n",
+    );
+    let text = refused(&path);
+    assert_at(&text, 9);
+    assert!(text.contains("holds no PEM certificate"), "{text}");
+}
+
+#[test]
+fn ca_file_and_insecure_together_are_refused() {
+    let scratch = Scratch::new();
+    let path = scratch.suite(
+        "      gateway: test/gw\n      url: https://test.example.com/\n      tls:\n        caFile: ca.pem\n        insecureSkipVerify: true\n",
+    );
+    let text = refused(&path);
+    assert_at(&text, 10);
+    assert!(
+        text.contains("give either `caFile` or `insecureSkipVerify`"),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_unknown_tls_key_is_located() {
+    let scratch = Scratch::new();
+    let path = scratch.suite(
+        "      gateway: test/gw\n      url: https://test.example.com/\n      tls:\n        insecure: true\n",
+    );
+    let text = refused(&path);
+    assert_at(&text, 9);
+    assert!(text.contains("unknown field `insecure`"), "{text}");
+}
+
+#[test]
+fn https_east_west_is_refused() {
+    let scratch = Scratch::new();
+    let path = scratch.suite("      service: test/backend\n      url: https://backend.test/\n");
+    let text = refused(&path);
+    assert_at(&text, 7);
+    assert!(text.contains("east-west requests are plain http"), "{text}");
+}
+
+#[test]
+fn other_schemes_are_refused() {
+    let scratch = Scratch::new();
+    let path = scratch.suite("      gateway: test/gw\n      url: ftp://test.example.com/\n");
+    let text = refused(&path);
+    assert_at(&text, 7);
+    assert!(
+        text.contains("only http and https URLs are supported, not `ftp`"),
+        "{text}"
+    );
+}
