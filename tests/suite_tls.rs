@@ -210,3 +210,130 @@ fn other_schemes_are_refused() {
         "{text}"
     );
 }
+
+// End to end on the local target: the shipped `ingress-tls` suite, changed in a copy,
+// run by the real binary (real Envoy terminating TLS with the fixtures' certificate).
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A copy of `suites/ingress-tls.yaml` and the fixtures it names, same layout, with
+/// `from` replaced by `to` in the suite (which must contain `from`).
+fn tls_suite_with(from: &str, to: &str) -> (TempDir, PathBuf) {
+    let dir = tempfile::Builder::new()
+        .prefix("meshcheck-suite-tls-")
+        .tempdir()
+        .unwrap();
+    for fixtures in ["ingress-canary", "ingress-tls"] {
+        let target = dir.path().join("fixtures").join(fixtures);
+        std::fs::create_dir_all(&target).unwrap();
+        for entry in std::fs::read_dir(repo().join("fixtures").join(fixtures)).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), target.join(entry.file_name())).unwrap();
+        }
+    }
+    std::fs::create_dir_all(dir.path().join("suites")).unwrap();
+    let text = std::fs::read_to_string(repo().join("suites/ingress-tls.yaml")).unwrap();
+    assert!(
+        text.contains(from),
+        "suites/ingress-tls.yaml lacks {from:?}"
+    );
+    let suite = dir.path().join("suites/ingress-tls.yaml");
+    std::fs::write(&suite, text.replace(from, to)).unwrap();
+    (dir, suite)
+}
+
+const CA_LINES: &str = "      tls:\n        caFile: ../fixtures/ingress-tls/ca.pem\n";
+
+fn run_https_case(suite: &Path, reports: &Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_meshcheck"))
+        .arg("run")
+        .args(["--filter", "ingress-tls::https-weighted-split", "--exact"])
+        .arg("--json")
+        .arg(reports.join("report.json"))
+        .arg("--junit")
+        .arg(reports.join("report.xml"))
+        .arg("--html")
+        .arg(reports.join("report.html"))
+        .arg(suite)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn without_the_ca_the_case_fails_at_once_naming_the_certificate() {
+    let (dir, suite) = tls_suite_with(CA_LINES, "");
+    let output = run_https_case(&suite, dir.path());
+    // The terminal report goes to stderr when stdout is not a terminal.
+    let stdout = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    // Only the fail-fast path says "rejected"; waiting out convergence would say
+    // "did not converge".
+    assert!(
+        stdout.contains("the gateway's certificate for test.devopscube.com was rejected"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("UnknownIssuer"), "{stdout}");
+    assert!(!stdout.contains("WARNING"), "{stdout}");
+}
+
+#[test]
+fn insecure_skip_verify_passes_and_every_report_warns() {
+    let (dir, suite) = tls_suite_with(CA_LINES, "      tls:\n        insecureSkipVerify: true\n");
+    let output = run_https_case(&suite, dir.path());
+    // The terminal report goes to stderr when stdout is not a terminal.
+    let stdout = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains(
+            "WARNING ingress-tls::https-weighted-split: TLS certificate verification is OFF"
+        ),
+        "{stdout}"
+    );
+
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).unwrap()).unwrap();
+    let case = &report["cases"][0];
+    assert_eq!(case["outcome"], "passed", "{case}");
+    let warnings = case["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{case}");
+    assert!(
+        warnings[0].as_str().unwrap().contains("insecureSkipVerify"),
+        "{case}"
+    );
+
+    let junit = std::fs::read_to_string(dir.path().join("report.xml")).unwrap();
+    assert!(
+        junit.contains("<system-err>warning: TLS certificate verification is OFF"),
+        "{junit}"
+    );
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    assert!(html.contains("<p class=\"warning\">"), "{html}");
+}
+
+#[test]
+fn verified_https_passes_without_warnings() {
+    let (dir, suite) = tls_suite_with(CA_LINES, CA_LINES);
+    let output = run_https_case(&suite, dir.path());
+    // The terminal report goes to stderr when stdout is not a terminal.
+    let stdout = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(!stdout.contains("WARNING"), "{stdout}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["cases"][0]["warnings"], serde_json::json!([]));
+    assert!(report["cases"][0]["split"]["decision"] == "pass");
+}

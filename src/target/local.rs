@@ -315,25 +315,33 @@ impl LocalEnvironment {
         let stats = match self.envoy_stats().await {
             Ok(stats) => stats
                 .lines()
-                .filter(|l| l.starts_with("cluster.outbound|"))
                 .filter(|l| {
-                    [
-                        "upstream_rq_",
-                        "upstream_cx_",
-                        "outlier_detection.",
-                        "membership_",
-                        "circuit_breakers.",
-                    ]
-                    .iter()
-                    .any(|k| l.contains(k))
+                    let cluster = l.starts_with("cluster.outbound|")
+                        && [
+                            "upstream_rq_",
+                            "upstream_cx_",
+                            "outlier_detection.",
+                            "membership_",
+                            "circuit_breakers.",
+                        ]
+                        .iter()
+                        .any(|k| l.contains(k));
+                    // The gateway's side of a failed TLS handshake.
+                    let tls = l.starts_with("listener.") && l.contains(".ssl.");
+                    cluster || tls
                 })
-                .filter(|l| !l.ends_with(": 0"))
+                .filter(|l| !l.ends_with(": 0") && !l.ends_with(": No recorded values"))
+                // A limit nobody set reads 2^32-1 or 2^64-1 remaining: noise.
+                .filter(|l| {
+                    !(l.contains(".remaining_")
+                        && (l.ends_with(": 4294967295") || l.ends_with(": 18446744073709551615")))
+                })
                 .collect::<Vec<_>>()
                 .join("\n"),
             Err(err) => format!("unavailable: {err}"),
         };
         sections.push(DiagnosticSection {
-            title: "Envoy cluster stats (non-zero)".into(),
+            title: "Envoy cluster and TLS listener stats (non-zero)".into(),
             body: stats,
         });
         let mut states = vec![format!(
