@@ -205,7 +205,7 @@ fn junit_report_validates_and_keeps_the_failure() {
     );
     assert!(xml.contains("expected vs observed per backend"), "{xml}");
     assert!(
-        xml.contains("Envoy cluster stats"),
+        xml.contains("Envoy cluster and TLS listener stats"),
         "diagnostics are kept: {xml}"
     );
     assert!(xml.contains("<property name=\"envoy.version\""), "{xml}");
