@@ -1,5 +1,5 @@
 //! Suite files, through the real loader: the input is written as a suite next to a
-//! copy of the seed fixtures, so fixture references, split derivation and case
+//! copy of the shipped fixtures, so fixture references, split derivation and case
 //! validation all run.
 
 #![no_main]
@@ -17,12 +17,16 @@ fn workdir() -> &'static Path {
             .tempdir()
             .expect("a temporary directory")
             .keep();
-        let seed = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/ingress-canary");
-        let fixtures = dir.join("fixtures/ingress-canary");
-        std::fs::create_dir_all(&fixtures).expect("the fixtures directory");
-        for entry in std::fs::read_dir(seed).expect("the seed fixtures") {
-            let entry = entry.expect("a fixture");
-            std::fs::copy(entry.path(), fixtures.join(entry.file_name())).expect("a copy");
+        // Every fixture directory, so suites that name any shipped fixture load.
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures");
+        for set in std::fs::read_dir(shipped).expect("the shipped fixtures") {
+            let set = set.expect("a fixture directory");
+            let fixtures = dir.join("fixtures").join(set.file_name());
+            std::fs::create_dir_all(&fixtures).expect("the fixtures directory");
+            for entry in std::fs::read_dir(set.path()).expect("the fixture files") {
+                let entry = entry.expect("a fixture");
+                std::fs::copy(entry.path(), fixtures.join(entry.file_name())).expect("a copy");
+            }
         }
         dir.join("suites")
     })
