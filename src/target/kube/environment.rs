@@ -1137,6 +1137,31 @@ fn describe_conditions(kind: &str, obj: &Value) -> String {
         out.push_str("  ");
         out.push_str(&line(c));
     }
+    // A Gateway's listeners carry their own conditions; an HTTPS listener whose
+    // certificate Secret is missing or broken says so only here (ResolvedRefs=False).
+    for listener in obj
+        .pointer("/status/listeners")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let name = listener.get("name").and_then(Value::as_str).unwrap_or("?");
+        let attached = listener
+            .get("attachedRoutes")
+            .and_then(Value::as_i64)
+            .map_or("?".to_owned(), |n| n.to_string());
+        for c in listener
+            .get("conditions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            out.push_str(&format!(
+                "  listener {name} (attachedRoutes {attached}): {}",
+                line(c)
+            ));
+        }
+    }
     for p in obj
         .pointer("/status/parents")
         .and_then(Value::as_array)
@@ -1228,6 +1253,14 @@ mod tests {
         assert_eq!(
             text,
             "HTTPRoute backend-route (generation 2)\n  parent istio-gateway: Accepted=False reason=NotAllowedByListeners observedGeneration=2 no listener\n"
+        );
+        let gateway = json!({"metadata": {"name": "tls-gateway", "generation": 1}, "status": {
+            "conditions": [{"type": "Programmed", "status": "True", "reason": "Programmed", "observedGeneration": 1}],
+            "listeners": [{"name": "https", "attachedRoutes": 1, "conditions": [
+                {"type": "ResolvedRefs", "status": "False", "reason": "InvalidCertificateRef", "observedGeneration": 1, "message": "invalid certificate reference /Secret/test-devopscube-tls"}]}]}});
+        assert_eq!(
+            describe_conditions("Gateway", &gateway),
+            "Gateway tls-gateway (generation 1)\n  Programmed=True reason=Programmed observedGeneration=1 \n  listener https (attachedRoutes 1): ResolvedRefs=False reason=InvalidCertificateRef observedGeneration=1 invalid certificate reference /Secret/test-devopscube-tls\n"
         );
         let pod = json!({"metadata": {"name": "p"}, "status": {"phase": "Pending", "containerStatuses": [
             {"name": "echo", "ready": false, "restartCount": 3, "state": {"waiting": {"reason": "ImagePullBackOff"}}}]}});
