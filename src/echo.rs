@@ -2,9 +2,12 @@
 //! written for a cluster run unchanged on the local target.
 //!
 //! It takes http-echo's Go-style flags (`-text=X`, `-text X`, `--text=X`, `-listen`,
-//! `-status-code`) plus one of its own, `-delay=DURATION` (hashicorp/http-echo has no
+//! `-status-code`) plus two of its own: `-delay=DURATION` (hashicorp/http-echo has no
 //! such flag: a slow backend for circuit-breaking suites; on a cluster such a fixture
-//! needs an image that can delay, see `docs/policy.md`), and, once bound, prints one `listening on ADDR` line to stdout: the
+//! needs an image that can delay, see `docs/policy.md`) and `-hangup` (read each
+//! request, then close the connection without answering: a backend that crashes
+//! mid-request, for fault tests on the local target only). Once bound, it prints one
+//! `listening on ADDR` line to stdout: the
 //! local target reads that line to learn the port, so it can hand out `127.0.0.1:0` and
 //! never race another process for a port.
 
@@ -30,7 +33,7 @@ const APP_VERSION: &str = env!("CARGO_PKG_VERSION");
 #[derive(Debug, thiserror::Error)]
 pub enum EchoError {
     #[error(
-        "unknown flag `{flag}` (http-echo flags: -text, -listen, -status-code; meshcheck's: -delay)"
+        "unknown flag `{flag}` (http-echo flags: -text, -listen, -status-code; meshcheck's: -delay, -hangup)"
     )]
     UnknownFlag { flag: String },
     #[error("flag `-{flag}` needs a value")]
@@ -45,6 +48,8 @@ pub enum EchoError {
     InvalidStatus { value: String },
     #[error("invalid -delay `{value}`: expected a duration such as `500ms`")]
     InvalidDelay { value: String },
+    #[error("invalid -hangup `{value}`: expected true or false")]
+    InvalidHangup { value: String },
     #[error("failed to listen on {address}")]
     Bind {
         address: SocketAddr,
@@ -72,11 +77,14 @@ pub struct EchoArgs {
     pub status: StatusCode,
     /// How long every answer waits before it is sent (meshcheck-only `-delay`).
     pub delay: Duration,
+    /// Close every connection after reading a request, without answering
+    /// (meshcheck-only `-hangup`); `/health` still answers.
+    pub hangup: bool,
 }
 
 /// Flags `meshcheck echo` takes that hashicorp/http-echo does not: a fixture that uses
 /// them cannot run with the real image.
-pub const MESHCHECK_ONLY_FLAGS: &[&str] = &["delay"];
+pub const MESHCHECK_ONLY_FLAGS: &[&str] = &["delay", "hangup"];
 
 /// The first meshcheck-only flag in http-echo arguments, if any (`-delay=1s` gives
 /// `delay`).
@@ -99,6 +107,7 @@ impl EchoArgs {
         let mut listen = String::from(":5678");
         let mut status = String::from("200");
         let mut delay = None;
+        let mut hangup = false;
         let mut rest = args.into_iter();
         while let Some(arg) = rest.next() {
             let Some(flag) = arg
@@ -112,8 +121,25 @@ impl EchoArgs {
                 Some((name, value)) => (name.to_string(), Some(value.to_string())),
                 None => (flag.to_string(), None),
             };
-            if !matches!(name.as_str(), "text" | "listen" | "status-code" | "delay") {
+            if !matches!(
+                name.as_str(),
+                "text" | "listen" | "status-code" | "delay" | "hangup"
+            ) {
                 return Err(EchoError::UnknownFlag { flag: arg });
+            }
+            // A boolean flag, as in Go: `-hangup` or `-hangup=BOOL`, never a separate
+            // value.
+            if name == "hangup" {
+                hangup = match inline.as_deref() {
+                    None | Some("true") => true,
+                    Some("false") => false,
+                    Some(other) => {
+                        return Err(EchoError::InvalidHangup {
+                            value: other.to_owned(),
+                        });
+                    }
+                };
+                continue;
             }
             let value = match inline {
                 Some(v) => v,
@@ -144,6 +170,7 @@ impl EchoArgs {
                 Some(value) => humantime::parse_duration(&value)
                     .map_err(|_| EchoError::InvalidDelay { value })?,
             },
+            hangup,
         })
     }
 }
@@ -183,6 +210,7 @@ pub async fn serve(args: EchoArgs) -> Result<(), EchoError> {
     let body = Bytes::from(format!("{}\n", args.text));
     let status = args.status;
     let delay = args.delay;
+    let hangup = args.hangup;
     loop {
         let (stream, _) = tokio::select! {
             accepted = listener.accept() => accepted.map_err(|source| EchoError::Accept { address, source })?,
@@ -191,7 +219,19 @@ pub async fn serve(args: EchoArgs) -> Result<(), EchoError> {
         };
         let body = body.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |req| answer(req, status, body.clone(), delay));
+            let service = service_fn(move |req: Request<Incoming>| {
+                let body = body.clone();
+                async move {
+                    if hangup && req.uri().path() != "/health" {
+                        // An error from the service makes hyper drop the connection
+                        // without writing a response.
+                        return Err(HangUp);
+                    }
+                    answer(req, status, body, delay)
+                        .await
+                        .map_err(|never| match never {})
+                }
+            });
             // A client that goes away mid-request is its own business, not an echo error.
             let _ = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -199,6 +239,11 @@ pub async fn serve(args: EchoArgs) -> Result<(), EchoError> {
         });
     }
 }
+
+/// `-hangup`: the connection is closed instead of answered.
+#[derive(Debug, thiserror::Error)]
+#[error("hung up without answering (-hangup)")]
+struct HangUp;
 
 async fn answer(
     req: Request<Incoming>,
@@ -276,6 +321,20 @@ mod tests {
             Some("delay")
         );
         assert_eq!(meshcheck_only_flag(&list(&["-text=delay"])), None);
+        assert_eq!(
+            meshcheck_only_flag(&list(&["-text=a", "-hangup"])),
+            Some("hangup")
+        );
+        // A boolean: it never swallows the next argument.
+        let parsed = args(&["-hangup", "-text=a"]).unwrap();
+        assert!(parsed.hangup);
+        assert_eq!(parsed.text, "a");
+        assert!(!args(&["-text=a", "-hangup=false"]).unwrap().hangup);
+        assert!(!args(&["-text=a"]).unwrap().hangup);
+        assert!(matches!(
+            args(&["-text=a", "-hangup=maybe"]),
+            Err(EchoError::InvalidHangup { .. })
+        ));
         assert!(matches!(
             args(&["-text=a", "-delay=soon"]),
             Err(EchoError::InvalidDelay { .. })
@@ -286,7 +345,7 @@ mod tests {
     fn bad_flags_are_refused_clearly() {
         assert_eq!(
             args(&["-text=a", "-colour=red"]).unwrap_err().to_string(),
-            "unknown flag `-colour=red` (http-echo flags: -text, -listen, -status-code; meshcheck's: -delay)"
+            "unknown flag `-colour=red` (http-echo flags: -text, -listen, -status-code; meshcheck's: -delay, -hangup)"
         );
         assert!(matches!(args(&[]), Err(EchoError::MissingText)));
         assert!(matches!(

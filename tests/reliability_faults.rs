@@ -115,3 +115,27 @@ fn a_backend_that_never_answers_fails_on_the_request_timeout() {
     );
     assert_eq!(finished.leftovers(), Vec::<String>::new(), "left in TMPDIR");
 }
+
+#[test]
+fn a_backend_that_hangs_up_fails_with_the_gateways_reason() {
+    let run = Run::start(
+        &["run", "tests/reliability/hangup-backend.yaml"],
+        &[("MESHCHECK_ENVOY", &envoy())],
+    );
+    let finished = run.finish(Duration::from_secs(60));
+    let stderr = &finished.stderr;
+    assert_eq!(finished.code, Some(1), "{stderr}");
+    // Envoy's own words for an upstream that closed before answering: the cause, not
+    // just "503".
+    assert!(
+        stderr.contains(
+            "last response was 503 `upstream connect error or disconnect/reset before headers. reset reason: connection termination`"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("upstream_cx_destroy_remote"),
+        "the diagnostics show the upstream closing: {stderr}"
+    );
+    assert_eq!(finished.leftovers(), Vec::<String>::new(), "left in TMPDIR");
+}

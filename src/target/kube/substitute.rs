@@ -24,7 +24,7 @@ pub const DELAY_IMAGE: &str = "fortio/fortio:1.69.5";
 /// A fixture container this target cannot run as written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "{location}: {object} passes `-{flag}` to {image}, which only `meshcheck echo` understands, and its arguments do not parse: {reason}"
+    "{location}: {object} passes `-{flag}` to {image}, which only `meshcheck echo` understands: {reason}"
 )]
 pub struct SubstitutionError {
     pub location: String,
@@ -91,8 +91,21 @@ fn substitute_one(
             object: manifest.key().to_string(),
             flag,
             image: image.clone(),
-            reason: err.to_string(),
+            reason: format!("its arguments do not parse: {err}"),
         })?;
+        // fortio cannot hang up without answering; running the fixture anyway would
+        // turn a failing backend into a healthy one.
+        if echo.hangup {
+            return Err(SubstitutionError {
+                location: manifest
+                    .location_of("spec.template.spec.containers")
+                    .to_string(),
+                object: manifest.key().to_string(),
+                flag: "hangup",
+                image,
+                reason: "a backend that hangs up has no stand-in on a cluster; run this fixture on the local target".into(),
+            });
+        }
         container["image"] = json!(DELAY_IMAGE);
         container["args"] = json!(fortio_args(&echo));
         if let Some(map) = container.as_object_mut() {
@@ -118,7 +131,7 @@ fn substitute_one(
         object: manifest.key().to_string(),
         flag: "delay",
         image: DELAY_IMAGE.to_owned(),
-        reason: err.to_string(),
+        reason: format!("its arguments do not parse: {err}"),
     })?;
     Ok(replaced.pop())
 }
@@ -234,5 +247,20 @@ metadata: {{ name: slow-backend, namespace: istio-test }}
             "{text}"
         );
         assert!(text.contains("invalid -delay `soon`"), "{text}");
+    }
+
+    #[test]
+    fn a_hanging_up_echo_is_refused_rather_than_run_healthy() {
+        let err = substitute_delayed_echo(&manifests(r#"["-text=a", "-hangup"]"#)).unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("fixtures/backend.yaml:"), "{text}");
+        assert!(
+            text.contains("passes `-hangup` to hashicorp/http-echo"),
+            "{text}"
+        );
+        assert!(
+            text.contains("run this fixture on the local target"),
+            "{text}"
+        );
     }
 }
