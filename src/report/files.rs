@@ -98,8 +98,8 @@ impl RunRecord {
                 self.environment.target = self.environment.target.or(target);
             }
             Event::SuiteStarted { suite, .. } => {
-                self.suite_started
-                    .insert(suite.clone(), chrono::Utc::now().fixed_offset());
+                let now = chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now());
+                self.suite_started.insert(suite.clone(), now.fixed_offset());
             }
             Event::CaseFinished { result } => self.cases.push((**result).clone()),
             Event::SetupFailed { suite, error } => self.setup_failures.push(SetupFailure {
