@@ -239,8 +239,16 @@ fn tls_suite_with(from: &str, to: &str) -> (TempDir, PathBuf) {
 
 const CA_LINES: &str = "      tls:\n        caFile: ../fixtures/ingress-tls/ca.pem\n";
 
-fn run_https_case(suite: &Path, reports: &Path) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_meshcheck"))
+/// What a run of the https case left: its exit code, the terminal report and the JSON
+/// report; the JUnit and HTML reports are next to it in the directory.
+struct HttpsRun {
+    code: Option<i32>,
+    terminal: String,
+    report: serde_json::Value,
+}
+
+fn run_https_case(suite: &Path, reports: &Path) -> HttpsRun {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_meshcheck"))
         .arg("run")
         .args(["--filter", "ingress-tls::https-weighted-split", "--exact"])
         .arg("--json")
@@ -251,50 +259,53 @@ fn run_https_case(suite: &Path, reports: &Path) -> std::process::Output {
         .arg(reports.join("report.html"))
         .arg(suite)
         .output()
-        .unwrap()
+        .unwrap();
+    // The terminal report goes to stderr when stdout is not a terminal.
+    let terminal = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report = std::fs::read(reports.join("report.json"))
+        .map(|bytes| serde_json::from_slice(&bytes).unwrap())
+        .unwrap_or_else(|err| panic!("no JSON report ({err}): {terminal}"));
+    HttpsRun {
+        code: output.status.code(),
+        terminal,
+        report,
+    }
 }
 
 #[test]
 fn without_the_ca_the_case_fails_at_once_naming_the_certificate() {
     let (dir, suite) = tls_suite_with(CA_LINES, "");
-    let output = run_https_case(&suite, dir.path());
-    // The terminal report goes to stderr when stdout is not a terminal.
-    let stdout = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    let HttpsRun { code, terminal, .. } = run_https_case(&suite, dir.path());
+    assert_eq!(code, Some(1), "{terminal}");
     // Only the fail-fast path says "rejected"; waiting out convergence would say
     // "did not converge".
     assert!(
-        stdout.contains("the gateway's certificate for test.devopscube.com was rejected"),
-        "{stdout}"
+        terminal.contains("the gateway's certificate for test.devopscube.com was rejected"),
+        "{terminal}"
     );
-    assert!(stdout.contains("UnknownIssuer"), "{stdout}");
-    assert!(!stdout.contains("WARNING"), "{stdout}");
+    assert!(terminal.contains("UnknownIssuer"), "{terminal}");
+    assert!(!terminal.contains("WARNING"), "{terminal}");
 }
 
 #[test]
 fn insecure_skip_verify_passes_and_every_report_warns() {
     let (dir, suite) = tls_suite_with(CA_LINES, "      tls:\n        insecureSkipVerify: true\n");
-    let output = run_https_case(&suite, dir.path());
-    // The terminal report goes to stderr when stdout is not a terminal.
-    let stdout = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    let HttpsRun {
+        code,
+        terminal,
+        report,
+    } = run_https_case(&suite, dir.path());
+    assert_eq!(code, Some(0), "{terminal}");
     assert!(
-        stdout.contains(
+        terminal.contains(
             "WARNING ingress-tls::https-weighted-split: TLS certificate verification is OFF"
         ),
-        "{stdout}"
+        "{terminal}"
     );
-
-    let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).unwrap()).unwrap();
     let case = &report["cases"][0];
     assert_eq!(case["outcome"], "passed", "{case}");
     let warnings = case["warnings"].as_array().unwrap();
@@ -316,17 +327,13 @@ fn insecure_skip_verify_passes_and_every_report_warns() {
 #[test]
 fn verified_https_passes_without_warnings() {
     let (dir, suite) = tls_suite_with(CA_LINES, CA_LINES);
-    let output = run_https_case(&suite, dir.path());
-    // The terminal report goes to stderr when stdout is not a terminal.
-    let stdout = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert_eq!(output.status.code(), Some(0), "{stdout}");
-    assert!(!stdout.contains("WARNING"), "{stdout}");
-    let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).unwrap()).unwrap();
+    let HttpsRun {
+        code,
+        terminal,
+        report,
+    } = run_https_case(&suite, dir.path());
+    assert_eq!(code, Some(0), "{terminal}");
+    assert!(!terminal.contains("WARNING"), "{terminal}");
     assert_eq!(report["cases"][0]["warnings"], serde_json::json!([]));
-    assert!(report["cases"][0]["split"]["decision"] == "pass");
+    assert_eq!(report["cases"][0]["split"]["decision"], "pass");
 }
