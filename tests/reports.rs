@@ -210,6 +210,10 @@ fn junit_report_validates_and_keeps_the_failure() {
     );
     assert!(xml.contains("<property name=\"envoy.version\""), "{xml}");
     assert!(
+        xml.contains("<testsuite name=\"reports-failing\"") && xml.contains(" timestamp=\"20"),
+        "each testsuite says when it started: {xml}"
+    );
+    assert!(
         xml.contains("<property name=\"target\" value=\"local\"/>"),
         "{xml}"
     );

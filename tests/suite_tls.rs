@@ -107,107 +107,100 @@ fn https_without_tls_verifies_against_the_platform_store() {
     assert_eq!(case.tls, meshcheck::traffic::TlsOptions::default());
 }
 
-#[test]
-fn https_needs_an_https_listener_on_the_port() {
+/// Loads a suite whose case has this `request:` block, and checks it is refused at
+/// `line` of the suite with every one of `expected` in the message.
+fn assert_refused(request: &str, line: usize, expected: &[&str]) {
     let scratch = Scratch::new();
-    let path = scratch.suite("      gateway: test/gw\n      url: https://test.example.com:8443/\n");
-    let text = refused(&path);
-    assert_at(&text, 7);
-    assert!(
-        text.contains(
-            "test/gw has no HTTPS listener on port 8443; its listeners: http (HTTP 80), https (HTTPS 443)"
-        ),
-        "{text}"
-    );
-    // Plain http to the TLS port is the same mistake the other way round.
-    let path = scratch.suite("      gateway: test/gw\n      url: http://test.example.com:443/\n");
-    let text = refused(&path);
-    assert!(text.contains("has no HTTP listener on port 443"), "{text}");
-}
-
-#[test]
-fn tls_on_an_http_url_is_refused_at_tls() {
-    let scratch = Scratch::new();
-    let path = scratch.suite(
-        "      gateway: test/gw\n      url: http://test.example.com/\n      tls: {caFile: ca.pem}\n",
-    );
-    let text = refused(&path);
-    assert_at(&text, 8);
-    assert!(text.contains("`tls` only applies to https URLs"), "{text}");
-}
-
-#[test]
-fn a_missing_ca_file_is_located() {
-    let scratch = Scratch::new();
-    let path = scratch.suite(
-        "      gateway: test/gw\n      url: https://test.example.com/\n      tls:\n        caFile: nope.pem\n",
-    );
-    let text = refused(&path);
-    assert_at(&text, 9);
-    assert!(text.contains("cannot read CA file"), "{text}");
-    assert!(text.contains("nope.pem"), "{text}");
-}
-
-#[test]
-fn a_ca_file_without_certificates_is_located() {
-    let scratch = Scratch::new();
-    // A private key given where the CA belongs: PEM, but no certificate in it.
+    // A private key given where a CA belongs: PEM, but no certificate in it.
     std::fs::write(
         scratch.path("key.pem"),
         "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIDm5\n-----END PRIVATE KEY-----\n",
     )
     .unwrap();
-    let path = scratch.suite(
-        "      gateway: test/gw\n      url: https://test.example.com/\n      tls:\n        caFile: key.pem\n",
+    let text = refused(&scratch.suite(request));
+    assert_at(&text, line);
+    for part in expected {
+        assert!(text.contains(part), "expected {part:?} in: {text}");
+    }
+}
+
+#[test]
+fn https_needs_an_https_listener_on_the_port() {
+    assert_refused(
+        "      gateway: test/gw\n      url: https://test.example.com:8443/\n",
+        7,
+        &[
+            "test/gw has no HTTPS listener on port 8443; its listeners: http (HTTP 80), https (HTTPS 443)",
+        ],
     );
-    let text = refused(&path);
-    assert_at(&text, 9);
-    assert!(text.contains("holds no PEM certificate"), "{text}");
+    // Plain http to the TLS port is the same mistake the other way round.
+    assert_refused(
+        "      gateway: test/gw\n      url: http://test.example.com:443/\n",
+        7,
+        &["has no HTTP listener on port 443"],
+    );
+}
+
+#[test]
+fn tls_on_an_http_url_is_refused_at_tls() {
+    assert_refused(
+        "      gateway: test/gw\n      url: http://test.example.com/\n      tls: {caFile: ca.pem}\n",
+        8,
+        &["`tls` only applies to https URLs"],
+    );
+}
+
+#[test]
+fn a_missing_ca_file_is_located() {
+    assert_refused(
+        "      gateway: test/gw\n      url: https://test.example.com/\n      tls:\n        caFile: nope.pem\n",
+        9,
+        &["cannot read CA file", "nope.pem"],
+    );
+}
+
+#[test]
+fn a_ca_file_without_certificates_is_located() {
+    assert_refused(
+        "      gateway: test/gw\n      url: https://test.example.com/\n      tls:\n        caFile: key.pem\n",
+        9,
+        &["holds no PEM certificate"],
+    );
 }
 
 #[test]
 fn ca_file_and_insecure_together_are_refused() {
-    let scratch = Scratch::new();
-    let path = scratch.suite(
+    assert_refused(
         "      gateway: test/gw\n      url: https://test.example.com/\n      tls:\n        caFile: ca.pem\n        insecureSkipVerify: true\n",
-    );
-    let text = refused(&path);
-    assert_at(&text, 10);
-    assert!(
-        text.contains("give either `caFile` or `insecureSkipVerify`"),
-        "{text}"
+        10,
+        &["give either `caFile` or `insecureSkipVerify`"],
     );
 }
 
 #[test]
 fn an_unknown_tls_key_is_located() {
-    let scratch = Scratch::new();
-    let path = scratch.suite(
+    assert_refused(
         "      gateway: test/gw\n      url: https://test.example.com/\n      tls:\n        insecure: true\n",
+        9,
+        &["unknown field `insecure`"],
     );
-    let text = refused(&path);
-    assert_at(&text, 9);
-    assert!(text.contains("unknown field `insecure`"), "{text}");
 }
 
 #[test]
 fn https_east_west_is_refused() {
-    let scratch = Scratch::new();
-    let path = scratch.suite("      service: test/backend\n      url: https://backend.test/\n");
-    let text = refused(&path);
-    assert_at(&text, 7);
-    assert!(text.contains("east-west requests are plain http"), "{text}");
+    assert_refused(
+        "      service: test/backend\n      url: https://backend.test/\n",
+        7,
+        &["east-west requests are plain http"],
+    );
 }
 
 #[test]
 fn other_schemes_are_refused() {
-    let scratch = Scratch::new();
-    let path = scratch.suite("      gateway: test/gw\n      url: ftp://test.example.com/\n");
-    let text = refused(&path);
-    assert_at(&text, 7);
-    assert!(
-        text.contains("only http and https URLs are supported, not `ftp`"),
-        "{text}"
+    assert_refused(
+        "      gateway: test/gw\n      url: ftp://test.example.com/\n",
+        7,
+        &["only http and https URLs are supported, not `ftp`"],
     );
 }
 
@@ -246,8 +239,16 @@ fn tls_suite_with(from: &str, to: &str) -> (TempDir, PathBuf) {
 
 const CA_LINES: &str = "      tls:\n        caFile: ../fixtures/ingress-tls/ca.pem\n";
 
-fn run_https_case(suite: &Path, reports: &Path) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_meshcheck"))
+/// What a run of the https case left: its exit code, the terminal report and the JSON
+/// report; the JUnit and HTML reports are next to it in the directory.
+struct HttpsRun {
+    code: Option<i32>,
+    terminal: String,
+    report: serde_json::Value,
+}
+
+fn run_https_case(suite: &Path, reports: &Path) -> HttpsRun {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_meshcheck"))
         .arg("run")
         .args(["--filter", "ingress-tls::https-weighted-split", "--exact"])
         .arg("--json")
@@ -258,50 +259,53 @@ fn run_https_case(suite: &Path, reports: &Path) -> std::process::Output {
         .arg(reports.join("report.html"))
         .arg(suite)
         .output()
-        .unwrap()
+        .unwrap();
+    // The terminal report goes to stderr when stdout is not a terminal.
+    let terminal = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report = std::fs::read(reports.join("report.json"))
+        .map(|bytes| serde_json::from_slice(&bytes).unwrap())
+        .unwrap_or_else(|err| panic!("no JSON report ({err}): {terminal}"));
+    HttpsRun {
+        code: output.status.code(),
+        terminal,
+        report,
+    }
 }
 
 #[test]
 fn without_the_ca_the_case_fails_at_once_naming_the_certificate() {
     let (dir, suite) = tls_suite_with(CA_LINES, "");
-    let output = run_https_case(&suite, dir.path());
-    // The terminal report goes to stderr when stdout is not a terminal.
-    let stdout = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    let HttpsRun { code, terminal, .. } = run_https_case(&suite, dir.path());
+    assert_eq!(code, Some(1), "{terminal}");
     // Only the fail-fast path says "rejected"; waiting out convergence would say
     // "did not converge".
     assert!(
-        stdout.contains("the gateway's certificate for test.devopscube.com was rejected"),
-        "{stdout}"
+        terminal.contains("the gateway's certificate for test.devopscube.com was rejected"),
+        "{terminal}"
     );
-    assert!(stdout.contains("UnknownIssuer"), "{stdout}");
-    assert!(!stdout.contains("WARNING"), "{stdout}");
+    assert!(terminal.contains("UnknownIssuer"), "{terminal}");
+    assert!(!terminal.contains("WARNING"), "{terminal}");
 }
 
 #[test]
 fn insecure_skip_verify_passes_and_every_report_warns() {
     let (dir, suite) = tls_suite_with(CA_LINES, "      tls:\n        insecureSkipVerify: true\n");
-    let output = run_https_case(&suite, dir.path());
-    // The terminal report goes to stderr when stdout is not a terminal.
-    let stdout = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    let HttpsRun {
+        code,
+        terminal,
+        report,
+    } = run_https_case(&suite, dir.path());
+    assert_eq!(code, Some(0), "{terminal}");
     assert!(
-        stdout.contains(
+        terminal.contains(
             "WARNING ingress-tls::https-weighted-split: TLS certificate verification is OFF"
         ),
-        "{stdout}"
+        "{terminal}"
     );
-
-    let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).unwrap()).unwrap();
     let case = &report["cases"][0];
     assert_eq!(case["outcome"], "passed", "{case}");
     let warnings = case["warnings"].as_array().unwrap();
@@ -323,17 +327,13 @@ fn insecure_skip_verify_passes_and_every_report_warns() {
 #[test]
 fn verified_https_passes_without_warnings() {
     let (dir, suite) = tls_suite_with(CA_LINES, CA_LINES);
-    let output = run_https_case(&suite, dir.path());
-    // The terminal report goes to stderr when stdout is not a terminal.
-    let stdout = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert_eq!(output.status.code(), Some(0), "{stdout}");
-    assert!(!stdout.contains("WARNING"), "{stdout}");
-    let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).unwrap()).unwrap();
+    let HttpsRun {
+        code,
+        terminal,
+        report,
+    } = run_https_case(&suite, dir.path());
+    assert_eq!(code, Some(0), "{terminal}");
+    assert!(!terminal.contains("WARNING"), "{terminal}");
     assert_eq!(report["cases"][0]["warnings"], serde_json::json!([]));
-    assert!(report["cases"][0]["split"]["decision"] == "pass");
+    assert_eq!(report["cases"][0]["split"]["decision"], "pass");
 }

@@ -64,6 +64,10 @@ pub struct RunRecord {
     pub setup_failures: Vec<SetupFailure>,
     /// Suite name -> what its shutdown removed, and what it could not.
     pub cleanup: BTreeMap<String, CleanupReport>,
+    /// Suite name -> when this record saw it start, for JUnit's `timestamp`.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub suite_started: BTreeMap<String, chrono::DateTime<chrono::FixedOffset>>,
 }
 
 /// The JSON Schema of [`RunRecord`], as checked in at `schemas/report.schema.json`.
@@ -92,6 +96,10 @@ impl RunRecord {
                 let target = self.environment.target;
                 self.environment = environment.clone();
                 self.environment.target = self.environment.target.or(target);
+            }
+            Event::SuiteStarted { suite, .. } => {
+                let now = chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now());
+                self.suite_started.insert(suite.clone(), now.fixed_offset());
             }
             Event::CaseFinished { result } => self.cases.push((**result).clone()),
             Event::SetupFailed { suite, error } => self.setup_failures.push(SetupFailure {
@@ -144,6 +152,9 @@ impl RunRecord {
         }
         for (name, cases) in suites {
             let mut suite = TestSuite::new(name);
+            if let Some(started) = self.suite_started.get(name) {
+                suite.set_timestamp(*started);
+            }
             let mut problems: Vec<String> = self
                 .setup_failures
                 .iter()
