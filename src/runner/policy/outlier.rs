@@ -5,6 +5,8 @@
 //! 1. Requests go one at a time until the proxy reports the expected number of
 //!    ejections (`outlier_detection.ejections_active`), within a time bound; more is a
 //!    failure (maxEjectionPercent not respected).
+//!    Then it waits until the proxy's worker threads have the ejections too (see
+//!    [`settle_host_updates`]).
 //! 2. A measured run: ejected hosts receive no request at all (their `rq_total` in
 //!    `/clusters` stays put), every other host keeps serving, and the client sees a 5xx
 //!    only from failing hosts that were not ejected (none when all of them were); the
@@ -21,7 +23,7 @@ use super::super::case::result_from;
 use super::super::environment::Environment;
 use super::super::events::{CaseResult, Event, Outcome, Phase};
 use super::super::source::SampleSource;
-use super::proxy::{HostState, cluster_hosts, cluster_stat};
+use super::proxy::{HostState, cluster_hosts, cluster_stat, server_stat};
 use crate::suite::{Case, ExpectedOutlierDetection, Suite};
 use crate::traffic::{Flow, LoadSpec};
 
@@ -62,6 +64,43 @@ async fn ejection_counters(
             )
         })
         .collect())
+}
+
+/// Envoy's `common_lb_config.update_merge_window` when unset, as Istio leaves it.
+const UPDATE_MERGE_WINDOW: Duration = Duration::from_secs(1);
+const HELD_UPDATES_DELIVERED: &str = "cluster_manager.cluster_updated_via_merge";
+
+/// Waits until no ejection can still be held back from the load balancers.
+///
+/// An ejection shows in `/clusters` and the stats at once, but Envoy hands a
+/// health-only host change to its worker threads at once only when the previous
+/// hand-over is older than the merge window; otherwise the change waits for the window
+/// and the workers keep picking the ejected host until then (docs/policy.md, "Outlier
+/// detection"). So: done when a held-back change is delivered, or when the window has
+/// passed since the last ejection we saw (seen after it happened, so the window
+/// really has passed) and nothing can be waiting any more.
+async fn settle_host_updates(
+    env: &Environment,
+    case: &Case,
+    last_ejection_seen: Instant,
+) -> Result<(), String> {
+    let delivered = || async {
+        let stats = env
+            .proxy_admin(&case.entry, "/stats")
+            .await
+            .map_err(|err| format!("cannot read the proxy's stats: {err}"))?;
+        Ok::<_, String>(server_stat(&stats, HELD_UPDATES_DELIVERED).unwrap_or_default())
+    };
+    let before = delivered().await?;
+    let mut backoff = Duration::from_millis(20);
+    while last_ejection_seen.elapsed() < UPDATE_MERGE_WINDOW {
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_millis(200));
+        if delivered().await? > before {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// Counts what the client saw: responses by status.
@@ -137,6 +176,7 @@ pub(crate) async fn run_outlier_detection(
     let mut warmup_requests = 0u64;
     let deadline = started + expected.ejection_timeout;
     let mut counters = before.clone();
+    let mut last_ejection_seen = started;
     loop {
         let active = counters.get(&active_key).copied().unwrap_or_default();
         if active >= u64::from(expected.ejected_hosts) || Instant::now() >= deadline {
@@ -145,7 +185,11 @@ pub(crate) async fn run_outlier_detection(
         warmup_requests += send(source, &round, expected.failing_status, &mut warmup)
             .await?
             .requests;
+        let previous = counters.get(&active_key).copied();
         counters = ejection_counters(env, case, cluster).await?;
+        if counters.get(&active_key).copied() != previous {
+            last_ejection_seen = Instant::now();
+        }
     }
     let active = counters.get(&active_key).copied().unwrap_or_default();
     let mut failures = Vec::new();
@@ -179,6 +223,8 @@ pub(crate) async fn run_outlier_detection(
         result.proxy_counters = deltas(&before, &counters);
         return Ok(result);
     }
+
+    settle_host_updates(env, case, last_ejection_seen).await?;
 
     // Phase 2: the measured run, with the host table before and after.
     emit(Event::Phase {
