@@ -215,7 +215,11 @@ fn two_ejected_hosts_both_get_nothing() {
     );
     let result = run_case(&suite, "max-ejection-percent-respected");
     assert_eq!(result.outcome, Outcome::Passed, "{}", result.message);
-    assert_eq!(result.status_codes.get(&200), Some(&result.requests), "{result:?}");
+    assert_eq!(
+        result.status_codes.get(&200),
+        Some(&result.requests),
+        "{result:?}"
+    );
 }
 
 #[test]
