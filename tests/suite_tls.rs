@@ -337,3 +337,23 @@ fn verified_https_passes_without_warnings() {
     assert_eq!(report["cases"][0]["warnings"], serde_json::json!([]));
     assert_eq!(report["cases"][0]["split"]["decision"], "pass");
 }
+
+#[test]
+fn lint_warns_about_insecure_cases() {
+    let (_dir, suite) = tls_suite_with(CA_LINES, "      tls:\n        insecureSkipVerify: true\n");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_meshcheck"))
+        .arg("lint")
+        .arg(&suite)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stderr.contains(
+            "case `ingress-tls::https-weighted-split` turns TLS certificate verification off"
+        ),
+        "{stderr}"
+    );
+    assert!(stdout.contains("0 errors, 1 warning"), "{stdout}");
+}

@@ -127,6 +127,13 @@ pub fn lint(args: &LintArgs) -> i32 {
         }
     }
     for suite in &suites {
+        for case in suite.cases.iter().filter(|c| c.tls.insecure_skip_verify) {
+            warnings += 1;
+            eprintln!(
+                "warning: {}: case `{}::{}` turns TLS certificate verification off (request.tls.insecureSkipVerify)",
+                case.location, suite.name, case.name
+            );
+        }
         match crate::target::local::plan(&suite.manifests) {
             Ok(plan) => {
                 for note in &plan.notes {
