@@ -164,12 +164,10 @@ fn outlier_detection_catches_a_missing_policy() {
     );
 }
 
-#[test]
-fn outlier_detection_catches_a_raised_max_ejection_percent() {
-    let (dir, suite) = copy_suite("outlier-detection");
-    let rules = dir
-        .path()
-        .join("fixtures/outlier-detection/destinationrules.yaml");
+/// Raises the flaky Service's `maxEjectionPercent` from 50 to 100 in a copied suite, so
+/// both of its failing hosts may be ejected.
+fn allow_every_flaky_host_ejected(copy: &Path) {
+    let rules = copy.join("fixtures/outlier-detection/destinationrules.yaml");
     let text = std::fs::read_to_string(&rules).unwrap();
     let (head, flaky) = text.split_once("name: flaky-outlier").unwrap();
     assert!(flaky.contains("maxEjectionPercent: 50"));
@@ -181,6 +179,12 @@ fn outlier_detection_catches_a_raised_max_ejection_percent() {
         ),
     )
     .unwrap();
+}
+
+#[test]
+fn outlier_detection_catches_a_raised_max_ejection_percent() {
+    let (dir, suite) = copy_suite("outlier-detection");
+    allow_every_flaky_host_ejected(dir.path());
     let result = run_case(&suite, "max-ejection-percent-respected");
     assert_failed_with(
         &result,
@@ -194,20 +198,7 @@ fn outlier_detection_catches_a_raised_max_ejection_percent() {
 #[test]
 fn two_ejected_hosts_both_get_nothing() {
     let (dir, suite) = copy_suite("outlier-detection");
-    let rules = dir
-        .path()
-        .join("fixtures/outlier-detection/destinationrules.yaml");
-    let text = std::fs::read_to_string(&rules).unwrap();
-    let (head, flaky) = text.split_once("name: flaky-outlier").unwrap();
-    assert!(flaky.contains("maxEjectionPercent: 50"));
-    std::fs::write(
-        &rules,
-        format!(
-            "{head}name: flaky-outlier{}",
-            flaky.replace("maxEjectionPercent: 50", "maxEjectionPercent: 100")
-        ),
-    )
-    .unwrap();
+    allow_every_flaky_host_ejected(dir.path());
     edit(
         &suite,
         "        service: istio-test/flaky\n        ejectedHosts: 1\n",
