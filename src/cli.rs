@@ -126,16 +126,7 @@ where
     if !one_core {
         return with_runtime(command);
     }
-    match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime.block_on(command()),
-        Err(err) => {
-            eprintln!("error: failed to start the async runtime: {err}");
-            exit_codes::SETUP_FAILED
-        }
-    }
+    run_on(tokio::runtime::Builder::new_current_thread(), command)
 }
 
 /// Runs a command's future on a multi-thread runtime sized to the machine (the traffic
@@ -145,10 +136,15 @@ where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = i32>,
 {
-    match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    run_on(tokio::runtime::Builder::new_multi_thread(), command)
+}
+
+fn run_on<F, Fut>(mut builder: tokio::runtime::Builder, command: F) -> i32
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = i32>,
+{
+    match builder.enable_all().build() {
         Ok(runtime) => runtime.block_on(command()),
         Err(err) => {
             eprintln!("error: failed to start the async runtime: {err}");

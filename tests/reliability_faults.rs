@@ -11,7 +11,7 @@ mod reliability_support;
 use std::time::Duration;
 
 use reliability_support::process::{
-    Finished, Run, envoy, processes_mentioning, send_signal, wait_exit, wait_for_descendants,
+    Finished, Run, assert_nothing_remains, envoy, send_signal, wait_for_descendants,
 };
 
 fn cmdline(pid: u32) -> String {
@@ -41,18 +41,7 @@ fn kill_during_traffic(select: impl Fn(&str) -> bool) -> Finished {
     let tmp = run.tmp.path().display().to_string();
     // The suite's request timeout is 5 s; a stuck run would take far longer.
     let finished = run.finish(Duration::from_secs(60));
-    for pid in children {
-        assert!(
-            wait_exit(pid, Duration::from_secs(10)),
-            "child {pid} outlived the run"
-        );
-    }
-    assert_eq!(
-        processes_mentioning(&tmp),
-        Vec::new(),
-        "processes of the run remain"
-    );
-    assert_eq!(finished.leftovers(), Vec::<String>::new(), "left in TMPDIR");
+    assert_nothing_remains(&children, &tmp, &finished);
     finished
 }
 

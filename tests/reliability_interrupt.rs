@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use reliability_support::process::{
-    Run, envoy, processes_mentioning, send_signal, wait_exit, wait_for_descendants,
+    Run, assert_nothing_remains, envoy, send_signal, wait_for_descendants,
 };
 
 /// Generous for a loaded CI machine, far below the suites' own timeouts (10 min), so
@@ -46,18 +46,7 @@ fn interrupt_at(suite: &str, phase_line: &str, signal: libc::c_int, envoy_path: 
         "{}",
         finished.stderr
     );
-    for pid in children {
-        assert!(
-            wait_exit(pid, Duration::from_secs(10)),
-            "child {pid} outlived the run"
-        );
-    }
-    assert_eq!(
-        processes_mentioning(&tmp),
-        Vec::new(),
-        "processes of the run remain"
-    );
-    assert_eq!(finished.leftovers(), Vec::<String>::new(), "left in TMPDIR");
+    assert_nothing_remains(&children, &tmp, &finished);
     finished.stderr
 }
 

@@ -168,26 +168,16 @@ impl LocalEnvironment {
         }
 
         let config = bootstrap(&plan, &pods);
-        let config_path = dir.path().join("envoy.json");
-        write_json(&config_path, &config)?;
-        let admin_path = dir.path().join("admin-address.txt");
-        let mut envoy_args = vec![
-            "-c".into(),
-            config_path.display().to_string(),
-            "--disable-hot-restart".into(),
-            "--admin-address-path".into(),
-            admin_path.display().to_string(),
-            // Info level is hundreds of start-up lines; warnings and errors are what a
-            // failure's log tail needs.
-            "--log-level".into(),
-            "warning".into(),
-        ];
-        if let Some(threads) = options.envoy_concurrency {
-            envoy_args.extend(["--concurrency".into(), threads.to_string()]);
-        }
         let started = Instant::now();
-        let mut envoy = Process::spawn("Envoy".into(), &options.envoy, &envoy_args, false)?;
-        let admin = wait_ready(&mut envoy, &admin_path, options.startup_timeout).await?;
+        let (mut envoy, admin) = spawn_envoy(
+            "Envoy",
+            &config,
+            "envoy",
+            dir.path(),
+            &options,
+            options.envoy_concurrency,
+        )
+        .await?;
         let envoy_startup = started.elapsed();
 
         let wanted: Vec<(ObjectKey, u16)> = plan
@@ -422,24 +412,8 @@ async fn start_sidecar(
     options: &LocalOptions,
 ) -> Result<Sidecar, LocalError> {
     let config = sidecar_bootstrap(plan, pods);
-    let config_path = dir.join("sidecar.json");
-    write_json(&config_path, &config)?;
-    let admin_path = dir.join("sidecar-admin-address.txt");
-    let mut envoy = Process::spawn(
-        "sidecar Envoy".into(),
-        &options.envoy,
-        &[
-            "-c".into(),
-            config_path.display().to_string(),
-            "--disable-hot-restart".into(),
-            "--admin-address-path".into(),
-            admin_path.display().to_string(),
-            "--log-level".into(),
-            "info".into(),
-        ],
-        false,
-    )?;
-    let admin = wait_ready(&mut envoy, &admin_path, options.startup_timeout).await?;
+    let (mut envoy, admin) =
+        spawn_envoy("sidecar Envoy", &config, "sidecar", dir, options, None).await?;
     let wanted: Vec<(ObjectKey, u16)> = plan
         .mesh
         .iter()
@@ -451,6 +425,38 @@ async fn start_sidecar(
         admin,
         listeners,
     })
+}
+
+/// Writes `config` as `<stem>.json` in `dir`, starts Envoy on it and waits until its
+/// admin API says it is ready.
+async fn spawn_envoy(
+    label: &str,
+    config: &serde_json::Value,
+    stem: &str,
+    dir: &Path,
+    options: &LocalOptions,
+    concurrency: Option<u32>,
+) -> Result<(Process, SocketAddr), LocalError> {
+    let config_path = dir.join(format!("{stem}.json"));
+    write_json(&config_path, config)?;
+    let admin_path = dir.join(format!("{stem}-admin-address.txt"));
+    let mut args = vec![
+        "-c".into(),
+        config_path.display().to_string(),
+        "--disable-hot-restart".into(),
+        "--admin-address-path".into(),
+        admin_path.display().to_string(),
+        // Info level is hundreds of start-up lines; warnings and errors are what a
+        // failure's log tail needs.
+        "--log-level".into(),
+        "warning".into(),
+    ];
+    if let Some(threads) = concurrency {
+        args.extend(["--concurrency".into(), threads.to_string()]);
+    }
+    let mut envoy = Process::spawn(label.into(), &options.envoy, &args, false)?;
+    let admin = wait_ready(&mut envoy, &admin_path, options.startup_timeout).await?;
+    Ok((envoy, admin))
 }
 
 /// Polls for Envoy's admin address file and then `/ready`. Envoy offers no push

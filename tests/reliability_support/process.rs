@@ -242,3 +242,20 @@ impl Finished {
             .collect()
     }
 }
+
+/// After a run: every child it had has exited, no process mentions its temporary
+/// directory `tmp`, and nothing of it is left in TMPDIR.
+pub fn assert_nothing_remains(children: &[u32], tmp: &str, finished: &Finished) {
+    for &pid in children {
+        assert!(
+            wait_exit(pid, Duration::from_secs(10)),
+            "child {pid} outlived the run"
+        );
+    }
+    assert_eq!(
+        processes_mentioning(tmp),
+        Vec::new(),
+        "processes of the run remain"
+    );
+    assert_eq!(finished.leftovers(), Vec::<String>::new(), "left in TMPDIR");
+}
