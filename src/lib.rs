@@ -4,7 +4,7 @@
 //! Layers, from the bottom up:
 //! - [`manifest`]: Kubernetes objects read from fixture files, with positions.
 //! - [`suite`]: the suite model (YAML), what to apply, wait for and assert.
-//! - [`target`]: where a suite runs: the embedded local target (real Envoy, echo
+//! - [`targets`]: where a suite runs: the embedded local target (real Envoy, echo
 //!   processes) or a Kubernetes cluster.
 //! - [`traffic`]: the curl-style request engine; [`echo`]: the http-echo backend.
 //! - [`stats`]: the statistics behind split verdicts.
@@ -20,5 +20,5 @@ pub mod report;
 pub mod runner;
 pub mod stats;
 pub mod suite;
-pub mod target;
+pub mod targets;
 pub mod traffic;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use http::Method;
 use kube_support::fake_api::{FakeApi, State};
 use meshcheck::manifest::{Manifest, ObjectKey, load_file};
-use meshcheck::target::kube::{KubeEnvironment, KubeError, KubeOptions, KubeTimeouts};
+use meshcheck::targets::kube::{KubeEnvironment, KubeError, KubeOptions, KubeTimeouts};
 use serde_json::{Value, json};
 
 const SENTINEL: &str = "sentinel-token-4f2a9c1e7b";

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use meshcheck::manifest::{Manifest, ObjectKey, load_file, load_str};
-use meshcheck::target::local::{LocalEnvironment, LocalOptions, ensure_envoy, installing_message};
+use meshcheck::targets::local::{LocalEnvironment, LocalOptions, ensure_envoy, installing_message};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

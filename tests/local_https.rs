@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use meshcheck::manifest::{Manifest, ManifestError, ObjectKey, load_file, load_str};
-use meshcheck::target::local::{
+use meshcheck::targets::local::{
     LocalEnvironment, LocalError, LocalOptions, PortServing, REDACTED_KEY, bootstrap, ensure_envoy,
     installing_message, plan, redacted_bootstrap, validate_config,
 };

@@ -4,10 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
-use meshcheck::target::local::{EnvoySource, LocalError, ensure_envoy, ensure_envoy_from};
+use meshcheck::targets::local::{EnvoySource, LocalError, ensure_envoy, ensure_envoy_from};
 
 async fn installed() -> PathBuf {
-    ensure_envoy(|dir| eprintln!("{}", meshcheck::target::local::installing_message(dir)))
+    ensure_envoy(|dir| eprintln!("{}", meshcheck::targets::local::installing_message(dir)))
         .await
         .unwrap()
 }

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use meshcheck::manifest::{Manifest, load_file};
-use meshcheck::target::local::{LocalEnvironment, LocalOptions, ensure_envoy, installing_message};
+use meshcheck::targets::local::{LocalEnvironment, LocalOptions, ensure_envoy, installing_message};
 
 const HELPER_ENV: &str = "MESHCHECK_LIFECYCLE_HELPER";
 

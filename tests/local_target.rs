@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use meshcheck::manifest::{Manifest, ObjectKey, load_file};
-use meshcheck::target::local::{
+use meshcheck::targets::local::{
     LocalEnvironment, LocalError, LocalOptions, ensure_envoy, installing_message, plan,
     validate_config,
 };
@@ -167,7 +167,7 @@ async fn generated_configs_pass_envoy_validation() {
                 .collect()
         })
         .collect();
-    let config = meshcheck::target::local::bootstrap(&seed_plan, &pods);
+    let config = meshcheck::targets::local::bootstrap(&seed_plan, &pods);
     validate_config(&envoy, &config).await.unwrap();
 
     let mut manifests = seed();
@@ -177,7 +177,7 @@ async fn generated_configs_pass_envoy_validation() {
             .unwrap(),
     );
     let full = plan(&manifests).unwrap();
-    let config = meshcheck::target::local::bootstrap(&full, &pods);
+    let config = meshcheck::targets::local::bootstrap(&full, &pods);
     validate_config(&envoy, &config).await.unwrap();
 
     // And the check can fail: Envoy refuses a broken config.

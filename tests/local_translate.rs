@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use meshcheck::manifest::{Manifest, load_file, load_str};
-use meshcheck::target::local::{LocalError, PathMatch, RouteAction, UNLIMITED, bootstrap, plan};
+use meshcheck::targets::local::{LocalError, PathMatch, RouteAction, UNLIMITED, bootstrap, plan};
 use serde_json::{Value, json};
 
 fn root() -> PathBuf {

@@ -20,7 +20,7 @@ use std::time::Duration;
 use http::Method;
 use kube_support::fake_api::FakeApi;
 use meshcheck::manifest::{Manifest, load_file};
-use meshcheck::target::kube::{KubeEnvironment, KubeOptions};
+use meshcheck::targets::kube::{KubeEnvironment, KubeOptions};
 use reliability_support::process::{Run, send_signal};
 use serde_json::json;
 

@@ -26,7 +26,7 @@ fn main() {
         "no suite case found under suites/: a typo must not pass silently"
     );
 
-    let kube = meshcheck::target::kube::cluster_tier_configured();
+    let kube = meshcheck::targets::kube::cluster_tier_configured();
     if let Err(reason) = &kube
         && !args.list
     {

@@ -125,7 +125,7 @@ async fn start_envoy(binary: &Path, bootstrap: &str) -> Envoy {
 }
 
 async fn envoy_binary() -> PathBuf {
-    meshcheck::target::local::ensure_envoy(|dir| {
+    meshcheck::targets::local::ensure_envoy(|dir| {
         eprintln!("installing Envoy into {} (first use)", dir.display());
     })
     .await

@@ -18,5 +18,5 @@ fuzz_target!(|data: &[u8]| {
     };
     let _ = check_unique(&manifests);
     let _ = apply_order(&manifests);
-    let _ = meshcheck::target::local::plan(&manifests);
+    let _ = meshcheck::targets::local::plan(&manifests);
 });

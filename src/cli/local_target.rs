@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use crate::exit_codes;
 use crate::suite::Entry;
-use crate::target::local::{self, LocalEnvironment, LocalOptions};
+use crate::targets::local::{self, LocalEnvironment, LocalOptions};
 
 #[derive(Debug, clap::Args)]
 pub struct LocalTargetArgs {

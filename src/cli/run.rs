@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use crate::exit_codes;
 use crate::report::{DisplayConfig, RunRecord, TerminalReporter};
 use crate::runner::{Interrupt, LocalSettings, RunOptions, TargetSettings};
-use crate::target::kube::KubeOptions;
+use crate::targets::kube::KubeOptions;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum TargetArg {

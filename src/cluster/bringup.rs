@@ -7,7 +7,7 @@ use super::error::ClusterError;
 use super::tools::{CLOUD_PROVIDER_KIND, DOCKER, ISTIOCTL, KIND, Toolbox};
 use super::{DownArgs, UpArgs};
 use crate::manifest::{ObjectKey, load_file};
-use crate::target::kube::{KubeEnvironment, KubeOptions, KubeTimeouts};
+use crate::targets::kube::{KubeEnvironment, KubeOptions, KubeTimeouts};
 
 /// The kubeconfig `cluster up` writes for a cluster: the runner and `--kubeconfig` use it,
 /// so the user's own `~/.kube/config` is neither needed nor changed by meshcheck itself.

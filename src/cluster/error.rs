@@ -1,7 +1,7 @@
 use std::path::PathBuf;
 
 use crate::manifest::ManifestError;
-use crate::target::kube::KubeError;
+use crate::targets::kube::KubeError;
 
 /// Why `meshcheck cluster up/down` failed. Each variant says what to do next where we
 /// know it.

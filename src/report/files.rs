@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::terminal::{failure_block, statistics_block};
 use crate::runner::{CaseResult, Event, Outcome, RunEnvironment, RunSummary};
-use crate::target::CleanupReport;
+use crate::targets::CleanupReport;
 
 /// Bump when a field changes meaning or goes away; adding fields keeps the version.
 pub const JSON_SCHEMA_VERSION: u32 = 1;

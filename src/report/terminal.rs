@@ -445,7 +445,7 @@ mod tests {
         CaseResult, Event, LatencySummary, Outcome, Phase, RunEnvironment, RunSummary, TargetKind,
     };
     use crate::stats::{BackendShare, Decision, SplitVerdict};
-    use crate::target::{CleanupReport, DiagnosticSection};
+    use crate::targets::{CleanupReport, DiagnosticSection};
 
     #[derive(Clone, Default)]
     struct Captured(Arc<Mutex<Vec<u8>>>);

@@ -10,10 +10,10 @@ use super::mesh_client;
 use super::source::SampleSource;
 use crate::manifest::{Manifest, ObjectKey};
 use crate::suite::{Entry, Suite};
-use crate::target::kube::substitute::substitute_delayed_echo;
-use crate::target::kube::{KubeEnvironment, KubeOptions};
-use crate::target::local::{self, LocalEnvironment, LocalOptions};
-use crate::target::{CleanupReport, DiagnosticSection};
+use crate::targets::kube::substitute::substitute_delayed_echo;
+use crate::targets::kube::{KubeEnvironment, KubeOptions};
+use crate::targets::local::{self, LocalEnvironment, LocalOptions};
+use crate::targets::{CleanupReport, DiagnosticSection};
 
 /// Which target a run uses, and its settings.
 #[derive(Clone, Debug)]
@@ -434,7 +434,7 @@ mod tests {
         assert_eq!(manifests.len(), suite.manifests.len());
         assert_eq!(
             image_of(&manifests, "slow-backend"),
-            crate::target::kube::substitute::DELAY_IMAGE
+            crate::targets::kube::substitute::DELAY_IMAGE
         );
         assert_eq!(notes.len(), 1, "{notes:?}");
         assert!(notes[0].contains("slow-backend"), "{notes:?}");

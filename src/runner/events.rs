@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::stats::SplitVerdict;
-use crate::target::{CleanupReport, DiagnosticSection};
+use crate::targets::{CleanupReport, DiagnosticSection};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]

@@ -17,7 +17,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::manifest::{Manifest, ManifestError, load_str};
-use crate::target::kube::ExecOutput;
+use crate::targets::kube::ExecOutput;
 use crate::traffic::{
     ErrorKind, Flow, IdentityRule, IdentitySource, LoadSpec, MAX_IDENTITY_BODY, Sample, Tally,
     extract_identity,

@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 
 use super::environment::chain;
 use super::mesh_client::{self, CLIENT_CONTAINER, Transcript};
-use crate::target::DiagnosticSection;
-use crate::target::kube::KubeEnvironment;
+use crate::targets::DiagnosticSection;
+use crate::targets::kube::KubeEnvironment;
 use crate::traffic::{Flow, LoadSpec, Sample, Tally, run_load};
 
 /// The producer of a case's samples.

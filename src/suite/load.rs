@@ -609,7 +609,7 @@ fn resolve_circuit_breaking(
         ));
     }
     Ok(ExpectedCircuitBreaking {
-        cluster: crate::target::local::cluster_name(
+        cluster: crate::targets::local::cluster_name(
             service.namespace.as_deref().unwrap_or("default"),
             &service.name,
             spec.port,
@@ -683,7 +683,7 @@ fn resolve_outlier_detection(
         })
         .and_then(|n| u32::try_from(n).ok());
     Ok(ExpectedOutlierDetection {
-        cluster: crate::target::local::cluster_name(
+        cluster: crate::targets::local::cluster_name(
             service.namespace.as_deref().unwrap_or("default"),
             &service.name,
             spec.port,

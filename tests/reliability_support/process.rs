@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 pub fn envoy() -> PathBuf {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime
-        .block_on(meshcheck::target::local::ensure_envoy(|dir| {
-            eprintln!("{}", meshcheck::target::local::installing_message(dir));
+        .block_on(meshcheck::targets::local::ensure_envoy(|dir| {
+            eprintln!("{}", meshcheck::targets::local::installing_message(dir));
         }))
         .expect("the local target needs Envoy")
 }

@@ -31,7 +31,7 @@ use super::options::{KubeOptions, KubeTimeouts};
 use super::redact::Redactor;
 use super::status::{Readiness, WaitKind, gateway_class_accepted, pod_ready};
 use crate::manifest::{Manifest, ObjectKey, apply_order};
-use crate::target::{CleanupReport, DiagnosticSection};
+use crate::targets::{CleanupReport, DiagnosticSection};
 
 /// The field manager of every server-side apply, so `kubectl get --show-managed-fields`
 /// tells which fields meshcheck owns.

@@ -24,7 +24,7 @@ use futures::future::join_all;
 use tempfile::TempDir;
 
 use crate::manifest::{Manifest, ObjectKey};
-use crate::target::{CleanupReport, DiagnosticSection};
+use crate::targets::{CleanupReport, DiagnosticSection};
 
 pub use bootstrap::{
     UNLIMITED, bootstrap, listener_name, proto_duration, redacted_bootstrap, sidecar_bootstrap,
