@@ -5,13 +5,13 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Service;
-
 use super::error::SuiteError;
 use super::model::{CaseSpec, OverflowExpectation, SuiteSpec, TlsSpec};
+use crate::echo::{EchoArgs, EchoError};
+use crate::fixtures::{Fixtures, istio};
 use crate::manifest::{
-    Manifest, ObjectKey, SourceLocation, check_unique, decode_located, load_file, read_source, yaml,
+    Manifest, ManifestError, ObjectKey, SourceLocation, decode_located, load_file, read_source,
+    yaml,
 };
 use crate::traffic::TlsOptions;
 
@@ -26,7 +26,10 @@ pub struct Suite {
     pub file: Arc<Path>,
     pub description: Option<String>,
     pub spec: SuiteSpec,
+    /// The fixture objects as read, in file order: what the kube target applies.
     pub manifests: Vec<Manifest>,
+    /// The same objects indexed and decoded: what cases and targets read facts from.
+    pub fixtures: Fixtures,
     pub cases: Vec<Case>,
 }
 
@@ -230,7 +233,7 @@ pub fn load_suite(path: &Path) -> Result<Suite, SuiteError> {
         }
         manifests.extend(load_file(&fixture_path)?);
     }
-    check_unique(&manifests)?;
+    let fixtures = Fixtures::new(&manifests)?;
     if spec.cases.is_empty() {
         return Err(invalid("cases", "a suite needs at least one case".into()));
     }
@@ -251,7 +254,7 @@ pub fn load_suite(path: &Path) -> Result<Suite, SuiteError> {
                 format!("case `{}` is defined twice in this suite", case.name),
             ));
         }
-        cases.push(resolve_case(case, &manifests, base, &|f| at(&field(f)))?);
+        cases.push(resolve_case(case, &fixtures, base, &|f| at(&field(f)))?);
     }
 
     Ok(Suite {
@@ -259,6 +262,7 @@ pub fn load_suite(path: &Path) -> Result<Suite, SuiteError> {
         file,
         description: spec.description.clone(),
         manifests,
+        fixtures,
         cases,
         spec,
     })
@@ -281,7 +285,7 @@ fn check_name(name: &str) -> Result<(), String> {
 
 fn resolve_case(
     case: &CaseSpec,
-    manifests: &[Manifest],
+    fixtures: &Fixtures,
     base: &Path,
     at: &dyn Fn(&str) -> SourceLocation,
 ) -> Result<Case, SuiteError> {
@@ -292,7 +296,7 @@ fn resolve_case(
     let entry = match (&case.request.gateway, &case.request.service) {
         (Some(gateway), None) => {
             let key = parse_ref("Gateway", gateway).map_err(|m| invalid("request.gateway", m))?;
-            if !manifests.iter().any(|m| m.key() == key) {
+            if fixtures.gateway(&key).is_none() {
                 return Err(invalid(
                     "request.gateway",
                     format!("{key} is not in the suite's fixtures"),
@@ -302,7 +306,7 @@ fn resolve_case(
         }
         (None, Some(service)) => {
             let key = parse_ref("Service", service).map_err(|m| invalid("request.service", m))?;
-            if !manifests.iter().any(|m| m.key() == key) {
+            if fixtures.service(&key).is_none() {
                 return Err(invalid(
                     "request.service",
                     format!("{key} is not in the suite's fixtures"),
@@ -345,8 +349,9 @@ fn resolve_case(
     }
     let port = url.port_or_known_default().unwrap_or(80);
     match &entry {
-        Entry::Gateway(gateway) => check_listener(gateway, port, https, manifests)
-            .map_err(|m| invalid("request.url", m))?,
+        Entry::Gateway(gateway) => {
+            check_listener(gateway, port, https, fixtures).map_err(|m| invalid("request.url", m))?
+        }
         // In the mesh the sidecars add mutual TLS themselves; an app that speaks TLS
         // to a Service turns its traffic into opaque TCP, which an HTTPRoute cannot
         // route, so such a case could only ever test the wrong thing.
@@ -448,22 +453,33 @@ fn resolve_case(
             format!("{status} is not an HTTP status"),
         ));
     }
+    // Whose view of the mesh applies a DestinationRule: the gateway's, or the in-mesh
+    // client's, which runs in the entry Service's namespace.
+    let client_namespace = match &entry {
+        Entry::Gateway(key) | Entry::Service(key) => key.namespace.clone().unwrap_or_default(),
+    };
     let split = match &case.expect.split {
-        Some(spec) => Some(resolve_split(spec, manifests, &|f| {
+        Some(spec) => Some(resolve_split(spec, fixtures, &|f| {
             at(&format!("expect.split.{f}"))
         })?),
         None => None,
     };
     let circuit_breaking = match &expect.circuit_breaking {
-        Some(spec) => Some(resolve_circuit_breaking(spec, manifests, &|f| {
-            at(&format!("expect.circuitBreaking.{f}"))
-        })?),
+        Some(spec) => Some(resolve_circuit_breaking(
+            spec,
+            fixtures,
+            &client_namespace,
+            &|f| at(&format!("expect.circuitBreaking.{f}")),
+        )?),
         None => None,
     };
     let outlier_detection = match &expect.outlier_detection {
-        Some(spec) => Some(resolve_outlier_detection(spec, manifests, &|f| {
-            at(&format!("expect.outlierDetection.{f}"))
-        })?),
+        Some(spec) => Some(resolve_outlier_detection(
+            spec,
+            fixtures,
+            &client_namespace,
+            &|f| at(&format!("expect.outlierDetection.{f}")),
+        )?),
         None => None,
     };
     if split.is_none() && traffic.requests.is_none() {
@@ -492,24 +508,17 @@ fn check_listener(
     gateway: &ObjectKey,
     port: u16,
     https: bool,
-    manifests: &[Manifest],
+    fixtures: &Fixtures,
 ) -> Result<(), String> {
-    let Some(manifest) = manifests.iter().find(|m| m.key() == *gateway) else {
-        return Ok(());
-    };
-    // A Gateway that does not decode is reported by the target with its own location.
-    let Ok(decoded) = manifest.decode::<gateway_api::gateways::Gateway>() else {
+    let Some(gateway_fixture) = fixtures.gateway(gateway) else {
         return Ok(());
     };
     let wanted = if https { "HTTPS" } else { "HTTP" };
-    let listeners = &decoded.spec.listeners;
-    if listeners
-        .iter()
-        .any(|l| l.port == i32::from(port) && l.protocol == wanted)
-    {
+    if gateway_fixture.listens(port, wanted) {
         return Ok(());
     }
-    let have = listeners
+    let have = gateway_fixture
+        .listeners()
         .iter()
         .map(|l| format!("{} ({} {})", l.name, l.protocol, l.port))
         .collect::<Vec<_>>()
@@ -581,25 +590,28 @@ fn check_ca_file(path: &Path) -> Result<(), String> {
 
 fn resolve_circuit_breaking(
     spec: &super::model::CircuitBreakingSpec,
-    manifests: &[Manifest],
+    fixtures: &Fixtures,
+    client_namespace: &str,
     at: &dyn Fn(&str) -> SourceLocation,
 ) -> Result<ExpectedCircuitBreaking, SuiteError> {
     let invalid = |field: &str, message: String| SuiteError::Invalid {
         location: at(field),
         message,
     };
-    let (service, backend) =
-        service_backend(&spec.service, spec.port, manifests).map_err(|m| invalid("service", m))?;
-    let rule = destination_rule_for(&service, manifests);
-    let limit = |pointer: &str| {
-        rule.as_ref()
-            .and_then(|r| r.pointer(pointer))
-            .and_then(serde_json::Value::as_u64)
-            .and_then(|n| u32::try_from(n).ok())
-            // Istio treats 0 as unset.
-            .filter(|n| *n > 0)
-    };
-    let backend_delay = backend.delays.iter().copied().min().flatten();
+    let service = parse_ref("Service", &spec.service).map_err(|m| invalid("service", m))?;
+    let pods = pods_behind(fixtures, &service, spec.port).map_err(|m| invalid("service", m))?;
+    let pool = fixtures
+        .destination_rule_for(&service, client_namespace)
+        .and_then(|rule| rule.connection_pool());
+    // Istio treats 0 as unset.
+    let limit = |n: Option<u32>| n.filter(|n| *n > 0);
+    // Every request is at least as slow as the fastest pod; a pod without a delay
+    // makes the backend fast.
+    let backend_delay = pods
+        .iter()
+        .map(|p| (!p.echo.delay.is_zero()).then_some(p.echo.delay))
+        .min()
+        .flatten();
     if spec.overflow == OverflowExpectation::Required && backend_delay.is_none() {
         return Err(invalid(
             "overflow",
@@ -609,39 +621,39 @@ fn resolve_circuit_breaking(
         ));
     }
     Ok(ExpectedCircuitBreaking {
-        cluster: crate::targets::local::cluster_name(
-            service.namespace.as_deref().unwrap_or("default"),
-            &service.name,
-            spec.port,
-        ),
+        cluster: cluster_name(&service, spec.port),
         service,
         overflow: spec.overflow,
         backend_delay,
-        endpoints: backend.replicas,
-        max_connections: limit("/spec/trafficPolicy/connectionPool/tcp/maxConnections"),
+        endpoints: pods.iter().map(|p| p.replicas).sum(),
+        max_connections: limit(
+            pool.and_then(|p| p.tcp.as_ref())
+                .and_then(|tcp| tcp.max_connections),
+        ),
         max_pending_requests: limit(
-            "/spec/trafficPolicy/connectionPool/http/http1MaxPendingRequests",
+            pool.and_then(|p| p.http.as_ref())
+                .and_then(|http| http.http1_max_pending_requests),
         ),
     })
 }
 
 fn resolve_outlier_detection(
     spec: &super::model::OutlierDetectionSpec,
-    manifests: &[Manifest],
+    fixtures: &Fixtures,
+    client_namespace: &str,
     at: &dyn Fn(&str) -> SourceLocation,
 ) -> Result<ExpectedOutlierDetection, SuiteError> {
     let invalid = |field: &str, message: String| SuiteError::Invalid {
         location: at(field),
         message,
     };
-    let (service, backend) =
-        service_backend(&spec.service, spec.port, manifests).map_err(|m| invalid("service", m))?;
-    let failing: Vec<(u16, u32)> = backend
-        .statuses
+    let service = parse_ref("Service", &spec.service).map_err(|m| invalid("service", m))?;
+    let pods = pods_behind(fixtures, &service, spec.port).map_err(|m| invalid("service", m))?;
+    let hosts: u32 = pods.iter().map(|p| p.replicas).sum();
+    let failing: Vec<(u16, u32)> = pods
         .iter()
-        .zip(&backend.replica_counts)
-        .filter(|(status, _)| **status >= 500)
-        .map(|(status, replicas)| (*status, *replicas))
+        .map(|p| (p.echo.status.as_u16(), p.replicas))
+        .filter(|(status, _)| *status >= 500)
         .collect();
     let Some(&(failing_status, _)) = failing.first() else {
         return Err(invalid(
@@ -663,11 +675,11 @@ fn resolve_outlier_detection(
             "ejectedHosts",
             format!(
                 "{} hosts cannot be ejected: only {failing_hosts} of the {} behind {service} fail",
-                spec.ejected_hosts, backend.replicas
+                spec.ejected_hosts, hosts
             ),
         ));
     }
-    if failing_hosts == backend.replicas {
+    if failing_hosts == hosts {
         return Err(invalid(
             "service",
             format!("every host behind {service} fails: there is nothing healthy to fall back to"),
@@ -676,155 +688,70 @@ fn resolve_outlier_detection(
     if spec.ejection_timeout.is_zero() {
         return Err(invalid("ejectionTimeout", "must be more than zero".into()));
     }
-    let consecutive_5xx = destination_rule_for(&service, manifests)
-        .and_then(|r| {
-            r.pointer("/spec/trafficPolicy/outlierDetection/consecutive5xxErrors")
-                .and_then(serde_json::Value::as_u64)
-        })
-        .and_then(|n| u32::try_from(n).ok());
+    let consecutive_5xx = fixtures
+        .destination_rule_for(&service, client_namespace)
+        .and_then(|rule| rule.outlier_detection())
+        .and_then(|o| o.consecutive_5xx_errors);
     Ok(ExpectedOutlierDetection {
-        cluster: crate::targets::local::cluster_name(
-            service.namespace.as_deref().unwrap_or("default"),
-            &service.name,
-            spec.port,
-        ),
+        cluster: cluster_name(&service, spec.port),
         service,
         ejected_hosts: spec.ejected_hosts,
         ejection_timeout: spec.ejection_timeout,
-        hosts: backend.replicas,
+        hosts,
         failing_hosts,
         failing_status,
         consecutive_5xx,
     })
 }
 
-/// What the fixtures run behind a Service port: per Deployment its replicas, echo
-/// status and delay.
-struct ServiceBackend {
+/// Istio's cluster for a Service port the suite names.
+fn cluster_name(service: &ObjectKey, port: u16) -> String {
+    istio::cluster_name(
+        service
+            .namespace
+            .as_deref()
+            .unwrap_or(istio::DEFAULT_NAMESPACE),
+        &service.name,
+        port,
+    )
+}
+
+/// One Deployment behind a Service port, as a policy check needs it.
+struct Pods {
     replicas: u32,
-    replica_counts: Vec<u32>,
-    statuses: Vec<u16>,
-    delays: Vec<Option<std::time::Duration>>,
+    echo: EchoArgs,
 }
 
-/// Resolves a `namespace/name` Service reference and what runs behind its port.
-fn service_backend(
-    reference: &str,
-    port: u16,
-    manifests: &[Manifest],
-) -> Result<(ObjectKey, ServiceBackend), String> {
-    let service = parse_ref("Service", reference)?;
-    let backend = backend_behind(&service, port, manifests)?;
-    Ok((service, backend))
-}
-
-fn backend_behind(
-    service: &ObjectKey,
-    port: u16,
-    manifests: &[Manifest],
-) -> Result<ServiceBackend, String> {
-    let namespace = service.namespace.clone().unwrap_or_default();
-    let manifest = manifests
-        .iter()
-        .find(|m| m.key() == *service)
-        .ok_or_else(|| format!("{service} is not in the suite's fixtures"))?;
-    let decoded: Service = manifest.decode().map_err(|e| e.to_string())?;
-    let spec = decoded.spec.unwrap_or_default();
-    if !spec
-        .ports
-        .iter()
-        .flatten()
-        .any(|p| i32::from(port) == p.port)
-    {
-        return Err(format!("{service} has no port {port}"));
-    }
-    let selector = spec
-        .selector
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| format!("{service} has no selector"))?;
-    let mut backend = ServiceBackend {
-        replicas: 0,
-        replica_counts: Vec::new(),
-        statuses: Vec::new(),
-        delays: Vec::new(),
-    };
-    for m in manifests
-        .iter()
-        .filter(|m| m.kind == "Deployment" && m.namespace.as_deref() == Some(namespace.as_str()))
-    {
-        let deployment: Deployment = m.decode().map_err(|e| e.to_string())?;
-        let Some(spec) = deployment.spec else {
-            continue;
-        };
-        let labels = spec
-            .template
-            .metadata
-            .and_then(|m| m.labels)
-            .unwrap_or_default();
-        if !selector.iter().all(|(k, v)| labels.get(k) == Some(v)) {
-            continue;
-        }
-        let args = spec
-            .template
-            .spec
-            .and_then(|s| s.containers.into_iter().next())
-            .and_then(|c| c.args)
-            .unwrap_or_default();
-        let echo = crate::echo::EchoArgs::parse(args).map_err(|err| {
+/// The pods behind a Service port the suite names, per Deployment; there must be at
+/// least one, each with valid http-echo arguments.
+fn pods_behind(fixtures: &Fixtures, service: &ObjectKey, port: u16) -> Result<Vec<Pods>, String> {
+    let backend = fixtures
+        .backend(service, port)
+        .map_err(|err| err.to_string())?;
+    let mut pods = Vec::new();
+    for workload in backend.workloads {
+        let echo = workload.echo_args().map_err(|err| {
             format!(
                 "Deployment {} behind {service} has no valid http-echo arguments: {err}",
-                m.key()
+                workload.key()
             )
         })?;
-        let replicas = spec
-            .replicas
-            .and_then(|n| u32::try_from(n).ok())
-            .unwrap_or(1);
-        backend.replicas += replicas;
-        backend.replica_counts.push(replicas);
-        backend.statuses.push(echo.status.as_u16());
-        backend
-            .delays
-            .push((!echo.delay.is_zero()).then_some(echo.delay));
+        pods.push(Pods {
+            replicas: workload.replicas().map_err(|err| err.to_string())?,
+            echo,
+        });
     }
-    if backend.replicas == 0 {
+    if pods.iter().map(|p| p.replicas).sum::<u32>() == 0 {
         return Err(format!(
             "no Deployment replica in the fixtures is behind {service}"
         ));
     }
-    Ok(backend)
-}
-
-/// The DestinationRule of the fixtures whose host names the Service (short, namespaced
-/// or fully qualified), as JSON.
-fn destination_rule_for(service: &ObjectKey, manifests: &[Manifest]) -> Option<serde_json::Value> {
-    let namespace = service.namespace.as_deref().unwrap_or("default");
-    let names = [
-        service.name.clone(),
-        format!("{}.{namespace}", service.name),
-        format!("{}.{namespace}.svc.cluster.local", service.name),
-    ];
-    manifests
-        .iter()
-        .filter(|m| m.kind == "DestinationRule")
-        .map(Manifest::to_json)
-        .find(|rule| {
-            let host = rule
-                .pointer("/spec/host")
-                .and_then(|h| h.as_str())
-                .unwrap_or_default();
-            let rule_namespace = rule
-                .pointer("/metadata/namespace")
-                .and_then(|n| n.as_str())
-                .unwrap_or("default");
-            // A short host is relative to the rule's own namespace.
-            names.iter().any(|n| n == host) && (host.contains('.') || rule_namespace == namespace)
-        })
+    Ok(pods)
 }
 
 fn resolve_split(
     spec: &super::model::SplitSpec,
-    manifests: &[Manifest],
+    fixtures: &Fixtures,
     at: &dyn Fn(&str) -> SourceLocation,
 ) -> Result<ExpectedSplit, SuiteError> {
     let invalid = |field: &str, message: String| SuiteError::Invalid {
@@ -850,61 +777,47 @@ fn resolve_split(
         ));
     }
     let route_key = parse_ref("HTTPRoute", &spec.route).map_err(|m| invalid("route", m))?;
-    let route = manifests
-        .iter()
-        .find(|m| m.key() == route_key)
-        .ok_or_else(|| {
-            invalid(
-                "route",
-                format!("{route_key} is not in the suite's fixtures"),
-            )
-        })?;
+    let route = fixtures.route(&route_key).ok_or_else(|| {
+        invalid(
+            "route",
+            format!("{route_key} is not in the suite's fixtures"),
+        )
+    })?;
     let namespace = route_key.namespace.clone().unwrap_or_default();
 
     let rule_field = format!("spec.rules[{}].backendRefs", spec.rule);
-    let refs = route
-        .to_json()
-        .pointer(&format!("/spec/rules/{}/backendRefs", spec.rule))
-        .cloned()
-        .ok_or_else(|| {
-            invalid(
-                "rule",
-                format!("{route_key} has no rule {} with backendRefs", spec.rule),
-            )
-        })?;
-    let refs = refs.as_array().cloned().unwrap_or_default();
+    let rule = route.rules.get(spec.rule).ok_or_else(|| {
+        invalid(
+            "rule",
+            format!("{route_key} has no rule {} with backendRefs", spec.rule),
+        )
+    })?;
     let mut backends = Vec::new();
-    for (i, backend_ref) in refs.iter().enumerate() {
-        let name = backend_ref
-            .get("name")
-            .and_then(|n| n.as_str())
-            .ok_or_else(|| {
-                route.unsupported(
-                    &format!("{rule_field}[{i}].name"),
-                    "split check",
-                    Some("backendRef without a name".into()),
-                )
-            })?;
-        let kind = backend_ref
-            .get("kind")
-            .and_then(|k| k.as_str())
-            .unwrap_or("Service");
-        if kind != "Service" {
+    for (i, backend_ref) in rule.backend_refs.iter().enumerate() {
+        if !backend_ref.is_service() {
             return Err(route
+                .manifest
                 .unsupported(
                     &format!("{rule_field}[{i}].kind"),
                     "split check",
-                    Some(format!("backendRef kind {kind}; only Services are checked")),
+                    Some(format!(
+                        "backendRef kind {}; only Services are checked",
+                        backend_ref.group_kind()
+                    )),
                 )
                 .into());
         }
-        // Gateway API: weight defaults to 1.
-        let weight = backend_ref
-            .get("weight")
-            .and_then(|w| w.as_u64())
-            .unwrap_or(1);
+        let weight_field = format!("{rule_field}[{i}].weight");
+        let weight = u64::try_from(backend_ref.weight).map_err(|_| ManifestError::Invalid {
+            location: route.manifest.location_of(&weight_field),
+            message: format!(
+                "{}: field `{weight_field}`: {} is negative",
+                route.manifest.object_name(),
+                backend_ref.weight
+            ),
+        })?;
         backends.push(ExpectedBackend {
-            service: name.to_string(),
+            service: backend_ref.name.clone(),
             weight,
             identity: String::new(),
         });
@@ -960,7 +873,7 @@ fn resolve_split(
         {
             Some(identity) => identity.clone(),
             None => {
-                identity_from_fixtures(&backend.service, &namespace, manifests).map_err(|m| {
+                identity_from_fixtures(&backend.service, &namespace, fixtures).map_err(|m| {
                     invalid(
                         "identities",
                         format!("{m}; name the identity under `identities` in the suite"),
@@ -1013,44 +926,33 @@ pub fn parse_ref(kind: &str, text: &str) -> Result<ObjectKey, String> {
 fn identity_from_fixtures(
     service: &str,
     namespace: &str,
-    manifests: &[Manifest],
+    fixtures: &Fixtures,
 ) -> Result<String, String> {
-    let svc = manifests
-        .iter()
-        .find(|m| {
-            m.kind == "Service" && m.name == service && m.namespace.as_deref() == Some(namespace)
-        })
-        .ok_or_else(|| format!("Service {namespace}/{service} is not in the fixtures"))?;
-    let svc: Service = svc.decode().map_err(|e| e.to_string())?;
-    let selector = svc
-        .spec
-        .and_then(|s| s.selector)
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| format!("Service {namespace}/{service} has no selector"))?;
+    let key = ObjectKey {
+        kind: "Service".into(),
+        namespace: Some(namespace.to_string()),
+        name: service.to_string(),
+    };
+    let found = fixtures
+        .service(&key)
+        .ok_or_else(|| crate::fixtures::LookupError::Missing(key.clone()).to_string())?;
+    if found.selector.is_empty() {
+        return Err(crate::fixtures::LookupError::NoSelector(key).to_string());
+    }
     let mut texts = Vec::new();
-    for m in manifests
-        .iter()
-        .filter(|m| m.kind == "Deployment" && m.namespace.as_deref() == Some(namespace))
-    {
-        let deployment: Deployment = m.decode().map_err(|e| e.to_string())?;
-        let Some(template) = deployment.spec.map(|s| s.template) else {
-            continue;
-        };
-        let labels = template.metadata.and_then(|m| m.labels).unwrap_or_default();
-        if !selector.iter().all(|(k, v)| labels.get(k) == Some(v)) {
-            continue;
-        }
-        let args = template
-            .spec
-            .and_then(|s| s.containers.into_iter().next())
-            .and_then(|c| c.args)
-            .unwrap_or_default();
-        match echo_text(&args) {
-            Some(text) => texts.push(text),
-            None => {
+    for (_, workload) in fixtures.workloads_selected_by(found) {
+        match workload.echo_args() {
+            Ok(echo) => texts.push(echo.text),
+            Err(EchoError::MissingText) => {
                 return Err(format!(
                     "Deployment {namespace}/{} behind Service {service} has no http-echo `-text` argument",
-                    m.name
+                    workload.manifest.name
+                ));
+            }
+            Err(err) => {
+                return Err(format!(
+                    "Deployment {namespace}/{} behind Service {service} has no valid http-echo arguments: {err}",
+                    workload.manifest.name
                 ));
             }
         }
@@ -1065,21 +967,4 @@ fn identity_from_fixtures(
             "the Deployments behind Service {namespace}/{service} answer different texts"
         )),
     }
-}
-
-/// The `-text` value of http-echo arguments (`-text=X`, `--text=X` or `-text X`).
-fn echo_text(args: &[String]) -> Option<String> {
-    let mut iter = args.iter();
-    while let Some(arg) = iter.next() {
-        let flag = arg.trim_start_matches('-');
-        if arg.starts_with('-') {
-            if let Some(value) = flag.strip_prefix("text=") {
-                return Some(value.to_string());
-            }
-            if flag == "text" {
-                return iter.next().cloned();
-            }
-        }
-    }
-    None
 }
