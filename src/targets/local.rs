@@ -35,9 +35,9 @@ pub use install::{
     ENVOY_VERSION, EnvoySource, ensure_envoy, ensure_envoy_from, installing_message,
 };
 pub use plan::{
-    ClusterPlan, GatewayPlan, GatewayPort, HttpsServer, MeshServicePlan, OutlierDetection,
-    PathMatch, Plan, PortServing, RouteAction, RoutePlan, TrafficPolicy, VirtualHost, Workload,
-    cluster_name, plan,
+    ClusterPlan, GatewayPlan, GatewayPort, HttpsServer, LbPolicy, MeshServicePlan,
+    OutlierDetection, PathMatch, Plan, PortServing, RouteAction, RoutePlan, TrafficPolicy,
+    VirtualHost, Workload, cluster_name, plan, plan_fixtures,
 };
 
 use process::Process;

@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 
 use super::certificate::REDACTED_KEY;
 use super::plan::{
-    ClusterPlan, GatewayPort, HttpsServer, PathMatch, Plan, PortServing, RouteAction, RoutePlan,
-    TrafficPolicy, VirtualHost,
+    ClusterPlan, GatewayPort, HttpsServer, LbPolicy, PathMatch, Plan, PortServing, RouteAction,
+    RoutePlan, TrafficPolicy, VirtualHost,
 };
 
 /// Istio leaves every circuit breaker threshold it is not told about at 2^32-1, so a
@@ -23,7 +23,7 @@ pub const UNLIMITED: u32 = u32::MAX;
 /// Istio's default upstream connect timeout (meshConfig.connectTimeout).
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Istio's load balancer when a DestinationRule does not choose one.
-const DEFAULT_LB_POLICY: &str = "LEAST_REQUEST";
+const DEFAULT_LB_POLICY: LbPolicy = LbPolicy::LeastRequest;
 /// The protocols an Istio gateway offers in the TLS handshake of an HTTPS server.
 const GATEWAY_ALPN: [&str; 2] = ["h2", "http/1.1"];
 
@@ -224,7 +224,7 @@ fn route(plan: &RoutePlan) -> Value {
         .map(|(name, value)| json!({"name": name, "string_match": {"exact": value}}))
         .collect();
     if let Some(method) = &plan.method {
-        headers.push(json!({"name": ":method", "string_match": {"exact": method}}));
+        headers.push(json!({"name": ":method", "string_match": {"exact": method.as_str()}}));
     }
     if !headers.is_empty() {
         matcher.insert("headers".into(), Value::Array(headers));
@@ -280,7 +280,7 @@ pub fn cluster(plan: &ClusterPlan, pods: &[Vec<SocketAddr>]) -> Value {
         "name": plan.name,
         "type": "STATIC",
         "connect_timeout": proto_duration(policy.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT)),
-        "lb_policy": policy.lb_policy.unwrap_or(DEFAULT_LB_POLICY),
+        "lb_policy": policy.lb_policy.unwrap_or(DEFAULT_LB_POLICY).envoy_name(),
         "load_assignment": {
             "cluster_name": plan.name,
             "endpoints": [{"lb_endpoints": endpoints}]
