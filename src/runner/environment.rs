@@ -357,7 +357,7 @@ fn mesh_client_selector() -> String {
 /// fixtures.
 fn kube_manifests(suite: &Suite) -> Result<(Vec<Manifest>, Vec<String>), String> {
     let (mut manifests, mut notes) =
-        substitute_delayed_echo(&suite.manifests).map_err(|err| err.to_string())?;
+        substitute_delayed_echo(&suite.fixtures).map_err(|err| err.to_string())?;
     let mut namespaces: Vec<String> = suite
         .cases
         .iter()

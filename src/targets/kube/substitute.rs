@@ -15,7 +15,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::echo::{EchoArgs, meshcheck_only_flag};
-use crate::manifest::{Manifest, load_str};
+use crate::fixtures::{Fixtures, WorkloadFixture};
+use crate::manifest::{GroupKind, Manifest, load_str};
 
 /// fortio's echo server, pinned: 1.69.5 has `-echo-server-default-params` and
 /// `-max-echo-delay`.
@@ -37,50 +38,35 @@ pub struct SubstitutionError {
 /// The manifests to apply, with every hashicorp/http-echo container that uses a
 /// meshcheck-only flag replaced by fortio's echo server, and one note per replacement.
 pub fn substitute_delayed_echo(
-    manifests: &[Manifest],
+    fixtures: &Fixtures,
 ) -> Result<(Vec<Manifest>, Vec<String>), SubstitutionError> {
-    let mut out = Vec::with_capacity(manifests.len());
+    let mut out = Vec::with_capacity(fixtures.manifests().len());
     let mut notes = Vec::new();
-    for manifest in manifests {
-        match substitute_one(manifest, &mut notes)? {
-            Some(replaced) => out.push(replaced),
-            None => out.push(manifest.clone()),
-        }
+    for manifest in fixtures.manifests() {
+        let replaced = match fixtures.workload(&manifest.key()) {
+            Some(workload) if manifest.is(GroupKind::DEPLOYMENT) => {
+                substitute_one(workload, &mut notes)?
+            }
+            _ => None,
+        };
+        out.push(replaced.unwrap_or_else(|| manifest.clone()));
     }
     Ok((out, notes))
 }
 
 fn substitute_one(
-    manifest: &Manifest,
+    workload: &WorkloadFixture,
     notes: &mut Vec<String>,
 ) -> Result<Option<Manifest>, SubstitutionError> {
-    if manifest.kind != "Deployment" {
-        return Ok(None);
-    }
+    let manifest = &workload.manifest;
     let mut body = manifest.to_json();
-    let Some(containers) = body
-        .pointer_mut("/spec/template/spec/containers")
-        .and_then(Value::as_array_mut)
-    else {
-        return Ok(None);
-    };
     let mut changed = false;
-    for container in containers.iter_mut() {
-        let image = container
-            .get("image")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
+    for (index, container) in workload.containers.iter().enumerate() {
+        let image = container.image.clone().unwrap_or_default();
         if !image.contains("hashicorp/http-echo") {
             continue;
         }
-        let args: Vec<String> = container
-            .get("args")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|a| a.as_str().map(str::to_owned))
-            .collect();
+        let args = container.args.clone().unwrap_or_default();
         let Some(flag) = meshcheck_only_flag(&args) else {
             continue;
         };
@@ -106,11 +92,16 @@ fn substitute_one(
                 reason: "a backend that hangs up has no stand-in on a cluster; run this fixture on the local target".into(),
             });
         }
-        container["image"] = json!(DELAY_IMAGE);
-        container["args"] = json!(fortio_args(&echo));
-        if let Some(map) = container.as_object_mut() {
-            map.remove("command");
-        }
+        // The decoded containers are the JSON array's, in order.
+        let Some(written) = body
+            .pointer_mut(&format!("/spec/template/spec/containers/{index}"))
+            .and_then(Value::as_object_mut)
+        else {
+            continue;
+        };
+        written.insert("image".into(), json!(DELAY_IMAGE));
+        written.insert("args".into(), json!(fortio_args(&echo)));
+        written.remove("command");
         changed = true;
         notes.push(format!(
             "{}: {image} -delay={} runs as {DELAY_IMAGE} (an echo server that can delay; it answers with the request body, not `{}`)",
@@ -165,13 +156,15 @@ fn fortio_args(echo: &EchoArgs) -> Vec<String> {
 mod tests {
     use super::*;
 
-    fn manifests(args: &str) -> Vec<Manifest> {
+    fn manifests(args: &str) -> Fixtures {
         let text = format!(
             "apiVersion: apps/v1
 kind: Deployment
 metadata: {{ name: slow-backend, namespace: istio-test }}
 spec:
+  selector: {{ matchLabels: {{ app: slow-backend }} }}
   template:
+    metadata: {{ labels: {{ app: slow-backend }} }}
     spec:
       containers:
       - name: echo
@@ -184,7 +177,7 @@ kind: Service
 metadata: {{ name: slow-backend, namespace: istio-test }}
 "
         );
-        load_str(&text, Path::new("fixtures/backend.yaml")).unwrap()
+        Fixtures::new(&load_str(&text, Path::new("fixtures/backend.yaml")).unwrap()).unwrap()
     }
 
     #[test]
@@ -233,8 +226,8 @@ metadata: {{ name: slow-backend, namespace: istio-test }}
         let input = manifests(r#"["-text=hello from backend v1"]"#);
         let (out, notes) = substitute_delayed_echo(&input).unwrap();
         assert!(notes.is_empty());
-        assert_eq!(out[0].to_json(), input[0].to_json());
-        assert_eq!(out[0].file, input[0].file);
+        assert_eq!(out[0].to_json(), input.manifests()[0].to_json());
+        assert_eq!(out[0].file, input.manifests()[0].file);
     }
 
     #[test]
