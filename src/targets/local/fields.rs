@@ -3,7 +3,7 @@
 //! field we silently dropped would make a test pass locally and fail on a cluster.
 
 use crate::manifest::yaml::{Located, Node};
-use crate::manifest::{Manifest, ManifestError};
+use crate::manifest::{GroupKind, Manifest, ManifestError};
 
 /// Metadata every kind may carry. Labels select pods; annotations only matter to cloud
 /// controllers (the seed's AWS NLB one), so they are accepted and have no effect here.
@@ -107,14 +107,14 @@ const DESTINATION_RULE: &[&str] = &[
 
 /// The kinds the local target knows, by API group and kind, with their fields.
 pub(crate) fn supported_fields(manifest: &Manifest) -> Option<&'static [&'static str]> {
-    Some(match (manifest.group(), manifest.kind.as_str()) {
-        ("", "Namespace") => NAMESPACE,
-        ("apps", "Deployment") => DEPLOYMENT,
-        ("", "Service") => SERVICE,
-        ("", "Secret") => SECRET,
-        ("gateway.networking.k8s.io", "Gateway") => GATEWAY,
-        ("gateway.networking.k8s.io", "HTTPRoute") => HTTP_ROUTE,
-        ("networking.istio.io", "DestinationRule") => DESTINATION_RULE,
+    Some(match manifest.group_kind() {
+        GroupKind::NAMESPACE => NAMESPACE,
+        GroupKind::DEPLOYMENT => DEPLOYMENT,
+        GroupKind::SERVICE => SERVICE,
+        GroupKind::SECRET => SECRET,
+        GroupKind::GATEWAY => GATEWAY,
+        GroupKind::HTTP_ROUTE => HTTP_ROUTE,
+        GroupKind::DESTINATION_RULE => DESTINATION_RULE,
         _ => return None,
     })
 }

@@ -1306,6 +1306,47 @@ fn route_plans(
 mod tests {
     use super::*;
 
+    fn precedence(path: PathKind, length: usize, method: bool, headers: usize) -> RoutePrecedence {
+        RoutePrecedence {
+            path,
+            path_length: Reverse(length),
+            without_method: !method,
+            header_matches: Reverse(headers),
+            route: "ns/r".into(),
+            rule: 0,
+            match_index: 0,
+        }
+    }
+
+    #[test]
+    fn precedence_follows_the_gateway_api_order() {
+        // Exact beats any prefix, however long.
+        assert!(
+            precedence(PathKind::Exact, 1, false, 0) < precedence(PathKind::Prefix, 10, true, 3)
+        );
+        // A longer prefix beats a method or header match on a shorter one.
+        assert!(
+            precedence(PathKind::Prefix, 4, false, 0) < precedence(PathKind::Prefix, 1, true, 3)
+        );
+        // Then a method match beats more header matches.
+        assert!(
+            precedence(PathKind::Prefix, 1, true, 0) < precedence(PathKind::Prefix, 1, false, 3)
+        );
+        // Then more header matches win.
+        assert!(
+            precedence(PathKind::Prefix, 1, false, 2) < precedence(PathKind::Prefix, 1, false, 1)
+        );
+        // Ties: route name, then rule and match order.
+        let mut later = precedence(PathKind::Prefix, 1, false, 0);
+        later.rule = 1;
+        assert!(precedence(PathKind::Prefix, 1, false, 0) < later);
+        // The route name decides before the rule index does.
+        let mut other_route = precedence(PathKind::Prefix, 1, false, 0);
+        other_route.route = "ns/a".into();
+        other_route.rule = 5;
+        assert!(other_route < precedence(PathKind::Prefix, 1, false, 0));
+    }
+
     #[test]
     fn http_echo_images() {
         assert!(is_http_echo("hashicorp/http-echo"));
