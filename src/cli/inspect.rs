@@ -134,7 +134,7 @@ pub fn lint(args: &LintArgs) -> i32 {
                 case.location, suite.name, case.name
             );
         }
-        match crate::targets::local::plan(&suite.manifests) {
+        match crate::targets::local::plan_fixtures(&suite.fixtures) {
             Ok(plan) => {
                 for note in &plan.notes {
                     eprintln!("note: suite `{}`: {note}", suite.name);

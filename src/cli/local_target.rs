@@ -65,7 +65,7 @@ pub async fn run(args: LocalTargetArgs) -> i32 {
     };
     let mut options = LocalOptions::new(envoy, echo_program);
     options.envoy_concurrency = args.envoy_concurrency;
-    let env = match LocalEnvironment::start(&suite.manifests, options).await {
+    let env = match LocalEnvironment::start_fixtures(&suite.fixtures, options).await {
         Ok(env) => env,
         Err(err) => {
             super::print_error(&err);

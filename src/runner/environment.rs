@@ -203,7 +203,7 @@ impl Environment {
         ));
         let mut options = LocalOptions::new(envoy, local.echo_program.clone());
         options.startup_timeout = suite.spec.readiness.timeout;
-        let env = LocalEnvironment::start(&suite.manifests, options)
+        let env = LocalEnvironment::start_fixtures(&suite.fixtures, options)
             .await
             .map_err(|err| chain(&err))?;
         emit(Event::Environment {

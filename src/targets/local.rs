@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use futures::future::join_all;
 use tempfile::TempDir;
 
+use crate::fixtures::Fixtures;
 use crate::manifest::{Manifest, ObjectKey};
 use crate::targets::{CleanupReport, DiagnosticSection};
 
@@ -116,7 +117,18 @@ impl LocalEnvironment {
         manifests: &[Manifest],
         options: LocalOptions,
     ) -> Result<LocalEnvironment, LocalError> {
-        let plan = plan(manifests)?;
+        LocalEnvironment::start_plan(plan(manifests)?, options).await
+    }
+
+    /// [`LocalEnvironment::start`] for a suite's fixtures view, decoded at load time.
+    pub async fn start_fixtures(
+        fixtures: &Fixtures,
+        options: LocalOptions,
+    ) -> Result<LocalEnvironment, LocalError> {
+        LocalEnvironment::start_plan(plan_fixtures(fixtures)?, options).await
+    }
+
+    async fn start_plan(plan: Plan, options: LocalOptions) -> Result<LocalEnvironment, LocalError> {
         let dir = private_temp_dir("meshcheck-local-").map_err(|source| LocalError::Write {
             what: "the temporary directory",
             path: std::env::temp_dir(),
