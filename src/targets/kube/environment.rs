@@ -30,7 +30,7 @@ use super::error::{ApiFailure, KubeError};
 use super::options::{KubeOptions, KubeTimeouts};
 use super::redact::Redactor;
 use super::status::{Readiness, WaitKind, gateway_class_accepted, pod_ready};
-use crate::manifest::{GroupKind, Manifest, ObjectKey, apply_order};
+use crate::manifest::{Manifest, ObjectKey, apply_order};
 use crate::targets::{CleanupReport, DiagnosticSection};
 
 /// The field manager of every server-side apply, so `kubectl get --show-managed-fields`
@@ -329,7 +329,7 @@ impl KubeEnvironment {
                     namespace,
                 });
             }
-            if m.is(GroupKind::CUSTOM_RESOURCE_DEFINITION) {
+            if m.is(crate::manifest::GroupKind::CUSTOM_RESOURCE_DEFINITION) {
                 self.wait_object(
                     api,
                     &key,

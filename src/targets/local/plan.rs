@@ -20,7 +20,7 @@ use crate::fixtures::{
     DestinationRuleFixture, Fixtures, GatewayFixture, HttpRouteFixture, ParentRef, RoutePath,
     ServiceFixture, WorkloadFixture, istio,
 };
-use crate::manifest::{Manifest, ManifestError, ObjectKey};
+use crate::manifest::{GATEWAY_API_GROUP, GroupKind, Manifest, ManifestError, ObjectKey};
 
 use super::certificate::{self, TlsCertificate};
 use super::fields;
@@ -833,7 +833,10 @@ fn gateway(gateway: &GatewayFixture, fixtures: &Fixtures) -> Result<Vec<Listener
             .allowed_routes
             .as_ref()
             .and_then(|a| a.kinds.as_ref())
-            && !kinds.iter().any(|k| k.kind == "HTTPRoute")
+            && !kinds.iter().any(|k| {
+                GroupKind::new(k.group.as_deref().unwrap_or(GATEWAY_API_GROUP), &k.kind)
+                    == GroupKind::HTTP_ROUTE
+            })
         {
             return Err(unsupported(
                 manifest,
