@@ -2,6 +2,7 @@
 //! (terminal, JSON, JUnit, the cargo-test harness) consume the events.
 
 mod case;
+mod case_error;
 mod environment;
 mod events;
 mod execute;
@@ -11,6 +12,7 @@ mod source;
 
 pub use environment::{LocalSettings, TargetSettings};
 pub use events::{
-    CaseResult, Event, LatencySummary, Outcome, Phase, RunEnvironment, RunSummary, TargetKind,
+    CaseResult, Event, LatencySummary, Outcome, Phase, PhaseDetail, RequestOrigin, RunEnvironment,
+    RunSummary, TargetKind,
 };
 pub use execute::{CaseFilter, Interrupt, RunOptions, run};

@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::display::DisplayConfig;
-use crate::runner::{CaseResult, Event, Outcome};
+use crate::runner::{CaseResult, Event, Outcome, PhaseDetail, RequestOrigin};
 use crate::stats::Decision;
+use crate::traffic::ErrorKind;
 
 pub struct TerminalReporter {
     config: DisplayConfig,
@@ -136,11 +137,12 @@ impl TerminalReporter {
                         bar
                     });
                     bar.set_prefix(phase.to_string());
-                    bar.set_message(format!("{suite}: {detail}"));
+                    bar.set_message(format!("{suite}: {}", phase_detail(detail)));
                 } else if !quiet {
                     self.line(format!(
-                        "{} {suite}: {detail}",
-                        self.paint("36", &format!("{:>9}", phase.to_string()))
+                        "{} {suite}: {}",
+                        self.paint("36", &format!("{:>9}", phase.to_string())),
+                        phase_detail(detail)
                     ));
                 }
             }
@@ -169,17 +171,22 @@ impl TerminalReporter {
                     ));
                 }
             }
-            Event::Response { line, status, .. } => {
+            Event::Response {
+                status,
+                identity,
+                error,
+                ..
+            } => {
                 if !quiet {
-                    let status = status.map_or_else(|| "---".to_string(), |s| s.to_string());
                     self.responses
-                        .push(format!("{status} {line}").trim_end().to_string());
+                        .push(response(*status, identity.as_deref(), *error));
                 }
             }
             Event::TrafficProgress {
                 requests,
                 max_requests,
                 backends,
+                unidentified,
                 requests_per_second,
                 ..
             } => {
@@ -198,7 +205,7 @@ impl TerminalReporter {
                     bar.set_message(format!(
                         "{:.0} req/s  {}",
                         requests_per_second,
-                        counts(backends)
+                        counts(backends, *unidentified)
                     ));
                 }
             }
@@ -295,12 +302,90 @@ fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
-fn counts(backends: &BTreeMap<String, u64>) -> String {
+/// Responses per backend, the unidentified ones among them in sorted order.
+fn counts(backends: &BTreeMap<String, u64>, unidentified: u64) -> String {
+    let mut backends = backends.clone();
+    if unidentified > 0 {
+        backends.insert("(unidentified)".into(), unidentified);
+    }
     backends
         .iter()
         .map(|(k, v)| format!("{k}: {v}"))
         .collect::<Vec<_>>()
         .join("  ")
+}
+
+/// What a phase is doing, in words.
+fn phase_detail(detail: &PhaseDetail) -> String {
+    match detail {
+        PhaseDetail::Note { text } => text.clone(),
+        PhaseDetail::Converging {
+            case,
+            consecutive,
+            url,
+            origin,
+        } => format!(
+            "{case}: waiting for {consecutive} good responses in a row from {url} {}",
+            request_origin(origin)
+        ),
+        PhaseDetail::Measuring {
+            case,
+            max_requests,
+            url,
+            origin,
+            concurrency,
+        } => format!(
+            "{case}: up to {max_requests} requests to {url} {}, concurrency {concurrency}",
+            request_origin(origin)
+        ),
+        PhaseDetail::Burst {
+            case,
+            requests,
+            concurrency,
+            cluster,
+        } => format!(
+            "{case}: a burst of {requests} requests, {concurrency} at once, against the limits of {cluster}"
+        ),
+        PhaseDetail::Ejecting {
+            case,
+            ejected_hosts,
+            hosts,
+            cluster,
+            within,
+        } => format!(
+            "{case}: one request at a time until {ejected_hosts} of {hosts} hosts of {cluster} are ejected (within {})",
+            humantime::format_duration(*within)
+        ),
+        PhaseDetail::Ejected {
+            case,
+            ejected_hosts,
+            after_requests,
+            measured_requests,
+        } => format!(
+            "{case}: {ejected_hosts} host(s) ejected after {after_requests} requests; {measured_requests} measured requests"
+        ),
+    }
+}
+
+fn request_origin(origin: &RequestOrigin) -> String {
+    match origin {
+        RequestOrigin::Engine { address } => format!("via {address}"),
+        RequestOrigin::MeshClient { namespace, pod } => {
+            format!("from the in-mesh client pod {namespace}/{pod}")
+        }
+    }
+}
+
+/// One of a case's first responses: its status and the backend it named, or why the
+/// request failed.
+fn response(status: Option<u16>, identity: Option<&str>, error: Option<ErrorKind>) -> String {
+    let status = status.map_or_else(|| "---".to_string(), |s| s.to_string());
+    let what = match (error, identity) {
+        (Some(err), _) => format!("({err})"),
+        (None, Some(id)) => id.to_string(),
+        (None, None) => String::new(),
+    };
+    format!("{status} {what}").trim_end().to_string()
 }
 
 fn p_value(p: f64) -> String {
@@ -442,10 +527,12 @@ mod tests {
     use super::TerminalReporter;
     use crate::report::DisplayConfig;
     use crate::runner::{
-        CaseResult, Event, LatencySummary, Outcome, Phase, RunEnvironment, RunSummary, TargetKind,
+        CaseResult, Event, LatencySummary, Outcome, Phase, PhaseDetail, RunEnvironment, RunSummary,
+        TargetKind,
     };
     use crate::stats::{BackendShare, Decision, SplitVerdict};
     use crate::targets::{CleanupReport, DiagnosticSection};
+    use crate::traffic::ErrorKind;
 
     #[derive(Clone, Default)]
     struct Captured(Arc<Mutex<Vec<u8>>>);
@@ -543,7 +630,7 @@ mod tests {
             Event::Phase {
                 suite: "ingress-canary".into(),
                 phase: Phase::BringUp,
-                detail: "starting Envoy and echo backends for 9 objects".into(),
+                detail: PhaseDetail::note("starting Envoy and echo backends for 9 objects"),
             },
             Event::Environment {
                 environment: RunEnvironment {
@@ -560,16 +647,17 @@ mod tests {
                 suite: result.suite.clone(),
                 case: result.name.clone(),
             });
-            for (status, line) in [
-                (Some(200), "hello from backend-v1"),
-                (Some(200), "hello from backend-v2"),
-                (None, "(connection reset)"),
+            for (status, identity, error) in [
+                (Some(200), Some("hello from backend-v1"), None),
+                (Some(200), Some("hello from backend-v2"), None),
+                (None, None, Some(ErrorKind::ConnectionClosed)),
             ] {
                 events.push(Event::Response {
                     suite: result.suite.clone(),
                     case: result.name.clone(),
                     status,
-                    line: line.into(),
+                    identity: identity.map(str::to_string),
+                    error,
                 });
             }
             events.push(Event::CaseFinished {

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use super::events::{Event, Phase, RunEnvironment, TargetKind};
+use super::events::{Event, Phase, PhaseDetail, RunEnvironment, TargetKind};
 use super::execute::Interrupt;
 use super::mesh_client;
 use super::source::SampleSource;
@@ -71,7 +71,7 @@ impl Environment {
         let phase = |phase: Phase, detail: String| Event::Phase {
             suite: suite.name.clone(),
             phase,
-            detail,
+            detail: PhaseDetail::note(detail),
         };
         match settings {
             TargetSettings::Local(local) => {
@@ -179,7 +179,7 @@ impl Environment {
         let phase = |phase: Phase, detail: String| Event::Phase {
             suite: suite.name.clone(),
             phase,
-            detail,
+            detail: PhaseDetail::note(detail),
         };
         let envoy = match &local.envoy {
             Some(path) => path.clone(),
@@ -333,7 +333,7 @@ fn announce_interrupt(suite: &Suite, interrupt: &Interrupt, emit: &mut (dyn FnMu
     emit(Event::Phase {
         suite: suite.name.clone(),
         phase: Phase::Cleanup,
-        detail: "removing what this suite created so far".into(),
+        detail: PhaseDetail::note("removing what this suite created so far"),
     });
 }
 

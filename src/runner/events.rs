@@ -2,12 +2,14 @@
 //! JSON and JUnit reports and the cargo-test harness consume them, each on its own.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::stats::SplitVerdict;
 use crate::targets::{CleanupReport, DiagnosticSection};
+use crate::traffic::ErrorKind;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -50,6 +52,72 @@ impl std::fmt::Display for Phase {
             Phase::Cleanup => "cleanup",
         })
     }
+}
+
+/// What a suite is doing in a phase, as data: reporters put it in words.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum PhaseDetail {
+    /// A bring-up, apply, wait or cleanup step, said by the target in words.
+    Note { text: String },
+    /// A case waits for the data plane: `consecutive` good responses in a row.
+    Converging {
+        case: String,
+        consecutive: u32,
+        #[serde(serialize_with = "as_display")]
+        url: url::Url,
+        origin: RequestOrigin,
+    },
+    /// A case's measured request loop.
+    Measuring {
+        case: String,
+        max_requests: u64,
+        #[serde(serialize_with = "as_display")]
+        url: url::Url,
+        origin: RequestOrigin,
+        concurrency: usize,
+    },
+    /// A circuit-breaking case's burst against the limits of an Envoy cluster.
+    Burst {
+        case: String,
+        requests: u64,
+        concurrency: usize,
+        cluster: String,
+    },
+    /// An outlier-detection case drives failing hosts into ejection, one request at a
+    /// time.
+    Ejecting {
+        case: String,
+        ejected_hosts: u32,
+        hosts: u32,
+        cluster: String,
+        #[serde(serialize_with = "as_seconds")]
+        within: Duration,
+    },
+    /// An outlier-detection case measures after the ejections.
+    Ejected {
+        case: String,
+        ejected_hosts: u64,
+        after_requests: u64,
+        measured_requests: u64,
+    },
+}
+
+impl PhaseDetail {
+    /// A detail the target says in words (bring-up, cleanup).
+    pub fn note(text: impl Into<String>) -> Self {
+        PhaseDetail::Note { text: text.into() }
+    }
+}
+
+/// Where a case's requests come from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RequestOrigin {
+    /// meshcheck's engine, connecting to this address.
+    Engine { address: SocketAddr },
+    /// `curl` in an in-mesh client pod.
+    MeshClient { namespace: String, pod: String },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
@@ -152,6 +220,13 @@ fn as_seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Erro
     s.serialize_f64(d.as_secs_f64())
 }
 
+fn as_display<S: serde::Serializer>(
+    value: &impl std::fmt::Display,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_str(value)
+}
+
 /// Totals for the end of a run.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct RunSummary {
@@ -199,11 +274,11 @@ pub enum Event {
         suite: String,
         cases: usize,
     },
-    /// A suite entered a phase; `detail` says what is happening in words.
+    /// A suite entered a phase; `detail` says what is happening.
     Phase {
         suite: String,
         phase: Phase,
-        detail: String,
+        detail: PhaseDetail,
     },
     /// The environment reported its versions (Envoy, Istio, Kubernetes...).
     Environment {
@@ -218,8 +293,10 @@ pub enum Event {
         suite: String,
         case: String,
         status: Option<u16>,
-        /// The backend identity (echo text), or the error kind for a failed request.
-        line: String,
+        /// The backend identity (echo text), if the response named one.
+        identity: Option<String>,
+        /// Why the request failed, if it did.
+        error: Option<ErrorKind>,
     },
     /// Periodic progress while a case's requests run.
     TrafficProgress {
@@ -227,7 +304,10 @@ pub enum Event {
         case: String,
         requests: u64,
         max_requests: u64,
+        /// Responses so far per expected backend identity.
         backends: BTreeMap<String, u64>,
+        /// Responses so far that named no expected backend.
+        unidentified: u64,
         requests_per_second: f64,
     },
     CaseFinished {

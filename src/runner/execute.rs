@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::case::run_case;
 use super::environment::{BringUpError, Environment, TargetSettings};
-use super::events::{CaseResult, Event, Outcome, Phase, RunSummary};
+use super::events::{CaseResult, Event, Outcome, Phase, PhaseDetail, RunSummary};
 use crate::suite::Suite;
 
 /// Selects cases by name, the way the cargo-test harness does: substring match on
@@ -169,7 +169,7 @@ pub async fn run(
         emit(Event::Phase {
             suite: suite.name.clone(),
             phase: Phase::Cleanup,
-            detail: "stopping what this suite started".into(),
+            detail: PhaseDetail::note("stopping what this suite started"),
         });
         let cleanup = env.shutdown().await;
         emit(Event::SuiteFinished {

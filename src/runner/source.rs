@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 
 use super::environment::chain;
+use super::events::RequestOrigin;
 use super::mesh_client::{self, CLIENT_CONTAINER, Transcript};
 use crate::targets::DiagnosticSection;
 use crate::targets::kube::KubeEnvironment;
@@ -43,13 +44,14 @@ impl<'env> SampleSource<'env> {
         }
     }
 
-    /// How progress lines say where requests come from.
-    pub(crate) fn describe(&self) -> String {
+    /// Where requests come from, for progress displays.
+    pub(crate) fn origin(&self) -> RequestOrigin {
         match self {
-            SampleSource::Engine(address) => format!("via {address}"),
-            SampleSource::MeshClient { namespace, pod, .. } => {
-                format!("from the in-mesh client pod {namespace}/{pod}")
-            }
+            SampleSource::Engine(address) => RequestOrigin::Engine { address: *address },
+            SampleSource::MeshClient { namespace, pod, .. } => RequestOrigin::MeshClient {
+                namespace: namespace.clone(),
+                pod: pod.clone(),
+            },
         }
     }
 

@@ -9,11 +9,14 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 
 use super::error::SuiteError;
-use super::model::{CaseSpec, OverflowExpectation, SuiteSpec, TlsSpec};
+use super::expect::{
+    Expectation, ExpectedBackend, ExpectedCircuitBreaking, ExpectedOutlierDetection, ExpectedSplit,
+};
+use super::model::{CaseSpec, IdentitySpec, OverflowExpectation, SuiteSpec, TlsSpec};
 use crate::manifest::{
     Manifest, ObjectKey, SourceLocation, check_unique, decode_located, load_file, read_source, yaml,
 };
-use crate::traffic::TlsOptions;
+use crate::traffic::{IdentityRule, TlsOptions};
 
 /// Bounds that keep a typo from turning into an hours-long or machine-eating run.
 pub const MAX_REQUESTS: u64 = 100_000_000;
@@ -44,9 +47,11 @@ pub struct Case {
     pub port: u16,
     /// How an `https://` URL's certificate is verified (default for `http://`).
     pub tls: TlsOptions,
-    pub split: Option<ExpectedSplit>,
-    pub circuit_breaking: Option<ExpectedCircuitBreaking>,
-    pub outlier_detection: Option<ExpectedOutlierDetection>,
+    pub method: http::Method,
+    /// How a response names the backend that served it.
+    pub identity: IdentityRule,
+    /// What the responses must show.
+    pub expect: Expectation,
 }
 
 /// Where a case's requests enter the mesh.
@@ -64,59 +69,6 @@ impl std::fmt::Display for Entry {
             Entry::Gateway(key) | Entry::Service(key) => write!(f, "{key}"),
         }
     }
-}
-
-/// A circuit-breaking expectation with what the fixtures say about the limits.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ExpectedCircuitBreaking {
-    pub service: ObjectKey,
-    /// Istio's Envoy cluster name for the Service port.
-    pub cluster: String,
-    pub overflow: OverflowExpectation,
-    /// The shortest echo `-delay` among the Service's pods: every request the backend
-    /// serves takes at least this long.
-    pub backend_delay: Option<std::time::Duration>,
-    /// Pods behind the Service (sum of the Deployments' replicas).
-    pub endpoints: u32,
-    /// The DestinationRule's `tcp.maxConnections`, if any.
-    pub max_connections: Option<u32>,
-    /// The DestinationRule's `http.http1MaxPendingRequests`, if any.
-    pub max_pending_requests: Option<u32>,
-}
-
-/// An outlier-detection expectation with what the fixtures say about the hosts.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ExpectedOutlierDetection {
-    pub service: ObjectKey,
-    pub cluster: String,
-    pub ejected_hosts: u32,
-    pub ejection_timeout: std::time::Duration,
-    /// Pods behind the Service.
-    pub hosts: u32,
-    /// Pods that answer 5xx (their echo `-status-code`).
-    pub failing_hosts: u32,
-    pub failing_status: u16,
-    /// The DestinationRule's `consecutive5xxErrors`, if any.
-    pub consecutive_5xx: Option<u32>,
-}
-
-/// The split a case expects, derived from the route (or overridden by the suite).
-#[derive(Clone, Debug, PartialEq)]
-pub struct ExpectedSplit {
-    pub route: ObjectKey,
-    pub backends: Vec<ExpectedBackend>,
-    pub alpha: f64,
-    pub power: f64,
-    pub min_detectable_deviation: f64,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ExpectedBackend {
-    /// The Service named in the route's backendRef.
-    pub service: String,
-    pub weight: u64,
-    /// What a response from this backend identifies itself as.
-    pub identity: String,
 }
 
 impl Suite {
@@ -365,7 +317,7 @@ fn resolve_case(
             at(&format!("request.tls.{f}"))
         }
     })?;
-    http::Method::from_bytes(case.request.method.as_bytes()).map_err(|_| {
+    let method = http::Method::from_bytes(case.request.method.as_bytes()).map_err(|_| {
         invalid(
             "request.method",
             format!("invalid method `{}`", case.request.method),
@@ -402,76 +354,8 @@ fn resolve_case(
     if traffic.timeout.is_zero() {
         return Err(invalid("traffic.timeout", "must be more than zero".into()));
     }
-    if case.identity.header.is_some() && case.identity.regex.is_some() {
-        return Err(invalid(
-            "identity",
-            "give either `header` or `regex`, not both".into(),
-        ));
-    }
-    if let Some(re) = &case.identity.regex {
-        regex::Regex::new(re)
-            .map_err(|err| invalid("identity.regex", format!("invalid regex: {err}")))?;
-    }
-    let expect = &case.expect;
-    if expect.status.is_none()
-        && expect.split.is_none()
-        && expect.circuit_breaking.is_none()
-        && expect.outlier_detection.is_none()
-    {
-        return Err(invalid(
-            "expect",
-            "a case needs at least one expectation (`status`, `split`, `circuitBreaking` or `outlierDetection`)".into(),
-        ));
-    }
-    // A policy check classifies every response itself (overflowed 503s, a failing
-    // host's 5xx): a blanket status or a split would contradict it.
-    for (present, field) in [
-        (expect.circuit_breaking.is_some(), "circuitBreaking"),
-        (expect.outlier_detection.is_some(), "outlierDetection"),
-    ] {
-        let others = usize::from(expect.status.is_some())
-            + usize::from(expect.split.is_some())
-            + usize::from(expect.circuit_breaking.is_some())
-            + usize::from(expect.outlier_detection.is_some());
-        if present && others > 1 {
-            return Err(invalid(
-                &format!("expect.{field}"),
-                format!("`{field}` stands alone: it cannot be combined with other expectations"),
-            ));
-        }
-    }
-    if let Some(status) = case.expect.status
-        && !(100..=599).contains(&status)
-    {
-        return Err(invalid(
-            "expect.status",
-            format!("{status} is not an HTTP status"),
-        ));
-    }
-    let split = match &case.expect.split {
-        Some(spec) => Some(resolve_split(spec, manifests, &|f| {
-            at(&format!("expect.split.{f}"))
-        })?),
-        None => None,
-    };
-    let circuit_breaking = match &expect.circuit_breaking {
-        Some(spec) => Some(resolve_circuit_breaking(spec, manifests, &|f| {
-            at(&format!("expect.circuitBreaking.{f}"))
-        })?),
-        None => None,
-    };
-    let outlier_detection = match &expect.outlier_detection {
-        Some(spec) => Some(resolve_outlier_detection(spec, manifests, &|f| {
-            at(&format!("expect.outlierDetection.{f}"))
-        })?),
-        None => None,
-    };
-    if split.is_none() && traffic.requests.is_none() {
-        return Err(invalid(
-            "traffic.requests",
-            "a case without a split check needs an explicit request count".into(),
-        ));
-    }
+    let identity = resolve_identity(&case.identity, at)?;
+    let expect = Expectation::load(&case.expect, traffic.requests.is_some(), manifests, at)?;
     Ok(Case {
         name: case.name.clone(),
         spec: case.clone(),
@@ -480,10 +364,32 @@ fn resolve_case(
         url,
         port,
         tls,
-        split,
-        circuit_breaking,
-        outlier_detection,
+        method,
+        identity,
+        expect,
     })
+}
+
+/// How a case's responses name their backend: `header`, `regex`, or the body.
+fn resolve_identity(
+    spec: &IdentitySpec,
+    at: &dyn Fn(&str) -> SourceLocation,
+) -> Result<IdentityRule, SuiteError> {
+    let invalid = |field: &str, message: String| SuiteError::Invalid {
+        location: at(field),
+        message,
+    };
+    match (&spec.header, &spec.regex) {
+        (Some(_), Some(_)) => Err(invalid(
+            "identity",
+            "give either `header` or `regex`, not both".into(),
+        )),
+        (Some(header), None) => Ok(IdentityRule::Header(header.clone())),
+        (None, Some(re)) => regex::Regex::new(re)
+            .map(IdentityRule::BodyRegex)
+            .map_err(|err| invalid("identity.regex", format!("invalid regex: {err}"))),
+        (None, None) => Ok(IdentityRule::Body),
+    }
 }
 
 /// The Gateway must listen on the URL's port with the URL's protocol: otherwise every
@@ -579,7 +485,7 @@ fn check_ca_file(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn resolve_circuit_breaking(
+pub(super) fn resolve_circuit_breaking(
     spec: &super::model::CircuitBreakingSpec,
     manifests: &[Manifest],
     at: &dyn Fn(&str) -> SourceLocation,
@@ -625,7 +531,7 @@ fn resolve_circuit_breaking(
     })
 }
 
-fn resolve_outlier_detection(
+pub(super) fn resolve_outlier_detection(
     spec: &super::model::OutlierDetectionSpec,
     manifests: &[Manifest],
     at: &dyn Fn(&str) -> SourceLocation,
@@ -822,7 +728,7 @@ fn destination_rule_for(service: &ObjectKey, manifests: &[Manifest]) -> Option<s
         })
 }
 
-fn resolve_split(
+pub(super) fn resolve_split(
     spec: &super::model::SplitSpec,
     manifests: &[Manifest],
     at: &dyn Fn(&str) -> SourceLocation,

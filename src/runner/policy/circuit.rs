@@ -14,10 +14,11 @@
 use std::collections::BTreeMap;
 
 use super::super::case::result_from;
+use super::super::case_error::{CaseError, TargetFailure};
 use super::super::environment::Environment;
-use super::super::events::{CaseResult, Event, Outcome, Phase};
+use super::super::events::{CaseResult, Event, Outcome, Phase, PhaseDetail};
 use super::super::source::SampleSource;
-use super::proxy::{cluster_stat, server_stat};
+use super::proxy::{admin_page, cluster_stat, server_stat};
 use crate::suite::{Case, ExpectedCircuitBreaking, OverflowExpectation, Suite};
 use crate::traffic::{Flow, LoadSpec, Sample};
 
@@ -65,11 +66,8 @@ async fn counters(
     env: &Environment,
     case: &Case,
     cluster: &str,
-) -> Result<(BTreeMap<String, u64>, Option<u64>), String> {
-    let stats = env
-        .proxy_admin(&case.entry, "/stats")
-        .await
-        .map_err(|err| format!("cannot read the proxy's stats: {err}"))?;
+) -> Result<(BTreeMap<String, u64>, Option<u64>), CaseError> {
+    let stats = admin_page(env, case, "/stats").await?;
     let values = COUNTERS
         .iter()
         .map(|name| {
@@ -90,14 +88,16 @@ pub(crate) async fn run_circuit_breaking(
     expected: &ExpectedCircuitBreaking,
     load: LoadSpec,
     emit: &mut (dyn FnMut(Event) + Send),
-) -> Result<CaseResult, String> {
+) -> Result<CaseResult, CaseError> {
     emit(Event::Phase {
         suite: suite.name.clone(),
         phase: Phase::Traffic,
-        detail: format!(
-            "{}: a burst of {} requests, {} at once, against the limits of {}",
-            case.name, load.requests, load.concurrency, expected.cluster
-        ),
+        detail: PhaseDetail::Burst {
+            case: case.name.clone(),
+            requests: load.requests,
+            concurrency: load.concurrency,
+            cluster: expected.cluster.clone(),
+        },
     });
     let (before, workers) = counters(env, case, &expected.cluster).await?;
     let mut served = 0u64;
@@ -116,7 +116,8 @@ pub(crate) async fn run_circuit_breaking(
             }
             Flow::Continue
         })
-        .await?;
+        .await
+        .map_err(|err| CaseError::Send(TargetFailure(err)))?;
     let (after, _) = counters(env, case, &expected.cluster).await?;
     let delta: BTreeMap<String, u64> = after
         .iter()

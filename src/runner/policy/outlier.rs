@@ -20,10 +20,11 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use super::super::case::result_from;
+use super::super::case_error::{CaseError, TargetFailure};
 use super::super::environment::Environment;
-use super::super::events::{CaseResult, Event, Outcome, Phase};
+use super::super::events::{CaseResult, Event, Outcome, Phase, PhaseDetail};
 use super::super::source::SampleSource;
-use super::proxy::{HostState, cluster_hosts, cluster_stat, server_stat};
+use super::proxy::{HostState, admin_page, cluster_hosts, cluster_stat, server_stat};
 use crate::suite::{Case, ExpectedOutlierDetection, Suite};
 use crate::traffic::{Flow, LoadSpec};
 
@@ -38,11 +39,8 @@ async fn hosts(
     env: &Environment,
     case: &Case,
     cluster: &str,
-) -> Result<BTreeMap<String, HostState>, String> {
-    let text = env
-        .proxy_admin(&case.entry, "/clusters")
-        .await
-        .map_err(|err| format!("cannot read the proxy's clusters: {err}"))?;
+) -> Result<BTreeMap<String, HostState>, CaseError> {
+    let text = admin_page(env, case, "/clusters").await?;
     Ok(cluster_hosts(&text, cluster))
 }
 
@@ -50,11 +48,8 @@ async fn ejection_counters(
     env: &Environment,
     case: &Case,
     cluster: &str,
-) -> Result<BTreeMap<String, u64>, String> {
-    let stats = env
-        .proxy_admin(&case.entry, "/stats")
-        .await
-        .map_err(|err| format!("cannot read the proxy's stats: {err}"))?;
+) -> Result<BTreeMap<String, u64>, CaseError> {
+    let stats = admin_page(env, case, "/stats").await?;
     Ok(EJECTION_COUNTERS
         .iter()
         .map(|name| {
@@ -83,13 +78,10 @@ async fn settle_host_updates(
     env: &Environment,
     case: &Case,
     last_ejection_seen: Instant,
-) -> Result<(), String> {
+) -> Result<(), CaseError> {
     let delivered = || async {
-        let stats = env
-            .proxy_admin(&case.entry, "/stats")
-            .await
-            .map_err(|err| format!("cannot read the proxy's stats: {err}"))?;
-        Ok::<_, String>(server_stat(&stats, HELD_UPDATES_DELIVERED).unwrap_or_default())
+        let stats = admin_page(env, case, "/stats").await?;
+        Ok::<_, CaseError>(server_stat(&stats, HELD_UPDATES_DELIVERED).unwrap_or_default())
     };
     let before = delivered().await?;
     let mut backoff = Duration::from_millis(20);
@@ -117,7 +109,7 @@ async fn send(
     load: &LoadSpec,
     failing_status: u16,
     seen: &mut Seen,
-) -> Result<crate::traffic::Tally, String> {
+) -> Result<crate::traffic::Tally, CaseError> {
     source
         .send(load, |sample| {
             match (sample.error, sample.status) {
@@ -138,6 +130,7 @@ async fn send(
             Flow::Continue
         })
         .await
+        .map_err(|err| CaseError::Send(TargetFailure(err)))
 }
 
 pub(crate) async fn run_outlier_detection(
@@ -148,19 +141,19 @@ pub(crate) async fn run_outlier_detection(
     expected: &ExpectedOutlierDetection,
     load: LoadSpec,
     emit: &mut (dyn FnMut(Event) + Send),
-) -> Result<CaseResult, String> {
+) -> Result<CaseResult, CaseError> {
     let cluster = &expected.cluster;
     let active_key = format!("{cluster}.outlier_detection.ejections_active");
     emit(Event::Phase {
         suite: suite.name.clone(),
         phase: Phase::Traffic,
-        detail: format!(
-            "{}: one request at a time until {} of {} hosts of {cluster} are ejected (within {})",
-            case.name,
-            expected.ejected_hosts,
-            expected.hosts,
-            humantime::format_duration(expected.ejection_timeout)
-        ),
+        detail: PhaseDetail::Ejecting {
+            case: case.name.clone(),
+            ejected_hosts: expected.ejected_hosts,
+            hosts: expected.hosts,
+            cluster: cluster.clone(),
+            within: expected.ejection_timeout,
+        },
     });
     let before = ejection_counters(env, case, cluster).await?;
 
@@ -230,10 +223,12 @@ pub(crate) async fn run_outlier_detection(
     emit(Event::Phase {
         suite: suite.name.clone(),
         phase: Phase::Traffic,
-        detail: format!(
-            "{}: {active} host(s) ejected after {warmup_requests} requests; {} measured requests",
-            case.name, load.requests
-        ),
+        detail: PhaseDetail::Ejected {
+            case: case.name.clone(),
+            ejected_hosts: active,
+            after_requests: warmup_requests,
+            measured_requests: load.requests,
+        },
     });
     let hosts_before = hosts(env, case, cluster).await?;
     let mut seen = Seen::default();

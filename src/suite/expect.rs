@@ -1,0 +1,27 @@
+//! What a case expects, resolved once by the loader against the fixtures, and how each
+//! kind of expectation judges what the traffic shows.
+//!
+//! Two families. Response checks ([`ResponseCheck`]: status, split) judge every
+//! response of one measured request loop and combine. Policy probes (circuit
+//! breaking, outlier detection) drive their own traffic from the runner
+//! (`runner::policy`) and stand alone. Each kind has its own module here: its loader
+//! (spec and fixtures to the resolved form, with located errors), what counts as a
+//! good response while the data plane converges, and, for a response check, its judge
+//! and the lines it adds to the report.
+
+mod circuit_breaking;
+mod expectation;
+mod outlier_detection;
+mod response;
+mod split;
+mod status;
+
+pub use circuit_breaking::ExpectedCircuitBreaking;
+pub use expectation::Expectation;
+pub use outlier_detection::ExpectedOutlierDetection;
+pub use response::{
+    JudgeError, ResponseCheck, ResponseChecks, ResponseJudge, ResponseProgress, ResponseVerdict,
+    describe_response,
+};
+pub use split::{ExpectedBackend, ExpectedSplit};
+pub use status::ExpectedStatus;
