@@ -762,6 +762,52 @@ mod tests {
     }
 
     #[test]
+    fn case_phases_read_as_before() {
+        let url = url::Url::parse("http://test.devopscube.com/").unwrap();
+        let origin = crate::runner::RequestOrigin::Engine {
+            address: "127.0.0.1:8080".parse().unwrap(),
+        };
+        let events = [
+            PhaseDetail::Converging {
+                case: "weighted-split".into(),
+                consecutive: 3,
+                url: url.clone(),
+                origin: origin.clone(),
+            },
+            PhaseDetail::Measuring {
+                case: "weighted-split".into(),
+                max_requests: 1200,
+                url,
+                origin: crate::runner::RequestOrigin::MeshClient {
+                    namespace: "istio-test".into(),
+                    pod: "client-0".into(),
+                },
+                concurrency: 4,
+            },
+            PhaseDetail::Ejecting {
+                case: "failing-host-ejected".into(),
+                ejected_hosts: 1,
+                hosts: 3,
+                cluster: "outbound|80||flaky".into(),
+                within: Duration::from_secs(10),
+            },
+        ]
+        .map(|detail| Event::Phase {
+            suite: "s".into(),
+            phase: Phase::Traffic,
+            detail,
+        });
+        let text = render(plain(), &events);
+        for line in [
+            "  traffic s: weighted-split: waiting for 3 good responses in a row from http://test.devopscube.com/ via 127.0.0.1:8080",
+            "  traffic s: weighted-split: up to 1200 requests to http://test.devopscube.com/ from the in-mesh client pod istio-test/client-0, concurrency 4",
+            "  traffic s: failing-host-ejected: one request at a time until 1 of 3 hosts of outbound|80||flaky are ejected (within 10s)",
+        ] {
+            assert!(text.contains(line), "{line}\nin\n{text}");
+        }
+    }
+
+    #[test]
     fn color_only_when_chosen() {
         let colored = DisplayConfig {
             progress_bars: false,

@@ -173,3 +173,134 @@ impl<'a> Given<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use super::Expectation;
+    use crate::suite::expect::ResponseCheck;
+    use crate::suite::{Suite, load_suite};
+
+    /// Writes a suite with one case on the circuit-breaking fixtures; `expect` and
+    /// `traffic` are the case's blocks, indented as under the case.
+    fn suite_file(dir: &Path, traffic: &str, expect: &str) -> PathBuf {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/circuit-breaking");
+        let text = format!(
+            "name: combos
+fixtures:
+  - {}/backend.yaml
+  - {}/gateway.yaml
+  - {}/destinationrule.yaml
+cases:
+  - name: one
+    request:
+      gateway: istio-test/istio-gateway
+      url: http://slow.devopscube.com/
+{traffic}    expect:
+{expect}",
+            fixtures.display(),
+            fixtures.display(),
+            fixtures.display(),
+        );
+        let path = dir.join("combos.yaml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn load(traffic: &str, expect: &str) -> (PathBuf, Result<Suite, String>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = suite_file(dir.path(), traffic, expect);
+        let loaded = load_suite(&path).map_err(|err| err.to_string());
+        (path, loaded, dir)
+    }
+
+    const REQUESTS: &str = "    traffic:\n      requests: 5\n";
+    const BURST: &str = "      circuitBreaking:\n        service: istio-test/slow-backend\n        overflow: required\n";
+
+    #[test]
+    fn a_probe_with_a_status_is_refused_where_the_probe_is() {
+        let (path, loaded, _dir) = load(REQUESTS, &format!("      status: 200\n{BURST}"));
+        // Line 15 is `circuitBreaking:`; its mapping starts on line 16, column 9.
+        assert_eq!(
+            loaded.err().as_deref(),
+            Some(
+                format!(
+                    "{}:16:9: `circuitBreaking` stands alone: it cannot be combined with other expectations",
+                    path.display()
+                )
+                .as_str()
+            )
+        );
+    }
+
+    #[test]
+    fn of_two_probes_the_first_key_is_named() {
+        let outlier = "      outlierDetection:\n        service: istio-test/slow-backend\n        ejectedHosts: 1\n";
+        let (path, loaded, _dir) = load(REQUESTS, &format!("{outlier}{BURST}"));
+        let text = loaded.err().unwrap_or_default();
+        assert!(
+            text.starts_with(&format!(
+                "{}:18:9: `circuitBreaking` stands alone",
+                path.display()
+            )),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_case_without_expectations_lists_every_key() {
+        let (path, loaded, _dir) = load(REQUESTS, "      {}\n");
+        assert_eq!(
+            loaded.err().as_deref(),
+            Some(
+                format!(
+                    "{}:14:7: a case needs at least one expectation (`status`, `split`, `circuitBreaking` or `outlierDetection`)",
+                    path.display()
+                )
+                .as_str()
+            )
+        );
+    }
+
+    #[test]
+    fn the_stand_alone_rule_comes_before_a_bad_status() {
+        let (_, loaded, _dir) = load(REQUESTS, &format!("      status: 999\n{BURST}"));
+        let text = loaded.err().unwrap_or_default();
+        assert!(text.contains("`circuitBreaking` stands alone"), "{text}");
+        let (_, loaded, _dir) = load(REQUESTS, "      status: 999\n");
+        let text = loaded.err().unwrap_or_default();
+        assert!(
+            text.ends_with(":14:15: 999 is not an HTTP status"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_status_check_needs_a_request_count() {
+        let (_, loaded, _dir) = load("", "      status: 200\n");
+        let text = loaded.err().unwrap_or_default();
+        assert!(
+            text.ends_with("a case without a split check needs an explicit request count"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_status_alone_and_a_probe_alone_resolve() {
+        let (_, loaded, _dir) = load(REQUESTS, "      status: 200\n");
+        let suite = loaded.unwrap();
+        let Expectation::Responses(checks) = &suite.cases[0].expect else {
+            panic!("a status is a response check");
+        };
+        assert!(matches!(
+            checks.iter().collect::<Vec<_>>().as_slice(),
+            [ResponseCheck::Status(s)] if s.status == 200
+        ));
+        let (_, loaded, _dir) = load(REQUESTS, BURST);
+        assert!(matches!(
+            loaded.unwrap().cases[0].expect,
+            Expectation::CircuitBreaking(_)
+        ));
+    }
+}

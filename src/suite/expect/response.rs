@@ -262,3 +262,118 @@ pub fn describe_response(sample: &Sample<'_>) -> String {
         (None, None) => "no response".to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::manifest::ObjectKey;
+    use crate::suite::expect::ExpectedBackend;
+
+    fn sample(status: Option<u16>, identity: Option<&'static str>) -> Sample<'static> {
+        Sample {
+            status,
+            identity,
+            latency: Duration::ZERO,
+            error: None,
+            error_detail: None,
+            envoy_overloaded: false,
+        }
+    }
+
+    fn split() -> ExpectedSplit {
+        ExpectedSplit {
+            route: ObjectKey {
+                kind: "HTTPRoute".into(),
+                namespace: Some("istio-test".into()),
+                name: "backend-route".into(),
+            },
+            backends: ["v1", "v2"]
+                .map(|v| ExpectedBackend {
+                    service: format!("backend-{v}"),
+                    weight: 50,
+                    identity: format!("hello from backend {v}"),
+                })
+                .to_vec(),
+            alpha: 1e-4,
+            power: 0.999,
+            min_detectable_deviation: 0.1,
+        }
+    }
+
+    fn checks(checks: Vec<ResponseCheck>) -> ResponseChecks {
+        ResponseChecks::new(checks).unwrap()
+    }
+
+    #[test]
+    fn a_status_decides_convergence_over_a_split() {
+        let both = checks(vec![
+            ResponseCheck::Status(ExpectedStatus { status: 200 }),
+            ResponseCheck::Split(split()),
+        ]);
+        assert!(both.ready(&sample(Some(200), Some("someone else"))));
+        assert!(!both.ready(&sample(Some(503), Some("hello from backend v1"))));
+        let alone = checks(vec![ResponseCheck::Split(split())]);
+        assert!(!alone.ready(&sample(Some(200), Some("someone else"))));
+        assert!(alone.ready(&sample(Some(503), Some("hello from backend v1"))));
+    }
+
+    #[test]
+    fn a_status_check_counts_every_response_but_a_split_stops_at_the_first_failure() {
+        let status = checks(vec![ResponseCheck::Status(ExpectedStatus { status: 200 })]);
+        let mut judge = status.judge().unwrap();
+        assert_eq!(judge.max_requests(Some(10)), Some(10));
+        assert_eq!(judge.observe(1, &sample(Some(503), None)), Flow::Continue);
+        assert_eq!(judge.observe(2, &sample(Some(404), None)), Flow::Continue);
+        let verdict = judge.conclude();
+        assert_eq!(
+            verdict.message(2),
+            "request 1 got 503 with no backend identity (expected 200)"
+        );
+
+        let both = checks(vec![
+            ResponseCheck::Status(ExpectedStatus { status: 200 }),
+            ResponseCheck::Split(split()),
+        ]);
+        let mut judge = both.judge().unwrap();
+        assert!(judge.max_requests(None).is_some_and(|n| n > 10));
+        assert_eq!(judge.max_requests(Some(10)), Some(10));
+        assert_eq!(
+            judge.observe(1, &sample(Some(200), Some("hello from backend v1"))),
+            Flow::Continue
+        );
+        assert_eq!(
+            judge.observe(2, &sample(Some(503), Some("hello from backend v2"))),
+            Flow::Stop
+        );
+    }
+
+    #[test]
+    fn a_failed_request_fails_every_response_check() {
+        let status = checks(vec![ResponseCheck::Status(ExpectedStatus { status: 200 })]);
+        let mut judge = status.judge().unwrap();
+        let failed = Sample {
+            error: Some(crate::traffic::ErrorKind::Timeout),
+            ..sample(None, None)
+        };
+        assert_eq!(judge.observe(1, &failed), Flow::Continue);
+        let verdict = judge.conclude();
+        assert!(!verdict.passed());
+        assert_eq!(verdict.message(1), "request 1 failed: timeout");
+    }
+
+    #[test]
+    fn a_pass_message_lists_facts_then_findings() {
+        let verdict = ResponseVerdict {
+            failures: Vec::new(),
+            attributes: vec!["all 200".into()],
+            findings: vec!["no backend's share is off".into()],
+            split: None,
+        };
+        assert_eq!(
+            verdict.message(402),
+            "402 requests, all 200; no backend's share is off"
+        );
+    }
+}
