@@ -238,8 +238,9 @@ impl TerminalReporter {
             }
             Event::SetupFailed { suite, error } => {
                 self.line(format!(
-                    "{} {suite}: {error}",
-                    self.paint("1;31", "SETUP FAILED")
+                    "{} {suite}: {}",
+                    self.paint("1;31", "SETUP FAILED"),
+                    super::one_line(&**error)
                 ));
             }
             Event::SuiteFinished { suite, cleanup } => {
@@ -442,7 +443,8 @@ mod tests {
     use super::TerminalReporter;
     use crate::report::DisplayConfig;
     use crate::runner::{
-        CaseResult, Event, LatencySummary, Outcome, Phase, RunEnvironment, RunSummary, TargetKind,
+        CaseResult, Event, LatencySummary, Outcome, Phase, PhaseDetail, RunEnvironment, RunSummary,
+        TargetKind,
     };
     use crate::stats::{BackendShare, Decision, SplitVerdict};
     use crate::targets::{CleanupReport, DiagnosticSection};
@@ -543,7 +545,7 @@ mod tests {
             Event::Phase {
                 suite: "ingress-canary".into(),
                 phase: Phase::BringUp,
-                detail: "starting Envoy and echo backends for 9 objects".into(),
+                detail: PhaseDetail::StartingLocal { objects: 9 },
             },
             Event::Environment {
                 environment: RunEnvironment {

@@ -4,12 +4,12 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::environment::Environment;
-use super::events::{CaseResult, Event, LatencySummary, Outcome};
+use super::events::{CaseResult, Event, LatencySummary, Outcome, PhaseDetail};
 use super::policy;
-use super::source::SampleSource;
+use crate::report::one_line;
 use crate::stats::{Decision, ExpectedShare, SequentialSplitTest, SplitTestConfig};
 use crate::suite::{Case, ConvergenceSpec, Suite};
+use crate::targets::{RunningTarget, SampleSource};
 use crate::traffic::{ErrorKind, Flow, IdentityRule, LoadSpec, RequestTemplate, Sample, Tally};
 
 /// How many of a case's first responses are shown, like the seed's ten curls.
@@ -21,7 +21,7 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(200);
 const DEFAULT_REQUESTS: u64 = 100;
 
 pub(crate) async fn run_case(
-    env: &Environment,
+    env: &impl RunningTarget,
     suite: &Suite,
     case: &Case,
     emit: &mut (dyn FnMut(Event) + Send),
@@ -40,8 +40,10 @@ pub(crate) async fn run_case(
         .await
         .map_err(|err| {
             format!(
-                "no way to send requests to {} port {}: {err}",
-                case.entry, case.port
+                "no way to send requests to {} port {}: {}",
+                case.entry,
+                case.port,
+                one_line(&err)
             )
         });
     let measured = match &mut source {
@@ -57,7 +59,7 @@ pub(crate) async fn run_case(
     result.warnings = warnings(case);
     if result.outcome == Outcome::Failed {
         result.diagnostics = env.diagnostics(suite).await;
-        if let Some(section) = source.as_ref().ok().and_then(SampleSource::diagnostics) {
+        if let Some(section) = source.as_ref().ok().and_then(|source| source.diagnostics()) {
             result.diagnostics.insert(0, section);
         }
     }
@@ -135,7 +137,7 @@ fn is_good(case: &Case, sample: &Sample<'_>) -> bool {
 /// The data plane lags the API: wait for `consecutive` good responses in a row, with
 /// backoff between attempts, before measuring anything.
 async fn converge(
-    source: &mut SampleSource<'_>,
+    source: &mut impl SampleSource,
     case: &Case,
     template: &RequestTemplate,
     identity: &IdentityRule,
@@ -166,7 +168,8 @@ async fn converge(
                     Flow::Stop
                 }
             })
-            .await?;
+            .await
+            .map_err(|err| one_line(&err))?;
         if good >= spec.consecutive {
             return Ok(());
         }
@@ -204,8 +207,8 @@ fn describe(sample: &Sample<'_>) -> String {
 }
 
 async fn measure(
-    env: &Environment,
-    source: &mut SampleSource<'_>,
+    env: &impl RunningTarget,
+    source: &mut impl SampleSource,
     suite: &Suite,
     case: &Case,
     emit: &mut (dyn FnMut(Event) + Send),
@@ -217,10 +220,10 @@ async fn measure(
     emit(Event::Phase {
         suite: suite.name.clone(),
         phase: super::events::Phase::Converge,
-        detail: format!(
+        detail: PhaseDetail::Text(format!(
             "{}: waiting for {} good responses in a row from {} {via}",
             case.name, suite.spec.convergence.consecutive, case.url
-        ),
+        )),
     });
     converge(source, case, &template, &identity, &suite.spec.convergence).await?;
 
@@ -300,10 +303,10 @@ async fn measure(
     emit(Event::Phase {
         suite: suite.name.clone(),
         phase: super::events::Phase::Traffic,
-        detail: format!(
+        detail: PhaseDetail::Text(format!(
             "{}: up to {requests} requests to {} {via}, concurrency {}",
             case.name, case.url, load.concurrency
-        ),
+        )),
     });
     let mut seen = 0u64;
     let mut unexpected_status: Option<String> = None;
@@ -392,7 +395,8 @@ async fn measure(
             }
             flow
         })
-        .await?;
+        .await
+        .map_err(|err| one_line(&err))?;
 
     let split = split_test.as_ref().map(SequentialSplitTest::verdict);
     let mut failures = Vec::new();

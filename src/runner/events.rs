@@ -2,12 +2,15 @@
 //! JSON and JUnit reports and the cargo-test harness consume them, each on its own.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::manifest::ObjectKey;
 use crate::stats::SplitVerdict;
-use crate::targets::{CleanupReport, DiagnosticSection};
+use crate::targets::{CleanupReport, DiagnosticSection, SetupError};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -50,6 +53,38 @@ impl std::fmt::Display for Phase {
             Phase::Cleanup => "cleanup",
         })
     }
+}
+
+/// What a suite is doing within a [`Phase`]; reporters put it in words
+/// (`src/report/phase_detail.rs`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PhaseDetail {
+    /// The local target installs Envoy into this directory (first use only).
+    InstallingEnvoy { dir: PathBuf },
+    /// The local target starts Envoy and the echo backends for the fixtures.
+    StartingLocal { objects: usize },
+    /// The local target's Envoy is LIVE.
+    LocalReady {
+        envoy_startup: Duration,
+        echo_processes: usize,
+    },
+    /// A fixture container the kube target runs as another image, and why.
+    Substituted { note: String },
+    /// The kube target adds the in-mesh client Deployment for east-west cases.
+    MeshClientAdded {
+        object: ObjectKey,
+        image: &'static str,
+    },
+    /// The kube target applies the suite's objects.
+    Applying { objects: usize },
+    /// The kube target waits for what it applied to be ready.
+    WaitingForReadiness,
+    /// A signal stopped the bring-up; what it created so far is removed.
+    RemovingPartialEnvironment,
+    /// The suite's cases are done (or interrupted); its environment is stopped.
+    StoppingSuite,
+    /// A case runner phase not yet given its own variant.
+    Text(String),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
@@ -187,8 +222,7 @@ impl RunSummary {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(tag = "event", rename_all = "kebab-case")]
+#[derive(Clone, Debug)]
 pub enum Event {
     RunStarted {
         suites: usize,
@@ -199,11 +233,11 @@ pub enum Event {
         suite: String,
         cases: usize,
     },
-    /// A suite entered a phase; `detail` says what is happening in words.
+    /// A suite entered a phase; `detail` says what is happening.
     Phase {
         suite: String,
         phase: Phase,
-        detail: String,
+        detail: PhaseDetail,
     },
     /// The environment reported its versions (Envoy, Istio, Kubernetes...).
     Environment {
@@ -240,7 +274,8 @@ pub enum Event {
     /// A suite could not be brought up; its cases are reported failed.
     SetupFailed {
         suite: String,
-        error: String,
+        /// Shared, not rendered: each reporter puts it (and its causes) in words.
+        error: Arc<SetupError>,
     },
     /// SIGINT/SIGTERM arrived; what was created is being cleaned up.
     Interrupted {
@@ -248,7 +283,6 @@ pub enum Event {
     },
     RunFinished {
         summary: RunSummary,
-        #[serde(serialize_with = "as_seconds")]
         duration: Duration,
     },
 }

@@ -14,11 +14,11 @@
 use std::collections::BTreeMap;
 
 use super::super::case::result_from;
-use super::super::environment::Environment;
-use super::super::events::{CaseResult, Event, Outcome, Phase};
-use super::super::source::SampleSource;
+use super::super::events::{CaseResult, Event, Outcome, Phase, PhaseDetail};
 use super::proxy::{cluster_stat, server_stat};
+use crate::report::one_line;
 use crate::suite::{Case, ExpectedCircuitBreaking, OverflowExpectation, Suite};
+use crate::targets::{RunningTarget, SampleSource};
 use crate::traffic::{Flow, LoadSpec, Sample};
 
 /// The counters read before and after the burst; deltas go into the case result.
@@ -62,14 +62,14 @@ fn describe(sample: &Sample<'_>) -> String {
 }
 
 async fn counters(
-    env: &Environment,
+    env: &impl RunningTarget,
     case: &Case,
     cluster: &str,
 ) -> Result<(BTreeMap<String, u64>, Option<u64>), String> {
     let stats = env
         .proxy_admin(&case.entry, "/stats")
         .await
-        .map_err(|err| format!("cannot read the proxy's stats: {err}"))?;
+        .map_err(|err| format!("cannot read the proxy's stats: {}", one_line(&err)))?;
     let values = COUNTERS
         .iter()
         .map(|name| {
@@ -83,8 +83,8 @@ async fn counters(
 }
 
 pub(crate) async fn run_circuit_breaking(
-    env: &Environment,
-    source: &mut SampleSource<'_>,
+    env: &impl RunningTarget,
+    source: &mut impl SampleSource,
     suite: &Suite,
     case: &Case,
     expected: &ExpectedCircuitBreaking,
@@ -94,10 +94,10 @@ pub(crate) async fn run_circuit_breaking(
     emit(Event::Phase {
         suite: suite.name.clone(),
         phase: Phase::Traffic,
-        detail: format!(
+        detail: PhaseDetail::Text(format!(
             "{}: a burst of {} requests, {} at once, against the limits of {}",
             case.name, load.requests, load.concurrency, expected.cluster
-        ),
+        )),
     });
     let (before, workers) = counters(env, case, &expected.cluster).await?;
     let mut served = 0u64;
@@ -116,7 +116,8 @@ pub(crate) async fn run_circuit_breaking(
             }
             Flow::Continue
         })
-        .await?;
+        .await
+        .map_err(|err| one_line(&err))?;
     let (after, _) = counters(env, case, &expected.cluster).await?;
     let delta: BTreeMap<String, u64> = after
         .iter()

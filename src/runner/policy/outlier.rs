@@ -20,11 +20,11 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use super::super::case::result_from;
-use super::super::environment::Environment;
-use super::super::events::{CaseResult, Event, Outcome, Phase};
-use super::super::source::SampleSource;
+use super::super::events::{CaseResult, Event, Outcome, Phase, PhaseDetail};
 use super::proxy::{HostState, cluster_hosts, cluster_stat, server_stat};
+use crate::report::one_line;
 use crate::suite::{Case, ExpectedOutlierDetection, Suite};
+use crate::targets::{RunningTarget, SampleSource};
 use crate::traffic::{Flow, LoadSpec};
 
 const EJECTION_COUNTERS: &[&str] = &[
@@ -35,26 +35,26 @@ const EJECTION_COUNTERS: &[&str] = &[
 ];
 
 async fn hosts(
-    env: &Environment,
+    env: &impl RunningTarget,
     case: &Case,
     cluster: &str,
 ) -> Result<BTreeMap<String, HostState>, String> {
     let text = env
         .proxy_admin(&case.entry, "/clusters")
         .await
-        .map_err(|err| format!("cannot read the proxy's clusters: {err}"))?;
+        .map_err(|err| format!("cannot read the proxy's clusters: {}", one_line(&err)))?;
     Ok(cluster_hosts(&text, cluster))
 }
 
 async fn ejection_counters(
-    env: &Environment,
+    env: &impl RunningTarget,
     case: &Case,
     cluster: &str,
 ) -> Result<BTreeMap<String, u64>, String> {
     let stats = env
         .proxy_admin(&case.entry, "/stats")
         .await
-        .map_err(|err| format!("cannot read the proxy's stats: {err}"))?;
+        .map_err(|err| format!("cannot read the proxy's stats: {}", one_line(&err)))?;
     Ok(EJECTION_COUNTERS
         .iter()
         .map(|name| {
@@ -80,7 +80,7 @@ const HELD_UPDATES_DELIVERED: &str = "cluster_manager.cluster_updated_via_merge"
 /// passed since the last ejection we saw (seen after it happened, so the window
 /// really has passed) and nothing can be waiting any more.
 async fn settle_host_updates(
-    env: &Environment,
+    env: &impl RunningTarget,
     case: &Case,
     last_ejection_seen: Instant,
 ) -> Result<(), String> {
@@ -88,7 +88,7 @@ async fn settle_host_updates(
         let stats = env
             .proxy_admin(&case.entry, "/stats")
             .await
-            .map_err(|err| format!("cannot read the proxy's stats: {err}"))?;
+            .map_err(|err| format!("cannot read the proxy's stats: {}", one_line(&err)))?;
         Ok::<_, String>(server_stat(&stats, HELD_UPDATES_DELIVERED).unwrap_or_default())
     };
     let before = delivered().await?;
@@ -113,7 +113,7 @@ struct Seen {
 }
 
 async fn send(
-    source: &mut SampleSource<'_>,
+    source: &mut impl SampleSource,
     load: &LoadSpec,
     failing_status: u16,
     seen: &mut Seen,
@@ -138,11 +138,12 @@ async fn send(
             Flow::Continue
         })
         .await
+        .map_err(|err| one_line(&err))
 }
 
 pub(crate) async fn run_outlier_detection(
-    env: &Environment,
-    source: &mut SampleSource<'_>,
+    env: &impl RunningTarget,
+    source: &mut impl SampleSource,
     suite: &Suite,
     case: &Case,
     expected: &ExpectedOutlierDetection,
@@ -154,13 +155,13 @@ pub(crate) async fn run_outlier_detection(
     emit(Event::Phase {
         suite: suite.name.clone(),
         phase: Phase::Traffic,
-        detail: format!(
+        detail: PhaseDetail::Text(format!(
             "{}: one request at a time until {} of {} hosts of {cluster} are ejected (within {})",
             case.name,
             expected.ejected_hosts,
             expected.hosts,
             humantime::format_duration(expected.ejection_timeout)
-        ),
+        )),
     });
     let before = ejection_counters(env, case, cluster).await?;
 
@@ -230,10 +231,10 @@ pub(crate) async fn run_outlier_detection(
     emit(Event::Phase {
         suite: suite.name.clone(),
         phase: Phase::Traffic,
-        detail: format!(
+        detail: PhaseDetail::Text(format!(
             "{}: {active} host(s) ejected after {warmup_requests} requests; {} measured requests",
             case.name, load.requests
-        ),
+        )),
     });
     let hosts_before = hosts(env, case, cluster).await?;
     let mut seen = Seen::default();
