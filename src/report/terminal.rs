@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::display::DisplayConfig;
-use crate::runner::{CaseResult, Event, Outcome, PhaseDetail, RequestOrigin};
+use crate::runner::{CaseResult, Event, Outcome};
 use crate::stats::Decision;
 use crate::traffic::ErrorKind;
 
@@ -137,12 +137,12 @@ impl TerminalReporter {
                         bar
                     });
                     bar.set_prefix(phase.to_string());
-                    bar.set_message(format!("{suite}: {}", phase_detail(detail)));
+                    bar.set_message(format!("{suite}: {detail}"));
                 } else if !quiet {
                     self.line(format!(
                         "{} {suite}: {}",
                         self.paint("36", &format!("{:>9}", phase.to_string())),
-                        phase_detail(detail)
+                        detail
                     ));
                 }
             }
@@ -245,8 +245,9 @@ impl TerminalReporter {
             }
             Event::SetupFailed { suite, error } => {
                 self.line(format!(
-                    "{} {suite}: {error}",
-                    self.paint("1;31", "SETUP FAILED")
+                    "{} {suite}: {}",
+                    self.paint("1;31", "SETUP FAILED"),
+                    super::one_line(&**error)
                 ));
             }
             Event::SuiteFinished { suite, cleanup } => {
@@ -313,67 +314,6 @@ fn counts(backends: &BTreeMap<String, u64>, unidentified: u64) -> String {
         .map(|(k, v)| format!("{k}: {v}"))
         .collect::<Vec<_>>()
         .join("  ")
-}
-
-/// What a phase is doing, in words.
-fn phase_detail(detail: &PhaseDetail) -> String {
-    match detail {
-        PhaseDetail::Note { text } => text.clone(),
-        PhaseDetail::Converging {
-            case,
-            consecutive,
-            url,
-            origin,
-        } => format!(
-            "{case}: waiting for {consecutive} good responses in a row from {url} {}",
-            request_origin(origin)
-        ),
-        PhaseDetail::Measuring {
-            case,
-            max_requests,
-            url,
-            origin,
-            concurrency,
-        } => format!(
-            "{case}: up to {max_requests} requests to {url} {}, concurrency {concurrency}",
-            request_origin(origin)
-        ),
-        PhaseDetail::Burst {
-            case,
-            requests,
-            concurrency,
-            cluster,
-        } => format!(
-            "{case}: a burst of {requests} requests, {concurrency} at once, against the limits of {cluster}"
-        ),
-        PhaseDetail::Ejecting {
-            case,
-            ejected_hosts,
-            hosts,
-            cluster,
-            within,
-        } => format!(
-            "{case}: one request at a time until {ejected_hosts} of {hosts} hosts of {cluster} are ejected (within {})",
-            humantime::format_duration(*within)
-        ),
-        PhaseDetail::Ejected {
-            case,
-            ejected_hosts,
-            after_requests,
-            measured_requests,
-        } => format!(
-            "{case}: {ejected_hosts} host(s) ejected after {after_requests} requests; {measured_requests} measured requests"
-        ),
-    }
-}
-
-fn request_origin(origin: &RequestOrigin) -> String {
-    match origin {
-        RequestOrigin::Engine { address } => format!("via {address}"),
-        RequestOrigin::MeshClient { namespace, pod } => {
-            format!("from the in-mesh client pod {namespace}/{pod}")
-        }
-    }
 }
 
 /// One of a case's first responses: its status and the backend it named, or why the
@@ -630,7 +570,7 @@ mod tests {
             Event::Phase {
                 suite: "ingress-canary".into(),
                 phase: Phase::BringUp,
-                detail: PhaseDetail::note("starting Envoy and echo backends for 9 objects"),
+                detail: PhaseDetail::StartingLocal { objects: 9 },
             },
             Event::Environment {
                 environment: RunEnvironment {

@@ -4,13 +4,13 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::case_error::{CaseError, TargetFailure};
-use super::environment::{Environment, chain};
+use super::case_error::CaseError;
 use super::events::{CaseResult, Event, LatencySummary, Outcome, Phase, PhaseDetail};
 use super::policy;
-use super::source::SampleSource;
+use crate::report::one_line;
 use crate::suite::expect::{ResponseChecks, describe_response};
 use crate::suite::{Case, ConvergenceSpec, Expectation, Suite};
+use crate::targets::{RunningTarget, SampleSource};
 use crate::traffic::{ErrorKind, Flow, LoadSpec, RequestTemplate, Tally};
 
 /// How many of a case's first responses are shown, like the seed's ten curls.
@@ -22,7 +22,7 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(200);
 const DEFAULT_REQUESTS: u64 = 100;
 
 pub(crate) async fn run_case(
-    env: &Environment,
+    env: &impl RunningTarget,
     suite: &Suite,
     case: &Case,
     emit: &mut (dyn FnMut(Event) + Send),
@@ -42,7 +42,7 @@ pub(crate) async fn run_case(
         .map_err(|err| CaseError::NoSampleSource {
             entry: case.entry.clone(),
             port: case.port,
-            source: TargetFailure(err),
+            source: err,
         });
     let (measured, source) = match source {
         Ok(mut source) => (
@@ -53,12 +53,12 @@ pub(crate) async fn run_case(
     };
     // Reported as one line: the error and its causes.
     let mut result = measured.unwrap_or_else(|err| {
-        CaseResult::without_traffic(&suite.name, &case.name, Outcome::Failed, chain(&err))
+        CaseResult::without_traffic(&suite.name, &case.name, Outcome::Failed, one_line(&err))
     });
     result.warnings = warnings(case);
     if result.outcome == Outcome::Failed {
         result.diagnostics = env.diagnostics(suite).await;
-        if let Some(section) = source.as_ref().and_then(SampleSource::diagnostics) {
+        if let Some(section) = source.as_ref().and_then(|source| source.diagnostics()) {
             result.diagnostics.insert(0, section);
         }
     }
@@ -111,7 +111,7 @@ pub(super) fn load_spec(case: &Case, template: &RequestTemplate, requests: u64) 
 /// The data plane lags the API: wait for `consecutive` good responses in a row, with
 /// backoff between attempts, before measuring anything.
 async fn converge(
-    source: &mut SampleSource<'_>,
+    source: &mut impl SampleSource,
     case: &Case,
     template: &RequestTemplate,
     spec: &ConvergenceSpec,
@@ -137,8 +137,7 @@ async fn converge(
                     Flow::Stop
                 }
             })
-            .await
-            .map_err(|err| CaseError::Send(TargetFailure(err)))?;
+            .await?;
         if good >= spec.consecutive {
             return Ok(());
         }
@@ -163,8 +162,8 @@ async fn converge(
 
 /// Converges, then runs what the case's expectation asks for.
 async fn measure(
-    env: &Environment,
-    source: &mut SampleSource<'_>,
+    env: &impl RunningTarget,
+    source: &mut impl SampleSource,
     suite: &Suite,
     case: &Case,
     emit: &mut (dyn FnMut(Event) + Send),
@@ -207,7 +206,7 @@ async fn measure(
 
 /// One measured request loop, every response shown to the case's checks.
 async fn measure_responses(
-    source: &mut SampleSource<'_>,
+    source: &mut impl SampleSource,
     suite: &Suite,
     case: &Case,
     checks: &ResponseChecks,
@@ -261,8 +260,7 @@ async fn measure_responses(
             }
             flow
         })
-        .await
-        .map_err(|err| CaseError::Send(TargetFailure(err)))?;
+        .await?;
 
     let verdict = judge.conclude();
     let outcome = if verdict.passed() {

@@ -1,10 +1,11 @@
-//! Why a case ended without a verdict of its checks. Reporters see it as the case's
-//! one-line message, its causes joined (`environment::chain`).
+//! Why a case ended without a verdict of its checks. The case's result carries it as
+//! its one-line message, its causes joined ([`crate::report::one_line`]).
 
 use std::time::Duration;
 
 use crate::suite::Entry;
 use crate::suite::expect::JudgeError;
+use crate::targets::{SendError, TargetError};
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum CaseError {
@@ -13,11 +14,11 @@ pub(crate) enum CaseError {
         entry: Entry,
         port: u16,
         #[source]
-        source: TargetFailure,
+        source: TargetError,
     },
     /// Sending failed before any response (setup of the engine or the client pod).
     #[error(transparent)]
-    Send(TargetFailure),
+    Send(#[from] SendError),
     #[error("the gateway's certificate for {host} was rejected: {last}")]
     CertificateRejected {
         host: String,
@@ -40,12 +41,6 @@ pub(crate) enum CaseError {
         /// The admin path (`/stats`, `/clusters`).
         path: &'static str,
         #[source]
-        source: TargetFailure,
+        source: TargetError,
     },
 }
-
-/// What the target said went wrong, in its words: `Environment` and `SampleSource`
-/// still report errors as text.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub(crate) struct TargetFailure(pub(crate) String);

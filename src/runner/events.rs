@@ -2,13 +2,15 @@
 //! JSON and JUnit reports and the cargo-test harness consume them, each on its own.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::manifest::ObjectKey;
 use crate::stats::SplitVerdict;
-use crate::targets::{CleanupReport, DiagnosticSection};
+use crate::targets::{CleanupReport, DiagnosticSection, RequestOrigin, SetupError};
 use crate::traffic::ErrorKind;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
@@ -54,17 +56,38 @@ impl std::fmt::Display for Phase {
     }
 }
 
-/// What a suite is doing in a phase, as data: reporters put it in words.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
+/// What a suite is doing within a [`Phase`]; reporters put it in words
+/// (`src/report/phase_detail.rs`).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PhaseDetail {
-    /// A bring-up, apply, wait or cleanup step, said by the target in words.
-    Note { text: String },
+    /// The local target installs Envoy into this directory (first use only).
+    InstallingEnvoy { dir: PathBuf },
+    /// The local target starts Envoy and the echo backends for the fixtures.
+    StartingLocal { objects: usize },
+    /// The local target's Envoy is LIVE.
+    LocalReady {
+        envoy_startup: Duration,
+        echo_processes: usize,
+    },
+    /// A fixture container the kube target runs as another image, and why.
+    Substituted { note: String },
+    /// The kube target adds the in-mesh client Deployment for east-west cases.
+    MeshClientAdded {
+        object: ObjectKey,
+        image: &'static str,
+    },
+    /// The kube target applies the suite's objects.
+    Applying { objects: usize },
+    /// The kube target waits for what it applied to be ready.
+    WaitingForReadiness,
+    /// A signal stopped the bring-up; what it created so far is removed.
+    RemovingPartialEnvironment,
+    /// The suite's cases are done (or interrupted); its environment is stopped.
+    StoppingSuite,
     /// A case waits for the data plane: `consecutive` good responses in a row.
     Converging {
         case: String,
         consecutive: u32,
-        #[serde(serialize_with = "as_display")]
         url: url::Url,
         origin: RequestOrigin,
     },
@@ -72,7 +95,6 @@ pub enum PhaseDetail {
     Measuring {
         case: String,
         max_requests: u64,
-        #[serde(serialize_with = "as_display")]
         url: url::Url,
         origin: RequestOrigin,
         concurrency: usize,
@@ -91,7 +113,6 @@ pub enum PhaseDetail {
         ejected_hosts: u32,
         hosts: u32,
         cluster: String,
-        #[serde(serialize_with = "as_seconds")]
         within: Duration,
     },
     /// An outlier-detection case measures after the ejections.
@@ -101,23 +122,6 @@ pub enum PhaseDetail {
         after_requests: u64,
         measured_requests: u64,
     },
-}
-
-impl PhaseDetail {
-    /// A detail the target says in words (bring-up, cleanup).
-    pub fn note(text: impl Into<String>) -> Self {
-        PhaseDetail::Note { text: text.into() }
-    }
-}
-
-/// Where a case's requests come from.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum RequestOrigin {
-    /// meshcheck's engine, connecting to this address.
-    Engine { address: SocketAddr },
-    /// `curl` in an in-mesh client pod.
-    MeshClient { namespace: String, pod: String },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
@@ -220,13 +224,6 @@ fn as_seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Erro
     s.serialize_f64(d.as_secs_f64())
 }
 
-fn as_display<S: serde::Serializer>(
-    value: &impl std::fmt::Display,
-    s: S,
-) -> Result<S::Ok, S::Error> {
-    s.collect_str(value)
-}
-
 /// Totals for the end of a run.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct RunSummary {
@@ -262,8 +259,7 @@ impl RunSummary {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(tag = "event", rename_all = "kebab-case")]
+#[derive(Clone, Debug)]
 pub enum Event {
     RunStarted {
         suites: usize,
@@ -320,7 +316,8 @@ pub enum Event {
     /// A suite could not be brought up; its cases are reported failed.
     SetupFailed {
         suite: String,
-        error: String,
+        /// Shared, not rendered: each reporter puts it (and its causes) in words.
+        error: Arc<SetupError>,
     },
     /// SIGINT/SIGTERM arrived; what was created is being cleaned up.
     Interrupted {
@@ -328,7 +325,6 @@ pub enum Event {
     },
     RunFinished {
         summary: RunSummary,
-        #[serde(serialize_with = "as_seconds")]
         duration: Duration,
     },
 }

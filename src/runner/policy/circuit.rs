@@ -14,12 +14,11 @@
 use std::collections::BTreeMap;
 
 use super::super::case::result_from;
-use super::super::case_error::{CaseError, TargetFailure};
-use super::super::environment::Environment;
+use super::super::case_error::CaseError;
 use super::super::events::{CaseResult, Event, Outcome, Phase, PhaseDetail};
-use super::super::source::SampleSource;
 use super::proxy::{admin_page, cluster_stat, server_stat};
 use crate::suite::{Case, ExpectedCircuitBreaking, OverflowExpectation, Suite};
+use crate::targets::{RunningTarget, SampleSource};
 use crate::traffic::{Flow, LoadSpec, Sample};
 
 /// The counters read before and after the burst; deltas go into the case result.
@@ -63,7 +62,7 @@ fn describe(sample: &Sample<'_>) -> String {
 }
 
 async fn counters(
-    env: &Environment,
+    env: &impl RunningTarget,
     case: &Case,
     cluster: &str,
 ) -> Result<(BTreeMap<String, u64>, Option<u64>), CaseError> {
@@ -81,8 +80,8 @@ async fn counters(
 }
 
 pub(crate) async fn run_circuit_breaking(
-    env: &Environment,
-    source: &mut SampleSource<'_>,
+    env: &impl RunningTarget,
+    source: &mut impl SampleSource,
     suite: &Suite,
     case: &Case,
     expected: &ExpectedCircuitBreaking,
@@ -116,8 +115,7 @@ pub(crate) async fn run_circuit_breaking(
             }
             Flow::Continue
         })
-        .await
-        .map_err(|err| CaseError::Send(TargetFailure(err)))?;
+        .await?;
     let (after, _) = counters(env, case, &expected.cluster).await?;
     let delta: BTreeMap<String, u64> = after
         .iter()

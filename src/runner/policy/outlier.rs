@@ -20,12 +20,11 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use super::super::case::result_from;
-use super::super::case_error::{CaseError, TargetFailure};
-use super::super::environment::Environment;
+use super::super::case_error::CaseError;
 use super::super::events::{CaseResult, Event, Outcome, Phase, PhaseDetail};
-use super::super::source::SampleSource;
 use super::proxy::{HostState, admin_page, cluster_hosts, cluster_stat, server_stat};
 use crate::suite::{Case, ExpectedOutlierDetection, Suite};
+use crate::targets::{RunningTarget, SampleSource};
 use crate::traffic::{Flow, LoadSpec};
 
 const EJECTION_COUNTERS: &[&str] = &[
@@ -36,7 +35,7 @@ const EJECTION_COUNTERS: &[&str] = &[
 ];
 
 async fn hosts(
-    env: &Environment,
+    env: &impl RunningTarget,
     case: &Case,
     cluster: &str,
 ) -> Result<BTreeMap<String, HostState>, CaseError> {
@@ -45,7 +44,7 @@ async fn hosts(
 }
 
 async fn ejection_counters(
-    env: &Environment,
+    env: &impl RunningTarget,
     case: &Case,
     cluster: &str,
 ) -> Result<BTreeMap<String, u64>, CaseError> {
@@ -75,7 +74,7 @@ const HELD_UPDATES_DELIVERED: &str = "cluster_manager.cluster_updated_via_merge"
 /// passed since the last ejection we saw (seen after it happened, so the window
 /// really has passed) and nothing can be waiting any more.
 async fn settle_host_updates(
-    env: &Environment,
+    env: &impl RunningTarget,
     case: &Case,
     last_ejection_seen: Instant,
 ) -> Result<(), CaseError> {
@@ -105,7 +104,7 @@ struct Seen {
 }
 
 async fn send(
-    source: &mut SampleSource<'_>,
+    source: &mut impl SampleSource,
     load: &LoadSpec,
     failing_status: u16,
     seen: &mut Seen,
@@ -130,12 +129,12 @@ async fn send(
             Flow::Continue
         })
         .await
-        .map_err(|err| CaseError::Send(TargetFailure(err)))
+        .map_err(CaseError::from)
 }
 
 pub(crate) async fn run_outlier_detection(
-    env: &Environment,
-    source: &mut SampleSource<'_>,
+    env: &impl RunningTarget,
+    source: &mut impl SampleSource,
     suite: &Suite,
     case: &Case,
     expected: &ExpectedOutlierDetection,

@@ -2,22 +2,19 @@
 
 use std::collections::BTreeMap;
 
-use super::super::case_error::{CaseError, TargetFailure};
-use super::super::environment::Environment;
+use super::super::case_error::CaseError;
 use crate::suite::Case;
+use crate::targets::RunningTarget;
 
 /// An admin page (`/stats`, `/clusters`) of the proxy that handles the case's requests.
 pub(crate) async fn admin_page(
-    env: &Environment,
+    env: &impl RunningTarget,
     case: &Case,
     path: &'static str,
 ) -> Result<String, CaseError> {
     env.proxy_admin(&case.entry, path)
         .await
-        .map_err(|err| CaseError::ProxyAdmin {
-            path,
-            source: TargetFailure(err),
-        })
+        .map_err(|source| CaseError::ProxyAdmin { path, source })
 }
 
 /// A cluster counter from `/stats` text (`cluster.NAME.STAT: VALUE`); `None` when the
