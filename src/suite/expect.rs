@@ -13,11 +13,12 @@ mod circuit_breaking;
 mod expectation;
 mod outlier_detection;
 mod response;
+mod service_pods;
 mod split;
 mod status;
 
 pub use circuit_breaking::ExpectedCircuitBreaking;
-pub use expectation::Expectation;
+pub use expectation::{Expectation, LoadContext};
 pub use outlier_detection::ExpectedOutlierDetection;
 pub use response::{
     JudgeError, ResponseCheck, ResponseChecks, ResponseJudge, ResponseProgress, ResponseVerdict,
