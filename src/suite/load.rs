@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::error::SuiteError;
 use super::expect::{Expectation, LoadContext};
-use super::model::{CaseSpec, IdentitySpec, SuiteSpec, TlsSpec};
+use super::model::{CaseSpec, IdentitySpec, RequestSpec, SuiteSpec, TlsSpec, TrafficSpec};
 use crate::fixtures::Fixtures;
 use crate::manifest::{
     Manifest, ObjectKey, SourceLocation, decode_located, load_file, read_source, yaml,
@@ -240,41 +240,7 @@ fn resolve_case(
         location: at(field),
         message,
     };
-    let entry = match (&case.request.gateway, &case.request.service) {
-        (Some(gateway), None) => {
-            let key = parse_ref("Gateway", gateway).map_err(|m| invalid("request.gateway", m))?;
-            if fixtures.gateway(&key).is_none() {
-                return Err(invalid(
-                    "request.gateway",
-                    format!("{key} is not in the suite's fixtures"),
-                ));
-            }
-            Entry::Gateway(key)
-        }
-        (None, Some(service)) => {
-            let key = parse_ref("Service", service).map_err(|m| invalid("request.service", m))?;
-            if fixtures.service(&key).is_none() {
-                return Err(invalid(
-                    "request.service",
-                    format!("{key} is not in the suite's fixtures"),
-                ));
-            }
-            Entry::Service(key)
-        }
-        (Some(_), Some(_)) => {
-            return Err(invalid(
-                "request.service",
-                "give either `gateway` (north-south) or `service` (east-west), not both".into(),
-            ));
-        }
-        (None, None) => {
-            return Err(invalid(
-                "request",
-                "name where requests enter: `gateway: namespace/name` or `service: namespace/name`"
-                    .into(),
-            ));
-        }
-    };
+    let entry = resolve_entry(&case.request, fixtures, at)?;
     let url = url::Url::parse(&case.request.url).map_err(|err| {
         invalid(
             "request.url",
@@ -334,26 +300,7 @@ fn resolve_case(
         })?;
     }
     let traffic = &case.traffic;
-    if traffic.concurrency == 0 || traffic.concurrency > MAX_CONCURRENCY {
-        return Err(invalid(
-            "traffic.concurrency",
-            format!(
-                "must be between 1 and {MAX_CONCURRENCY}, not {}",
-                traffic.concurrency
-            ),
-        ));
-    }
-    if let Some(requests) = traffic.requests
-        && (requests == 0 || requests > MAX_REQUESTS)
-    {
-        return Err(invalid(
-            "traffic.requests",
-            format!("must be between 1 and {MAX_REQUESTS}, not {requests}"),
-        ));
-    }
-    if traffic.timeout.is_zero() {
-        return Err(invalid("traffic.timeout", "must be more than zero".into()));
-    }
+    check_traffic(traffic, at)?;
     let identity = resolve_identity(&case.identity, at)?;
     // Whose view of the mesh applies a DestinationRule: the gateway's, or the in-mesh
     // client's, which runs in the entry Service's namespace.
@@ -378,6 +325,86 @@ fn resolve_case(
         identity,
         expect,
     })
+}
+
+/// Where a case's requests enter: a Gateway or a Service of the fixtures.
+fn resolve_entry(
+    request: &RequestSpec,
+    fixtures: &Fixtures,
+    at: &dyn Fn(&str) -> SourceLocation,
+) -> Result<Entry, SuiteError> {
+    let invalid = |field: &str, message: String| SuiteError::Invalid {
+        location: at(field),
+        message,
+    };
+    let entry = match (&request.gateway, &request.service) {
+        (Some(gateway), None) => {
+            let key = parse_ref("Gateway", gateway).map_err(|m| invalid("request.gateway", m))?;
+            if fixtures.gateway(&key).is_none() {
+                return Err(invalid(
+                    "request.gateway",
+                    format!("{key} is not in the suite's fixtures"),
+                ));
+            }
+            Entry::Gateway(key)
+        }
+        (None, Some(service)) => {
+            let key = parse_ref("Service", service).map_err(|m| invalid("request.service", m))?;
+            if fixtures.service(&key).is_none() {
+                return Err(invalid(
+                    "request.service",
+                    format!("{key} is not in the suite's fixtures"),
+                ));
+            }
+            Entry::Service(key)
+        }
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "request.service",
+                "give either `gateway` (north-south) or `service` (east-west), not both".into(),
+            ));
+        }
+        (None, None) => {
+            return Err(invalid(
+                "request",
+                "name where requests enter: `gateway: namespace/name` or `service: namespace/name`"
+                    .into(),
+            ));
+        }
+    };
+    Ok(entry)
+}
+
+/// The bounds of a case's traffic settings.
+fn check_traffic(
+    traffic: &TrafficSpec,
+    at: &dyn Fn(&str) -> SourceLocation,
+) -> Result<(), SuiteError> {
+    let invalid = |field: &str, message: String| SuiteError::Invalid {
+        location: at(field),
+        message,
+    };
+    if traffic.concurrency == 0 || traffic.concurrency > MAX_CONCURRENCY {
+        return Err(invalid(
+            "traffic.concurrency",
+            format!(
+                "must be between 1 and {MAX_CONCURRENCY}, not {}",
+                traffic.concurrency
+            ),
+        ));
+    }
+    if let Some(requests) = traffic.requests
+        && (requests == 0 || requests > MAX_REQUESTS)
+    {
+        return Err(invalid(
+            "traffic.requests",
+            format!("must be between 1 and {MAX_REQUESTS}, not {requests}"),
+        ));
+    }
+    if traffic.timeout.is_zero() {
+        return Err(invalid("traffic.timeout", "must be more than zero".into()));
+    }
+    Ok(())
 }
 
 /// How a case's responses name their backend: `header`, `regex`, or the body.
