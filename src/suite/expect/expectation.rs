@@ -58,17 +58,6 @@ impl Expectation {
             message,
         };
         let given = Given::all(spec);
-        if given.is_empty() {
-            let keys: Vec<String> = Given::KEYS.iter().map(|k| format!("`{k}`")).collect();
-            return Err(invalid(
-                "expect",
-                format!(
-                    "a case needs at least one expectation ({} or {})",
-                    keys[..keys.len() - 1].join(", "),
-                    keys[keys.len() - 1]
-                ),
-            ));
-        }
         // A policy probe classifies every response itself (overflowed 503s, a failing
         // host's 5xx): a blanket status or a split would contradict it.
         if given.len() > 1
@@ -110,16 +99,20 @@ impl Expectation {
                 }
             }
         }
-        // `given` is not empty and a probe stands alone, so one of the two is there.
-        let expectation = match (probe, ResponseChecks::new(checks)) {
-            (Some(probe), _) => probe,
-            (None, Some(checks)) => Expectation::Responses(checks),
-            (None, None) => {
-                return Err(invalid(
+        // A probe stands alone, so with one there are no checks.
+        let expectation = match probe {
+            Some(probe) => probe,
+            None => Expectation::Responses(ResponseChecks::new(checks).ok_or_else(|| {
+                let [others @ .., last] = Given::KEYS;
+                let others: Vec<String> = others.iter().map(|k| format!("`{k}`")).collect();
+                invalid(
                     "expect",
-                    "a case needs at least one expectation".into(),
-                ));
-            }
+                    format!(
+                        "a case needs at least one expectation ({} or `{last}`)",
+                        others.join(", ")
+                    ),
+                )
+            })?),
         };
         if !expectation.sizes_itself() && !context.has_request_count {
             return Err(invalid(
