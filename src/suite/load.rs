@@ -1,19 +1,17 @@
 //! Loading suite files: parse, decode with locations, check every reference (fixture
 //! files, gateways, routes, services) and resolve what the cases expect.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::error::SuiteError;
-use super::model::{CaseSpec, OverflowExpectation, SuiteSpec, TlsSpec};
-use crate::echo::{EchoArgs, EchoError};
-use crate::fixtures::{Fixtures, istio};
+use super::expect::{Expectation, LoadContext};
+use super::model::{CaseSpec, IdentitySpec, RequestSpec, SuiteSpec, TlsSpec, TrafficSpec};
+use crate::fixtures::Fixtures;
 use crate::manifest::{
-    Manifest, ManifestError, ObjectKey, SourceLocation, decode_located, load_file, read_source,
-    yaml,
+    Manifest, ObjectKey, SourceLocation, decode_located, load_file, read_source, yaml,
 };
-use crate::traffic::TlsOptions;
+use crate::traffic::{IdentityRule, TlsOptions};
 
 /// Bounds that keep a typo from turning into an hours-long or machine-eating run.
 pub const MAX_REQUESTS: u64 = 100_000_000;
@@ -47,9 +45,11 @@ pub struct Case {
     pub port: u16,
     /// How an `https://` URL's certificate is verified (default for `http://`).
     pub tls: TlsOptions,
-    pub split: Option<ExpectedSplit>,
-    pub circuit_breaking: Option<ExpectedCircuitBreaking>,
-    pub outlier_detection: Option<ExpectedOutlierDetection>,
+    pub method: http::Method,
+    /// How a response names the backend that served it.
+    pub identity: IdentityRule,
+    /// What the responses must show.
+    pub expect: Expectation,
 }
 
 /// Where a case's requests enter the mesh.
@@ -67,59 +67,6 @@ impl std::fmt::Display for Entry {
             Entry::Gateway(key) | Entry::Service(key) => write!(f, "{key}"),
         }
     }
-}
-
-/// A circuit-breaking expectation with what the fixtures say about the limits.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ExpectedCircuitBreaking {
-    pub service: ObjectKey,
-    /// Istio's Envoy cluster name for the Service port.
-    pub cluster: String,
-    pub overflow: OverflowExpectation,
-    /// The shortest echo `-delay` among the Service's pods: every request the backend
-    /// serves takes at least this long.
-    pub backend_delay: Option<std::time::Duration>,
-    /// Pods behind the Service (sum of the Deployments' replicas).
-    pub endpoints: u32,
-    /// The DestinationRule's `tcp.maxConnections`, if any.
-    pub max_connections: Option<u32>,
-    /// The DestinationRule's `http.http1MaxPendingRequests`, if any.
-    pub max_pending_requests: Option<u32>,
-}
-
-/// An outlier-detection expectation with what the fixtures say about the hosts.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ExpectedOutlierDetection {
-    pub service: ObjectKey,
-    pub cluster: String,
-    pub ejected_hosts: u32,
-    pub ejection_timeout: std::time::Duration,
-    /// Pods behind the Service.
-    pub hosts: u32,
-    /// Pods that answer 5xx (their echo `-status-code`).
-    pub failing_hosts: u32,
-    pub failing_status: u16,
-    /// The DestinationRule's `consecutive5xxErrors`, if any.
-    pub consecutive_5xx: Option<u32>,
-}
-
-/// The split a case expects, derived from the route (or overridden by the suite).
-#[derive(Clone, Debug, PartialEq)]
-pub struct ExpectedSplit {
-    pub route: ObjectKey,
-    pub backends: Vec<ExpectedBackend>,
-    pub alpha: f64,
-    pub power: f64,
-    pub min_detectable_deviation: f64,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ExpectedBackend {
-    /// The Service named in the route's backendRef.
-    pub service: String,
-    pub weight: u64,
-    /// What a response from this backend identifies itself as.
-    pub identity: String,
 }
 
 impl Suite {
@@ -293,41 +240,7 @@ fn resolve_case(
         location: at(field),
         message,
     };
-    let entry = match (&case.request.gateway, &case.request.service) {
-        (Some(gateway), None) => {
-            let key = parse_ref("Gateway", gateway).map_err(|m| invalid("request.gateway", m))?;
-            if fixtures.gateway(&key).is_none() {
-                return Err(invalid(
-                    "request.gateway",
-                    format!("{key} is not in the suite's fixtures"),
-                ));
-            }
-            Entry::Gateway(key)
-        }
-        (None, Some(service)) => {
-            let key = parse_ref("Service", service).map_err(|m| invalid("request.service", m))?;
-            if fixtures.service(&key).is_none() {
-                return Err(invalid(
-                    "request.service",
-                    format!("{key} is not in the suite's fixtures"),
-                ));
-            }
-            Entry::Service(key)
-        }
-        (Some(_), Some(_)) => {
-            return Err(invalid(
-                "request.service",
-                "give either `gateway` (north-south) or `service` (east-west), not both".into(),
-            ));
-        }
-        (None, None) => {
-            return Err(invalid(
-                "request",
-                "name where requests enter: `gateway: namespace/name` or `service: namespace/name`"
-                    .into(),
-            ));
-        }
-    };
+    let entry = resolve_entry(&case.request, fixtures, at)?;
     let url = url::Url::parse(&case.request.url).map_err(|err| {
         invalid(
             "request.url",
@@ -370,7 +283,7 @@ fn resolve_case(
             at(&format!("request.tls.{f}"))
         }
     })?;
-    http::Method::from_bytes(case.request.method.as_bytes()).map_err(|_| {
+    let method = http::Method::from_bytes(case.request.method.as_bytes()).map_err(|_| {
         invalid(
             "request.method",
             format!("invalid method `{}`", case.request.method),
@@ -387,6 +300,90 @@ fn resolve_case(
         })?;
     }
     let traffic = &case.traffic;
+    check_traffic(traffic, at)?;
+    let identity = resolve_identity(&case.identity, at)?;
+    // Whose view of the mesh applies a DestinationRule: the gateway's, or the in-mesh
+    // client's, which runs in the entry Service's namespace.
+    let client_namespace = match &entry {
+        Entry::Gateway(key) | Entry::Service(key) => key.namespace.clone().unwrap_or_default(),
+    };
+    let context = LoadContext {
+        fixtures,
+        client_namespace: &client_namespace,
+        has_request_count: traffic.requests.is_some(),
+    };
+    let expect = Expectation::load(&case.expect, &context, at)?;
+    Ok(Case {
+        name: case.name.clone(),
+        spec: case.clone(),
+        location: at("name"),
+        entry,
+        url,
+        port,
+        tls,
+        method,
+        identity,
+        expect,
+    })
+}
+
+/// Where a case's requests enter: a Gateway or a Service of the fixtures.
+fn resolve_entry(
+    request: &RequestSpec,
+    fixtures: &Fixtures,
+    at: &dyn Fn(&str) -> SourceLocation,
+) -> Result<Entry, SuiteError> {
+    let invalid = |field: &str, message: String| SuiteError::Invalid {
+        location: at(field),
+        message,
+    };
+    let entry = match (&request.gateway, &request.service) {
+        (Some(gateway), None) => {
+            let key = parse_ref("Gateway", gateway).map_err(|m| invalid("request.gateway", m))?;
+            if fixtures.gateway(&key).is_none() {
+                return Err(invalid(
+                    "request.gateway",
+                    format!("{key} is not in the suite's fixtures"),
+                ));
+            }
+            Entry::Gateway(key)
+        }
+        (None, Some(service)) => {
+            let key = parse_ref("Service", service).map_err(|m| invalid("request.service", m))?;
+            if fixtures.service(&key).is_none() {
+                return Err(invalid(
+                    "request.service",
+                    format!("{key} is not in the suite's fixtures"),
+                ));
+            }
+            Entry::Service(key)
+        }
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "request.service",
+                "give either `gateway` (north-south) or `service` (east-west), not both".into(),
+            ));
+        }
+        (None, None) => {
+            return Err(invalid(
+                "request",
+                "name where requests enter: `gateway: namespace/name` or `service: namespace/name`"
+                    .into(),
+            ));
+        }
+    };
+    Ok(entry)
+}
+
+/// The bounds of a case's traffic settings.
+fn check_traffic(
+    traffic: &TrafficSpec,
+    at: &dyn Fn(&str) -> SourceLocation,
+) -> Result<(), SuiteError> {
+    let invalid = |field: &str, message: String| SuiteError::Invalid {
+        location: at(field),
+        message,
+    };
     if traffic.concurrency == 0 || traffic.concurrency > MAX_CONCURRENCY {
         return Err(invalid(
             "traffic.concurrency",
@@ -407,99 +404,29 @@ fn resolve_case(
     if traffic.timeout.is_zero() {
         return Err(invalid("traffic.timeout", "must be more than zero".into()));
     }
-    if case.identity.header.is_some() && case.identity.regex.is_some() {
-        return Err(invalid(
+    Ok(())
+}
+
+/// How a case's responses name their backend: `header`, `regex`, or the body.
+fn resolve_identity(
+    spec: &IdentitySpec,
+    at: &dyn Fn(&str) -> SourceLocation,
+) -> Result<IdentityRule, SuiteError> {
+    let invalid = |field: &str, message: String| SuiteError::Invalid {
+        location: at(field),
+        message,
+    };
+    match (&spec.header, &spec.regex) {
+        (Some(_), Some(_)) => Err(invalid(
             "identity",
             "give either `header` or `regex`, not both".into(),
-        ));
+        )),
+        (Some(header), None) => Ok(IdentityRule::Header(header.clone())),
+        (None, Some(re)) => regex::Regex::new(re)
+            .map(IdentityRule::BodyRegex)
+            .map_err(|err| invalid("identity.regex", format!("invalid regex: {err}"))),
+        (None, None) => Ok(IdentityRule::Body),
     }
-    if let Some(re) = &case.identity.regex {
-        regex::Regex::new(re)
-            .map_err(|err| invalid("identity.regex", format!("invalid regex: {err}")))?;
-    }
-    let expect = &case.expect;
-    if expect.status.is_none()
-        && expect.split.is_none()
-        && expect.circuit_breaking.is_none()
-        && expect.outlier_detection.is_none()
-    {
-        return Err(invalid(
-            "expect",
-            "a case needs at least one expectation (`status`, `split`, `circuitBreaking` or `outlierDetection`)".into(),
-        ));
-    }
-    // A policy check classifies every response itself (overflowed 503s, a failing
-    // host's 5xx): a blanket status or a split would contradict it.
-    for (present, field) in [
-        (expect.circuit_breaking.is_some(), "circuitBreaking"),
-        (expect.outlier_detection.is_some(), "outlierDetection"),
-    ] {
-        let others = usize::from(expect.status.is_some())
-            + usize::from(expect.split.is_some())
-            + usize::from(expect.circuit_breaking.is_some())
-            + usize::from(expect.outlier_detection.is_some());
-        if present && others > 1 {
-            return Err(invalid(
-                &format!("expect.{field}"),
-                format!("`{field}` stands alone: it cannot be combined with other expectations"),
-            ));
-        }
-    }
-    if let Some(status) = case.expect.status
-        && !(100..=599).contains(&status)
-    {
-        return Err(invalid(
-            "expect.status",
-            format!("{status} is not an HTTP status"),
-        ));
-    }
-    // Whose view of the mesh applies a DestinationRule: the gateway's, or the in-mesh
-    // client's, which runs in the entry Service's namespace.
-    let client_namespace = match &entry {
-        Entry::Gateway(key) | Entry::Service(key) => key.namespace.clone().unwrap_or_default(),
-    };
-    let split = match &case.expect.split {
-        Some(spec) => Some(resolve_split(spec, fixtures, &|f| {
-            at(&format!("expect.split.{f}"))
-        })?),
-        None => None,
-    };
-    let circuit_breaking = match &expect.circuit_breaking {
-        Some(spec) => Some(resolve_circuit_breaking(
-            spec,
-            fixtures,
-            &client_namespace,
-            &|f| at(&format!("expect.circuitBreaking.{f}")),
-        )?),
-        None => None,
-    };
-    let outlier_detection = match &expect.outlier_detection {
-        Some(spec) => Some(resolve_outlier_detection(
-            spec,
-            fixtures,
-            &client_namespace,
-            &|f| at(&format!("expect.outlierDetection.{f}")),
-        )?),
-        None => None,
-    };
-    if split.is_none() && traffic.requests.is_none() {
-        return Err(invalid(
-            "traffic.requests",
-            "a case without a split check needs an explicit request count".into(),
-        ));
-    }
-    Ok(Case {
-        name: case.name.clone(),
-        spec: case.clone(),
-        location: at("name"),
-        entry,
-        url,
-        port,
-        tls,
-        split,
-        circuit_breaking,
-        outlier_detection,
-    })
 }
 
 /// The Gateway must listen on the URL's port with the URL's protocol: otherwise every
@@ -588,321 +515,6 @@ fn check_ca_file(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn resolve_circuit_breaking(
-    spec: &super::model::CircuitBreakingSpec,
-    fixtures: &Fixtures,
-    client_namespace: &str,
-    at: &dyn Fn(&str) -> SourceLocation,
-) -> Result<ExpectedCircuitBreaking, SuiteError> {
-    let invalid = |field: &str, message: String| SuiteError::Invalid {
-        location: at(field),
-        message,
-    };
-    let service = parse_ref("Service", &spec.service).map_err(|m| invalid("service", m))?;
-    let pods = pods_behind(fixtures, &service, spec.port).map_err(|m| invalid("service", m))?;
-    let pool = fixtures
-        .destination_rule_for(&service, client_namespace)
-        .and_then(|rule| rule.connection_pool());
-    // Istio treats 0 as unset.
-    let limit = |n: Option<u32>| n.filter(|n| *n > 0);
-    // Every request is at least as slow as the fastest pod; a pod without a delay
-    // makes the backend fast.
-    let backend_delay = pods
-        .iter()
-        .map(|p| (!p.echo.delay.is_zero()).then_some(p.echo.delay))
-        .min()
-        .flatten();
-    if spec.overflow == OverflowExpectation::Required && backend_delay.is_none() {
-        return Err(invalid(
-            "overflow",
-            format!(
-                "overflow needs a slow backend: give every Deployment behind {service} an echo `-delay` (e.g. `-delay=500ms`)"
-            ),
-        ));
-    }
-    Ok(ExpectedCircuitBreaking {
-        cluster: cluster_name(&service, spec.port),
-        service,
-        overflow: spec.overflow,
-        backend_delay,
-        endpoints: pods.iter().map(|p| p.replicas).sum(),
-        max_connections: limit(
-            pool.and_then(|p| p.tcp.as_ref())
-                .and_then(|tcp| tcp.max_connections),
-        ),
-        max_pending_requests: limit(
-            pool.and_then(|p| p.http.as_ref())
-                .and_then(|http| http.http1_max_pending_requests),
-        ),
-    })
-}
-
-fn resolve_outlier_detection(
-    spec: &super::model::OutlierDetectionSpec,
-    fixtures: &Fixtures,
-    client_namespace: &str,
-    at: &dyn Fn(&str) -> SourceLocation,
-) -> Result<ExpectedOutlierDetection, SuiteError> {
-    let invalid = |field: &str, message: String| SuiteError::Invalid {
-        location: at(field),
-        message,
-    };
-    let service = parse_ref("Service", &spec.service).map_err(|m| invalid("service", m))?;
-    let pods = pods_behind(fixtures, &service, spec.port).map_err(|m| invalid("service", m))?;
-    let hosts: u32 = pods.iter().map(|p| p.replicas).sum();
-    let failing: Vec<(u16, u32)> = pods
-        .iter()
-        .map(|p| (p.echo.status.as_u16(), p.replicas))
-        .filter(|(status, _)| *status >= 500)
-        .collect();
-    let Some(&(failing_status, _)) = failing.first() else {
-        return Err(invalid(
-            "service",
-            format!(
-                "no Deployment behind {service} answers 5xx: give the failing replicas their own Deployment with an echo `-status-code=500`"
-            ),
-        ));
-    };
-    if failing.iter().any(|(status, _)| *status != failing_status) {
-        return Err(invalid(
-            "service",
-            format!("the failing Deployments behind {service} answer different statuses"),
-        ));
-    }
-    let failing_hosts: u32 = failing.iter().map(|(_, n)| n).sum();
-    if spec.ejected_hosts > failing_hosts {
-        return Err(invalid(
-            "ejectedHosts",
-            format!(
-                "{} hosts cannot be ejected: only {failing_hosts} of the {} behind {service} fail",
-                spec.ejected_hosts, hosts
-            ),
-        ));
-    }
-    if failing_hosts == hosts {
-        return Err(invalid(
-            "service",
-            format!("every host behind {service} fails: there is nothing healthy to fall back to"),
-        ));
-    }
-    if spec.ejection_timeout.is_zero() {
-        return Err(invalid("ejectionTimeout", "must be more than zero".into()));
-    }
-    let consecutive_5xx = fixtures
-        .destination_rule_for(&service, client_namespace)
-        .and_then(|rule| rule.outlier_detection())
-        .and_then(|o| o.consecutive_5xx_errors);
-    Ok(ExpectedOutlierDetection {
-        cluster: cluster_name(&service, spec.port),
-        service,
-        ejected_hosts: spec.ejected_hosts,
-        ejection_timeout: spec.ejection_timeout,
-        hosts,
-        failing_hosts,
-        failing_status,
-        consecutive_5xx,
-    })
-}
-
-/// Istio's cluster for a Service port the suite names.
-fn cluster_name(service: &ObjectKey, port: u16) -> String {
-    istio::cluster_name(
-        service
-            .namespace
-            .as_deref()
-            .unwrap_or(istio::DEFAULT_NAMESPACE),
-        &service.name,
-        port,
-    )
-}
-
-/// One Deployment behind a Service port, as a policy check needs it.
-struct Pods {
-    replicas: u32,
-    echo: EchoArgs,
-}
-
-/// The pods behind a Service port the suite names, per Deployment; there must be at
-/// least one, each with valid http-echo arguments.
-fn pods_behind(fixtures: &Fixtures, service: &ObjectKey, port: u16) -> Result<Vec<Pods>, String> {
-    let backend = fixtures
-        .backend(service, port)
-        .map_err(|err| err.to_string())?;
-    let mut pods = Vec::new();
-    for workload in backend.workloads {
-        let echo = workload.echo_args().map_err(|err| {
-            format!(
-                "Deployment {} behind {service} has no valid http-echo arguments: {err}",
-                workload.key()
-            )
-        })?;
-        pods.push(Pods {
-            replicas: workload.replicas().map_err(|err| err.to_string())?,
-            echo,
-        });
-    }
-    if pods.iter().map(|p| p.replicas).sum::<u32>() == 0 {
-        return Err(format!(
-            "no Deployment replica in the fixtures is behind {service}"
-        ));
-    }
-    Ok(pods)
-}
-
-fn resolve_split(
-    spec: &super::model::SplitSpec,
-    fixtures: &Fixtures,
-    at: &dyn Fn(&str) -> SourceLocation,
-) -> Result<ExpectedSplit, SuiteError> {
-    let invalid = |field: &str, message: String| SuiteError::Invalid {
-        location: at(field),
-        message,
-    };
-    if !(spec.alpha > 0.0 && spec.alpha < 0.5) {
-        return Err(invalid(
-            "alpha",
-            format!("must be in (0, 0.5), not {}", spec.alpha),
-        ));
-    }
-    if !(spec.power > 0.5 && spec.power < 1.0) {
-        return Err(invalid(
-            "power",
-            format!("must be in (0.5, 1), not {}", spec.power),
-        ));
-    }
-    if !(spec.min_detectable_deviation > 0.0 && spec.min_detectable_deviation < 1.0) {
-        return Err(invalid(
-            "minDetectableDeviation",
-            format!("must be in (0, 1), not {}", spec.min_detectable_deviation),
-        ));
-    }
-    let route_key = parse_ref("HTTPRoute", &spec.route).map_err(|m| invalid("route", m))?;
-    let route = fixtures.route(&route_key).ok_or_else(|| {
-        invalid(
-            "route",
-            format!("{route_key} is not in the suite's fixtures"),
-        )
-    })?;
-    let namespace = route_key.namespace.clone().unwrap_or_default();
-
-    let rule_field = format!("spec.rules[{}].backendRefs", spec.rule);
-    let rule = route.rules.get(spec.rule).ok_or_else(|| {
-        invalid(
-            "rule",
-            format!("{route_key} has no rule {} with backendRefs", spec.rule),
-        )
-    })?;
-    let mut backends = Vec::new();
-    for (i, backend_ref) in rule.backend_refs.iter().enumerate() {
-        if !backend_ref.is_service() {
-            return Err(route
-                .manifest
-                .unsupported(
-                    &format!("{rule_field}[{i}].kind"),
-                    "split check",
-                    Some(format!(
-                        "backendRef kind {}; only Services are checked",
-                        backend_ref.group_kind()
-                    )),
-                )
-                .into());
-        }
-        let weight_field = format!("{rule_field}[{i}].weight");
-        let weight = u64::try_from(backend_ref.weight).map_err(|_| ManifestError::Invalid {
-            location: route.manifest.location_of(&weight_field),
-            message: format!(
-                "{}: field `{weight_field}`: {} is negative",
-                route.manifest.object_name(),
-                backend_ref.weight
-            ),
-        })?;
-        backends.push(ExpectedBackend {
-            service: backend_ref.name.clone(),
-            weight,
-            identity: String::new(),
-        });
-    }
-    if let Some(weights) = &spec.weights {
-        for (service, weight) in weights {
-            match backends.iter_mut().find(|b| &b.service == service) {
-                Some(b) => b.weight = *weight,
-                None => {
-                    return Err(invalid(
-                        "weights",
-                        format!(
-                            "{service} is not a backend of {route_key} rule {}",
-                            spec.rule
-                        ),
-                    ));
-                }
-            }
-        }
-    }
-    if backends.is_empty() {
-        return Err(invalid(
-            "rule",
-            format!("{route_key} rule {} has no backends", spec.rule),
-        ));
-    }
-    let total: u128 = backends.iter().map(|b| u128::from(b.weight)).sum();
-    if total == 0 {
-        return Err(invalid(
-            if spec.weights.is_some() {
-                "weights"
-            } else {
-                "route"
-            },
-            "the backend weights sum to 0: no backend can receive traffic".into(),
-        ));
-    }
-    if total > u128::from(u32::MAX) {
-        return Err(invalid(
-            if spec.weights.is_some() {
-                "weights"
-            } else {
-                "route"
-            },
-            format!("the backend weights sum to {total}, more than Gateway API's limit"),
-        ));
-    }
-    for backend in &mut backends {
-        backend.identity = match spec
-            .identities
-            .as_ref()
-            .and_then(|m| m.get(&backend.service))
-        {
-            Some(identity) => identity.clone(),
-            None => {
-                identity_from_fixtures(&backend.service, &namespace, fixtures).map_err(|m| {
-                    invalid(
-                        "identities",
-                        format!("{m}; name the identity under `identities` in the suite"),
-                    )
-                })?
-            }
-        };
-    }
-    let mut seen = BTreeMap::new();
-    for backend in &backends {
-        if let Some(other) = seen.insert(backend.identity.clone(), backend.service.clone()) {
-            return Err(invalid(
-                "identities",
-                format!(
-                    "{} and {other} both answer `{}`: their traffic cannot be told apart",
-                    backend.service, backend.identity
-                ),
-            ));
-        }
-    }
-    Ok(ExpectedSplit {
-        route: route_key,
-        backends,
-        alpha: spec.alpha,
-        power: spec.power,
-        min_detectable_deviation: spec.min_detectable_deviation,
-    })
-}
-
 /// `namespace/name` (or a bare name in the default namespace) as an object key.
 pub fn parse_ref(kind: &str, text: &str) -> Result<ObjectKey, String> {
     let (namespace, name) = match text.split_once('/') {
@@ -919,52 +531,4 @@ pub fn parse_ref(kind: &str, text: &str) -> Result<ObjectKey, String> {
         namespace: Some(namespace),
         name,
     })
-}
-
-/// What the pods behind a Service answer: the http-echo `-text` of the Deployments
-/// whose pod labels match the Service's selector. All of them must agree.
-fn identity_from_fixtures(
-    service: &str,
-    namespace: &str,
-    fixtures: &Fixtures,
-) -> Result<String, String> {
-    let key = ObjectKey {
-        kind: "Service".into(),
-        namespace: Some(namespace.to_string()),
-        name: service.to_string(),
-    };
-    let found = fixtures
-        .service(&key)
-        .ok_or_else(|| crate::fixtures::LookupError::Missing(key.clone()).to_string())?;
-    if found.selector.is_empty() {
-        return Err(crate::fixtures::LookupError::NoSelector(key).to_string());
-    }
-    let mut texts = Vec::new();
-    for (_, workload) in fixtures.workloads_selected_by(found) {
-        match workload.echo_args() {
-            Ok(echo) => texts.push(echo.text),
-            Err(EchoError::MissingText) => {
-                return Err(format!(
-                    "Deployment {namespace}/{} behind Service {service} has no http-echo `-text` argument",
-                    workload.manifest.name
-                ));
-            }
-            Err(err) => {
-                return Err(format!(
-                    "Deployment {namespace}/{} behind Service {service} has no valid http-echo arguments: {err}",
-                    workload.manifest.name
-                ));
-            }
-        }
-    }
-    texts.dedup();
-    match texts.as_slice() {
-        [] => Err(format!(
-            "no Deployment in the fixtures matches Service {namespace}/{service}"
-        )),
-        [one] => Ok(one.clone()),
-        _ => Err(format!(
-            "the Deployments behind Service {namespace}/{service} answer different texts"
-        )),
-    }
 }
