@@ -390,3 +390,26 @@ pub enum TrafficErrorKind {
     #[error("load with concurrency 0 (at least 1 is needed)")]
     ZeroConcurrency,
 }
+
+#[cfg(test)]
+mod error_tests {
+    use super::*;
+
+    #[test]
+    fn a_traffic_error_names_the_url_once_and_keeps_its_cause() {
+        let url: Url = "https://test.devopscube.com/".parse().unwrap();
+        let err = TrafficError::new(
+            &url,
+            TrafficErrorKind::ReadCaFile {
+                path: PathBuf::from("ca.pem"),
+                source: std::io::Error::other("no such file"),
+            },
+        );
+        assert_eq!(
+            crate::report::one_line(&err),
+            "read the CA file ca.pem for https://test.devopscube.com/: no such file"
+        );
+        let cause = std::error::Error::source(&err).map(ToString::to_string);
+        assert_eq!(cause.as_deref(), Some("no such file"));
+    }
+}
