@@ -1,7 +1,7 @@
 //! Where suites run. The local target brings the fixtures up as real processes on this
 //! machine; the kube target applies them to a cluster. Both hand the runner the same
-//! few things through [`Target`] and [`RunningTarget`]: a bring-up that stops cleanly
-//! on a signal, a [`SampleSource`] for each case, the proxy's own statistics,
+//! few things through `Target` and `RunningTarget`: a bring-up that stops cleanly
+//! on a signal, a `SampleSource` for each case, the proxy's own statistics,
 //! diagnostics for a failed case, and a cleanup report.
 //!
 //! Dispatch is static: the runner is generic over a `Target`, and one `match` on
@@ -10,6 +10,11 @@
 //! one target from start to end), so the futures stay unboxed. The traits are
 //! crate-private: the run's futures are only ever `block_on`'d, so no `Send` bound is
 //! promised to anyone outside.
+//!
+//! A target reaches up into the runner at one point only: bring-up reports progress
+//! in the runner's event vocabulary ([`PhaseDetail`](crate::runner::PhaseDetail))
+//! and is interrupted through `BringUp`, so that the announce-then-clean-up order
+//! on a signal is written once, in `runner/bring_up.rs`.
 
 mod error;
 pub mod kube;

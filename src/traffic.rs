@@ -274,29 +274,54 @@ pub enum Flow {
     Stop,
 }
 
-/// Setup failures: nothing was sent. Failed requests are [`Sample`]s instead.
+/// Setup failures: nothing was sent to `url`. Failed requests are [`Sample`]s instead.
+#[derive(Debug)]
+pub struct TrafficError {
+    /// The URL given.
+    pub url: Box<Url>,
+    /// What is wrong with it, or with what it needs.
+    pub kind: TrafficErrorKind,
+}
+
+impl TrafficError {
+    pub(crate) fn new(url: &Url, kind: TrafficErrorKind) -> Self {
+        TrafficError {
+            url: Box::new(url.clone()),
+            kind,
+        }
+    }
+}
+
+impl fmt::Display for TrafficError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} for {}", self.kind, self.url)
+    }
+}
+
+// The kind's text is part of this error's own Display, so its cause is the kind's
+// cause, not the kind itself (which would repeat it).
+impl std::error::Error for TrafficError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(&self.kind)
+    }
+}
+
+/// Why the engine sent nothing; reads well after "failed to", and before "for URL".
 #[derive(Debug, thiserror::Error)]
-pub enum TrafficError {
+pub enum TrafficErrorKind {
     /// Only `http://` and `https://` URLs are supported.
-    #[error("use {url}: scheme `{scheme}` is not supported (only http and https)")]
+    #[error("use scheme `{scheme}` (only http and https are supported)")]
     UnsupportedScheme {
-        /// The URL given.
-        url: Box<Url>,
-        /// Its scheme.
+        /// The URL's scheme.
         scheme: String,
     },
     /// The URL has no host to put in the `Host` header.
-    #[error("use {url}: it has no host")]
-    MissingHost {
-        /// The URL given.
-        url: Box<Url>,
-    },
+    #[error("find a host in the URL")]
+    MissingHost,
     /// Resolving the URL's host failed.
-    #[error("resolve {host}:{port} for {url}")]
+    #[error("resolve {host}:{port}")]
     Resolve {
-        /// The URL given.
-        url: Box<Url>,
-        /// Its host.
+        /// The URL's host.
         host: String,
         /// Its port.
         port: u16,
@@ -305,20 +330,16 @@ pub enum TrafficError {
         source: std::io::Error,
     },
     /// The URL's host resolved to nothing.
-    #[error("resolve {host}:{port} for {url}: no addresses")]
+    #[error("resolve {host}:{port} to any address")]
     NoAddresses {
-        /// The URL given.
-        url: Box<Url>,
-        /// Its host.
+        /// The URL's host.
         host: String,
         /// Its port.
         port: u16,
     },
     /// A request header (or the `Host` override) is not valid HTTP.
-    #[error("build header `{name}` for {url}")]
+    #[error("build header `{name}`")]
     InvalidHeader {
-        /// The URL given.
-        url: Box<Url>,
         /// The header name.
         name: String,
         /// Why it is invalid.
@@ -326,27 +347,21 @@ pub enum TrafficError {
         source: http::Error,
     },
     /// The URL's path and query are not a valid request target.
-    #[error("build the request target from {url}")]
+    #[error("build the request target")]
     InvalidTarget {
-        /// The URL given.
-        url: Box<Url>,
         /// Why it is invalid.
         #[source]
         source: http::Error,
     },
     /// A header-identity rule with an invalid header name.
-    #[error("read identities of {url} from header `{name}`: invalid header name")]
+    #[error("read identities from header `{name}` (invalid header name)")]
     InvalidIdentityHeader {
-        /// The URL given.
-        url: Box<Url>,
         /// The header name.
         name: String,
     },
     /// The extra CA file could not be read.
-    #[error("read the CA file {} for {url}", path.display())]
+    #[error("read the CA file {}", path.display())]
     ReadCaFile {
-        /// The URL given.
-        url: Box<Url>,
         /// The file given.
         path: PathBuf,
         /// What the OS said.
@@ -354,34 +369,47 @@ pub enum TrafficError {
         source: std::io::Error,
     },
     /// The extra CA file holds no usable PEM certificate.
-    #[error("use the CA file {} for {url}: {detail}", path.display())]
+    #[error("use the CA file {} ({detail})", path.display())]
     InvalidCaFile {
-        /// The URL given.
-        url: Box<Url>,
         /// The file given.
         path: PathBuf,
         /// What is wrong with it.
         detail: String,
     },
     /// The URL's host cannot be a TLS server name.
-    #[error("use {url}: its host is not a valid TLS server name")]
-    InvalidServerName {
-        /// The URL given.
-        url: Box<Url>,
-    },
+    #[error("use the URL's host as a TLS server name")]
+    InvalidServerName,
     /// rustls refused the client configuration.
-    #[error("configure TLS for {url}")]
+    #[error("configure TLS")]
     TlsConfig {
-        /// The URL given.
-        url: Box<Url>,
         /// What rustls said.
         #[source]
         source: tokio_rustls::rustls::Error,
     },
     /// Concurrency 0 would never send anything.
-    #[error("load {url}: concurrency must be at least 1")]
-    ZeroConcurrency {
-        /// The URL given.
-        url: Box<Url>,
-    },
+    #[error("load with concurrency 0 (at least 1 is needed)")]
+    ZeroConcurrency,
+}
+
+#[cfg(test)]
+mod error_tests {
+    use super::*;
+
+    #[test]
+    fn a_traffic_error_names_the_url_once_and_keeps_its_cause() {
+        let url: Url = "https://test.devopscube.com/".parse().unwrap();
+        let err = TrafficError::new(
+            &url,
+            TrafficErrorKind::ReadCaFile {
+                path: PathBuf::from("ca.pem"),
+                source: std::io::Error::other("no such file"),
+            },
+        );
+        assert_eq!(
+            crate::report::one_line(&err),
+            "read the CA file ca.pem for https://test.devopscube.com/: no such file"
+        );
+        let cause = std::error::Error::source(&err).map(ToString::to_string);
+        assert_eq!(cause.as_deref(), Some("no such file"));
+    }
 }

@@ -17,7 +17,7 @@ use hyper_util::rt::TokioIo;
 use meshcheck::traffic::fire::{FireArgs, run_with_output};
 use meshcheck::traffic::{
     ErrorKind, Flow, IdentityRule, LoadSpec, MAX_IDENTITIES, OTHER_IDENTITY, RequestTemplate,
-    TrafficError, run_load,
+    TrafficErrorKind, run_load,
 };
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
@@ -453,19 +453,25 @@ async fn setup_errors_name_the_url() {
     let mut spec = spec("127.0.0.1:1".parse().unwrap(), 1, 1);
     spec.request.url = "ftp://test.devopscube.com/".parse().unwrap();
     let error = run_load(&spec, |_| Flow::Continue).await.unwrap_err();
-    assert!(matches!(error, TrafficError::UnsupportedScheme { .. }));
+    assert!(matches!(
+        error.kind,
+        TrafficErrorKind::UnsupportedScheme { .. }
+    ));
     assert!(error.to_string().contains("ftp://test.devopscube.com/"));
 
     spec.request.url = "http://test.devopscube.com/".parse().unwrap();
     spec.concurrency = 0;
     let error = run_load(&spec, |_| Flow::Continue).await.unwrap_err();
-    assert!(matches!(error, TrafficError::ZeroConcurrency { .. }));
+    assert!(matches!(error.kind, TrafficErrorKind::ZeroConcurrency));
 
     spec.request.connect_to = None;
     spec.concurrency = 1;
     spec.request.url = "http://nonexistent.invalid/".parse().unwrap();
     let error = run_load(&spec, |_| Flow::Continue).await.unwrap_err();
-    assert!(matches!(error, TrafficError::Resolve { .. }), "{error:?}");
+    assert!(
+        matches!(error.kind, TrafficErrorKind::Resolve { .. }),
+        "{error:?}"
+    );
     assert_eq!(
         error.to_string(),
         "resolve nonexistent.invalid:80 for http://nonexistent.invalid/"

@@ -66,3 +66,66 @@ impl<'run> BringUp<'run> {
         BringUpError::Interrupted(cleanup.await)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    fn suite() -> Suite {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        crate::suite::load_suite(&root.join("suites/ingress-canary.yaml")).unwrap()
+    }
+
+    fn said(event: &Event) -> String {
+        match event {
+            Event::Interrupted { signal } => format!("interrupted by {signal}"),
+            Event::Phase { phase, detail, .. } => format!("{phase}: {detail}"),
+            other => format!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_interrupt_is_announced_before_cleanup_starts() {
+        let suite = suite();
+        let interrupt = Interrupt::default();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let mut emit = {
+            let log = Arc::clone(&log);
+            move |event: Event| log.lock().unwrap().push(said(&event))
+        };
+        let mut bring_up = BringUp::new(&suite, &interrupt, &mut emit);
+        interrupt.trigger("SIGTERM");
+        assert_eq!(bring_up.step(std::future::pending::<()>()).await, None);
+        let seen_by_cleanup = Arc::clone(&log);
+        let error = bring_up
+            .abandon(async move {
+                // What the user was told by the time cleanup begins.
+                CleanupReport {
+                    removed: seen_by_cleanup.lock().unwrap().clone(),
+                    failed: Vec::new(),
+                }
+            })
+            .await;
+        let BringUpError::Interrupted(cleanup) = error else {
+            panic!("expected an interrupted bring-up, got {error:?}");
+        };
+        assert_eq!(
+            cleanup.removed,
+            [
+                "interrupted by SIGTERM",
+                "cleanup: removing what this suite created so far"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn steps_run_to_completion_without_a_signal() {
+        let suite = suite();
+        let interrupt = Interrupt::default();
+        let mut emit = |_: Event| {};
+        let bring_up = BringUp::new(&suite, &interrupt, &mut emit);
+        assert_eq!(bring_up.step(async { "applied" }).await, Some("applied"));
+    }
+}

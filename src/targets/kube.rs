@@ -9,7 +9,7 @@
 //! - `mesh_client`: the in-mesh client pod for east-west cases: its Deployment, the
 //!   `curl` command run in it, and the parser for its output.
 //! - [`environment`]: the client side (apply, wait, address, exec, cleanup).
-//! - `lifecycle` and `source`: the kube target behind the [`Target`](super::Target)
+//! - `lifecycle` and `source`: the kube target behind the `Target`
 //!   interface: bring-up, cleanup on failure or a signal, where samples come from.
 
 pub mod address;

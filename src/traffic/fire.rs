@@ -24,7 +24,7 @@ use url::Url;
 
 use super::{
     Flow, INSECURE_WARNING, IdentityRule, LoadSpec, RequestTemplate, Sample, Tally, TlsOptions,
-    TrafficError, run_load,
+    TrafficError, TrafficErrorKind, run_load,
 };
 use crate::exit_codes;
 
@@ -153,22 +153,26 @@ impl FireError {
     pub fn exit_code(&self) -> i32 {
         match self {
             Self::ResolveMismatch { .. }
-            | Self::Traffic(
-                TrafficError::UnsupportedScheme { .. }
-                | TrafficError::MissingHost { .. }
-                | TrafficError::InvalidHeader { .. }
-                | TrafficError::InvalidTarget { .. }
-                | TrafficError::InvalidIdentityHeader { .. }
-                | TrafficError::ZeroConcurrency { .. }
-                | TrafficError::ReadCaFile { .. }
-                | TrafficError::InvalidCaFile { .. }
-                | TrafficError::InvalidServerName { .. },
-            ) => exit_codes::BAD_INPUT,
-            Self::Traffic(
-                TrafficError::Resolve { .. }
-                | TrafficError::NoAddresses { .. }
-                | TrafficError::TlsConfig { .. },
-            )
+            | Self::Traffic(TrafficError {
+                kind:
+                    TrafficErrorKind::UnsupportedScheme { .. }
+                    | TrafficErrorKind::MissingHost
+                    | TrafficErrorKind::InvalidHeader { .. }
+                    | TrafficErrorKind::InvalidTarget { .. }
+                    | TrafficErrorKind::InvalidIdentityHeader { .. }
+                    | TrafficErrorKind::ZeroConcurrency
+                    | TrafficErrorKind::ReadCaFile { .. }
+                    | TrafficErrorKind::InvalidCaFile { .. }
+                    | TrafficErrorKind::InvalidServerName,
+                ..
+            }) => exit_codes::BAD_INPUT,
+            Self::Traffic(TrafficError {
+                kind:
+                    TrafficErrorKind::Resolve { .. }
+                    | TrafficErrorKind::NoAddresses { .. }
+                    | TrafficErrorKind::TlsConfig { .. },
+                ..
+            })
             | Self::Output(_) => exit_codes::SETUP_FAILED,
         }
     }

@@ -15,7 +15,7 @@ use tokio_rustls::rustls::crypto::{
 use tokio_rustls::rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use url::Url;
 
-use super::{TlsOptions, TrafficError};
+use super::{TlsOptions, TrafficError, TrafficErrorKind};
 
 /// The client configuration for `url` per `options`.
 ///
@@ -29,10 +29,7 @@ pub(crate) fn client_config(
     let provider = Arc::new(ring::default_provider());
     let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
-        .map_err(|source| TrafficError::TlsConfig {
-            url: Box::new(url.clone()),
-            source,
-        })?;
+        .map_err(|source| TrafficError::new(url, TrafficErrorKind::TlsConfig { source }))?;
     let mut config = if options.insecure_skip_verify {
         builder
             .dangerous()
@@ -46,13 +43,15 @@ pub(crate) fn client_config(
         roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
         if let Some(path) = &options.extra_ca_file {
             for cert in read_ca_file(url, path)? {
-                roots
-                    .add(cert)
-                    .map_err(|source| TrafficError::InvalidCaFile {
-                        url: Box::new(url.clone()),
-                        path: path.clone(),
-                        detail: source.to_string(),
-                    })?;
+                roots.add(cert).map_err(|source| {
+                    TrafficError::new(
+                        url,
+                        TrafficErrorKind::InvalidCaFile {
+                            path: path.clone(),
+                            detail: source.to_string(),
+                        },
+                    )
+                })?;
             }
         }
         builder.with_root_certificates(roots).with_no_client_auth()
@@ -63,15 +62,23 @@ pub(crate) fn client_config(
 }
 
 fn read_ca_file(url: &Url, path: &Path) -> Result<Vec<CertificateDer<'static>>, TrafficError> {
-    let invalid = |detail: String| TrafficError::InvalidCaFile {
-        url: Box::new(url.clone()),
-        path: path.to_owned(),
-        detail,
+    let invalid = |detail: String| {
+        TrafficError::new(
+            url,
+            TrafficErrorKind::InvalidCaFile {
+                path: path.to_owned(),
+                detail,
+            },
+        )
     };
-    let bytes = std::fs::read(path).map_err(|source| TrafficError::ReadCaFile {
-        url: Box::new(url.clone()),
-        path: path.to_owned(),
-        source,
+    let bytes = std::fs::read(path).map_err(|source| {
+        TrafficError::new(
+            url,
+            TrafficErrorKind::ReadCaFile {
+                path: path.to_owned(),
+                source,
+            },
+        )
     })?;
     let certs = CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<Vec<_>, _>>()
@@ -91,9 +98,7 @@ pub(crate) fn server_name(url: &Url) -> Result<ServerName<'static>, TrafficError
         Some(url::Host::Ipv6(addr)) => Some(ServerName::from(std::net::IpAddr::V6(addr))),
         None => None,
     };
-    name.ok_or_else(|| TrafficError::InvalidServerName {
-        url: Box::new(url.clone()),
-    })
+    name.ok_or_else(|| TrafficError::new(url, TrafficErrorKind::InvalidServerName))
 }
 
 /// `--insecure`: trusts any certificate chain for any name.

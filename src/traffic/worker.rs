@@ -19,7 +19,9 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::ClientConfig;
 
 use super::identity::{self, IdentityMsg, Interner};
-use super::{ErrorKind, IdentityRule, LoadSpec, MAX_IDENTITY_BODY, TrafficError, tls};
+use super::{
+    ErrorKind, IdentityRule, LoadSpec, MAX_IDENTITY_BODY, TrafficError, TrafficErrorKind, tls,
+};
 
 /// What every worker shares, read-only except for the request budget.
 #[derive(Debug)]
@@ -76,21 +78,19 @@ impl Prepared {
             "http" => false,
             "https" => true,
             _ => {
-                return Err(TrafficError::UnsupportedScheme {
-                    url: Box::new(url.clone()),
-                    scheme: url.scheme().to_owned(),
-                });
+                return Err(TrafficError::new(
+                    url,
+                    TrafficErrorKind::UnsupportedScheme {
+                        scheme: url.scheme().to_owned(),
+                    },
+                ));
             }
         };
         if spec.concurrency == 0 {
-            return Err(TrafficError::ZeroConcurrency {
-                url: Box::new(url.clone()),
-            });
+            return Err(TrafficError::new(url, TrafficErrorKind::ZeroConcurrency));
         }
         let Some(host) = url.host_str() else {
-            return Err(TrafficError::MissingHost {
-                url: Box::new(url.clone()),
-            });
+            return Err(TrafficError::new(url, TrafficErrorKind::MissingHost));
         };
         let port = url
             .port_or_known_default()
@@ -108,15 +108,18 @@ impl Prepared {
             Some(query) => format!("{}?{query}", url.path()),
             None => url.path().to_owned(),
         };
-        let target = Uri::try_from(target).map_err(|e| TrafficError::InvalidTarget {
-            url: Box::new(url.clone()),
-            source: e.into(),
+        let target = Uri::try_from(target).map_err(|e| {
+            TrafficError::new(url, TrafficErrorKind::InvalidTarget { source: e.into() })
         })?;
 
-        let invalid = |name: &str, source: http::Error| TrafficError::InvalidHeader {
-            url: Box::new(url.clone()),
-            name: name.to_owned(),
-            source,
+        let invalid = |name: &str, source: http::Error| {
+            TrafficError::new(
+                url,
+                TrafficErrorKind::InvalidHeader {
+                    name: name.to_owned(),
+                    source,
+                },
+            )
         };
         let mut headers = HeaderMap::new();
         let host_value = match (&template.host_override, url.port()) {
@@ -151,10 +154,10 @@ impl Prepared {
         let identity_header = match &spec.identity {
             IdentityRule::Header(name) => {
                 Some(HeaderName::try_from(name.as_str()).map_err(|_| {
-                    TrafficError::InvalidIdentityHeader {
-                        url: Box::new(url.clone()),
-                        name: name.clone(),
-                    }
+                    TrafficError::new(
+                        url,
+                        TrafficErrorKind::InvalidIdentityHeader { name: name.clone() },
+                    )
                 })?)
             }
             IdentityRule::Body | IdentityRule::BodyRegex(_) => None,
@@ -192,16 +195,24 @@ async fn resolve(url: &url::Url, host: &str, port: u16) -> Result<SocketAddr, Tr
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     let mut addrs = tokio::net::lookup_host((bare, port))
         .await
-        .map_err(|source| TrafficError::Resolve {
-            url: Box::new(url.clone()),
-            host: host.to_owned(),
-            port,
-            source,
+        .map_err(|source| {
+            TrafficError::new(
+                url,
+                TrafficErrorKind::Resolve {
+                    host: host.to_owned(),
+                    port,
+                    source,
+                },
+            )
         })?;
-    addrs.next().ok_or_else(|| TrafficError::NoAddresses {
-        url: Box::new(url.clone()),
-        host: host.to_owned(),
-        port,
+    addrs.next().ok_or_else(|| {
+        TrafficError::new(
+            url,
+            TrafficErrorKind::NoAddresses {
+                host: host.to_owned(),
+                port,
+            },
+        )
     })
 }
 

@@ -31,6 +31,9 @@ use super::options::{KubeOptions, KubeTimeouts};
 use super::redact::Redactor;
 use super::status::{Readiness, WaitKind, gateway_class_accepted, pod_ready};
 use crate::manifest::{Manifest, ObjectKey, apply_order};
+// kube-rs errors can quote credentials, so they are never kept as a `source`: they
+// are flattened by the one error renderer and redacted right away.
+use crate::report::one_line;
 use crate::targets::{CleanupReport, DiagnosticSection};
 
 /// The field manager of every server-side apply, so `kubectl get --show-managed-fields`
@@ -152,7 +155,7 @@ impl KubeEnvironment {
             Some(path) => Kubeconfig::read_from(path),
             None => Kubeconfig::read(),
         }
-        .map_err(|e| kubeconfig_error(chain(&e)))?;
+        .map_err(|e| kubeconfig_error(one_line(&e)))?;
         let redactor =
             Redactor::from_kubeconfig_json(&serde_json::to_value(&kubeconfig).unwrap_or_default());
         let config_options = KubeConfigOptions {
@@ -161,10 +164,10 @@ impl KubeEnvironment {
         };
         let config = Config::from_custom_kubeconfig(kubeconfig, &config_options)
             .await
-            .map_err(|e| kubeconfig_error(redactor.redact(&chain(&e))))?;
+            .map_err(|e| kubeconfig_error(redactor.redact(&one_line(&e))))?;
         let server_url = config.cluster_url.to_string();
-        let client =
-            Client::try_from(config).map_err(|e| kubeconfig_error(redactor.redact(&chain(&e))))?;
+        let client = Client::try_from(config)
+            .map_err(|e| kubeconfig_error(redactor.redact(&one_line(&e))))?;
         let env = Self::from_client(client, server_url, redactor, options);
         env.client
             .apiserver_version()
@@ -225,7 +228,7 @@ impl KubeEnvironment {
         ApiFailure {
             code: None,
             reason: String::new(),
-            message: self.redactor.redact(&chain(err)),
+            message: self.redactor.redact(&one_line(err)),
         }
     }
 
@@ -830,7 +833,7 @@ impl KubeEnvironment {
         process
             .join()
             .await
-            .map_err(|e| exec_error(self.redactor.redact(&chain(&e))))?;
+            .map_err(|e| exec_error(self.redactor.redact(&one_line(&e))))?;
         Ok(ExecOutput {
             stdout: self.redactor.redact(&stdout),
             stderr: self.redactor.redact(&stderr),
@@ -1211,21 +1214,6 @@ fn describe_pod(pod: &Value) -> String {
     }
     out.push('\n');
     out
-}
-
-/// An error and its causes on one line, for messages that cannot keep a `source`.
-fn chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut current = err.source();
-    while let Some(e) = current {
-        let next = e.to_string();
-        if !text.contains(&next) {
-            text.push_str(": ");
-            text.push_str(&next);
-        }
-        current = e.source();
-    }
-    text
 }
 
 #[cfg(test)]
