@@ -75,12 +75,7 @@ async fn dropping_the_environment_kills_every_child() {
 #[test]
 fn children_die_when_meshcheck_is_sigkilled() {
     let mut helper = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "helper_holding_an_environment",
-            "--ignored",
-            "--nocapture",
-        ])
+        .args(["--exact", &helper_test_name(), "--ignored", "--nocapture"])
         .env(HELPER_ENV, "1")
         .stdout(Stdio::piped())
         .spawn()
@@ -115,6 +110,16 @@ fn children_die_when_meshcheck_is_sigkilled() {
     // Nothing runs in a SIGKILLed process, so its temporary directory stays; the
     // processes are what must not leak. Tidy up after the helper.
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The helper's name as the test harness knows it: its module path without the crate
+/// (`local_lifecycle::helper_holding_an_environment`), so `--exact` finds it wherever
+/// this module sits.
+fn helper_test_name() -> String {
+    let module = module_path!()
+        .split_once("::")
+        .map_or("", |(_crate, module)| module);
+    format!("{module}::helper_holding_an_environment")
 }
 
 /// Run by `children_die_when_meshcheck_is_sigkilled` in a separate process: starts the
