@@ -6,7 +6,8 @@
 //! Every test here shares one process with the others, on libtest's threads: a test
 //! must not change process-wide state (environment variables, the current directory,
 //! the umask, signal dispositions); it passes such settings to the child processes it
-//! starts instead.
+//! starts instead. The file descriptor table is shared too: a program a test writes
+//! and then runs goes through `support::script`.
 
 mod support;
 
