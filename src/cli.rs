@@ -155,13 +155,5 @@ where
 
 /// Prints an error the way every command does: the message, then each cause.
 pub fn print_error(err: &dyn std::error::Error) {
-    eprintln!("error: {err}");
-    let mut source = err.source();
-    if source.is_some() {
-        eprintln!("\nCaused by:");
-    }
-    while let Some(cause) = source {
-        eprintln!("    {cause}");
-        source = cause.source();
-    }
+    eprint!("{}", crate::report::caused_by(err));
 }

@@ -1,16 +1,21 @@
 //! Executes suites against a target and emits [`Event`]s; it never prints. Reporters
 //! (terminal, JSON, JUnit, the cargo-test harness) consume the events.
 
+mod bring_up;
 mod case;
-mod environment;
+mod case_error;
 mod events;
 mod execute;
-mod mesh_client;
+mod interrupt;
 mod policy;
-mod source;
 
-pub use environment::{LocalSettings, TargetSettings};
+pub use crate::targets::RequestOrigin;
+/// Where the settings live now; re-exported so callers keep one import for a run.
+pub use crate::targets::{LocalSettings, TargetSettings};
+pub(crate) use bring_up::BringUp;
 pub use events::{
-    CaseResult, Event, LatencySummary, Outcome, Phase, RunEnvironment, RunSummary, TargetKind,
+    CaseResult, Event, LatencySummary, Outcome, Phase, PhaseDetail, RunEnvironment, RunSummary,
+    TargetKind,
 };
-pub use execute::{CaseFilter, Interrupt, RunOptions, run};
+pub use execute::{CaseFilter, RunOptions, run};
+pub use interrupt::Interrupt;

@@ -1,13 +1,17 @@
 //! Suites: YAML files naming fixtures and the cases to run against them.
 
 mod error;
+pub mod expect;
 mod load;
 mod model;
 
 pub use error::SuiteError;
+pub use expect::{
+    Expectation, ExpectedBackend, ExpectedCircuitBreaking, ExpectedOutlierDetection, ExpectedSplit,
+    ExpectedStatus,
+};
 pub use load::{
-    Case, Entry, ExpectedBackend, ExpectedCircuitBreaking, ExpectedOutlierDetection, ExpectedSplit,
-    MAX_CONCURRENCY, MAX_REQUESTS, Suite, discover, load_all, load_suite, parse_ref,
+    Case, Entry, MAX_CONCURRENCY, MAX_REQUESTS, Suite, discover, load_all, load_suite, parse_ref,
 };
 pub use model::{
     CaseSpec, CircuitBreakingSpec, ConvergenceSpec, ExpectSpec, IdentitySpec, OutlierDetectionSpec,

@@ -1,12 +1,101 @@
 //! Where suites run. The local target brings the fixtures up as real processes on this
 //! machine; the kube target applies them to a cluster. Both hand the runner the same
-//! few things: an address for each gateway listener, the proxy's own statistics,
+//! few things through [`Target`] and [`RunningTarget`]: a bring-up that stops cleanly
+//! on a signal, a [`SampleSource`] for each case, the proxy's own statistics,
 //! diagnostics for a failed case, and a cleanup report.
+//!
+//! Dispatch is static: the runner is generic over a `Target`, and one `match` on
+//! [`TargetSettings`] at the top of a run picks the implementation. The traits use
+//! `async fn`, which is not dyn-compatible; nothing needs a `dyn Target` (a run uses
+//! one target from start to end), so the futures stay unboxed. The traits are
+//! crate-private: the run's futures are only ever `block_on`'d, so no `Send` bound is
+//! promised to anyone outside.
 
+mod error;
 pub mod kube;
 pub mod local;
+mod settings;
+mod source;
 
 use serde::Serialize;
+
+use crate::runner::BringUp;
+use crate::suite::{Entry, Suite};
+use crate::traffic::{Flow, LoadSpec, Sample, Tally};
+
+pub(crate) use error::BringUpError;
+pub use error::{SendError, SetupError, TargetError};
+pub use settings::{LocalSettings, TargetSettings};
+pub(crate) use source::EngineSource;
+
+/// A place a suite's fixtures can be brought up.
+pub(crate) trait Target {
+    type Running: RunningTarget;
+
+    /// Brings a suite's fixtures up, reporting progress through `bring_up`. Each
+    /// interruptible step goes through [`BringUp::step`]; when a signal comes first,
+    /// what was created is handed to [`BringUp::abandon`], whose error is returned.
+    /// A failure after something was created removes it before returning.
+    async fn bring_up(&self, bring_up: &mut BringUp<'_>) -> Result<Self::Running, BringUpError>;
+}
+
+/// A suite's fixtures, up and serving.
+pub(crate) trait RunningTarget {
+    type Source<'env>: SampleSource
+    where
+        Self: 'env;
+
+    /// Where a case's samples come from for requests to `entry` on `port`.
+    async fn sample_source(
+        &self,
+        entry: &Entry,
+        port: u16,
+    ) -> Result<Self::Source<'_>, TargetError>;
+
+    /// A path of the admin API (`/stats`, `/clusters`) of the proxy that handles a
+    /// case's requests: the gateway's Envoy, or the in-mesh client's sidecar.
+    async fn proxy_admin(&self, entry: &Entry, path: &str) -> Result<String, TargetError>;
+
+    /// What a failed case shows about the environment.
+    async fn diagnostics(&self, suite: &Suite) -> Vec<DiagnosticSection>;
+
+    /// Stops and removes everything, saying what.
+    async fn shutdown(self) -> CleanupReport;
+}
+
+/// The producer of a case's samples. Convergence, the measured loop and the policy
+/// checks only see [`Sample`]s through `observe`; the source knows whether
+/// meshcheck's engine sends the requests or a client pod inside a cluster's mesh does.
+pub(crate) trait SampleSource {
+    /// Where the engine's sockets go; `None` when requests are sent from a pod, which
+    /// resolves the URL's host through cluster DNS.
+    fn connect_to(&self) -> Option<std::net::SocketAddr>;
+
+    /// Where requests come from, for progress displays.
+    fn origin(&self) -> RequestOrigin;
+
+    /// Sends what `load` describes, calling `observe` per response as
+    /// [`run_load`](crate::traffic::run_load) does, and returns the tally of what
+    /// `observe` saw.
+    async fn send(
+        &mut self,
+        load: &LoadSpec,
+        observe: impl FnMut(&Sample<'_>) -> Flow,
+    ) -> Result<Tally, SendError>;
+
+    /// What a failed case should show about the source itself (a client pod's raw
+    /// output); `None` when there is nothing beyond the engine's tally.
+    fn diagnostics(&self) -> Option<DiagnosticSection>;
+}
+
+/// Where a case's requests come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RequestOrigin {
+    /// meshcheck's engine, connecting to this address.
+    Engine { address: std::net::SocketAddr },
+    /// `curl` in an in-mesh client pod.
+    MeshClient { namespace: String, pod: String },
+}
 
 /// One block of diagnostics shown with a failed case and stored in reports: route and
 /// gateway conditions, events, pod states, a proxy log tail, Envoy stats.

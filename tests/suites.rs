@@ -86,7 +86,9 @@ fn run_one(suite: &Suite, case_id: &str, target: TargetSettings) -> Result<(), F
         &Interrupt::default(),
         &mut |event| match event {
             Event::CaseFinished { result } => results.push(*result),
-            Event::SetupFailed { error, .. } => setup_error = Some(error),
+            Event::SetupFailed { error, .. } => {
+                setup_error = Some(meshcheck::report::one_line(&*error))
+            }
             Event::SuiteFinished { cleanup, .. } if !cleanup.failed.is_empty() => {
                 setup_error = Some(format!("cleanup failed: {}", cleanup.failed.join("; ")));
             }

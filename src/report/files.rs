@@ -104,7 +104,7 @@ impl RunRecord {
             Event::CaseFinished { result } => self.cases.push((**result).clone()),
             Event::SetupFailed { suite, error } => self.setup_failures.push(SetupFailure {
                 suite: suite.clone(),
-                error: error.clone(),
+                error: super::one_line(&**error),
             }),
             Event::SuiteFinished { suite, cleanup } => {
                 self.cleanup.insert(suite.clone(), cleanup.clone());

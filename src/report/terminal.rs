@@ -10,6 +10,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use super::display::DisplayConfig;
 use crate::runner::{CaseResult, Event, Outcome};
 use crate::stats::Decision;
+use crate::traffic::ErrorKind;
 
 pub struct TerminalReporter {
     config: DisplayConfig,
@@ -139,8 +140,9 @@ impl TerminalReporter {
                     bar.set_message(format!("{suite}: {detail}"));
                 } else if !quiet {
                     self.line(format!(
-                        "{} {suite}: {detail}",
-                        self.paint("36", &format!("{:>9}", phase.to_string()))
+                        "{} {suite}: {}",
+                        self.paint("36", &format!("{:>9}", phase.to_string())),
+                        detail
                     ));
                 }
             }
@@ -169,17 +171,22 @@ impl TerminalReporter {
                     ));
                 }
             }
-            Event::Response { line, status, .. } => {
+            Event::Response {
+                status,
+                identity,
+                error,
+                ..
+            } => {
                 if !quiet {
-                    let status = status.map_or_else(|| "---".to_string(), |s| s.to_string());
                     self.responses
-                        .push(format!("{status} {line}").trim_end().to_string());
+                        .push(response(*status, identity.as_deref(), *error));
                 }
             }
             Event::TrafficProgress {
                 requests,
                 max_requests,
                 backends,
+                unidentified,
                 requests_per_second,
                 ..
             } => {
@@ -198,7 +205,7 @@ impl TerminalReporter {
                     bar.set_message(format!(
                         "{:.0} req/s  {}",
                         requests_per_second,
-                        counts(backends)
+                        counts(backends, *unidentified)
                     ));
                 }
             }
@@ -238,8 +245,9 @@ impl TerminalReporter {
             }
             Event::SetupFailed { suite, error } => {
                 self.line(format!(
-                    "{} {suite}: {error}",
-                    self.paint("1;31", "SETUP FAILED")
+                    "{} {suite}: {}",
+                    self.paint("1;31", "SETUP FAILED"),
+                    super::one_line(&**error)
                 ));
             }
             Event::SuiteFinished { suite, cleanup } => {
@@ -295,12 +303,29 @@ fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
-fn counts(backends: &BTreeMap<String, u64>) -> String {
+/// Responses per backend, the unidentified ones among them in sorted order.
+fn counts(backends: &BTreeMap<String, u64>, unidentified: u64) -> String {
+    let mut backends = backends.clone();
+    if unidentified > 0 {
+        backends.insert("(unidentified)".into(), unidentified);
+    }
     backends
         .iter()
         .map(|(k, v)| format!("{k}: {v}"))
         .collect::<Vec<_>>()
         .join("  ")
+}
+
+/// One of a case's first responses: its status and the backend it named, or why the
+/// request failed.
+fn response(status: Option<u16>, identity: Option<&str>, error: Option<ErrorKind>) -> String {
+    let status = status.map_or_else(|| "---".to_string(), |s| s.to_string());
+    let what = match (error, identity) {
+        (Some(err), _) => format!("({err})"),
+        (None, Some(id)) => id.to_string(),
+        (None, None) => String::new(),
+    };
+    format!("{status} {what}").trim_end().to_string()
 }
 
 fn p_value(p: f64) -> String {
@@ -442,10 +467,12 @@ mod tests {
     use super::TerminalReporter;
     use crate::report::DisplayConfig;
     use crate::runner::{
-        CaseResult, Event, LatencySummary, Outcome, Phase, RunEnvironment, RunSummary, TargetKind,
+        CaseResult, Event, LatencySummary, Outcome, Phase, PhaseDetail, RunEnvironment, RunSummary,
+        TargetKind,
     };
     use crate::stats::{BackendShare, Decision, SplitVerdict};
     use crate::targets::{CleanupReport, DiagnosticSection};
+    use crate::traffic::ErrorKind;
 
     #[derive(Clone, Default)]
     struct Captured(Arc<Mutex<Vec<u8>>>);
@@ -543,7 +570,7 @@ mod tests {
             Event::Phase {
                 suite: "ingress-canary".into(),
                 phase: Phase::BringUp,
-                detail: "starting Envoy and echo backends for 9 objects".into(),
+                detail: PhaseDetail::StartingLocal { objects: 9 },
             },
             Event::Environment {
                 environment: RunEnvironment {
@@ -560,16 +587,17 @@ mod tests {
                 suite: result.suite.clone(),
                 case: result.name.clone(),
             });
-            for (status, line) in [
-                (Some(200), "hello from backend-v1"),
-                (Some(200), "hello from backend-v2"),
-                (None, "(connection reset)"),
+            for (status, identity, error) in [
+                (Some(200), Some("hello from backend-v1"), None),
+                (Some(200), Some("hello from backend-v2"), None),
+                (None, None, Some(ErrorKind::ConnectionClosed)),
             ] {
                 events.push(Event::Response {
                     suite: result.suite.clone(),
                     case: result.name.clone(),
                     status,
-                    line: line.into(),
+                    identity: identity.map(str::to_string),
+                    error,
                 });
             }
             events.push(Event::CaseFinished {
@@ -671,6 +699,52 @@ mod tests {
             "{text}"
         );
         assert!(!render(quiet, &run(vec![passing()])).contains("WARNING"));
+    }
+
+    #[test]
+    fn case_phases_read_as_before() {
+        let url = url::Url::parse("http://test.devopscube.com/").unwrap();
+        let origin = crate::runner::RequestOrigin::Engine {
+            address: "127.0.0.1:8080".parse().unwrap(),
+        };
+        let events = [
+            PhaseDetail::Converging {
+                case: "weighted-split".into(),
+                consecutive: 3,
+                url: url.clone(),
+                origin: origin.clone(),
+            },
+            PhaseDetail::Measuring {
+                case: "weighted-split".into(),
+                max_requests: 1200,
+                url,
+                origin: crate::runner::RequestOrigin::MeshClient {
+                    namespace: "istio-test".into(),
+                    pod: "client-0".into(),
+                },
+                concurrency: 4,
+            },
+            PhaseDetail::Ejecting {
+                case: "failing-host-ejected".into(),
+                ejected_hosts: 1,
+                hosts: 3,
+                cluster: "outbound|80||flaky".into(),
+                within: Duration::from_secs(10),
+            },
+        ]
+        .map(|detail| Event::Phase {
+            suite: "s".into(),
+            phase: Phase::Traffic,
+            detail,
+        });
+        let text = render(plain(), &events);
+        for line in [
+            "  traffic s: weighted-split: waiting for 3 good responses in a row from http://test.devopscube.com/ via 127.0.0.1:8080",
+            "  traffic s: weighted-split: up to 1200 requests to http://test.devopscube.com/ from the in-mesh client pod istio-test/client-0, concurrency 4",
+            "  traffic s: failing-host-ejected: one request at a time until 1 of 3 hosts of outbound|80||flaky are ejected (within 10s)",
+        ] {
+            assert!(text.contains(line), "{line}\nin\n{text}");
+        }
     }
 
     #[test]

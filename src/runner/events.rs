@@ -2,12 +2,16 @@
 //! JSON and JUnit reports and the cargo-test harness consume them, each on its own.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::manifest::ObjectKey;
 use crate::stats::SplitVerdict;
-use crate::targets::{CleanupReport, DiagnosticSection};
+use crate::targets::{CleanupReport, DiagnosticSection, RequestOrigin, SetupError};
+use crate::traffic::ErrorKind;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -50,6 +54,74 @@ impl std::fmt::Display for Phase {
             Phase::Cleanup => "cleanup",
         })
     }
+}
+
+/// What a suite is doing within a [`Phase`]; reporters put it in words
+/// (`src/report/phase_detail.rs`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PhaseDetail {
+    /// The local target installs Envoy into this directory (first use only).
+    InstallingEnvoy { dir: PathBuf },
+    /// The local target starts Envoy and the echo backends for the fixtures.
+    StartingLocal { objects: usize },
+    /// The local target's Envoy is LIVE.
+    LocalReady {
+        envoy_startup: Duration,
+        echo_processes: usize,
+    },
+    /// A fixture container the kube target runs as another image, and why.
+    Substituted { note: String },
+    /// The kube target adds the in-mesh client Deployment for east-west cases.
+    MeshClientAdded {
+        object: ObjectKey,
+        image: &'static str,
+    },
+    /// The kube target applies the suite's objects.
+    Applying { objects: usize },
+    /// The kube target waits for what it applied to be ready.
+    WaitingForReadiness,
+    /// A signal stopped the bring-up; what it created so far is removed.
+    RemovingPartialEnvironment,
+    /// The suite's cases are done (or interrupted); its environment is stopped.
+    StoppingSuite,
+    /// A case waits for the data plane: `consecutive` good responses in a row.
+    Converging {
+        case: String,
+        consecutive: u32,
+        url: url::Url,
+        origin: RequestOrigin,
+    },
+    /// A case's measured request loop.
+    Measuring {
+        case: String,
+        max_requests: u64,
+        url: url::Url,
+        origin: RequestOrigin,
+        concurrency: usize,
+    },
+    /// A circuit-breaking case's burst against the limits of an Envoy cluster.
+    Burst {
+        case: String,
+        requests: u64,
+        concurrency: usize,
+        cluster: String,
+    },
+    /// An outlier-detection case drives failing hosts into ejection, one request at a
+    /// time.
+    Ejecting {
+        case: String,
+        ejected_hosts: u32,
+        hosts: u32,
+        cluster: String,
+        within: Duration,
+    },
+    /// An outlier-detection case measures after the ejections.
+    Ejected {
+        case: String,
+        ejected_hosts: u64,
+        after_requests: u64,
+        measured_requests: u64,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
@@ -187,8 +259,7 @@ impl RunSummary {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(tag = "event", rename_all = "kebab-case")]
+#[derive(Clone, Debug)]
 pub enum Event {
     RunStarted {
         suites: usize,
@@ -199,11 +270,11 @@ pub enum Event {
         suite: String,
         cases: usize,
     },
-    /// A suite entered a phase; `detail` says what is happening in words.
+    /// A suite entered a phase; `detail` says what is happening.
     Phase {
         suite: String,
         phase: Phase,
-        detail: String,
+        detail: PhaseDetail,
     },
     /// The environment reported its versions (Envoy, Istio, Kubernetes...).
     Environment {
@@ -218,8 +289,10 @@ pub enum Event {
         suite: String,
         case: String,
         status: Option<u16>,
-        /// The backend identity (echo text), or the error kind for a failed request.
-        line: String,
+        /// The backend identity (echo text), if the response named one.
+        identity: Option<String>,
+        /// Why the request failed, if it did.
+        error: Option<ErrorKind>,
     },
     /// Periodic progress while a case's requests run.
     TrafficProgress {
@@ -227,7 +300,10 @@ pub enum Event {
         case: String,
         requests: u64,
         max_requests: u64,
+        /// Responses so far per expected backend identity.
         backends: BTreeMap<String, u64>,
+        /// Responses so far that named no expected backend.
+        unidentified: u64,
         requests_per_second: f64,
     },
     CaseFinished {
@@ -240,7 +316,8 @@ pub enum Event {
     /// A suite could not be brought up; its cases are reported failed.
     SetupFailed {
         suite: String,
-        error: String,
+        /// Shared, not rendered: each reporter puts it (and its causes) in words.
+        error: Arc<SetupError>,
     },
     /// SIGINT/SIGTERM arrived; what was created is being cleaned up.
     Interrupted {
@@ -248,7 +325,6 @@ pub enum Event {
     },
     RunFinished {
         summary: RunSummary,
-        #[serde(serialize_with = "as_seconds")]
         duration: Duration,
     },
 }

@@ -1,15 +1,17 @@
 //! Runs suites one after another, emitting events; cleanup always happens, also on
 //! interruption.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Instant;
 
-use tokio_util::sync::CancellationToken;
-
+use super::bring_up::BringUp;
 use super::case::run_case;
-use super::environment::{BringUpError, Environment, TargetSettings};
-use super::events::{CaseResult, Event, Outcome, Phase, RunSummary};
+use super::events::{CaseResult, Event, Outcome, Phase, PhaseDetail, RunSummary};
+use super::interrupt::{Interrupt, until_interrupted};
 use crate::suite::Suite;
+use crate::targets::kube::KubeTarget;
+use crate::targets::local::LocalTarget;
+use crate::targets::{BringUpError, RunningTarget, Target, TargetSettings};
 
 /// Selects cases by name, the way the cargo-test harness does: substring match on
 /// `suite::case`, or whole-name match with `exact`. No patterns selects everything.
@@ -36,35 +38,6 @@ impl CaseFilter {
 pub struct RunOptions {
     pub target: TargetSettings,
     pub filter: CaseFilter,
-}
-
-/// Set by a signal handler; the runner stops at the next await point and cleans up.
-#[derive(Clone, Debug, Default)]
-pub struct Interrupt {
-    token: CancellationToken,
-    signal: Arc<OnceLock<String>>,
-}
-
-impl Interrupt {
-    pub fn trigger(&self, signal: &str) {
-        let _ = self.signal.set(signal.to_string());
-        self.token.cancel();
-    }
-
-    pub fn is_triggered(&self) -> bool {
-        self.token.is_cancelled()
-    }
-
-    pub fn signal(&self) -> String {
-        self.signal
-            .get()
-            .cloned()
-            .unwrap_or_else(|| "signal".into())
-    }
-
-    pub(crate) async fn triggered(&self) {
-        self.token.cancelled().await;
-    }
 }
 
 /// Runs every selected case of `suites` and returns the totals. Suites with no
@@ -100,8 +73,39 @@ pub async fn run(
         cases: selected.iter().map(|(_, c)| c.len()).sum(),
         target: options.target.kind(),
     });
+    // The one place that knows which targets exist.
+    match &options.target {
+        TargetSettings::Local(settings) => {
+            let target = LocalTarget {
+                settings: settings.clone(),
+            };
+            run_suites(&target, &selected, interrupt, emit, &mut summary).await;
+        }
+        TargetSettings::Kube(options) => {
+            let target = KubeTarget {
+                options: options.clone(),
+            };
+            run_suites(&target, &selected, interrupt, emit, &mut summary).await;
+        }
+    }
+    if interrupt.is_triggered() {
+        summary.interrupted = true;
+    }
+    emit(Event::RunFinished {
+        summary: summary.clone(),
+        duration: started.elapsed(),
+    });
+    summary
+}
 
-    for (suite, cases) in selected {
+async fn run_suites<T: Target>(
+    target: &T,
+    selected: &[(&Suite, Vec<usize>)],
+    interrupt: &Interrupt,
+    emit: &mut (dyn FnMut(Event) + Send),
+    summary: &mut RunSummary,
+) {
+    for &(suite, ref cases) in selected {
         if interrupt.is_triggered() {
             break;
         }
@@ -109,7 +113,10 @@ pub async fn run(
             suite: suite.name.clone(),
             cases: cases.len(),
         });
-        let env = match Environment::bring_up(&options.target, suite, interrupt, emit).await {
+        let brought_up = target
+            .bring_up(&mut BringUp::new(suite, interrupt, &mut *emit))
+            .await;
+        let env = match brought_up {
             // Bring-up has announced the interrupt and cleaned up already.
             Err(BringUpError::Interrupted(cleanup)) => {
                 emit(Event::SuiteFinished {
@@ -120,16 +127,22 @@ pub async fn run(
             }
             Err(BringUpError::Failed(error)) => {
                 summary.setup_failures += 1;
+                let error = Arc::new(error);
                 emit(Event::SetupFailed {
                     suite: suite.name.clone(),
-                    error: error.clone(),
+                    error: Arc::clone(&error),
                 });
-                for &i in &cases {
+                // A case's message is report text (a string in the JSON schema).
+                let message = format!(
+                    "the environment could not be set up: {}",
+                    crate::report::one_line(&*error)
+                );
+                for &i in cases {
                     let result = CaseResult::without_traffic(
                         &suite.name,
                         &suite.cases[i].name,
                         Outcome::Failed,
-                        format!("the environment could not be set up: {error}"),
+                        message.clone(),
                     );
                     summary.record(result.outcome);
                     emit(Event::CaseFinished {
@@ -140,16 +153,13 @@ pub async fn run(
             }
             Ok(env) => env,
         };
-        for &i in &cases {
+        for &i in cases {
             let case = &suite.cases[i];
             emit(Event::CaseStarted {
                 suite: suite.name.clone(),
                 case: case.name.clone(),
             });
-            let finished = tokio::select! {
-                result = run_case(&env, suite, case, emit) => Some(result),
-                () = interrupt.triggered() => None,
-            };
+            let finished = until_interrupted(interrupt, run_case(&env, suite, case, emit)).await;
             match finished {
                 Some(result) => {
                     summary.record(result.outcome);
@@ -169,7 +179,7 @@ pub async fn run(
         emit(Event::Phase {
             suite: suite.name.clone(),
             phase: Phase::Cleanup,
-            detail: "stopping what this suite started".into(),
+            detail: PhaseDetail::StoppingSuite,
         });
         let cleanup = env.shutdown().await;
         emit(Event::SuiteFinished {
@@ -177,12 +187,4 @@ pub async fn run(
             cleanup,
         });
     }
-    if interrupt.is_triggered() {
-        summary.interrupted = true;
-    }
-    emit(Event::RunFinished {
-        summary: summary.clone(),
-        duration: started.elapsed(),
-    });
-    summary
 }

@@ -6,13 +6,20 @@
 //! - [`redact`]: keeps kubeconfig credentials out of errors and diagnostics.
 //! - [`options`]: connection options, timeouts and the cluster test tier switch.
 //! - [`substitute`]: fixtures written for `meshcheck echo -delay`, run with an image that can delay.
+//! - `mesh_client`: the in-mesh client pod for east-west cases: its Deployment, the
+//!   `curl` command run in it, and the parser for its output.
 //! - [`environment`]: the client side (apply, wait, address, exec, cleanup).
+//! - `lifecycle` and `source`: the kube target behind the [`Target`](super::Target)
+//!   interface: bring-up, cleanup on failure or a signal, where samples come from.
 
 pub mod address;
 pub mod environment;
 pub mod error;
+mod lifecycle;
+mod mesh_client;
 pub mod options;
 pub mod redact;
+mod source;
 pub mod status;
 pub mod substitute;
 
@@ -21,4 +28,7 @@ pub use environment::{
     REQUIRED_CRDS,
 };
 pub use error::{ApiFailure, KubeError};
+pub use lifecycle::KubeSetupError;
+pub(crate) use lifecycle::KubeTarget;
+pub use mesh_client::{LineError, MeshClientError};
 pub use options::{E2E_ENV, KubeOptions, KubeTimeouts, cluster_tier_configured};

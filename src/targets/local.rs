@@ -12,6 +12,7 @@ mod certificate;
 mod error;
 mod fields;
 mod install;
+mod lifecycle;
 mod plan;
 mod process;
 
@@ -34,6 +35,7 @@ pub use error::LocalError;
 pub use install::{
     ENVOY_VERSION, EnvoySource, ensure_envoy, ensure_envoy_from, installing_message,
 };
+pub(crate) use lifecycle::LocalTarget;
 pub use plan::{
     ClusterPlan, GatewayPlan, GatewayPort, HttpsServer, MeshServicePlan, OutlierDetection,
     PathMatch, Plan, PortServing, RouteAction, RoutePlan, TrafficPolicy, VirtualHost, Workload,

@@ -3,7 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use meshcheck::suite::load_suite;
+use meshcheck::suite::expect::ResponseCheck;
+use meshcheck::suite::{Expectation, load_suite};
 
 fn bad(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -136,7 +137,16 @@ fn the_shipped_suites_load() {
         meshcheck::suite::load_all(&[Path::new(env!("CARGO_MANIFEST_DIR")).join("suites")])
             .expect("shipped suites must load");
     let canary = suites.iter().find(|s| s.name == "ingress-canary").unwrap();
-    let split = canary.cases[0].split.as_ref().unwrap();
+    let Expectation::Responses(checks) = &canary.cases[0].expect else {
+        panic!("the canary case checks its responses");
+    };
+    let split = checks
+        .iter()
+        .find_map(|check| match check {
+            ResponseCheck::Split(split) => Some(split),
+            ResponseCheck::Status(_) => None,
+        })
+        .unwrap();
     let got: Vec<_> = split
         .backends
         .iter()

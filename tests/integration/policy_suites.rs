@@ -69,7 +69,7 @@ fn run_case(suite_file: &Path, case: &str) -> CaseResult {
         &Interrupt::default(),
         &mut |event| match event {
             Event::CaseFinished { result } => results.push(*result),
-            Event::SetupFailed { error, .. } => setup = Some(error),
+            Event::SetupFailed { error, .. } => setup = Some(meshcheck::report::one_line(&*error)),
             _ => {}
         },
     ));

@@ -14,11 +14,11 @@
 use std::collections::BTreeMap;
 
 use super::super::case::result_from;
-use super::super::environment::Environment;
-use super::super::events::{CaseResult, Event, Outcome, Phase};
-use super::super::source::SampleSource;
-use super::proxy::{cluster_stat, server_stat};
+use super::super::case_error::CaseError;
+use super::super::events::{CaseResult, Event, Outcome, Phase, PhaseDetail};
+use super::proxy::{admin_page, cluster_stat, server_stat};
 use crate::suite::{Case, ExpectedCircuitBreaking, OverflowExpectation, Suite};
+use crate::targets::{RunningTarget, SampleSource};
 use crate::traffic::{Flow, LoadSpec, Sample};
 
 /// The counters read before and after the burst; deltas go into the case result.
@@ -62,14 +62,11 @@ fn describe(sample: &Sample<'_>) -> String {
 }
 
 async fn counters(
-    env: &Environment,
+    env: &impl RunningTarget,
     case: &Case,
     cluster: &str,
-) -> Result<(BTreeMap<String, u64>, Option<u64>), String> {
-    let stats = env
-        .proxy_admin(&case.entry, "/stats")
-        .await
-        .map_err(|err| format!("cannot read the proxy's stats: {err}"))?;
+) -> Result<(BTreeMap<String, u64>, Option<u64>), CaseError> {
+    let stats = admin_page(env, case, "/stats").await?;
     let values = COUNTERS
         .iter()
         .map(|name| {
@@ -83,21 +80,23 @@ async fn counters(
 }
 
 pub(crate) async fn run_circuit_breaking(
-    env: &Environment,
-    source: &mut SampleSource<'_>,
+    env: &impl RunningTarget,
+    source: &mut impl SampleSource,
     suite: &Suite,
     case: &Case,
     expected: &ExpectedCircuitBreaking,
     load: LoadSpec,
     emit: &mut (dyn FnMut(Event) + Send),
-) -> Result<CaseResult, String> {
+) -> Result<CaseResult, CaseError> {
     emit(Event::Phase {
         suite: suite.name.clone(),
         phase: Phase::Traffic,
-        detail: format!(
-            "{}: a burst of {} requests, {} at once, against the limits of {}",
-            case.name, load.requests, load.concurrency, expected.cluster
-        ),
+        detail: PhaseDetail::Burst {
+            case: case.name.clone(),
+            requests: load.requests,
+            concurrency: load.concurrency,
+            cluster: expected.cluster.clone(),
+        },
     });
     let (before, workers) = counters(env, case, &expected.cluster).await?;
     let mut served = 0u64;

@@ -20,11 +20,11 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use super::super::case::result_from;
-use super::super::environment::Environment;
-use super::super::events::{CaseResult, Event, Outcome, Phase};
-use super::super::source::SampleSource;
-use super::proxy::{HostState, cluster_hosts, cluster_stat, server_stat};
+use super::super::case_error::CaseError;
+use super::super::events::{CaseResult, Event, Outcome, Phase, PhaseDetail};
+use super::proxy::{HostState, admin_page, cluster_hosts, cluster_stat, server_stat};
 use crate::suite::{Case, ExpectedOutlierDetection, Suite};
+use crate::targets::{RunningTarget, SampleSource};
 use crate::traffic::{Flow, LoadSpec};
 
 const EJECTION_COUNTERS: &[&str] = &[
@@ -35,26 +35,20 @@ const EJECTION_COUNTERS: &[&str] = &[
 ];
 
 async fn hosts(
-    env: &Environment,
+    env: &impl RunningTarget,
     case: &Case,
     cluster: &str,
-) -> Result<BTreeMap<String, HostState>, String> {
-    let text = env
-        .proxy_admin(&case.entry, "/clusters")
-        .await
-        .map_err(|err| format!("cannot read the proxy's clusters: {err}"))?;
+) -> Result<BTreeMap<String, HostState>, CaseError> {
+    let text = admin_page(env, case, "/clusters").await?;
     Ok(cluster_hosts(&text, cluster))
 }
 
 async fn ejection_counters(
-    env: &Environment,
+    env: &impl RunningTarget,
     case: &Case,
     cluster: &str,
-) -> Result<BTreeMap<String, u64>, String> {
-    let stats = env
-        .proxy_admin(&case.entry, "/stats")
-        .await
-        .map_err(|err| format!("cannot read the proxy's stats: {err}"))?;
+) -> Result<BTreeMap<String, u64>, CaseError> {
+    let stats = admin_page(env, case, "/stats").await?;
     Ok(EJECTION_COUNTERS
         .iter()
         .map(|name| {
@@ -80,16 +74,13 @@ const HELD_UPDATES_DELIVERED: &str = "cluster_manager.cluster_updated_via_merge"
 /// passed since the last ejection we saw (seen after it happened, so the window
 /// really has passed) and nothing can be waiting any more.
 async fn settle_host_updates(
-    env: &Environment,
+    env: &impl RunningTarget,
     case: &Case,
     last_ejection_seen: Instant,
-) -> Result<(), String> {
+) -> Result<(), CaseError> {
     let delivered = || async {
-        let stats = env
-            .proxy_admin(&case.entry, "/stats")
-            .await
-            .map_err(|err| format!("cannot read the proxy's stats: {err}"))?;
-        Ok::<_, String>(server_stat(&stats, HELD_UPDATES_DELIVERED).unwrap_or_default())
+        let stats = admin_page(env, case, "/stats").await?;
+        Ok::<_, CaseError>(server_stat(&stats, HELD_UPDATES_DELIVERED).unwrap_or_default())
     };
     let before = delivered().await?;
     let mut backoff = Duration::from_millis(20);
@@ -113,11 +104,11 @@ struct Seen {
 }
 
 async fn send(
-    source: &mut SampleSource<'_>,
+    source: &mut impl SampleSource,
     load: &LoadSpec,
     failing_status: u16,
     seen: &mut Seen,
-) -> Result<crate::traffic::Tally, String> {
+) -> Result<crate::traffic::Tally, CaseError> {
     source
         .send(load, |sample| {
             match (sample.error, sample.status) {
@@ -138,29 +129,30 @@ async fn send(
             Flow::Continue
         })
         .await
+        .map_err(CaseError::from)
 }
 
 pub(crate) async fn run_outlier_detection(
-    env: &Environment,
-    source: &mut SampleSource<'_>,
+    env: &impl RunningTarget,
+    source: &mut impl SampleSource,
     suite: &Suite,
     case: &Case,
     expected: &ExpectedOutlierDetection,
     load: LoadSpec,
     emit: &mut (dyn FnMut(Event) + Send),
-) -> Result<CaseResult, String> {
+) -> Result<CaseResult, CaseError> {
     let cluster = &expected.cluster;
     let active_key = format!("{cluster}.outlier_detection.ejections_active");
     emit(Event::Phase {
         suite: suite.name.clone(),
         phase: Phase::Traffic,
-        detail: format!(
-            "{}: one request at a time until {} of {} hosts of {cluster} are ejected (within {})",
-            case.name,
-            expected.ejected_hosts,
-            expected.hosts,
-            humantime::format_duration(expected.ejection_timeout)
-        ),
+        detail: PhaseDetail::Ejecting {
+            case: case.name.clone(),
+            ejected_hosts: expected.ejected_hosts,
+            hosts: expected.hosts,
+            cluster: cluster.clone(),
+            within: expected.ejection_timeout,
+        },
     });
     let before = ejection_counters(env, case, cluster).await?;
 
@@ -230,10 +222,12 @@ pub(crate) async fn run_outlier_detection(
     emit(Event::Phase {
         suite: suite.name.clone(),
         phase: Phase::Traffic,
-        detail: format!(
-            "{}: {active} host(s) ejected after {warmup_requests} requests; {} measured requests",
-            case.name, load.requests
-        ),
+        detail: PhaseDetail::Ejected {
+            case: case.name.clone(),
+            ejected_hosts: active,
+            after_requests: warmup_requests,
+            measured_requests: load.requests,
+        },
     });
     let hosts_before = hosts(env, case, cluster).await?;
     let mut seen = Seen::default();

@@ -2,6 +2,21 @@
 
 use std::collections::BTreeMap;
 
+use super::super::case_error::CaseError;
+use crate::suite::Case;
+use crate::targets::RunningTarget;
+
+/// An admin page (`/stats`, `/clusters`) of the proxy that handles the case's requests.
+pub(crate) async fn admin_page(
+    env: &impl RunningTarget,
+    case: &Case,
+    path: &'static str,
+) -> Result<String, CaseError> {
+    env.proxy_admin(&case.entry, path)
+        .await
+        .map_err(|source| CaseError::ProxyAdmin { path, source })
+}
+
 /// A cluster counter from `/stats` text (`cluster.NAME.STAT: VALUE`); `None` when the
 /// proxy does not list it.
 pub(crate) fn cluster_stat(stats: &str, cluster: &str, stat: &str) -> Option<u64> {

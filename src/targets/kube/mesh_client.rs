@@ -16,8 +16,9 @@ use std::future::Future;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use super::environment::ExecOutput;
+use super::error::KubeError;
 use crate::manifest::{Manifest, ManifestError, load_str};
-use crate::targets::kube::ExecOutput;
 use crate::traffic::{
     ErrorKind, Flow, IdentityRule, IdentitySource, LoadSpec, MAX_IDENTITY_BODY, Sample, Tally,
     extract_identity,
@@ -135,10 +136,30 @@ pub(crate) struct ClientResponse {
     pub body: String,
 }
 
+/// Why the in-mesh client's requests could not be run or accounted for.
+#[derive(Debug, thiserror::Error)]
+pub enum MeshClientError {
+    #[error("cannot run curl in the mesh client")]
+    Exec(#[source] KubeError),
+    #[error(transparent)]
+    Line(#[from] LineError),
+    #[error(
+        "the mesh client's output ended after {answered} of {requests} responses (exit status {status}{})",
+        last_stderr_line.as_ref().map(|line| format!(": {line}")).unwrap_or_default()
+    )]
+    OutputEnded {
+        answered: u64,
+        requests: u64,
+        status: i32,
+        /// The last line curl or the kubelet wrote to stderr, usually the reason.
+        last_stderr_line: Option<String>,
+    },
+}
+
 /// Why a line that looked like a response could not be read.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("unreadable client response line `{line}`: {problem}")]
-pub(crate) struct LineError {
+pub struct LineError {
     pub line: String,
     pub problem: &'static str,
 }
@@ -295,10 +316,10 @@ pub(crate) async fn drive<Exec, Fut>(
     exec: Exec,
     transcript: &mut Transcript,
     mut observe: impl FnMut(&Sample<'_>) -> Flow,
-) -> Result<Tally, String>
+) -> Result<Tally, MeshClientError>
 where
     Exec: Fn(u64) -> Fut,
-    Fut: Future<Output = Result<ExecOutput, String>>,
+    Fut: Future<Output = Result<ExecOutput, KubeError>>,
 {
     let started = Instant::now();
     let mut tally = Tally::new();
@@ -310,14 +331,14 @@ where
         let outputs = futures::future::join_all(sizes.iter().map(|&n| exec(n))).await;
         for (requests, output) in sizes.into_iter().zip(outputs) {
             execs += 1;
-            let output = output?;
+            let output = output.map_err(MeshClientError::Exec)?;
             transcript.record_exec(execs, requests, &output);
             let mut answered = 0u64;
             for line in output.stdout.lines() {
                 let Some(parsed) = parse_line(line) else {
                     continue;
                 };
-                let response = parsed.map_err(|err| err.to_string())?;
+                let response = parsed?;
                 answered += 1;
                 remaining -= 1;
                 let body = response.body.as_bytes();
@@ -346,16 +367,12 @@ where
                 }
             }
             if answered < requests {
-                return Err(format!(
-                    "the mesh client's output ended after {answered} of {requests} responses (exit status {}{})",
-                    output.status,
-                    output
-                        .stderr
-                        .lines()
-                        .last()
-                        .map(|line| format!(": {line}"))
-                        .unwrap_or_default()
-                ));
+                return Err(MeshClientError::OutputEnded {
+                    answered,
+                    requests,
+                    status: output.status,
+                    last_stderr_line: output.stderr.lines().last().map(str::to_owned),
+                });
             }
         }
     }
@@ -616,7 +633,7 @@ mod tests {
         .await
         .unwrap_err();
         assert_eq!(
-            err,
+            err.to_string(),
             "the mesh client's output ended after 8 of 10 responses (exit status 137: command terminated)"
         );
         assert_eq!(observed, 8);
@@ -636,12 +653,19 @@ mod tests {
         )
         .await
         .unwrap_err();
-        assert!(err.contains("fewer fields than curl writes"), "{err}");
+        assert!(
+            err.to_string().contains("fewer fields than curl writes"),
+            "{err}"
+        );
     }
 
     #[tokio::test]
     async fn failed_exec_and_failed_requests_are_told_apart() {
-        let broken = |_: u64| std::future::ready(Err::<ExecOutput, _>("pod gone".to_owned()));
+        let broken = |_: u64| {
+            std::future::ready(Err::<ExecOutput, _>(KubeError::NoNamespace {
+                object: "pod gone".to_owned(),
+            }))
+        };
         let err = drive(
             &load(5, 1, IdentityRule::Body),
             broken,
@@ -650,7 +674,10 @@ mod tests {
         )
         .await
         .unwrap_err();
-        assert_eq!(err, "pod gone");
+        let MeshClientError::Exec(exec) = err else {
+            panic!("expected the exec failure itself, got {err}");
+        };
+        assert_eq!(exec.to_string(), "pod gone needs a namespace");
 
         let refused = |n: u64| {
             std::future::ready(Ok(ExecOutput {

@@ -1,0 +1,316 @@
+//! The resolved expectation of a case, and the rules for combining the keys of
+//! `expect`.
+
+use super::circuit_breaking::{ExpectedCircuitBreaking, resolve_circuit_breaking};
+use super::outlier_detection::{ExpectedOutlierDetection, resolve_outlier_detection};
+use super::response::{ResponseCheck, ResponseChecks};
+use super::split::resolve_split;
+use super::status::ExpectedStatus;
+use crate::fixtures::Fixtures;
+use crate::manifest::SourceLocation;
+use crate::suite::error::SuiteError;
+use crate::suite::model::{CircuitBreakingSpec, ExpectSpec, OutlierDetectionSpec, SplitSpec};
+use crate::traffic::Sample;
+
+/// What a case expects, resolved against the fixtures. The runner matches on it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Expectation {
+    /// Checks on every response of one measured request loop.
+    Responses(ResponseChecks),
+    /// A policy probe: drives its own traffic and stands alone.
+    CircuitBreaking(ExpectedCircuitBreaking),
+    /// A policy probe: drives its own traffic and stands alone.
+    OutlierDetection(ExpectedOutlierDetection),
+}
+
+impl Expectation {
+    /// Whether one response counts as "the data plane serves this case as
+    /// configured", for convergence. A failed request never does.
+    pub fn ready(&self, sample: &Sample<'_>) -> bool {
+        if sample.error.is_some() {
+            return false;
+        }
+        match self {
+            Expectation::Responses(checks) => checks.ready(sample),
+            Expectation::CircuitBreaking(expected) => expected.ready(sample),
+            Expectation::OutlierDetection(expected) => expected.ready(sample),
+        }
+    }
+
+    /// Whether the expectation decides how many requests it needs; otherwise the case
+    /// must give a request count.
+    fn sizes_itself(&self) -> bool {
+        match self {
+            Expectation::Responses(checks) => checks.sizes_itself(),
+            Expectation::CircuitBreaking(_) | Expectation::OutlierDetection(_) => false,
+        }
+    }
+
+    /// Resolves a case's `expect`. `at` locates a field of the case (`expect.split`).
+    pub(in crate::suite) fn load(
+        spec: &ExpectSpec,
+        context: &LoadContext<'_>,
+        at: &dyn Fn(&str) -> SourceLocation,
+    ) -> Result<Expectation, SuiteError> {
+        let fixtures = context.fixtures;
+        let invalid = |field: &str, message: String| SuiteError::Invalid {
+            location: at(field),
+            message,
+        };
+        let given = Given::all(spec);
+        // A policy probe classifies every response itself (overflowed 503s, a failing
+        // host's 5xx): a blanket status or a split would contradict it.
+        if given.len() > 1
+            && let Some(alone) = given.iter().find(|g| g.stands_alone())
+        {
+            let key = alone.key();
+            return Err(invalid(
+                &format!("expect.{key}"),
+                format!("`{key}` stands alone: it cannot be combined with other expectations"),
+            ));
+        }
+        let mut checks = Vec::new();
+        let mut probe = None;
+        for given in given {
+            let field = |f: &str| at(&format!("expect.{}.{f}", given.key()));
+            match given {
+                Given::Status(status) => checks.push(ResponseCheck::Status(ExpectedStatus::load(
+                    status,
+                    &at("expect.status"),
+                )?)),
+                Given::Split(spec) => {
+                    checks.push(ResponseCheck::Split(resolve_split(spec, fixtures, &field)?))
+                }
+                Given::CircuitBreaking(spec) => {
+                    probe = Some(Expectation::CircuitBreaking(resolve_circuit_breaking(
+                        spec,
+                        fixtures,
+                        context.client_namespace,
+                        &field,
+                    )?));
+                }
+                Given::OutlierDetection(spec) => {
+                    probe = Some(Expectation::OutlierDetection(resolve_outlier_detection(
+                        spec,
+                        fixtures,
+                        context.client_namespace,
+                        &field,
+                    )?));
+                }
+            }
+        }
+        // A probe stands alone, so with one there are no checks.
+        let expectation = match probe {
+            Some(probe) => probe,
+            None => Expectation::Responses(ResponseChecks::new(checks).ok_or_else(|| {
+                let [others @ .., last] = Given::KEYS;
+                let others: Vec<String> = others.iter().map(|k| format!("`{k}`")).collect();
+                invalid(
+                    "expect",
+                    format!(
+                        "a case needs at least one expectation ({} or `{last}`)",
+                        others.join(", ")
+                    ),
+                )
+            })?),
+        };
+        if !expectation.sizes_itself() && !context.has_request_count {
+            return Err(invalid(
+                "traffic.requests",
+                "a case without a split check needs an explicit request count".into(),
+            ));
+        }
+        Ok(expectation)
+    }
+}
+
+/// What a loader may read besides its own spec.
+pub struct LoadContext<'a> {
+    pub fixtures: &'a Fixtures,
+    /// The namespace whose view of the mesh applies (DestinationRules are
+    /// namespace-scoped in what they apply to): the Gateway's, or the entry Service's
+    /// for an in-mesh client.
+    pub client_namespace: &'a str,
+    /// Whether the case gives `traffic.requests`.
+    pub has_request_count: bool,
+}
+
+/// One key given under `expect`, before it is resolved.
+#[derive(Clone, Copy)]
+enum Given<'a> {
+    Status(u16),
+    Split(&'a SplitSpec),
+    CircuitBreaking(&'a CircuitBreakingSpec),
+    OutlierDetection(&'a OutlierDetectionSpec),
+}
+
+impl<'a> Given<'a> {
+    /// The keys of `expect`, in the order they are resolved and reported.
+    const KEYS: [&'static str; 4] = ["status", "split", "circuitBreaking", "outlierDetection"];
+
+    fn all(spec: &'a ExpectSpec) -> Vec<Given<'a>> {
+        let ExpectSpec {
+            status,
+            split,
+            circuit_breaking,
+            outlier_detection,
+        } = spec;
+        [
+            status.map(Given::Status),
+            split.as_ref().map(Given::Split),
+            circuit_breaking.as_ref().map(Given::CircuitBreaking),
+            outlier_detection.as_ref().map(Given::OutlierDetection),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+
+    fn key(self) -> &'static str {
+        match self {
+            Given::Status(_) => Self::KEYS[0],
+            Given::Split(_) => Self::KEYS[1],
+            Given::CircuitBreaking(_) => Self::KEYS[2],
+            Given::OutlierDetection(_) => Self::KEYS[3],
+        }
+    }
+
+    /// A policy probe drives its own traffic, so nothing else can judge it.
+    fn stands_alone(self) -> bool {
+        match self {
+            Given::Status(_) | Given::Split(_) => false,
+            Given::CircuitBreaking(_) | Given::OutlierDetection(_) => true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use super::Expectation;
+    use crate::suite::expect::ResponseCheck;
+    use crate::suite::{Suite, load_suite};
+
+    /// Writes a suite with one case on the circuit-breaking fixtures; `expect` and
+    /// `traffic` are the case's blocks, indented as under the case.
+    fn suite_file(dir: &Path, traffic: &str, expect: &str) -> PathBuf {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/circuit-breaking");
+        let text = format!(
+            "name: combos
+fixtures:
+  - {}/backend.yaml
+  - {}/gateway.yaml
+  - {}/destinationrule.yaml
+cases:
+  - name: one
+    request:
+      gateway: istio-test/istio-gateway
+      url: http://slow.devopscube.com/
+{traffic}    expect:
+{expect}",
+            fixtures.display(),
+            fixtures.display(),
+            fixtures.display(),
+        );
+        let path = dir.join("combos.yaml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn load(traffic: &str, expect: &str) -> (PathBuf, Result<Suite, String>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = suite_file(dir.path(), traffic, expect);
+        let loaded = load_suite(&path).map_err(|err| err.to_string());
+        (path, loaded, dir)
+    }
+
+    const REQUESTS: &str = "    traffic:\n      requests: 5\n";
+    const BURST: &str = "      circuitBreaking:\n        service: istio-test/slow-backend\n        overflow: required\n";
+
+    #[test]
+    fn a_probe_with_a_status_is_refused_where_the_probe_is() {
+        let (path, loaded, _dir) = load(REQUESTS, &format!("      status: 200\n{BURST}"));
+        // Line 15 is `circuitBreaking:`; its mapping starts on line 16, column 9.
+        assert_eq!(
+            loaded.err().as_deref(),
+            Some(
+                format!(
+                    "{}:16:9: `circuitBreaking` stands alone: it cannot be combined with other expectations",
+                    path.display()
+                )
+                .as_str()
+            )
+        );
+    }
+
+    #[test]
+    fn of_two_probes_the_first_key_is_named() {
+        let outlier = "      outlierDetection:\n        service: istio-test/slow-backend\n        ejectedHosts: 1\n";
+        let (path, loaded, _dir) = load(REQUESTS, &format!("{outlier}{BURST}"));
+        let text = loaded.err().unwrap_or_default();
+        assert!(
+            text.starts_with(&format!(
+                "{}:18:9: `circuitBreaking` stands alone",
+                path.display()
+            )),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_case_without_expectations_lists_every_key() {
+        let (path, loaded, _dir) = load(REQUESTS, "      {}\n");
+        assert_eq!(
+            loaded.err().as_deref(),
+            Some(
+                format!(
+                    "{}:14:7: a case needs at least one expectation (`status`, `split`, `circuitBreaking` or `outlierDetection`)",
+                    path.display()
+                )
+                .as_str()
+            )
+        );
+    }
+
+    #[test]
+    fn the_stand_alone_rule_comes_before_a_bad_status() {
+        let (_, loaded, _dir) = load(REQUESTS, &format!("      status: 999\n{BURST}"));
+        let text = loaded.err().unwrap_or_default();
+        assert!(text.contains("`circuitBreaking` stands alone"), "{text}");
+        let (_, loaded, _dir) = load(REQUESTS, "      status: 999\n");
+        let text = loaded.err().unwrap_or_default();
+        assert!(
+            text.ends_with(":14:15: 999 is not an HTTP status"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_status_check_needs_a_request_count() {
+        let (_, loaded, _dir) = load("", "      status: 200\n");
+        let text = loaded.err().unwrap_or_default();
+        assert!(
+            text.ends_with("a case without a split check needs an explicit request count"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_status_alone_and_a_probe_alone_resolve() {
+        let (_, loaded, _dir) = load(REQUESTS, "      status: 200\n");
+        let suite = loaded.unwrap();
+        let Expectation::Responses(checks) = &suite.cases[0].expect else {
+            panic!("a status is a response check");
+        };
+        assert!(matches!(
+            checks.iter().collect::<Vec<_>>().as_slice(),
+            [ResponseCheck::Status(s)] if s.status == 200
+        ));
+        let (_, loaded, _dir) = load(REQUESTS, BURST);
+        assert!(matches!(
+            loaded.unwrap().cases[0].expect,
+            Expectation::CircuitBreaking(_)
+        ));
+    }
+}

@@ -1,0 +1,68 @@
+//! What can go wrong between the runner and a target, typed: bring-up failures, and
+//! the errors of the questions a running target answers. Reporters flatten them to
+//! text ([`crate::report::one_line`]).
+
+use super::CleanupReport;
+use super::kube::{KubeError, KubeSetupError, MeshClientError};
+use super::local::LocalError;
+use crate::manifest::ObjectKey;
+use crate::traffic::TrafficError;
+
+/// Why a suite's environment could not be brought up.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Local(#[from] LocalError),
+    #[error(transparent)]
+    Kube(#[from] KubeSetupError),
+}
+
+/// Why a suite's environment is not there.
+#[derive(Debug)]
+pub(crate) enum BringUpError {
+    Failed(SetupError),
+    /// A signal arrived; what had been created is already removed.
+    Interrupted(CleanupReport),
+}
+
+impl From<SetupError> for BringUpError {
+    fn from(error: SetupError) -> Self {
+        BringUpError::Failed(error)
+    }
+}
+
+impl From<LocalError> for BringUpError {
+    fn from(error: LocalError) -> Self {
+        BringUpError::Failed(error.into())
+    }
+}
+
+impl From<KubeSetupError> for BringUpError {
+    fn from(error: KubeSetupError) -> Self {
+        BringUpError::Failed(error.into())
+    }
+}
+
+/// Why a running target could not give a case what it asked for: an address, a
+/// sample source, a page of the proxy's admin API.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error("the local target has no listener for {gateway} on port {port}")]
+    NoListener { gateway: ObjectKey, port: u16 },
+    #[error("the local target has no in-mesh client listener for {service} port {port}")]
+    NoMeshListener { service: ObjectKey, port: u16 },
+    #[error(transparent)]
+    Local(#[from] LocalError),
+    #[error(transparent)]
+    Kube(#[from] KubeError),
+}
+
+/// Why a batch of a case's requests could not be sent or accounted for (requests that
+/// fail are samples, not errors).
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("cannot send requests")]
+    Engine(#[source] TrafficError),
+    #[error(transparent)]
+    MeshClient(#[from] MeshClientError),
+}

@@ -1,0 +1,301 @@
+//! The kube target's side of the [`Target`] interface: connect, check the cluster,
+//! apply the suite's objects (the fixtures plus what the target adds), wait for them,
+//! and remove them again, on failure and on a signal alike.
+
+use super::environment::{KubeEnvironment, Preflight};
+use super::error::KubeError;
+use super::mesh_client::{self, CLIENT_NAME};
+use super::options::KubeOptions;
+use super::source::{KubeSource, MeshClientSource};
+use super::substitute::{SubstitutionError, substitute_delayed_echo};
+use crate::manifest::{Manifest, ManifestError, ObjectKey, SourceLocation};
+use crate::runner::{BringUp, Phase, PhaseDetail, RunEnvironment, TargetKind};
+use crate::suite::{Entry, Suite};
+use crate::targets::{
+    BringUpError, CleanupReport, DiagnosticSection, EngineSource, RunningTarget, Target,
+    TargetError,
+};
+
+/// Why the kube target could not bring a suite up.
+#[derive(Debug, thiserror::Error)]
+pub enum KubeSetupError {
+    #[error(transparent)]
+    Kube(#[from] KubeError),
+    #[error("the cluster is not ready for meshcheck:\n{0}")]
+    NotReady(Preflight),
+    #[error(transparent)]
+    Substitution(#[from] SubstitutionError),
+    #[error("cannot build the in-mesh client for {namespace}")]
+    MeshClient {
+        namespace: String,
+        #[source]
+        source: ManifestError,
+    },
+    #[error(
+        "{location}: {object} is the name meshcheck gives its in-mesh client; rename the fixture's object"
+    )]
+    ClientNameClash {
+        location: SourceLocation,
+        object: ObjectKey,
+    },
+}
+
+/// The kube target, as configured for a run.
+pub(crate) struct KubeTarget {
+    pub(crate) options: KubeOptions,
+}
+
+impl Target for KubeTarget {
+    type Running = KubeEnvironment;
+
+    /// On a signal, what was applied is deleted here, because only this function
+    /// still holds the environment.
+    async fn bring_up(&self, bring_up: &mut BringUp<'_>) -> Result<KubeEnvironment, BringUpError> {
+        let nothing_created = async { CleanupReport::default() };
+        let Some(connected) = bring_up
+            .step(KubeEnvironment::connect(self.options.clone()))
+            .await
+        else {
+            return Err(bring_up.abandon(nothing_created).await);
+        };
+        let mut env = connected.map_err(KubeSetupError::from)?;
+        // Nothing is applied yet: an interrupt here has nothing to clean up.
+        let Some(checked) = bring_up.step(env.preflight()).await else {
+            return Err(bring_up.abandon(nothing_created).await);
+        };
+        let preflight = checked.map_err(KubeSetupError::from)?;
+        if !preflight.is_ready() {
+            return Err(KubeSetupError::NotReady(preflight).into());
+        }
+        bring_up.environment(RunEnvironment {
+            target: Some(TargetKind::Kube),
+            meshcheck: env!("CARGO_PKG_VERSION").to_string(),
+            ..RunEnvironment::default()
+        });
+        let (manifests, notes) = kube_manifests(bring_up.suite())?;
+        for note in notes {
+            bring_up.phase(Phase::Apply, note);
+        }
+        bring_up.phase(
+            Phase::Apply,
+            PhaseDetail::Applying {
+                objects: manifests.len(),
+            },
+        );
+        // From here on, whatever was applied is ours to remove, whether a signal or
+        // an error stops the bring-up.
+        let Some(applied) = bring_up.step(env.apply(&manifests)).await else {
+            return Err(bring_up.abandon(env.cleanup()).await);
+        };
+        if let Err(err) = applied {
+            env.cleanup().await;
+            return Err(KubeSetupError::from(err).into());
+        }
+        bring_up.phase(Phase::Wait, PhaseDetail::WaitingForReadiness);
+        let Some(ready) = bring_up.step(env.wait_ready(&manifests, &|_| {})).await else {
+            return Err(bring_up.abandon(env.cleanup()).await);
+        };
+        if let Err(err) = ready {
+            env.cleanup().await;
+            return Err(KubeSetupError::from(err).into());
+        }
+        Ok(env)
+    }
+}
+
+impl RunningTarget for KubeEnvironment {
+    type Source<'env> = KubeSource<'env>;
+
+    /// North-south requests come from the engine; east-west requests from the in-mesh
+    /// client pod.
+    async fn sample_source(&self, entry: &Entry, port: u16) -> Result<KubeSource<'_>, TargetError> {
+        match entry {
+            Entry::Gateway(gateway) => Ok(KubeSource::Engine(EngineSource(
+                self.gateway_address(gateway, port).await?,
+            ))),
+            Entry::Service(service) => {
+                let namespace = mesh_client_namespace(service);
+                let pod = self
+                    .mesh_client_pod(&namespace, &mesh_client_selector())
+                    .await?;
+                Ok(KubeSource::MeshClient(MeshClientSource {
+                    env: self,
+                    namespace,
+                    pod,
+                    transcript: Default::default(),
+                }))
+            }
+        }
+    }
+
+    async fn proxy_admin(&self, entry: &Entry, path: &str) -> Result<String, TargetError> {
+        let path = path.trim_start_matches('/');
+        match entry {
+            Entry::Gateway(gateway) => Ok(KubeEnvironment::proxy_admin(self, gateway, path).await?),
+            Entry::Service(service) => {
+                let namespace = mesh_client_namespace(service);
+                let pod = self
+                    .mesh_client_pod(&namespace, &mesh_client_selector())
+                    .await?;
+                Ok(self.pod_proxy_admin(&namespace, &pod, path).await?)
+            }
+        }
+    }
+
+    async fn diagnostics(&self, suite: &Suite) -> Vec<DiagnosticSection> {
+        let mut namespaces: Vec<String> = suite
+            .manifests
+            .iter()
+            .filter_map(|m| m.namespace.clone())
+            .collect();
+        namespaces.sort();
+        namespaces.dedup();
+        KubeEnvironment::diagnostics(self, &namespaces).await
+    }
+
+    async fn shutdown(self) -> CleanupReport {
+        self.cleanup().await
+    }
+}
+
+/// The in-mesh client of a Service's east-west cases runs in the Service's namespace:
+/// GAMMA producer routes live there, and its injection label gives the client a sidecar.
+fn mesh_client_namespace(service: &ObjectKey) -> String {
+    service
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".to_owned())
+}
+
+fn mesh_client_selector() -> String {
+    format!("app={CLIENT_NAME}")
+}
+
+/// What the kube target applies for a suite, and notes on what differs from the
+/// fixtures: delayed `meshcheck echo` backends run as an image that can delay (see
+/// [`substitute_delayed_echo`]), and one in-mesh client Deployment per namespace that
+/// east-west cases call into is added, applied, awaited and cleaned up like the
+/// fixtures.
+#[expect(
+    clippy::result_large_err,
+    reason = "once per suite, on a cold path; the error ends up in an Arc"
+)]
+fn kube_manifests(suite: &Suite) -> Result<(Vec<Manifest>, Vec<PhaseDetail>), KubeSetupError> {
+    let (mut manifests, substituted) = substitute_delayed_echo(&suite.manifests)?;
+    let mut notes: Vec<PhaseDetail> = substituted
+        .into_iter()
+        .map(|note| PhaseDetail::Substituted { note })
+        .collect();
+    let mut namespaces: Vec<String> = suite
+        .cases
+        .iter()
+        .filter(|case| case.spec.skip.is_none())
+        .filter_map(|case| match &case.entry {
+            Entry::Service(service) => Some(mesh_client_namespace(service)),
+            Entry::Gateway(_) => None,
+        })
+        .collect();
+    namespaces.sort();
+    namespaces.dedup();
+    for namespace in namespaces {
+        let client = mesh_client::client_manifests(&namespace).map_err(|source| {
+            KubeSetupError::MeshClient {
+                namespace: namespace.clone(),
+                source,
+            }
+        })?;
+        for manifest in client {
+            if let Some(clash) = suite.manifests.iter().find(|m| m.key() == manifest.key()) {
+                return Err(KubeSetupError::ClientNameClash {
+                    location: clash.location(),
+                    object: clash.key(),
+                });
+            }
+            notes.push(PhaseDetail::MeshClientAdded {
+                object: manifest.key(),
+                image: mesh_client::CLIENT_IMAGE,
+            });
+            manifests.push(manifest);
+        }
+    }
+    Ok((manifests, notes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(name: &str) -> Suite {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        crate::suite::load_suite(&root.join("suites").join(name)).unwrap()
+    }
+
+    fn image_of(manifests: &[Manifest], name: &str) -> String {
+        let m = manifests
+            .iter()
+            .find(|m| m.kind == "Deployment" && m.name == name)
+            .unwrap();
+        m.to_json()["spec"]["template"]["spec"]["containers"][0]["image"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    fn rendered(notes: &[PhaseDetail]) -> Vec<String> {
+        notes.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn the_kube_target_runs_the_slow_backend_with_an_image_that_can_delay() {
+        let suite = load("circuit-breaking.yaml");
+        let (manifests, notes) = kube_manifests(&suite).unwrap();
+        assert_eq!(manifests.len(), suite.manifests.len());
+        assert_eq!(
+            image_of(&manifests, "slow-backend"),
+            crate::targets::kube::substitute::DELAY_IMAGE
+        );
+        let notes = rendered(&notes);
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].contains("slow-backend"), "{notes:?}");
+    }
+
+    #[test]
+    fn east_west_suites_get_one_mesh_client_per_namespace() {
+        let suite = load("gamma-mesh.yaml");
+        let (manifests, notes) = kube_manifests(&suite).unwrap();
+        assert_eq!(manifests.len(), suite.manifests.len() + 1);
+        assert_eq!(
+            image_of(&manifests, mesh_client::CLIENT_NAME),
+            mesh_client::CLIENT_IMAGE
+        );
+        assert_eq!(
+            rendered(&notes),
+            [format!(
+                "Deployment istio-test/meshcheck-mesh-client: in-mesh client for east-west cases ({})",
+                mesh_client::CLIENT_IMAGE
+            )]
+        );
+        // North-south suites need no client, and keep their fixtures as written.
+        let seed = load("ingress-canary.yaml");
+        let (manifests, notes) = kube_manifests(&seed).unwrap();
+        assert!(notes.is_empty());
+        assert_eq!(manifests.len(), seed.manifests.len());
+        assert_eq!(image_of(&manifests, "backend-v1"), "hashicorp/http-echo");
+    }
+
+    #[test]
+    fn a_fixture_named_like_the_mesh_client_is_refused() {
+        let mut suite = load("gamma-mesh.yaml");
+        let client = mesh_client::client_manifests("istio-test").unwrap();
+        suite.manifests.extend(client);
+        let err = kube_manifests(&suite).unwrap_err();
+        assert!(
+            matches!(&err, KubeSetupError::ClientNameClash { object, .. } if object.name == CLIENT_NAME),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("rename the fixture's object"),
+            "{err}"
+        );
+    }
+}

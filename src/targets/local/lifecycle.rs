@@ -1,0 +1,122 @@
+//! The local target's side of the [`Target`] interface: install Envoy on first use,
+//! start the echo processes and Envoy, answer with their addresses and admin pages,
+//! and stop them.
+
+use super::{ENVOY_VERSION, LocalEnvironment, LocalOptions, ensure_envoy};
+use crate::runner::{BringUp, Phase, PhaseDetail, RunEnvironment, TargetKind};
+use crate::suite::{Entry, Suite};
+use crate::targets::{
+    BringUpError, CleanupReport, DiagnosticSection, EngineSource, LocalSettings, RunningTarget,
+    Target, TargetError,
+};
+
+/// The local target, as configured for a run.
+pub(crate) struct LocalTarget {
+    pub(crate) settings: LocalSettings,
+}
+
+impl Target for LocalTarget {
+    type Running = LocalEnvironment;
+
+    /// A signal stops it at once: dropping the half-started environment kills its
+    /// processes (they are spawned kill-on-drop) and removes its temporary directory.
+    async fn bring_up(&self, bring_up: &mut BringUp<'_>) -> Result<LocalEnvironment, BringUpError> {
+        let envoy = match &self.settings.envoy {
+            Some(path) => path.clone(),
+            None => {
+                let mut installing_into = None;
+                let install = ensure_envoy(|dir| installing_into = Some(dir.to_path_buf()));
+                let Some(installed) = bring_up.step(install).await else {
+                    return Err(bring_up.abandon(dropped()).await);
+                };
+                let path = installed?;
+                if let Some(dir) = installing_into {
+                    bring_up.phase(Phase::Install, PhaseDetail::InstallingEnvoy { dir });
+                }
+                path
+            }
+        };
+        let suite = bring_up.suite();
+        bring_up.phase(
+            Phase::BringUp,
+            PhaseDetail::StartingLocal {
+                objects: suite.manifests.len(),
+            },
+        );
+        let mut options = LocalOptions::new(envoy, self.settings.echo_program.clone());
+        options.startup_timeout = suite.spec.readiness.timeout;
+        let Some(started) = bring_up
+            .step(LocalEnvironment::start(&suite.manifests, options))
+            .await
+        else {
+            return Err(bring_up.abandon(dropped()).await);
+        };
+        let env = started?;
+        bring_up.environment(RunEnvironment {
+            target: Some(TargetKind::Local),
+            meshcheck: env!("CARGO_PKG_VERSION").to_string(),
+            envoy: Some(ENVOY_VERSION.to_string()),
+            ..RunEnvironment::default()
+        });
+        bring_up.phase(
+            Phase::Wait,
+            PhaseDetail::LocalReady {
+                envoy_startup: env.envoy_startup(),
+                echo_processes: env.backends().len(),
+            },
+        );
+        Ok(env)
+    }
+}
+
+/// What dropping a half-started environment removed: its processes die with their
+/// handles, its temporary directory with its guard.
+async fn dropped() -> CleanupReport {
+    CleanupReport {
+        removed: vec![
+            "killed the Envoy and echo processes started so far".into(),
+            "removed the temporary directory".into(),
+        ],
+        failed: Vec::new(),
+    }
+}
+
+impl RunningTarget for LocalEnvironment {
+    type Source<'env> = EngineSource;
+
+    /// The engine sends to a gateway listener, or (east-west) to the sidecar's
+    /// outbound listener for the Service.
+    async fn sample_source(&self, entry: &Entry, port: u16) -> Result<EngineSource, TargetError> {
+        match entry {
+            Entry::Gateway(gateway) => self
+                .gateway_address(gateway, port)
+                .map(EngineSource)
+                .ok_or_else(|| TargetError::NoListener {
+                    gateway: gateway.clone(),
+                    port,
+                }),
+            Entry::Service(service) => self
+                .mesh_address(service, port)
+                .map(EngineSource)
+                .ok_or_else(|| TargetError::NoMeshListener {
+                    service: service.clone(),
+                    port,
+                }),
+        }
+    }
+
+    async fn proxy_admin(&self, entry: &Entry, path: &str) -> Result<String, TargetError> {
+        Ok(match entry {
+            Entry::Gateway(_) => self.envoy_admin(path).await?,
+            Entry::Service(_) => self.sidecar_admin(path).await?,
+        })
+    }
+
+    async fn diagnostics(&self, _suite: &Suite) -> Vec<DiagnosticSection> {
+        LocalEnvironment::diagnostics(self).await
+    }
+
+    async fn shutdown(self) -> CleanupReport {
+        LocalEnvironment::shutdown(self).await
+    }
+}
