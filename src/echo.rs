@@ -99,6 +99,57 @@ pub fn meshcheck_only_flag(args: &[String]) -> Option<&'static str> {
     })
 }
 
+/// One flag of the command line: its name, its value (`None` for a bare boolean), and
+/// the words it took (`-text=a`, or `-text` and `a`).
+struct Flag<'a> {
+    name: &'a str,
+    value: Option<&'a str>,
+    words: &'a [String],
+}
+
+/// Splits Go `flag`-package style arguments into flags: one or two leading dashes, the
+/// value after `=` or as the next argument; `-hangup` is boolean, as in Go, and never
+/// takes the next argument.
+fn flags(args: &[String]) -> Result<Vec<Flag<'_>>, EchoError> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while let Some(arg) = args.get(at) {
+        let Some(flag) = arg
+            .strip_prefix("--")
+            .or_else(|| arg.strip_prefix('-'))
+            .filter(|f| !f.is_empty())
+        else {
+            return Err(EchoError::UnexpectedArgument { arg: arg.clone() });
+        };
+        let (name, inline) = match flag.split_once('=') {
+            Some((name, value)) => (name, Some(value)),
+            None => (flag, None),
+        };
+        if !matches!(name, "text" | "listen" | "status-code" | "delay" | "hangup") {
+            return Err(EchoError::UnknownFlag { flag: arg.clone() });
+        }
+        let (value, taken) = match inline {
+            Some(value) => (Some(value), 1),
+            None if name == "hangup" => (None, 1),
+            None => match args.get(at + 1) {
+                Some(next) => (Some(next.as_str()), 2),
+                None => {
+                    return Err(EchoError::MissingValue {
+                        flag: name.to_string(),
+                    });
+                }
+            },
+        };
+        out.push(Flag {
+            name,
+            value,
+            words: &args[at..at + taken],
+        });
+        at += taken;
+    }
+    Ok(out)
+}
+
 impl EchoArgs {
     /// Parses Go `flag`-package style arguments: one or two leading dashes, the value
     /// after `=` or as the next argument.
@@ -108,29 +159,9 @@ impl EchoArgs {
         let mut status = String::from("200");
         let mut delay = None;
         let mut hangup = false;
-        let mut rest = args.into_iter();
-        while let Some(arg) = rest.next() {
-            let Some(flag) = arg
-                .strip_prefix("--")
-                .or_else(|| arg.strip_prefix('-'))
-                .filter(|f| !f.is_empty())
-            else {
-                return Err(EchoError::UnexpectedArgument { arg });
-            };
-            let (name, inline) = match flag.split_once('=') {
-                Some((name, value)) => (name.to_string(), Some(value.to_string())),
-                None => (flag.to_string(), None),
-            };
-            if !matches!(
-                name.as_str(),
-                "text" | "listen" | "status-code" | "delay" | "hangup"
-            ) {
-                return Err(EchoError::UnknownFlag { flag: arg });
-            }
-            // A boolean flag, as in Go: `-hangup` or `-hangup=BOOL`, never a separate
-            // value.
-            if name == "hangup" {
-                hangup = match inline.as_deref() {
+        for flag in flags(&args)? {
+            if flag.name == "hangup" {
+                hangup = match flag.value {
                     None | Some("true") => true,
                     Some("false") => false,
                     Some(other) => {
@@ -141,13 +172,14 @@ impl EchoArgs {
                 };
                 continue;
             }
-            let value = match inline {
-                Some(v) => v,
-                None => rest
-                    .next()
-                    .ok_or_else(|| EchoError::MissingValue { flag: name.clone() })?,
-            };
-            match name.as_str() {
+            // `flags` gives every other flag a value.
+            let value = flag
+                .value
+                .map(str::to_string)
+                .ok_or_else(|| EchoError::MissingValue {
+                    flag: flag.name.to_string(),
+                })?;
+            match flag.name {
                 "text" => text = Some(value),
                 "listen" => listen = value,
                 "delay" => delay = Some(value),
@@ -172,6 +204,17 @@ impl EchoArgs {
             },
             hangup,
         })
+    }
+
+    /// The arguments without `-listen` (in any of its forms), as written otherwise:
+    /// the local target picks the address itself. Refuses what [`EchoArgs::parse`]
+    /// refuses to split.
+    pub fn without_listen(args: &[String]) -> Result<Vec<String>, EchoError> {
+        Ok(flags(args)?
+            .into_iter()
+            .filter(|flag| flag.name != "listen")
+            .flat_map(|flag| flag.words.iter().cloned())
+            .collect())
     }
 }
 
@@ -283,6 +326,35 @@ mod tests {
 
     fn args(list: &[&str]) -> Result<EchoArgs, EchoError> {
         EchoArgs::parse(list.iter().map(|s| s.to_string()).collect())
+    }
+
+    #[test]
+    fn listen_flags_are_dropped_in_every_form() {
+        let list: Vec<String> = [
+            "-text=a",
+            "-listen",
+            ":80",
+            "--listen=:81",
+            "-hangup",
+            "-status-code",
+            "201",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(
+            EchoArgs::without_listen(&list).unwrap(),
+            ["-text=a", "-hangup", "-status-code", "201"]
+        );
+        // What parse refuses, without_listen refuses too: one parser for both.
+        assert!(matches!(
+            EchoArgs::without_listen(&["-listen".to_string()]),
+            Err(EchoError::MissingValue { .. })
+        ));
+        assert!(matches!(
+            EchoArgs::without_listen(&["-nope".to_string()]),
+            Err(EchoError::UnknownFlag { .. })
+        ));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 mod document;
 mod error;
+mod kind;
 mod location;
 pub mod yaml;
 
@@ -11,4 +12,5 @@ pub use document::{
     load_file, load_str, parse_documents, read_source,
 };
 pub use error::ManifestError;
+pub use kind::{GATEWAY_API_GROUP, GroupKind};
 pub use location::SourceLocation;

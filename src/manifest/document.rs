@@ -8,6 +8,7 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 
 use super::error::ManifestError;
+use super::kind::GroupKind;
 use super::location::SourceLocation;
 use super::yaml::{Located, Node, Position, parse_dotted_path, parser_options};
 
@@ -53,7 +54,7 @@ impl std::fmt::Debug for Manifest {
             .field("name", &self.name)
             .field("namespace", &self.namespace)
             .field("file", &self.file);
-        if self.kind == "Secret" && self.group().is_empty() {
+        if self.is(GroupKind::SECRET) {
             out.field("root", &format_args!("<Secret contents redacted>"));
         } else {
             out.field("root", &self.root);
@@ -81,6 +82,17 @@ impl Manifest {
         self.api_version
             .rsplit_once('/')
             .map_or("", |(group, _)| group)
+    }
+
+    /// The API group and kind: how a type is recognised (`Gateway` alone could be
+    /// Istio's).
+    pub fn group_kind(&self) -> GroupKind<'_> {
+        GroupKind::new(self.group(), &self.kind)
+    }
+
+    /// Whether the object is of this group and kind.
+    pub fn is(&self, kind: GroupKind<'_>) -> bool {
+        self.group_kind() == kind
     }
 
     pub fn version(&self) -> &str {
@@ -315,9 +327,9 @@ pub fn load_str(text: &str, path: &Path) -> Result<Vec<Manifest>, ManifestError>
 /// Where an object has to go when applied: CRDs before anything that might use them,
 /// Namespaces before namespaced objects; otherwise the order of the fixtures.
 pub fn apply_order(manifests: &[Manifest]) -> Vec<&Manifest> {
-    let rank = |m: &Manifest| match m.kind.as_str() {
-        "CustomResourceDefinition" => 0,
-        "Namespace" => 1,
+    let rank = |m: &Manifest| match m.group_kind() {
+        GroupKind::CUSTOM_RESOURCE_DEFINITION => 0,
+        GroupKind::NAMESPACE => 1,
         _ => 2,
     };
     let mut ordered: Vec<&Manifest> = manifests.iter().collect();

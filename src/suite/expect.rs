@@ -8,16 +8,29 @@
 //! (spec and fixtures to the resolved form, with located errors), what counts as a
 //! good response while the data plane converges, and, for a response check, its judge
 //! and the lines it adds to the report.
+//!
+//! Adding a response check (say, a response header):
+//! 1. its key and spec struct in `suite/model.rs` (`ExpectSpec`), and its arm in
+//!    `Given` (`expectation.rs`: the key, whether it stands alone, which loader);
+//! 2. a module here with the resolved type, its loader, `impl Check` (readiness, and
+//!    a fresh judge) and `impl Judge` (what each response does; the failure reason or
+//!    the pass message's fragment in `conclude`);
+//! 3. its variant in [`ResponseCheck`] and the arm of `ResponseCheck::check`.
+//!
+//! The runner needs no change: it asks [`ResponseJudge`]. A new policy probe is a
+//! variant of [`Expectation`] instead, and the runner's `match` on it names the
+//! module in `runner::policy` that drives its traffic.
 
 mod circuit_breaking;
 mod expectation;
 mod outlier_detection;
 mod response;
+mod service_pods;
 mod split;
 mod status;
 
 pub use circuit_breaking::ExpectedCircuitBreaking;
-pub use expectation::Expectation;
+pub use expectation::{Expectation, LoadContext};
 pub use outlier_detection::ExpectedOutlierDetection;
 pub use response::{
     JudgeError, ResponseCheck, ResponseChecks, ResponseJudge, ResponseProgress, ResponseVerdict,

@@ -1,20 +1,15 @@
 //! Loading suite files: parse, decode with locations, check every reference (fixture
 //! files, gateways, routes, services) and resolve what the cases expect.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Service;
-
 use super::error::SuiteError;
-use super::expect::{
-    Expectation, ExpectedBackend, ExpectedCircuitBreaking, ExpectedOutlierDetection, ExpectedSplit,
-};
-use super::model::{CaseSpec, IdentitySpec, OverflowExpectation, SuiteSpec, TlsSpec};
+use super::expect::{Expectation, LoadContext};
+use super::model::{CaseSpec, IdentitySpec, RequestSpec, SuiteSpec, TlsSpec, TrafficSpec};
+use crate::fixtures::Fixtures;
 use crate::manifest::{
-    Manifest, ObjectKey, SourceLocation, check_unique, decode_located, load_file, read_source, yaml,
+    Manifest, ObjectKey, SourceLocation, decode_located, load_file, read_source, yaml,
 };
 use crate::traffic::{IdentityRule, TlsOptions};
 
@@ -29,7 +24,10 @@ pub struct Suite {
     pub file: Arc<Path>,
     pub description: Option<String>,
     pub spec: SuiteSpec,
+    /// The fixture objects as read, in file order: what the kube target applies.
     pub manifests: Vec<Manifest>,
+    /// The same objects indexed and decoded: what cases and targets read facts from.
+    pub fixtures: Fixtures,
     pub cases: Vec<Case>,
 }
 
@@ -182,7 +180,7 @@ pub fn load_suite(path: &Path) -> Result<Suite, SuiteError> {
         }
         manifests.extend(load_file(&fixture_path)?);
     }
-    check_unique(&manifests)?;
+    let fixtures = Fixtures::new(&manifests)?;
     if spec.cases.is_empty() {
         return Err(invalid("cases", "a suite needs at least one case".into()));
     }
@@ -203,7 +201,7 @@ pub fn load_suite(path: &Path) -> Result<Suite, SuiteError> {
                 format!("case `{}` is defined twice in this suite", case.name),
             ));
         }
-        cases.push(resolve_case(case, &manifests, base, &|f| at(&field(f)))?);
+        cases.push(resolve_case(case, &fixtures, base, &|f| at(&field(f)))?);
     }
 
     Ok(Suite {
@@ -211,6 +209,7 @@ pub fn load_suite(path: &Path) -> Result<Suite, SuiteError> {
         file,
         description: spec.description.clone(),
         manifests,
+        fixtures,
         cases,
         spec,
     })
@@ -233,7 +232,7 @@ fn check_name(name: &str) -> Result<(), String> {
 
 fn resolve_case(
     case: &CaseSpec,
-    manifests: &[Manifest],
+    fixtures: &Fixtures,
     base: &Path,
     at: &dyn Fn(&str) -> SourceLocation,
 ) -> Result<Case, SuiteError> {
@@ -241,41 +240,7 @@ fn resolve_case(
         location: at(field),
         message,
     };
-    let entry = match (&case.request.gateway, &case.request.service) {
-        (Some(gateway), None) => {
-            let key = parse_ref("Gateway", gateway).map_err(|m| invalid("request.gateway", m))?;
-            if !manifests.iter().any(|m| m.key() == key) {
-                return Err(invalid(
-                    "request.gateway",
-                    format!("{key} is not in the suite's fixtures"),
-                ));
-            }
-            Entry::Gateway(key)
-        }
-        (None, Some(service)) => {
-            let key = parse_ref("Service", service).map_err(|m| invalid("request.service", m))?;
-            if !manifests.iter().any(|m| m.key() == key) {
-                return Err(invalid(
-                    "request.service",
-                    format!("{key} is not in the suite's fixtures"),
-                ));
-            }
-            Entry::Service(key)
-        }
-        (Some(_), Some(_)) => {
-            return Err(invalid(
-                "request.service",
-                "give either `gateway` (north-south) or `service` (east-west), not both".into(),
-            ));
-        }
-        (None, None) => {
-            return Err(invalid(
-                "request",
-                "name where requests enter: `gateway: namespace/name` or `service: namespace/name`"
-                    .into(),
-            ));
-        }
-    };
+    let entry = resolve_entry(&case.request, fixtures, at)?;
     let url = url::Url::parse(&case.request.url).map_err(|err| {
         invalid(
             "request.url",
@@ -297,8 +262,9 @@ fn resolve_case(
     }
     let port = url.port_or_known_default().unwrap_or(80);
     match &entry {
-        Entry::Gateway(gateway) => check_listener(gateway, port, https, manifests)
-            .map_err(|m| invalid("request.url", m))?,
+        Entry::Gateway(gateway) => {
+            check_listener(gateway, port, https, fixtures).map_err(|m| invalid("request.url", m))?
+        }
         // In the mesh the sidecars add mutual TLS themselves; an app that speaks TLS
         // to a Service turns its traffic into opaque TCP, which an HTTPRoute cannot
         // route, so such a case could only ever test the wrong thing.
@@ -334,6 +300,90 @@ fn resolve_case(
         })?;
     }
     let traffic = &case.traffic;
+    check_traffic(traffic, at)?;
+    let identity = resolve_identity(&case.identity, at)?;
+    // Whose view of the mesh applies a DestinationRule: the gateway's, or the in-mesh
+    // client's, which runs in the entry Service's namespace.
+    let client_namespace = match &entry {
+        Entry::Gateway(key) | Entry::Service(key) => key.namespace.clone().unwrap_or_default(),
+    };
+    let context = LoadContext {
+        fixtures,
+        client_namespace: &client_namespace,
+        has_request_count: traffic.requests.is_some(),
+    };
+    let expect = Expectation::load(&case.expect, &context, at)?;
+    Ok(Case {
+        name: case.name.clone(),
+        spec: case.clone(),
+        location: at("name"),
+        entry,
+        url,
+        port,
+        tls,
+        method,
+        identity,
+        expect,
+    })
+}
+
+/// Where a case's requests enter: a Gateway or a Service of the fixtures.
+fn resolve_entry(
+    request: &RequestSpec,
+    fixtures: &Fixtures,
+    at: &dyn Fn(&str) -> SourceLocation,
+) -> Result<Entry, SuiteError> {
+    let invalid = |field: &str, message: String| SuiteError::Invalid {
+        location: at(field),
+        message,
+    };
+    let entry = match (&request.gateway, &request.service) {
+        (Some(gateway), None) => {
+            let key = parse_ref("Gateway", gateway).map_err(|m| invalid("request.gateway", m))?;
+            if fixtures.gateway(&key).is_none() {
+                return Err(invalid(
+                    "request.gateway",
+                    format!("{key} is not in the suite's fixtures"),
+                ));
+            }
+            Entry::Gateway(key)
+        }
+        (None, Some(service)) => {
+            let key = parse_ref("Service", service).map_err(|m| invalid("request.service", m))?;
+            if fixtures.service(&key).is_none() {
+                return Err(invalid(
+                    "request.service",
+                    format!("{key} is not in the suite's fixtures"),
+                ));
+            }
+            Entry::Service(key)
+        }
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "request.service",
+                "give either `gateway` (north-south) or `service` (east-west), not both".into(),
+            ));
+        }
+        (None, None) => {
+            return Err(invalid(
+                "request",
+                "name where requests enter: `gateway: namespace/name` or `service: namespace/name`"
+                    .into(),
+            ));
+        }
+    };
+    Ok(entry)
+}
+
+/// The bounds of a case's traffic settings.
+fn check_traffic(
+    traffic: &TrafficSpec,
+    at: &dyn Fn(&str) -> SourceLocation,
+) -> Result<(), SuiteError> {
+    let invalid = |field: &str, message: String| SuiteError::Invalid {
+        location: at(field),
+        message,
+    };
     if traffic.concurrency == 0 || traffic.concurrency > MAX_CONCURRENCY {
         return Err(invalid(
             "traffic.concurrency",
@@ -354,20 +404,7 @@ fn resolve_case(
     if traffic.timeout.is_zero() {
         return Err(invalid("traffic.timeout", "must be more than zero".into()));
     }
-    let identity = resolve_identity(&case.identity, at)?;
-    let expect = Expectation::load(&case.expect, traffic.requests.is_some(), manifests, at)?;
-    Ok(Case {
-        name: case.name.clone(),
-        spec: case.clone(),
-        location: at("name"),
-        entry,
-        url,
-        port,
-        tls,
-        method,
-        identity,
-        expect,
-    })
+    Ok(())
 }
 
 /// How a case's responses name their backend: `header`, `regex`, or the body.
@@ -398,24 +435,17 @@ fn check_listener(
     gateway: &ObjectKey,
     port: u16,
     https: bool,
-    manifests: &[Manifest],
+    fixtures: &Fixtures,
 ) -> Result<(), String> {
-    let Some(manifest) = manifests.iter().find(|m| m.key() == *gateway) else {
-        return Ok(());
-    };
-    // A Gateway that does not decode is reported by the target with its own location.
-    let Ok(decoded) = manifest.decode::<gateway_api::gateways::Gateway>() else {
+    let Some(gateway_fixture) = fixtures.gateway(gateway) else {
         return Ok(());
     };
     let wanted = if https { "HTTPS" } else { "HTTP" };
-    let listeners = &decoded.spec.listeners;
-    if listeners
-        .iter()
-        .any(|l| l.port == i32::from(port) && l.protocol == wanted)
-    {
+    if gateway_fixture.listens(port, wanted) {
         return Ok(());
     }
-    let have = listeners
+    let have = gateway_fixture
+        .listeners()
         .iter()
         .map(|l| format!("{} ({} {})", l.name, l.protocol, l.port))
         .collect::<Vec<_>>()
@@ -485,417 +515,6 @@ fn check_ca_file(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
-pub(super) fn resolve_circuit_breaking(
-    spec: &super::model::CircuitBreakingSpec,
-    manifests: &[Manifest],
-    at: &dyn Fn(&str) -> SourceLocation,
-) -> Result<ExpectedCircuitBreaking, SuiteError> {
-    let invalid = |field: &str, message: String| SuiteError::Invalid {
-        location: at(field),
-        message,
-    };
-    let (service, backend) =
-        service_backend(&spec.service, spec.port, manifests).map_err(|m| invalid("service", m))?;
-    let rule = destination_rule_for(&service, manifests);
-    let limit = |pointer: &str| {
-        rule.as_ref()
-            .and_then(|r| r.pointer(pointer))
-            .and_then(serde_json::Value::as_u64)
-            .and_then(|n| u32::try_from(n).ok())
-            // Istio treats 0 as unset.
-            .filter(|n| *n > 0)
-    };
-    let backend_delay = backend.delays.iter().copied().min().flatten();
-    if spec.overflow == OverflowExpectation::Required && backend_delay.is_none() {
-        return Err(invalid(
-            "overflow",
-            format!(
-                "overflow needs a slow backend: give every Deployment behind {service} an echo `-delay` (e.g. `-delay=500ms`)"
-            ),
-        ));
-    }
-    Ok(ExpectedCircuitBreaking {
-        cluster: crate::targets::local::cluster_name(
-            service.namespace.as_deref().unwrap_or("default"),
-            &service.name,
-            spec.port,
-        ),
-        service,
-        overflow: spec.overflow,
-        backend_delay,
-        endpoints: backend.replicas,
-        max_connections: limit("/spec/trafficPolicy/connectionPool/tcp/maxConnections"),
-        max_pending_requests: limit(
-            "/spec/trafficPolicy/connectionPool/http/http1MaxPendingRequests",
-        ),
-    })
-}
-
-pub(super) fn resolve_outlier_detection(
-    spec: &super::model::OutlierDetectionSpec,
-    manifests: &[Manifest],
-    at: &dyn Fn(&str) -> SourceLocation,
-) -> Result<ExpectedOutlierDetection, SuiteError> {
-    let invalid = |field: &str, message: String| SuiteError::Invalid {
-        location: at(field),
-        message,
-    };
-    let (service, backend) =
-        service_backend(&spec.service, spec.port, manifests).map_err(|m| invalid("service", m))?;
-    let failing: Vec<(u16, u32)> = backend
-        .statuses
-        .iter()
-        .zip(&backend.replica_counts)
-        .filter(|(status, _)| **status >= 500)
-        .map(|(status, replicas)| (*status, *replicas))
-        .collect();
-    let Some(&(failing_status, _)) = failing.first() else {
-        return Err(invalid(
-            "service",
-            format!(
-                "no Deployment behind {service} answers 5xx: give the failing replicas their own Deployment with an echo `-status-code=500`"
-            ),
-        ));
-    };
-    if failing.iter().any(|(status, _)| *status != failing_status) {
-        return Err(invalid(
-            "service",
-            format!("the failing Deployments behind {service} answer different statuses"),
-        ));
-    }
-    let failing_hosts: u32 = failing.iter().map(|(_, n)| n).sum();
-    if spec.ejected_hosts > failing_hosts {
-        return Err(invalid(
-            "ejectedHosts",
-            format!(
-                "{} hosts cannot be ejected: only {failing_hosts} of the {} behind {service} fail",
-                spec.ejected_hosts, backend.replicas
-            ),
-        ));
-    }
-    if failing_hosts == backend.replicas {
-        return Err(invalid(
-            "service",
-            format!("every host behind {service} fails: there is nothing healthy to fall back to"),
-        ));
-    }
-    if spec.ejection_timeout.is_zero() {
-        return Err(invalid("ejectionTimeout", "must be more than zero".into()));
-    }
-    let consecutive_5xx = destination_rule_for(&service, manifests)
-        .and_then(|r| {
-            r.pointer("/spec/trafficPolicy/outlierDetection/consecutive5xxErrors")
-                .and_then(serde_json::Value::as_u64)
-        })
-        .and_then(|n| u32::try_from(n).ok());
-    Ok(ExpectedOutlierDetection {
-        cluster: crate::targets::local::cluster_name(
-            service.namespace.as_deref().unwrap_or("default"),
-            &service.name,
-            spec.port,
-        ),
-        service,
-        ejected_hosts: spec.ejected_hosts,
-        ejection_timeout: spec.ejection_timeout,
-        hosts: backend.replicas,
-        failing_hosts,
-        failing_status,
-        consecutive_5xx,
-    })
-}
-
-/// What the fixtures run behind a Service port: per Deployment its replicas, echo
-/// status and delay.
-struct ServiceBackend {
-    replicas: u32,
-    replica_counts: Vec<u32>,
-    statuses: Vec<u16>,
-    delays: Vec<Option<std::time::Duration>>,
-}
-
-/// Resolves a `namespace/name` Service reference and what runs behind its port.
-fn service_backend(
-    reference: &str,
-    port: u16,
-    manifests: &[Manifest],
-) -> Result<(ObjectKey, ServiceBackend), String> {
-    let service = parse_ref("Service", reference)?;
-    let backend = backend_behind(&service, port, manifests)?;
-    Ok((service, backend))
-}
-
-fn backend_behind(
-    service: &ObjectKey,
-    port: u16,
-    manifests: &[Manifest],
-) -> Result<ServiceBackend, String> {
-    let namespace = service.namespace.clone().unwrap_or_default();
-    let manifest = manifests
-        .iter()
-        .find(|m| m.key() == *service)
-        .ok_or_else(|| format!("{service} is not in the suite's fixtures"))?;
-    let decoded: Service = manifest.decode().map_err(|e| e.to_string())?;
-    let spec = decoded.spec.unwrap_or_default();
-    if !spec
-        .ports
-        .iter()
-        .flatten()
-        .any(|p| i32::from(port) == p.port)
-    {
-        return Err(format!("{service} has no port {port}"));
-    }
-    let selector = spec
-        .selector
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| format!("{service} has no selector"))?;
-    let mut backend = ServiceBackend {
-        replicas: 0,
-        replica_counts: Vec::new(),
-        statuses: Vec::new(),
-        delays: Vec::new(),
-    };
-    for m in manifests
-        .iter()
-        .filter(|m| m.kind == "Deployment" && m.namespace.as_deref() == Some(namespace.as_str()))
-    {
-        let deployment: Deployment = m.decode().map_err(|e| e.to_string())?;
-        let Some(spec) = deployment.spec else {
-            continue;
-        };
-        let labels = spec
-            .template
-            .metadata
-            .and_then(|m| m.labels)
-            .unwrap_or_default();
-        if !selector.iter().all(|(k, v)| labels.get(k) == Some(v)) {
-            continue;
-        }
-        let args = spec
-            .template
-            .spec
-            .and_then(|s| s.containers.into_iter().next())
-            .and_then(|c| c.args)
-            .unwrap_or_default();
-        let echo = crate::echo::EchoArgs::parse(args).map_err(|err| {
-            format!(
-                "Deployment {} behind {service} has no valid http-echo arguments: {err}",
-                m.key()
-            )
-        })?;
-        let replicas = spec
-            .replicas
-            .and_then(|n| u32::try_from(n).ok())
-            .unwrap_or(1);
-        backend.replicas += replicas;
-        backend.replica_counts.push(replicas);
-        backend.statuses.push(echo.status.as_u16());
-        backend
-            .delays
-            .push((!echo.delay.is_zero()).then_some(echo.delay));
-    }
-    if backend.replicas == 0 {
-        return Err(format!(
-            "no Deployment replica in the fixtures is behind {service}"
-        ));
-    }
-    Ok(backend)
-}
-
-/// The DestinationRule of the fixtures whose host names the Service (short, namespaced
-/// or fully qualified), as JSON.
-fn destination_rule_for(service: &ObjectKey, manifests: &[Manifest]) -> Option<serde_json::Value> {
-    let namespace = service.namespace.as_deref().unwrap_or("default");
-    let names = [
-        service.name.clone(),
-        format!("{}.{namespace}", service.name),
-        format!("{}.{namespace}.svc.cluster.local", service.name),
-    ];
-    manifests
-        .iter()
-        .filter(|m| m.kind == "DestinationRule")
-        .map(Manifest::to_json)
-        .find(|rule| {
-            let host = rule
-                .pointer("/spec/host")
-                .and_then(|h| h.as_str())
-                .unwrap_or_default();
-            let rule_namespace = rule
-                .pointer("/metadata/namespace")
-                .and_then(|n| n.as_str())
-                .unwrap_or("default");
-            // A short host is relative to the rule's own namespace.
-            names.iter().any(|n| n == host) && (host.contains('.') || rule_namespace == namespace)
-        })
-}
-
-pub(super) fn resolve_split(
-    spec: &super::model::SplitSpec,
-    manifests: &[Manifest],
-    at: &dyn Fn(&str) -> SourceLocation,
-) -> Result<ExpectedSplit, SuiteError> {
-    let invalid = |field: &str, message: String| SuiteError::Invalid {
-        location: at(field),
-        message,
-    };
-    if !(spec.alpha > 0.0 && spec.alpha < 0.5) {
-        return Err(invalid(
-            "alpha",
-            format!("must be in (0, 0.5), not {}", spec.alpha),
-        ));
-    }
-    if !(spec.power > 0.5 && spec.power < 1.0) {
-        return Err(invalid(
-            "power",
-            format!("must be in (0.5, 1), not {}", spec.power),
-        ));
-    }
-    if !(spec.min_detectable_deviation > 0.0 && spec.min_detectable_deviation < 1.0) {
-        return Err(invalid(
-            "minDetectableDeviation",
-            format!("must be in (0, 1), not {}", spec.min_detectable_deviation),
-        ));
-    }
-    let route_key = parse_ref("HTTPRoute", &spec.route).map_err(|m| invalid("route", m))?;
-    let route = manifests
-        .iter()
-        .find(|m| m.key() == route_key)
-        .ok_or_else(|| {
-            invalid(
-                "route",
-                format!("{route_key} is not in the suite's fixtures"),
-            )
-        })?;
-    let namespace = route_key.namespace.clone().unwrap_or_default();
-
-    let rule_field = format!("spec.rules[{}].backendRefs", spec.rule);
-    let refs = route
-        .to_json()
-        .pointer(&format!("/spec/rules/{}/backendRefs", spec.rule))
-        .cloned()
-        .ok_or_else(|| {
-            invalid(
-                "rule",
-                format!("{route_key} has no rule {} with backendRefs", spec.rule),
-            )
-        })?;
-    let refs = refs.as_array().cloned().unwrap_or_default();
-    let mut backends = Vec::new();
-    for (i, backend_ref) in refs.iter().enumerate() {
-        let name = backend_ref
-            .get("name")
-            .and_then(|n| n.as_str())
-            .ok_or_else(|| {
-                route.unsupported(
-                    &format!("{rule_field}[{i}].name"),
-                    "split check",
-                    Some("backendRef without a name".into()),
-                )
-            })?;
-        let kind = backend_ref
-            .get("kind")
-            .and_then(|k| k.as_str())
-            .unwrap_or("Service");
-        if kind != "Service" {
-            return Err(route
-                .unsupported(
-                    &format!("{rule_field}[{i}].kind"),
-                    "split check",
-                    Some(format!("backendRef kind {kind}; only Services are checked")),
-                )
-                .into());
-        }
-        // Gateway API: weight defaults to 1.
-        let weight = backend_ref
-            .get("weight")
-            .and_then(|w| w.as_u64())
-            .unwrap_or(1);
-        backends.push(ExpectedBackend {
-            service: name.to_string(),
-            weight,
-            identity: String::new(),
-        });
-    }
-    if let Some(weights) = &spec.weights {
-        for (service, weight) in weights {
-            match backends.iter_mut().find(|b| &b.service == service) {
-                Some(b) => b.weight = *weight,
-                None => {
-                    return Err(invalid(
-                        "weights",
-                        format!(
-                            "{service} is not a backend of {route_key} rule {}",
-                            spec.rule
-                        ),
-                    ));
-                }
-            }
-        }
-    }
-    if backends.is_empty() {
-        return Err(invalid(
-            "rule",
-            format!("{route_key} rule {} has no backends", spec.rule),
-        ));
-    }
-    let total: u128 = backends.iter().map(|b| u128::from(b.weight)).sum();
-    if total == 0 {
-        return Err(invalid(
-            if spec.weights.is_some() {
-                "weights"
-            } else {
-                "route"
-            },
-            "the backend weights sum to 0: no backend can receive traffic".into(),
-        ));
-    }
-    if total > u128::from(u32::MAX) {
-        return Err(invalid(
-            if spec.weights.is_some() {
-                "weights"
-            } else {
-                "route"
-            },
-            format!("the backend weights sum to {total}, more than Gateway API's limit"),
-        ));
-    }
-    for backend in &mut backends {
-        backend.identity = match spec
-            .identities
-            .as_ref()
-            .and_then(|m| m.get(&backend.service))
-        {
-            Some(identity) => identity.clone(),
-            None => {
-                identity_from_fixtures(&backend.service, &namespace, manifests).map_err(|m| {
-                    invalid(
-                        "identities",
-                        format!("{m}; name the identity under `identities` in the suite"),
-                    )
-                })?
-            }
-        };
-    }
-    let mut seen = BTreeMap::new();
-    for backend in &backends {
-        if let Some(other) = seen.insert(backend.identity.clone(), backend.service.clone()) {
-            return Err(invalid(
-                "identities",
-                format!(
-                    "{} and {other} both answer `{}`: their traffic cannot be told apart",
-                    backend.service, backend.identity
-                ),
-            ));
-        }
-    }
-    Ok(ExpectedSplit {
-        route: route_key,
-        backends,
-        alpha: spec.alpha,
-        power: spec.power,
-        min_detectable_deviation: spec.min_detectable_deviation,
-    })
-}
-
 /// `namespace/name` (or a bare name in the default namespace) as an object key.
 pub fn parse_ref(kind: &str, text: &str) -> Result<ObjectKey, String> {
     let (namespace, name) = match text.split_once('/') {
@@ -912,80 +531,4 @@ pub fn parse_ref(kind: &str, text: &str) -> Result<ObjectKey, String> {
         namespace: Some(namespace),
         name,
     })
-}
-
-/// What the pods behind a Service answer: the http-echo `-text` of the Deployments
-/// whose pod labels match the Service's selector. All of them must agree.
-fn identity_from_fixtures(
-    service: &str,
-    namespace: &str,
-    manifests: &[Manifest],
-) -> Result<String, String> {
-    let svc = manifests
-        .iter()
-        .find(|m| {
-            m.kind == "Service" && m.name == service && m.namespace.as_deref() == Some(namespace)
-        })
-        .ok_or_else(|| format!("Service {namespace}/{service} is not in the fixtures"))?;
-    let svc: Service = svc.decode().map_err(|e| e.to_string())?;
-    let selector = svc
-        .spec
-        .and_then(|s| s.selector)
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| format!("Service {namespace}/{service} has no selector"))?;
-    let mut texts = Vec::new();
-    for m in manifests
-        .iter()
-        .filter(|m| m.kind == "Deployment" && m.namespace.as_deref() == Some(namespace))
-    {
-        let deployment: Deployment = m.decode().map_err(|e| e.to_string())?;
-        let Some(template) = deployment.spec.map(|s| s.template) else {
-            continue;
-        };
-        let labels = template.metadata.and_then(|m| m.labels).unwrap_or_default();
-        if !selector.iter().all(|(k, v)| labels.get(k) == Some(v)) {
-            continue;
-        }
-        let args = template
-            .spec
-            .and_then(|s| s.containers.into_iter().next())
-            .and_then(|c| c.args)
-            .unwrap_or_default();
-        match echo_text(&args) {
-            Some(text) => texts.push(text),
-            None => {
-                return Err(format!(
-                    "Deployment {namespace}/{} behind Service {service} has no http-echo `-text` argument",
-                    m.name
-                ));
-            }
-        }
-    }
-    texts.dedup();
-    match texts.as_slice() {
-        [] => Err(format!(
-            "no Deployment in the fixtures matches Service {namespace}/{service}"
-        )),
-        [one] => Ok(one.clone()),
-        _ => Err(format!(
-            "the Deployments behind Service {namespace}/{service} answer different texts"
-        )),
-    }
-}
-
-/// The `-text` value of http-echo arguments (`-text=X`, `--text=X` or `-text X`).
-fn echo_text(args: &[String]) -> Option<String> {
-    let mut iter = args.iter();
-    while let Some(arg) = iter.next() {
-        let flag = arg.trim_start_matches('-');
-        if arg.starts_with('-') {
-            if let Some(value) = flag.strip_prefix("text=") {
-                return Some(value.to_string());
-            }
-            if flag == "text" {
-                return iter.next().cloned();
-            }
-        }
-    }
-    None
 }

@@ -2,8 +2,11 @@
 //! overflows or not. A policy probe: the runner drives the burst and judges it
 //! (`runner::policy::circuit`).
 
-use crate::manifest::ObjectKey;
-use crate::suite::OverflowExpectation;
+use super::service_pods::{cluster_name, pods_behind};
+use crate::fixtures::Fixtures;
+use crate::manifest::{ObjectKey, SourceLocation};
+use crate::suite::error::SuiteError;
+use crate::suite::{OverflowExpectation, parse_ref};
 use crate::traffic::Sample;
 
 /// A circuit-breaking expectation with what the fixtures say about the limits.
@@ -30,4 +33,56 @@ impl ExpectedCircuitBreaking {
     pub(super) fn ready(&self, sample: &Sample<'_>) -> bool {
         sample.status.is_some_and(|s| s < 500)
     }
+}
+
+/// The circuit-breaking loader: the pods behind the Service and the limits of the
+/// DestinationRule that applies to the client. `at` locates a field under
+/// `expect.circuitBreaking`.
+pub(super) fn resolve_circuit_breaking(
+    spec: &crate::suite::model::CircuitBreakingSpec,
+    fixtures: &Fixtures,
+    client_namespace: &str,
+    at: &dyn Fn(&str) -> SourceLocation,
+) -> Result<ExpectedCircuitBreaking, SuiteError> {
+    let invalid = |field: &str, message: String| SuiteError::Invalid {
+        location: at(field),
+        message,
+    };
+    let service = parse_ref("Service", &spec.service).map_err(|m| invalid("service", m))?;
+    let pods = pods_behind(fixtures, &service, spec.port).map_err(|m| invalid("service", m))?;
+    let pool = fixtures
+        .destination_rule_for(&service, client_namespace)
+        .and_then(|rule| rule.connection_pool());
+    // Istio treats 0 as unset.
+    let limit = |n: Option<u32>| n.filter(|n| *n > 0);
+    // Every request is at least as slow as the fastest pod; a pod without a delay
+    // makes the backend fast.
+    let backend_delay = pods
+        .iter()
+        .map(|p| (!p.echo.delay.is_zero()).then_some(p.echo.delay))
+        .min()
+        .flatten();
+    if spec.overflow == OverflowExpectation::Required && backend_delay.is_none() {
+        return Err(invalid(
+            "overflow",
+            format!(
+                "overflow needs a slow backend: give every Deployment behind {service} an echo `-delay` (e.g. `-delay=500ms`)"
+            ),
+        ));
+    }
+    Ok(ExpectedCircuitBreaking {
+        cluster: cluster_name(&service, spec.port),
+        service,
+        overflow: spec.overflow,
+        backend_delay,
+        endpoints: pods.iter().map(|p| p.replicas).sum(),
+        max_connections: limit(
+            pool.and_then(|p| p.tcp.as_ref())
+                .and_then(|tcp| tcp.max_connections),
+        ),
+        max_pending_requests: limit(
+            pool.and_then(|p| p.http.as_ref())
+                .and_then(|http| http.http1_max_pending_requests),
+        ),
+    })
 }

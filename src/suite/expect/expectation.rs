@@ -1,13 +1,14 @@
 //! The resolved expectation of a case, and the rules for combining the keys of
 //! `expect`.
 
-use super::circuit_breaking::ExpectedCircuitBreaking;
-use super::outlier_detection::ExpectedOutlierDetection;
+use super::circuit_breaking::{ExpectedCircuitBreaking, resolve_circuit_breaking};
+use super::outlier_detection::{ExpectedOutlierDetection, resolve_outlier_detection};
 use super::response::{ResponseCheck, ResponseChecks};
+use super::split::resolve_split;
 use super::status::ExpectedStatus;
-use crate::manifest::{Manifest, SourceLocation};
+use crate::fixtures::Fixtures;
+use crate::manifest::SourceLocation;
 use crate::suite::error::SuiteError;
-use crate::suite::load;
 use crate::suite::model::{CircuitBreakingSpec, ExpectSpec, OutlierDetectionSpec, SplitSpec};
 use crate::traffic::Sample;
 
@@ -45,30 +46,18 @@ impl Expectation {
         }
     }
 
-    /// Resolves a case's `expect`. `at` locates a field of the case (`expect.split`);
-    /// `has_request_count` says whether the case gives `traffic.requests`.
+    /// Resolves a case's `expect`. `at` locates a field of the case (`expect.split`).
     pub(in crate::suite) fn load(
         spec: &ExpectSpec,
-        has_request_count: bool,
-        manifests: &[Manifest],
+        context: &LoadContext<'_>,
         at: &dyn Fn(&str) -> SourceLocation,
     ) -> Result<Expectation, SuiteError> {
+        let fixtures = context.fixtures;
         let invalid = |field: &str, message: String| SuiteError::Invalid {
             location: at(field),
             message,
         };
         let given = Given::all(spec);
-        if given.is_empty() {
-            let keys: Vec<String> = Given::KEYS.iter().map(|k| format!("`{k}`")).collect();
-            return Err(invalid(
-                "expect",
-                format!(
-                    "a case needs at least one expectation ({} or {})",
-                    keys[..keys.len() - 1].join(", "),
-                    keys[keys.len() - 1]
-                ),
-            ));
-        }
         // A policy probe classifies every response itself (overflowed 503s, a failing
         // host's 5xx): a blanket status or a split would contradict it.
         if given.len() > 1
@@ -89,33 +78,43 @@ impl Expectation {
                     status,
                     &at("expect.status"),
                 )?)),
-                Given::Split(spec) => checks.push(ResponseCheck::Split(load::resolve_split(
-                    spec, manifests, &field,
-                )?)),
+                Given::Split(spec) => {
+                    checks.push(ResponseCheck::Split(resolve_split(spec, fixtures, &field)?))
+                }
                 Given::CircuitBreaking(spec) => {
-                    probe = Some(Expectation::CircuitBreaking(
-                        load::resolve_circuit_breaking(spec, manifests, &field)?,
-                    ));
+                    probe = Some(Expectation::CircuitBreaking(resolve_circuit_breaking(
+                        spec,
+                        fixtures,
+                        context.client_namespace,
+                        &field,
+                    )?));
                 }
                 Given::OutlierDetection(spec) => {
-                    probe = Some(Expectation::OutlierDetection(
-                        load::resolve_outlier_detection(spec, manifests, &field)?,
-                    ));
+                    probe = Some(Expectation::OutlierDetection(resolve_outlier_detection(
+                        spec,
+                        fixtures,
+                        context.client_namespace,
+                        &field,
+                    )?));
                 }
             }
         }
-        // `given` is not empty and a probe stands alone, so one of the two is there.
-        let expectation = match (probe, ResponseChecks::new(checks)) {
-            (Some(probe), _) => probe,
-            (None, Some(checks)) => Expectation::Responses(checks),
-            (None, None) => {
-                return Err(invalid(
+        // A probe stands alone, so with one there are no checks.
+        let expectation = match probe {
+            Some(probe) => probe,
+            None => Expectation::Responses(ResponseChecks::new(checks).ok_or_else(|| {
+                let [others @ .., last] = Given::KEYS;
+                let others: Vec<String> = others.iter().map(|k| format!("`{k}`")).collect();
+                invalid(
                     "expect",
-                    "a case needs at least one expectation".into(),
-                ));
-            }
+                    format!(
+                        "a case needs at least one expectation ({} or `{last}`)",
+                        others.join(", ")
+                    ),
+                )
+            })?),
         };
-        if !expectation.sizes_itself() && !has_request_count {
+        if !expectation.sizes_itself() && !context.has_request_count {
             return Err(invalid(
                 "traffic.requests",
                 "a case without a split check needs an explicit request count".into(),
@@ -123,6 +122,17 @@ impl Expectation {
         }
         Ok(expectation)
     }
+}
+
+/// What a loader may read besides its own spec.
+pub struct LoadContext<'a> {
+    pub fixtures: &'a Fixtures,
+    /// The namespace whose view of the mesh applies (DestinationRules are
+    /// namespace-scoped in what they apply to): the Gateway's, or the entry Service's
+    /// for an in-mesh client.
+    pub client_namespace: &'a str,
+    /// Whether the case gives `traffic.requests`.
+    pub has_request_count: bool,
 }
 
 /// One key given under `expect`, before it is resolved.

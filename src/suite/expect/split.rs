@@ -4,8 +4,12 @@
 use std::collections::BTreeMap;
 
 use super::response::{Check, Judge, JudgeError, Judged, ResponseProgress, ResponseVerdict};
-use crate::manifest::ObjectKey;
+use crate::echo::EchoError;
+use crate::fixtures::Fixtures;
+use crate::manifest::{ManifestError, ObjectKey, SourceLocation};
 use crate::stats::{Decision, ExpectedShare, SequentialSplitTest, SplitTestConfig};
+use crate::suite::error::SuiteError;
+use crate::suite::parse_ref;
 use crate::traffic::Sample;
 
 /// The split a case expects, derived from the route (or overridden by the suite).
@@ -137,5 +141,210 @@ impl Judge for SplitJudge {
             )),
         }
         verdict.split = Some(split);
+    }
+}
+
+/// The split loader: the route's backends and weights (or the suite's), each
+/// backend's identity, and the test's parameters checked. `at` locates a field under
+/// `expect.split`.
+pub(super) fn resolve_split(
+    spec: &crate::suite::model::SplitSpec,
+    fixtures: &Fixtures,
+    at: &dyn Fn(&str) -> SourceLocation,
+) -> Result<ExpectedSplit, SuiteError> {
+    let invalid = |field: &str, message: String| SuiteError::Invalid {
+        location: at(field),
+        message,
+    };
+    if !(spec.alpha > 0.0 && spec.alpha < 0.5) {
+        return Err(invalid(
+            "alpha",
+            format!("must be in (0, 0.5), not {}", spec.alpha),
+        ));
+    }
+    if !(spec.power > 0.5 && spec.power < 1.0) {
+        return Err(invalid(
+            "power",
+            format!("must be in (0.5, 1), not {}", spec.power),
+        ));
+    }
+    if !(spec.min_detectable_deviation > 0.0 && spec.min_detectable_deviation < 1.0) {
+        return Err(invalid(
+            "minDetectableDeviation",
+            format!("must be in (0, 1), not {}", spec.min_detectable_deviation),
+        ));
+    }
+    let route_key = parse_ref("HTTPRoute", &spec.route).map_err(|m| invalid("route", m))?;
+    let route = fixtures.route(&route_key).ok_or_else(|| {
+        invalid(
+            "route",
+            format!("{route_key} is not in the suite's fixtures"),
+        )
+    })?;
+    let namespace = route_key.namespace.clone().unwrap_or_default();
+
+    let rule_field = format!("spec.rules[{}].backendRefs", spec.rule);
+    let rule = route.rules.get(spec.rule).ok_or_else(|| {
+        invalid(
+            "rule",
+            format!("{route_key} has no rule {} with backendRefs", spec.rule),
+        )
+    })?;
+    let mut backends = Vec::new();
+    for (i, backend_ref) in rule.backend_refs.iter().enumerate() {
+        if !backend_ref.is_service() {
+            return Err(route
+                .manifest
+                .unsupported(
+                    &format!("{rule_field}[{i}].kind"),
+                    "split check",
+                    Some(format!(
+                        "backendRef kind {}; only Services are checked",
+                        backend_ref.group_kind()
+                    )),
+                )
+                .into());
+        }
+        let weight_field = format!("{rule_field}[{i}].weight");
+        let weight = u64::try_from(backend_ref.weight).map_err(|_| ManifestError::Invalid {
+            location: route.manifest.location_of(&weight_field),
+            message: format!(
+                "{}: field `{weight_field}`: {} is negative",
+                route.manifest.object_name(),
+                backend_ref.weight
+            ),
+        })?;
+        backends.push(ExpectedBackend {
+            service: backend_ref.name.clone(),
+            weight,
+            identity: String::new(),
+        });
+    }
+    if let Some(weights) = &spec.weights {
+        for (service, weight) in weights {
+            match backends.iter_mut().find(|b| &b.service == service) {
+                Some(b) => b.weight = *weight,
+                None => {
+                    return Err(invalid(
+                        "weights",
+                        format!(
+                            "{service} is not a backend of {route_key} rule {}",
+                            spec.rule
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    if backends.is_empty() {
+        return Err(invalid(
+            "rule",
+            format!("{route_key} rule {} has no backends", spec.rule),
+        ));
+    }
+    let total: u128 = backends.iter().map(|b| u128::from(b.weight)).sum();
+    if total == 0 {
+        return Err(invalid(
+            if spec.weights.is_some() {
+                "weights"
+            } else {
+                "route"
+            },
+            "the backend weights sum to 0: no backend can receive traffic".into(),
+        ));
+    }
+    if total > u128::from(u32::MAX) {
+        return Err(invalid(
+            if spec.weights.is_some() {
+                "weights"
+            } else {
+                "route"
+            },
+            format!("the backend weights sum to {total}, more than Gateway API's limit"),
+        ));
+    }
+    for backend in &mut backends {
+        backend.identity = match spec
+            .identities
+            .as_ref()
+            .and_then(|m| m.get(&backend.service))
+        {
+            Some(identity) => identity.clone(),
+            None => {
+                identity_from_fixtures(&backend.service, &namespace, fixtures).map_err(|m| {
+                    invalid(
+                        "identities",
+                        format!("{m}; name the identity under `identities` in the suite"),
+                    )
+                })?
+            }
+        };
+    }
+    let mut seen = BTreeMap::new();
+    for backend in &backends {
+        if let Some(other) = seen.insert(backend.identity.clone(), backend.service.clone()) {
+            return Err(invalid(
+                "identities",
+                format!(
+                    "{} and {other} both answer `{}`: their traffic cannot be told apart",
+                    backend.service, backend.identity
+                ),
+            ));
+        }
+    }
+    Ok(ExpectedSplit {
+        route: route_key,
+        backends,
+        alpha: spec.alpha,
+        power: spec.power,
+        min_detectable_deviation: spec.min_detectable_deviation,
+    })
+}
+
+/// What the pods behind a Service answer: the http-echo `-text` of the Deployments
+/// whose pod labels match the Service's selector. All of them must agree.
+fn identity_from_fixtures(
+    service: &str,
+    namespace: &str,
+    fixtures: &Fixtures,
+) -> Result<String, String> {
+    let key = ObjectKey {
+        kind: "Service".into(),
+        namespace: Some(namespace.to_string()),
+        name: service.to_string(),
+    };
+    let found = fixtures
+        .service(&key)
+        .ok_or_else(|| crate::fixtures::LookupError::Missing(key.clone()).to_string())?;
+    if found.selector.is_empty() {
+        return Err(crate::fixtures::LookupError::NoSelector(key).to_string());
+    }
+    let mut texts = Vec::new();
+    for (_, workload) in fixtures.workloads_selected_by(found) {
+        match workload.echo_args() {
+            Ok(echo) => texts.push(echo.text),
+            Err(EchoError::MissingText) => {
+                return Err(format!(
+                    "Deployment {namespace}/{} behind Service {service} has no http-echo `-text` argument",
+                    workload.manifest.name
+                ));
+            }
+            Err(err) => {
+                return Err(format!(
+                    "Deployment {namespace}/{} behind Service {service} has no valid http-echo arguments: {err}",
+                    workload.manifest.name
+                ));
+            }
+        }
+    }
+    texts.dedup();
+    match texts.as_slice() {
+        [] => Err(format!(
+            "no Deployment in the fixtures matches Service {namespace}/{service}"
+        )),
+        [one] => Ok(one.clone()),
+        _ => Err(format!(
+            "the Deployments behind Service {namespace}/{service} answer different texts"
+        )),
     }
 }

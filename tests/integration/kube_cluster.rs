@@ -5,19 +5,14 @@
 //! waits, istioctl invocation, istiod and GatewayClass waits, the background load
 //! balancer process and its shutdown.
 
-#[expect(
-    dead_code,
-    reason = "the fake API is shared by several test crates; this one uses part of it"
-)]
-mod kube_support;
-
 use std::ffi::OsString;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use kube_support::fake_api::FakeApi;
+use crate::support::fake_api::FakeApi;
+use crate::support::script::write_executable;
 use meshcheck::cluster::{
     ClusterArgs, ClusterCommand, ClusterError, DownArgs, Toolbox, UpArgs, run_cluster_with,
 };
@@ -25,8 +20,7 @@ use serde_json::json;
 
 fn script(dir: &Path, name: &str, body: &str) {
     let path = dir.join(name);
-    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    write_executable(&path, &format!("#!/bin/sh\n{body}\n"));
 }
 
 struct Tools {

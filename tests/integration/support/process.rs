@@ -95,7 +95,13 @@ fn is_zombie(pid: u32) -> bool {
 
 /// Waits until `pid` has exited (a zombie counts) using a pidfd, which becomes
 /// readable on exit: no polling, no sleeps.
+///
+/// A signal handler interrupts the wait, and other tests of this process make that
+/// routine: once one of them uses tokio's process support, every child that exits
+/// anywhere in the process runs tokio's SIGCHLD handler. poll(2) is never restarted
+/// after a handler, so an interrupted wait goes on for the time that is left.
 pub fn wait_exit(pid: u32, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
     // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
     if fd < 0 {
@@ -109,9 +115,16 @@ pub fn wait_exit(pid: u32, timeout: Duration) -> bool {
         events: libc::POLLIN,
         revents: 0,
     };
-    let millis = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
-    // SAFETY: one valid pollfd.
-    unsafe { libc::poll(&mut poll, 1, millis) == 1 }
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let millis = i32::try_from(left.as_millis()).unwrap_or(i32::MAX);
+        // SAFETY: one valid pollfd.
+        match unsafe { libc::poll(&mut poll, 1, millis) } {
+            1 => return true,
+            -1 if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted => {}
+            _ => return false,
+        }
+    }
 }
 
 pub fn send_signal(pid: u32, signal: libc::c_int) {

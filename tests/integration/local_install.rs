@@ -42,12 +42,10 @@ async fn override_is_used_without_installing_and_version_checked() {
     // Something that is not Envoy 1.40 is refused, naming what it said.
     let dir = tempfile::tempdir().unwrap();
     let fake = dir.path().join("envoy");
-    std::fs::write(
+    crate::support::script::write_executable(
         &fake,
         "#!/bin/sh\necho 'envoy  version: abc/1.29.0/Clean/RELEASE/BoringSSL'\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    );
     let source = EnvoySource {
         override_path: Some(fake),
         cache_dir: None,

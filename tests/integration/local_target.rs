@@ -67,13 +67,11 @@ async fn get(address: SocketAddr, host: &str, path: &str) -> (u16, String) {
     (status, body.to_string())
 }
 
-/// An executable shell script standing in for a program that fails. Written and closed
-/// before anyone runs it (an open write handle would make exec fail with ETXTBSY).
+/// An executable shell script standing in for a program that fails, written so that no
+/// handle open for writing makes its exec fail with ETXTBSY (see `support::script`).
 fn script(dir: &Path, body: &str) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
     let path = dir.join("fake");
-    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    crate::support::script::write_executable(&path, &format!("#!/bin/sh\n{body}\n"));
     path
 }
 

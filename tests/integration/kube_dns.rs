@@ -3,17 +3,12 @@
 //! answer slowly. Covers A records, CNAME chains, NXDOMAIN, a record that appears while
 //! we retry (load balancer DNS propagation) and slow answers.
 
-#[expect(
-    dead_code,
-    reason = "the fake API is shared by several test crates; this one uses part of it"
-)]
-mod kube_support;
-
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use crate::support::fake_api::FakeApi;
 use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
@@ -22,7 +17,6 @@ use hickory_server::proto::rr::rdata::{A, CNAME, SOA};
 use hickory_server::proto::rr::{LowerName, Name, RData, Record};
 use hickory_server::store::in_memory::InMemoryZoneHandler;
 use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneHandler, ZoneType};
-use kube_support::fake_api::FakeApi;
 use meshcheck::manifest::{ObjectKey, load_file};
 use meshcheck::targets::kube::address::{Backoff, resolve_with_backoff};
 use meshcheck::targets::kube::{KubeEnvironment, KubeError, KubeOptions, KubeTimeouts};

@@ -1,5 +1,5 @@
 //! Every malformed suite or fixture is refused with an error that names the place,
-//! never a panic. The CLI maps these errors to exit code 2 (see `tests/cli.rs`).
+//! never a panic. The CLI maps these errors to exit code 2 (see `cli.rs`).
 
 use std::path::{Path, PathBuf};
 

@@ -2,15 +2,9 @@
 //! fails naming the cause, well within the timeouts, and the run still removes
 //! every process and temporary file it created.
 
-#[expect(
-    dead_code,
-    reason = "shared by several test crates; this one uses part of it"
-)]
-mod reliability_support;
-
 use std::time::Duration;
 
-use reliability_support::process::{
+use crate::support::process::{
     Finished, Run, assert_nothing_remains, envoy, send_signal, wait_for_descendants,
 };
 

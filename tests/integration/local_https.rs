@@ -837,18 +837,15 @@ async fn envoy_accepts_the_https_configs_and_its_errors_do_not_show_the_key() {
 
 #[tokio::test]
 async fn an_envoy_that_prints_the_key_at_startup_has_it_redacted_in_the_error() {
-    use std::os::unix::fs::PermissionsExt;
     // Stands in for an Envoy that echoes its configuration and dies: the key once as in
     // Envoy's one-line proto dumps (escaped newlines), once as raw PEM lines.
     let dir = tempfile::tempdir().unwrap();
     let fake = dir.path().join("envoy");
-    std::fs::write(
+    crate::support::script::write_executable(
         &fake,
         "#!/bin/sh\nkey=$(grep -o '\"-----BEGIN PRIVATE KEY[^\"]*\"' \"$2\")\n\
          echo \"inline_string: $key\" >&2\nprintf '%s\\n' \"$key\" | sed 's/\\\\n/\\n/g' >&2\nexit 1\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    );
     let options = LocalOptions::new(fake, PathBuf::from(env!("CARGO_BIN_EXE_meshcheck")));
     let err = LocalEnvironment::start(&tls_fixtures(), options)
         .await

@@ -2,11 +2,11 @@
 //! (no destructor runs; the kernel's parent-death signal has to do it).
 
 use std::io::{BufRead, BufReader, Write};
-use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use crate::support::process::wait_exit;
 use meshcheck::manifest::{Manifest, load_file};
 use meshcheck::targets::local::{LocalEnvironment, LocalOptions, ensure_envoy, installing_message};
 
@@ -32,28 +32,6 @@ async fn options() -> LocalOptions {
     LocalOptions::new(envoy, PathBuf::from(env!("CARGO_BIN_EXE_meshcheck")))
 }
 
-/// Waits until process `pid` has exited (a zombie counts), using a pidfd, which
-/// becomes readable on exit: no polling of /proc, no sleeps.
-fn wait_exit(pid: u32, timeout: Duration) -> bool {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-    if fd < 0 {
-        // ESRCH: already gone and reaped.
-        return std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
-    }
-    // SAFETY: fd is a fresh pidfd we own.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-    let mut poll = libc::pollfd {
-        fd: std::os::fd::AsRawFd::as_raw_fd(&fd),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    let millis = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
-    // SAFETY: one valid pollfd.
-    let ready = unsafe { libc::poll(&mut poll, 1, millis) };
-    ready == 1
-}
-
 #[tokio::test]
 async fn dropping_the_environment_kills_every_child() {
     let env = LocalEnvironment::start(&seed(), options().await)
@@ -75,12 +53,7 @@ async fn dropping_the_environment_kills_every_child() {
 #[test]
 fn children_die_when_meshcheck_is_sigkilled() {
     let mut helper = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "helper_holding_an_environment",
-            "--ignored",
-            "--nocapture",
-        ])
+        .args(["--exact", &helper_test_name(), "--ignored", "--nocapture"])
         .env(HELPER_ENV, "1")
         .stdout(Stdio::piped())
         .spawn()
@@ -115,6 +88,16 @@ fn children_die_when_meshcheck_is_sigkilled() {
     // Nothing runs in a SIGKILLed process, so its temporary directory stays; the
     // processes are what must not leak. Tidy up after the helper.
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The helper's name as the test harness knows it: its module path without the crate
+/// (`local_lifecycle::helper_holding_an_environment`), so `--exact` finds it wherever
+/// this module sits.
+fn helper_test_name() -> String {
+    let module = module_path!()
+        .split_once("::")
+        .map_or("", |(_crate, module)| module);
+    format!("{module}::helper_holding_an_environment")
 }
 
 /// Run by `children_die_when_meshcheck_is_sigkilled` in a separate process: starts the

@@ -3,13 +3,11 @@
 //! error paths (403, 404, 409, 500, timeouts, unreachable server). Inputs are the real
 //! upstream CRDs and the seed fixtures.
 
-mod kube_support;
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::support::fake_api::{FakeApi, State};
 use http::Method;
-use kube_support::fake_api::{FakeApi, State};
 use meshcheck::manifest::{Manifest, ObjectKey, load_file};
 use meshcheck::targets::kube::{KubeEnvironment, KubeError, KubeOptions, KubeTimeouts};
 use serde_json::{Value, json};

@@ -66,19 +66,30 @@ fn checked_in_schema() -> serde_json::Value {
     read_json(&repo("schemas/report.schema.json"))
 }
 
-/// Regenerate with `MESHCHECK_BLESS=1 cargo test --test reports` or
-/// `meshcheck schema report > schemas/report.schema.json`.
+/// Regenerate with `meshcheck schema report > schemas/report.schema.json` or
+/// `MESHCHECK_BLESS=1 cargo test --test integration reports::checked_in_schema_is_current`.
 #[test]
 fn checked_in_schema_is_current() {
     let generated = meshcheck::report::report_schema();
     let path = repo("schemas/report.schema.json");
     if std::env::var_os("MESHCHECK_BLESS").is_some() {
         let text = serde_json::to_string_pretty(&generated).expect("schema text") + "\n";
-        std::fs::write(&path, text).expect("write schema");
+        // Other tests of this process read the schema meanwhile: they see the old file
+        // or the new one, never half of it.
+        let mut staged = tempfile::NamedTempFile::new_in(repo("schemas")).expect("temp file");
+        std::io::Write::write_all(&mut staged, text.as_bytes()).expect("write schema");
+        // A temporary file is private (0600); the schema is an ordinary checked-in file.
+        let readable = std::os::unix::fs::PermissionsExt::from_mode(0o644);
+        staged
+            .as_file()
+            .set_permissions(readable)
+            .expect("schema mode");
+        staged.persist(&path).expect("replace schema");
     }
     assert!(
         checked_in_schema() == generated,
-        "schemas/report.schema.json is stale: run `MESHCHECK_BLESS=1 cargo test --test reports` \
+        "schemas/report.schema.json is stale: run \
+         `MESHCHECK_BLESS=1 cargo test --test integration reports::checked_in_schema_is_current` \
          (or `meshcheck schema report > schemas/report.schema.json`) and commit it"
     );
 }

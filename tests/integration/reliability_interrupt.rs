@@ -2,16 +2,10 @@
 //! promptly, cleans up what it created, says so, exits 130, and leaves no process and
 //! no temporary file behind.
 
-#[expect(
-    dead_code,
-    reason = "shared by several test crates; this one uses part of it"
-)]
-mod reliability_support;
-
 use std::path::Path;
 use std::time::Duration;
 
-use reliability_support::process::{
+use crate::support::process::{
     Run, assert_nothing_remains, envoy, send_signal, wait_for_descendants,
 };
 
@@ -87,8 +81,7 @@ fn sigterm_during_convergence_stops_cleans_up_and_exits_130() {
 
 #[test]
 fn sigint_during_bring_up_stops_what_started_and_exits_130() {
-    let stand_in =
-        reliability_support::process::repo().join("tests/reliability/envoy-never-ready.sh");
+    let stand_in = crate::support::process::repo().join("tests/reliability/envoy-never-ready.sh");
     let stderr = interrupt_at(
         "long-traffic.yaml",
         "bring-up long-traffic",

@@ -3,25 +3,14 @@
 //! that deletion hangs exits at once and says what may remain; and credentials from
 //! the kubeconfig never reach stdout, stderr or the reports.
 
-#[expect(
-    dead_code,
-    reason = "shared by several test crates; this one uses part of it"
-)]
-mod kube_support;
-#[expect(
-    dead_code,
-    reason = "shared by several test crates; this one uses part of it"
-)]
-mod reliability_support;
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::support::fake_api::FakeApi;
+use crate::support::process::{Run, send_signal};
 use http::Method;
-use kube_support::fake_api::FakeApi;
 use meshcheck::manifest::{Manifest, load_file};
 use meshcheck::targets::kube::{KubeEnvironment, KubeOptions};
-use reliability_support::process::{Run, send_signal};
 use serde_json::json;
 
 const TOKEN_SENTINEL: &str = "sentinel-bearer-7d3e91c0aa";

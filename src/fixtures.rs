@@ -1,0 +1,32 @@
+//! The fixtures view: a suite's Kubernetes objects indexed and decoded once, with typed
+//! accessors for the facts the suite loader and both targets need (the pods behind a
+//! Service port, the DestinationRule for a host, a container's echo arguments, a
+//! Gateway's listeners, HTTPRoutes with their defaults applied). IO-free: it sits on
+//! [`crate::manifest`] (located YAML) and below [`crate::suite`] and
+//! [`crate::targets`], so every layer reads the fixtures the same way.
+//!
+//! Kinds are recognised by API group and kind ([`GroupKind`]): an Istio
+//! `networking.istio.io` Gateway is not a Gateway API Gateway.
+
+mod destination_rule;
+mod error;
+mod gateway;
+mod index;
+pub mod istio;
+mod route;
+mod service;
+mod workload;
+
+pub use crate::manifest::GroupKind;
+pub use destination_rule::{
+    ConnectionPoolSpec, DestinationRuleFixture, HttpPoolSpec, LoadBalancerSpec,
+    OutlierDetectionSpec, TcpPoolSpec, TrafficPolicySpec,
+};
+pub use error::LookupError;
+pub use gateway::GatewayFixture;
+pub use index::{Backend, Fixtures};
+pub use route::{
+    BackendRef, HeaderMatch, HttpRouteFixture, ParentRef, RouteMatch, RoutePath, RouteRule,
+};
+pub use service::ServiceFixture;
+pub use workload::WorkloadFixture;
