@@ -285,3 +285,89 @@ fn dangling_references_are_errors() {
         "{message}"
     );
 }
+
+/// A DestinationRule duration is read as Istio's CRD validates it (a Go duration of at
+/// least 1ms): what the API server would reject is a located error naming the field,
+/// not a value humantime happens to accept.
+#[test]
+fn durations_a_cluster_rejects_are_located_errors() {
+    let rule = |field: &str, value: &str| {
+        let (pool, key) = match field {
+            "connectTimeout" => ("connectionPool:\n      tcp:\n", field),
+            "idleTimeout" => ("connectionPool:\n      http:\n", field),
+            _ => ("outlierDetection:\n", field),
+        };
+        let indent = if pool.starts_with("outlier") {
+            "      "
+        } else {
+            "        "
+        };
+        format!(
+            "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata:\n  name: d\n  namespace: istio-test\nspec:\n  host: backend-v1\n  trafficPolicy:\n    {pool}{indent}{key}: {value}\n"
+        )
+    };
+    for (field, value, path, line_column, reason) in [
+        (
+            "connectTimeout",
+            "2days",
+            "connectionPool.tcp.connectTimeout",
+            "11:25",
+            "is not a Go duration",
+        ),
+        (
+            "idleTimeout",
+            "\"100 ms\"",
+            "connectionPool.http.idleTimeout",
+            "11:22",
+            "is not a Go duration",
+        ),
+        (
+            "interval",
+            "0s",
+            "outlierDetection.interval",
+            "10:17",
+            "is below the 1ms",
+        ),
+    ] {
+        let message = refused("fixtures/dr.yaml", &rule(field, value));
+        let expected = format!(
+            "fixtures/dr.yaml:{line_column}: DestinationRule d: field `spec.trafficPolicy.{path}`:"
+        );
+        assert!(
+            message.starts_with(&expected),
+            "expected {expected:?} in {message:?}"
+        );
+        assert!(
+            message.contains(reason),
+            "expected {reason:?} in {message:?}"
+        );
+    }
+    for (field, value, expected) in [
+        ("connectTimeout", "1h2m3s", "3723s"),
+        ("idleTimeout", "100ms", "0.100000000s"),
+        ("baseEjectionTime", "1.5s", "1.500000000s"),
+    ] {
+        let mut manifests: Vec<Manifest> = seed()
+            .into_iter()
+            .filter(|m| m.kind != "DestinationRule")
+            .collect();
+        manifests.extend(load_str(&rule(field, value), Path::new("fixtures/dr.yaml")).unwrap());
+        let plan = plan(&manifests).unwrap_or_else(|err| panic!("{field}: {value}: {err}"));
+        let policy = plan
+            .clusters
+            .iter()
+            .find_map(|c| c.policy.clone())
+            .expect("the rule applies to backend-v1");
+        let got = match field {
+            "connectTimeout" => policy.connect_timeout,
+            "idleTimeout" => policy.idle_timeout,
+            _ => policy.outlier.and_then(|o| o.base_ejection_time),
+        };
+        assert_eq!(
+            got.map(meshcheck::targets::local::proto_duration)
+                .as_deref(),
+            Some(expected),
+            "{field}: {value}"
+        );
+    }
+}

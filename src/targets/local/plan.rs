@@ -566,24 +566,6 @@ fn service_clusters(
     Ok(clusters)
 }
 
-fn duration(
-    manifest: &Manifest,
-    field: &str,
-    value: Option<String>,
-) -> Result<Option<Duration>, ManifestError> {
-    value
-        .map(|text| {
-            humantime::parse_duration(&text).map_err(|err| {
-                invalid(
-                    manifest,
-                    field,
-                    format!("`{text}` is not a duration: {err}"),
-                )
-            })
-        })
-        .transpose()
-}
-
 /// Istio cannot tell an explicit 0 from an unset limit and treats both as unset (so a
 /// 0 does not block all traffic); so do we.
 fn positive(value: Option<u32>) -> Option<u32> {
@@ -642,39 +624,24 @@ fn apply_destination_rule(
             let http = pool.http.unwrap_or_default();
             let outlier = match tp.outlier_detection.clone() {
                 None => None,
-                Some(o) => {
-                    let base = "spec.trafficPolicy.outlierDetection";
-                    Some(OutlierDetection {
-                        consecutive_5xx: o.consecutive_5xx_errors,
-                        consecutive_gateway_errors: o.consecutive_gateway_errors,
-                        interval: duration(manifest, &format!("{base}.interval"), o.interval)?,
-                        base_ejection_time: duration(
-                            manifest,
-                            &format!("{base}.baseEjectionTime"),
-                            o.base_ejection_time,
-                        )?,
-                        max_ejection_percent: o.max_ejection_percent,
-                        min_health_percent: o.min_health_percent,
-                    })
-                }
+                Some(o) => Some(OutlierDetection {
+                    consecutive_5xx: o.consecutive_5xx_errors,
+                    consecutive_gateway_errors: o.consecutive_gateway_errors,
+                    interval: o.interval.map(|d| d.0),
+                    base_ejection_time: o.base_ejection_time.map(|d| d.0),
+                    max_ejection_percent: o.max_ejection_percent,
+                    min_health_percent: o.min_health_percent,
+                }),
             };
             TrafficPolicy {
                 lb_policy,
                 max_connections: positive(tcp.max_connections),
-                connect_timeout: duration(
-                    manifest,
-                    "spec.trafficPolicy.connectionPool.tcp.connectTimeout",
-                    tcp.connect_timeout,
-                )?,
+                connect_timeout: tcp.connect_timeout.map(|d| d.0),
                 max_pending_requests: positive(http.http1_max_pending_requests),
                 max_requests: positive(http.http2_max_requests),
                 max_requests_per_connection: positive(http.max_requests_per_connection),
                 max_retries: positive(http.max_retries),
-                idle_timeout: duration(
-                    manifest,
-                    "spec.trafficPolicy.connectionPool.http.idleTimeout",
-                    http.idle_timeout,
-                )?,
+                idle_timeout: http.idle_timeout.map(|d| d.0),
                 outlier,
             }
         }
