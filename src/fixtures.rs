@@ -26,7 +26,7 @@ pub use destination_rule::{
 pub use duration::{CrdDuration, DurationError, MIN_CRD_DURATION};
 pub use error::LookupError;
 pub use gateway::GatewayFixture;
-pub use index::{Backend, Fixtures};
+pub use index::{Backend, Fixtures, IgnoredDestinationRule, IgnoredReason};
 pub use route::{
     BackendRef, HeaderMatch, HttpRouteFixture, ParentRef, RouteMatch, RoutePath, RouteRule,
 };

@@ -276,13 +276,75 @@ fn dangling_references_are_errors() {
         message.contains("Service istio-test/backend-v3 with port 80 is not in the fixtures"),
         "{message}"
     );
-    let message = refused(
-        "fixtures/dr.yaml",
-        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata:\n  name: d\n  namespace: istio-test\nspec:\n  host: nothing.istio-test.svc.cluster.local\n",
+}
+
+/// Istio applies a DestinationRule only from the client's namespace, the Service's and
+/// `istio-system`, and reads a host with a dot as a full name; a rule that names no
+/// Service or is out of scope is ignored there, so it is ignored here too (and `meshcheck
+/// lint` warns, see `cli::lint_warns_about_destination_rules_istio_ignores`).
+#[test]
+fn destination_rules_istio_ignores_are_ignored() {
+    let mut manifests: Vec<Manifest> = seed()
+        .into_iter()
+        .filter(|m| m.kind != "DestinationRule")
+        .collect();
+    let rule = |name: &str, namespace: &str, host: &str| {
+        format!(
+            "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata:\n  name: {name}\n  namespace: {namespace}\nspec:\n  host: {host}\n  trafficPolicy:\n    connectionPool:\n      tcp: {{maxConnections: 5}}\n"
+        )
+    };
+    let text = [
+        rule(
+            "nothing",
+            "istio-test",
+            "nothing.istio-test.svc.cluster.local",
+        ),
+        // `name.namespace` is a full name in Istio, and no Service has it.
+        rule("dotted", "istio-test", "backend-v1.istio-test"),
+        // Not the client's (the Gateway's) namespace, not the Service's, not the root.
+        rule(
+            "elsewhere",
+            "other",
+            "backend-v2.istio-test.svc.cluster.local",
+        ),
+    ]
+    .concat();
+    manifests.extend(load_str(&text, Path::new("fixtures/dr.yaml")).unwrap());
+    let planned = plan(&manifests).unwrap_or_else(|err| panic!("{err}"));
+    let with_policy: Vec<&str> = planned
+        .clusters
+        .iter()
+        .filter(|c| c.policy.is_some())
+        .map(|c| c.name.as_str())
+        .collect();
+    assert!(with_policy.is_empty(), "{with_policy:?}");
+
+    // In the root namespace, the same rule applies to every client.
+    let mut manifests: Vec<Manifest> = seed()
+        .into_iter()
+        .filter(|m| m.kind != "DestinationRule")
+        .collect();
+    manifests.extend(
+        load_str(
+            &rule(
+                "root",
+                "istio-system",
+                "backend-v2.istio-test.svc.cluster.local",
+            ),
+            Path::new("fixtures/dr.yaml"),
+        )
+        .unwrap(),
     );
-    assert!(
-        message.contains("names no Service in the fixtures"),
-        "{message}"
+    let planned = plan(&manifests).unwrap_or_else(|err| panic!("{err}"));
+    let with_policy: Vec<&str> = planned
+        .clusters
+        .iter()
+        .filter(|c| c.policy.is_some())
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(
+        with_policy,
+        ["outbound|80||backend-v2.istio-test.svc.cluster.local"]
     );
 }
 

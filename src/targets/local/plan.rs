@@ -325,9 +325,7 @@ fn translate(fixtures: &Fixtures) -> Result<Plan, ManifestError> {
         clusters.extend(service_clusters(service, fixtures, &workloads)?);
     }
 
-    for rule in fixtures.destination_rules() {
-        apply_destination_rule(rule, &mut clusters)?;
-    }
+    apply_destination_rules(fixtures, &mut clusters)?;
 
     let listeners = fixtures
         .gateways()
@@ -572,38 +570,84 @@ fn positive(value: Option<u32>) -> Option<u32> {
     value.filter(|n| *n > 0)
 }
 
-fn apply_destination_rule(
-    rule: &DestinationRuleFixture,
+/// Gives each cluster the DestinationRule Istio's clients of the fixtures apply to its
+/// Service ([`Fixtures::destination_rule_for`], for every namespace of
+/// [`Fixtures::client_namespaces`]). A rule no client applies is ignored, as Istio
+/// ignores it (`meshcheck lint` warns). The gateway proxies and the in-mesh sidecar
+/// share one set of clusters, so clients in different namespaces that would apply
+/// different rules to one Service are refused.
+fn apply_destination_rules(
+    fixtures: &Fixtures,
     clusters: &mut [ClusterPlan],
 ) -> Result<(), ManifestError> {
+    let clients = fixtures.client_namespaces();
+    for cluster in clusters.iter_mut() {
+        let service_namespace = cluster
+            .service
+            .namespace
+            .clone()
+            .unwrap_or_else(|| istio::DEFAULT_NAMESPACE.to_string());
+        // Without a Gateway or a GAMMA route nothing calls the Service; its own
+        // namespace stands for the client.
+        let own = [service_namespace];
+        let clients: &[String] = if clients.is_empty() { &own } else { &clients };
+        let picks: Vec<(&String, Option<&DestinationRuleFixture>)> = clients
+            .iter()
+            .map(|client| {
+                (
+                    client,
+                    fixtures.destination_rule_for(&cluster.service, client),
+                )
+            })
+            .collect();
+        let Some(rule) = picks.iter().find_map(|(_, rule)| *rule) else {
+            continue;
+        };
+        let name = |rule: Option<&DestinationRuleFixture>| {
+            rule.map_or("no DestinationRule".to_string(), |r| r.key().to_string())
+        };
+        if let Some((other_client, other)) = picks
+            .iter()
+            .find(|(_, other)| other.map(|o| o.key()) != Some(rule.key()))
+        {
+            let (client, _) = picks
+                .iter()
+                .find(|(_, r)| r.map(|r| r.key()) == Some(rule.key()))
+                .expect("the rule was picked by a client");
+            return Err(unsupported(
+                &rule.manifest,
+                "spec.host",
+                format!(
+                    "clients in namespace `{client}` apply {} to {} and clients in `{other_client}` apply {}: the local target's proxies share one set of clusters",
+                    name(Some(rule)),
+                    cluster.service,
+                    name(*other)
+                ),
+            ));
+        }
+        if let Some(second) = fixtures.destination_rules().iter().find(|other| {
+            other.key() != rule.key()
+                && other.namespace == rule.namespace
+                && other.host_fqdn() == rule.host_fqdn()
+        }) {
+            return Err(unsupported(
+                &second.manifest,
+                "spec.host",
+                format!(
+                    "a second DestinationRule for {} in namespace `{}`: Istio's merging of rules is not modelled",
+                    rule.host_fqdn(),
+                    rule.namespace
+                ),
+            ));
+        }
+        cluster.policy = Some(traffic_policy(rule)?);
+    }
+    Ok(())
+}
+
+/// A DestinationRule's traffic policy as the local target translates it.
+fn traffic_policy(rule: &DestinationRuleFixture) -> Result<TrafficPolicy, ManifestError> {
     let manifest = &rule.manifest;
-    let host = &rule.host;
-    if host.contains('*') {
-        return Err(unsupported(
-            manifest,
-            "spec.host",
-            format!("wildcard host `{host}`"),
-        ));
-    }
-    let fqdn = rule.host_fqdn();
-    let mut matched = clusters
-        .iter_mut()
-        .filter(|c| {
-            let namespace = c
-                .service
-                .namespace
-                .as_deref()
-                .unwrap_or(istio::DEFAULT_NAMESPACE);
-            istio::service_fqdn(namespace, &c.service.name) == fqdn
-        })
-        .peekable();
-    if matched.peek().is_none() {
-        return Err(invalid(
-            manifest,
-            "spec.host",
-            format!("`{host}` ({fqdn}) names no Service in the fixtures"),
-        ));
-    }
     let policy = match &rule.traffic_policy {
         None => TrafficPolicy::default(),
         Some(tp) => {
@@ -646,19 +690,7 @@ fn apply_destination_rule(
             }
         }
     };
-    for cluster in matched {
-        if cluster.policy.is_some() {
-            return Err(unsupported(
-                manifest,
-                "spec.host",
-                format!(
-                    "a second DestinationRule for {fqdn}: Istio's merging of rules is not modelled"
-                ),
-            ));
-        }
-        cluster.policy = Some(policy.clone());
-    }
-    Ok(())
+    Ok(policy)
 }
 
 /// Virtual hosts being collected: hostname -> routes, in attachment order.
