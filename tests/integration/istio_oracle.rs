@@ -315,10 +315,18 @@ fn facts_of(clusters: &[Value], tables: &[Value], only_clusters: &[String]) -> F
 /// the name is not behaviour, so Istio's is read in the local target's spelling.
 fn with_local_route_table_name(table: &Value) -> Value {
     let mut table = table.clone();
-    if let Some(name) = table["name"].as_str().filter(|n| n.starts_with("https.")) {
-        table["name"] = json!(name.replace('~', "-"));
+    if let Some(name) = table["name"].as_str() {
+        table["name"] = json!(local_route_table_name(name));
     }
     table
+}
+
+fn local_route_table_name(name: &str) -> String {
+    if name.starts_with("https.") {
+        name.replace('~', "-")
+    } else {
+        name.to_string()
+    }
 }
 
 /// The inline route tables of our listeners.
@@ -415,7 +423,15 @@ fn find_route<'a>(tables: &'a [Value], table: &str, vhost: &str, route: &str) ->
         .find(|r| r["name"] == json!(route))
 }
 
-fn compare_suite(suite: &Suite) -> Vec<String> {
+/// How much a comparison covered, so the test cannot pass by comparing nothing.
+#[derive(Default)]
+struct Coverage {
+    proxies: usize,
+    facts: usize,
+    calls: usize,
+}
+
+fn compare_suite(suite: &Suite, coverage: &mut Coverage) -> Vec<String> {
     let plan = match plan_fixtures(&suite.fixtures) {
         Ok(plan) => plan,
         Err(err) => {
@@ -491,9 +507,7 @@ fn compare_suite(suite: &Suite) -> Vec<String> {
                 Some(err) => err.to_string(),
                 None => find_route(
                     &their_tables,
-                    &with_local_route_table_name(&json!({"name": result["routeConfig"]}))["name"]
-                        .as_str()
-                        .unwrap_or_default(),
+                    &local_route_table_name(result["routeConfig"].as_str().unwrap_or_default()),
                     result["virtualHost"].as_str().unwrap_or_default(),
                     result["route"].as_str().unwrap_or_default(),
                 )
@@ -502,7 +516,10 @@ fn compare_suite(suite: &Suite) -> Vec<String> {
             };
             istio.insert(key, istio_destination);
         }
+        coverage.proxies += 1;
+        coverage.calls += proxy.request["calls"].as_array().map_or(0, Vec::len);
         let keys: std::collections::BTreeSet<&String> = ours.keys().chain(istio.keys()).collect();
+        coverage.facts += keys.len();
         for key in keys {
             let (a, b) = (
                 ours.get(key).map_or("(absent)", String::as_str),
@@ -523,9 +540,21 @@ fn compare_suite(suite: &Suite) -> Vec<String> {
 fn local_gateway_configuration_matches_istio() {
     let suites = load_all(&[root().join("suites")]).expect("suites/ loads");
     let mut differences = Vec::new();
+    let mut coverage = Coverage::default();
     for suite in &suites {
-        differences.extend(compare_suite(suite));
+        differences.extend(compare_suite(suite, &mut coverage));
     }
+    eprintln!(
+        "compared {} suites: {} gateway proxies, {} facts, {} case requests",
+        suites.len(),
+        coverage.proxies,
+        coverage.facts,
+        coverage.calls
+    );
+    assert!(
+        coverage.proxies > 0 && coverage.calls > 0,
+        "nothing was compared: no suite has a gateway case"
+    );
     let mut unexplained = Vec::new();
     let mut used = vec![false; KNOWN.len()];
     for difference in &differences {
