@@ -242,6 +242,54 @@ async fn the_gateway_normalizes_requests_as_istio_does() {
     assert!(report.failed.is_empty(), "{report:?}");
 }
 
+/// Two routes for one host: `a-catch-all` has a rule without matches (to backend-v1),
+/// `b-root` a rule with an explicit `PathPrefix /` (to backend-v2).
+const CATCH_ALL: &str = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: a-catch-all, namespace: istio-test}
+spec:
+  parentRefs: [{name: istio-gateway}]
+  hostnames: [order.example.com]
+  rules:
+  - backendRefs: [{name: backend-v1, port: 80}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: b-root, namespace: istio-test}
+spec:
+  parentRefs: [{name: istio-gateway}]
+  hostnames: [order.example.com]
+  rules:
+  - matches:
+    - path: {type: PathPrefix, value: /}
+    backendRefs: [{name: backend-v2, port: 80}]
+"#;
+
+/// Istio ranks a rule written without matches after every rule with matches, whatever
+/// the routes' names: the explicit `PathPrefix /` of `b-root` serves, not the
+/// alphabetically first `a-catch-all`.
+#[tokio::test]
+async fn a_rule_without_matches_yields_to_rules_with_matches() {
+    let mut manifests = load("fixtures/ingress-canary/backends.yaml");
+    manifests.extend(load("fixtures/ingress-canary/gateway.yaml"));
+    manifests.extend(load_str(CATCH_ALL, Path::new("tests/catch-all.yaml")).unwrap());
+    let env = LocalEnvironment::start(&manifests, options().await)
+        .await
+        .unwrap();
+    let address = env.gateway_address(&gateway(), 80).unwrap();
+    for path in ["/", "/anything"] {
+        let (status, body) = request(address, "GET", "order.example.com", path, "").await;
+        assert_eq!(
+            (status, body.as_str()),
+            (200, "hello from backend v2\n"),
+            "{path}"
+        );
+    }
+    let report = env.shutdown().await;
+    assert!(report.failed.is_empty(), "{report:?}");
+}
+
 /// One Service over a healthy pod and one that answers 503, without outlier detection.
 const UNAVAILABLE: &str = r#"
 apiVersion: apps/v1

@@ -160,38 +160,44 @@ pub struct RoutePlan {
 /// first route that matches, so the table is sorted by this, smallest first. The
 /// derived `Ord` compares the fields in order:
 ///
-/// 1. an exact path before a prefix,
-/// 2. a longer path (a prefix without its trailing slash) before a shorter one,
-/// 3. a match on the method before one without,
-/// 4. more header matches before fewer,
-/// 5. then the route's `namespace/name`, then the rule's and the match's index.
+/// 1. a rule written with matches before one without (which matches every path),
+/// 2. an exact path before a prefix,
+/// 3. a longer path (a prefix without its trailing slash) before a shorter one,
+/// 4. a match on the method before one without,
+/// 5. more header matches before fewer,
+/// 6. then the older route (`creationTimestamp`; none set counts as equal), its
+///    namespace, its name, and the rule's and the match's index.
 ///
 /// This is the Gateway API's precedence for HTTPRoute rules (the `HTTPRouteRule`
-/// comment on `Matches` in `apis/v1/httproute_types.go`, kubernetes-sigs/gateway-api),
-/// and what Istio's gateway controller generates: `sortHTTPRoutes` in istio/istio
-/// `pilot/pkg/config/kube/gateway/conversion.go` sorts by path kind (Exact, Prefix,
-/// Regex), path length, method, header count and query parameter count, stably over
-/// routes already ordered by creation time and then name (`sortRoutesByCreationTime`).
-///
-/// Known differences, kept until issue 15 makes the ordering Istio-exact:
-/// - a rule without matches ranks here as a `/` prefix; Istio puts routes without a
-///   match after every route with one;
-/// - fixtures carry no `creationTimestamp`, so the spec's "oldest route first" tie
-///   break is the `namespace/name` order alone;
-/// - query parameter matches are not modelled (the local target refuses them), so
-///   their count never breaks a tie;
-/// - the length of a prefix is taken without its trailing slash; Istio counts the
-///   prefix as it writes it.
+/// comment on `Matches` in `apis/v1/httproute_types.go`, kubernetes-sigs/gateway-api)
+/// as Istio's gateway controller implements it (istio/istio
+/// `pilot/pkg/config/kube/gateway/`): each match becomes its own route and a rule
+/// without matches a route without a match (`route_collections.go`); the routes of
+/// one host are merged in creation-time, namespace, name order
+/// (`sortRoutesByCreationTime`) and then stably sorted by `sortHTTPRoutes`
+/// (`conversion.go`): no match last, then path kind (Exact, Prefix, Regex), path
+/// length (a prefix with its trailing slash trimmed, `createURIMatch`), method,
+/// header count and query parameter count. Query parameter matches are not modelled
+/// (the local target refuses them), so their count never breaks a tie.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct RoutePrecedence {
+    without_matches: bool,
     path: PathKind,
     path_length: Reverse<usize>,
     without_method: bool,
     header_matches: Reverse<usize>,
+    created: CreationOrder,
+    namespace: String,
     route: String,
     rule: usize,
     match_index: usize,
 }
+
+/// A route's creation time as a precedence tie break. Routes without one (fixtures
+/// rarely carry it) tie with each other, so their namespace and name decide; against
+/// a route that has one, a route without sorts first, as the oldest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct CreationOrder(Option<k8s_openapi::jiff::Timestamp>);
 
 /// Path match kinds in precedence order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -1284,11 +1290,14 @@ fn route_plans(
                 PathMatch::Prefix(p) => (PathKind::Prefix, p.trim_end_matches('/').len()),
             };
             let precedence = RoutePrecedence {
+                without_matches: rule.without_matches,
                 path: path_kind,
                 path_length: Reverse(path_length),
                 without_method: m.method.is_none(),
                 header_matches: Reverse(headers.len()),
-                route: route_name.clone(),
+                created: CreationOrder(route.created),
+                namespace: route.namespace.clone(),
+                route: route.name().to_string(),
                 rule: rule_index,
                 match_index,
             };
@@ -1311,11 +1320,14 @@ mod tests {
 
     fn precedence(path: PathKind, length: usize, method: bool, headers: usize) -> RoutePrecedence {
         RoutePrecedence {
+            without_matches: false,
             path,
             path_length: Reverse(length),
             without_method: !method,
             header_matches: Reverse(headers),
-            route: "ns/r".into(),
+            created: CreationOrder(None),
+            namespace: "ns".into(),
+            route: "r".into(),
             rule: 0,
             match_index: 0,
         }
@@ -1345,9 +1357,35 @@ mod tests {
         assert!(precedence(PathKind::Prefix, 1, false, 0) < later);
         // The route name decides before the rule index does.
         let mut other_route = precedence(PathKind::Prefix, 1, false, 0);
-        other_route.route = "ns/a".into();
+        other_route.route = "a".into();
         other_route.rule = 5;
         assert!(other_route < precedence(PathKind::Prefix, 1, false, 0));
+        // The namespace before the name, as a pair: `a`/`z` before `a-b`/`a`, which
+        // a `namespace/name` string would order the other way round.
+        let mut shorter_namespace = precedence(PathKind::Prefix, 1, false, 0);
+        (shorter_namespace.namespace, shorter_namespace.route) = ("a".into(), "z".into());
+        let mut longer_namespace = precedence(PathKind::Prefix, 1, false, 0);
+        (longer_namespace.namespace, longer_namespace.route) = ("a-b".into(), "a".into());
+        assert!(shorter_namespace < longer_namespace);
+        // The older route first, before its name is looked at.
+        let at = |text: &str| CreationOrder(Some(text.parse().unwrap()));
+        let mut older = precedence(PathKind::Prefix, 1, false, 0);
+        (older.created, older.route) = (at("2026-01-01T00:00:00Z"), "z".into());
+        let mut newer = precedence(PathKind::Prefix, 1, false, 0);
+        (newer.created, newer.route) = (at("2026-06-01T00:00:00Z"), "a".into());
+        assert!(older < newer);
+    }
+
+    /// Istio puts a rule written without matches after every rule with one, even a
+    /// `PathPrefix /` that matches the same paths, or a shorter prefix.
+    #[test]
+    fn a_rule_without_matches_ranks_last() {
+        let mut catch_all = precedence(PathKind::Prefix, 0, false, 0);
+        catch_all.without_matches = true;
+        catch_all.route = "a".into();
+        let explicit_root = precedence(PathKind::Prefix, 0, false, 0);
+        assert!(explicit_root < catch_all);
+        assert!(precedence(PathKind::Prefix, 1, false, 0) < catch_all);
     }
 
     #[test]
