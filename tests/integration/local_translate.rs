@@ -288,3 +288,45 @@ fn dangling_references_are_errors() {
         "{message}"
     );
 }
+
+/// A route hostname broader than its listener's serves only what the two share
+/// (Gateway API `Hostnames`, apis/v1/httproute_types.go): `*.example.com` on a
+/// `*.foo.example.com` listener is the virtual host `*.foo.example.com`.
+#[test]
+fn a_broad_route_hostname_serves_only_the_listeners_narrower_one() {
+    let mut manifests: Vec<Manifest> = seed()
+        .into_iter()
+        .filter(|m| m.kind != "Gateway" && m.kind != "HTTPRoute")
+        .collect();
+    manifests.extend(
+        load_str(
+            r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: narrow, namespace: istio-test}
+spec:
+  gatewayClassName: istio
+  listeners:
+  - {name: foo, port: 80, protocol: HTTP, hostname: "*.foo.example.com"}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: broad, namespace: istio-test}
+spec:
+  parentRefs: [{name: narrow}]
+  hostnames: ["*.example.com"]
+  rules:
+  - backendRefs: [{name: backend-v1, port: 80}]
+"#,
+            Path::new("tests/narrow.yaml"),
+        )
+        .unwrap(),
+    );
+    let plan = plan(&manifests).unwrap();
+    let hosts: Vec<&str> = plan.gateways[0].ports[0]
+        .virtual_hosts()
+        .iter()
+        .map(|v| v.hostname.as_str())
+        .collect();
+    assert_eq!(hosts, ["*.foo.example.com"]);
+}

@@ -990,6 +990,21 @@ fn host_matches(listener: &str, host: &str) -> bool {
     }
 }
 
+/// What a route hostname serves on a listener with a hostname: the more specific of
+/// the two when one falls under the other, nothing otherwise. A route for
+/// `*.example.com` on a listener for `*.foo.example.com` serves `*.foo.example.com`;
+/// `a.example.com` on `*.example.com` serves `a.example.com` (the `Hostnames` comment
+/// in kubernetes-sigs/gateway-api `apis/v1/httproute_types.go`).
+fn hostname_intersection(listener: &str, route: &str) -> Option<String> {
+    if host_matches(listener, route) {
+        Some(route.to_string())
+    } else if host_matches(route, listener) {
+        Some(listener.to_string())
+    } else {
+        None
+    }
+}
+
 /// Each route's plans, built the first time the route attaches somewhere: a route no
 /// listener takes is not translated (and its backends not checked), as before.
 struct RoutePlans {
@@ -1169,14 +1184,7 @@ fn attach_route(
             (Some(hosts), None) => hosts.clone(),
             (Some(hosts), Some(l)) => hosts
                 .iter()
-                .filter(|h| host_matches(l, h) || host_matches(h, l))
-                .map(|h| {
-                    if h.starts_with("*.") && !l.starts_with("*.") {
-                        l.clone()
-                    } else {
-                        h.clone()
-                    }
-                })
+                .filter_map(|h| hostname_intersection(l, h))
                 .collect(),
         };
         if hostnames.is_empty() {
@@ -1402,5 +1410,32 @@ mod tests {
         assert!(host_matches("*.example.com", "a.example.com"));
         assert!(!host_matches("*.example.com", "example.com"));
         assert!(host_matches("a.example.com", "a.example.com"));
+    }
+
+    #[test]
+    fn a_route_serves_only_the_hostnames_it_shares_with_the_listener() {
+        let serves = |listener, route| hostname_intersection(listener, route);
+        assert_eq!(
+            serves("*.foo.example.com", "*.example.com").as_deref(),
+            Some("*.foo.example.com")
+        );
+        assert_eq!(
+            serves("*.example.com", "*.foo.example.com").as_deref(),
+            Some("*.foo.example.com")
+        );
+        assert_eq!(
+            serves("*.example.com", "a.example.com").as_deref(),
+            Some("a.example.com")
+        );
+        assert_eq!(
+            serves("a.example.com", "*.example.com").as_deref(),
+            Some("a.example.com")
+        );
+        assert_eq!(
+            serves("a.example.com", "a.example.com").as_deref(),
+            Some("a.example.com")
+        );
+        assert_eq!(serves("*.example.com", "example.com"), None);
+        assert_eq!(serves("a.example.com", "b.example.com"), None);
     }
 }
