@@ -584,12 +584,6 @@ fn duration(
         .transpose()
 }
 
-/// Istio cannot tell an explicit 0 from an unset limit and treats both as unset (so a
-/// 0 does not block all traffic); so do we.
-fn positive(value: Option<u32>) -> Option<u32> {
-    value.filter(|n| *n > 0)
-}
-
 fn apply_destination_rule(
     rule: &DestinationRuleFixture,
     clusters: &mut [ClusterPlan],
@@ -660,16 +654,16 @@ fn apply_destination_rule(
             };
             TrafficPolicy {
                 lb_policy,
-                max_connections: positive(tcp.max_connections),
+                max_connections: istio::pool_limit(tcp.max_connections),
                 connect_timeout: duration(
                     manifest,
                     "spec.trafficPolicy.connectionPool.tcp.connectTimeout",
                     tcp.connect_timeout,
                 )?,
-                max_pending_requests: positive(http.http1_max_pending_requests),
-                max_requests: positive(http.http2_max_requests),
-                max_requests_per_connection: positive(http.max_requests_per_connection),
-                max_retries: positive(http.max_retries),
+                max_pending_requests: istio::pool_limit(http.http1_max_pending_requests),
+                max_requests: istio::pool_limit(http.http2_max_requests),
+                max_requests_per_connection: istio::pool_limit(http.max_requests_per_connection),
+                max_retries: istio::pool_limit(http.max_retries),
                 idle_timeout: duration(
                     manifest,
                     "spec.trafficPolicy.connectionPool.http.idleTimeout",
