@@ -605,7 +605,7 @@ fn apply_destination_rule(
                 .namespace
                 .as_deref()
                 .unwrap_or(istio::DEFAULT_NAMESPACE);
-            istio::service_fqdn(namespace, &c.service.name) == fqdn
+            rule.applies_to(namespace, &c.service.name)
         })
         .peekable();
     if matched.peek().is_none() {
