@@ -7,7 +7,7 @@ use super::error::KubeError;
 use super::mesh_client::{self, CLIENT_NAME};
 use super::options::KubeOptions;
 use super::source::{KubeSource, MeshClientSource};
-use super::substitute::{SubstitutionError, substitute_delayed_echo};
+use super::substitute::{DELAY_IMAGE, SubstitutionError, substitute_delayed_echo};
 use crate::manifest::{Manifest, ManifestError, ObjectKey, SourceLocation};
 use crate::runner::{BringUp, Phase, PhaseDetail, RunEnvironment, TargetKind};
 use crate::suite::{Entry, Suite};
@@ -184,7 +184,13 @@ fn kube_manifests(suite: &Suite) -> Result<(Vec<Manifest>, Vec<PhaseDetail>), Ku
     let (mut manifests, substituted) = substitute_delayed_echo(&suite.fixtures)?;
     let mut notes: Vec<PhaseDetail> = substituted
         .into_iter()
-        .map(|note| PhaseDetail::Substituted { note })
+        .map(|substituted| PhaseDetail::Substituted {
+            object: substituted.object,
+            image: substituted.image,
+            delay: substituted.delay,
+            stand_in: DELAY_IMAGE,
+            text: substituted.text,
+        })
         .collect();
     let mut namespaces: Vec<String> = suite
         .cases
@@ -252,11 +258,15 @@ mod tests {
         assert_eq!(manifests.len(), suite.manifests.len());
         assert_eq!(
             image_of(&manifests, "slow-backend"),
-            crate::targets::kube::substitute::DELAY_IMAGE
+            DELAY_IMAGE
         );
         let notes = rendered(&notes);
-        assert_eq!(notes.len(), 1, "{notes:?}");
-        assert!(notes[0].contains("slow-backend"), "{notes:?}");
+        assert_eq!(
+            notes,
+            ["Deployment istio-test/slow-backend: hashicorp/http-echo -delay=500ms runs as \
+              fortio/fortio:1.69.5 (an echo server that can delay; it answers with the request \
+              body, not `hello from the slow backend`)"]
+        );
     }
 
     #[test]
