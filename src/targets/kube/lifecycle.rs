@@ -230,6 +230,7 @@ fn kube_manifests(suite: &Suite) -> Result<(Vec<Manifest>, Vec<PhaseDetail>), Ku
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::manifest::GroupKind;
 
     fn load(name: &str) -> Suite {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -239,7 +240,7 @@ mod tests {
     fn image_of(manifests: &[Manifest], name: &str) -> String {
         let m = manifests
             .iter()
-            .find(|m| m.kind == "Deployment" && m.name == name)
+            .find(|m| m.is(GroupKind::DEPLOYMENT) && m.name == name)
             .unwrap();
         m.to_json()["spec"]["template"]["spec"]["containers"][0]["image"]
             .as_str()
