@@ -11,15 +11,24 @@
 //!
 //! Adding a response check (say, a response header):
 //! 1. its key and spec struct in `suite/model.rs` (`ExpectSpec`), and its arm in
-//!    `Given` (`expectation.rs`: the key, whether it stands alone, which loader);
+//!    `Given` (`expectation.rs`: the variant, its entry in `Given::KEYS` and
+//!    `Given::all`, `key`, `stands_alone`, and which loader `Expectation::load`
+//!    calls);
 //! 2. a module here with the resolved type, its loader, `impl Check` (readiness, and
 //!    a fresh judge) and `impl Judge` (what each response does; the failure reason or
 //!    the pass message's fragment in `conclude`);
 //! 3. its variant in [`ResponseCheck`] and the arm of `ResponseCheck::check`.
 //!
-//! The runner needs no change: it asks [`ResponseJudge`]. A new policy probe is a
-//! variant of [`Expectation`] instead, and the runner's `match` on it names the
-//! module in `runner::policy` that drives its traffic.
+//! The runner needs no change: it asks [`ResponseJudge`]. Nor do the reporters: what
+//! a check concludes reaches every report as the case's message (its failure reason,
+//! or its fact and finding in the pass message). Only a check that wants a section of
+//! its own in the reports, as the split test's statistics have, adds a field to
+//! `ResponseVerdict` and to the runner's `CaseResult`: that field is the JSON
+//! report's schema (`schemas/report.schema.json`), a published format that changes
+//! on purpose, not as a side effect of a new kind.
+//!
+//! A new policy probe is a variant of [`Expectation`] instead, and the runner's
+//! `match` on it names the module in `runner::policy` that drives its traffic.
 
 mod circuit_breaking;
 mod expectation;
