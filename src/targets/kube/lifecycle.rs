@@ -257,16 +257,15 @@ mod tests {
         let suite = load("circuit-breaking.yaml");
         let (manifests, notes) = kube_manifests(&suite).unwrap();
         assert_eq!(manifests.len(), suite.manifests.len());
-        assert_eq!(
-            image_of(&manifests, "slow-backend"),
-            DELAY_IMAGE
-        );
+        assert_eq!(image_of(&manifests, "slow-backend"), DELAY_IMAGE);
         let notes = rendered(&notes);
         assert_eq!(
             notes,
-            ["Deployment istio-test/slow-backend: hashicorp/http-echo -delay=500ms runs as \
+            [
+                "Deployment istio-test/slow-backend: hashicorp/http-echo -delay=500ms runs as \
               fortio/fortio:1.69.5 (an echo server that can delay; it answers with the request \
-              body, not `hello from the slow backend`)"]
+              body, not `hello from the slow backend`)"
+            ]
         );
     }
 
