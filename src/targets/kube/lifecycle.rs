@@ -161,10 +161,7 @@ impl RunningTarget for KubeEnvironment {
 /// The in-mesh client of a Service's east-west cases runs in the Service's namespace:
 /// GAMMA producer routes live there, and its injection label gives the client a sidecar.
 fn mesh_client_namespace(service: &ObjectKey) -> String {
-    service
-        .namespace
-        .clone()
-        .unwrap_or_else(|| "default".to_owned())
+    service.namespace_or_default().to_owned()
 }
 
 fn mesh_client_selector() -> String {

@@ -599,14 +599,7 @@ fn apply_destination_rule(
     let fqdn = rule.host_fqdn();
     let mut matched = clusters
         .iter_mut()
-        .filter(|c| {
-            let namespace = c
-                .service
-                .namespace
-                .as_deref()
-                .unwrap_or(istio::DEFAULT_NAMESPACE);
-            rule.applies_to(namespace, &c.service.name)
-        })
+        .filter(|c| rule.applies_to(c.service.namespace_or_default(), &c.service.name))
         .peekable();
     if matched.peek().is_none() {
         return Err(invalid(
