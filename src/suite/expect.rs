@@ -29,10 +29,17 @@
 //! (`targets/kube/mesh_client.rs`), and `load_spec` in `runner/case.rs` filling the
 //! new `LoadSpec` field from the case.
 //!
-//! Otherwise the runner needs no change: it asks [`ResponseJudge`]. A new policy
-//! probe is a variant of [`Expectation`] instead, and the runner's `match` on it (in
-//! `runner/case.rs`) names the module in `runner::policy` that drives its traffic.
-//! `docs/architecture.md` has the whole recipe, tests included.
+//! Otherwise the runner needs no change: it asks [`ResponseJudge`]. Nor do the
+//! reporters: what a check concludes reaches every report as the case's message. Only
+//! a check that wants a section of its own in the reports, as the split test's
+//! statistics have, adds a field to `ResponseVerdict` and to the runner's
+//! `CaseResult`: that field is the JSON report's schema
+//! (`schemas/report.schema.json`), a published format that changes on purpose, not as
+//! a side effect of a new kind.
+//!
+//! A new policy probe is a variant of [`Expectation`] instead, and the runner's
+//! `match` on it (in `runner/case.rs`) names the module in `runner::policy` that
+//! drives its traffic. `docs/architecture.md` has the whole recipe, tests included.
 
 mod circuit_breaking;
 mod expectation;

@@ -40,7 +40,7 @@ pub fn proto_duration(duration: Duration) -> String {
 pub fn listener_name(gateway: &crate::manifest::ObjectKey, port: u16) -> String {
     format!(
         "{}/{}/0.0.0.0_{port}",
-        gateway.namespace.as_deref().unwrap_or("default"),
+        gateway.namespace_or_default(),
         gateway.name
     )
 }
