@@ -336,15 +336,17 @@ mod tests {
             ":80",
             "--listen=:81",
             "-hangup",
-            "-status-code",
-            "201",
+            "-status-code=201",
+            "-delay",
+            "5ms",
         ]
         .iter()
         .map(|s| s.to_string())
         .collect();
+        // Every other flag stays as written, in either form.
         assert_eq!(
             EchoArgs::without_listen(&list).unwrap(),
-            ["-text=a", "-hangup", "-status-code", "201"]
+            ["-text=a", "-hangup", "-status-code=201", "-delay", "5ms"]
         );
         // What parse refuses, without_listen refuses too: one parser for both.
         assert!(matches!(

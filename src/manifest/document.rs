@@ -24,6 +24,16 @@ pub struct ObjectKey {
     pub name: String,
 }
 
+/// Kubernetes puts a namespaced object that names no namespace in `default`.
+pub const DEFAULT_NAMESPACE: &str = "default";
+
+impl ObjectKey {
+    /// The namespace a namespaced object lives in: its own, or [`DEFAULT_NAMESPACE`].
+    pub fn namespace_or_default(&self) -> &str {
+        self.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE)
+    }
+}
+
 impl fmt::Display for ObjectKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.namespace {
@@ -64,6 +74,11 @@ impl std::fmt::Debug for Manifest {
 }
 
 impl Manifest {
+    /// The namespace a namespaced object lives in: its own, or [`DEFAULT_NAMESPACE`].
+    pub fn namespace_or_default(&self) -> &str {
+        self.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE)
+    }
+
     pub fn key(&self) -> ObjectKey {
         ObjectKey {
             kind: self.kind.clone(),

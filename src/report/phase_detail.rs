@@ -20,7 +20,17 @@ impl fmt::Display for PhaseDetail {
                 "Envoy ready in {} ms with {echo_processes} echo processes",
                 envoy_startup.as_millis()
             ),
-            PhaseDetail::Substituted { note } => f.write_str(note),
+            PhaseDetail::Substituted {
+                object,
+                image,
+                delay,
+                stand_in,
+                text,
+            } => write!(
+                f,
+                "{object}: {image} -delay={}ms runs as {stand_in} (an echo server that can delay; it answers with the request body, not `{text}`)",
+                delay.as_millis()
+            ),
             PhaseDetail::MeshClientAdded { object, image } => {
                 write!(f, "{object}: in-mesh client for east-west cases ({image})")
             }

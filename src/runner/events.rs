@@ -69,8 +69,15 @@ pub enum PhaseDetail {
         envoy_startup: Duration,
         echo_processes: usize,
     },
-    /// A fixture container the kube target runs as another image, and why.
-    Substituted { note: String },
+    /// A fixture container the kube target runs as `stand_in`, an echo server that
+    /// can delay by itself but answers with the request body, not `text`.
+    Substituted {
+        object: ObjectKey,
+        image: String,
+        delay: Duration,
+        stand_in: &'static str,
+        text: String,
+    },
     /// The kube target adds the in-mesh client Deployment for east-west cases.
     MeshClientAdded {
         object: ObjectKey,

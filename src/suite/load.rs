@@ -9,7 +9,8 @@ use super::expect::{Expectation, LoadContext};
 use super::model::{CaseSpec, IdentitySpec, RequestSpec, SuiteSpec, TlsSpec, TrafficSpec};
 use crate::fixtures::Fixtures;
 use crate::manifest::{
-    Manifest, ObjectKey, SourceLocation, decode_located, load_file, read_source, yaml,
+    DEFAULT_NAMESPACE, Manifest, ObjectKey, SourceLocation, decode_located, load_file, read_source,
+    yaml,
 };
 use crate::traffic::{IdentityRule, TlsOptions};
 
@@ -519,7 +520,7 @@ fn check_ca_file(path: &Path) -> Result<(), String> {
 pub fn parse_ref(kind: &str, text: &str) -> Result<ObjectKey, String> {
     let (namespace, name) = match text.split_once('/') {
         Some((ns, name)) => (ns.to_string(), name.to_string()),
-        None => ("default".to_string(), text.to_string()),
+        None => (DEFAULT_NAMESPACE.to_string(), text.to_string()),
     };
     if namespace.is_empty() || name.is_empty() || name.contains('/') {
         return Err(format!(

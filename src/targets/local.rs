@@ -40,7 +40,7 @@ pub(crate) use lifecycle::LocalTarget;
 pub use plan::{
     ClusterPlan, GatewayPlan, GatewayPort, HttpsServer, LbPolicy, MeshServicePlan,
     OutlierDetection, PathMatch, Plan, PortServing, RouteAction, RoutePlan, TrafficPolicy,
-    VirtualHost, Workload, cluster_name, plan, plan_fixtures,
+    VirtualHost, Workload, plan, plan_fixtures,
 };
 
 use process::Process;

@@ -144,7 +144,7 @@ fn the_shipped_suites_load() {
         .iter()
         .find_map(|check| match check {
             ResponseCheck::Split(split) => Some(split),
-            ResponseCheck::Status(_) => None,
+            _ => None,
         })
         .unwrap();
     let got: Vec<_> = split

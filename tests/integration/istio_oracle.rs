@@ -247,10 +247,26 @@ fn cluster_facts(cluster: &Value, facts: &mut Facts) {
 
 fn route_table_facts(table: &Value, facts: &mut Facts) {
     let name = table["name"].as_str().unwrap_or_default();
+    facts.insert(
+        format!("route/{name}/ignorePortInHostMatching"),
+        canonical(table.get("ignorePortInHostMatching")),
+    );
     let mut hosts: Vec<String> = Vec::new();
     for vhost in table["virtualHosts"].as_array().into_iter().flatten() {
         let vname = vhost["name"].as_str().unwrap_or_default();
         hosts.push(vname.to_string());
+        let mut domains: Vec<&str> = vhost["domains"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        domains.sort();
+        facts.insert(format!("route/{name}/{vname}/domains"), domains.join(" "));
+        facts.insert(
+            format!("route/{name}/{vname}/includeRequestAttemptCount"),
+            canonical(vhost.get("includeRequestAttemptCount")),
+        );
         for (i, route) in vhost["routes"].as_array().into_iter().flatten().enumerate() {
             let prefix = format!("route/{name}/{vname}/{i}");
             facts.insert(format!("{prefix}/match"), canonical(route.get("match")));
@@ -309,6 +325,45 @@ fn destination(route: &Value) -> String {
         return parts.join(", ");
     }
     canonical(Some(route))
+}
+
+/// The HTTP connection manager settings a client can observe: path normalization,
+/// upgrades, idle streams, the `server` header, how forwarded-for and client
+/// certificate headers are treated. Keyed by the route table the manager serves.
+const CONNECTION_MANAGER_FACTS: &[&str] = &[
+    "normalizePath",
+    "mergeSlashes",
+    "pathWithEscapedSlashesAction",
+    "upgradeConfigs",
+    "streamIdleTimeout",
+    "serverName",
+    "useRemoteAddress",
+    "xffNumTrustedHops",
+    "forwardClientCertDetails",
+    "proxy100Continue",
+];
+
+fn connection_manager_facts(listeners: &[Value], facts: &mut Facts) {
+    let managers = listeners
+        .iter()
+        .flat_map(|l| l["filterChains"].as_array().cloned().unwrap_or_default())
+        .flat_map(|fc| fc["filters"].as_array().cloned().unwrap_or_default())
+        .filter(|f| f["name"] == json!("envoy.filters.network.http_connection_manager"))
+        .map(|f| f["typedConfig"].clone());
+    for manager in managers {
+        let table = manager
+            .pointer("/routeConfig/name")
+            .or_else(|| manager.pointer("/rds/routeConfigName"))
+            .and_then(Value::as_str)
+            .map(local_route_table_name)
+            .unwrap_or_default();
+        for fact in CONNECTION_MANAGER_FACTS {
+            facts.insert(
+                format!("connectionManager/{table}/{fact}"),
+                canonical(manager.get(*fact)),
+            );
+        }
+    }
 }
 
 /// Every fact of one side: clusters we generate, and the route tables of the listeners.
@@ -497,6 +552,16 @@ fn compare_suite(suite: &Suite, coverage: &mut Coverage) -> Vec<String> {
             .map(with_local_route_table_name)
             .collect();
         let mut istio = facts_of(&their_clusters, &their_tables, &names);
+        let our_listeners = proxy
+            .ours
+            .pointer("/staticResources/listeners")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let their_listeners = theirs["listeners"].as_array().cloned().unwrap_or_default();
+        let mut ours = ours;
+        connection_manager_facts(&our_listeners, &mut ours);
+        connection_manager_facts(&their_listeners, &mut istio);
         // Istio also serves route tables we have no listener for (other ports of the
         // gateway's own Service): compare the tables we have.
         let our_tables_named: Vec<String> = our_tables
@@ -504,9 +569,15 @@ fn compare_suite(suite: &Suite, coverage: &mut Coverage) -> Vec<String> {
             .filter_map(|t| t["name"].as_str().map(|n| format!("route/{n}/")))
             .collect();
         istio.retain(|k, _| {
-            !k.starts_with("route/") || our_tables_named.iter().any(|p| k.starts_with(p))
+            let table = k
+                .strip_prefix("route/")
+                .or_else(|| k.strip_prefix("connectionManager/"));
+            table.is_none_or(|rest| {
+                our_tables_named
+                    .iter()
+                    .any(|p| rest.starts_with(p.trim_start_matches("route/")))
+            })
         });
-        let mut ours = ours;
         // Behaviour: where each case's request goes.
         for (call, result) in proxy.request["calls"]
             .as_array()

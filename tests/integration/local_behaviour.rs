@@ -184,6 +184,112 @@ spec:
       maxEjectionPercent: 100
 "#;
 
+/// A wildcard route on the seed's gateway: Exact `/admin` to backend-v2, the rest to
+/// backend-v1.
+const WILDCARD: &str = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: wildcard, namespace: istio-test}
+spec:
+  parentRefs: [{name: istio-gateway}]
+  hostnames: ["*.wild.example.com"]
+  rules:
+  - matches:
+    - path: {type: Exact, value: /admin}
+    backendRefs: [{name: backend-v2, port: 80}]
+  - backendRefs: [{name: backend-v1, port: 80}]
+"#;
+
+/// What Istio's gateway does with the request line and Host header before routing,
+/// and says about itself (found by `istio_oracle`): the Host header's port is ignored,
+/// also for wildcard hostnames; `..` segments are normalized away; the response names
+/// the server `istio-envoy`.
+#[tokio::test]
+async fn the_gateway_normalizes_requests_as_istio_does() {
+    let mut manifests = load("fixtures/ingress-canary/backends.yaml");
+    manifests.extend(load("fixtures/ingress-canary/gateway.yaml"));
+    manifests.extend(load_str(WILDCARD, Path::new("tests/wildcard.yaml")).unwrap());
+    let env = LocalEnvironment::start(&manifests, options().await)
+        .await
+        .unwrap();
+    let address = env.gateway_address(&gateway(), 80).unwrap();
+    let v1 = "hello from backend v1\n";
+    let v2 = "hello from backend v2\n";
+    let cases = [
+        ("a.wild.example.com", "/admin", v2),
+        ("a.wild.example.com:80", "/admin", v2),
+        ("b.c.wild.example.com:8080", "/other", v1),
+        ("a.wild.example.com", "/x/../admin", v2),
+    ];
+    for (host, path, body) in cases {
+        let (status, got) = request(address, "GET", host, path, "").await;
+        assert_eq!((status, got.as_str()), (200, body), "Host {host}, {path}");
+    }
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: a.wild.example.com\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let head = response
+        .split("\r\n\r\n")
+        .next()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(head.contains("\r\nserver: istio-envoy"), "{head}");
+    let report = env.shutdown().await;
+    assert!(report.failed.is_empty(), "{report:?}");
+}
+
+/// Two routes for one host: `a-catch-all` has a rule without matches (to backend-v1),
+/// `b-root` a rule with an explicit `PathPrefix /` (to backend-v2).
+const CATCH_ALL: &str = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: a-catch-all, namespace: istio-test}
+spec:
+  parentRefs: [{name: istio-gateway}]
+  hostnames: [order.example.com]
+  rules:
+  - backendRefs: [{name: backend-v1, port: 80}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: b-root, namespace: istio-test}
+spec:
+  parentRefs: [{name: istio-gateway}]
+  hostnames: [order.example.com]
+  rules:
+  - matches:
+    - path: {type: PathPrefix, value: /}
+    backendRefs: [{name: backend-v2, port: 80}]
+"#;
+
+/// Istio ranks a rule written without matches after every rule with matches, whatever
+/// the routes' names: the explicit `PathPrefix /` of `b-root` serves, not the
+/// alphabetically first `a-catch-all`.
+#[tokio::test]
+async fn a_rule_without_matches_yields_to_rules_with_matches() {
+    let mut manifests = load("fixtures/ingress-canary/backends.yaml");
+    manifests.extend(load("fixtures/ingress-canary/gateway.yaml"));
+    manifests.extend(load_str(CATCH_ALL, Path::new("tests/catch-all.yaml")).unwrap());
+    let env = LocalEnvironment::start(&manifests, options().await)
+        .await
+        .unwrap();
+    let address = env.gateway_address(&gateway(), 80).unwrap();
+    for path in ["/", "/anything"] {
+        let (status, body) = request(address, "GET", "order.example.com", path, "").await;
+        assert_eq!(
+            (status, body.as_str()),
+            (200, "hello from backend v2\n"),
+            "{path}"
+        );
+    }
+    let report = env.shutdown().await;
+    assert!(report.failed.is_empty(), "{report:?}");
+}
+
 /// One Service over a healthy pod and one that answers 503, without outlier detection.
 const UNAVAILABLE: &str = r#"
 apiVersion: apps/v1

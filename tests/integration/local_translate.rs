@@ -92,10 +92,13 @@ fn seed_destination_rule_becomes_istio_cluster_settings() {
 
     let route = &config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
         ["route_config"];
+    // One domain per hostname: the route table ignores the Host header's port, as
+    // Istio's does.
     assert_eq!(
         route["virtual_hosts"][0]["domains"],
-        json!(["test.devopscube.com", "test.devopscube.com:*"])
+        json!(["test.devopscube.com"])
     );
+    assert_eq!(route["ignore_port_in_host_matching"], json!(true));
     assert_eq!(
         route["virtual_hosts"][0]["routes"][0]["route"]["weighted_clusters"],
         json!({"clusters": [
@@ -432,4 +435,46 @@ fn durations_a_cluster_rejects_are_located_errors() {
             "{field}: {value}"
         );
     }
+}
+
+/// A route hostname broader than its listener's serves only what the two share
+/// (Gateway API `Hostnames`, apis/v1/httproute_types.go): `*.example.com` on a
+/// `*.foo.example.com` listener is the virtual host `*.foo.example.com`.
+#[test]
+fn a_broad_route_hostname_serves_only_the_listeners_narrower_one() {
+    let mut manifests: Vec<Manifest> = seed()
+        .into_iter()
+        .filter(|m| m.kind != "Gateway" && m.kind != "HTTPRoute")
+        .collect();
+    manifests.extend(
+        load_str(
+            r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: narrow, namespace: istio-test}
+spec:
+  gatewayClassName: istio
+  listeners:
+  - {name: foo, port: 80, protocol: HTTP, hostname: "*.foo.example.com"}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: broad, namespace: istio-test}
+spec:
+  parentRefs: [{name: narrow}]
+  hostnames: ["*.example.com"]
+  rules:
+  - backendRefs: [{name: backend-v1, port: 80}]
+"#,
+            Path::new("tests/narrow.yaml"),
+        )
+        .unwrap(),
+    );
+    let plan = plan(&manifests).unwrap();
+    let hosts: Vec<&str> = plan.gateways[0].ports[0]
+        .virtual_hosts()
+        .iter()
+        .map(|v| v.hostname.as_str())
+        .collect();
+    assert_eq!(hosts, ["*.foo.example.com"]);
 }

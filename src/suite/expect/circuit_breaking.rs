@@ -3,7 +3,7 @@
 //! (`runner::policy::circuit`).
 
 use super::service_pods::{cluster_name, pods_behind};
-use crate::fixtures::Fixtures;
+use crate::fixtures::{Fixtures, istio};
 use crate::manifest::{ObjectKey, SourceLocation};
 use crate::suite::error::SuiteError;
 use crate::suite::{OverflowExpectation, parse_ref};
@@ -53,8 +53,6 @@ pub(super) fn resolve_circuit_breaking(
     let pool = fixtures
         .destination_rule_for(&service, client_namespace)
         .and_then(|rule| rule.connection_pool());
-    // Istio treats 0 as unset.
-    let limit = |n: Option<u32>| n.filter(|n| *n > 0);
     // Every request is at least as slow as the fastest pod; a pod without a delay
     // makes the backend fast.
     let backend_delay = pods
@@ -76,11 +74,11 @@ pub(super) fn resolve_circuit_breaking(
         overflow: spec.overflow,
         backend_delay,
         endpoints: pods.iter().map(|p| p.replicas).sum(),
-        max_connections: limit(
+        max_connections: istio::pool_limit(
             pool.and_then(|p| p.tcp.as_ref())
                 .and_then(|tcp| tcp.max_connections),
         ),
-        max_pending_requests: limit(
+        max_pending_requests: istio::pool_limit(
             pool.and_then(|p| p.http.as_ref())
                 .and_then(|http| http.http1_max_pending_requests),
         ),

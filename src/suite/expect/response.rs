@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use super::split::ExpectedSplit;
 use super::status::ExpectedStatus;
 use crate::stats::{SplitVerdict, StatsError};
-use crate::traffic::{Flow, Sample};
+use crate::traffic::{ErrorKind, Flow, Sample};
 
 /// One check on the responses of a case.
 #[derive(Clone, Debug, PartialEq)]
@@ -165,11 +165,9 @@ impl ResponseJudge {
         let mut failed = false;
         if let Some(err) = sample.error {
             failed = true;
-            self.failed_request
-                .get_or_insert_with(|| match sample.error_detail {
-                    Some(detail) => format!("request {request} failed: {err}: {detail}"),
-                    None => format!("request {request} failed: {err}"),
-                });
+            self.failed_request.get_or_insert_with(|| {
+                format!("request {request} failed: {}", request_error(err, sample))
+            });
         }
         let mut decided = false;
         for judge in &mut self.judges {
@@ -251,15 +249,20 @@ impl ResponseVerdict {
 /// A response in words, for failure messages.
 pub fn describe_response(sample: &Sample<'_>) -> String {
     match (sample.error, sample.status) {
-        (Some(err), _) => match sample.error_detail {
-            Some(detail) => format!("a failed request ({err}: {detail})"),
-            None => format!("a failed request ({err})"),
-        },
+        (Some(err), _) => format!("a failed request ({})", request_error(err, sample)),
         (None, Some(status)) => match sample.identity {
             Some(id) => format!("{status} `{id}`"),
             None => format!("{status} with no backend identity"),
         },
         (None, None) => "no response".to_string(),
+    }
+}
+
+/// Why a request failed: its error kind, and the detail when the sample has one.
+fn request_error(err: ErrorKind, sample: &Sample<'_>) -> String {
+    match sample.error_detail {
+        Some(detail) => format!("{err}: {detail}"),
+        None => err.to_string(),
     }
 }
 
@@ -361,6 +364,26 @@ mod tests {
         let verdict = judge.conclude();
         assert!(!verdict.passed());
         assert_eq!(verdict.message(1), "request 1 failed: timeout");
+    }
+
+    #[test]
+    fn a_failed_request_is_told_with_its_detail_in_both_wordings() {
+        let failed = Sample {
+            error: Some(crate::traffic::ErrorKind::Timeout),
+            error_detail: Some("after 2s"),
+            ..sample(None, None)
+        };
+        assert_eq!(
+            describe_response(&failed),
+            "a failed request (timeout: after 2s)"
+        );
+        let status = checks(vec![ResponseCheck::Status(ExpectedStatus { status: 200 })]);
+        let mut judge = status.judge().unwrap();
+        judge.observe(1, &failed);
+        assert_eq!(
+            judge.conclude().message(1),
+            "request 1 failed: timeout: after 2s"
+        );
     }
 
     #[test]

@@ -7,14 +7,7 @@ use crate::manifest::ObjectKey;
 
 /// Istio's cluster for a Service port the suite names.
 pub(super) fn cluster_name(service: &ObjectKey, port: u16) -> String {
-    istio::cluster_name(
-        service
-            .namespace
-            .as_deref()
-            .unwrap_or(istio::DEFAULT_NAMESPACE),
-        &service.name,
-        port,
-    )
+    istio::cluster_name(service.namespace_or_default(), &service.name, port)
 }
 
 /// One Deployment behind a Service port, as a policy check needs it.

@@ -313,14 +313,9 @@ fn identity_from_fixtures(
         namespace: Some(namespace.to_string()),
         name: service.to_string(),
     };
-    let found = fixtures
-        .service(&key)
-        .ok_or_else(|| crate::fixtures::LookupError::Missing(key.clone()).to_string())?;
-    if found.selector.is_empty() {
-        return Err(crate::fixtures::LookupError::NoSelector(key).to_string());
-    }
+    let workloads = fixtures.pods_of(&key).map_err(|err| err.to_string())?;
     let mut texts = Vec::new();
-    for (_, workload) in fixtures.workloads_selected_by(found) {
+    for workload in workloads {
         match workload.echo_args() {
             Ok(echo) => texts.push(echo.text),
             Err(EchoError::MissingText) => {

@@ -7,7 +7,7 @@ use super::error::KubeError;
 use super::mesh_client::{self, CLIENT_NAME};
 use super::options::KubeOptions;
 use super::source::{KubeSource, MeshClientSource};
-use super::substitute::{SubstitutionError, substitute_delayed_echo};
+use super::substitute::{DELAY_IMAGE, SubstitutionError, substitute_delayed_echo};
 use crate::manifest::{Manifest, ManifestError, ObjectKey, SourceLocation};
 use crate::runner::{BringUp, Phase, PhaseDetail, RunEnvironment, TargetKind};
 use crate::suite::{Entry, Suite};
@@ -161,10 +161,7 @@ impl RunningTarget for KubeEnvironment {
 /// The in-mesh client of a Service's east-west cases runs in the Service's namespace:
 /// GAMMA producer routes live there, and its injection label gives the client a sidecar.
 fn mesh_client_namespace(service: &ObjectKey) -> String {
-    service
-        .namespace
-        .clone()
-        .unwrap_or_else(|| "default".to_owned())
+    service.namespace_or_default().to_owned()
 }
 
 fn mesh_client_selector() -> String {
@@ -184,7 +181,13 @@ fn kube_manifests(suite: &Suite) -> Result<(Vec<Manifest>, Vec<PhaseDetail>), Ku
     let (mut manifests, substituted) = substitute_delayed_echo(&suite.fixtures)?;
     let mut notes: Vec<PhaseDetail> = substituted
         .into_iter()
-        .map(|note| PhaseDetail::Substituted { note })
+        .map(|substituted| PhaseDetail::Substituted {
+            object: substituted.object,
+            image: substituted.image,
+            delay: substituted.delay,
+            stand_in: DELAY_IMAGE,
+            text: substituted.text,
+        })
         .collect();
     let mut namespaces: Vec<String> = suite
         .cases
@@ -224,6 +227,7 @@ fn kube_manifests(suite: &Suite) -> Result<(Vec<Manifest>, Vec<PhaseDetail>), Ku
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::manifest::GroupKind;
 
     fn load(name: &str) -> Suite {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -233,7 +237,7 @@ mod tests {
     fn image_of(manifests: &[Manifest], name: &str) -> String {
         let m = manifests
             .iter()
-            .find(|m| m.kind == "Deployment" && m.name == name)
+            .find(|m| m.is(GroupKind::DEPLOYMENT) && m.name == name)
             .unwrap();
         m.to_json()["spec"]["template"]["spec"]["containers"][0]["image"]
             .as_str()
@@ -250,13 +254,16 @@ mod tests {
         let suite = load("circuit-breaking.yaml");
         let (manifests, notes) = kube_manifests(&suite).unwrap();
         assert_eq!(manifests.len(), suite.manifests.len());
-        assert_eq!(
-            image_of(&manifests, "slow-backend"),
-            crate::targets::kube::substitute::DELAY_IMAGE
-        );
+        assert_eq!(image_of(&manifests, "slow-backend"), DELAY_IMAGE);
         let notes = rendered(&notes);
-        assert_eq!(notes.len(), 1, "{notes:?}");
-        assert!(notes[0].contains("slow-backend"), "{notes:?}");
+        assert_eq!(
+            notes,
+            [
+                "Deployment istio-test/slow-backend: hashicorp/http-echo -delay=500ms runs as \
+              fortio/fortio:1.69.5 (an echo server that can delay; it answers with the request \
+              body, not `hello from the slow backend`)"
+            ]
+        );
     }
 
     #[test]

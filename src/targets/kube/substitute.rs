@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use crate::echo::{EchoArgs, meshcheck_only_flag};
 use crate::fixtures::{Fixtures, WorkloadFixture};
-use crate::manifest::{GroupKind, Manifest, load_str};
+use crate::manifest::{GroupKind, Manifest, ObjectKey, load_str};
 
 /// fortio's echo server, pinned: 1.69.5 has `-echo-server-default-params` and
 /// `-max-echo-delay`.
@@ -35,11 +35,25 @@ pub struct SubstitutionError {
     pub reason: String,
 }
 
+/// One fixture container run as [`DELAY_IMAGE`] instead of as written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Substitution {
+    /// The Deployment whose container is replaced.
+    pub object: ObjectKey,
+    /// The image the fixture names.
+    pub image: String,
+    /// The echo `-delay` the stand-in serves with.
+    pub delay: Duration,
+    /// The echo `-text`, which the stand-in does not answer with.
+    pub text: String,
+}
+
 /// The manifests to apply, with every hashicorp/http-echo container that uses a
-/// meshcheck-only flag replaced by fortio's echo server, and one note per replacement.
+/// meshcheck-only flag replaced by fortio's echo server, and one [`Substitution`] per
+/// replacement.
 pub fn substitute_delayed_echo(
     fixtures: &Fixtures,
-) -> Result<(Vec<Manifest>, Vec<String>), SubstitutionError> {
+) -> Result<(Vec<Manifest>, Vec<Substitution>), SubstitutionError> {
     let mut out = Vec::with_capacity(fixtures.manifests().len());
     let mut notes = Vec::new();
     for manifest in fixtures.manifests() {
@@ -56,7 +70,7 @@ pub fn substitute_delayed_echo(
 
 fn substitute_one(
     workload: &WorkloadFixture,
-    notes: &mut Vec<String>,
+    notes: &mut Vec<Substitution>,
 ) -> Result<Option<Manifest>, SubstitutionError> {
     let manifest = &workload.manifest;
     let mut body = manifest.to_json();
@@ -103,12 +117,12 @@ fn substitute_one(
         written.insert("args".into(), json!(fortio_args(&echo)));
         written.remove("command");
         changed = true;
-        notes.push(format!(
-            "{}: {image} -delay={} runs as {DELAY_IMAGE} (an echo server that can delay; it answers with the request body, not `{}`)",
-            manifest.key(),
-            go_duration(echo.delay),
-            echo.text
-        ));
+        notes.push(Substitution {
+            object: manifest.key(),
+            image,
+            delay: echo.delay,
+            text: echo.text,
+        });
     }
     if !changed {
         return Ok(None);
@@ -217,8 +231,15 @@ metadata: {{ name: slow-backend, namespace: istio-test }}
                 .to_string()
                 .ends_with("(as run on the kube target)")
         );
-        assert_eq!(notes.len(), 1);
-        assert!(notes[0].starts_with("Deployment istio-test/slow-backend: hashicorp/http-echo -delay=500ms runs as fortio/fortio:1.69.5"), "{}", notes[0]);
+        assert_eq!(
+            notes,
+            [Substitution {
+                object: out[0].key(),
+                image: "hashicorp/http-echo".into(),
+                delay: Duration::from_millis(500),
+                text: "slow".into(),
+            }]
+        );
     }
 
     #[test]
