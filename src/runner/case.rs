@@ -105,6 +105,7 @@ pub(super) fn load_spec(case: &Case, template: &RequestTemplate, requests: u64) 
         timeout: case.spec.traffic.timeout,
         keep_alive: case.spec.traffic.keep_alive,
         identity: case.identity.clone(),
+        response_headers: case.expect.response_headers(),
     }
 }
 
