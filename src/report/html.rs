@@ -71,7 +71,15 @@ pub fn render(record: &RunRecord) -> String {
         ("meshcheck", Some(env.meshcheck.clone())),
         ("Envoy", env.envoy.clone()),
         ("Istio", env.istio.clone()),
-        ("Gateway API", env.gateway_api.clone()),
+        (
+            "Gateway API",
+            env.gateway_api
+                .as_ref()
+                .map(|version| match &env.gateway_api_channel {
+                    Some(channel) => format!("{version} ({channel})"),
+                    None => version.clone(),
+                }),
+        ),
         ("Kubernetes", env.kubernetes.clone()),
     ];
     page.push_str("<dl class=\"env\">\n");

@@ -67,11 +67,22 @@ impl Target for KubeTarget {
         if !preflight.is_ready() {
             return Err(KubeSetupError::NotReady(preflight).into());
         }
-        bring_up.environment(RunEnvironment {
-            target: Some(TargetKind::Kube),
-            meshcheck: env!("CARGO_PKG_VERSION").to_string(),
-            ..RunEnvironment::default()
-        });
+        let Some(versions) = bring_up.step(env.versions()).await else {
+            return Err(bring_up.abandon(nothing_created).await);
+        };
+        let (known, unknown) = versions.split();
+        bring_up.environment(
+            RunEnvironment {
+                target: Some(TargetKind::Kube),
+                meshcheck: env!("CARGO_PKG_VERSION").to_string(),
+                envoy: None,
+                istio: known.istio,
+                gateway_api: known.gateway_api,
+                gateway_api_channel: known.gateway_api_channel,
+                kubernetes: known.kubernetes,
+            },
+            unknown,
+        );
         let (manifests, notes) = kube_manifests(bring_up.suite())?;
         for note in notes {
             bring_up.phase(Phase::Apply, note);

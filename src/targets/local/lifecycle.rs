@@ -52,12 +52,15 @@ impl Target for LocalTarget {
             return Err(bring_up.abandon(dropped()).await);
         };
         let env = started?;
-        bring_up.environment(RunEnvironment {
-            target: Some(TargetKind::Local),
-            meshcheck: env!("CARGO_PKG_VERSION").to_string(),
-            envoy: Some(ENVOY_VERSION.to_string()),
-            ..RunEnvironment::default()
-        });
+        bring_up.environment(
+            RunEnvironment {
+                target: Some(TargetKind::Local),
+                meshcheck: env!("CARGO_PKG_VERSION").to_string(),
+                envoy: Some(ENVOY_VERSION.to_string()),
+                ..RunEnvironment::default()
+            },
+            Vec::new(),
+        );
         bring_up.phase(
             Phase::Wait,
             PhaseDetail::LocalReady {
