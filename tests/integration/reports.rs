@@ -265,22 +265,28 @@ fn xsd_validation_can_fail() {
     );
 }
 
-/// Chromium renders the page; a screenshot must show the chart's colours. Without
-/// Chromium the test fails in CI (`CI` set) and is skipped with a reason elsewhere.
-fn screenshot(html: &Path) -> Option<Vec<(u8, u8, u8)>> {
+/// The Chromium binary; `None` (the test is skipped with a reason) where it is not
+/// installed, except in CI (`CI` set), where that fails the test.
+fn chromium() -> Option<&'static str> {
     let chromium = ["chromium", "chromium-browser"].into_iter().find(|name| {
         Command::new(name)
             .arg("--version")
             .output()
             .is_ok_and(|o| o.status.success())
     });
-    let Some(chromium) = chromium else {
+    if chromium.is_none() {
         if std::env::var_os("CI").is_some() {
             panic!("chromium is not installed: `.ci/run` installs it with apt-get");
         }
         eprintln!("skipped: chromium is not installed (CI installs it with apt-get)");
-        return None;
-    };
+    }
+    chromium
+}
+
+/// Chromium renders the page; a screenshot must show the chart's colours. Without
+/// Chromium the test fails in CI (`CI` set) and is skipped with a reason elsewhere.
+fn screenshot(html: &Path) -> Option<Vec<(u8, u8, u8)>> {
+    let chromium = chromium()?;
     let dir = tempfile::tempdir().expect("temp dir");
     let png_path = dir.path().join("shot.png");
     let output = Command::new(chromium)
@@ -370,4 +376,181 @@ fn html_chart_check_can_fail() {
         return;
     };
     assert_eq!(count(&pixels, OBSERVED), 0);
+}
+
+/// A common laptop screen: the page must read well at this width.
+const LAPTOP_WINDOW: &str = "--window-size=1366,768";
+
+/// Where Chromium lays out one text of a split chart, in the chart's own units, and
+/// where the chart and its case's section end on the page, in CSS pixels.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ChartText {
+    text: String,
+    left: f64,
+    right: f64,
+    view_box_width: f64,
+    chart_right: f64,
+    section_right: f64,
+}
+
+/// Renders a copy of `html` at laptop width with a script that measures every text of
+/// every split chart (the report itself has no script), and reads the measurements back
+/// from the DOM Chromium dumps.
+fn chart_texts(html: &Path) -> Option<Vec<ChartText>> {
+    const MEASURE: &str = r#"<script>
+const out = [];
+for (const svg of document.querySelectorAll('svg.split-chart')) {
+  const chart = svg.getBoundingClientRect();
+  const section = svg.closest('section').getBoundingClientRect();
+  for (const t of svg.querySelectorAll('text')) {
+    const b = t.getBBox();
+    out.push({text: t.textContent, left: b.x, right: b.x + b.width,
+      viewBoxWidth: svg.viewBox.baseVal.width, chartRight: chart.right,
+      sectionRight: section.right});
+  }
+}
+const pre = document.createElement('pre');
+pre.id = 'chart-texts';
+pre.textContent = JSON.stringify(out);
+document.body.append(pre);
+</script>"#;
+    let chromium = chromium()?;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let page = std::fs::read_to_string(html).expect("read html");
+    let measured = dir.path().join("measured.html");
+    std::fs::write(
+        &measured,
+        page.replace("</body>", &format!("{MEASURE}</body>")),
+    )
+    .expect("write measured page");
+    let output = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--hide-scrollbars",
+            LAPTOP_WINDOW,
+            "--dump-dom",
+        ])
+        .arg(format!(
+            "--user-data-dir={}",
+            dir.path().join("profile").display()
+        ))
+        .arg(format!("file://{}", measured.display()))
+        .output()
+        .expect("run chromium");
+    let dom = String::from_utf8_lossy(&output.stdout);
+    let json = dom
+        .split_once("<pre id=\"chart-texts\">")
+        .and_then(|(_, rest)| rest.split_once("</pre>"))
+        .map(|(json, _)| {
+            json.replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&amp;", "&")
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "chromium dumped no measurements: {}\n{dom}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        });
+    Some(serde_json::from_str(&json).expect("measurements"))
+}
+
+/// Every text of the chart lies inside the chart's viewBox (nothing is cut at its
+/// edges), and the chart ends inside its case's section at laptop width.
+fn chart_problems(texts: &[ChartText]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for t in texts {
+        if t.left < 0.0 || t.right > t.view_box_width {
+            problems.push(format!(
+                "{:?} spans {:.1}..{:.1}, outside the viewBox 0..{}",
+                t.text, t.left, t.right, t.view_box_width
+            ));
+        }
+        if t.chart_right > t.section_right {
+            problems.push(format!(
+                "the chart ends at {:.1}px, past its section's edge at {:.1}px",
+                t.chart_right, t.section_right
+            ));
+        }
+    }
+    problems.dedup();
+    problems
+}
+
+#[test]
+fn html_split_chart_labels_fit_at_laptop_width() {
+    let Some(texts) = chart_texts(&passing().html) else {
+        return;
+    };
+    // Tick labels, two names, two notes, three legend entries.
+    assert!(texts.len() >= 10, "{texts:?}");
+    let note = texts
+        .iter()
+        .find(|t| t.text.ends_with(" resp.)"))
+        .unwrap_or_else(|| panic!("no per-backend note: {texts:?}"));
+    assert!(note.text.contains(" vs 50.0% ("), "{note:?}");
+    let problems = chart_problems(&texts);
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+#[test]
+fn html_split_chart_fit_check_can_fail() {
+    // The chart as it was: a note column too narrow for its text.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let page = dir.path().join("cut.html");
+    std::fs::write(
+        &page,
+        "<!DOCTYPE html><html><body><section><svg class=\"split-chart\" width=\"920\" height=\"60\" \
+         viewBox=\"0 0 920 60\"><text x=\"700\" y=\"30\" font-size=\"12\">\
+         51.2% [42.6, 59.7] vs 50.0% (266 resp.)</text></svg></section></body></html>",
+    )
+    .expect("write");
+    let Some(texts) = chart_texts(&page) else {
+        return;
+    };
+    let problems = chart_problems(&texts);
+    assert!(
+        problems.iter().any(|p| p.contains("outside the viewBox")),
+        "{problems:#?}"
+    );
+}
+
+/// The report's text for `text`, escaped as the HTML report escapes it.
+fn html_escaped(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+#[test]
+fn html_report_says_each_case_reason_once() {
+    let html = std::fs::read_to_string(&passing().html).expect("read html");
+    let report = read_json(&passing().json);
+    let cases = report["cases"].as_array().expect("cases");
+    let split = cases
+        .iter()
+        .find(|c| c["split"].is_object())
+        .expect("a split case");
+    let reason = split["split"]["reason"].as_str().expect("split reason");
+    assert!(
+        split["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(reason),
+        "the message carries the split's reason: {split}"
+    );
+    for case in cases {
+        let message = html_escaped(case["message"].as_str().expect("message"));
+        assert_eq!(html.matches(&message).count(), 1, "{message}");
+    }
+    assert_eq!(html.matches(&html_escaped(reason)).count(), 1, "{reason}");
 }
