@@ -590,6 +590,7 @@ mod tests {
             message: message.into(),
             warnings: Vec::new(),
             diagnostics: Vec::new(),
+            diagnostic_dumps: Vec::new(),
         }
     }
 

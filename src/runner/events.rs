@@ -202,6 +202,11 @@ pub struct CaseResult {
     /// verification was off.
     pub warnings: Vec<String>,
     pub diagnostics: Vec<DiagnosticSection>,
+    /// Complete dumps behind `diagnostics` (every non-zero Envoy stat): in the JSON
+    /// report only, where a tool or a patient reader can search them; the terminal,
+    /// JUnit and HTML show the focused `diagnostics`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub diagnostic_dumps: Vec<DiagnosticSection>,
 }
 
 impl CaseResult {
@@ -224,6 +229,7 @@ impl CaseResult {
             message,
             warnings: Vec::new(),
             diagnostics: Vec::new(),
+            diagnostic_dumps: Vec::new(),
         }
     }
 

@@ -19,6 +19,8 @@ struct Reports {
     junit: PathBuf,
     html: PathBuf,
     exit_code: Option<i32>,
+    /// The terminal's output (the failure blocks).
+    stderr: String,
 }
 
 fn run_with_reports(suite: &str) -> Reports {
@@ -44,6 +46,7 @@ fn run_with_reports(suite: &str) -> Reports {
         junit,
         html,
         exit_code: output.status.code(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
 }
 
@@ -216,7 +219,7 @@ fn junit_report_validates_and_keeps_the_failure() {
     );
     assert!(xml.contains("expected vs observed per backend"), "{xml}");
     assert!(
-        xml.contains("Envoy cluster and TLS listener stats"),
+        xml.contains("Envoy stats of the clusters the case"),
         "diagnostics are kept: {xml}"
     );
     assert!(xml.contains("<property name=\"envoy.version\""), "{xml}");
@@ -553,4 +556,97 @@ fn html_report_says_each_case_reason_once() {
         assert_eq!(html.matches(&message).count(), 1, "{message}");
     }
     assert_eq!(html.matches(&html_escaped(reason)).count(), 1, "{reason}");
+}
+
+/// A stat of a limit no DestinationRule of the failing suite sets: Envoy's
+/// `remaining_cx_pools` gauge counts down from 2^64-1.
+const UNTOUCHED_LIMIT: &str = "remaining_cx_pools";
+
+#[test]
+fn failed_case_shows_its_route_clusters_changes_first_and_keeps_the_full_dump_in_json_only() {
+    let failing = failing();
+    let report = read_json(&failing.json);
+    let case = report["cases"]
+        .as_array()
+        .expect("cases")
+        .iter()
+        .find(|c| c["name"] == "split-misread")
+        .expect("the failed split case");
+    let first = &case["diagnostics"][0];
+    assert_eq!(
+        first["title"],
+        "Envoy stats of the clusters the case's route uses (change while the case measured)",
+        "{case}"
+    );
+    let body = first["body"].as_str().expect("body");
+    for line in body.lines() {
+        assert!(
+            line.starts_with("cluster.outbound|80||backend-v1.istio-test.svc.cluster.local.")
+                || line
+                    .starts_with("cluster.outbound|80||backend-v2.istio-test.svc.cluster.local."),
+            "not a stat of the route's clusters: {line}"
+        );
+    }
+    // The change is counted from when measuring started: convergence sent requests
+    // to the route's clusters before, so their totals are larger than their changes.
+    let (mut now, mut change) = (0, 0);
+    for total in body.lines().filter(|l| l.contains(".upstream_rq_total: ")) {
+        let (value, moved) = total
+            .rsplit_once(": ")
+            .map(|(_, v)| v.split_once(" (+").unwrap_or((v, "0)")))
+            .map(|(value, moved)| {
+                (
+                    value.parse::<u64>().expect("value"),
+                    moved.trim_end_matches(')').parse::<u64>().expect("change"),
+                )
+            })
+            .unwrap_or_else(|| panic!("unreadable: {total}"));
+        now += value;
+        change += moved;
+    }
+    assert!(0 < change && change < now, "{change} of {now}:\n{body}");
+    // Changes first, then the state they left.
+    let lines: Vec<&str> = body.lines().collect();
+    let first_unchanged = lines.iter().position(|l| !l.ends_with(')'));
+    let last_changed = lines.iter().rposition(|l| l.ends_with(')'));
+    if let (Some(unchanged), Some(changed)) = (first_unchanged, last_changed) {
+        assert!(changed < unchanged, "{body}");
+    }
+    let shown = serde_json::to_string(&case["diagnostics"]).expect("json");
+    assert!(!shown.contains(UNTOUCHED_LIMIT), "{shown}");
+    // The full dump: in the JSON report, nowhere else.
+    let dumps = case["diagnostic_dumps"]
+        .as_array()
+        .expect("diagnostic_dumps");
+    assert_eq!(dumps.len(), 1, "{dumps:?}");
+    assert_eq!(dumps[0]["title"], "Envoy stats (every non-zero value)");
+    assert!(
+        dumps[0]["body"]
+            .as_str()
+            .expect("dump")
+            .contains(UNTOUCHED_LIMIT),
+        "{}",
+        dumps[0]["body"]
+    );
+    assert!(
+        failing.stderr.contains("change while the case measured"),
+        "{}",
+        failing.stderr
+    );
+    let junit = std::fs::read_to_string(&failing.junit).expect("junit");
+    let html = std::fs::read_to_string(&failing.html).expect("html");
+    for (name, text) in [
+        ("terminal", &failing.stderr),
+        ("JUnit", &junit),
+        ("HTML", &html),
+    ] {
+        assert!(
+            !text.contains(UNTOUCHED_LIMIT),
+            "{name} shows {UNTOUCHED_LIMIT}:\n{text}"
+        );
+        assert!(
+            !text.contains("every non-zero value"),
+            "{name} shows the dump"
+        );
+    }
 }
