@@ -12,9 +12,12 @@
 //! promised to anyone outside.
 //!
 //! A target reaches up into the runner at one point only: bring-up reports progress
-//! in the runner's event vocabulary ([`PhaseDetail`](crate::runner::PhaseDetail))
-//! and is interrupted through `BringUp`, so that the announce-then-clean-up order
-//! on a signal is written once, in `runner/bring_up.rs`.
+//! in the runner's event vocabulary ([`Phase`](crate::runner::Phase),
+//! [`PhaseDetail`](crate::runner::PhaseDetail),
+//! [`RunEnvironment`](crate::runner::RunEnvironment),
+//! [`TargetKind`](crate::runner::TargetKind)) and is interrupted through `BringUp`,
+//! so that the announce-then-clean-up order on a signal is written once, in
+//! `runner/bring_up.rs`.
 
 mod error;
 pub mod kube;

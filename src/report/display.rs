@@ -13,7 +13,7 @@ pub struct DisplayConfig {
 impl DisplayConfig {
     /// Progress bars need an interactive terminal and no CI log collecting them; a hidden
     /// bar prints nothing, so everywhere else we write plain lines. Color follows the
-    /// terminal and `NO_COLOR` (https://no-color.org).
+    /// terminal and `NO_COLOR` (<https://no-color.org>).
     pub fn choose(is_terminal: bool, is_ci: bool, quiet: bool, no_color: bool) -> Self {
         DisplayConfig {
             progress_bars: is_terminal && !is_ci && !quiet,

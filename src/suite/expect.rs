@@ -9,17 +9,30 @@
 //! good response while the data plane converges, and, for a response check, its judge
 //! and the lines it adds to the report.
 //!
-//! Adding a response check (say, a response header):
-//! 1. its key and spec struct in `suite/model.rs` (`ExpectSpec`), and its arm in
-//!    `Given` (`expectation.rs`: the key, whether it stands alone, which loader);
-//! 2. a module here with the resolved type, its loader, `impl Check` (readiness, and
-//!    a fresh judge) and `impl Judge` (what each response does; the failure reason or
-//!    the pass message's fragment in `conclude`);
-//! 3. its variant in [`ResponseCheck`] and the arm of `ResponseCheck::check`.
+//! Adding a response check (say, "a response header is present"):
+//! 1. its key and spec struct in `suite/model.rs` (`ExpectSpec`), re-exported in
+//!    `suite.rs`;
+//! 2. in `expectation.rs`: its variant of `Given`, with its entries in `Given::KEYS`,
+//!    `Given::all`, `Given::key` and `Given::stands_alone`, and its arm in
+//!    `Expectation::load`, which calls its loader and pushes its [`ResponseCheck`];
+//! 3. a module here (`mod` and `pub use` above) with the resolved type, its loader,
+//!    `impl Check` (readiness, and a fresh judge) and `impl Judge` (what each
+//!    response does; the failure reason or the pass message's fragment in `conclude`,
+//!    which is all the report shows of it);
+//! 4. its variant in [`ResponseCheck`] and the arm of `ResponseCheck::check`.
 //!
-//! The runner needs no change: it asks [`ResponseJudge`]. A new policy probe is a
-//! variant of [`Expectation`] instead, and the runner's `match` on it names the
-//! module in `runner::policy` that drives its traffic.
+//! That is all for a check that judges what a [`Sample`](crate::traffic::Sample)
+//! carries (status, identity, latency, error, `envoy_overloaded`). A check that needs
+//! more of the response, such as a header, must also have it sampled: a field on
+//! `LoadSpec` and `Sample` (`traffic.rs`), its capture in `traffic/worker.rs` (as the
+//! identity header is) and in the in-mesh client's curl `--write-out` and parser
+//! (`targets/kube/mesh_client.rs`), and `load_spec` in `runner/case.rs` filling the
+//! new `LoadSpec` field from the case.
+//!
+//! Otherwise the runner needs no change: it asks [`ResponseJudge`]. A new policy
+//! probe is a variant of [`Expectation`] instead, and the runner's `match` on it (in
+//! `runner/case.rs`) names the module in `runner::policy` that drives its traffic.
+//! `docs/architecture.md` has the whole recipe, tests included.
 
 mod circuit_breaking;
 mod expectation;

@@ -184,6 +184,148 @@ spec:
       maxEjectionPercent: 100
 "#;
 
+/// A wildcard route on the seed's gateway: Exact `/admin` to backend-v2, the rest to
+/// backend-v1.
+const WILDCARD: &str = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: wildcard, namespace: istio-test}
+spec:
+  parentRefs: [{name: istio-gateway}]
+  hostnames: ["*.wild.example.com"]
+  rules:
+  - matches:
+    - path: {type: Exact, value: /admin}
+    backendRefs: [{name: backend-v2, port: 80}]
+  - backendRefs: [{name: backend-v1, port: 80}]
+"#;
+
+/// What Istio's gateway does with the request line and Host header before routing,
+/// and says about itself (found by `istio_oracle`): the Host header's port is ignored,
+/// also for wildcard hostnames; `..` segments are normalized away; the response names
+/// the server `istio-envoy`.
+#[tokio::test]
+async fn the_gateway_normalizes_requests_as_istio_does() {
+    let mut manifests = load("fixtures/ingress-canary/backends.yaml");
+    manifests.extend(load("fixtures/ingress-canary/gateway.yaml"));
+    manifests.extend(load_str(WILDCARD, Path::new("tests/wildcard.yaml")).unwrap());
+    let env = LocalEnvironment::start(&manifests, options().await)
+        .await
+        .unwrap();
+    let address = env.gateway_address(&gateway(), 80).unwrap();
+    let v1 = "hello from backend v1\n";
+    let v2 = "hello from backend v2\n";
+    let cases = [
+        ("a.wild.example.com", "/admin", v2),
+        ("a.wild.example.com:80", "/admin", v2),
+        ("b.c.wild.example.com:8080", "/other", v1),
+        ("a.wild.example.com", "/x/../admin", v2),
+    ];
+    for (host, path, body) in cases {
+        let (status, got) = request(address, "GET", host, path, "").await;
+        assert_eq!((status, got.as_str()), (200, body), "Host {host}, {path}");
+    }
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: a.wild.example.com\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let head = response
+        .split("\r\n\r\n")
+        .next()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(head.contains("\r\nserver: istio-envoy"), "{head}");
+    let report = env.shutdown().await;
+    assert!(report.failed.is_empty(), "{report:?}");
+}
+
+/// One Service over a healthy pod and one that answers 503, without outlier detection.
+const UNAVAILABLE: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: unavailable, namespace: istio-test}
+spec:
+  selector: {matchLabels: {app: half, health: unavailable}}
+  template:
+    metadata: {labels: {app: half, health: unavailable}}
+    spec:
+      containers:
+      - name: echo
+        image: hashicorp/http-echo
+        args: ["-text=unavailable", "-status-code=503"]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: healthy, namespace: istio-test}
+spec:
+  selector: {matchLabels: {app: half, health: healthy}}
+  template:
+    metadata: {labels: {app: half, health: healthy}}
+    spec:
+      containers:
+      - name: echo
+        image: hashicorp/http-echo
+        args: ["-text=healthy"]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: half, namespace: istio-test}
+spec:
+  selector: {app: half}
+  ports: [{name: http, port: 80, targetPort: 5678}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: half, namespace: istio-test}
+spec:
+  parentRefs: [{name: istio-gateway}]
+  hostnames: [half.example.com]
+  rules:
+  - backendRefs: [{name: half, port: 80}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: half, namespace: istio-test}
+spec:
+  host: half
+  trafficPolicy:
+    loadBalancer: {simple: ROUND_ROBIN}
+"#;
+
+/// Istio's default retry policy retries connection failures, not a backend's 503
+/// (since Istio 1.24): with round robin over a healthy and a 503 pod, half of the
+/// answers are the 503s, and the proxy retried nothing.
+#[tokio::test]
+async fn a_backends_503_reaches_the_client_unretried() {
+    let mut manifests = load("fixtures/ingress-canary/gateway.yaml");
+    manifests.extend(load_str(UNAVAILABLE, Path::new("tests/unavailable.yaml")).unwrap());
+    let env = LocalEnvironment::start(&manifests, options().await)
+        .await
+        .unwrap();
+    let address = env.gateway_address(&gateway(), 80).unwrap();
+    let mut answers: BTreeMap<(u16, String), u32> = BTreeMap::new();
+    for _ in 0..20 {
+        let (status, body) = request(address, "GET", "half.example.com", "/", "").await;
+        *answers.entry((status, body)).or_default() += 1;
+    }
+    let stats = env.envoy_stats().await.unwrap();
+    let cluster = "cluster.outbound|80||half.istio-test.svc.cluster.local";
+    assert_eq!(
+        answers,
+        BTreeMap::from([
+            ((200, "healthy\n".to_string()), 10),
+            ((503, "unavailable\n".to_string()), 10)
+        ]),
+        "round robin over one healthy and one 503 pod, no retries"
+    );
+    assert_eq!(stat(&stats, &format!("{cluster}.upstream_rq_retry")), 0);
+    let report = env.shutdown().await;
+    assert!(report.failed.is_empty(), "{report:?}");
+}
+
 #[tokio::test]
 async fn outlier_detection_ejects_failing_hosts() {
     let mut manifests = load("fixtures/ingress-canary/gateway.yaml");

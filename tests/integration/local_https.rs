@@ -179,7 +179,11 @@ fn the_https_port_is_an_istio_shaped_tls_listener() {
     );
     assert_eq!(
         manager["route_config"]["virtual_hosts"][0]["domains"],
-        json!([HOST, format!("{HOST}:*")])
+        json!([HOST])
+    );
+    assert_eq!(
+        manager["route_config"]["ignore_port_in_host_matching"],
+        json!(true)
     );
     assert_eq!(
         manager["route_config"]["virtual_hosts"][0]["name"],

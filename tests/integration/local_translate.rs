@@ -92,10 +92,13 @@ fn seed_destination_rule_becomes_istio_cluster_settings() {
 
     let route = &config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
         ["route_config"];
+    // One domain per hostname: the route table ignores the Host header's port, as
+    // Istio's does.
     assert_eq!(
         route["virtual_hosts"][0]["domains"],
-        json!(["test.devopscube.com", "test.devopscube.com:*"])
+        json!(["test.devopscube.com"])
     );
+    assert_eq!(route["ignore_port_in_host_matching"], json!(true));
     assert_eq!(
         route["virtual_hosts"][0]["routes"][0]["route"]["weighted_clusters"],
         json!({"clusters": [

@@ -13,6 +13,7 @@ mod support;
 
 mod bad_input;
 mod cli;
+mod istio_oracle;
 mod kube_api;
 mod kube_cluster;
 mod kube_dns;

@@ -419,7 +419,7 @@ impl KubeEnvironment {
     }
 
     /// Waits until every manifest is ready by its kind's rule (see
-    /// [`WaitKind`](super::status::WaitKind)); for Deployments also until their pods are
+    /// [`WaitKind`]); for Deployments also until their pods are
     /// Ready, with the Istio sidecar where the namespace asks for injection.
     pub async fn wait_ready(
         &self,

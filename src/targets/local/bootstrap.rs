@@ -73,7 +73,7 @@ pub fn sidecar_bootstrap(plan: &Plan, pods: &[Vec<SocketAddr>]) -> Value {
         "static_resources": {
             "listeners": plan.mesh.iter().map(|m| {
                 let vhost = VirtualHost { hostname: "*".into(), routes: m.routes.clone() };
-                listener(&listener_name(&m.service, m.port), m.port, std::slice::from_ref(&vhost))
+                listener(ProxyRole::Sidecar, &listener_name(&m.service, m.port), m.port, std::slice::from_ref(&vhost))
             }).collect::<Vec<_>>(),
             "clusters": plan.clusters.iter().map(|c| cluster(c, pods)).collect::<Vec<_>>(),
         }
@@ -106,18 +106,20 @@ fn redact_in(value: &mut Value) {
 
 fn gateway_listener(name: &str, port: &GatewayPort) -> Value {
     match &port.serving {
-        PortServing::Http { virtual_hosts } => listener(name, port.port, virtual_hosts),
+        PortServing::Http { virtual_hosts } => {
+            listener(ProxyRole::Gateway, name, port.port, virtual_hosts)
+        }
         PortServing::Https { servers } => https_listener(name, port.port, servers),
     }
 }
 
-fn listener(name: &str, port: u16, virtual_hosts: &[VirtualHost]) -> Value {
+fn listener(role: ProxyRole, name: &str, port: u16, virtual_hosts: &[VirtualHost]) -> Value {
     json!({
         "name": name,
         // Port 0: the kernel picks a free port; the admin API tells us which.
         "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
         "filter_chains": [{
-            "filters": [http_connection_manager(port, &format!("http.{port}"), virtual_hosts)]
+            "filters": [http_connection_manager(role, port, &format!("http.{port}"), virtual_hosts)]
         }]
     })
 }
@@ -140,7 +142,7 @@ fn https_listener(name: &str, port: u16, servers: &[HttpsServer]) -> Value {
 fn https_filter_chain(port: u16, server: &HttpsServer) -> Value {
     let mut chain = json!({
         "name": server.route_name,
-        "filters": [http_connection_manager(port, &server.route_name, &server.virtual_hosts)],
+        "filters": [http_connection_manager(ProxyRole::Gateway, port, &server.route_name, &server.virtual_hosts)],
         "transport_socket": {
             "name": "envoy.transport_sockets.tls",
             "typed_config": {
@@ -167,37 +169,87 @@ fn https_filter_chain(port: u16, server: &HttpsServer) -> Value {
 /// Istio names the connection manager's stats after the Envoy listener
 /// (`outbound_0.0.0.0_443`) on HTTPS ports too: the Gateway API servers it builds have
 /// no server name that would take over. The route config is named per server.
-fn http_connection_manager(port: u16, route_name: &str, virtual_hosts: &[VirtualHost]) -> Value {
-    json!({
-        "name": "envoy.filters.network.http_connection_manager",
-        "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-            "stat_prefix": format!("outbound_0.0.0.0_{port}"),
-            "codec_type": "AUTO",
-            "route_config": {
-                "name": route_name,
-                "virtual_hosts": virtual_hosts.iter().map(|v| virtual_host(v, port)).collect::<Vec<_>>(),
-            },
-            "http_filters": [{
-                "name": "envoy.filters.http.router",
-                "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}
-            }]
+fn http_connection_manager(
+    role: ProxyRole,
+    port: u16,
+    route_name: &str,
+    virtual_hosts: &[VirtualHost],
+) -> Value {
+    let mut manager = json!({
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "stat_prefix": format!("outbound_0.0.0.0_{port}"),
+        "codec_type": "AUTO",
+        "route_config": {
+            "name": route_name,
+            "virtual_hosts": virtual_hosts.iter().map(|v| virtual_host(role, v, port)).collect::<Vec<_>>(),
+        },
+        "http_filters": [{
+            "name": "envoy.filters.http.router",
+            "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}
+        }]
+    });
+    if role == ProxyRole::Gateway {
+        for (key, value) in gateway_connection_manager_defaults() {
+            manager[key] = value;
         }
-    })
+        // Istio matches virtual hosts on the Host header without its port (every
+        // route table it builds, istio/istio pilot/pkg/networking/core/httproute.go).
+        manager["route_config"]["ignore_port_in_host_matching"] = json!(true);
+    }
+    json!({"name": "envoy.filters.network.http_connection_manager", "typed_config": manager})
 }
 
-fn virtual_host(vhost: &VirtualHost, port: u16) -> Value {
-    // Istio's gateway virtual hosts answer the bare name and the name with any port.
-    let domains = if vhost.hostname == "*" {
-        vec!["*".to_string()]
-    } else {
-        vec![vhost.hostname.clone(), format!("{}:*", vhost.hostname)]
+/// Which proxy a connection manager belongs to: Istio configures a gateway's
+/// differently from a sidecar's. Only the gateway's settings are checked against
+/// Istio so far (`tests/integration/istio_oracle.rs`); the sidecar keeps Envoy's
+/// defaults until the oracle compares it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ProxyRole {
+    Gateway,
+    Sidecar,
+}
+
+/// What Istio sets on a gateway's HTTP connection manager, all of it visible to
+/// clients: paths normalized as meshConfig `pathNormalization: BASE` (the default)
+/// says, escaped slashes kept, websocket upgrades allowed, no idle-stream timeout,
+/// `server: istio-envoy`, the client's address taken from the connection and
+/// appended to x-forwarded-for, incoming client-certificate headers replaced, and
+/// `Expect: 100-continue` answered by the proxy. Sources, istio/istio:
+/// `pilot/pkg/networking/core/listener_builder.go` (`buildHTTPConnectionManager`:
+/// normalization, upgrades, stream idle timeout), `gateway.go`
+/// (`buildGatewayConnectionManager`: server name, remote address, client
+/// certificate details), `listener.go` (100-continue).
+fn gateway_connection_manager_defaults() -> [(&'static str, Value); 8] {
+    [
+        ("normalize_path", json!(true)),
+        ("path_with_escaped_slashes_action", json!("KEEP_UNCHANGED")),
+        ("upgrade_configs", json!([{"upgrade_type": "websocket"}])),
+        ("stream_idle_timeout", json!("0s")),
+        ("server_name", json!("istio-envoy")),
+        ("use_remote_address", json!(true)),
+        ("forward_client_cert_details", json!("SANITIZE_SET")),
+        ("proxy_100_continue", json!(true)),
+    ]
+}
+
+fn virtual_host(role: ProxyRole, vhost: &VirtualHost, port: u16) -> Value {
+    // A gateway's route table ignores the Host header's port, so one domain per
+    // hostname serves `name` and `name:port` alike, wildcards included.
+    let domains = match role {
+        ProxyRole::Gateway => vec![vhost.hostname.clone()],
+        ProxyRole::Sidecar if vhost.hostname == "*" => vec!["*".to_string()],
+        ProxyRole::Sidecar => vec![vhost.hostname.clone(), format!("{}:*", vhost.hostname)],
     };
-    json!({
+    let mut host = json!({
         "name": format!("{}:{port}", vhost.hostname),
         "domains": domains,
         "routes": vhost.routes.iter().map(route).collect::<Vec<_>>(),
-    })
+    });
+    if role == ProxyRole::Gateway {
+        // Istio's default proxy headers: upstream requests carry x-envoy-attempt-count.
+        host["include_request_attempt_count"] = json!(true);
+    }
+    host
 }
 
 fn route(plan: &RoutePlan) -> Value {
@@ -247,7 +299,11 @@ fn route(plan: &RoutePlan) -> Value {
 }
 
 /// Istio's defaults for every HTTP route: no route timeout, and two retries on
-/// connection failures and 503s, each to a different host.
+/// connection failures, each to a different host. `retriable-status-codes` stays in
+/// `retry_on` with no status code listed, so no response status is retried: since
+/// Istio 1.24 (`EXCLUDE_UNSAFE_503_FROM_DEFAULT_RETRY`) a 503 from the backend reaches
+/// the client (istio/istio `pilot/pkg/networking/core/route/retry/retry.go`,
+/// `DefaultPolicy`; checked by `tests/integration/istio_oracle.rs`).
 fn route_action(mut target: Value) -> Value {
     target["timeout"] = json!("0s");
     target["retry_policy"] = json!({
@@ -257,8 +313,7 @@ fn route_action(mut target: Value) -> Value {
             "name": "envoy.retry_host_predicates.previous_hosts",
             "typed_config": {"@type": "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"}
         }],
-        "host_selection_retry_max_attempts": 5,
-        "retriable_status_codes": [503]
+        "host_selection_retry_max_attempts": 5
     });
     target
 }

@@ -1,0 +1,280 @@
+// Package oracle asks Istio's own config generator what istiod would send a proxy for a
+// set of fixture manifests. It is a Go test so that it can use Istio's test server
+// (istio.io/istio/pilot/test/xds) and traffic simulation (pilot/pkg/simulation), which
+// both need a *testing.T; meshcheck builds it once with `go test -c` and runs the binary
+// with `-test.run TestOracle`, the request in ORACLE_REQUEST and the answer written to
+// ORACLE_OUTPUT.
+package oracle
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"sigs.k8s.io/yaml"
+
+	"istio.io/istio/pilot/pkg/model"
+	"istio.io/istio/pilot/pkg/simulation"
+	"istio.io/istio/pilot/test/xds"
+)
+
+// Request is what meshcheck asks: the fixtures, the proxies to generate for, and the
+// calls to simulate.
+type Request struct {
+	// Manifests holds every fixture object as YAML documents.
+	Manifests string  `json:"manifests"`
+	Proxies   []Proxy `json:"proxies"`
+}
+
+// Proxy names one proxy: a Gateway's deployment, or a sidecar in a namespace.
+type Proxy struct {
+	// Gateway is "namespace/name" of a Gateway API Gateway; empty for a sidecar.
+	Gateway string `json:"gateway,omitempty"`
+	// Namespace is the sidecar's namespace.
+	Namespace string `json:"namespace,omitempty"`
+	Calls     []Call `json:"calls,omitempty"`
+}
+
+// Call is one simulated request.
+type Call struct {
+	Port    int               `json:"port"`
+	Host    string            `json:"host"`
+	Path    string            `json:"path"`
+	Headers map[string]string `json:"headers,omitempty"`
+	TLS     bool              `json:"tls,omitempty"`
+}
+
+// Answer is the generated configuration per proxy.
+type Answer struct {
+	Proxies []ProxyAnswer `json:"proxies"`
+}
+
+// ProxyAnswer holds the xDS resources as protojson, and the simulated calls.
+type ProxyAnswer struct {
+	Clusters  []json.RawMessage `json:"clusters"`
+	Listeners []json.RawMessage `json:"listeners"`
+	Routes    []json.RawMessage `json:"routes"`
+	Calls     []CallAnswer      `json:"calls"`
+}
+
+// CallAnswer is what the simulation matched for a call.
+type CallAnswer struct {
+	Listener    string `json:"listener"`
+	FilterChain string `json:"filterChain"`
+	RouteConfig string `json:"routeConfig"`
+	VirtualHost string `json:"virtualHost"`
+	Route       string `json:"route"`
+	Cluster     string `json:"cluster"`
+	Error       string `json:"error,omitempty"`
+}
+
+func TestOracle(t *testing.T) {
+	in, err := os.ReadFile(os.Getenv("ORACLE_REQUEST"))
+	if err != nil {
+		t.Fatalf("reading the request: %v", err)
+	}
+	var req Request
+	if err := json.Unmarshal(in, &req); err != nil {
+		t.Fatalf("decoding the request: %v", err)
+	}
+	kube, istio := splitManifests(req.Manifests)
+	for i, p := range req.Proxies {
+		if p.Gateway != "" {
+			kube += gatewayDeployment(p.Gateway, i, req.Manifests)
+		}
+	}
+	// Istio's own kinds (DestinationRule, ...) go to the config store, as istiod reads
+	// them through its CRD client; Kubernetes and Gateway API objects go to the fake
+	// Kubernetes API, which the gateway controller watches.
+	s := xds.NewFakeDiscoveryServer(t, xds.FakeOptions{KubernetesObjectString: kube, ConfigString: istio})
+	var answer Answer
+	for i, p := range req.Proxies {
+		proxy := proxyFor(p, i)
+		sim := simulation.NewSimulation(t, s, s.SetupProxy(proxy))
+		var pa ProxyAnswer
+		for _, c := range sim.Clusters {
+			pa.Clusters = append(pa.Clusters, marshal(t, c))
+		}
+		for _, l := range sim.Listeners {
+			pa.Listeners = append(pa.Listeners, marshal(t, l))
+		}
+		for _, r := range sim.Routes {
+			pa.Routes = append(pa.Routes, marshal(t, r))
+		}
+		for _, c := range p.Calls {
+			headers := http.Header{}
+			for k, v := range c.Headers {
+				headers.Set(k, v)
+			}
+			call := simulation.Call{
+				Port:       c.Port,
+				Path:       c.Path,
+				HostHeader: c.Host,
+				Headers:    headers,
+				Protocol:   simulation.HTTP,
+				CallMode:   simulation.CallModeGateway,
+			}
+			if p.Gateway == "" {
+				call.CallMode = simulation.CallModeOutbound
+			}
+			if c.TLS {
+				call.TLS = simulation.TLS
+			}
+			r := sim.Run(call)
+			ca := CallAnswer{
+				Listener:    r.ListenerMatched,
+				FilterChain: r.FilterChainMatched,
+				RouteConfig: r.RouteConfigMatched,
+				VirtualHost: r.VirtualHostMatched,
+				Route:       r.RouteMatched,
+				Cluster:     r.ClusterMatched,
+			}
+			if r.Error != nil {
+				ca.Error = r.Error.Error()
+			}
+			pa.Calls = append(pa.Calls, ca)
+		}
+		answer.Proxies = append(answer.Proxies, pa)
+	}
+	out, err := json.MarshalIndent(answer, "", " ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(os.Getenv("ORACLE_OUTPUT"), out, 0o644); err != nil {
+		t.Fatalf("writing the answer: %v", err)
+	}
+}
+
+func marshal(t *testing.T, m proto.Message) json.RawMessage {
+	b, err := protojson.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func proxyIP(index int) string {
+	return fmt.Sprintf("10.255.0.%d", index+1)
+}
+
+func proxyFor(p Proxy, index int) *model.Proxy {
+	if p.Gateway != "" {
+		namespace, name, _ := strings.Cut(p.Gateway, "/")
+		labels := map[string]string{"gateway.networking.k8s.io/gateway-name": name}
+		return &model.Proxy{
+			Type:            model.Router,
+			ID:              fmt.Sprintf("%s-istio-0.%s", name, namespace),
+			IPAddresses:     []string{proxyIP(index)},
+			ConfigNamespace: namespace,
+			Labels:          labels,
+			Metadata:        &model.NodeMetadata{Labels: labels, Namespace: namespace},
+		}
+	}
+	return &model.Proxy{
+		Type:            model.SidecarProxy,
+		ID:              fmt.Sprintf("meshcheck-client-0.%s", p.Namespace),
+		IPAddresses:     []string{proxyIP(index)},
+		ConfigNamespace: p.Namespace,
+		Metadata:        &model.NodeMetadata{Namespace: p.Namespace},
+	}
+}
+
+// gatewayDeployment stands in for istiod's gateway deployment controller: the
+// `<name>-istio` Service with the listeners' ports and one ready pod behind it, so the
+// generated Istio Gateway (which selects its proxies through that Service) applies to
+// the proxy we generate for.
+func gatewayDeployment(ref string, index int, manifests string) string {
+	namespace, name, _ := strings.Cut(ref, "/")
+	ports := listenerPorts(namespace, name, manifests)
+	var svcPorts, podPorts strings.Builder
+	for _, port := range ports {
+		fmt.Fprintf(&svcPorts, "  - name: port-%d\n    port: %d\n    targetPort: %d\n", port, port, port)
+		fmt.Fprintf(&podPorts, "    - containerPort: %d\n", port)
+	}
+	return fmt.Sprintf(`
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: %[1]s-istio
+  namespace: %[2]s
+spec:
+  selector:
+    gateway.networking.k8s.io/gateway-name: %[1]s
+  ports:
+%[3]s---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: %[1]s-istio-0
+  namespace: %[2]s
+  labels:
+    gateway.networking.k8s.io/gateway-name: %[1]s
+spec:
+  containers:
+  - name: istio-proxy
+    image: istio/proxyv2
+    ports:
+%[4]sstatus:
+  phase: Running
+  podIP: %[5]s
+  podIPs:
+  - ip: %[5]s
+  conditions:
+  - type: Ready
+    status: "True"
+`, name, namespace, svcPorts.String(), podPorts.String(), proxyIP(index))
+}
+
+// listenerPorts reads the Gateway's listener ports from the manifests.
+func listenerPorts(namespace, name, manifests string) []int {
+	var ports []int
+	for _, doc := range strings.Split(manifests, "\n---") {
+		var obj struct {
+			Kind     string `json:"kind"`
+			Metadata struct {
+				Name      string `json:"name"`
+				Namespace string `json:"namespace"`
+			} `json:"metadata"`
+			Spec struct {
+				Listeners []struct {
+					Port int `json:"port"`
+				} `json:"listeners"`
+			} `json:"spec"`
+		}
+		if yaml.Unmarshal([]byte(doc), &obj) != nil || obj.Kind != "Gateway" {
+			continue
+		}
+		if obj.Metadata.Name != name || obj.Metadata.Namespace != namespace {
+			continue
+		}
+		for _, l := range obj.Spec.Listeners {
+			ports = append(ports, l.Port)
+		}
+	}
+	return ports
+}
+
+// splitManifests separates Istio's own configuration (networking.istio.io and
+// security.istio.io objects) from Kubernetes and Gateway API objects.
+func splitManifests(manifests string) (kube, istio string) {
+	for _, doc := range strings.Split(manifests, "\n---") {
+		var obj struct {
+			APIVersion string `json:"apiVersion"`
+		}
+		if yaml.Unmarshal([]byte(doc), &obj) != nil || obj.APIVersion == "" {
+			continue
+		}
+		if strings.Contains(obj.APIVersion, ".istio.io/") {
+			istio += "\n---\n" + doc
+		} else {
+			kube += "\n---\n" + doc
+		}
+	}
+	return kube, istio
+}

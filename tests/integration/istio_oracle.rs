@@ -1,0 +1,653 @@
+//! Differential tests: the local target's Envoy configuration against what Istio's own
+//! config generator makes of the same fixtures (the oracle in `oracle/`, Istio's
+//! `pilot/test/xds` test server and `pilot/pkg/simulation` at the commit pinned in
+//! `oracle/go.mod`).
+//!
+//! For every suite in `suites/`, the local bootstrap and Istio's xDS output are reduced
+//! to the same facts — per cluster the circuit breakers, outlier detection, LB policy,
+//! timeouts and per-connection limits; per gateway route table the virtual hosts and,
+//! in order, each route's match, destination, retry policy and timeout; per case
+//! request the destination the request reaches — and compared. A difference fails the
+//! test with one line per fact, unless it is listed in [`KNOWN`] with the reason.
+//! `KNOWN` also fails when an entry no longer matches anything, so it cannot go stale.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use meshcheck::suite::{Entry, Suite, load_all};
+use meshcheck::targets::local::{Plan, bootstrap, plan_fixtures};
+use serde_json::{Value, json};
+
+/// Facts where meshcheck and Istio disagree today, each with why. A fact is listed
+/// by the end of its key (after the suite and proxy), e.g.
+/// `route/http.80/test.devopscube.com:80/0/retryPolicy`.
+const KNOWN: &[(&str, &str)] = &[];
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Builds the oracle once per test process with the project's own script (Go modules
+/// from the module proxy, checked against `oracle/go.sum`).
+fn oracle() -> &'static Path {
+    static ORACLE: OnceLock<PathBuf> = OnceLock::new();
+    ORACLE.get_or_init(|| {
+        let out = root().join("target/istio-oracle/oracle.test");
+        let status = Command::new("bash")
+            .arg(root().join("scripts/build-oracle.sh"))
+            .arg(&out)
+            .status()
+            .expect("cannot run scripts/build-oracle.sh");
+        assert!(status.success(), "scripts/build-oracle.sh failed: {status}");
+        out
+    })
+}
+
+/// One proxy the oracle generates configuration for, and what we generated for it.
+struct ProxyUnderTest {
+    label: String,
+    request: Value,
+    ours: Value,
+}
+
+fn ask_oracle(suite: &Suite, proxies: &[Value]) -> Value {
+    let manifests: Vec<String> = suite
+        .manifests
+        .iter()
+        .map(|m| m.to_json().to_string())
+        .collect();
+    let request = json!({"manifests": manifests.join("\n---\n"), "proxies": proxies});
+    let dir = tempfile::tempdir().unwrap();
+    let request_path = dir.path().join("request.json");
+    let answer_path = dir.path().join("answer.json");
+    std::fs::write(&request_path, request.to_string()).unwrap();
+    let output = Command::new(oracle())
+        .args(["-test.run", "^TestOracle$"])
+        .env("ORACLE_REQUEST", &request_path)
+        .env("ORACLE_OUTPUT", &answer_path)
+        .output()
+        .expect("cannot run the oracle");
+    assert!(
+        output.status.success(),
+        "the oracle failed for suite {}: {}\n{}",
+        suite.name,
+        output.status,
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter(|l| !l.contains("\tinfo\t"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    serde_json::from_slice(&std::fs::read(&answer_path).unwrap()).unwrap()
+}
+
+/// Addresses for the echo pods: only their presence matters to the comparison.
+fn pod_addresses(plan: &Plan) -> Vec<Vec<SocketAddr>> {
+    plan.workloads
+        .iter()
+        .enumerate()
+        .map(|(w, workload)| {
+            (0..workload.replicas)
+                .map(|r| SocketAddr::from(([127, 0, w as u8 + 1, r as u8 + 1], 5678)))
+                .collect()
+        })
+        .collect()
+}
+
+/// The gateway proxies of a suite: one per Gateway the local target serves, with the
+/// requests of the suite's cases that enter through it.
+fn gateway_proxies(suite: &Suite, plan: &Plan) -> Vec<ProxyUnderTest> {
+    let ours = camel_case(&bootstrap(plan, &pod_addresses(plan)));
+    plan.gateways
+        .iter()
+        .map(|gateway| {
+            let key = &gateway.gateway;
+            let calls: Vec<Value> = suite
+                .cases
+                .iter()
+                .filter(|case| matches!(&case.entry, Entry::Gateway(g) if g == key))
+                .map(|case| {
+                    json!({
+                        "port": case.port,
+                        "host": case.spec.request.host.clone()
+                            .unwrap_or_else(|| case.url.host_str().unwrap_or_default().to_string()),
+                        "path": case.url.path(),
+                        "tls": case.url.scheme() == "https",
+                    })
+                })
+                .collect();
+            ProxyUnderTest {
+                label: format!("gateway {key}"),
+                request: json!({
+                    "gateway": format!("{}/{}", key.namespace.as_deref().unwrap_or("default"), key.name),
+                    "calls": calls,
+                }),
+                ours: ours.clone(),
+            }
+        })
+        .collect()
+}
+
+/// snake_case keys (as meshcheck writes the bootstrap) to lowerCamelCase (as protojson
+/// writes Istio's), so both sides are read with the same paths.
+fn camel_case(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    let key = if k.starts_with('@') {
+                        k.clone()
+                    } else {
+                        let mut out = String::new();
+                        let mut upper = false;
+                        for c in k.chars() {
+                            if c == '_' {
+                                upper = true;
+                            } else if upper {
+                                out.extend(c.to_uppercase());
+                                upper = false;
+                            } else {
+                                out.push(c);
+                            }
+                        }
+                        out
+                    };
+                    (key, camel_case(v))
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(camel_case).collect()),
+        other => other.clone(),
+    }
+}
+
+type Facts = BTreeMap<String, String>;
+
+/// protojson writes 64-bit integers as strings and leaves out defaults; one spelling
+/// for both sides.
+fn canonical(value: Option<&Value>) -> String {
+    fn normalize(value: &Value) -> Value {
+        match value {
+            Value::String(s) if s.parse::<u64>().is_ok() => json!(s.parse::<u64>().unwrap()),
+            Value::Object(map) => Value::Object(
+                map.iter()
+                    .filter(|(k, v)| !(k.as_str() == "caseSensitive" && **v == json!(true)))
+                    .map(|(k, v)| (k.clone(), normalize(v)))
+                    .collect(),
+            ),
+            Value::Array(items) => Value::Array(items.iter().map(normalize).collect()),
+            other => other.clone(),
+        }
+    }
+    match value {
+        None | Some(Value::Null) => "-".to_string(),
+        Some(v) => normalize(v).to_string(),
+    }
+}
+
+fn cluster_facts(cluster: &Value, facts: &mut Facts) {
+    let name = cluster["name"].as_str().unwrap_or_default();
+    let mut fact = |what: &str, value: Option<&Value>| {
+        facts.insert(format!("cluster/{name}/{what}"), canonical(value));
+    };
+    let thresholds = cluster.pointer("/circuitBreakers/thresholds/0");
+    for limit in [
+        "maxConnections",
+        "maxPendingRequests",
+        "maxRequests",
+        "maxRetries",
+    ] {
+        fact(
+            &format!("circuitBreakers/{limit}"),
+            thresholds.and_then(|t| t.get(limit)),
+        );
+    }
+    fact("outlierDetection", cluster.get("outlierDetection"));
+    // Envoy's default balancer is round robin: an absent lbPolicy means it.
+    let lb = cluster
+        .get("lbPolicy")
+        .cloned()
+        .unwrap_or(json!("ROUND_ROBIN"));
+    fact("lbPolicy", Some(&lb));
+    fact("connectTimeout", cluster.get("connectTimeout"));
+    let common = cluster.pointer(
+        "/typedExtensionProtocolOptions/envoy.extensions.upstreams.http.v3.HttpProtocolOptions/commonHttpProtocolOptions",
+    );
+    fact(
+        "maxRequestsPerConnection",
+        common.and_then(|c| c.get("maxRequestsPerConnection")),
+    );
+    fact("idleTimeout", common.and_then(|c| c.get("idleTimeout")));
+}
+
+fn route_table_facts(table: &Value, facts: &mut Facts) {
+    let name = table["name"].as_str().unwrap_or_default();
+    facts.insert(
+        format!("route/{name}/ignorePortInHostMatching"),
+        canonical(table.get("ignorePortInHostMatching")),
+    );
+    let mut hosts: Vec<String> = Vec::new();
+    for vhost in table["virtualHosts"].as_array().into_iter().flatten() {
+        let vname = vhost["name"].as_str().unwrap_or_default();
+        hosts.push(vname.to_string());
+        let mut domains: Vec<&str> = vhost["domains"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        domains.sort();
+        facts.insert(format!("route/{name}/{vname}/domains"), domains.join(" "));
+        facts.insert(
+            format!("route/{name}/{vname}/includeRequestAttemptCount"),
+            canonical(vhost.get("includeRequestAttemptCount")),
+        );
+        for (i, route) in vhost["routes"].as_array().into_iter().flatten().enumerate() {
+            let prefix = format!("route/{name}/{vname}/{i}");
+            facts.insert(format!("{prefix}/match"), canonical(route.get("match")));
+            facts.insert(format!("{prefix}/destination"), destination(route));
+            facts.insert(
+                format!("{prefix}/retryPolicy"),
+                canonical(
+                    route
+                        .pointer("/route/retryPolicy")
+                        .map(retry_facts)
+                        .as_ref(),
+                ),
+            );
+            facts.insert(
+                format!("{prefix}/timeout"),
+                canonical(route.pointer("/route/timeout")),
+            );
+        }
+    }
+    hosts.sort();
+    facts.insert(format!("route/{name}/virtualHosts"), hosts.join(" "));
+}
+
+/// What decides retries: which failures, how often, and which status codes.
+fn retry_facts(policy: &Value) -> Value {
+    json!({
+        "retryOn": policy.get("retryOn"),
+        "numRetries": policy.get("numRetries"),
+        "retriableStatusCodes": policy.get("retriableStatusCodes"),
+    })
+}
+
+/// Where a route sends a request: a cluster, weighted clusters, or a direct response.
+fn destination(route: &Value) -> String {
+    if let Some(status) = route.pointer("/directResponse/status") {
+        return format!("direct response {status}");
+    }
+    if let Some(cluster) = route.pointer("/route/cluster").and_then(Value::as_str) {
+        return cluster.to_string();
+    }
+    if let Some(clusters) = route
+        .pointer("/route/weightedClusters/clusters")
+        .and_then(Value::as_array)
+    {
+        let mut parts: Vec<String> = clusters
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} x{}",
+                    c["name"].as_str().unwrap_or_default(),
+                    canonical(c.get("weight"))
+                )
+            })
+            .collect();
+        parts.sort();
+        return parts.join(", ");
+    }
+    canonical(Some(route))
+}
+
+/// The HTTP connection manager settings a client can observe: path normalization,
+/// upgrades, idle streams, the `server` header, how forwarded-for and client
+/// certificate headers are treated. Keyed by the route table the manager serves.
+const CONNECTION_MANAGER_FACTS: &[&str] = &[
+    "normalizePath",
+    "mergeSlashes",
+    "pathWithEscapedSlashesAction",
+    "upgradeConfigs",
+    "streamIdleTimeout",
+    "serverName",
+    "useRemoteAddress",
+    "xffNumTrustedHops",
+    "forwardClientCertDetails",
+    "proxy100Continue",
+];
+
+fn connection_manager_facts(listeners: &[Value], facts: &mut Facts) {
+    let managers = listeners
+        .iter()
+        .flat_map(|l| l["filterChains"].as_array().cloned().unwrap_or_default())
+        .flat_map(|fc| fc["filters"].as_array().cloned().unwrap_or_default())
+        .filter(|f| f["name"] == json!("envoy.filters.network.http_connection_manager"))
+        .map(|f| f["typedConfig"].clone());
+    for manager in managers {
+        let table = manager
+            .pointer("/routeConfig/name")
+            .or_else(|| manager.pointer("/rds/routeConfigName"))
+            .and_then(Value::as_str)
+            .map(local_route_table_name)
+            .unwrap_or_default();
+        for fact in CONNECTION_MANAGER_FACTS {
+            facts.insert(
+                format!("connectionManager/{table}/{fact}"),
+                canonical(manager.get(*fact)),
+            );
+        }
+    }
+}
+
+/// Every fact of one side: clusters we generate, and the route tables of the listeners.
+fn facts_of(clusters: &[Value], tables: &[Value], only_clusters: &[String]) -> Facts {
+    let mut facts = Facts::new();
+    for cluster in clusters {
+        let name = cluster["name"].as_str().unwrap_or_default().to_string();
+        if only_clusters.contains(&name) {
+            cluster_facts(cluster, &mut facts);
+        }
+    }
+    for name in only_clusters {
+        if !clusters.iter().any(|c| c["name"] == json!(name)) {
+            facts.insert(format!("cluster/{name}"), "missing".into());
+        }
+    }
+    for table in tables {
+        route_table_facts(table, &mut facts);
+    }
+    facts
+}
+
+/// Istio names an HTTPS server's route table after the Istio Gateway its controller
+/// makes of the listener. Istio 1.26 joined that name with `-`
+/// (`tls-gateway-istio-autogenerated-k8s-gateway-https`), the pinned commit with `~`;
+/// the name is not behaviour, so Istio's is read in the local target's spelling.
+fn with_local_route_table_name(table: &Value) -> Value {
+    let mut table = table.clone();
+    if let Some(name) = table["name"].as_str() {
+        table["name"] = json!(local_route_table_name(name));
+    }
+    table
+}
+
+fn local_route_table_name(name: &str) -> String {
+    if name.starts_with("https.") {
+        name.replace('~', "-")
+    } else {
+        name.to_string()
+    }
+}
+
+/// The inline route tables of our listeners.
+fn our_route_tables(bootstrap: &Value) -> Vec<Value> {
+    bootstrap
+        .pointer("/staticResources/listeners")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .flat_map(|l| l["filterChains"].as_array().cloned().unwrap_or_default())
+        .flat_map(|fc| fc["filters"].as_array().cloned().unwrap_or_default())
+        .filter_map(|f| f.pointer("/typedConfig/routeConfig").cloned())
+        .collect()
+}
+
+/// The destination our own route table gives a request: the virtual host by Envoy's
+/// domain rules (exact, then `*.suffix`, then `*`), then the first route whose path
+/// matches.
+fn our_destination(tables: &[Value], port: u16, host: &str, path: &str, tls: bool) -> String {
+    let wanted = if tls {
+        format!("https.{port}.")
+    } else {
+        format!("http.{port}")
+    };
+    let Some(table) = tables
+        .iter()
+        .find(|t| t["name"].as_str().is_some_and(|n| n.starts_with(&wanted)))
+    else {
+        return "no listener matched".into();
+    };
+    let vhosts = table["virtualHosts"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let domain_matches = |d: &str| {
+        d == host
+            || d.strip_prefix('*')
+                .is_some_and(|suffix| !suffix.is_empty() && host.ends_with(suffix))
+            || d == "*"
+    };
+    let rank = |d: &str| {
+        if d == host {
+            0
+        } else if d == "*" {
+            2
+        } else {
+            1
+        }
+    };
+    let Some(vhost) = vhosts
+        .iter()
+        .filter_map(|v| {
+            v["domains"]
+                .as_array()?
+                .iter()
+                .filter_map(Value::as_str)
+                .filter(|d| domain_matches(d))
+                .map(rank)
+                .min()
+                .map(|r| (r, v))
+        })
+        .min_by_key(|(r, _)| *r)
+        .map(|(_, v)| v)
+    else {
+        return "no virtual host matched".into();
+    };
+    for route in vhost["routes"].as_array().into_iter().flatten() {
+        let m = &route["match"];
+        let hit = if let Some(p) = m["path"].as_str() {
+            path == p
+        } else if let Some(p) = m["pathSeparatedPrefix"].as_str() {
+            path == p || path.starts_with(&format!("{p}/"))
+        } else {
+            m["prefix"].as_str().is_some_and(|p| path.starts_with(p))
+        };
+        if hit {
+            return destination(route);
+        }
+    }
+    "no route matched".into()
+}
+
+fn find_route<'a>(tables: &'a [Value], table: &str, vhost: &str, route: &str) -> Option<&'a Value> {
+    tables
+        .iter()
+        .find(|t| t["name"] == json!(table))?
+        .get("virtualHosts")?
+        .as_array()?
+        .iter()
+        .find(|v| v["name"] == json!(vhost))?
+        .get("routes")?
+        .as_array()?
+        .iter()
+        .find(|r| r["name"] == json!(route))
+}
+
+/// How much a comparison covered, so the test cannot pass by comparing nothing.
+#[derive(Default)]
+struct Coverage {
+    proxies: usize,
+    facts: usize,
+    calls: usize,
+}
+
+fn compare_suite(suite: &Suite, coverage: &mut Coverage) -> Vec<String> {
+    let plan = match plan_fixtures(&suite.fixtures) {
+        Ok(plan) => plan,
+        Err(err) => {
+            return vec![format!(
+                "{}: the local target refuses the fixtures: {err}",
+                suite.name
+            )];
+        }
+    };
+    let proxies = gateway_proxies(suite, &plan);
+    if proxies.is_empty() {
+        return Vec::new();
+    }
+    let answer = ask_oracle(
+        suite,
+        &proxies
+            .iter()
+            .map(|p| p.request.clone())
+            .collect::<Vec<_>>(),
+    );
+    let mut differences = Vec::new();
+    for (index, proxy) in proxies.iter().enumerate() {
+        let theirs = &answer["proxies"][index];
+        let our_clusters = proxy
+            .ours
+            .pointer("/staticResources/clusters")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let names: Vec<String> = our_clusters
+            .iter()
+            .filter_map(|c| c["name"].as_str().map(str::to_string))
+            .collect();
+        let our_tables = our_route_tables(&proxy.ours);
+        let ours = facts_of(&our_clusters, &our_tables, &names);
+        let their_clusters = theirs["clusters"].as_array().cloned().unwrap_or_default();
+        let their_tables: Vec<Value> = theirs["routes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(with_local_route_table_name)
+            .collect();
+        let mut istio = facts_of(&their_clusters, &their_tables, &names);
+        let our_listeners = proxy
+            .ours
+            .pointer("/staticResources/listeners")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let their_listeners = theirs["listeners"].as_array().cloned().unwrap_or_default();
+        let mut ours = ours;
+        connection_manager_facts(&our_listeners, &mut ours);
+        connection_manager_facts(&their_listeners, &mut istio);
+        // Istio also serves route tables we have no listener for (other ports of the
+        // gateway's own Service): compare the tables we have.
+        let our_tables_named: Vec<String> = our_tables
+            .iter()
+            .filter_map(|t| t["name"].as_str().map(|n| format!("route/{n}/")))
+            .collect();
+        istio.retain(|k, _| {
+            let table = k
+                .strip_prefix("route/")
+                .or_else(|| k.strip_prefix("connectionManager/"));
+            table.is_none_or(|rest| {
+                our_tables_named
+                    .iter()
+                    .any(|p| rest.starts_with(p.trim_start_matches("route/")))
+            })
+        });
+        // Behaviour: where each case's request goes.
+        for (call, result) in proxy.request["calls"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .zip(theirs["calls"].as_array().into_iter().flatten())
+        {
+            let (port, host, path, tls) = (
+                call["port"].as_u64().unwrap_or(80) as u16,
+                call["host"].as_str().unwrap_or_default(),
+                call["path"].as_str().unwrap_or("/"),
+                call["tls"].as_bool().unwrap_or(false),
+            );
+            let key = format!("call/{host}:{port}{path}");
+            ours.insert(
+                key.clone(),
+                our_destination(&our_tables, port, host, path, tls),
+            );
+            let istio_destination = match result["error"].as_str() {
+                Some(err) => err.to_string(),
+                None => find_route(
+                    &their_tables,
+                    &local_route_table_name(result["routeConfig"].as_str().unwrap_or_default()),
+                    result["virtualHost"].as_str().unwrap_or_default(),
+                    result["route"].as_str().unwrap_or_default(),
+                )
+                .map(destination)
+                .unwrap_or_else(|| format!("route {} not found", result["route"])),
+            };
+            istio.insert(key, istio_destination);
+        }
+        coverage.proxies += 1;
+        coverage.calls += proxy.request["calls"].as_array().map_or(0, Vec::len);
+        let keys: std::collections::BTreeSet<&String> = ours.keys().chain(istio.keys()).collect();
+        coverage.facts += keys.len();
+        for key in keys {
+            let (a, b) = (
+                ours.get(key).map_or("(absent)", String::as_str),
+                istio.get(key).map_or("(absent)", String::as_str),
+            );
+            if a != b {
+                differences.push(format!(
+                    "{} {}: {key}\n    meshcheck: {a}\n    istio:     {b}",
+                    suite.name, proxy.label
+                ));
+            }
+        }
+    }
+    differences
+}
+
+#[test]
+fn local_gateway_configuration_matches_istio() {
+    let suites = load_all(&[root().join("suites")]).expect("suites/ loads");
+    let mut differences = Vec::new();
+    let mut coverage = Coverage::default();
+    for suite in &suites {
+        differences.extend(compare_suite(suite, &mut coverage));
+    }
+    eprintln!(
+        "compared {} suites: {} gateway proxies, {} facts, {} case requests",
+        suites.len(),
+        coverage.proxies,
+        coverage.facts,
+        coverage.calls
+    );
+    assert!(
+        coverage.proxies > 0 && coverage.calls > 0,
+        "nothing was compared: no suite has a gateway case"
+    );
+    let mut unexplained = Vec::new();
+    let mut used = vec![false; KNOWN.len()];
+    for difference in &differences {
+        let key = difference.lines().next().unwrap_or_default();
+        match KNOWN
+            .iter()
+            .position(|(fact, _)| key.ends_with(fact) || key.contains(fact))
+        {
+            Some(i) => used[i] = true,
+            None => unexplained.push(difference.clone()),
+        }
+    }
+    let stale: Vec<&str> = KNOWN
+        .iter()
+        .zip(&used)
+        .filter(|(_, used)| !**used)
+        .map(|((fact, _), _)| *fact)
+        .collect();
+    assert!(
+        unexplained.is_empty() && stale.is_empty(),
+        "{} difference(s) from Istio's generated configuration:\n{}\nknown differences that no longer occur (remove them from KNOWN): {stale:?}",
+        unexplained.len(),
+        unexplained.join("\n")
+    );
+}
