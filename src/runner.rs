@@ -15,7 +15,7 @@ pub use crate::targets::{LocalSettings, TargetSettings};
 pub(crate) use bring_up::BringUp;
 pub use events::{
     CaseResult, Event, LatencySummary, Outcome, Phase, PhaseDetail, RunEnvironment, RunSummary,
-    TargetKind,
+    TargetKind, UnknownVersion,
 };
 pub use execute::{CaseFilter, RunOptions, run};
 pub use interrupt::Interrupt;
