@@ -20,6 +20,14 @@ fn load(relative: &str) -> Vec<Manifest> {
     load_file(&root().join(relative)).unwrap()
 }
 
+/// The seed's backends and gateway, plus the objects in `yaml`.
+fn seed_gateway_with(yaml: &str) -> Vec<Manifest> {
+    let mut manifests = load("fixtures/ingress-canary/backends.yaml");
+    manifests.extend(load("fixtures/ingress-canary/gateway.yaml"));
+    manifests.extend(load_str(yaml, Path::new("tests/inline.yaml")).unwrap());
+    manifests
+}
+
 async fn options() -> LocalOptions {
     let envoy = ensure_envoy(|dir| eprintln!("{}", installing_message(dir)))
         .await
@@ -206,9 +214,7 @@ spec:
 /// the server `istio-envoy`.
 #[tokio::test]
 async fn the_gateway_normalizes_requests_as_istio_does() {
-    let mut manifests = load("fixtures/ingress-canary/backends.yaml");
-    manifests.extend(load("fixtures/ingress-canary/gateway.yaml"));
-    manifests.extend(load_str(WILDCARD, Path::new("tests/wildcard.yaml")).unwrap());
+    let manifests = seed_gateway_with(WILDCARD);
     let env = LocalEnvironment::start(&manifests, options().await)
         .await
         .unwrap();
@@ -271,9 +277,7 @@ spec:
 /// alphabetically first `a-catch-all`.
 #[tokio::test]
 async fn a_rule_without_matches_yields_to_rules_with_matches() {
-    let mut manifests = load("fixtures/ingress-canary/backends.yaml");
-    manifests.extend(load("fixtures/ingress-canary/gateway.yaml"));
-    manifests.extend(load_str(CATCH_ALL, Path::new("tests/catch-all.yaml")).unwrap());
+    let manifests = seed_gateway_with(CATCH_ALL);
     let env = LocalEnvironment::start(&manifests, options().await)
         .await
         .unwrap();
