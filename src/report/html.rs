@@ -108,7 +108,7 @@ fn case_section(page: &mut String, case: &CaseResult) {
          <p>{}</p>\n<p>{} requests in {:.3} s ({:.0} req/s)</p>\n",
         escape(&case.id()),
         escape(&case.id()),
-        escape(&case.message),
+        escape(&case.message.to_string()),
         case.requests,
         case.duration.as_secs_f64(),
         case.requests_per_second,
