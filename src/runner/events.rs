@@ -192,9 +192,9 @@ pub struct CaseResult {
     pub requests_per_second: f64,
     pub latency: Option<LatencySummary>,
     pub split: Option<SplitVerdict>,
-    /// Why the case passed, failed or was skipped, typed; reporters put it into words
-    /// (`src/report/case_message.rs`, which also makes it the one line of text the
-    /// JSON report's `message` is).
+    // Typed; reporters put it into words (`src/report/case_message.rs`, which also
+    // makes it the string below). The doc line is the JSON schema's description.
+    /// One line saying why the case passed, failed or was skipped.
     #[schemars(with = "String")]
     pub message: CaseMessage,
     /// Things a reader must know even when the case passed, e.g. that certificate
