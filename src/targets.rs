@@ -22,17 +22,19 @@
 mod error;
 pub mod kube;
 pub mod local;
+pub mod proxy_stats;
 mod settings;
 mod source;
 
 use serde::Serialize;
 
 use crate::runner::BringUp;
-use crate::suite::{Entry, Suite};
+use crate::suite::{Case, Entry, Suite};
 use crate::traffic::{Flow, LoadSpec, Sample, Tally};
 
 pub(crate) use error::BringUpError;
 pub use error::{SendError, SetupError, TargetError};
+pub use proxy_stats::StatsSnapshot;
 pub use settings::{LocalSettings, TargetSettings};
 pub(crate) use source::EngineSource;
 
@@ -64,8 +66,19 @@ pub(crate) trait RunningTarget {
     /// case's requests: the gateway's Envoy, or the in-mesh client's sidecar.
     async fn proxy_admin(&self, entry: &Entry, path: &str) -> Result<String, TargetError>;
 
-    /// What a failed case shows about the environment.
-    async fn diagnostics(&self, suite: &Suite) -> Vec<DiagnosticSection>;
+    /// The proxy's stats as a case starts measuring, for [`Self::diagnostics`] to say
+    /// what changed during the case; `None` where the target's diagnostics have no
+    /// use for it (or the stats could not be read).
+    async fn measuring_started(&self, case: &Case) -> Option<StatsSnapshot>;
+
+    /// What a failed case shows about the environment, given the snapshot
+    /// [`Self::measuring_started`] took (`None` when the case failed before measuring).
+    async fn diagnostics(
+        &self,
+        suite: &Suite,
+        case: &Case,
+        baseline: Option<&StatsSnapshot>,
+    ) -> Diagnostics;
 
     /// Stops and removes everything, saying what.
     async fn shutdown(self) -> CleanupReport;
@@ -111,6 +124,14 @@ pub enum RequestOrigin {
 pub struct DiagnosticSection {
     pub title: String,
     pub body: String,
+}
+
+/// What a target says about a failed case: sections every report shows, and complete
+/// dumps behind them (every non-zero Envoy stat) that only the JSON report keeps.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Diagnostics {
+    pub sections: Vec<DiagnosticSection>,
+    pub dumps: Vec<DiagnosticSection>,
 }
 
 /// What a target removed when it shut down, so the user is told (including after

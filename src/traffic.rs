@@ -197,6 +197,9 @@ pub struct LoadSpec {
     pub keep_alive: bool,
     /// Where the backend identity is read from.
     pub identity: IdentityRule,
+    /// Response headers the observer judges: every sample carries their values.
+    /// Only these are kept, so a run that needs none copies none.
+    pub response_headers: Vec<http::HeaderName>,
 }
 
 /// Why a request got no (complete) response. Failed requests are samples, not errors
@@ -262,6 +265,35 @@ pub struct Sample<'a> {
     /// The response carried `x-envoy-overloaded: true` (an Envoy circuit breaker
     /// tripped).
     pub envoy_overloaded: bool,
+    /// The values of the [`LoadSpec::response_headers`] in this response.
+    pub headers: ResponseHeaders<'a>,
+}
+
+/// The response headers a load asked for ([`LoadSpec::response_headers`]), as one
+/// response carried them.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ResponseHeaders<'a> {
+    names: &'a [http::HeaderName],
+    /// Aligned with `names`; `None` where the response lacked the header.
+    values: &'a [Option<http::HeaderValue>],
+}
+
+impl<'a> ResponseHeaders<'a> {
+    /// `values[i]` is the response's value of `names[i]`.
+    pub fn new(
+        names: &'a [http::HeaderName],
+        values: &'a [Option<http::HeaderValue>],
+    ) -> ResponseHeaders<'a> {
+        debug_assert!(values.is_empty() || values.len() == names.len());
+        ResponseHeaders { names, values }
+    }
+
+    /// The response's value of `name`; `None` when the response had no such header,
+    /// or the load did not ask for it.
+    pub fn get(&self, name: &http::HeaderName) -> Option<&'a http::HeaderValue> {
+        let index = self.names.iter().position(|n| n == name)?;
+        self.values.get(index)?.as_ref()
+    }
 }
 
 /// What `observe` wants next.

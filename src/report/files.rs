@@ -92,7 +92,7 @@ impl RunRecord {
     pub fn record(&mut self, event: &Event) {
         match event {
             Event::RunStarted { target, .. } => self.environment.target = Some(*target),
-            Event::Environment { environment } => {
+            Event::Environment { environment, .. } => {
                 let target = self.environment.target;
                 self.environment = environment.clone();
                 self.environment.target = self.environment.target.or(target);
@@ -179,6 +179,7 @@ impl RunRecord {
                 ("envoy.version", env.envoy.clone()),
                 ("istio.version", env.istio.clone()),
                 ("gateway-api.version", env.gateway_api.clone()),
+                ("gateway-api.channel", env.gateway_api_channel.clone()),
                 ("kubernetes.version", env.kubernetes.clone()),
             ];
             for (key, value) in properties {

@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use super::files::RunRecord;
 use crate::runner::{CaseResult, Outcome};
-use crate::stats::SplitVerdict;
+use crate::stats::{BackendShare, SplitVerdict};
 
 /// Fill of an observed-share bar. Tests look for this colour in a screenshot.
 pub const OBSERVED_COLOUR: &str = "#2b6cb0";
@@ -33,6 +33,7 @@ th, td { border: 1px solid #e2e8f0; padding: 0.2em 0.6em; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
 pre { background: #f7fafc; border: 1px solid #e2e8f0; padding: 0.5em; overflow-x: auto; font-size: 12px; }
 figure { margin: 0.5em 0; } figcaption { color: #4a5568; }
+svg.split-chart { max-width: 100%; height: auto; }
 .tables { display: flex; gap: 2em; flex-wrap: wrap; }
 ";
 
@@ -71,7 +72,15 @@ pub fn render(record: &RunRecord) -> String {
         ("meshcheck", Some(env.meshcheck.clone())),
         ("Envoy", env.envoy.clone()),
         ("Istio", env.istio.clone()),
-        ("Gateway API", env.gateway_api.clone()),
+        (
+            "Gateway API",
+            env.gateway_api
+                .as_ref()
+                .map(|version| match &env.gateway_api_channel {
+                    Some(channel) => format!("{version} ({channel})"),
+                    None => version.clone(),
+                }),
+        ),
         ("Kubernetes", env.kubernetes.clone()),
     ];
     page.push_str("<dl class=\"env\">\n");
@@ -102,14 +111,20 @@ fn case_section(page: &mut String, case: &CaseResult) {
         Outcome::Failed => ("failed", "FAIL"),
         Outcome::Skipped => ("skipped", "SKIP"),
     };
+    let message = case.message.to_string();
     let _ = write!(
         page,
         "<section class=\"case {class}\" id=\"{}\">\n<h2><span class=\"badge\">{badge}</span>{}</h2>\n\
-         <p>{}</p>\n<p>{} requests in {:.3} s ({:.0} req/s)</p>\n",
+         <p>{}</p>\n<p>{} {} in {:.3} s ({:.0} req/s)</p>\n",
         escape(&case.id()),
         escape(&case.id()),
-        escape(&case.message.to_string()),
+        escape(&message),
         case.requests,
+        if case.requests == 1 {
+            "request"
+        } else {
+            "requests"
+        },
         case.duration.as_secs_f64(),
         case.requests_per_second,
     );
@@ -121,7 +136,7 @@ fn case_section(page: &mut String, case: &CaseResult) {
         );
     }
     if let Some(split) = &case.split {
-        split_chart(page, split);
+        split_chart(page, split, &message);
     }
     page.push_str("<div class=\"tables\">\n");
     if !case.status_codes.is_empty() || !case.errors.is_empty() {
@@ -178,16 +193,56 @@ fn case_section(page: &mut String, case: &CaseResult) {
     page.push_str("</section>\n");
 }
 
+/// Font sizes of the chart's texts, in SVG user units (pixels at full size).
+const NAME_FONT: f64 = 13.0;
+const NOTE_FONT: f64 = 12.0;
+/// How wide a character of the browser's sans-serif font may be, in ems: digits and
+/// most capitals of DejaVu Sans and Liberation Sans advance 0.56–0.70 em. The page has
+/// no script, so the SVG cannot measure its own text; columns are sized on this safe
+/// side instead, so that no label is cut at the chart's edge.
+const WIDEST_GLYPH_EM: f64 = 0.7;
+
+/// The width `text` may take at `font_size`, on the safe side.
+fn text_width(text: &str, font_size: f64) -> f64 {
+    text.chars().count() as f64 * font_size * WIDEST_GLYPH_EM
+}
+
+/// The note beside a backend's bar: observed share, interval, expected share, count.
+fn backend_note(backend: &BackendShare) -> String {
+    format!(
+        "{:.1}% [{:.1}, {:.1}] vs {:.1}% ({} resp.)",
+        backend.observed_share * 100.0,
+        backend.ci_low * 100.0,
+        backend.ci_high * 100.0,
+        backend.expected_share * 100.0,
+        backend.observed
+    )
+}
+
 /// One row per backend: the observed share as a bar, its confidence interval as a
-/// whisker, and the weight the route promises as a dashed marker.
-fn split_chart(page: &mut String, split: &SplitVerdict) {
-    const LABEL: f64 = 170.0;
+/// whisker, and the weight the route promises as a dashed marker. The name column and
+/// the note column are as wide as their longest text, and the chart scales down to the
+/// page's width (CSS) rather than running past it. The verdict's reason is the case's
+/// message already; the caption repeats it only when the message does not carry it.
+fn split_chart(page: &mut String, split: &SplitVerdict, message: &str) {
     const PLOT: f64 = 520.0;
     const ROW: f64 = 40.0;
     const TOP: f64 = 28.0;
-    let x = |share: f64| LABEL + share.clamp(0.0, 1.0) * PLOT;
+    const GAP: f64 = 10.0;
+    let notes: Vec<String> = split.backends.iter().map(backend_note).collect();
+    let label = split
+        .backends
+        .iter()
+        .map(|b| text_width(&b.backend, NAME_FONT))
+        .fold(120.0, f64::max)
+        + 2.0 * GAP;
+    let note_width = notes
+        .iter()
+        .map(|n| text_width(n, NOTE_FONT))
+        .fold(0.0, f64::max);
+    let x = |share: f64| label + share.clamp(0.0, 1.0) * PLOT;
     let height = TOP + ROW * split.backends.len() as f64 + 30.0;
-    let width = LABEL + PLOT + 230.0;
+    let width = (label + PLOT + GAP + note_width + GAP).ceil();
     let _ = write!(
         page,
         "<figure class=\"split\">\n<svg class=\"split-chart\" xmlns=\"http://www.w3.org/2000/svg\" \
@@ -206,11 +261,11 @@ fn split_chart(page: &mut String, split: &SplitVerdict) {
             tick * 100.0
         );
     }
-    for (i, backend) in split.backends.iter().enumerate() {
+    for (i, (backend, note)) in split.backends.iter().zip(&notes).enumerate() {
         let top = TOP + ROW * i as f64 + 6.0;
         let middle = top + 11.0;
         let text_y = top + 15.0;
-        let label_x = LABEL - 8.0;
+        let label_x = label - GAP;
         let name = escape(&backend.backend);
         let bar = backend.observed_share.clamp(0.0, 1.0) * PLOT;
         let (low, high, expected) = (
@@ -220,56 +275,68 @@ fn split_chart(page: &mut String, split: &SplitVerdict) {
         );
         let (tick_top, tick_bottom) = (middle - 5.0, middle + 5.0);
         let (marker_top, marker_bottom) = (top - 4.0, top + 26.0);
-        let note_x = LABEL + PLOT + 10.0;
-        let note = escape(&format!(
-            "{:.1}% [{:.1}, {:.1}] vs {:.1}% ({} resp.)",
-            backend.observed_share * 100.0,
-            backend.ci_low * 100.0,
-            backend.ci_high * 100.0,
-            backend.expected_share * 100.0,
-            backend.observed
-        ));
+        let note_x = label + PLOT + GAP;
+        let note = escape(note);
         let _ = writeln!(
             page,
-            "<text x=\"{label_x}\" y=\"{text_y}\" font-size=\"13\" text-anchor=\"end\">{name}</text>\n\
-             <rect class=\"observed\" x=\"{LABEL}\" y=\"{top}\" width=\"{bar:.2}\" height=\"22\" fill=\"{OBSERVED_COLOUR}\"/>\n\
+            "<text x=\"{label_x}\" y=\"{text_y}\" font-size=\"{NAME_FONT}\" text-anchor=\"end\">{name}</text>\n\
+             <rect class=\"observed\" x=\"{label}\" y=\"{top}\" width=\"{bar:.2}\" height=\"22\" fill=\"{OBSERVED_COLOUR}\"/>\n\
              <line class=\"interval\" x1=\"{low:.2}\" y1=\"{middle}\" x2=\"{high:.2}\" y2=\"{middle}\" stroke=\"#1a202c\" stroke-width=\"2\"/>\
              <line x1=\"{low:.2}\" y1=\"{tick_top}\" x2=\"{low:.2}\" y2=\"{tick_bottom}\" stroke=\"#1a202c\" stroke-width=\"2\"/>\
              <line x1=\"{high:.2}\" y1=\"{tick_top}\" x2=\"{high:.2}\" y2=\"{tick_bottom}\" stroke=\"#1a202c\" stroke-width=\"2\"/>\n\
              <line class=\"expected\" x1=\"{expected:.2}\" y1=\"{marker_top}\" x2=\"{expected:.2}\" y2=\"{marker_bottom}\" stroke=\"{EXPECTED_COLOUR}\" stroke-width=\"4\" stroke-dasharray=\"5 3\"/>\n\
-             <text x=\"{note_x}\" y=\"{text_y}\" font-size=\"12\">{note}</text>"
+             <text x=\"{note_x}\" y=\"{text_y}\" font-size=\"{NOTE_FONT}\">{note}</text>"
         );
     }
     let legend_y = height - 10.0;
+    // The interval's legend is drawn as the whisker is: a level line between two ticks.
+    let (whisker_left, whisker_right, whisker_y) = (label + 130.0, label + 150.0, legend_y - 4.0);
     let _ = writeln!(
         page,
-        "<rect x=\"{LABEL}\" y=\"{}\" width=\"14\" height=\"10\" fill=\"{OBSERVED_COLOUR}\"/>\
+        "<rect x=\"{label}\" y=\"{}\" width=\"14\" height=\"10\" fill=\"{OBSERVED_COLOUR}\"/>\
          <text x=\"{}\" y=\"{legend_y}\" font-size=\"11\">observed share</text>\
-         <line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{legend_y}\" stroke=\"#1a202c\" stroke-width=\"2\"/>\
+         <line x1=\"{whisker_left}\" y1=\"{whisker_y}\" x2=\"{whisker_right}\" y2=\"{whisker_y}\" stroke=\"#1a202c\" stroke-width=\"2\"/>\
+         <line x1=\"{whisker_left}\" y1=\"{}\" x2=\"{whisker_left}\" y2=\"{}\" stroke=\"#1a202c\" stroke-width=\"2\"/>\
+         <line x1=\"{whisker_right}\" y1=\"{}\" x2=\"{whisker_right}\" y2=\"{}\" stroke=\"#1a202c\" stroke-width=\"2\"/>\
          <text x=\"{}\" y=\"{legend_y}\" font-size=\"11\">confidence interval</text>\
          <line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{legend_y}\" stroke=\"{EXPECTED_COLOUR}\" stroke-width=\"4\"/>\
          <text x=\"{}\" y=\"{legend_y}\" font-size=\"11\">expected weight</text>\n</svg>",
         legend_y - 9.0,
-        LABEL + 20.0,
-        LABEL + 130.0,
-        legend_y - 4.0,
-        LABEL + 150.0,
-        LABEL + 158.0,
-        LABEL + 290.0,
+        label + 20.0,
+        whisker_y - 4.0,
+        whisker_y + 4.0,
+        whisker_y - 4.0,
+        whisker_y + 4.0,
+        label + 158.0,
+        label + 290.0,
         legend_y - 12.0,
-        LABEL + 290.0,
-        LABEL + 298.0,
+        label + 290.0,
+        label + 298.0,
     );
-    let _ = writeln!(
-        page,
-        "<figcaption>{}{}</figcaption>\n</figure>",
-        escape(&split.reason),
-        if split.unknown > 0 {
-            format!(" ({} responses named no expected backend)", split.unknown)
-        } else {
-            String::new()
-        }
-    );
+    let mut caption = Vec::new();
+    if !message.contains(&split.reason) {
+        caption.push(escape(&split.reason));
+    }
+    if split.unknown > 0 {
+        caption.push(format!(
+            "{} {} named no expected backend.",
+            split.unknown,
+            if split.unknown == 1 {
+                "response"
+            } else {
+                "responses"
+            }
+        ));
+    }
+    if caption.is_empty() {
+        page.push_str("</figure>\n");
+    } else {
+        let _ = writeln!(
+            page,
+            "<figcaption>{}</figcaption>\n</figure>",
+            caption.join(" ")
+        );
+    }
 }
 
 fn escape(text: &str) -> String {

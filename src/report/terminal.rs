@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::display::DisplayConfig;
-use crate::runner::{CaseResult, Event, Outcome};
+use crate::runner::{CaseResult, Event, Outcome, RunEnvironment};
 use crate::stats::Decision;
 use crate::traffic::ErrorKind;
 
@@ -26,6 +26,9 @@ pub struct TerminalReporter {
     /// loop, without ten lines of log per case).
     responses: Vec<String>,
     failures: Vec<CaseResult>,
+    /// The versions line last printed, and the unknown versions already explained.
+    versions_said: Option<String>,
+    unknown_said: Vec<(&'static str, String)>,
 }
 
 impl TerminalReporter {
@@ -45,6 +48,8 @@ impl TerminalReporter {
             phase_bar: None,
             responses: Vec::new(),
             failures: Vec::new(),
+            versions_said: None,
+            unknown_said: Vec::new(),
         }
     }
 
@@ -146,21 +151,28 @@ impl TerminalReporter {
                     ));
                 }
             }
-            Event::Environment { environment } => {
+            Event::Environment {
+                environment,
+                unknown,
+            } => {
                 if !quiet {
-                    let mut parts = vec![format!("meshcheck {}", environment.meshcheck)];
-                    let known = [
-                        ("Envoy", &environment.envoy),
-                        ("Istio", &environment.istio),
-                        ("Gateway API", &environment.gateway_api),
-                        ("Kubernetes", &environment.kubernetes),
-                    ];
-                    parts.extend(
-                        known
-                            .iter()
-                            .filter_map(|(n, v)| v.as_ref().map(|v| format!("{n} {v}"))),
-                    );
-                    self.line(format!("{:>9} {}", "versions", parts.join(", ")));
+                    // Each suite's bring-up reports the versions; say them (and why any
+                    // is unknown) once a run, again only if they change.
+                    let line = versions_line(environment);
+                    if self.versions_said.as_ref() != Some(&line) {
+                        self.line(format!("{:>9} {line}", "versions"));
+                        self.versions_said = Some(line);
+                    }
+                    for unknown in unknown {
+                        let said = (unknown.component, unknown.reason.clone());
+                        if !self.unknown_said.contains(&said) {
+                            self.line(format!(
+                                "{:>9} {} version unknown: {}",
+                                "versions", unknown.component, unknown.reason
+                            ));
+                            self.unknown_said.push(said);
+                        }
+                    }
                 }
             }
             Event::CaseStarted { suite, case } => {
@@ -457,6 +469,32 @@ pub fn failure_block(result: &CaseResult) -> String {
     text
 }
 
+/// `meshcheck 0.1.0, Istio 1.26.2, Gateway API v1.3.0 (standard), Kubernetes v1.33.1`:
+/// what is known, in that order.
+fn versions_line(environment: &RunEnvironment) -> String {
+    let mut parts = vec![format!("meshcheck {}", environment.meshcheck)];
+    let gateway_api =
+        environment
+            .gateway_api
+            .as_ref()
+            .map(|version| match &environment.gateway_api_channel {
+                Some(channel) => format!("{version} ({channel})"),
+                None => version.clone(),
+            });
+    let known = [
+        ("Envoy", environment.envoy.clone()),
+        ("Istio", environment.istio.clone()),
+        ("Gateway API", gateway_api),
+        ("Kubernetes", environment.kubernetes.clone()),
+    ];
+    parts.extend(
+        known
+            .into_iter()
+            .filter_map(|(name, version)| version.map(|v| format!("{name} {v}"))),
+    );
+    parts.join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -552,6 +590,7 @@ mod tests {
             message: CaseMessage::Verdict(message.into()),
             warnings: Vec::new(),
             diagnostics: Vec::new(),
+            diagnostic_dumps: Vec::new(),
         }
     }
 
@@ -579,6 +618,7 @@ mod tests {
                     envoy: Some("1.40.0".into()),
                     ..RunEnvironment::default()
                 },
+                unknown: Vec::new(),
             },
         ];
         for result in results {

@@ -3,7 +3,7 @@
 
 use std::future::Future;
 
-use super::events::{Event, Phase, PhaseDetail, RunEnvironment};
+use super::events::{Event, Phase, PhaseDetail, RunEnvironment, UnknownVersion};
 use super::interrupt::{Interrupt, until_interrupted};
 use crate::suite::Suite;
 use crate::targets::{BringUpError, CleanupReport};
@@ -41,9 +41,17 @@ impl<'run> BringUp<'run> {
         });
     }
 
-    /// Tells the reporters what the suite runs against (versions).
-    pub(crate) fn environment(&mut self, environment: RunEnvironment) {
-        (self.emit)(Event::Environment { environment });
+    /// Tells the reporters what the suite runs against (versions), and why any
+    /// version it looked for is unknown.
+    pub(crate) fn environment(
+        &mut self,
+        environment: RunEnvironment,
+        unknown: Vec<UnknownVersion>,
+    ) {
+        (self.emit)(Event::Environment {
+            environment,
+            unknown,
+        });
     }
 
     /// Runs one step of the bring-up; `None` when a signal came first. The caller then

@@ -10,7 +10,7 @@ use super::events::{CaseMessage, CaseResult, Event, LatencySummary, Outcome, Pha
 use super::policy;
 use crate::suite::expect::{ResponseChecks, describe_response};
 use crate::suite::{Case, ConvergenceSpec, Expectation, Suite};
-use crate::targets::{RunningTarget, SampleSource};
+use crate::targets::{RunningTarget, SampleSource, StatsSnapshot};
 use crate::traffic::{ErrorKind, Flow, LoadSpec, RequestTemplate, Tally};
 
 /// How many of a case's first responses are shown, like the seed's ten curls.
@@ -44,9 +44,10 @@ pub(crate) async fn run_case(
             port: case.port,
             source: err,
         });
+    let mut baseline = None;
     let (measured, source) = match source {
         Ok(mut source) => (
-            measure(env, &mut source, suite, case, emit).await,
+            measure(env, &mut source, suite, case, &mut baseline, emit).await,
             Some(source),
         ),
         Err(err) => (Err(err), None),
@@ -62,7 +63,9 @@ pub(crate) async fn run_case(
     });
     result.warnings = warnings(case);
     if result.outcome == Outcome::Failed {
-        result.diagnostics = env.diagnostics(suite).await;
+        let diagnostics = env.diagnostics(suite, case, baseline.as_ref()).await;
+        result.diagnostics = diagnostics.sections;
+        result.diagnostic_dumps = diagnostics.dumps;
         if let Some(section) = source.as_ref().and_then(|source| source.diagnostics()) {
             result.diagnostics.insert(0, section);
         }
@@ -110,6 +113,7 @@ pub(super) fn load_spec(case: &Case, template: &RequestTemplate, requests: u64) 
         timeout: case.spec.traffic.timeout,
         keep_alive: case.spec.traffic.keep_alive,
         identity: case.identity.clone(),
+        response_headers: case.expect.response_headers(),
     }
 }
 
@@ -165,12 +169,14 @@ async fn converge(
     }
 }
 
-/// Converges, then runs what the case's expectation asks for.
+/// Converges, then runs what the case's expectation asks for. `baseline` gets the
+/// target's snapshot of the proxy's stats from when measuring starts.
 async fn measure(
     env: &impl RunningTarget,
     source: &mut impl SampleSource,
     suite: &Suite,
     case: &Case,
+    baseline: &mut Option<StatsSnapshot>,
     emit: &mut (dyn FnMut(Event) + Send),
 ) -> Result<CaseResult, CaseError> {
     let template = request_template(case, source.connect_to());
@@ -185,6 +191,7 @@ async fn measure(
         },
     });
     converge(source, case, &template, &suite.spec.convergence).await?;
+    *baseline = env.measuring_started(case).await;
 
     // A probe's count is required by the loader; the default only guards future kinds.
     let probe_load = || {
@@ -319,5 +326,6 @@ pub(super) fn result_from(
         message: CaseMessage::Verdict(message),
         warnings: Vec::new(),
         diagnostics: Vec::new(),
+        diagnostic_dumps: Vec::new(),
     }
 }

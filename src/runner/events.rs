@@ -152,8 +152,20 @@ pub struct RunEnvironment {
     pub istio: Option<String>,
     /// Gateway API CRD bundle version (kube target), when known.
     pub gateway_api: Option<String>,
+    /// The Gateway API release channel of those CRDs (`standard`, `experimental`),
+    /// when known.
+    pub gateway_api_channel: Option<String>,
     /// Kubernetes API server version (kube target), when known.
     pub kubernetes: Option<String>,
+}
+
+/// A version the target could not find out, and why: said once in the terminal,
+/// while the report's field stays `null`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownVersion {
+    /// What the version is of, as the terminal names it: `Istio`, `Kubernetes`.
+    pub component: &'static str,
+    pub reason: String,
 }
 
 /// Latency percentiles of a case's measured requests, in milliseconds.
@@ -201,6 +213,11 @@ pub struct CaseResult {
     /// verification was off.
     pub warnings: Vec<String>,
     pub diagnostics: Vec<DiagnosticSection>,
+    /// Complete dumps behind `diagnostics` (every non-zero Envoy stat): in the JSON
+    /// report only, where a tool or a patient reader can search them; the terminal,
+    /// JUnit and HTML show the focused `diagnostics`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub diagnostic_dumps: Vec<DiagnosticSection>,
 }
 
 /// Why a case ended as it did. Failures stay typed, each cause a `source()`, until a
@@ -257,6 +274,7 @@ impl CaseResult {
             message,
             warnings: Vec::new(),
             diagnostics: Vec::new(),
+            diagnostic_dumps: Vec::new(),
         }
     }
 
@@ -324,6 +342,8 @@ pub enum Event {
     /// The environment reported its versions (Envoy, Istio, Kubernetes...).
     Environment {
         environment: RunEnvironment,
+        /// Why each version the target tried to find out is not known.
+        unknown: Vec<UnknownVersion>,
     },
     CaseStarted {
         suite: String,

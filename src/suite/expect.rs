@@ -21,13 +21,13 @@
 //!    which is all the report shows of it);
 //! 4. its variant in [`ResponseCheck`] and the arm of `ResponseCheck::check`.
 //!
-//! That is all for a check that judges what a [`Sample`](crate::traffic::Sample)
-//! carries (status, identity, latency, error, `envoy_overloaded`). A check that needs
-//! more of the response, such as a header, must also have it sampled: a field on
-//! `LoadSpec` and `Sample` (`traffic.rs`), its capture in `traffic/worker.rs` (as the
-//! identity header is) and in the in-mesh client's curl `--write-out` and parser
-//! (`targets/kube/mesh_client.rs`), and `load_spec` in `runner/case.rs` filling the
-//! new `LoadSpec` field from the case.
+//! That is all, also for a check on a response header: `Check::response_headers`
+//! declares the headers it reads, the engine (`traffic/worker.rs`) and the in-mesh
+//! client (`targets/kube/mesh_client.rs`, one curl `%header{..}` field each) keep
+//! exactly those, and the judge reads them from `Sample::headers`. A check that needs
+//! something of the response no [`Sample`](crate::traffic::Sample) carries yet (the
+//! body beyond the identity, say) is a change to the traffic layer first, made once
+//! for every later kind.
 //!
 //! Otherwise the runner needs no change: it asks [`ResponseJudge`]. Nor do the
 //! reporters: what a check concludes reaches every report as the case's message. Only

@@ -8,6 +8,7 @@
 //! - [`substitute`]: fixtures written for `meshcheck echo -delay`, run with an image that can delay.
 //! - `mesh_client`: the in-mesh client pod for east-west cases: its Deployment, the
 //!   `curl` command run in it, and the parser for its output.
+//! - [`versions`]: the Kubernetes, Gateway API and Istio versions, read from objects.
 //! - [`environment`]: the client side (apply, wait, address, exec, cleanup).
 //! - `lifecycle` and `source`: the kube target behind the `Target`
 //!   interface: bring-up, cleanup on failure or a signal, where samples come from.
@@ -22,6 +23,7 @@ pub mod redact;
 mod source;
 pub mod status;
 pub mod substitute;
+pub mod versions;
 
 pub use environment::{
     AppliedObject, ExecOutput, FIELD_MANAGER, KubeEnvironment, Preflight, PreflightCheck,

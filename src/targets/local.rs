@@ -9,6 +9,7 @@
 mod admin;
 mod bootstrap;
 mod certificate;
+mod diagnose;
 mod error;
 mod fields;
 mod install;
@@ -26,7 +27,8 @@ use tempfile::TempDir;
 
 use crate::fixtures::Fixtures;
 use crate::manifest::{Manifest, ObjectKey};
-use crate::targets::{CleanupReport, DiagnosticSection};
+use crate::suite::{Case, Entry};
+use crate::targets::{CleanupReport, DiagnosticSection, Diagnostics, StatsSnapshot};
 
 pub use bootstrap::{
     UNLIMITED, bootstrap, listener_name, proto_duration, redacted_bootstrap, sidecar_bootstrap,
@@ -312,42 +314,49 @@ impl LocalEnvironment {
         Ok(body)
     }
 
-    /// What a failed case shows: our clusters' Envoy stats, process states, notes from
-    /// the translation, and the tail of Envoy's log.
+    /// What a failure shows when there is no case to focus on: every cluster's Envoy
+    /// stats (limits nobody set left out), process states, notes from the translation,
+    /// and the tail of Envoy's log.
     pub async fn diagnostics(&self) -> Vec<DiagnosticSection> {
-        let mut sections = Vec::new();
-        let stats = match self.envoy_stats().await {
-            Ok(stats) => stats
-                .lines()
-                .filter(|l| {
-                    let cluster = l.starts_with("cluster.outbound|")
-                        && [
-                            "upstream_rq_",
-                            "upstream_cx_",
-                            "outlier_detection.",
-                            "membership_",
-                            "circuit_breakers.",
-                        ]
-                        .iter()
-                        .any(|k| l.contains(k));
-                    // The gateway's side of a failed TLS handshake.
-                    let tls = l.starts_with("listener.") && l.contains(".ssl.");
-                    cluster || tls
-                })
-                .filter(|l| !l.ends_with(": 0") && !l.ends_with(": No recorded values"))
-                // A limit nobody set reads 2^32-1 or 2^64-1 remaining: noise.
-                .filter(|l| {
-                    !(l.contains(".remaining_")
-                        && (l.ends_with(": 4294967295") || l.ends_with(": 18446744073709551615")))
-                })
-                .collect::<Vec<_>>()
-                .join("\n"),
-            Err(err) => format!("unavailable: {err}"),
+        let clusters = diagnose::all_clusters(&self.plan);
+        let mut sections = match self.envoy_stats().await {
+            Ok(stats) => diagnose::stats_diagnostics(&self.plan, &clusters, &stats, None).shown,
+            Err(err) => vec![stats_unavailable(&err)],
         };
-        sections.push(DiagnosticSection {
-            title: "Envoy cluster and TLS listener stats (non-zero)".into(),
-            body: stats,
-        });
+        sections.extend(self.environment_sections());
+        sections
+    }
+
+    /// What a failed case shows: first the Envoy stats of the clusters its route
+    /// uses, with what changed since `baseline` (taken as the case started
+    /// measuring), and what changed elsewhere; then the processes, translation notes
+    /// and Envoy logs. Every non-zero stat goes to the dumps, for the JSON report.
+    pub async fn case_diagnostics(
+        &self,
+        case: &Case,
+        baseline: Option<&StatsSnapshot>,
+    ) -> Diagnostics {
+        let clusters = diagnose::route_clusters(&self.plan, case);
+        // The proxy that handled the case's requests: the gateway's Envoy, or the
+        // in-mesh client's sidecar.
+        let stats = match &case.entry {
+            Entry::Gateway(_) => self.envoy_stats().await,
+            Entry::Service(_) => self.sidecar_admin("/stats").await,
+        };
+        let (mut sections, dumps) = match stats {
+            Ok(stats) => {
+                let view = diagnose::stats_diagnostics(&self.plan, &clusters, &stats, baseline);
+                (view.shown, vec![view.dump])
+            }
+            Err(err) => (vec![stats_unavailable(&err)], Vec::new()),
+        };
+        sections.extend(self.environment_sections());
+        Diagnostics { sections, dumps }
+    }
+
+    /// Process states, translation notes and the Envoy logs' tails.
+    fn environment_sections(&self) -> Vec<DiagnosticSection> {
+        let mut sections = Vec::new();
         let mut states = vec![format!(
             "Envoy (pid {}): {}, admin {}",
             self.envoy.pid,
@@ -419,6 +428,13 @@ impl LocalEnvironment {
 }
 
 /// Starts the in-mesh client's sidecar Envoy and waits for its Service listeners.
+fn stats_unavailable(err: &LocalError) -> DiagnosticSection {
+    DiagnosticSection {
+        title: "Envoy stats".into(),
+        body: format!("unavailable: {err}"),
+    }
+}
+
 async fn start_sidecar(
     plan: &Plan,
     pods: &[Vec<SocketAddr>],

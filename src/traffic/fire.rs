@@ -199,6 +199,7 @@ impl FireArgs {
             }
         };
         Ok(LoadSpec {
+            response_headers: Vec::new(),
             request: RequestTemplate {
                 url: self.url.clone(),
                 connect_to,

@@ -8,7 +8,7 @@ use serde::{Serialize, Serializer};
 
 use super::identity::IdentityMsg;
 use super::worker::Record;
-use super::{ErrorKind, Flow, MAX_IDENTITIES, OTHER_IDENTITY, Sample};
+use super::{ErrorKind, Flow, MAX_IDENTITIES, OTHER_IDENTITY, ResponseHeaders, Sample};
 
 /// Longest latency the histogram tells apart (one hour); longer ones saturate.
 const MAX_LATENCY_MICROS: u64 = 3_600_000_000;
@@ -202,11 +202,14 @@ pub(crate) struct Aggregator {
     other: u64,
     /// Per worker: its identity number -> slot in `names` (or [`OTHER_SLOT`]).
     slots: Vec<Vec<usize>>,
+    /// The names of the response headers records carry, in their order.
+    response_headers: Vec<http::HeaderName>,
 }
 
 impl Aggregator {
-    pub(crate) fn new(workers: usize) -> Self {
+    pub(crate) fn new(workers: usize, response_headers: Vec<http::HeaderName>) -> Self {
         Self {
+            response_headers,
             tally: Tally::new(),
             names: Vec::new(),
             counts: Vec::new(),
@@ -276,6 +279,7 @@ impl Aggregator {
             error: record.error,
             error_detail: record.error_detail.as_deref(),
             envoy_overloaded: record.envoy_overloaded,
+            headers: ResponseHeaders::new(&self.response_headers, &record.headers),
         })
     }
 
@@ -322,12 +326,13 @@ mod tests {
             error,
             error_detail: None,
             envoy_overloaded: false,
+            headers: Box::default(),
         }
     }
 
     #[test]
     fn worker_numbers_map_to_shared_names() {
-        let mut aggregator = Aggregator::new(2);
+        let mut aggregator = Aggregator::new(2, Vec::new());
         let mut seen = Vec::new();
         let mut observe = |sample: &Sample<'_>| {
             seen.push(sample.identity.map(str::to_owned));
@@ -383,7 +388,7 @@ mod tests {
     #[test]
     fn global_cap_lumps_late_names_into_other() {
         let workers = 2;
-        let mut aggregator = Aggregator::new(workers);
+        let mut aggregator = Aggregator::new(workers, Vec::new());
         let mut observe = |_: &Sample<'_>| Flow::Continue;
         for i in 0..MAX_IDENTITIES {
             let id = u32::try_from(i).unwrap();
@@ -405,7 +410,7 @@ mod tests {
 
     #[test]
     fn empty_tally_is_all_zero() {
-        let tally = Aggregator::new(0).finish(Duration::ZERO);
+        let tally = Aggregator::new(0, Vec::new()).finish(Duration::ZERO);
         assert_eq!(tally.latency_quantile(0.99), Duration::ZERO);
         assert_eq!(tally.summary().latency.max_us, 0);
     }

@@ -39,6 +39,8 @@ pub(crate) struct Prepared {
     keep_alive: bool,
     rule: IdentityRule,
     identity_header: Option<HeaderName>,
+    /// The response headers each record carries ([`LoadSpec::response_headers`]).
+    response_headers: Vec<HeaderName>,
     limit: u64,
     issued: AtomicU64,
 }
@@ -53,6 +55,9 @@ pub(crate) struct Record {
     pub(crate) error: Option<ErrorKind>,
     pub(crate) error_detail: Option<Box<str>>,
     pub(crate) envoy_overloaded: bool,
+    /// The values of [`LoadSpec::response_headers`], in that order; empty when none
+    /// were asked for (no allocation).
+    pub(crate) headers: Box<[Option<HeaderValue>]>,
 }
 
 /// A failed request: the kind, and the reason when the kind alone hides it.
@@ -178,6 +183,7 @@ impl Prepared {
             keep_alive: spec.keep_alive,
             rule: spec.identity.clone(),
             identity_header,
+            response_headers: spec.response_headers.clone(),
             limit: spec.requests,
             issued: AtomicU64::new(0),
         })
@@ -222,6 +228,7 @@ struct Scratch {
     header: Option<HeaderValue>,
     status: Option<u16>,
     envoy_overloaded: bool,
+    headers: Box<[Option<HeaderValue>]>,
 }
 
 /// Sends requests until the budget is spent or the collector hangs up.
@@ -238,12 +245,14 @@ pub(crate) async fn run_worker(
         header: None,
         status: None,
         envoy_overloaded: false,
+        headers: Box::default(),
     };
     while prepared.claim() {
         scratch.body.clear();
         scratch.header = None;
         scratch.status = None;
         scratch.envoy_overloaded = false;
+        scratch.headers = Box::default();
         let start = Instant::now();
         let outcome = tokio::time::timeout(
             prepared.timeout,
@@ -277,6 +286,7 @@ pub(crate) async fn run_worker(
             error,
             error_detail,
             envoy_overloaded: scratch.envoy_overloaded,
+            headers: std::mem::take(&mut scratch.headers),
         };
         if records.send(record).await.is_err() {
             // The collector stopped listening (Flow::Stop): nothing more to do.
@@ -315,6 +325,13 @@ async fn exchange(
         .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"true"));
     if let Some(name) = &prepared.identity_header {
         scratch.header = response.headers().get(name).cloned();
+    }
+    if !prepared.response_headers.is_empty() {
+        scratch.headers = prepared
+            .response_headers
+            .iter()
+            .map(|name| response.headers().get(name).cloned())
+            .collect();
     }
 
     let keep_body = prepared.rule.needs_body();

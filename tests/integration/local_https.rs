@@ -641,6 +641,7 @@ async fn load_test(url: &str, address: SocketAddr, tls: TlsOptions, requests: u6
         timeout: Duration::from_secs(10),
         keep_alive: false,
         identity: IdentityRule::Body,
+        response_headers: Vec::new(),
     };
     run_load(&spec, |_| Flow::Continue).await.unwrap()
 }
@@ -656,6 +657,7 @@ async fn first_failure(url: &str, address: SocketAddr, tls: TlsOptions) -> (Tall
         timeout: Duration::from_secs(10),
         keep_alive: false,
         identity: IdentityRule::Body,
+        response_headers: Vec::new(),
     };
     let mut detail = None;
     let tally = run_load(&spec, |sample| {

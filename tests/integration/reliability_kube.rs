@@ -1,7 +1,8 @@
 //! The kube target through the real binary, against a fake API server on loopback:
 //! an interrupt while waiting deletes what the run applied; a second interrupt while
-//! that deletion hangs exits at once and says what may remain; and credentials from
-//! the kubeconfig never reach stdout, stderr or the reports.
+//! that deletion hangs exits at once and says what may remain; credentials from
+//! the kubeconfig never reach stdout, stderr or the reports; and the cluster's
+//! versions reach the terminal header and every report, or say why they are unknown.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -11,7 +12,7 @@ use crate::support::process::{Run, send_signal};
 use http::Method;
 use meshcheck::manifest::{Manifest, load_file};
 use meshcheck::targets::kube::{KubeEnvironment, KubeOptions};
-use serde_json::json;
+use serde_json::{Value, json};
 
 const TOKEN_SENTINEL: &str = "sentinel-bearer-7d3e91c0aa";
 const KEY_SENTINEL: &str = "sentinel-client-key-5b8f02d4e6";
@@ -26,9 +27,17 @@ fn crds() -> Vec<Manifest> {
     all
 }
 
-/// A fake cluster that passes preflight: CRDs established, istiod available, the
-/// `istio` GatewayClass accepted. Nothing else ever becomes ready.
+/// The image of the fake cluster's istiod.
+const ISTIOD_IMAGE: &str = "docker.io/istio/pilot:1.26.2-distroless";
+
+/// A fake cluster that passes preflight: CRDs established (with the Gateway API
+/// bundle's annotations), istiod available, the `istio` GatewayClass accepted.
+/// Nothing else ever becomes ready.
 async fn ready_cluster(dir: &Path) -> (FakeApi, PathBuf) {
+    ready_cluster_with_istiod(dir, ISTIOD_IMAGE).await
+}
+
+async fn ready_cluster_with_istiod(dir: &Path, istiod_image: &str) -> (FakeApi, PathBuf) {
     let api = FakeApi::start().await;
     let kubeconfig = api.write_kubeconfig(dir, "setup-token");
     let mut env = KubeEnvironment::connect(KubeOptions {
@@ -50,7 +59,7 @@ async fn ready_cluster(dir: &Path) -> (FakeApi, PathBuf) {
         "deployments",
         Some("istio-system"),
         json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "istiod"},
-        "spec": {"replicas": 1}, "status": {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "availableReplicas": 1, "readyReplicas": 1,
+        "spec": {"replicas": 1, "template": {"spec": {"containers": [{"name": "discovery", "image": istiod_image}]}}}, "status": {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "availableReplicas": 1, "readyReplicas": 1,
         "conditions": [{"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"}]}}),
     );
     api.insert("gateway.networking.k8s.io", "gatewayclasses", None, json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
@@ -255,4 +264,120 @@ async fn credentials_never_reach_output_or_reports_when_the_server_echoes_them()
         .await
         .unwrap();
     assert!(stderr.contains("SETUP FAILED"), "{stderr}");
+}
+
+/// A run whose apply fails at once (so it ends quickly, after the versions are read),
+/// with its JSON and JUnit reports; returns the stderr and both reports' text.
+fn run_until_apply_fails(api: &FakeApi, kubeconfig: &Path) -> (String, Value, String) {
+    api.fault(Method::PATCH, "httproutes", 500, usize::MAX);
+    let out = tempfile::tempdir().unwrap();
+    let json = out.path().join("report.json");
+    let junit = out.path().join("junit.xml");
+    let run = run_kube(
+        kubeconfig,
+        &[
+            "--json",
+            json.to_str().unwrap(),
+            "--junit",
+            junit.to_str().unwrap(),
+        ],
+    );
+    let finished = run.finish(Duration::from_secs(120));
+    assert_eq!(
+        finished.code,
+        Some(meshcheck::exit_codes::SETUP_FAILED),
+        "{}",
+        finished.stderr
+    );
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let junit = std::fs::read_to_string(&junit).unwrap();
+    (finished.stderr, report, junit)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_versions_reach_the_terminal_header_and_every_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let (api, kubeconfig) = ready_cluster(dir.path()).await;
+    let (stderr, report, junit) =
+        tokio::task::spawn_blocking(move || run_until_apply_fails(&api, &kubeconfig))
+            .await
+            .unwrap();
+    let meshcheck = env!("CARGO_PKG_VERSION");
+    assert!(
+        stderr.contains(&format!(
+            "versions meshcheck {meshcheck}, Istio 1.26.2, Gateway API v1.3.0 (standard), Kubernetes v1.33.1"
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("version unknown"), "{stderr}");
+    let environment = &report["environment"];
+    assert_eq!(environment["target"], "kube", "{environment}");
+    assert_eq!(environment["kubernetes"], "v1.33.1", "{environment}");
+    assert_eq!(environment["gateway_api"], "v1.3.0", "{environment}");
+    assert_eq!(
+        environment["gateway_api_channel"], "standard",
+        "{environment}"
+    );
+    assert_eq!(environment["istio"], "1.26.2", "{environment}");
+    for property in [
+        r#"<property name="kubernetes.version" value="v1.33.1"/>"#,
+        r#"<property name="gateway-api.version" value="v1.3.0"/>"#,
+        r#"<property name="gateway-api.channel" value="standard"/>"#,
+        r#"<property name="istio.version" value="1.26.2"/>"#,
+    ] {
+        assert!(junit.contains(property), "{property} missing:\n{junit}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_cluster_versions_stay_null_and_the_terminal_says_why_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // istiod pinned by digest: no tag to read.
+    let (api, kubeconfig) =
+        ready_cluster_with_istiod(dir.path(), "docker.io/istio/pilot@sha256:0123abcd").await;
+    // `/version` answers the connection check, then is forbidden.
+    api.fault_after(1, Method::GET, "/version", 403);
+    // CRDs installed without the Gateway API bundle's annotations.
+    {
+        let mut state = api.state.lock().unwrap();
+        let crd = state
+            .objects
+            .get_mut(&(
+                "apiextensions.k8s.io".to_owned(),
+                "customresourcedefinitions".to_owned(),
+                None,
+                "httproutes.gateway.networking.k8s.io".to_owned(),
+            ))
+            .unwrap();
+        crd["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("annotations");
+    }
+    let (stderr, report, junit) =
+        tokio::task::spawn_blocking(move || run_until_apply_fails(&api, &kubeconfig))
+            .await
+            .unwrap();
+    let environment = &report["environment"];
+    for field in ["kubernetes", "gateway_api", "gateway_api_channel", "istio"] {
+        assert_eq!(environment[field], Value::Null, "{field}: {environment}");
+    }
+    assert_eq!(environment["target"], "kube", "{environment}");
+    for property in ["kubernetes.version", "gateway-api.", "istio.version"] {
+        assert!(!junit.contains(property), "{property} present:\n{junit}");
+    }
+    assert!(
+        stderr.contains(&format!(
+            "versions meshcheck {}\n",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{stderr}"
+    );
+    for reason in [
+        "Kubernetes version unknown: GET /version: HTTP 403 Forbidden",
+        "Gateway API version unknown: CRD httproutes.gateway.networking.k8s.io has no gateway.networking.k8s.io/bundle-version annotation",
+        "Istio version unknown: istiod's image \"docker.io/istio/pilot@sha256:0123abcd\" has no tag",
+    ] {
+        assert_eq!(stderr.matches(reason).count(), 1, "{reason}:\n{stderr}");
+    }
 }

@@ -105,6 +105,7 @@ fn spec(addr: SocketAddr, requests: u64, concurrency: usize) -> LoadSpec {
         timeout: Duration::from_secs(5),
         keep_alive: true,
         identity: IdentityRule::Body,
+        response_headers: Vec::new(),
     }
 }
 
@@ -563,5 +564,50 @@ async fn fire_exits_1_when_requests_fail() {
     assert!(
         !out.contains("error: connect\n"),
         "--quiet prints no per-request lines"
+    );
+}
+
+/// The response headers a load asks for reach the observer with every sample, in a
+/// response that has them and as absent in one that does not; others are not kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requested_response_headers_reach_the_observer() {
+    let server = TestServer::start(|i| {
+        let mut response = text("v1");
+        if i % 2 == 0 {
+            response
+                .headers_mut()
+                .insert("x-served-by", "pod-a".parse().unwrap());
+        }
+        response
+            .headers_mut()
+            .insert("x-other", "kept-out".parse().unwrap());
+        response
+    })
+    .await;
+    let mut spec = spec(server.addr, 4, 1);
+    let served_by = http::HeaderName::from_static("x-served-by");
+    let other = http::HeaderName::from_static("x-other");
+    spec.response_headers = vec![served_by.clone()];
+    let mut seen = Vec::new();
+    run_load(&spec, |sample| {
+        seen.push((
+            sample
+                .headers
+                .get(&served_by)
+                .map(|v| v.to_str().unwrap().to_owned()),
+            sample.headers.get(&other).is_some(),
+        ));
+        Flow::Continue
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        seen,
+        [
+            (Some("pod-a".to_owned()), false),
+            (None, false),
+            (Some("pod-a".to_owned()), false),
+            (None, false)
+        ]
     );
 }

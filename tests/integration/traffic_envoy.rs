@@ -145,6 +145,7 @@ async fn envoy_direct_response_with_and_without_keep_alive() {
             timeout: Duration::from_secs(5),
             keep_alive,
             identity: IdentityRule::Body,
+            response_headers: Vec::new(),
         };
         let tally = run_load(&spec, |_| Flow::Continue).await.unwrap();
         assert_eq!(tally.errors, BTreeMap::new(), "keep_alive: {keep_alive}");
@@ -165,6 +166,7 @@ async fn envoy_direct_response_with_and_without_keep_alive() {
         timeout: Duration::from_secs(5),
         keep_alive: true,
         identity: IdentityRule::Body,
+        response_headers: Vec::new(),
     };
     let tally = run_load(&spec, |_| Flow::Continue).await.unwrap();
     assert_eq!(tally.status_codes, BTreeMap::from([(404, 5)]));
@@ -251,6 +253,7 @@ async fn envoy_circuit_breaker_overflow_is_flagged() {
         timeout: Duration::from_secs(30),
         keep_alive: true,
         identity: IdentityRule::Body,
+        response_headers: Vec::new(),
     };
     let mut overloaded = 0;
     let tally = run_load(&spec, |sample| {

@@ -135,6 +135,7 @@ fn spec(server: &TlsServer, host: &str, tls: TlsOptions) -> LoadSpec {
         timeout: Duration::from_secs(10),
         keep_alive: true,
         identity: IdentityRule::Body,
+        response_headers: Vec::new(),
     }
 }
 

@@ -239,6 +239,7 @@ mod tests {
             error: None,
             error_detail: None,
             envoy_overloaded: overloaded,
+            headers: Default::default(),
         }
     }
 

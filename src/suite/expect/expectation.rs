@@ -37,6 +37,15 @@ impl Expectation {
         }
     }
 
+    /// The response headers the expectation reads from every sample; policy probes
+    /// read none.
+    pub fn response_headers(&self) -> Vec<http::HeaderName> {
+        match self {
+            Expectation::Responses(checks) => checks.response_headers(),
+            Expectation::CircuitBreaking(_) | Expectation::OutlierDetection(_) => Vec::new(),
+        }
+    }
+
     /// Whether the expectation decides how many requests it needs; otherwise the case
     /// must give a request count.
     fn sizes_itself(&self) -> bool {

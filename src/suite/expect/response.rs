@@ -41,6 +41,13 @@ pub(super) trait Check {
         false
     }
 
+    /// The response headers the check reads (`Sample::headers`): the engine and the
+    /// in-mesh client keep exactly these, so a check on a header declares it here
+    /// and needs nothing else from the traffic layer.
+    fn response_headers(&self) -> Vec<http::HeaderName> {
+        Vec::new()
+    }
+
     /// A fresh judge for one measured loop.
     fn judge(&self) -> Result<Box<dyn Judge>, JudgeError>;
 }
@@ -92,6 +99,21 @@ impl ResponseChecks {
     /// Whether a check decides how many responses it needs.
     pub(super) fn sizes_itself(&self) -> bool {
         self.checks.iter().any(|c| c.check().sizes_itself())
+    }
+
+    /// Every response header a check reads, each once, in the checks' order.
+    pub(super) fn response_headers(&self) -> Vec<http::HeaderName> {
+        let mut names: Vec<http::HeaderName> = Vec::new();
+        for name in self
+            .checks
+            .iter()
+            .flat_map(|c| c.check().response_headers())
+        {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        names
     }
 
     /// Whether one response shows that the data plane serves the case as configured.
@@ -282,6 +304,7 @@ mod tests {
             error: None,
             error_detail: None,
             envoy_overloaded: false,
+            headers: Default::default(),
         }
     }
 

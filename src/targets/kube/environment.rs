@@ -30,6 +30,9 @@ use super::error::{ApiFailure, KubeError};
 use super::options::{KubeOptions, KubeTimeouts};
 use super::redact::Redactor;
 use super::status::{Readiness, WaitKind, gateway_class_accepted, pod_ready};
+use super::versions::{
+    self, ClusterVersions, GATEWAY_API_CRD, ISTIOD_DEPLOYMENT, ISTIOD_NAMESPACE,
+};
 use crate::manifest::{Manifest, ObjectKey, apply_order};
 // kube-rs errors can quote credentials, so they are never kept as a `source`: they
 // are flattened by the one error renderer and redacted right away.
@@ -887,6 +890,45 @@ impl KubeEnvironment {
             .await?,
         );
         Ok(Preflight { checks })
+    }
+
+    /// What the cluster runs: the server's `/version`, the Gateway API bundle named by
+    /// the HTTPRoute CRD's annotations, istiod's image tag. Whatever cannot be read is
+    /// unknown with the reason (credentials redacted), never an error: versions are
+    /// for the reports, not a condition of the run.
+    pub async fn versions(&self) -> ClusterVersions {
+        let kubernetes = self
+            .get_json("/version")
+            .await
+            .and_then(|info| versions::kubernetes_version(&info));
+        let gateway_api = self
+            .get_json(&format!(
+                "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{GATEWAY_API_CRD}"
+            ))
+            .await
+            .and_then(|crd| versions::gateway_api_bundle(&crd));
+        let istio = self
+            .get_json(&format!(
+                "/apis/apps/v1/namespaces/{ISTIOD_NAMESPACE}/deployments/{ISTIOD_DEPLOYMENT}"
+            ))
+            .await
+            .and_then(|deployment| versions::istio_version(&deployment));
+        ClusterVersions {
+            kubernetes,
+            gateway_api,
+            istio,
+        }
+    }
+
+    /// GETs a path of the API as JSON; the error is a one-line reason.
+    async fn get_json(&self, path: &str) -> Result<Value, String> {
+        let request = http::Request::get(path)
+            .body(Vec::new())
+            .map_err(|e| format!("GET {path}: {e}"))?;
+        self.client
+            .request::<Value>(request)
+            .await
+            .map_err(|e| format!("GET {path}: {}", self.failure(&e)))
     }
 
     async fn check(

@@ -10,9 +10,9 @@ use super::source::{KubeSource, MeshClientSource};
 use super::substitute::{DELAY_IMAGE, SubstitutionError, substitute_delayed_echo};
 use crate::manifest::{Manifest, ManifestError, ObjectKey, SourceLocation};
 use crate::runner::{BringUp, Phase, PhaseDetail, RunEnvironment, TargetKind};
-use crate::suite::{Entry, Suite};
+use crate::suite::{Case, Entry, Suite};
 use crate::targets::{
-    BringUpError, CleanupReport, DiagnosticSection, EngineSource, RunningTarget, Target,
+    BringUpError, CleanupReport, Diagnostics, EngineSource, RunningTarget, StatsSnapshot, Target,
     TargetError,
 };
 
@@ -67,11 +67,22 @@ impl Target for KubeTarget {
         if !preflight.is_ready() {
             return Err(KubeSetupError::NotReady(preflight).into());
         }
-        bring_up.environment(RunEnvironment {
-            target: Some(TargetKind::Kube),
-            meshcheck: env!("CARGO_PKG_VERSION").to_string(),
-            ..RunEnvironment::default()
-        });
+        let Some(versions) = bring_up.step(env.versions()).await else {
+            return Err(bring_up.abandon(nothing_created).await);
+        };
+        let (known, unknown) = versions.split();
+        bring_up.environment(
+            RunEnvironment {
+                target: Some(TargetKind::Kube),
+                meshcheck: env!("CARGO_PKG_VERSION").to_string(),
+                envoy: None,
+                istio: known.istio,
+                gateway_api: known.gateway_api,
+                gateway_api_channel: known.gateway_api_channel,
+                kubernetes: known.kubernetes,
+            },
+            unknown,
+        );
         let (manifests, notes) = kube_manifests(bring_up.suite())?;
         for note in notes {
             bring_up.phase(Phase::Apply, note);
@@ -142,7 +153,18 @@ impl RunningTarget for KubeEnvironment {
         }
     }
 
-    async fn diagnostics(&self, suite: &Suite) -> Vec<DiagnosticSection> {
+    /// The kube target's diagnostics are the cluster's objects, not the proxy's
+    /// counters: no snapshot (which would cost an exec into the pod per case).
+    async fn measuring_started(&self, _case: &Case) -> Option<StatsSnapshot> {
+        None
+    }
+
+    async fn diagnostics(
+        &self,
+        suite: &Suite,
+        _case: &Case,
+        _baseline: Option<&StatsSnapshot>,
+    ) -> Diagnostics {
         let mut namespaces: Vec<String> = suite
             .manifests
             .iter()
@@ -150,7 +172,10 @@ impl RunningTarget for KubeEnvironment {
             .collect();
         namespaces.sort();
         namespaces.dedup();
-        KubeEnvironment::diagnostics(self, &namespaces).await
+        Diagnostics {
+            sections: KubeEnvironment::diagnostics(self, &namespaces).await,
+            dumps: Vec::new(),
+        }
     }
 
     async fn shutdown(self) -> CleanupReport {

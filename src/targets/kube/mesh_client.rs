@@ -20,8 +20,8 @@ use super::environment::ExecOutput;
 use super::error::KubeError;
 use crate::manifest::{Manifest, ManifestError, load_str};
 use crate::traffic::{
-    ErrorKind, Flow, IdentityRule, IdentitySource, LoadSpec, MAX_IDENTITY_BODY, Sample, Tally,
-    extract_identity,
+    ErrorKind, Flow, IdentityRule, IdentitySource, LoadSpec, MAX_IDENTITY_BODY, ResponseHeaders,
+    Sample, Tally, extract_identity,
 };
 
 /// The client image: curl 8.11.1 has every `--write-out` variable the parser reads.
@@ -93,8 +93,15 @@ pub(crate) fn command(load: &LoadSpec, requests: u64) -> Vec<String> {
         IdentityRule::Header(name) => name.as_str(),
         IdentityRule::Body | IdentityRule::BodyRegex(_) => "",
     };
+    // After the identity header, one bracketed field per response header the load
+    // asks for, in its order (`parse_line` reads them back).
+    let captured: String = load
+        .response_headers
+        .iter()
+        .map(|name| format!("[%header{{{name}}}] "))
+        .collect();
     let write_out = format!(
-        "{LINE_PREFIX}%{{exitcode}} %{{http_code}} %{{time_total}} [%header{{x-envoy-overloaded}}] [{}] ",
+        "{LINE_PREFIX}%{{exitcode}} %{{http_code}} %{{time_total}} [%header{{x-envoy-overloaded}}] [{}] {captured}",
         if identity_header.is_empty() {
             String::new()
         } else {
@@ -133,6 +140,9 @@ pub(crate) struct ClientResponse {
     pub error: Option<ErrorKind>,
     pub envoy_overloaded: bool,
     pub identity_header: String,
+    /// The load's `response_headers`, in order; `None` where the response had none
+    /// (curl writes nothing for a missing header) or the value is not a header value.
+    pub headers: Vec<Option<http::HeaderValue>>,
     pub body: String,
 }
 
@@ -181,7 +191,10 @@ fn error_kind(exit_code: u32) -> Option<ErrorKind> {
 
 /// Parses one line of client output: `None` for lines that are not responses (a
 /// shell's complaint, a sidecar message), an error for a response line cut short.
-pub(crate) fn parse_line(line: &str) -> Option<Result<ClientResponse, LineError>> {
+pub(crate) fn parse_line(
+    line: &str,
+    captured_headers: usize,
+) -> Option<Result<ClientResponse, LineError>> {
     let rest = line.strip_prefix(LINE_PREFIX)?;
     let fail = |problem| {
         Some(Err(LineError {
@@ -211,9 +224,21 @@ pub(crate) fn parse_line(line: &str) -> Option<Result<ClientResponse, LineError>
     let Some((overloaded, rest)) = bracketed(rest) else {
         return fail("the x-envoy-overloaded field is cut");
     };
-    let Some((identity_header, body)) = bracketed(rest) else {
+    let Some((identity_header, mut body)) = bracketed(rest) else {
         return fail("the identity header field is cut");
     };
+    let mut headers = Vec::with_capacity(captured_headers);
+    for _ in 0..captured_headers {
+        let Some((value, rest)) = bracketed(body) else {
+            return fail("a response header field is cut");
+        };
+        headers.push(
+            (!value.is_empty())
+                .then(|| http::HeaderValue::from_str(value).ok())
+                .flatten(),
+        );
+        body = rest;
+    }
     let error = error_kind(exit);
     Some(Ok(ClientResponse {
         // curl writes 000 when no response head arrived.
@@ -222,6 +247,7 @@ pub(crate) fn parse_line(line: &str) -> Option<Result<ClientResponse, LineError>
         error,
         envoy_overloaded: overloaded.trim().eq_ignore_ascii_case("true"),
         identity_header: identity_header.to_owned(),
+        headers,
         body: body.to_owned(),
     }))
 }
@@ -335,7 +361,7 @@ where
             transcript.record_exec(execs, requests, &output);
             let mut answered = 0u64;
             for line in output.stdout.lines() {
-                let Some(parsed) = parse_line(line) else {
+                let Some(parsed) = parse_line(line, load.response_headers.len()) else {
                     continue;
                 };
                 let response = parsed?;
@@ -359,6 +385,7 @@ where
                     error: response.error,
                     error_detail: None,
                     envoy_overloaded: response.envoy_overloaded,
+                    headers: ResponseHeaders::new(&load.response_headers, &response.headers),
                 };
                 tally.record(&sample);
                 if observe(&sample) == Flow::Stop || remaining == 0 {
@@ -403,6 +430,7 @@ mod tests {
             timeout: Duration::from_millis(2500),
             keep_alive: false,
             identity,
+            response_headers: Vec::new(),
         }
     }
 
@@ -410,9 +438,38 @@ mod tests {
         format!("meshcheck-response 0 200 0.004512 [] [] {body} ")
     }
 
+    /// A check's response headers become one `%header{..}` field each, read back in
+    /// order; a header the response lacks is written empty and read as absent.
+    #[test]
+    fn response_headers_a_check_reads_come_back_from_curl() {
+        let mut spec = load(3, 1, IdentityRule::Body);
+        spec.response_headers = vec![
+            http::HeaderName::from_static("x-served-by"),
+            http::HeaderName::from_static("location"),
+        ];
+        let args = command(&spec, 3);
+        let write_out = &args[args.iter().position(|a| a == "-w").unwrap() + 1];
+        assert!(
+            write_out.ends_with("[] [%header{x-served-by}] [%header{location}] "),
+            "{write_out}"
+        );
+        let parsed = parse_line("meshcheck-response 0 200 0.001 [] [] [v1] [] body ", 2)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            parsed.headers,
+            [Some(http::HeaderValue::from_static("v1")), None]
+        );
+        assert_eq!(parsed.body, "body ");
+        let cut = parse_line("meshcheck-response 0 200 0.001 [] [] [v1]", 2)
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(cut.problem, "a response header field is cut");
+    }
+
     #[test]
     fn a_response_line_parses_into_its_fields() {
-        let parsed = parse_line(&ok_line("hello from backend v1"))
+        let parsed = parse_line(&ok_line("hello from backend v1"), 0)
             .unwrap()
             .unwrap();
         assert_eq!(
@@ -423,13 +480,16 @@ mod tests {
                 error: None,
                 envoy_overloaded: false,
                 identity_header: String::new(),
+                headers: Vec::new(),
                 body: "hello from backend v1 ".into(),
             }
         );
-        let overflow =
-            parse_line("meshcheck-response 0 503 0.001 [true] [v2] upstream connect error ")
-                .unwrap()
-                .unwrap();
+        let overflow = parse_line(
+            "meshcheck-response 0 503 0.001 [true] [v2] upstream connect error ",
+            0,
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(overflow.status, Some(503));
         assert!(overflow.envoy_overloaded);
         assert_eq!(overflow.identity_header, "v2");
@@ -438,21 +498,21 @@ mod tests {
 
     #[test]
     fn curl_errors_become_failed_samples() {
-        let refused = parse_line("meshcheck-response 7 000 0.000120 [] [] ")
+        let refused = parse_line("meshcheck-response 7 000 0.000120 [] [] ", 0)
             .unwrap()
             .unwrap();
         assert_eq!(refused.status, None);
         assert_eq!(refused.error, Some(ErrorKind::Connect));
-        let timeout = parse_line("meshcheck-response 28 000 2.5 [] [] ")
+        let timeout = parse_line("meshcheck-response 28 000 2.5 [] [] ", 0)
             .unwrap()
             .unwrap();
         assert_eq!(timeout.error, Some(ErrorKind::Timeout));
-        let reset = parse_line("meshcheck-response 56 000 0.1 [] []")
+        let reset = parse_line("meshcheck-response 56 000 0.1 [] []", 0)
             .unwrap()
             .unwrap();
         assert_eq!(reset.error, Some(ErrorKind::ConnectionClosed));
         assert_eq!(reset.body, "");
-        let odd = parse_line("meshcheck-response 35 000 0.1 [] [] ")
+        let odd = parse_line("meshcheck-response 35 000 0.1 [] [] ", 0)
             .unwrap()
             .unwrap();
         assert_eq!(odd.error, Some(ErrorKind::Protocol));
@@ -460,9 +520,9 @@ mod tests {
 
     #[test]
     fn other_lines_are_not_responses_and_cut_lines_are_errors() {
-        assert_eq!(parse_line("sh: curl: not found"), None);
-        assert_eq!(parse_line(""), None);
-        assert_eq!(parse_line("hello from backend v1"), None);
+        assert_eq!(parse_line("sh: curl: not found", 0), None);
+        assert_eq!(parse_line("", 0), None);
+        assert_eq!(parse_line("hello from backend v1", 0), None);
         for (line, problem) in [
             ("meshcheck-response 0 200", "fewer fields than curl writes"),
             (
@@ -486,7 +546,7 @@ mod tests {
                 "the time is not a number of seconds",
             ),
         ] {
-            let err = parse_line(line).unwrap().unwrap_err();
+            let err = parse_line(line, 0).unwrap().unwrap_err();
             assert_eq!(err.problem, problem, "{line}");
         }
     }

@@ -4,10 +4,10 @@
 
 use super::{ENVOY_VERSION, LocalEnvironment, LocalOptions, ensure_envoy};
 use crate::runner::{BringUp, Phase, PhaseDetail, RunEnvironment, TargetKind};
-use crate::suite::{Entry, Suite};
+use crate::suite::{Case, Entry, Suite};
 use crate::targets::{
-    BringUpError, CleanupReport, DiagnosticSection, EngineSource, LocalSettings, RunningTarget,
-    Target, TargetError,
+    BringUpError, CleanupReport, Diagnostics, EngineSource, LocalSettings, RunningTarget,
+    StatsSnapshot, Target, TargetError,
 };
 
 /// The local target, as configured for a run.
@@ -52,12 +52,15 @@ impl Target for LocalTarget {
             return Err(bring_up.abandon(dropped()).await);
         };
         let env = started?;
-        bring_up.environment(RunEnvironment {
-            target: Some(TargetKind::Local),
-            meshcheck: env!("CARGO_PKG_VERSION").to_string(),
-            envoy: Some(ENVOY_VERSION.to_string()),
-            ..RunEnvironment::default()
-        });
+        bring_up.environment(
+            RunEnvironment {
+                target: Some(TargetKind::Local),
+                meshcheck: env!("CARGO_PKG_VERSION").to_string(),
+                envoy: Some(ENVOY_VERSION.to_string()),
+                ..RunEnvironment::default()
+            },
+            Vec::new(),
+        );
         bring_up.phase(
             Phase::Wait,
             PhaseDetail::LocalReady {
@@ -112,8 +115,18 @@ impl RunningTarget for LocalEnvironment {
         })
     }
 
-    async fn diagnostics(&self, _suite: &Suite) -> Vec<DiagnosticSection> {
-        LocalEnvironment::diagnostics(self).await
+    async fn measuring_started(&self, case: &Case) -> Option<StatsSnapshot> {
+        let stats = self.proxy_admin(&case.entry, "/stats").await.ok()?;
+        Some(StatsSnapshot::parse(&stats))
+    }
+
+    async fn diagnostics(
+        &self,
+        _suite: &Suite,
+        case: &Case,
+        baseline: Option<&StatsSnapshot>,
+    ) -> Diagnostics {
+        self.case_diagnostics(case, baseline).await
     }
 
     async fn shutdown(self) -> CleanupReport {

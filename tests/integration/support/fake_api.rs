@@ -46,6 +46,8 @@ pub struct Fault {
     pub contains: String,
     pub code: u16,
     pub times: usize,
+    /// Matching requests answered normally before the fault starts.
+    pub skip: usize,
     /// Put the request's Authorization header into the message, as a careless proxy
     /// might; the client must redact it.
     pub echo_authorization: bool,
@@ -236,6 +238,20 @@ impl FakeApi {
             contains: contains.into(),
             code,
             times,
+            skip: 0,
+            echo_authorization: false,
+        });
+    }
+
+    /// Like [`FakeApi::fault`], forever, after answering `skip` matching requests
+    /// normally (a `/version` that answers the connection check, then fails).
+    pub fn fault_after(&self, skip: usize, method: Method, contains: &str, code: u16) {
+        self.state.lock().unwrap().faults.push(Fault {
+            method,
+            contains: contains.into(),
+            code,
+            times: usize::MAX,
+            skip,
             echo_authorization: false,
         });
     }
@@ -246,6 +262,7 @@ impl FakeApi {
             contains: contains.into(),
             code,
             times: usize::MAX,
+            skip: 0,
             echo_authorization: true,
         });
     }
@@ -424,9 +441,13 @@ impl FakeApi {
                 .faults
                 .iter_mut()
                 .find(|f| f.method == method && f.times > 0 && target.contains(&f.contains));
-            hit.map(|f| {
+            hit.and_then(|f| {
+                if f.skip > 0 {
+                    f.skip -= 1;
+                    return None;
+                }
                 f.times = f.times.saturating_sub(1);
-                (f.code, f.echo_authorization)
+                Some((f.code, f.echo_authorization))
             })
         };
         self.changed.notify_waiters();
