@@ -13,14 +13,17 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"sigs.k8s.io/yaml"
 
+	"istio.io/istio/pilot/pkg/config/kube/crd"
 	"istio.io/istio/pilot/pkg/model"
 	"istio.io/istio/pilot/pkg/simulation"
 	"istio.io/istio/pilot/test/xds"
+	"istio.io/istio/pkg/config"
 )
 
 // Request is what meshcheck asks: the fixtures, the proxies to generate for, and the
@@ -91,7 +94,7 @@ func TestOracle(t *testing.T) {
 	// Istio's own kinds (DestinationRule, ...) go to the config store, as istiod reads
 	// them through its CRD client; Kubernetes and Gateway API objects go to the fake
 	// Kubernetes API, which the gateway controller watches.
-	s := xds.NewFakeDiscoveryServer(t, xds.FakeOptions{KubernetesObjectString: kube, ConfigString: istio})
+	s := xds.NewFakeDiscoveryServer(t, xds.FakeOptions{KubernetesObjectString: kube, Configs: istioConfigs(t, istio)})
 	var answer Answer
 	for i, p := range req.Proxies {
 		proxy := proxyFor(p, i)
@@ -277,4 +280,27 @@ func splitManifests(manifests string) (kube, istio string) {
 		}
 	}
 	return kube, istio
+}
+
+// istioConfigs parses Istio's own kinds as istiod's CRD client hands them over: with
+// the cluster's domain suffix in their metadata (crdclient sets `Domain`), which
+// `ResolveShortnameToFQDN` (pilot/pkg/model/config.go) needs to expand a short
+// DestinationRule host (`backend` to `backend.<namespace>.svc.cluster.local`). The test
+// server's ConfigString leaves it empty, so a short host would name nothing.
+func istioConfigs(t *testing.T, manifests string) []config.Config {
+	configs, _, err := crd.ParseInputs(manifests)
+	if err != nil {
+		t.Fatalf("reading Istio objects: %v", err)
+	}
+	now := time.Now()
+	for i := range configs {
+		configs[i].Domain = "cluster.local"
+		if configs[i].Namespace == "" {
+			configs[i].Namespace = "default"
+		}
+		if configs[i].CreationTimestamp.IsZero() {
+			configs[i].CreationTimestamp = now
+		}
+	}
+	return configs
 }

@@ -9,6 +9,7 @@
 //! `networking.istio.io` Gateway is not a Gateway API Gateway.
 
 mod destination_rule;
+mod duration;
 mod error;
 mod gateway;
 mod index;
@@ -22,9 +23,10 @@ pub use destination_rule::{
     ConnectionPoolSpec, DestinationRuleFixture, HttpPoolSpec, LoadBalancerSpec,
     OutlierDetectionSpec, TcpPoolSpec, TrafficPolicySpec,
 };
+pub use duration::{CrdDuration, DurationError, MIN_CRD_DURATION};
 pub use error::LookupError;
 pub use gateway::GatewayFixture;
-pub use index::{Backend, Fixtures};
+pub use index::{Backend, Fixtures, IgnoredDestinationRule, IgnoredReason};
 pub use route::{
     BackendRef, HeaderMatch, HttpRouteFixture, ParentRef, RouteMatch, RoutePath, RouteRule,
 };

@@ -134,6 +134,16 @@ pub fn lint(args: &LintArgs) -> i32 {
                 case.location, suite.name, case.name
             );
         }
+        // Istio applies these to no proxy and says nothing; a typo or a rule in the
+        // wrong namespace must not pass as "policy configured".
+        for ignored in suite.fixtures.ignored_destination_rules() {
+            warnings += 1;
+            eprintln!(
+                "warning: {}: {} is ignored: {ignored}",
+                ignored.rule.manifest.location_of("spec.host"),
+                ignored.rule.key()
+            );
+        }
         match crate::targets::local::plan_fixtures(&suite.fixtures) {
             Ok(plan) => {
                 for note in &plan.notes {

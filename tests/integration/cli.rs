@@ -131,6 +131,53 @@ fn lint_treats_local_refusals_per_target() {
     );
 }
 
+/// What Istio silently ignores (a DestinationRule host that names no Service, a rule
+/// in a namespace no client looks in) is a located warning, not an error: the suite is
+/// valid, it just has no policy.
+#[test]
+fn lint_warns_about_destination_rules_istio_ignores() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let fixtures = dir.path().join("fixtures");
+    std::fs::create_dir(&fixtures).expect("mkdir");
+    for name in ["backends.yaml", "gateway.yaml", "httproute.yaml"] {
+        std::fs::copy(
+            root.join("fixtures/ingress-canary").join(name),
+            fixtures.join(name),
+        )
+        .expect("copy");
+    }
+    std::fs::write(
+        fixtures.join("dr.yaml"),
+        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: dotted, namespace: istio-test}\nspec:\n  host: backend-v1.istio-test\n\
+         ---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: far, namespace: other}\nspec:\n  host: backend-v2.istio-test.svc.cluster.local\n",
+    )
+    .expect("write");
+    let suite = dir.path().join("s.yaml");
+    std::fs::write(
+        &suite,
+        "fixtures: [fixtures/backends.yaml, fixtures/gateway.yaml, fixtures/httproute.yaml, fixtures/dr.yaml]\n\
+         cases:\n  - name: c\n    request: {gateway: istio-test/istio-gateway, url: 'http://test.devopscube.com/'}\n    \
+         traffic: {requests: 1}\n    expect: {status: 200}\n",
+    )
+    .expect("write suite");
+    let out = meshcheck(&["lint", "--target", "local", &suite.to_string_lossy()]);
+    assert_eq!(code(&out), Some(0), "{}", text(&out));
+    let all = text(&out);
+    let file = fixtures.join("dr.yaml").to_string_lossy().into_owned();
+    for expected in [
+        format!(
+            "warning: {file}:5:9: DestinationRule istio-test/dotted is ignored: host `backend-v1.istio-test` names no Service of the fixtures (Istio reads a host with a dot as a full name: write `backend-v1.istio-test.svc.cluster.local`)"
+        ),
+        format!(
+            "warning: {file}:11:9: DestinationRule other/far is ignored: namespace `other` is not the Service's, not `istio-system` and not a client's (istio-test)"
+        ),
+    ] {
+        assert!(all.contains(&expected), "expected {expected:?} in {all}");
+    }
+    assert!(all.contains("; 0 errors, 2 warnings"), "{all}");
+}
+
 #[test]
 fn run_exit_codes() {
     let passed = meshcheck(&["run", "--quiet"]);

@@ -172,6 +172,10 @@ fn canonical(value: Option<&Value>) -> String {
     fn normalize(value: &Value) -> Value {
         match value {
             Value::String(s) if s.parse::<u64>().is_ok() => json!(s.parse::<u64>().unwrap()),
+            // A Duration: protojson writes 0, 3, 6 or 9 fraction digits, meshcheck 9.
+            Value::String(s) if proto_duration_digits(s).is_some() => {
+                json!(proto_duration_digits(s).unwrap_or_default())
+            }
             Value::Object(map) => Value::Object(
                 map.iter()
                     .filter(|(k, v)| !(k.as_str() == "caseSensitive" && **v == json!(true)))
@@ -186,6 +190,24 @@ fn canonical(value: Option<&Value>) -> String {
         None | Some(Value::Null) => "-".to_string(),
         Some(v) => normalize(v).to_string(),
     }
+}
+
+/// A protobuf Duration's JSON spelling (`1.500s`, `1.500000000s`) without trailing
+/// fraction zeros (`1.5s`), so both sides' spellings compare equal; `None` for other
+/// strings.
+fn proto_duration_digits(text: &str) -> Option<String> {
+    let number = text.strip_suffix('s')?;
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    let digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() || !digits(whole) || !digits(fraction) {
+        return None;
+    }
+    let fraction = fraction.trim_end_matches('0');
+    Some(if fraction.is_empty() {
+        format!("{whole}s")
+    } else {
+        format!("{whole}.{fraction}s")
+    })
 }
 
 fn cluster_facts(cluster: &Value, facts: &mut Facts) {
@@ -649,5 +671,37 @@ fn local_gateway_configuration_matches_istio() {
         "{} difference(s) from Istio's generated configuration:\n{}\nknown differences that no longer occur (remove them from KNOWN): {stale:?}",
         unexplained.len(),
         unexplained.join("\n")
+    );
+}
+
+/// The fidelity corpus (`tests/data/fidelity/`, see its README): small fixture sets that
+/// pin down details the suites do not exercise (which DestinationRule applies, ...).
+/// Compared like the suites, without an allowlist: an entry is there because the local
+/// target matches Istio on it.
+#[test]
+fn fidelity_corpus_matches_istio() {
+    let suites =
+        load_all(&[root().join("tests/data/fidelity")]).expect("tests/data/fidelity loads");
+    let mut differences = Vec::new();
+    let mut coverage = Coverage::default();
+    for suite in &suites {
+        differences.extend(compare_suite(suite, &mut coverage));
+    }
+    eprintln!(
+        "compared {} corpus entries: {} gateway proxies, {} facts, {} case requests",
+        suites.len(),
+        coverage.proxies,
+        coverage.facts,
+        coverage.calls
+    );
+    assert!(
+        coverage.proxies >= suites.len() && coverage.calls > 0,
+        "a corpus entry compared nothing: each needs a Gateway and a case through it"
+    );
+    assert!(
+        differences.is_empty(),
+        "{} difference(s) from Istio's generated configuration:\n{}",
+        differences.len(),
+        differences.join("\n")
     );
 }

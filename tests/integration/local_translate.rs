@@ -279,14 +279,162 @@ fn dangling_references_are_errors() {
         message.contains("Service istio-test/backend-v3 with port 80 is not in the fixtures"),
         "{message}"
     );
-    let message = refused(
-        "fixtures/dr.yaml",
-        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata:\n  name: d\n  namespace: istio-test\nspec:\n  host: nothing.istio-test.svc.cluster.local\n",
+}
+
+/// Istio applies a DestinationRule only from the client's namespace, the Service's and
+/// `istio-system`, and reads a host with a dot as a full name; a rule that names no
+/// Service or is out of scope is ignored there, so it is ignored here too (and `meshcheck
+/// lint` warns, see `cli::lint_warns_about_destination_rules_istio_ignores`).
+#[test]
+fn destination_rules_istio_ignores_are_ignored() {
+    let mut manifests: Vec<Manifest> = seed()
+        .into_iter()
+        .filter(|m| m.kind != "DestinationRule")
+        .collect();
+    let rule = |name: &str, namespace: &str, host: &str| {
+        format!(
+            "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata:\n  name: {name}\n  namespace: {namespace}\nspec:\n  host: {host}\n  trafficPolicy:\n    connectionPool:\n      tcp: {{maxConnections: 5}}\n"
+        )
+    };
+    let text = [
+        rule(
+            "nothing",
+            "istio-test",
+            "nothing.istio-test.svc.cluster.local",
+        ),
+        // `name.namespace` is a full name in Istio, and no Service has it.
+        rule("dotted", "istio-test", "backend-v1.istio-test"),
+        // Not the client's (the Gateway's) namespace, not the Service's, not the root.
+        rule(
+            "elsewhere",
+            "other",
+            "backend-v2.istio-test.svc.cluster.local",
+        ),
+    ]
+    .concat();
+    manifests.extend(load_str(&text, Path::new("fixtures/dr.yaml")).unwrap());
+    let planned = plan(&manifests).unwrap_or_else(|err| panic!("{err}"));
+    let with_policy: Vec<&str> = planned
+        .clusters
+        .iter()
+        .filter(|c| c.policy.is_some())
+        .map(|c| c.name.as_str())
+        .collect();
+    assert!(with_policy.is_empty(), "{with_policy:?}");
+
+    // In the root namespace, the same rule applies to every client.
+    let mut manifests: Vec<Manifest> = seed()
+        .into_iter()
+        .filter(|m| m.kind != "DestinationRule")
+        .collect();
+    manifests.extend(
+        load_str(
+            &rule(
+                "root",
+                "istio-system",
+                "backend-v2.istio-test.svc.cluster.local",
+            ),
+            Path::new("fixtures/dr.yaml"),
+        )
+        .unwrap(),
     );
-    assert!(
-        message.contains("names no Service in the fixtures"),
-        "{message}"
+    let planned = plan(&manifests).unwrap_or_else(|err| panic!("{err}"));
+    let with_policy: Vec<&str> = planned
+        .clusters
+        .iter()
+        .filter(|c| c.policy.is_some())
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(
+        with_policy,
+        ["outbound|80||backend-v2.istio-test.svc.cluster.local"]
     );
+}
+
+/// A DestinationRule duration is read as Istio's CRD validates it (a Go duration of at
+/// least 1ms): what the API server would reject is a located error naming the field,
+/// not a value humantime happens to accept.
+#[test]
+fn durations_a_cluster_rejects_are_located_errors() {
+    let rule = |field: &str, value: &str| {
+        let (pool, key) = match field {
+            "connectTimeout" => ("connectionPool:\n      tcp:\n", field),
+            "idleTimeout" => ("connectionPool:\n      http:\n", field),
+            _ => ("outlierDetection:\n", field),
+        };
+        let indent = if pool.starts_with("outlier") {
+            "      "
+        } else {
+            "        "
+        };
+        format!(
+            "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata:\n  name: d\n  namespace: istio-test\nspec:\n  host: backend-v1\n  trafficPolicy:\n    {pool}{indent}{key}: {value}\n"
+        )
+    };
+    for (field, value, path, line_column, reason) in [
+        (
+            "connectTimeout",
+            "2days",
+            "connectionPool.tcp.connectTimeout",
+            "11:25",
+            "is not a Go duration",
+        ),
+        (
+            "idleTimeout",
+            "\"100 ms\"",
+            "connectionPool.http.idleTimeout",
+            "11:22",
+            "is not a Go duration",
+        ),
+        (
+            "interval",
+            "0s",
+            "outlierDetection.interval",
+            "10:17",
+            "is below the 1ms",
+        ),
+    ] {
+        let message = refused("fixtures/dr.yaml", &rule(field, value));
+        let expected = format!(
+            "fixtures/dr.yaml:{line_column}: DestinationRule d: field `spec.trafficPolicy.{path}`:"
+        );
+        assert!(
+            message.starts_with(&expected),
+            "expected {expected:?} in {message:?}"
+        );
+        assert!(
+            message.contains(reason),
+            "expected {reason:?} in {message:?}"
+        );
+    }
+    for (field, value, expected) in [
+        ("connectTimeout", "1h2m3s", "3723s"),
+        ("idleTimeout", "100ms", "0.100000000s"),
+        ("baseEjectionTime", "1.5s", "1.500000000s"),
+    ] {
+        let mut manifests: Vec<Manifest> = seed()
+            .into_iter()
+            .filter(|m| m.kind != "DestinationRule")
+            .collect();
+        manifests.extend(load_str(&rule(field, value), Path::new("fixtures/dr.yaml")).unwrap());
+        let plan = plan(&manifests).unwrap_or_else(|err| panic!("{field}: {value}: {err}"));
+        let policy = plan
+            .clusters
+            .iter()
+            .find_map(|c| c.policy.clone())
+            .expect("the rule applies to backend-v1");
+        let got = match field {
+            "connectTimeout" => policy.connect_timeout,
+            "idleTimeout" => policy.idle_timeout,
+            _ => policy.outlier.and_then(|o| o.base_ejection_time),
+        };
+        assert_eq!(
+            got.map(meshcheck::targets::local::proto_duration)
+                .as_deref(),
+            Some(expected),
+            "{field}: {value}"
+        );
+    }
 }
 
 /// A route hostname broader than its listener's serves only what the two share

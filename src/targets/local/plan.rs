@@ -330,9 +330,7 @@ fn translate(fixtures: &Fixtures) -> Result<Plan, ManifestError> {
         clusters.extend(service_clusters(service, fixtures, &workloads)?);
     }
 
-    for rule in fixtures.destination_rules() {
-        apply_destination_rule(rule, &mut clusters)?;
-    }
+    apply_destination_rules(fixtures, &mut clusters)?;
 
     let listeners = fixtures
         .gateways()
@@ -571,49 +569,80 @@ fn service_clusters(
     Ok(clusters)
 }
 
-fn duration(
-    manifest: &Manifest,
-    field: &str,
-    value: Option<String>,
-) -> Result<Option<Duration>, ManifestError> {
-    value
-        .map(|text| {
-            humantime::parse_duration(&text).map_err(|err| {
-                invalid(
-                    manifest,
-                    field,
-                    format!("`{text}` is not a duration: {err}"),
-                )
-            })
-        })
-        .transpose()
-}
-
-fn apply_destination_rule(
-    rule: &DestinationRuleFixture,
+/// Gives each cluster the DestinationRule Istio's clients of the fixtures apply to its
+/// Service ([`Fixtures::destination_rule_for`], for every namespace of
+/// [`Fixtures::client_namespaces`]). A rule no client applies is ignored, as Istio
+/// ignores it (`meshcheck lint` warns). The gateway proxies and the in-mesh sidecar
+/// share one set of clusters, so clients in different namespaces that would apply
+/// different rules to one Service are refused.
+fn apply_destination_rules(
+    fixtures: &Fixtures,
     clusters: &mut [ClusterPlan],
 ) -> Result<(), ManifestError> {
+    let clients = fixtures.client_namespaces();
+    for cluster in clusters.iter_mut() {
+        let service_namespace = cluster.service.namespace_or_default().to_string();
+        // Without a Gateway or a GAMMA route nothing calls the Service; its own
+        // namespace stands for the client.
+        let own = [service_namespace];
+        let clients: &[String] = if clients.is_empty() { &own } else { &clients };
+        let picks: Vec<(&String, Option<&DestinationRuleFixture>)> = clients
+            .iter()
+            .map(|client| {
+                (
+                    client,
+                    fixtures.destination_rule_for(&cluster.service, client),
+                )
+            })
+            .collect();
+        let Some(rule) = picks.iter().find_map(|(_, rule)| *rule) else {
+            continue;
+        };
+        let name = |rule: Option<&DestinationRuleFixture>| {
+            rule.map_or("no DestinationRule".to_string(), |r| r.key().to_string())
+        };
+        if let Some((other_client, other)) = picks
+            .iter()
+            .find(|(_, other)| other.map(|o| o.key()) != Some(rule.key()))
+        {
+            let (client, _) = picks
+                .iter()
+                .find(|(_, r)| r.map(|r| r.key()) == Some(rule.key()))
+                .expect("the rule was picked by a client");
+            return Err(unsupported(
+                &rule.manifest,
+                "spec.host",
+                format!(
+                    "clients in namespace `{client}` apply {} to {} and clients in `{other_client}` apply {}: the local target's proxies share one set of clusters",
+                    name(Some(rule)),
+                    cluster.service,
+                    name(*other)
+                ),
+            ));
+        }
+        if let Some(second) = fixtures.destination_rules().iter().find(|other| {
+            other.key() != rule.key()
+                && other.namespace == rule.namespace
+                && other.host_fqdn() == rule.host_fqdn()
+        }) {
+            return Err(unsupported(
+                &second.manifest,
+                "spec.host",
+                format!(
+                    "a second DestinationRule for {} in namespace `{}`: Istio's merging of rules is not modelled",
+                    rule.host_fqdn(),
+                    rule.namespace
+                ),
+            ));
+        }
+        cluster.policy = Some(traffic_policy(rule)?);
+    }
+    Ok(())
+}
+
+/// A DestinationRule's traffic policy as the local target translates it.
+fn traffic_policy(rule: &DestinationRuleFixture) -> Result<TrafficPolicy, ManifestError> {
     let manifest = &rule.manifest;
-    let host = &rule.host;
-    if host.contains('*') {
-        return Err(unsupported(
-            manifest,
-            "spec.host",
-            format!("wildcard host `{host}`"),
-        ));
-    }
-    let fqdn = rule.host_fqdn();
-    let mut matched = clusters
-        .iter_mut()
-        .filter(|c| rule.applies_to(c.service.namespace_or_default(), &c.service.name))
-        .peekable();
-    if matched.peek().is_none() {
-        return Err(invalid(
-            manifest,
-            "spec.host",
-            format!("`{host}` ({fqdn}) names no Service in the fixtures"),
-        ));
-    }
     let policy = match &rule.traffic_policy {
         None => TrafficPolicy::default(),
         Some(tp) => {
@@ -632,58 +661,28 @@ fn apply_destination_rule(
             let pool = tp.connection_pool.clone().unwrap_or_default();
             let tcp = pool.tcp.unwrap_or_default();
             let http = pool.http.unwrap_or_default();
-            let outlier = match tp.outlier_detection.clone() {
-                None => None,
-                Some(o) => {
-                    let base = "spec.trafficPolicy.outlierDetection";
-                    Some(OutlierDetection {
-                        consecutive_5xx: o.consecutive_5xx_errors,
-                        consecutive_gateway_errors: o.consecutive_gateway_errors,
-                        interval: duration(manifest, &format!("{base}.interval"), o.interval)?,
-                        base_ejection_time: duration(
-                            manifest,
-                            &format!("{base}.baseEjectionTime"),
-                            o.base_ejection_time,
-                        )?,
-                        max_ejection_percent: o.max_ejection_percent,
-                        min_health_percent: o.min_health_percent,
-                    })
-                }
-            };
+            let outlier = tp.outlier_detection.clone().map(|o| OutlierDetection {
+                consecutive_5xx: o.consecutive_5xx_errors,
+                consecutive_gateway_errors: o.consecutive_gateway_errors,
+                interval: o.interval.map(|d| d.0),
+                base_ejection_time: o.base_ejection_time.map(|d| d.0),
+                max_ejection_percent: o.max_ejection_percent,
+                min_health_percent: o.min_health_percent,
+            });
             TrafficPolicy {
                 lb_policy,
                 max_connections: istio::pool_limit(tcp.max_connections),
-                connect_timeout: duration(
-                    manifest,
-                    "spec.trafficPolicy.connectionPool.tcp.connectTimeout",
-                    tcp.connect_timeout,
-                )?,
+                connect_timeout: tcp.connect_timeout.map(|d| d.0),
                 max_pending_requests: istio::pool_limit(http.http1_max_pending_requests),
                 max_requests: istio::pool_limit(http.http2_max_requests),
                 max_requests_per_connection: istio::pool_limit(http.max_requests_per_connection),
                 max_retries: istio::pool_limit(http.max_retries),
-                idle_timeout: duration(
-                    manifest,
-                    "spec.trafficPolicy.connectionPool.http.idleTimeout",
-                    http.idle_timeout,
-                )?,
+                idle_timeout: http.idle_timeout.map(|d| d.0),
                 outlier,
             }
         }
     };
-    for cluster in matched {
-        if cluster.policy.is_some() {
-            return Err(unsupported(
-                manifest,
-                "spec.host",
-                format!(
-                    "a second DestinationRule for {fqdn}: Istio's merging of rules is not modelled"
-                ),
-            ));
-        }
-        cluster.policy = Some(policy.clone());
-    }
-    Ok(())
+    Ok(policy)
 }
 
 /// Virtual hosts being collected: hostname -> routes, in attachment order.
