@@ -15,16 +15,18 @@
 //! - [`runner`]: executes suites on any target and emits [`runner::Event`]s; it never
 //!   prints.
 //! - [`report`]: the reporters (terminal, JSON, JUnit, HTML), which consume the
-//!   events, and the one error renderer.
+//!   events and put them, typed failures included, into words.
 //! - [`cli`]: the command line; [`cluster`]: `meshcheck cluster up`/`down` (kind).
 //!
 //! Used from any layer: [`traffic`] (the curl-style request engine and
 //! `meshcheck fire`), [`stats`] (the statistics behind split verdicts), [`echo`] (the
-//! http-echo backend), [`exit_codes`].
+//! http-echo backend), [`exit_codes`], [`error_chain`] (the one renderer of an error
+//! and its causes; `report` re-exports it).
 
 pub mod cli;
 pub mod cluster;
 pub mod echo;
+pub mod error_chain;
 pub mod exit_codes;
 pub mod fixtures;
 pub mod manifest;

@@ -13,9 +13,10 @@ pub use crate::targets::RequestOrigin;
 /// Where the settings live now; re-exported so callers keep one import for a run.
 pub use crate::targets::{LocalSettings, TargetSettings};
 pub(crate) use bring_up::BringUp;
+pub use case_error::CaseError;
 pub use events::{
-    CaseResult, Event, LatencySummary, Outcome, Phase, PhaseDetail, RunEnvironment, RunSummary,
-    TargetKind, UnknownVersion,
+    CaseMessage, CaseResult, Event, LatencySummary, Outcome, Phase, PhaseDetail, RunEnvironment,
+    RunSummary, TargetKind, UnknownVersion,
 };
 pub use execute::{CaseFilter, RunOptions, run};
 pub use interrupt::Interrupt;

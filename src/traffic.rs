@@ -438,7 +438,7 @@ mod error_tests {
             },
         );
         assert_eq!(
-            crate::report::one_line(&err),
+            crate::error_chain::one_line(&err),
             "read the CA file ca.pem for https://test.devopscube.com/: no such file"
         );
         let cause = std::error::Error::source(&err).map(ToString::to_string);

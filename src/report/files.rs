@@ -193,12 +193,12 @@ impl RunRecord {
                     Outcome::Passed => TestCaseStatus::success(),
                     Outcome::Skipped => {
                         let mut s = TestCaseStatus::skipped();
-                        s.set_message(case.message.as_str());
+                        s.set_message(case.message.to_string());
                         s
                     }
                     Outcome::Failed => {
                         let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
-                        s.set_message(case.message.as_str());
+                        s.set_message(case.message.to_string());
                         s.set_type("assertion");
                         s.set_description(failure_block(case));
                         s

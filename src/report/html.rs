@@ -111,13 +111,14 @@ fn case_section(page: &mut String, case: &CaseResult) {
         Outcome::Failed => ("failed", "FAIL"),
         Outcome::Skipped => ("skipped", "SKIP"),
     };
+    let message = case.message.to_string();
     let _ = write!(
         page,
         "<section class=\"case {class}\" id=\"{}\">\n<h2><span class=\"badge\">{badge}</span>{}</h2>\n\
          <p>{}</p>\n<p>{} {} in {:.3} s ({:.0} req/s)</p>\n",
         escape(&case.id()),
         escape(&case.id()),
-        escape(&case.message),
+        escape(&message),
         case.requests,
         if case.requests == 1 {
             "request"
@@ -135,7 +136,7 @@ fn case_section(page: &mut String, case: &CaseResult) {
         );
     }
     if let Some(split) = &case.split {
-        split_chart(page, split, &case.message);
+        split_chart(page, split, &message);
     }
     page.push_str("<div class=\"tables\">\n");
     if !case.status_codes.is_empty() || !case.errors.is_empty() {

@@ -447,7 +447,7 @@ pub fn failure_block(result: &CaseResult) -> String {
             split.total, split.unknown
         ));
         // The message usually is the reason already; say it once.
-        if !result.message.contains(&split.reason) {
+        if !result.message.to_string().contains(&split.reason) {
             text.push_str(&format!("    statistics: {}\n", split.reason));
         }
         text.push_str("    expected vs observed per backend:\n");
@@ -505,8 +505,8 @@ mod tests {
     use super::TerminalReporter;
     use crate::report::DisplayConfig;
     use crate::runner::{
-        CaseResult, Event, LatencySummary, Outcome, Phase, PhaseDetail, RunEnvironment, RunSummary,
-        TargetKind,
+        CaseMessage, CaseResult, Event, LatencySummary, Outcome, Phase, PhaseDetail,
+        RunEnvironment, RunSummary, TargetKind,
     };
     use crate::stats::{BackendShare, Decision, SplitVerdict};
     use crate::targets::{CleanupReport, DiagnosticSection};
@@ -587,7 +587,7 @@ mod tests {
                 max_ms: 4.28,
             }),
             split: Some(split),
-            message: message.into(),
+            message: CaseMessage::Verdict(message.into()),
             warnings: Vec::new(),
             diagnostics: Vec::new(),
             diagnostic_dumps: Vec::new(),

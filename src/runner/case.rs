@@ -2,12 +2,12 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::case_error::CaseError;
-use super::events::{CaseResult, Event, LatencySummary, Outcome, Phase, PhaseDetail};
+use super::events::{CaseMessage, CaseResult, Event, LatencySummary, Outcome, Phase, PhaseDetail};
 use super::policy;
-use crate::report::one_line;
 use crate::suite::expect::{ResponseChecks, describe_response};
 use crate::suite::{Case, ConvergenceSpec, Expectation, Suite};
 use crate::targets::{RunningTarget, SampleSource, StatsSnapshot};
@@ -33,7 +33,7 @@ pub(crate) async fn run_case(
             &suite.name,
             &case.name,
             Outcome::Skipped,
-            reason.clone(),
+            CaseMessage::Skipped(reason.clone()),
         );
     }
     let source = env
@@ -52,9 +52,14 @@ pub(crate) async fn run_case(
         ),
         Err(err) => (Err(err), None),
     };
-    // Reported as one line: the error and its causes.
+    // Kept typed: reporters put the error and its causes into words.
     let mut result = measured.unwrap_or_else(|err| {
-        CaseResult::without_traffic(&suite.name, &case.name, Outcome::Failed, one_line(&err))
+        CaseResult::without_traffic(
+            &suite.name,
+            &case.name,
+            Outcome::Failed,
+            CaseMessage::Error(Arc::new(err)),
+        )
     });
     result.warnings = warnings(case);
     if result.outcome == Outcome::Failed {
@@ -318,7 +323,7 @@ pub(super) fn result_from(
             max_ms: ms(1.0),
         }),
         split,
-        message,
+        message: CaseMessage::Verdict(message),
         warnings: Vec::new(),
         diagnostics: Vec::new(),
         diagnostic_dumps: Vec::new(),

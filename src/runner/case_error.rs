@@ -1,5 +1,5 @@
-//! Why a case ended without a verdict of its checks. The case's result carries it as
-//! its one-line message, its causes joined ([`crate::report::one_line`]).
+//! Why a case ended without a verdict of its checks. The case's result carries it
+//! typed ([`super::CaseMessage::Error`]); reporters put it and its causes into words.
 
 use std::time::Duration;
 
@@ -8,7 +8,7 @@ use crate::suite::expect::JudgeError;
 use crate::targets::{SendError, TargetError};
 
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum CaseError {
+pub enum CaseError {
     #[error("no way to send requests to {entry} port {port}")]
     NoSampleSource {
         entry: Entry,

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::CaseError;
 use crate::manifest::ObjectKey;
 use crate::stats::SplitVerdict;
 use crate::targets::{CleanupReport, DiagnosticSection, RequestOrigin, SetupError};
@@ -203,8 +204,11 @@ pub struct CaseResult {
     pub requests_per_second: f64,
     pub latency: Option<LatencySummary>,
     pub split: Option<SplitVerdict>,
+    // Typed; reporters put it into words (`src/report/case_message.rs`, which also
+    // makes it the string below). The doc line is the JSON schema's description.
     /// One line saying why the case passed, failed or was skipped.
-    pub message: String,
+    #[schemars(with = "String")]
+    pub message: CaseMessage,
     /// Things a reader must know even when the case passed, e.g. that certificate
     /// verification was off.
     pub warnings: Vec<String>,
@@ -216,9 +220,43 @@ pub struct CaseResult {
     pub diagnostic_dumps: Vec<DiagnosticSection>,
 }
 
+/// Why a case ended as it did. Failures stay typed, each cause a `source()`, until a
+/// reporter renders them (`src/report/case_message.rs`): the runner never flattens
+/// an error to text.
+#[derive(Clone, Debug)]
+pub enum CaseMessage {
+    /// What the case's checks concluded, pass or fail, in their own words.
+    Verdict(String),
+    /// Why the case was not run (the suite file's `skip`).
+    Skipped(String),
+    /// The case ended before its checks could conclude.
+    Error(Arc<CaseError>),
+    /// The suite's environment could not be brought up, so the case never ran.
+    SetupFailed(Arc<SetupError>),
+}
+
+/// Texts compare by value; errors by identity (an error has no equality of its own,
+/// and the runner shares one setup error among the cases of its suite).
+impl PartialEq for CaseMessage {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (CaseMessage::Verdict(a), CaseMessage::Verdict(b))
+            | (CaseMessage::Skipped(a), CaseMessage::Skipped(b)) => a == b,
+            (CaseMessage::Error(a), CaseMessage::Error(b)) => Arc::ptr_eq(a, b),
+            (CaseMessage::SetupFailed(a), CaseMessage::SetupFailed(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
 impl CaseResult {
     /// A case that ended before measuring anything: skipped, or failed by its setup.
-    pub fn without_traffic(suite: &str, name: &str, outcome: Outcome, message: String) -> Self {
+    pub fn without_traffic(
+        suite: &str,
+        name: &str,
+        outcome: Outcome,
+        message: CaseMessage,
+    ) -> Self {
         CaseResult {
             suite: suite.to_string(),
             name: name.to_string(),

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use super::bring_up::BringUp;
 use super::case::run_case;
-use super::events::{CaseResult, Event, Outcome, Phase, PhaseDetail, RunSummary};
+use super::events::{CaseMessage, CaseResult, Event, Outcome, Phase, PhaseDetail, RunSummary};
 use super::interrupt::{Interrupt, until_interrupted};
 use crate::suite::Suite;
 use crate::targets::kube::KubeTarget;
@@ -132,17 +132,12 @@ async fn run_suites<T: Target>(
                     suite: suite.name.clone(),
                     error: Arc::clone(&error),
                 });
-                // A case's message is report text (a string in the JSON schema).
-                let message = format!(
-                    "the environment could not be set up: {}",
-                    crate::report::one_line(&*error)
-                );
                 for &i in cases {
                     let result = CaseResult::without_traffic(
                         &suite.name,
                         &suite.cases[i].name,
                         Outcome::Failed,
-                        message.clone(),
+                        CaseMessage::SetupFailed(Arc::clone(&error)),
                     );
                     summary.record(result.outcome);
                     emit(Event::CaseFinished {

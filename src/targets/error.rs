@@ -1,6 +1,6 @@
 //! What can go wrong between the runner and a target, typed: bring-up failures, and
 //! the errors of the questions a running target answers. Reporters flatten them to
-//! text ([`crate::report::one_line`]).
+//! text ([`crate::error_chain::one_line`]).
 
 use super::CleanupReport;
 use super::kube::{KubeError, KubeSetupError, MeshClientError};

@@ -85,11 +85,11 @@ fn assert_failed_with(result: &CaseResult, expected: &[&str]) {
         "the broken policy passed: {}",
         result.message
     );
+    let message = result.message.to_string();
     for text in expected {
         assert!(
-            result.message.contains(text),
-            "expected {text:?} in the failure message: {}",
-            result.message
+            message.contains(text),
+            "expected {text:?} in the failure message: {message}"
         );
     }
 }

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use super::super::case::result_from;
 use super::super::case_error::CaseError;
-use super::super::events::{CaseResult, Event, Outcome, Phase, PhaseDetail};
+use super::super::events::{CaseMessage, CaseResult, Event, Outcome, Phase, PhaseDetail};
 use super::proxy::{HostState, admin_page, cluster_hosts, cluster_stat, server_stat};
 use crate::suite::{Case, ExpectedOutlierDetection, Suite};
 use crate::targets::{RunningTarget, SampleSource};
@@ -209,7 +209,7 @@ pub(crate) async fn run_outlier_detection(
             &suite.name,
             &case.name,
             Outcome::Failed,
-            failures.join("; "),
+            CaseMessage::Verdict(failures.join("; ")),
         );
         result.requests = warmup_requests;
         result.proxy_counters = deltas(&before, &counters);

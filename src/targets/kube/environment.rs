@@ -36,7 +36,7 @@ use super::versions::{
 use crate::manifest::{Manifest, ObjectKey, apply_order};
 // kube-rs errors can quote credentials, so they are never kept as a `source`: they
 // are flattened by the one error renderer and redacted right away.
-use crate::report::one_line;
+use crate::error_chain::one_line;
 use crate::targets::{CleanupReport, DiagnosticSection};
 
 /// The field manager of every server-side apply, so `kubectl get --show-managed-fields`

@@ -1,6 +1,8 @@
 //! The one renderer of an error and its causes. Errors stay typed (each cause is a
-//! `source()`) until a reporter, the CLI or a case message needs text; then they are
-//! flattened here, and nowhere else.
+//! `source()`) until a reporter or the CLI needs text; then they are flattened here,
+//! and nowhere else. A leaf module, so every layer may use it without depending on
+//! `report` (which re-exports it): the kube target flattens kube-rs errors here the
+//! moment it redacts them, because their text may hold credentials.
 
 use std::error::Error;
 
