@@ -2,6 +2,7 @@
 //! module; errors are printed with their cause chain and mapped to documented exit
 //! codes (see [`crate::exit_codes`]).
 
+mod cleanup;
 mod inspect;
 mod local_target;
 mod run;
@@ -41,6 +42,9 @@ pub enum Command {
     Fire(crate::traffic::fire::FireArgs),
     /// An http-echo compatible backend (`-text=X -listen=ADDR -status-code=N`).
     Echo(EchoCommand),
+    /// Delete what earlier kube runs left on the cluster (by run id or age); only
+    /// objects carrying meshcheck's labels.
+    Cleanup(cleanup::CleanupArgs),
     /// Bring a kind cluster with the Gateway API CRDs and Istio up or down.
     Cluster(crate::cluster::ClusterArgs),
     /// Bring a suite's fixtures up on the local target and keep them until killed
@@ -102,6 +106,7 @@ pub fn main() -> i32 {
                 exit_codes::BAD_INPUT
             }
         },
+        Command::Cleanup(args) => with_runtime(|| cleanup::cleanup(args)),
         Command::LocalTarget(args) => with_runtime(|| local_target::run(args)),
         Command::Cluster(args) => with_runtime(|| async move {
             crate::cluster::run_cluster(args)

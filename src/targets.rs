@@ -82,6 +82,16 @@ pub(crate) trait RunningTarget {
 
     /// Stops and removes everything, saying what.
     async fn shutdown(self) -> CleanupReport;
+
+    /// Shuts down after a case of the suite failed. A target that can leave its
+    /// objects for inspection (the kube target with `--keep-on-failure`) does so here
+    /// and says, in the report, how to remove them later.
+    async fn shutdown_after_failure(self) -> CleanupReport
+    where
+        Self: Sized,
+    {
+        self.shutdown().await
+    }
 }
 
 /// The producer of a case's samples. Convergence, the measured loop and the policy
@@ -142,4 +152,10 @@ pub struct CleanupReport {
     pub removed: Vec<String>,
     /// What could not be removed, with the reason; empty on a clean shutdown.
     pub failed: Vec<String>,
+    /// What was left in place on purpose (`--keep-on-failure`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kept: Vec<String>,
+    /// The command that removes what was kept (`meshcheck cleanup --run-id ID`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remove_later_with: Option<String>,
 }

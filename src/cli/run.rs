@@ -31,6 +31,10 @@ pub struct RunArgs {
     /// Leave what the run created in place for inspection (kube target).
     #[arg(long)]
     pub keep: bool,
+    /// Leave a failed suite's objects in place and print the `meshcheck cleanup`
+    /// command that removes them later (kube target).
+    #[arg(long)]
+    pub keep_on_failure: bool,
     #[command(flatten)]
     pub filter: super::inspect::FilterArgs,
     /// Write a JSON report (schema: `meshcheck schema report`).
@@ -60,10 +64,10 @@ pub fn run(args: RunArgs) -> i32 {
     };
     let target = match args.target {
         TargetArg::Local => {
-            if args.keep {
+            if args.keep || args.keep_on_failure {
                 // Local processes are children of this run: nothing can outlive it.
                 eprintln!(
-                    "note: --keep applies to the kube target; the local target stops its processes when the run ends"
+                    "note: --keep and --keep-on-failure apply to the kube target; the local target stops its processes when the run ends"
                 );
             }
             let echo_program = match std::env::current_exe() {
@@ -82,6 +86,7 @@ pub fn run(args: RunArgs) -> i32 {
             kubeconfig: args.kubeconfig.clone(),
             context: args.context.clone(),
             keep: args.keep,
+            keep_on_failure: args.keep_on_failure,
             ..KubeOptions::default()
         }),
     };

@@ -116,6 +116,9 @@ pub async fn cluster_up(
         context: None,
         // Bring-up installs infrastructure that outlives this command.
         keep: true,
+        keep_on_failure: false,
+        // Not a run's objects: `meshcheck cleanup` must never select them.
+        run_id: None,
         timeouts: KubeTimeouts::uniform(args.timeout),
     };
     let mut env = KubeEnvironment::connect(options).await?;

@@ -181,6 +181,7 @@ impl RunRecord {
                 ("gateway-api.version", env.gateway_api.clone()),
                 ("gateway-api.channel", env.gateway_api_channel.clone()),
                 ("kubernetes.version", env.kubernetes.clone()),
+                ("meshcheck.run-id", env.run_id.clone()),
             ];
             for (key, value) in properties {
                 if let Some(value) = value {

@@ -40,6 +40,10 @@ impl fmt::Display for PhaseDetail {
                 f.write_str("removing what this suite created so far")
             }
             PhaseDetail::StoppingSuite => f.write_str("stopping what this suite started"),
+            PhaseDetail::KeptForInspection { objects, command } => write!(
+                f,
+                "kept {objects} objects for inspection (--keep-on-failure); remove them later with `{command}`"
+            ),
             PhaseDetail::Converging {
                 case,
                 consecutive,

@@ -276,6 +276,13 @@ impl TerminalReporter {
                         self.paint("1;31", "CLEANUP FAILED")
                     ));
                 }
+                if let Some(command) = &cleanup.remove_later_with {
+                    self.line(format!(
+                        "{:>9} {suite}: kept {} (--keep-on-failure); remove them later with `{command}`",
+                        "kept",
+                        cleanup.kept.join(", ")
+                    ));
+                }
             }
             Event::Interrupted { signal } => {
                 self.line(format!(
@@ -492,6 +499,9 @@ fn versions_line(environment: &RunEnvironment) -> String {
             .into_iter()
             .filter_map(|(name, version)| version.map(|v| format!("{name} {v}"))),
     );
+    if let Some(run_id) = &environment.run_id {
+        parts.push(format!("run id {run_id}"));
+    }
     parts.join(", ")
 }
 
@@ -648,7 +658,7 @@ mod tests {
             suite: "ingress-canary".into(),
             cleanup: CleanupReport {
                 removed: vec!["stopped Envoy".into()],
-                failed: Vec::new(),
+                failed: Vec::new(),                ..CleanupReport::default()
             },
         });
         events.push(Event::RunFinished {

@@ -92,6 +92,9 @@ pub enum PhaseDetail {
     RemovingPartialEnvironment,
     /// The suite's cases are done (or interrupted); its environment is stopped.
     StoppingSuite,
+    /// `--keep-on-failure`: a failed suite's objects stay on the cluster for
+    /// inspection, and `command` removes them later.
+    KeptForInspection { objects: usize, command: String },
     /// A case waits for the data plane: `consecutive` good responses in a row.
     Converging {
         case: String,
@@ -157,6 +160,10 @@ pub struct RunEnvironment {
     pub gateway_api_channel: Option<String>,
     /// Kubernetes API server version (kube target), when known.
     pub kubernetes: Option<String>,
+    /// The id the run labelled its cluster objects with (kube target):
+    /// `meshcheck cleanup --run-id ID` removes what a crashed run left.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
 }
 
 /// A version the target could not find out, and why: said once in the terminal,

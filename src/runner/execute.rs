@@ -148,6 +148,7 @@ async fn run_suites<T: Target>(
             }
             Ok(env) => env,
         };
+        let mut some_case_failed = false;
         for &i in cases {
             let case = &suite.cases[i];
             emit(Event::CaseStarted {
@@ -158,6 +159,7 @@ async fn run_suites<T: Target>(
             match finished {
                 Some(result) => {
                     summary.record(result.outcome);
+                    some_case_failed |= result.outcome == Outcome::Failed;
                     emit(Event::CaseFinished {
                         result: Box::new(result),
                     });
@@ -176,7 +178,11 @@ async fn run_suites<T: Target>(
             phase: Phase::Cleanup,
             detail: PhaseDetail::StoppingSuite,
         });
-        let cleanup = env.shutdown().await;
+        let cleanup = if some_case_failed {
+            env.shutdown_after_failure().await
+        } else {
+            env.shutdown().await
+        };
         emit(Event::SuiteFinished {
             suite: suite.name.clone(),
             cleanup,

@@ -8,18 +8,22 @@
 //! - [`substitute`]: fixtures written for `meshcheck echo -delay`, run with an image that can delay.
 //! - `mesh_client`: the in-mesh client pod for east-west cases: its Deployment, the
 //!   `curl` command run in it, and the parser for its output.
+//! - [`run_id`]: the labels that tie each applied object to its run, for `meshcheck cleanup`.
 //! - [`versions`]: the Kubernetes, Gateway API and Istio versions, read from objects.
 //! - [`environment`]: the client side (apply, wait, address, exec, cleanup).
+//! - [`leftovers`]: what earlier runs left, by run-id label, for `meshcheck cleanup`.
 //! - `lifecycle` and `source`: the kube target behind the `Target`
 //!   interface: bring-up, cleanup on failure or a signal, where samples come from.
 
 pub mod address;
 pub mod environment;
 pub mod error;
+pub mod leftovers;
 mod lifecycle;
 mod mesh_client;
 pub mod options;
 pub mod redact;
+pub mod run_id;
 mod source;
 pub mod status;
 pub mod substitute;
@@ -34,3 +38,4 @@ pub use lifecycle::KubeSetupError;
 pub(crate) use lifecycle::KubeTarget;
 pub use mesh_client::{LineError, MeshClientError};
 pub use options::{E2E_ENV, KubeOptions, KubeTimeouts, cluster_tier_configured};
+pub use run_id::RunId;

@@ -29,6 +29,7 @@ use super::address::{
 use super::error::{ApiFailure, KubeError};
 use super::options::{KubeOptions, KubeTimeouts};
 use super::redact::Redactor;
+use super::run_id::{self, RunId};
 use super::status::{Readiness, WaitKind, gateway_class_accepted, pod_ready};
 use super::versions::{
     self, ClusterVersions, GATEWAY_API_CRD, ISTIOD_DEPLOYMENT, ISTIOD_NAMESPACE,
@@ -123,6 +124,10 @@ pub struct KubeEnvironment {
     server_url: String,
     timeouts: KubeTimeouts,
     keep: bool,
+    run_id: Option<RunId>,
+    keep_on_failure: bool,
+    /// `meshcheck cleanup --run-id ID` with this run's connection flags.
+    cleanup_command: Option<String>,
     kinds: HashMap<(String, String, String), (ApiResource, bool)>,
     applied: Vec<AppliedObject>,
     resolver: Option<TokioResolver>,
@@ -196,6 +201,9 @@ impl KubeEnvironment {
             server_url,
             timeouts: options.timeouts,
             keep: options.keep,
+            keep_on_failure: options.keep_on_failure,
+            cleanup_command: options.run_id.as_ref().map(|run| cleanup_command(run, &options)),
+            run_id: options.run_id,
             kinds: HashMap::new(),
             applied: Vec::new(),
             resolver: None,
@@ -210,12 +218,21 @@ impl KubeEnvironment {
         self
     }
 
+    /// The id this run's objects are labelled with, if they are.
+    pub fn run_id(&self) -> Option<&RunId> {
+        self.run_id.as_ref()
+    }
+
     /// What this run has applied so far, in order.
     pub fn applied(&self) -> &[AppliedObject] {
         &self.applied
     }
 
-    fn failure(&self, err: &(dyn std::error::Error + 'static)) -> ApiFailure {
+    pub(super) fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub(super) fn failure(&self, err: &(dyn std::error::Error + 'static)) -> ApiFailure {
         // Walk the chain for the kube error that carries the server's Status.
         let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
         while let Some(e) = current {
@@ -235,7 +252,7 @@ impl KubeEnvironment {
         }
     }
 
-    fn api_error(
+    pub(super) fn api_error(
         &self,
         action: &'static str,
         object: impl ToString,
@@ -302,18 +319,28 @@ impl KubeEnvironment {
         for m in apply_order(manifests) {
             let (api, resource, namespace) = self.manifest_api(m).await?;
             let key = m.key();
-            let existed = api
+            let live = api
                 .get_opt(&m.name)
                 .await
-                .map_err(|e| self.api_error("get", &key, &e))?
-                .is_some();
+                .map_err(|e| self.api_error("get", &key, &e))?;
             let mut body = m.to_json();
-            if let (Some(ns), Some(meta)) = (
-                &namespace,
-                body.get_mut("metadata").and_then(Value::as_object_mut),
-            ) {
-                meta.insert("namespace".into(), Value::String(ns.clone()));
+            if let Some(meta) = body.get_mut("metadata").and_then(Value::as_object_mut) {
+                if let Some(ns) = &namespace {
+                    meta.insert("namespace".into(), Value::String(ns.clone()));
+                }
+                match (&live, &self.run_id) {
+                    // Only what this run creates carries its id, so `meshcheck cleanup`
+                    // never deletes an object someone else made. A leftover of an
+                    // earlier run keeps that run's stamp.
+                    (None, Some(run)) => run_id::stamp(meta, run, std::time::SystemTime::now()),
+                    (None, None) => {}
+                    (Some(live), _) => run_id::keep_stamp(
+                        meta,
+                        &serde_json::to_value(live).unwrap_or_default(),
+                    ),
+                }
             }
+            let existed = live.is_some();
             let applied = api
                 .patch(
                     &m.name,
@@ -1068,6 +1095,24 @@ impl KubeEnvironment {
         sections
     }
 
+    /// [`Self::cleanup`] after a failure: with `keep_on_failure` (and a run id to find
+    /// them by later), what this run created stays, and the report says how to remove it.
+    pub async fn cleanup_after_failure(self) -> CleanupReport {
+        match (&self.cleanup_command, self.keep_on_failure) {
+            (Some(command), true) => CleanupReport {
+                kept: self
+                    .applied
+                    .iter()
+                    .filter(|a| a.created)
+                    .map(|a| a.key.to_string())
+                    .collect(),
+                remove_later_with: Some(command.clone()),
+                ..CleanupReport::default()
+            },
+            _ => self.cleanup().await,
+        }
+    }
+
     /// Deletes what this run created, newest first, waiting for each to be gone. Objects
     /// that existed before the run are left alone; with `keep`, nothing is deleted.
     pub async fn cleanup(self) -> CleanupReport {
@@ -1129,6 +1174,18 @@ impl KubeEnvironment {
         }
         report
     }
+}
+
+/// The command that removes one run's objects, reaching the cluster the run reached.
+fn cleanup_command(run: &RunId, options: &KubeOptions) -> String {
+    let mut command = format!("meshcheck cleanup --run-id {run}");
+    if let Some(kubeconfig) = &options.kubeconfig {
+        command.push_str(&format!(" --kubeconfig {}", kubeconfig.display()));
+    }
+    if let Some(context) = &options.context {
+        command.push_str(&format!(" --context {context}"));
+    }
+    command
 }
 
 fn exit_status(status: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Status>) -> i32 {

@@ -80,6 +80,7 @@ impl Target for KubeTarget {
                 gateway_api: known.gateway_api,
                 gateway_api_channel: known.gateway_api_channel,
                 kubernetes: known.kubernetes,
+                run_id: env.run_id().map(ToString::to_string),
             },
             unknown,
         );
@@ -99,7 +100,7 @@ impl Target for KubeTarget {
             return Err(bring_up.abandon(env.cleanup()).await);
         };
         if let Err(err) = applied {
-            env.cleanup().await;
+            keep_or_clean_up(env, bring_up).await;
             return Err(KubeSetupError::from(err).into());
         }
         bring_up.phase(Phase::Wait, PhaseDetail::WaitingForReadiness);
@@ -107,10 +108,25 @@ impl Target for KubeTarget {
             return Err(bring_up.abandon(env.cleanup()).await);
         };
         if let Err(err) = ready {
-            env.cleanup().await;
+            keep_or_clean_up(env, bring_up).await;
             return Err(KubeSetupError::from(err).into());
         }
         Ok(env)
+    }
+}
+
+/// After a failed bring-up: removes what was applied, or with `--keep-on-failure`
+/// leaves it and says how to remove it later.
+async fn keep_or_clean_up(env: KubeEnvironment, bring_up: &mut BringUp<'_>) {
+    let report = env.cleanup_after_failure().await;
+    if let Some(command) = report.remove_later_with {
+        bring_up.phase(
+            Phase::Cleanup,
+            PhaseDetail::KeptForInspection {
+                objects: report.kept.len(),
+                command,
+            },
+        );
     }
 }
 
@@ -180,6 +196,10 @@ impl RunningTarget for KubeEnvironment {
 
     async fn shutdown(self) -> CleanupReport {
         self.cleanup().await
+    }
+
+    async fn shutdown_after_failure(self) -> CleanupReport {
+        self.cleanup_after_failure().await
     }
 }
 

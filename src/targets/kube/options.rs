@@ -3,8 +3,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::run_id::RunId;
+
 /// What `meshcheck run --target kube [--kubeconfig F] [--context C] [--keep]` passes.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct KubeOptions {
     /// A kubeconfig file; `None` reads `KUBECONFIG` or `~/.kube/config` as kubectl does.
     pub kubeconfig: Option<PathBuf>,
@@ -12,7 +14,27 @@ pub struct KubeOptions {
     pub context: Option<String>,
     /// Leave what the run applied in the cluster.
     pub keep: bool,
+    /// Leave a suite's objects in place when a case of it failed, or its bring-up did.
+    pub keep_on_failure: bool,
+    /// The id every object this run creates is labelled with (see [`super::run_id`]);
+    /// `None` for infrastructure meant to stay (`meshcheck cluster up`), which
+    /// `meshcheck cleanup` must never find.
+    pub run_id: Option<RunId>,
     pub timeouts: KubeTimeouts,
+}
+
+impl Default for KubeOptions {
+    /// The current kubeconfig and context, a fresh run id, default timeouts.
+    fn default() -> Self {
+        KubeOptions {
+            kubeconfig: None,
+            context: None,
+            keep: false,
+            keep_on_failure: false,
+            run_id: Some(RunId::generate()),
+            timeouts: KubeTimeouts::default(),
+        }
+    }
 }
 
 /// One timeout per kind of wait, so a slow image pull does not stretch the route wait.
@@ -110,6 +132,8 @@ pub fn cluster_tier_from(env: impl Fn(&str) -> Option<String>) -> Result<KubeOpt
         kubeconfig: explicit,
         context: env("MESHCHECK_CONTEXT"),
         keep: env("MESHCHECK_KEEP").as_deref() == Some("1"),
+        keep_on_failure: false,
+        run_id: Some(RunId::generate()),
         timeouts: KubeTimeouts::default(),
     })
 }
