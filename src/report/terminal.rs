@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::display::DisplayConfig;
-use crate::runner::{CaseResult, Event, Outcome, RunEnvironment};
+use crate::runner::{CaseResult, Event, Outcome, PhaseDetail, RunEnvironment};
 use crate::stats::Decision;
 use crate::traffic::ErrorKind;
 
@@ -126,6 +126,12 @@ impl TerminalReporter {
                     ));
                 }
             }
+            // Said even with --quiet and a spinner: the user needs the command later.
+            Event::Phase {
+                suite,
+                detail: detail @ PhaseDetail::KeptForInspection { .. },
+                ..
+            } => self.line(format!("{:>9} {suite}: {detail}", "kept")),
             Event::Phase {
                 suite,
                 phase,

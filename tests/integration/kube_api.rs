@@ -60,6 +60,7 @@ async fn setup(timeout: Duration) -> Setup {
         context: None,
         keep: false,
         timeouts: KubeTimeouts::uniform(timeout),
+        ..KubeOptions::default()
     };
     let env = KubeEnvironment::connect(options)
         .await

@@ -15,6 +15,7 @@ mod bad_input;
 mod cli;
 mod istio_oracle;
 mod kube_api;
+mod kube_cleanup;
 mod kube_cluster;
 mod kube_dns;
 mod kube_scripts;

@@ -33,7 +33,7 @@ const ISTIOD_IMAGE: &str = "docker.io/istio/pilot:1.26.2-distroless";
 /// A fake cluster that passes preflight: CRDs established (with the Gateway API
 /// bundle's annotations), istiod available, the `istio` GatewayClass accepted.
 /// Nothing else ever becomes ready.
-async fn ready_cluster(dir: &Path) -> (FakeApi, PathBuf) {
+pub(crate) async fn ready_cluster(dir: &Path) -> (FakeApi, PathBuf) {
     ready_cluster_with_istiod(dir, ISTIOD_IMAGE).await
 }
 
@@ -43,6 +43,8 @@ async fn ready_cluster_with_istiod(dir: &Path, istiod_image: &str) -> (FakeApi, 
     let mut env = KubeEnvironment::connect(KubeOptions {
         kubeconfig: Some(kubeconfig.clone()),
         keep: true,
+        // The cluster's infrastructure, not a run's objects: no run-id label.
+        run_id: None,
         ..KubeOptions::default()
     })
     .await
@@ -70,7 +72,7 @@ async fn ready_cluster_with_istiod(dir: &Path, istiod_image: &str) -> (FakeApi, 
 }
 
 /// Objects of the seed fixtures still on the fake server (not counting held ones).
-fn fixture_objects_left(api: &FakeApi) -> Vec<String> {
+pub(crate) fn fixture_objects_left(api: &FakeApi) -> Vec<String> {
     api.state
         .lock()
         .unwrap()

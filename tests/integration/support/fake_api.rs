@@ -149,12 +149,11 @@ fn labels_match(obj: &Value, selector: Option<&String>) -> bool {
     let Some(selector) = selector.filter(|s| !s.is_empty()) else {
         return true;
     };
-    selector.split(',').all(|term| {
-        let (k, v) = term.split_once('=').unwrap_or((term, ""));
-        obj.pointer("/metadata/labels")
-            .and_then(|l| l.get(k))
-            .and_then(Value::as_str)
-            == Some(v)
+    let labels = obj.pointer("/metadata/labels");
+    selector.split(',').all(|term| match term.split_once('=') {
+        Some((k, v)) => labels.and_then(|l| l.get(k)).and_then(Value::as_str) == Some(v),
+        // A bare key asks for the label to exist, whatever its value.
+        None => labels.and_then(|l| l.get(term)).is_some(),
     })
 }
 
