@@ -664,7 +664,8 @@ mod tests {
             suite: "ingress-canary".into(),
             cleanup: CleanupReport {
                 removed: vec!["stopped Envoy".into()],
-                failed: Vec::new(),                ..CleanupReport::default()
+                failed: Vec::new(),
+                ..CleanupReport::default()
             },
         });
         events.push(Event::RunFinished {

@@ -112,7 +112,8 @@ mod tests {
                 // What the user was told by the time cleanup begins.
                 CleanupReport {
                     removed: seen_by_cleanup.lock().unwrap().clone(),
-                    failed: Vec::new(),                    ..CleanupReport::default()
+                    failed: Vec::new(),
+                    ..CleanupReport::default()
                 }
             })
             .await;

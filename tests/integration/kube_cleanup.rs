@@ -91,8 +91,16 @@ async fn every_object_a_run_creates_carries_its_run_id_and_preexisting_ones_do_n
             assert_eq!(label(object, RUN_ID_LABEL), None, "{object}");
             continue;
         }
-        assert_eq!(label(object, RUN_ID_LABEL), Some("run-under-test"), "{plural}/{name}");
-        assert_eq!(label(object, MANAGED_BY_LABEL), Some("meshcheck"), "{plural}/{name}");
+        assert_eq!(
+            label(object, RUN_ID_LABEL),
+            Some("run-under-test"),
+            "{plural}/{name}"
+        );
+        assert_eq!(
+            label(object, MANAGED_BY_LABEL),
+            Some("meshcheck"),
+            "{plural}/{name}"
+        );
         assert!(
             object
                 .pointer("/metadata/annotations")
@@ -102,7 +110,11 @@ async fn every_object_a_run_creates_carries_its_run_id_and_preexisting_ones_do_n
         );
         labelled += 1;
     }
-    assert_eq!(labelled, fixtures.len() - 1, "every fixture but the namesake");
+    assert_eq!(
+        labelled,
+        fixtures.len() - 1,
+        "every fixture but the namesake"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -132,9 +144,21 @@ async fn a_run_killed_with_sigkill_leaves_what_cleanup_by_run_id_removes() {
         .unwrap()
     };
     assert_eq!(listed.code, Some(0), "{}", listed.stderr);
-    assert!(listed.stdout.contains("Deployment istio-test/backend-v1"), "{}", listed.stdout);
-    assert!(listed.stdout.contains("dry run: nothing deleted"), "{}", listed.stdout);
-    assert_eq!(fixture_objects_left(&api), left, "--dry-run deletes nothing");
+    assert!(
+        listed.stdout.contains("Deployment istio-test/backend-v1"),
+        "{}",
+        listed.stdout
+    );
+    assert!(
+        listed.stdout.contains("dry run: nothing deleted"),
+        "{}",
+        listed.stdout
+    );
+    assert_eq!(
+        fixture_objects_left(&api),
+        left,
+        "--dry-run deletes nothing"
+    );
 
     let removed = {
         let kubeconfig = kubeconfig.clone();
@@ -142,17 +166,45 @@ async fn a_run_killed_with_sigkill_leaves_what_cleanup_by_run_id_removes() {
             .await
             .unwrap()
     };
-    assert_eq!(removed.code, Some(0), "{}\n{}", removed.stdout, removed.stderr);
-    assert!(removed.stdout.contains("deleted Deployment istio-test/backend-v1"), "{}", removed.stdout);
+    assert_eq!(
+        removed.code,
+        Some(0),
+        "{}\n{}",
+        removed.stdout,
+        removed.stderr
+    );
+    assert!(
+        removed
+            .stdout
+            .contains("deleted Deployment istio-test/backend-v1"),
+        "{}",
+        removed.stdout
+    );
     assert!(removed.stdout.contains("failed 0"), "{}", removed.stdout);
-    assert_eq!(fixture_objects_left(&api), Vec::<String>::new(), "{}", removed.stdout);
+    assert_eq!(
+        fixture_objects_left(&api),
+        Vec::<String>::new(),
+        "{}",
+        removed.stdout
+    );
     assert!(api.get("", "namespaces", None, "istio-test").is_none());
     // Neither the unlabelled namesake nor the cluster's infrastructure is touched.
-    assert!(api.get("apps", "deployments", Some("elsewhere"), "backend-v1").is_some());
-    assert!(api.get("apps", "deployments", Some("istio-system"), "istiod").is_some());
     assert!(
-        api.get("apiextensions.k8s.io", "customresourcedefinitions", None, "httproutes.gateway.networking.k8s.io")
+        api.get("apps", "deployments", Some("elsewhere"), "backend-v1")
             .is_some()
+    );
+    assert!(
+        api.get("apps", "deployments", Some("istio-system"), "istiod")
+            .is_some()
+    );
+    assert!(
+        api.get(
+            "apiextensions.k8s.io",
+            "customresourcedefinitions",
+            None,
+            "httproutes.gateway.networking.k8s.io"
+        )
+        .is_some()
     );
 }
 
@@ -183,14 +235,33 @@ async fn older_than_selects_by_age_and_never_an_unlabelled_object() {
         json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "unlabelled",
             "annotations": {APPLIED_AT_ANNOTATION: "2020-01-01T00:00:00Z"}}}),
     );
-    let removed = tokio::task::spawn_blocking(move || cleanup(&kubeconfig, &["--older-than", "1h"]))
-        .await
-        .unwrap();
-    assert_eq!(removed.code, Some(0), "{}\n{}", removed.stdout, removed.stderr);
-    assert!(removed.stdout.contains("found 1 meshcheck object older than 1h"), "{}", removed.stdout);
+    let removed =
+        tokio::task::spawn_blocking(move || cleanup(&kubeconfig, &["--older-than", "1h"]))
+            .await
+            .unwrap();
+    assert_eq!(
+        removed.code,
+        Some(0),
+        "{}\n{}",
+        removed.stdout,
+        removed.stderr
+    );
+    assert!(
+        removed
+            .stdout
+            .contains("found 1 meshcheck object older than 1h"),
+        "{}",
+        removed.stdout
+    );
     assert!(api.get("", "configmaps", Some("default"), "old").is_none());
-    assert!(api.get("", "configmaps", Some("default"), "fresh").is_some());
-    assert!(api.get("", "configmaps", Some("default"), "unlabelled").is_some());
+    assert!(
+        api.get("", "configmaps", Some("default"), "fresh")
+            .is_some()
+    );
+    assert!(
+        api.get("", "configmaps", Some("default"), "unlabelled")
+            .is_some()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -201,14 +272,19 @@ async fn cleanup_needs_a_selection_and_reports_failed_deletions() {
     leftover(&api, "stuck", "run-c", Duration::from_secs(60));
     api.fault(Method::DELETE, "configmaps/stuck", 500, 1);
     let (unselected, failed) = tokio::task::spawn_blocking(move || {
-        (cleanup(&kubeconfig, &[]), cleanup(&kubeconfig, &["--run-id", "run-c"]))
+        (
+            cleanup(&kubeconfig, &[]),
+            cleanup(&kubeconfig, &["--run-id", "run-c"]),
+        )
     })
     .await
     .unwrap();
     assert_eq!(unselected.code, Some(2), "{}", unselected.stderr);
     assert_eq!(failed.code, Some(3), "{}\n{}", failed.stdout, failed.stderr);
     assert!(
-        failed.stderr.contains("failed to delete ConfigMap default/stuck"),
+        failed
+            .stderr
+            .contains("failed to delete ConfigMap default/stuck"),
         "{}",
         failed.stderr
     );
@@ -226,11 +302,18 @@ async fn keep_on_failure_leaves_a_failed_suites_objects_and_prints_the_command()
         .unwrap();
     assert_eq!(finished.code, Some(3), "{}", finished.stderr);
     let left = fixture_objects_left(&api);
-    assert!(left.iter().any(|o| o == "deployments/backend-v1"), "{left:?}");
+    assert!(
+        left.iter().any(|o| o == "deployments/backend-v1"),
+        "{left:?}"
+    );
     let command = finished
         .stderr
         .lines()
-        .find_map(|line| line.split('`').nth(1).filter(|c| c.starts_with("meshcheck cleanup --run-id ")))
+        .find_map(|line| {
+            line.split('`')
+                .nth(1)
+                .filter(|c| c.starts_with("meshcheck cleanup --run-id "))
+        })
         .unwrap_or_else(|| panic!("no cleanup command in:\n{}", finished.stderr))
         .to_owned();
     assert!(command.contains("--kubeconfig"), "{command}");
@@ -241,8 +324,19 @@ async fn keep_on_failure_leaves_a_failed_suites_objects_and_prints_the_command()
     })
     .await
     .unwrap();
-    assert_eq!(removed.code, Some(0), "{}\n{}", removed.stdout, removed.stderr);
-    assert_eq!(fixture_objects_left(&api), Vec::<String>::new(), "{}", removed.stdout);
+    assert_eq!(
+        removed.code,
+        Some(0),
+        "{}\n{}",
+        removed.stdout,
+        removed.stderr
+    );
+    assert_eq!(
+        fixture_objects_left(&api),
+        Vec::<String>::new(),
+        "{}",
+        removed.stdout
+    );
 
     // Without the flag, the same failure removes what was applied.
     let run = run_kube(&kubeconfig, &[]);
@@ -250,6 +344,10 @@ async fn keep_on_failure_leaves_a_failed_suites_objects_and_prints_the_command()
         .await
         .unwrap();
     assert_eq!(finished.code, Some(3), "{}", finished.stderr);
-    assert!(!finished.stderr.contains("meshcheck cleanup"), "{}", finished.stderr);
+    assert!(
+        !finished.stderr.contains("meshcheck cleanup"),
+        "{}",
+        finished.stderr
+    );
     assert_eq!(fixture_objects_left(&api), Vec::<String>::new());
 }

@@ -202,7 +202,10 @@ impl KubeEnvironment {
             timeouts: options.timeouts,
             keep: options.keep,
             keep_on_failure: options.keep_on_failure,
-            cleanup_command: options.run_id.as_ref().map(|run| cleanup_command(run, &options)),
+            cleanup_command: options
+                .run_id
+                .as_ref()
+                .map(|run| cleanup_command(run, &options)),
             run_id: options.run_id,
             kinds: HashMap::new(),
             applied: Vec::new(),
@@ -334,10 +337,9 @@ impl KubeEnvironment {
                     // earlier run keeps that run's stamp.
                     (None, Some(run)) => run_id::stamp(meta, run, std::time::SystemTime::now()),
                     (None, None) => {}
-                    (Some(live), _) => run_id::keep_stamp(
-                        meta,
-                        &serde_json::to_value(live).unwrap_or_default(),
-                    ),
+                    (Some(live), _) => {
+                        run_id::keep_stamp(meta, &serde_json::to_value(live).unwrap_or_default())
+                    }
                 }
             }
             let existed = live.is_some();

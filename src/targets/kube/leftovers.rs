@@ -105,9 +105,9 @@ impl KubeEnvironment {
         }
         // Namespaced objects first, then cluster-scoped ones (Namespaces, CRDs), so a
         // CRD outlives the objects of its kind and a Namespace its contents' listing.
-        found
-            .leftovers
-            .sort_by(|a, b| (!a.namespaced, &a.key.to_string()).cmp(&(!b.namespaced, &b.key.to_string())));
+        found.leftovers.sort_by(|a, b| {
+            (!a.namespaced, &a.key.to_string()).cmp(&(!b.namespaced, &b.key.to_string()))
+        });
         Ok(found)
     }
 

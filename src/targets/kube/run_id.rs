@@ -132,7 +132,10 @@ pub fn run_id_of(object: &Value) -> Option<&str> {
         .and_then(Value::as_str)
 }
 
-fn object_entry<'m>(metadata: &'m mut Map<String, Value>, field: &str) -> &'m mut Map<String, Value> {
+fn object_entry<'m>(
+    metadata: &'m mut Map<String, Value>,
+    field: &str,
+) -> &'m mut Map<String, Value> {
     let entry = metadata
         .entry(field)
         .or_insert_with(|| Value::Object(Map::new()));

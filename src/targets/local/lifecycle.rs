@@ -80,7 +80,8 @@ async fn dropped() -> CleanupReport {
             "killed the Envoy and echo processes started so far".into(),
             "removed the temporary directory".into(),
         ],
-        failed: Vec::new(),        ..CleanupReport::default()
+        failed: Vec::new(),
+        ..CleanupReport::default()
     }
 }
 
