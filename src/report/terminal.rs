@@ -28,6 +28,8 @@ pub struct TerminalReporter {
     failures: Vec<CaseResult>,
     /// The versions line last printed, and the unknown versions already explained.
     versions_said: Option<String>,
+    /// The run id already announced.
+    run_id_said: Option<String>,
     unknown_said: Vec<(&'static str, String)>,
 }
 
@@ -49,6 +51,7 @@ impl TerminalReporter {
             responses: Vec::new(),
             failures: Vec::new(),
             versions_said: None,
+            run_id_said: None,
             unknown_said: Vec::new(),
         }
     }
@@ -168,6 +171,16 @@ impl TerminalReporter {
                     if self.versions_said.as_ref() != Some(&line) {
                         self.line(format!("{:>9} {line}", "versions"));
                         self.versions_said = Some(line);
+                    }
+                    // One id a run; said once, for `meshcheck cleanup --run-id` after a crash.
+                    if let Some(run_id) = &environment.run_id
+                        && self.run_id_said.as_ref() != Some(run_id)
+                    {
+                        self.line(format!(
+                            "{:>9} {run_id} (labels what this run creates; `meshcheck cleanup --run-id {run_id}` removes what a crash leaves)",
+                            "run id"
+                        ));
+                        self.run_id_said = Some(run_id.clone());
                     }
                     for unknown in unknown {
                         let said = (unknown.component, unknown.reason.clone());
@@ -505,9 +518,6 @@ fn versions_line(environment: &RunEnvironment) -> String {
             .into_iter()
             .filter_map(|(name, version)| version.map(|v| format!("{name} {v}"))),
     );
-    if let Some(run_id) = &environment.run_id {
-        parts.push(format!("run id {run_id}"));
-    }
     parts.join(", ")
 }
 

@@ -1323,6 +1323,24 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn the_cleanup_command_reaches_the_cluster_the_run_reached() {
+        let run = RunId::from_label_value("r1").unwrap();
+        assert_eq!(
+            cleanup_command(&run, &KubeOptions::default()),
+            "meshcheck cleanup --run-id r1"
+        );
+        let options = KubeOptions {
+            kubeconfig: Some("/tmp/kc".into()),
+            context: Some("kind-meshcheck".into()),
+            ..KubeOptions::default()
+        };
+        assert_eq!(
+            cleanup_command(&run, &options),
+            "meshcheck cleanup --run-id r1 --kubeconfig /tmp/kc --context kind-meshcheck"
+        );
+    }
+
+    #[test]
     fn exit_status_reads_kubelet_status() {
         let ok: k8s_openapi::apimachinery::pkg::apis::meta::v1::Status =
             serde_json::from_value(json!({"status": "Success"})).unwrap();
