@@ -227,6 +227,10 @@ fn probe_paths(route: &Value) -> Vec<String> {
     paths
 }
 
+/// A path no route of the fixtures names: whether an unmatched path falls through to
+/// something (a catch-all, the Service itself) or is a 404 must agree too.
+const UNROUTED_PATH: &str = "/meshcheck-unrouted";
+
 /// A hostname a virtual host domain serves: itself, or a name under a wildcard.
 fn probe_host(domain: &str) -> String {
     match domain {
@@ -239,8 +243,8 @@ fn probe_host(domain: &str) -> String {
 }
 
 /// Probes of every route of the gateway's plain-HTTP route tables: each route's probe
-/// paths on each domain of its virtual host, the domain with the port in the Host
-/// header, and a hostname no virtual host serves. HTTPS tables are left out: the
+/// paths and [`UNROUTED_PATH`] on each domain of its virtual host, the domain with the
+/// port in the Host header, and a hostname no virtual host serves. HTTPS tables are left out: the
 /// oracle's simulated TLS calls carry no SNI, so they cannot pick an HTTPS server.
 fn gateway_probes(bootstrap: &Value, gateway: &GatewayPlan) -> Vec<Value> {
     let listeners = bootstrap
@@ -267,6 +271,7 @@ fn gateway_probes(bootstrap: &Value, gateway: &GatewayPlan) -> Vec<Value> {
                 for domain in vhost["domains"].as_array().into_iter().flatten() {
                     let host = probe_host(domain.as_str().unwrap_or_default());
                     probes.push(call(format!("{host}:{}", port.port), "/".into()));
+                    probes.push(call(host.clone(), UNROUTED_PATH.into()));
                     for route in vhost["routes"].as_array().into_iter().flatten() {
                         for path in probe_paths(route) {
                             probes.push(call(host.clone(), path));
@@ -280,7 +285,7 @@ fn gateway_probes(bootstrap: &Value, gateway: &GatewayPlan) -> Vec<Value> {
 }
 
 /// Probes of every GAMMA route the sidecar serves to a client in `namespace`: each
-/// route's probe paths, addressed by the Service's short name, its FQDN, and the FQDN
+/// route's probe paths and [`UNROUTED_PATH`], addressed by the Service's short name, its FQDN, and the FQDN
 /// with the port. A hostname the Service does not have is not probed: our sidecar routes
 /// by the listener (the cluster IP) alone, Istio's by Host, and an unknown Host on the
 /// Service's address goes to Istio's PassthroughCluster, which has no local counterpart.
@@ -312,13 +317,15 @@ fn sidecar_probes(bootstrap: &Value, plan: &Plan, namespace: &str) -> Vec<Value>
             .filter_map(|f| f.pointer("/typedConfig/routeConfig").cloned());
         for table in tables {
             for vhost in table["virtualHosts"].as_array().into_iter().flatten() {
-                for route in vhost["routes"].as_array().into_iter().flatten() {
-                    for path in probe_paths(route) {
-                        for host in &hosts {
-                            let mut call = sidecar_call(service, mesh.port, host, &path);
-                            call["probe"] = json!(true);
-                            probes.push(call);
-                        }
+                let routes = vhost["routes"].as_array().into_iter().flatten();
+                for path in routes
+                    .flat_map(probe_paths)
+                    .chain([UNROUTED_PATH.to_string()])
+                {
+                    for host in &hosts {
+                        let mut call = sidecar_call(service, mesh.port, host, &path);
+                        call["probe"] = json!(true);
+                        probes.push(call);
                     }
                 }
             }
