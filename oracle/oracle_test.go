@@ -311,10 +311,12 @@ func istioConfigs(t *testing.T, manifests string) []config.Config {
 }
 
 // withClusterIPs gives every Service without a `spec.clusterIP` one, as the API server
-// would on creation: Istio builds a sidecar's outbound listeners and routes from the
-// Services' addresses (pilot/pkg/serviceregistry/kube/conversion.go reads ClusterIP),
-// and the fake API server assigns none. Returns the manifests and each Service's
-// address by "namespace/name".
+// would on creation; the fake API server assigns none. Without it Istio reads the
+// Service's address as 0.0.0.0 (pilot/pkg/serviceregistry/kube/conversion.go), so a
+// TCP port's outbound listener would be the wildcard one instead of `<clusterIP>_<port>`
+// (HTTP ports share the wildcard `0.0.0.0_<port>` listener and route by Host either
+// way). Returns the manifests and each Service's address by "namespace/name", where
+// the simulated east-west calls go.
 func withClusterIPs(kube string) (string, map[string]string) {
 	addresses := map[string]string{}
 	var out strings.Builder

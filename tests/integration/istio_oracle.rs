@@ -7,7 +7,9 @@
 //! to the same facts — per cluster the circuit breakers, outlier detection, LB policy,
 //! timeouts and per-connection limits; per gateway route table the virtual hosts and,
 //! in order, each route's match, destination, retry policy and timeout; per case
-//! request the destination the request reaches — and compared. A difference fails the
+//! request and per generated probe request (path and host variations of every route,
+//! see [`probe_paths`]) the destination the request reaches — and compared, for each
+//! Gateway and, in suites with GAMMA routes, for the in-mesh client's sidecar. A difference fails the
 //! test with one line per fact, unless it is listed in [`KNOWN`] with the reason.
 //! `KNOWN` also fails when an entry no longer matches anything, so it cannot go stale.
 
