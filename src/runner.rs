@@ -17,8 +17,7 @@ pub(crate) use bring_up::BringUp;
 pub use case_error::CaseError;
 pub use events::{
     CaseMessage, CaseResult, Event, LatencySummary, Outcome, Pending, Phase, PhaseDetail,
-    RunEnvironment,
-    RunSummary, TargetKind, UnknownVersion,
+    RunEnvironment, RunSummary, TargetKind, UnknownVersion,
 };
 pub use execute::{CaseFilter, RunOptions, run};
 pub use interrupt::Interrupt;

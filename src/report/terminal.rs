@@ -182,7 +182,11 @@ impl TerminalReporter {
                 pending,
             } => {
                 let text = format!("{suite}: {}", still_waiting(*waited, pending));
-                if let Some(bar) = self.phase_bar.as_ref().filter(|_| self.config.progress_bars) {
+                if let Some(bar) = self
+                    .phase_bar
+                    .as_ref()
+                    .filter(|_| self.config.progress_bars)
+                {
                     bar.set_prefix(phase.to_string());
                     bar.set_message(text);
                 } else if !quiet {

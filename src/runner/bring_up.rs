@@ -202,9 +202,11 @@ mod tests {
                         .iter()
                         .map(|p| format!("{}: {}", p.object, p.reason))
                         .collect();
-                    log.lock()
-                        .unwrap()
-                        .push(format!("{}s {}", waited.as_secs(), pending.join("; ")));
+                    log.lock().unwrap().push(format!(
+                        "{}s {}",
+                        waited.as_secs(),
+                        pending.join("; ")
+                    ));
                 }
             }
         };

@@ -365,7 +365,9 @@ impl KubeEnvironment {
                 None => Readiness::Pending("not found".into()),
                 Some(o) => kind.evaluate(&serde_json::to_value(o).unwrap_or_default()),
             };
-            progress(&verdict.describe());
+            if !verdict.is_ready() {
+                progress(&verdict.describe());
+            }
             if let Ok(mut last) = seen.lock() {
                 *last = verdict.describe();
             }
@@ -595,7 +597,9 @@ impl KubeEnvironment {
                     .filter(|v| !v.is_ready())
                     .map(Readiness::describe)
                     .collect();
-                seen_pods(&pods_progress(&live, expect_sidecar));
+                if live.is_empty() || !pending.is_empty() {
+                    seen_pods(&pods_progress(&live, expect_sidecar));
+                }
                 if let Ok(mut last) = seen.lock() {
                     *last = if live.is_empty() {
                         "no pods yet".to_owned()
