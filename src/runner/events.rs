@@ -31,7 +31,7 @@ impl std::fmt::Display for TargetKind {
 }
 
 /// The stages a suite goes through; progress displays name them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Phase {
     Install,
