@@ -790,7 +790,7 @@ mod tests {
             ],
         };
         assert_eq!(
-            render(plain(), &[event.clone()]),
+            render(plain(), std::slice::from_ref(&event)),
             "[   1.500s]      wait ingress-canary: waiting 45s: Deployment istio-test/backend-v1: \
              1/3 pods ready (2 without the istio-proxy sidecar); \
              Gateway istio-test/istio-gateway: no address yet\n"
