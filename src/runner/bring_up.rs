@@ -3,13 +3,13 @@
 
 use std::future::Future;
 
-use futures::{Stream, StreamExt};
+use futures::Stream;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::events::{Event, Pending, Phase, PhaseDetail, RunEnvironment, UnknownVersion};
 use super::interrupt::{Interrupt, until_interrupted};
-use super::still_waiting::{LOOK_EVERY, StillWaiting};
+use super::still_waiting::{looks, say_while};
 use crate::suite::Suite;
 use crate::targets::{BringUpError, CleanupReport};
 
@@ -67,20 +67,14 @@ impl<'run> BringUp<'run> {
 
     /// Runs a step that waits, like [`BringUp::step`], and while it lasts tells the
     /// reporters what it is still waiting for: `pending` is the step's latest word on
-    /// that, looked at every [`LOOK_EVERY`] and said when [`StillWaiting`] finds it due.
+    /// that, looked at every second and said when [`StillWaiting`] finds it due.
     pub(crate) async fn wait<F: Future>(
         &mut self,
         phase: Phase,
         pending: watch::Receiver<Vec<Pending>>,
         step: F,
     ) -> Option<F::Output> {
-        let mut interval = tokio::time::interval(LOOK_EVERY);
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let looks = futures::stream::unfold(interval, |mut interval| async move {
-            let at = interval.tick().await;
-            Some((at, interval))
-        });
-        self.wait_looking(phase, pending, step, Instant::now(), looks)
+        self.wait_looking(phase, pending, step, Instant::now(), looks())
             .await
     }
 
@@ -94,27 +88,17 @@ impl<'run> BringUp<'run> {
         started: Instant,
         looks: impl Stream<Item = Instant>,
     ) -> Option<F::Output> {
-        let mut throttle = StillWaiting::new(started);
-        let mut step = std::pin::pin!(until_interrupted(self.interrupt, step));
-        let mut looks = std::pin::pin!(looks.fuse());
-        loop {
-            let now = tokio::select! {
-                biased;
-                done = &mut step => return done,
-                Some(now) = looks.next() => now,
-                // No more looks: only the step is left to wait for.
-                else => return step.await,
-            };
-            let current = pending.borrow().clone();
-            if let Some(waited) = throttle.due(now, &current) {
-                (self.emit)(Event::StillWaiting {
-                    suite: self.suite.name.clone(),
-                    phase,
-                    waited,
-                    pending: current,
-                });
-            }
-        }
+        let step = until_interrupted(self.interrupt, step);
+        say_while(
+            step,
+            &self.suite.name,
+            phase,
+            &pending,
+            started,
+            looks,
+            &mut *self.emit,
+        )
+        .await
     }
 
     /// Says at once that a signal arrived and cleanup begins (cleanup can take a

@@ -10,9 +10,9 @@ use super::events::{
     CaseMessage, CaseResult, Event, LatencySummary, Outcome, Pending, Phase, PhaseDetail,
 };
 use super::policy;
-use super::still_waiting::StillWaiting;
+use super::still_waiting::{StillWaiting, looks, say_while};
 use crate::suite::expect::{ResponseChecks, describe_response};
-use crate::suite::{Case, Expectation, Suite};
+use crate::suite::{Case, Entry, Expectation, Suite};
 use crate::targets::{RunningTarget, SampleSource, StatsSnapshot};
 use crate::traffic::{ErrorKind, Flow, LoadSpec, RequestTemplate, Tally};
 
@@ -39,14 +39,29 @@ pub(crate) async fn run_case(
             CaseMessage::Skipped(reason.clone()),
         );
     }
-    let source = env
-        .sample_source(&case.entry, case.port)
-        .await
-        .map_err(|err| CaseError::NoSampleSource {
-            entry: case.entry.clone(),
-            port: case.port,
-            source: err,
-        });
+    // Finding the entry's address can take minutes on a cloud load balancer: say so.
+    let (_unchanging, finding) = tokio::sync::watch::channel(vec![Pending {
+        object: case.entry.to_string(),
+        reason: match &case.entry {
+            Entry::Gateway(_) => "no address yet".to_owned(),
+            Entry::Service(_) => "no in-mesh client pod yet".to_owned(),
+        },
+    }]);
+    let source = say_while(
+        env.sample_source(&case.entry, case.port),
+        &suite.name,
+        Phase::Wait,
+        &finding,
+        tokio::time::Instant::now(),
+        looks(),
+        emit,
+    )
+    .await
+    .map_err(|err| CaseError::NoSampleSource {
+        entry: case.entry.clone(),
+        port: case.port,
+        source: err,
+    });
     let mut baseline = None;
     let (measured, source) = match source {
         Ok(mut source) => (

@@ -3,11 +3,14 @@
 //! [`REFRESH`] so a silent terminal never looks like a hang. Decided on the tokio clock
 //! from instants handed in, so the rule is unit-tested without sleeping.
 
+use std::future::Future;
 use std::time::Duration;
 
+use futures::{Stream, StreamExt};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::events::Pending;
+use super::events::{Event, Pending, Phase};
 
 /// A wait shorter than this says nothing.
 pub(crate) const QUIET: Duration = Duration::from_secs(5);
@@ -53,6 +56,50 @@ impl StillWaiting {
             self.last = Some((now, pending.to_vec()));
             waited
         })
+    }
+}
+
+/// An instant every [`LOOK_EVERY`] on the tokio clock, the first at once.
+pub(crate) fn looks() -> impl Stream<Item = Instant> {
+    let mut interval = tokio::time::interval(LOOK_EVERY);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    futures::stream::unfold(interval, |mut interval| async move {
+        let at = interval.tick().await;
+        Some((at, interval))
+    })
+}
+
+/// Runs `step`, and at each of `looks` emits [`Event::StillWaiting`] with what
+/// `pending` says now, when [`StillWaiting`] finds it due.
+pub(crate) async fn say_while<F: Future>(
+    step: F,
+    suite: &str,
+    phase: Phase,
+    pending: &watch::Receiver<Vec<Pending>>,
+    started: Instant,
+    looks: impl Stream<Item = Instant>,
+    emit: &mut (dyn FnMut(Event) + Send),
+) -> F::Output {
+    let mut throttle = StillWaiting::new(started);
+    let mut step = std::pin::pin!(step);
+    let mut looks = std::pin::pin!(looks.fuse());
+    loop {
+        let now = tokio::select! {
+            biased;
+            done = &mut step => return done,
+            Some(now) = looks.next() => now,
+            // No more looks: only the step is left to wait for.
+            else => return step.await,
+        };
+        let current = pending.borrow().clone();
+        if let Some(waited) = throttle.due(now, &current) {
+            emit(Event::StillWaiting {
+                suite: suite.to_owned(),
+                phase,
+                waited,
+                pending: current,
+            });
+        }
     }
 }
 

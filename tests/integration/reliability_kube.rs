@@ -401,8 +401,9 @@ fn deployment_available(replicas: i64) -> Value {
 }
 
 /// Issue 14, "waiting out loud": a readiness wait that lasts names what it waits for
-/// and why, first a Deployment whose pods lack the injected sidecar, then (once
-/// those are fixed) a Gateway that has no address.
+/// and why: first a Deployment whose pods lack the injected sidecar, then (once
+/// those are fixed) a Gateway not programmed for want of an address, then a
+/// programmed Gateway whose address never appears.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_readiness_wait_names_each_pending_object_and_why() {
     let dir = tempfile::tempdir().unwrap();
@@ -470,6 +471,23 @@ async fn a_long_readiness_wait_names_each_pending_object_and_why() {
     );
     run.wait_for_line(
         "Gateway istio-test/istio-gateway: Programmed=False (AddressNotAssigned): no address assigned yet",
+        Duration::from_secs(60),
+    );
+
+    // Programmed, the route accepted, but still no address published: the case waits
+    // for one, and says so.
+    api.set_status("gateway.networking.k8s.io", "gateways", Some("istio-test"), "istio-gateway",
+        json!({"conditions": [
+            {"type": "Accepted", "status": "True", "reason": "Accepted", "observedGeneration": 1},
+            {"type": "Programmed", "status": "True", "reason": "Programmed", "observedGeneration": 1}]}));
+    api.set_status("gateway.networking.k8s.io", "httproutes", Some("istio-test"), "backend-route",
+        json!({"parents": [{"parentRef": {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "istio-gateway", "namespace": "istio-test"},
+            "controllerName": "istio.io/gateway-controller",
+            "conditions": [
+                {"type": "Accepted", "status": "True", "reason": "Accepted", "observedGeneration": 1},
+                {"type": "ResolvedRefs", "status": "True", "reason": "ResolvedRefs", "observedGeneration": 1}]}]}));
+    run.wait_for_line(
+        "Gateway istio-test/istio-gateway: no address yet",
         Duration::from_secs(60),
     );
     send_signal(run.pid(), libc::SIGINT);
