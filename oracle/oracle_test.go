@@ -45,6 +45,9 @@ type Proxy struct {
 
 // Call is one simulated request.
 type Call struct {
+	// Service is "namespace/name" of the Service an east-west call is addressed to: the
+	// simulated call goes to that Service's cluster IP, as iptables would capture it.
+	Service string            `json:"service,omitempty"`
 	Port    int               `json:"port"`
 	Host    string            `json:"host"`
 	Path    string            `json:"path"`
@@ -86,6 +89,7 @@ func TestOracle(t *testing.T) {
 		t.Fatalf("decoding the request: %v", err)
 	}
 	kube, istio := splitManifests(req.Manifests)
+	kube, clusterIPs := withClusterIPs(kube)
 	for i, p := range req.Proxies {
 		if p.Gateway != "" {
 			kube += gatewayDeployment(p.Gateway, i, req.Manifests)
@@ -124,6 +128,7 @@ func TestOracle(t *testing.T) {
 			}
 			if p.Gateway == "" {
 				call.CallMode = simulation.CallModeOutbound
+				call.Address = clusterIPs[c.Service]
 			}
 			if c.TLS {
 				call.TLS = simulation.TLS
@@ -303,4 +308,49 @@ func istioConfigs(t *testing.T, manifests string) []config.Config {
 		}
 	}
 	return configs
+}
+
+// withClusterIPs gives every Service without a `spec.clusterIP` one, as the API server
+// would on creation; the fake API server assigns none. Without it Istio reads the
+// Service's address as 0.0.0.0 (pilot/pkg/serviceregistry/kube/conversion.go), so a
+// TCP port's outbound listener would be the wildcard one instead of `<clusterIP>_<port>`
+// (HTTP ports share the wildcard `0.0.0.0_<port>` listener and route by Host either
+// way). Returns the manifests and each Service's address by "namespace/name", where
+// the simulated east-west calls go.
+func withClusterIPs(kube string) (string, map[string]string) {
+	addresses := map[string]string{}
+	var out strings.Builder
+	next := 1
+	for _, doc := range strings.Split(kube, "\n---") {
+		var obj map[string]any
+		if yaml.Unmarshal([]byte(doc), &obj) != nil || obj["kind"] != "Service" {
+			out.WriteString("\n---" + doc)
+			continue
+		}
+		meta, _ := obj["metadata"].(map[string]any)
+		spec, _ := obj["spec"].(map[string]any)
+		if meta == nil || spec == nil {
+			out.WriteString("\n---" + doc)
+			continue
+		}
+		namespace, _ := meta["namespace"].(string)
+		if namespace == "" {
+			namespace = "default"
+		}
+		name, _ := meta["name"].(string)
+		address, _ := spec["clusterIP"].(string)
+		if address == "" {
+			address = fmt.Sprintf("10.96.%d.%d", next/250, next%250+1)
+			next++
+			spec["clusterIP"] = address
+		}
+		addresses[namespace+"/"+name] = address
+		b, err := yaml.Marshal(obj)
+		if err != nil {
+			out.WriteString("\n---" + doc)
+			continue
+		}
+		out.WriteString("\n---\n" + string(b))
+	}
+	return out.String(), addresses
 }

@@ -7,7 +7,9 @@
 //! to the same facts — per cluster the circuit breakers, outlier detection, LB policy,
 //! timeouts and per-connection limits; per gateway route table the virtual hosts and,
 //! in order, each route's match, destination, retry policy and timeout; per case
-//! request the destination the request reaches — and compared. A difference fails the
+//! request and per generated probe request (path and host variations of every route,
+//! see [`probe_paths`]) the destination the request reaches — and compared, for each
+//! Gateway and, in suites with GAMMA routes, for the in-mesh client's sidecar. A difference fails the
 //! test with one line per fact, unless it is listed in [`KNOWN`] with the reason.
 //! `KNOWN` also fails when an entry no longer matches anything, so it cannot go stale.
 
@@ -17,8 +19,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+use meshcheck::manifest::ObjectKey;
 use meshcheck::suite::{Entry, Suite, load_all};
-use meshcheck::targets::local::{Plan, bootstrap, plan_fixtures};
+use meshcheck::targets::local::{
+    GatewayPlan, Plan, PortServing, bootstrap, listener_name, plan_fixtures, sidecar_bootstrap,
+};
 use serde_json::{Value, json};
 
 /// Facts where meshcheck and Istio disagree today, each with why. A fact is listed
@@ -49,8 +54,12 @@ fn oracle() -> &'static Path {
 /// One proxy the oracle generates configuration for, and what we generated for it.
 struct ProxyUnderTest {
     label: String,
+    /// For the oracle: the proxy and its calls (the cases' requests, then the probes).
     request: Value,
+    /// How many of the calls are cases' requests; the rest are generated probes.
+    case_calls: usize,
     ours: Value,
+    sidecar: bool,
 }
 
 fn ask_oracle(suite: &Suite, proxies: &[Value]) -> Value {
@@ -119,15 +128,219 @@ fn gateway_proxies(suite: &Suite, plan: &Plan) -> Vec<ProxyUnderTest> {
                     })
                 })
                 .collect();
+            let case_calls = calls.len();
+            let mut calls = calls;
+            calls.extend(gateway_probes(&ours, gateway));
             ProxyUnderTest {
                 label: format!("gateway {key}"),
                 request: json!({
                     "gateway": format!("{}/{}", key.namespace.as_deref().unwrap_or("default"), key.name),
                     "calls": calls,
                 }),
+                case_calls,
                 ours: ours.clone(),
+                sidecar: false,
             }
         })
+        .collect()
+}
+
+/// The in-mesh client's sidecar of a suite with GAMMA routes: one per namespace that
+/// east-west cases call from (the client runs in the Service's namespace, as on a
+/// cluster), with those cases' requests and probes of every mesh route.
+fn sidecar_proxies(suite: &Suite, plan: &Plan) -> Vec<ProxyUnderTest> {
+    if plan.mesh.is_empty() {
+        return Vec::new();
+    }
+    let ours = camel_case(&sidecar_bootstrap(plan, &pod_addresses(plan)));
+    let mut namespaces: Vec<&str> = suite
+        .cases
+        .iter()
+        .filter_map(|case| match &case.entry {
+            Entry::Service(service) => Some(service.namespace_or_default()),
+            Entry::Gateway(_) => None,
+        })
+        .collect();
+    namespaces.sort();
+    namespaces.dedup();
+    namespaces
+        .into_iter()
+        .map(|namespace| {
+            let calls: Vec<Value> = suite
+                .cases
+                .iter()
+                .filter_map(|case| match &case.entry {
+                    Entry::Service(service) if service.namespace_or_default() == namespace => {
+                        Some(sidecar_call(
+                            service,
+                            case.port,
+                            &case.spec.request.host.clone().unwrap_or_else(|| {
+                                case.url.host_str().unwrap_or_default().to_string()
+                            }),
+                            case.url.path(),
+                        ))
+                    }
+                    _ => None,
+                })
+                .collect();
+            let case_calls = calls.len();
+            let mut calls = calls;
+            calls.extend(sidecar_probes(&ours, plan, namespace));
+            ProxyUnderTest {
+                label: format!("sidecar in {namespace}"),
+                request: json!({"namespace": namespace, "calls": calls}),
+                case_calls,
+                ours: ours.clone(),
+                sidecar: true,
+            }
+        })
+        .collect()
+}
+
+/// An east-west call: addressed to the Service (the oracle sends it to the Service's
+/// cluster IP), and for our side the listener that stands for that address.
+fn sidecar_call(service: &ObjectKey, port: u16, host: &str, path: &str) -> Value {
+    json!({
+        "service": format!("{}/{}", service.namespace_or_default(), service.name),
+        "listener": listener_name(service, port),
+        "port": port,
+        "host": host,
+        "path": path,
+    })
+}
+
+/// Paths that probe one route match: the path itself, for a prefix a sub-path, and a
+/// path that must not match it (one more character on the last segment, which only a
+/// plain `prefix` match accepts). Istio's simulation matches paths only (not headers,
+/// method or query parameters), so probes vary path and host, nothing else.
+fn probe_paths(route: &Value) -> Vec<String> {
+    let m = &route["match"];
+    let mut paths = Vec::new();
+    if let Some(p) = m["path"].as_str() {
+        paths.push(p.to_string());
+        paths.push(format!("{}/probe", p.trim_end_matches('/')));
+    } else if let Some(p) = m["pathSeparatedPrefix"].as_str().or(m["prefix"].as_str()) {
+        paths.push(p.to_string());
+        paths.push(format!("{}/probe", p.trim_end_matches('/')));
+        if p != "/" {
+            paths.push(format!("{p}x"));
+        }
+    }
+    paths
+}
+
+/// A path no route of the fixtures names: whether an unmatched path falls through to
+/// something (a catch-all, the Service itself) or is a 404 must agree too.
+const UNROUTED_PATH: &str = "/meshcheck-unrouted";
+
+/// A hostname a virtual host domain serves: itself, or a name under a wildcard.
+fn probe_host(domain: &str) -> String {
+    match domain {
+        "*" => "probe.invalid".to_string(),
+        _ => match domain.strip_prefix("*.") {
+            Some(suffix) => format!("probe.{suffix}"),
+            None => domain.to_string(),
+        },
+    }
+}
+
+/// Probes of every route of the gateway's plain-HTTP route tables: each route's probe
+/// paths and [`UNROUTED_PATH`] on each domain of its virtual host, the domain with the
+/// port in the Host header, and a hostname no virtual host serves. HTTPS tables are left out: the
+/// oracle's simulated TLS calls carry no SNI, so they cannot pick an HTTPS server.
+fn gateway_probes(bootstrap: &Value, gateway: &GatewayPlan) -> Vec<Value> {
+    let listeners = bootstrap
+        .pointer("/staticResources/listeners")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let mut probes = Vec::new();
+    for port in &gateway.ports {
+        if !matches!(port.serving, PortServing::Http { .. }) {
+            continue;
+        }
+        let name = listener_name(&gateway.gateway, port.port);
+        let tables = listeners
+            .iter()
+            .filter(|l| l["name"] == json!(name))
+            .flat_map(|l| l["filterChains"].as_array().cloned().unwrap_or_default())
+            .flat_map(|fc| fc["filters"].as_array().cloned().unwrap_or_default())
+            .filter_map(|f| f.pointer("/typedConfig/routeConfig").cloned());
+        for table in tables {
+            let call = |host: String, path: String| json!({"port": port.port, "host": host, "path": path, "probe": true});
+            probes.push(call("not-served.invalid".into(), "/".into()));
+            for vhost in table["virtualHosts"].as_array().into_iter().flatten() {
+                for domain in vhost["domains"].as_array().into_iter().flatten() {
+                    let host = probe_host(domain.as_str().unwrap_or_default());
+                    probes.push(call(format!("{host}:{}", port.port), "/".into()));
+                    probes.push(call(host.clone(), UNROUTED_PATH.into()));
+                    for route in vhost["routes"].as_array().into_iter().flatten() {
+                        for path in probe_paths(route) {
+                            probes.push(call(host.clone(), path));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    dedup_calls(probes)
+}
+
+/// Probes of every GAMMA route the sidecar serves to a client in `namespace`: each
+/// route's probe paths and [`UNROUTED_PATH`], addressed by the Service's short name, its FQDN, and the FQDN
+/// with the port. A hostname the Service does not have is not probed: our sidecar routes
+/// by the listener (the cluster IP) alone, Istio's by Host, and an unknown Host on the
+/// Service's address goes to Istio's PassthroughCluster, which has no local counterpart.
+fn sidecar_probes(bootstrap: &Value, plan: &Plan, namespace: &str) -> Vec<Value> {
+    let listeners = bootstrap
+        .pointer("/staticResources/listeners")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let mut probes = Vec::new();
+    for mesh in &plan.mesh {
+        let service = &mesh.service;
+        let name = listener_name(service, mesh.port);
+        let fqdn = format!(
+            "{}.{}.svc.cluster.local",
+            service.name,
+            service.namespace_or_default()
+        );
+        let mut hosts = vec![fqdn.clone(), format!("{fqdn}:{}", mesh.port)];
+        // The short name resolves only inside the Service's own namespace.
+        if service.namespace_or_default() == namespace {
+            hosts.push(service.name.clone());
+        }
+        let tables = listeners
+            .iter()
+            .filter(|l| l["name"] == json!(name))
+            .flat_map(|l| l["filterChains"].as_array().cloned().unwrap_or_default())
+            .flat_map(|fc| fc["filters"].as_array().cloned().unwrap_or_default())
+            .filter_map(|f| f.pointer("/typedConfig/routeConfig").cloned());
+        for table in tables {
+            for vhost in table["virtualHosts"].as_array().into_iter().flatten() {
+                let routes = vhost["routes"].as_array().into_iter().flatten();
+                for path in routes
+                    .flat_map(probe_paths)
+                    .chain([UNROUTED_PATH.to_string()])
+                {
+                    for host in &hosts {
+                        let mut call = sidecar_call(service, mesh.port, host, &path);
+                        call["probe"] = json!(true);
+                        probes.push(call);
+                    }
+                }
+            }
+        }
+    }
+    dedup_calls(probes)
+}
+
+fn dedup_calls(calls: Vec<Value>) -> Vec<Value> {
+    let mut seen = std::collections::BTreeSet::new();
+    calls
+        .into_iter()
+        .filter(|c| seen.insert(c.to_string()))
         .collect()
 }
 
@@ -419,38 +632,63 @@ fn our_route_tables(bootstrap: &Value) -> Vec<Value> {
         .collect()
 }
 
-/// The destination our own route table gives a request: the virtual host by Envoy's
-/// domain rules (exact, then `*.suffix`, then `*`), then the first route whose path
-/// matches.
+/// The destination our own gateway route tables give a request: the table of the
+/// port's listener, then [`destination_in_table`].
 fn our_destination(tables: &[Value], port: u16, host: &str, path: &str, tls: bool) -> String {
     let wanted = if tls {
         format!("https.{port}.")
     } else {
         format!("http.{port}")
     };
-    let Some(table) = tables
+    match tables
         .iter()
         .find(|t| t["name"].as_str().is_some_and(|n| n.starts_with(&wanted)))
-    else {
-        return "no listener matched".into();
+    {
+        Some(table) => destination_in_table(table, host, path),
+        None => "no listener matched".into(),
+    }
+}
+
+/// The destination our sidecar gives an east-west call: the local target has one
+/// outbound listener per Service port with GAMMA routes (named like a gateway's, after
+/// the Service), standing for the Service's cluster IP, so the call is routed by the
+/// table of that listener.
+fn our_sidecar_destination(listeners: &[Value], listener: &str, host: &str, path: &str) -> String {
+    let table = listeners
+        .iter()
+        .filter(|l| l["name"] == json!(listener))
+        .flat_map(|l| l["filterChains"].as_array().cloned().unwrap_or_default())
+        .flat_map(|fc| fc["filters"].as_array().cloned().unwrap_or_default())
+        .find_map(|f| f.pointer("/typedConfig/routeConfig").cloned());
+    match table {
+        Some(table) => destination_in_table(&table, host, path),
+        None => "no listener matched".into(),
+    }
+}
+
+/// The destination a route table gives a request: the virtual host by Envoy's domain
+/// rules (exact, then the longest `*.suffix`, then `*`; without the port when the table
+/// sets `ignorePortInHostMatching`), then [`first_matching_route`].
+fn destination_in_table(table: &Value, host: &str, path: &str) -> String {
+    let host = if table["ignorePortInHostMatching"] == json!(true) {
+        host_without_port(host)
+    } else {
+        host
     };
     let vhosts = table["virtualHosts"]
         .as_array()
         .cloned()
         .unwrap_or_default();
-    let domain_matches = |d: &str| {
-        d == host
-            || d.strip_prefix('*')
-                .is_some_and(|suffix| !suffix.is_empty() && host.ends_with(suffix))
-            || d == "*"
-    };
-    let rank = |d: &str| {
+    // Lower ranks win: exact, then wildcard suffixes (longest first), then `*`.
+    let rank = |d: &str| -> Option<(u8, isize)> {
         if d == host {
-            0
+            Some((0, 0))
         } else if d == "*" {
-            2
+            Some((2, 0))
         } else {
-            1
+            let suffix = d.strip_prefix('*')?;
+            (!suffix.is_empty() && host.len() > suffix.len() && host.ends_with(suffix))
+                .then(|| (1, -(suffix.len() as isize)))
         }
     };
     let Some(vhost) = vhosts
@@ -460,8 +698,7 @@ fn our_destination(tables: &[Value], port: u16, host: &str, path: &str, tls: boo
                 .as_array()?
                 .iter()
                 .filter_map(Value::as_str)
-                .filter(|d| domain_matches(d))
-                .map(rank)
+                .filter_map(rank)
                 .min()
                 .map(|r| (r, v))
         })
@@ -470,42 +707,79 @@ fn our_destination(tables: &[Value], port: u16, host: &str, path: &str, tls: boo
     else {
         return "no virtual host matched".into();
     };
-    for route in vhost["routes"].as_array().into_iter().flatten() {
+    match first_matching_route(vhost, path) {
+        Some(route) => destination(route),
+        None => "no route matched".into(),
+    }
+}
+
+/// The first route of a virtual host whose path matches, as Envoy matches it (a
+/// `pathSeparatedPrefix` only at a `/` boundary). Calls and probes carry no headers and
+/// no query, so a route that also matches headers or query parameters is passed over.
+fn first_matching_route<'a>(vhost: &'a Value, path: &str) -> Option<&'a Value> {
+    vhost["routes"].as_array()?.iter().find(|route| {
         let m = &route["match"];
-        let hit = if let Some(p) = m["path"].as_str() {
+        if m.get("headers").is_some() || m.get("queryParameters").is_some() {
+            return false;
+        }
+        if let Some(p) = m["path"].as_str() {
             path == p
         } else if let Some(p) = m["pathSeparatedPrefix"].as_str() {
             path == p || path.starts_with(&format!("{p}/"))
         } else {
             m["prefix"].as_str().is_some_and(|p| path.starts_with(p))
-        };
-        if hit {
-            return destination(route);
         }
-    }
-    "no route matched".into()
+    })
 }
 
-fn find_route<'a>(tables: &'a [Value], table: &str, vhost: &str, route: &str) -> Option<&'a Value> {
+/// `host:port` to `host`. Hosts with more than one colon (IPv6 literals) are left as
+/// they are: no fixture uses them.
+fn host_without_port(host: &str) -> &str {
+    match host.rsplit_once(':') {
+        Some((name, port)) if !name.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => {
+            name
+        }
+        _ => host,
+    }
+}
+
+fn find_virtual_host<'a>(tables: &'a [Value], table: &str, vhost: &str) -> Option<&'a Value> {
     tables
         .iter()
         .find(|t| t["name"] == json!(table))?
         .get("virtualHosts")?
         .as_array()?
         .iter()
-        .find(|v| v["name"] == json!(vhost))?
-        .get("routes")?
-        .as_array()?
-        .iter()
-        .find(|r| r["name"] == json!(route))
+        .find(|v| v["name"] == json!(vhost))
+}
+
+/// Where Istio sends a simulated call: the listener, filter chain, route table and
+/// virtual host the simulation matched, then the route by [`first_matching_route`].
+/// The route is not the simulation's: `pilot/pkg/simulation/traffic.go` matches a
+/// `pathSeparatedPrefix` as a plain prefix (`/api` would match `/apix`), and routes
+/// are not uniquely named.
+fn istio_destination(tables: &[Value], result: &Value, path: &str) -> String {
+    if let Some(err) = result["error"].as_str() {
+        return err.to_string();
+    }
+    let table = local_route_table_name(result["routeConfig"].as_str().unwrap_or_default());
+    let vhost = result["virtualHost"].as_str().unwrap_or_default();
+    match find_virtual_host(tables, &table, vhost) {
+        Some(vhost) => first_matching_route(vhost, path)
+            .map(destination)
+            .unwrap_or_else(|| "no route matched".into()),
+        None => format!("virtual host {vhost} of {table} not found"),
+    }
 }
 
 /// How much a comparison covered, so the test cannot pass by comparing nothing.
 #[derive(Default)]
 struct Coverage {
-    proxies: usize,
+    gateways: usize,
+    sidecars: usize,
     facts: usize,
     calls: usize,
+    probes: usize,
 }
 
 fn compare_suite(suite: &Suite, coverage: &mut Coverage) -> Vec<String> {
@@ -518,7 +792,8 @@ fn compare_suite(suite: &Suite, coverage: &mut Coverage) -> Vec<String> {
             )];
         }
     };
-    let proxies = gateway_proxies(suite, &plan);
+    let mut proxies = gateway_proxies(suite, &plan);
+    proxies.extend(sidecar_proxies(suite, &plan));
     if proxies.is_empty() {
         return Vec::new();
     }
@@ -542,8 +817,12 @@ fn compare_suite(suite: &Suite, coverage: &mut Coverage) -> Vec<String> {
             .iter()
             .filter_map(|c| c["name"].as_str().map(str::to_string))
             .collect();
-        let our_tables = our_route_tables(&proxy.ours);
-        let ours = facts_of(&our_clusters, &our_tables, &names);
+        let our_listeners = proxy
+            .ours
+            .pointer("/staticResources/listeners")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         let their_clusters = theirs["clusters"].as_array().cloned().unwrap_or_default();
         let their_tables: Vec<Value> = theirs["routes"]
             .as_array()
@@ -551,66 +830,78 @@ fn compare_suite(suite: &Suite, coverage: &mut Coverage) -> Vec<String> {
             .flatten()
             .map(with_local_route_table_name)
             .collect();
-        let mut istio = facts_of(&their_clusters, &their_tables, &names);
-        let our_listeners = proxy
-            .ours
-            .pointer("/staticResources/listeners")
-            .and_then(Value::as_array)
+        let their_listeners = theirs["listeners"].as_array().cloned().unwrap_or_default();
+        let our_tables = our_route_tables(&proxy.ours);
+        // Istio's sidecar has a cluster for every Service port (plus passthrough,
+        // blackhole and inbound ones): only the clusters we generate are compared, as
+        // for gateways. Its route tables are named by port (`80`) with a virtual host
+        // per Service host, ours after the listener with `*`, and its outbound
+        // listeners are per address: for the sidecar, route tables and connection
+        // managers are compared through where calls go, not table by table.
+        let (mut ours, mut istio) = if proxy.sidecar {
+            (
+                facts_of(&our_clusters, &[], &names),
+                facts_of(&their_clusters, &[], &names),
+            )
+        } else {
+            let mut ours = facts_of(&our_clusters, &our_tables, &names);
+            let mut istio = facts_of(&their_clusters, &their_tables, &names);
+            connection_manager_facts(&our_listeners, &mut ours);
+            connection_manager_facts(&their_listeners, &mut istio);
+            // Istio also serves route tables we have no listener for (other ports of
+            // the gateway's own Service): compare the tables we have.
+            let our_tables_named: Vec<String> = our_tables
+                .iter()
+                .filter_map(|t| t["name"].as_str().map(|n| format!("{n}/")))
+                .collect();
+            istio.retain(|k, _| {
+                let table = k
+                    .strip_prefix("route/")
+                    .or_else(|| k.strip_prefix("connectionManager/"));
+                table.is_none_or(|rest| our_tables_named.iter().any(|p| rest.starts_with(p)))
+            });
+            (ours, istio)
+        };
+        // Behaviour: where each case's request and each probe goes.
+        let calls = proxy.request["calls"]
+            .as_array()
             .cloned()
             .unwrap_or_default();
-        let their_listeners = theirs["listeners"].as_array().cloned().unwrap_or_default();
-        let mut ours = ours;
-        connection_manager_facts(&our_listeners, &mut ours);
-        connection_manager_facts(&their_listeners, &mut istio);
-        // Istio also serves route tables we have no listener for (other ports of the
-        // gateway's own Service): compare the tables we have.
-        let our_tables_named: Vec<String> = our_tables
-            .iter()
-            .filter_map(|t| t["name"].as_str().map(|n| format!("route/{n}/")))
-            .collect();
-        istio.retain(|k, _| {
-            let table = k
-                .strip_prefix("route/")
-                .or_else(|| k.strip_prefix("connectionManager/"));
-            table.is_none_or(|rest| {
-                our_tables_named
-                    .iter()
-                    .any(|p| rest.starts_with(p.trim_start_matches("route/")))
-            })
-        });
-        // Behaviour: where each case's request goes.
-        for (call, result) in proxy.request["calls"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .zip(theirs["calls"].as_array().into_iter().flatten())
-        {
+        let results = theirs["calls"].as_array().cloned().unwrap_or_default();
+        assert_eq!(
+            calls.len(),
+            results.len(),
+            "{} {}: the oracle answered a different number of calls",
+            suite.name,
+            proxy.label
+        );
+        for (call, result) in calls.iter().zip(&results) {
             let (port, host, path, tls) = (
                 call["port"].as_u64().unwrap_or(80) as u16,
                 call["host"].as_str().unwrap_or_default(),
                 call["path"].as_str().unwrap_or("/"),
                 call["tls"].as_bool().unwrap_or(false),
             );
-            let key = format!("call/{host}:{port}{path}");
-            ours.insert(
-                key.clone(),
-                our_destination(&our_tables, port, host, path, tls),
-            );
-            let istio_destination = match result["error"].as_str() {
-                Some(err) => err.to_string(),
-                None => find_route(
-                    &their_tables,
-                    &local_route_table_name(result["routeConfig"].as_str().unwrap_or_default()),
-                    result["virtualHost"].as_str().unwrap_or_default(),
-                    result["route"].as_str().unwrap_or_default(),
-                )
-                .map(destination)
-                .unwrap_or_else(|| format!("route {} not found", result["route"])),
+            let what = if call["probe"] == json!(true) {
+                "probe"
+            } else {
+                "call"
             };
-            istio.insert(key, istio_destination);
+            let key = format!("{what}/{port}/{host}{path}");
+            let our = match call["listener"].as_str() {
+                Some(listener) => our_sidecar_destination(&our_listeners, listener, host, path),
+                None => our_destination(&our_tables, port, host, path, tls),
+            };
+            ours.insert(key.clone(), our);
+            istio.insert(key, istio_destination(&their_tables, result, path));
         }
-        coverage.proxies += 1;
-        coverage.calls += proxy.request["calls"].as_array().map_or(0, Vec::len);
+        if proxy.sidecar {
+            coverage.sidecars += 1;
+        } else {
+            coverage.gateways += 1;
+        }
+        coverage.calls += proxy.case_calls;
+        coverage.probes += calls.len() - proxy.case_calls;
         let keys: std::collections::BTreeSet<&String> = ours.keys().chain(istio.keys()).collect();
         coverage.facts += keys.len();
         for key in keys {
@@ -629,6 +920,15 @@ fn compare_suite(suite: &Suite, coverage: &mut Coverage) -> Vec<String> {
     differences
 }
 
+impl Coverage {
+    fn summary(&self) -> String {
+        format!(
+            "{} gateway proxies, {} sidecar proxies, {} facts, {} case requests, {} probe requests",
+            self.gateways, self.sidecars, self.facts, self.calls, self.probes
+        )
+    }
+}
+
 #[test]
 fn local_gateway_configuration_matches_istio() {
     let suites = load_all(&[root().join("suites")]).expect("suites/ loads");
@@ -637,16 +937,10 @@ fn local_gateway_configuration_matches_istio() {
     for suite in &suites {
         differences.extend(compare_suite(suite, &mut coverage));
     }
-    eprintln!(
-        "compared {} suites: {} gateway proxies, {} facts, {} case requests",
-        suites.len(),
-        coverage.proxies,
-        coverage.facts,
-        coverage.calls
-    );
+    eprintln!("compared {} suites: {}", suites.len(), coverage.summary());
     assert!(
-        coverage.proxies > 0 && coverage.calls > 0,
-        "nothing was compared: no suite has a gateway case"
+        coverage.gateways > 0 && coverage.sidecars > 0 && coverage.calls > 0 && coverage.probes > 0,
+        "nothing was compared: no suite has a gateway case, a mesh case, or a route to probe"
     );
     let mut unexplained = Vec::new();
     let mut used = vec![false; KNOWN.len()];
@@ -688,14 +982,12 @@ fn fidelity_corpus_matches_istio() {
         differences.extend(compare_suite(suite, &mut coverage));
     }
     eprintln!(
-        "compared {} corpus entries: {} gateway proxies, {} facts, {} case requests",
+        "compared {} corpus entries: {}",
         suites.len(),
-        coverage.proxies,
-        coverage.facts,
-        coverage.calls
+        coverage.summary()
     );
     assert!(
-        coverage.proxies >= suites.len() && coverage.calls > 0,
+        coverage.gateways + coverage.sidecars >= suites.len() && coverage.calls > 0,
         "a corpus entry compared nothing: each needs a Gateway and a case through it"
     );
     assert!(
