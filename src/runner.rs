@@ -8,6 +8,7 @@ mod events;
 mod execute;
 mod interrupt;
 mod policy;
+mod still_waiting;
 
 pub use crate::targets::RequestOrigin;
 /// Where the settings live now; re-exported so callers keep one import for a run.
@@ -15,8 +16,8 @@ pub use crate::targets::{LocalSettings, TargetSettings};
 pub(crate) use bring_up::BringUp;
 pub use case_error::CaseError;
 pub use events::{
-    CaseMessage, CaseResult, Event, LatencySummary, Outcome, Phase, PhaseDetail, RunEnvironment,
-    RunSummary, TargetKind, UnknownVersion,
+    CaseMessage, CaseResult, Event, LatencySummary, Outcome, Pending, Phase, PhaseDetail,
+    RunEnvironment, RunSummary, TargetKind, UnknownVersion,
 };
 pub use execute::{CaseFilter, RunOptions, run};
 pub use interrupt::Interrupt;

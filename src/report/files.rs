@@ -10,7 +10,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::terminal::{failure_block, statistics_block};
-use crate::runner::{CaseResult, Event, Outcome, RunEnvironment, RunSummary};
+use crate::runner::{CaseResult, Event, Outcome, Pending, Phase, RunEnvironment, RunSummary};
 use crate::targets::CleanupReport;
 
 /// Bump when a field changes meaning or goes away; adding fields keeps the version.
@@ -45,6 +45,17 @@ pub struct SetupFailure {
     pub error: String,
 }
 
+/// A wait that lasted long enough to say what it was waiting for: the last thing it
+/// said.
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+pub struct LongWait {
+    pub phase: Phase,
+    /// How long it had waited when it last said so.
+    pub waited_seconds: f64,
+    /// What it was still waiting for, and why.
+    pub pending: Vec<Pending>,
+}
+
 /// Everything a meshcheck run produced: the JSON report (`--json FILE`).
 #[derive(Clone, Debug, Default, Serialize, JsonSchema)]
 #[schemars(title = "meshcheck run report")]
@@ -64,6 +75,10 @@ pub struct RunRecord {
     pub setup_failures: Vec<SetupFailure>,
     /// Suite name -> what its shutdown removed, and what it could not.
     pub cleanup: BTreeMap<String, CleanupReport>,
+    /// Suite name -> its waits that ran long (readiness, convergence), one per phase:
+    /// the last word of the latest such wait. Absent when no wait ran long.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub long_waits: BTreeMap<String, Vec<LongWait>>,
     /// Suite name -> when this record saw it start, for JUnit's `timestamp`.
     #[serde(skip)]
     #[schemars(skip)]
@@ -100,6 +115,23 @@ impl RunRecord {
             Event::SuiteStarted { suite, .. } => {
                 let now = chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now());
                 self.suite_started.insert(suite.clone(), now.fixed_offset());
+            }
+            Event::StillWaiting {
+                suite,
+                phase,
+                waited,
+                pending,
+            } => {
+                let wait = LongWait {
+                    phase: *phase,
+                    waited_seconds: waited.as_secs_f64(),
+                    pending: pending.clone(),
+                };
+                let waits = self.long_waits.entry(suite.clone()).or_default();
+                match waits.iter_mut().find(|w| w.phase == *phase) {
+                    Some(same_phase) => *same_phase = wait,
+                    None => waits.push(wait),
+                }
             }
             Event::CaseFinished { result } => self.cases.push((**result).clone()),
             Event::SetupFailed { suite, error } => self.setup_failures.push(SetupFailure {
@@ -188,6 +220,17 @@ impl RunRecord {
                     suite.add_property(Property::new(key, value));
                 }
             }
+            for wait in self.long_waits.get(name).into_iter().flatten() {
+                let pending: Vec<String> = wait
+                    .pending
+                    .iter()
+                    .map(|p| format!("{}: {}", p.object, p.reason))
+                    .collect();
+                suite.add_property(Property::new(
+                    format!("waited.{}", wait.phase),
+                    format!("{:.0}s: {}", wait.waited_seconds, pending.join("; ")),
+                ));
+            }
             let mut time = Duration::ZERO;
             for case in cases {
                 let status = match case.outcome {
@@ -255,4 +298,61 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
         path: path.to_path_buf(),
         source,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn still_waiting(phase: Phase, secs: u64, reason: &str) -> Event {
+        Event::StillWaiting {
+            suite: "ingress-canary".into(),
+            phase,
+            waited: Duration::from_secs(secs),
+            pending: vec![Pending {
+                object: "Deployment istio-test/backend-v1".into(),
+                reason: reason.into(),
+            }],
+        }
+    }
+
+    #[test]
+    fn long_waits_keep_the_last_word_of_each_phase_in_json_and_junit() {
+        let mut record = RunRecord::new();
+        record.record(&still_waiting(Phase::Wait, 5, "0/3 pods ready"));
+        record.record(&still_waiting(Phase::Wait, 15, "1/3 pods ready"));
+        record.record(&still_waiting(Phase::Converge, 6, "last response was 503"));
+        record.record(&Event::CaseFinished {
+            result: Box::new(CaseResult::without_traffic(
+                "ingress-canary",
+                "weighted-split",
+                Outcome::Skipped,
+                crate::runner::CaseMessage::Skipped("not today".into()),
+            )),
+        });
+        let json = record.to_json().unwrap();
+        assert_eq!(
+            json["long_waits"]["ingress-canary"],
+            serde_json::json!([
+                {"phase": "wait", "waited_seconds": 15.0,
+                 "pending": [{"object": "Deployment istio-test/backend-v1", "reason": "1/3 pods ready"}]},
+                {"phase": "converge", "waited_seconds": 6.0,
+                 "pending": [{"object": "Deployment istio-test/backend-v1", "reason": "last response was 503"}]},
+            ])
+        );
+        let junit = record.to_junit().to_string().unwrap();
+        assert!(
+            junit.contains(
+                r#"<property name="waited.wait" value="15s: Deployment istio-test/backend-v1: 1/3 pods ready"/>"#
+            ),
+            "{junit}"
+        );
+        assert!(
+            RunRecord::new()
+                .to_json()
+                .unwrap()
+                .get("long_waits")
+                .is_none()
+        );
+    }
 }

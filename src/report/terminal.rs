@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::display::DisplayConfig;
-use crate::runner::{CaseResult, Event, Outcome, PhaseDetail, RunEnvironment};
+use crate::runner::{CaseResult, Event, Outcome, Pending, PhaseDetail, RunEnvironment};
 use crate::stats::Decision;
 use crate::traffic::ErrorKind;
 
@@ -194,6 +194,27 @@ impl TerminalReporter {
                     }
                 }
             }
+            Event::StillWaiting {
+                suite,
+                phase,
+                waited,
+                pending,
+            } => {
+                let text = format!("{suite}: {}", still_waiting(*waited, pending));
+                if let Some(bar) = self
+                    .phase_bar
+                    .as_ref()
+                    .filter(|_| self.config.progress_bars)
+                {
+                    bar.set_prefix(phase.to_string());
+                    bar.set_message(text);
+                } else if !quiet {
+                    self.line(format!(
+                        "{} {text}",
+                        self.paint("36", &format!("{:>9}", phase.to_string()))
+                    ));
+                }
+            }
             Event::CaseStarted { suite, case } => {
                 if !quiet {
                     self.line(format!(
@@ -335,6 +356,15 @@ impl TerminalReporter {
             }
         }
     }
+}
+
+/// `waiting 45s: Deployment istio-test/backend-v1: 1/3 pods ready; Gateway ...`.
+fn still_waiting(waited: Duration, pending: &[Pending]) -> String {
+    let pending: Vec<String> = pending
+        .iter()
+        .map(|p| format!("{}: {}", p.object, p.reason))
+        .collect();
+    format!("waiting {}s: {}", waited.as_secs(), pending.join("; "))
 }
 
 fn plural(n: usize) -> &'static str {
@@ -766,6 +796,34 @@ mod tests {
             "{text}"
         );
         assert!(!render(quiet, &run(vec![passing()])).contains("WARNING"));
+    }
+
+    #[test]
+    fn a_long_wait_names_each_pending_object_with_its_reason() {
+        let pending = |object: &str, reason: &str| crate::runner::Pending {
+            object: object.into(),
+            reason: reason.into(),
+        };
+        let event = Event::StillWaiting {
+            suite: "ingress-canary".into(),
+            phase: crate::runner::Phase::Wait,
+            waited: Duration::from_millis(45_300),
+            pending: vec![
+                pending(
+                    "Deployment istio-test/backend-v1",
+                    "1/3 pods ready (2 without the istio-proxy sidecar)",
+                ),
+                pending("Gateway istio-test/istio-gateway", "no address yet"),
+            ],
+        };
+        assert_eq!(
+            render(plain(), std::slice::from_ref(&event)),
+            "[   1.500s]      wait ingress-canary: waiting 45s: Deployment istio-test/backend-v1: \
+             1/3 pods ready (2 without the istio-proxy sidecar); \
+             Gateway istio-test/istio-gateway: no address yet\n"
+        );
+        let quiet = DisplayConfig::choose(false, true, true, true);
+        assert_eq!(render(quiet, &[event]), "");
     }
 
     #[test]

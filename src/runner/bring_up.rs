@@ -3,8 +3,13 @@
 
 use std::future::Future;
 
-use super::events::{Event, Phase, PhaseDetail, RunEnvironment, UnknownVersion};
+use futures::Stream;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::events::{Event, Pending, Phase, PhaseDetail, RunEnvironment, UnknownVersion};
 use super::interrupt::{Interrupt, until_interrupted};
+use super::still_waiting::{looks, say_while};
 use crate::suite::Suite;
 use crate::targets::{BringUpError, CleanupReport};
 
@@ -58,6 +63,42 @@ impl<'run> BringUp<'run> {
     /// hands what the steps so far created to [`BringUp::abandon`].
     pub(crate) async fn step<F: Future>(&self, step: F) -> Option<F::Output> {
         until_interrupted(self.interrupt, step).await
+    }
+
+    /// Runs a step that waits, like [`BringUp::step`], and while it lasts tells the
+    /// reporters what it is still waiting for: `pending` is the step's latest word on
+    /// that, looked at every second and said when [`StillWaiting`] finds it due.
+    pub(crate) async fn wait<F: Future>(
+        &mut self,
+        phase: Phase,
+        pending: watch::Receiver<Vec<Pending>>,
+        step: F,
+    ) -> Option<F::Output> {
+        self.wait_looking(phase, pending, step, Instant::now(), looks())
+            .await
+    }
+
+    /// [`BringUp::wait`] with its clock handed in: the wait began at `started`, and
+    /// looks at what is pending at each instant `looks` yields.
+    async fn wait_looking<F: Future>(
+        &mut self,
+        phase: Phase,
+        pending: watch::Receiver<Vec<Pending>>,
+        step: F,
+        started: Instant,
+        looks: impl Stream<Item = Instant>,
+    ) -> Option<F::Output> {
+        let step = until_interrupted(self.interrupt, step);
+        say_while(
+            step,
+            &self.suite.name,
+            phase,
+            &pending,
+            started,
+            looks,
+            &mut *self.emit,
+        )
+        .await
     }
 
     /// Says at once that a signal arrived and cleanup begins (cleanup can take a
@@ -125,6 +166,80 @@ mod tests {
             [
                 "interrupted by SIGTERM",
                 "cleanup: removing what this suite created so far"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_long_wait_says_what_is_pending_after_the_quiet_period_and_every_refresh() {
+        use std::time::Duration;
+        let suite = suite();
+        let interrupt = Interrupt::default();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let mut emit = {
+            let log = Arc::clone(&log);
+            move |event: Event| {
+                if let Event::StillWaiting {
+                    waited, pending, ..
+                } = event
+                {
+                    let pending: Vec<String> = pending
+                        .iter()
+                        .map(|p| format!("{}: {}", p.object, p.reason))
+                        .collect();
+                    log.lock().unwrap().push(format!(
+                        "{}s {}",
+                        waited.as_secs(),
+                        pending.join("; ")
+                    ));
+                }
+            }
+        };
+        let pending_object = |reason: &str| {
+            vec![Pending {
+                object: "Deployment istio-test/backend-v1".into(),
+                reason: reason.into(),
+            }]
+        };
+        let (tell, pending) = watch::channel(pending_object("0/1 pods ready"));
+        let (done, finished) = tokio::sync::oneshot::channel::<()>();
+        // Each look at its second of the wait; the step's word changes at 20 s, and
+        // the step ends after the last look.
+        let started = Instant::now();
+        let script: Vec<u64> = (1..=23).collect();
+        let looks = futures::stream::unfold(
+            (script.into_iter(), Some(done)),
+            move |(mut seconds, mut done)| {
+                let tell = tell.clone();
+                async move {
+                    let Some(second) = seconds.next() else {
+                        done.take().map(|done| done.send(()));
+                        return None;
+                    };
+                    if second == 20 {
+                        tell.send_replace(pending_object("1/1 pods ready"));
+                    }
+                    Some((started + Duration::from_secs(second), (seconds, done)))
+                }
+            },
+        );
+        let mut bring_up = BringUp::new(&suite, &interrupt, &mut emit);
+        let step = async {
+            let _ = finished.await;
+            "ready"
+        };
+        assert_eq!(
+            bring_up
+                .wait_looking(Phase::Wait, pending, step, started, looks)
+                .await,
+            Some("ready")
+        );
+        assert_eq!(
+            *log.lock().unwrap(),
+            [
+                "5s Deployment istio-test/backend-v1: 0/1 pods ready",
+                "15s Deployment istio-test/backend-v1: 0/1 pods ready",
+                "20s Deployment istio-test/backend-v1: 1/1 pods ready",
             ]
         );
     }

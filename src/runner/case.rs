@@ -6,10 +6,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::case_error::CaseError;
-use super::events::{CaseMessage, CaseResult, Event, LatencySummary, Outcome, Phase, PhaseDetail};
+use super::events::{
+    CaseMessage, CaseResult, Event, LatencySummary, Outcome, Pending, Phase, PhaseDetail,
+};
 use super::policy;
+use super::still_waiting::{StillWaiting, looks, say_while};
 use crate::suite::expect::{ResponseChecks, describe_response};
-use crate::suite::{Case, ConvergenceSpec, Expectation, Suite};
+use crate::suite::{Case, Entry, Expectation, Suite};
 use crate::targets::{RunningTarget, SampleSource, StatsSnapshot};
 use crate::traffic::{ErrorKind, Flow, LoadSpec, RequestTemplate, Tally};
 
@@ -36,14 +39,29 @@ pub(crate) async fn run_case(
             CaseMessage::Skipped(reason.clone()),
         );
     }
-    let source = env
-        .sample_source(&case.entry, case.port)
-        .await
-        .map_err(|err| CaseError::NoSampleSource {
-            entry: case.entry.clone(),
-            port: case.port,
-            source: err,
-        });
+    // Finding the entry's address can take minutes on a cloud load balancer: say so.
+    let (_unchanging, finding) = tokio::sync::watch::channel(vec![Pending {
+        object: case.entry.to_string(),
+        reason: match &case.entry {
+            Entry::Gateway(_) => "no address yet".to_owned(),
+            Entry::Service(_) => "no in-mesh client pod yet".to_owned(),
+        },
+    }]);
+    let source = say_while(
+        env.sample_source(&case.entry, case.port),
+        &suite.name,
+        Phase::Wait,
+        &finding,
+        tokio::time::Instant::now(),
+        looks(),
+        emit,
+    )
+    .await
+    .map_err(|err| CaseError::NoSampleSource {
+        entry: case.entry.clone(),
+        port: case.port,
+        source: err,
+    });
     let mut baseline = None;
     let (measured, source) = match source {
         Ok(mut source) => (
@@ -118,14 +136,18 @@ pub(super) fn load_spec(case: &Case, template: &RequestTemplate, requests: u64) 
 }
 
 /// The data plane lags the API: wait for `consecutive` good responses in a row, with
-/// backoff between attempts, before measuring anything.
+/// backoff between attempts, before measuring anything. A long wait says, between
+/// attempts, what the last response was.
 async fn converge(
     source: &mut impl SampleSource,
+    suite: &Suite,
     case: &Case,
     template: &RequestTemplate,
-    spec: &ConvergenceSpec,
+    emit: &mut (dyn FnMut(Event) + Send),
 ) -> Result<(), CaseError> {
+    let spec = &suite.spec.convergence;
     let deadline = Instant::now() + spec.timeout;
+    let mut still_waiting = StillWaiting::new(tokio::time::Instant::now());
     let mut backoff = Duration::from_millis(50);
     let mut last_bad = String::from("no response yet");
     loop {
@@ -164,6 +186,21 @@ async fn converge(
                 last: last_bad,
             });
         }
+        let pending = [Pending {
+            object: case.url.to_string(),
+            reason: format!(
+                "last response was {last_bad} ({good}/{} good in a row)",
+                spec.consecutive
+            ),
+        }];
+        if let Some(waited) = still_waiting.due(tokio::time::Instant::now(), &pending) {
+            emit(Event::StillWaiting {
+                suite: suite.name.clone(),
+                phase: Phase::Converge,
+                waited,
+                pending: pending.to_vec(),
+            });
+        }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(2));
     }
@@ -190,7 +227,7 @@ async fn measure(
             origin: source.origin(),
         },
     });
-    converge(source, case, &template, &suite.spec.convergence).await?;
+    converge(source, suite, case, &template, emit).await?;
     *baseline = env.measuring_started(case).await;
 
     // A probe's count is required by the loader; the default only guards future kinds.

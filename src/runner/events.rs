@@ -31,7 +31,7 @@ impl std::fmt::Display for TargetKind {
 }
 
 /// The stages a suite goes through; progress displays name them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Phase {
     Install,
@@ -141,6 +141,15 @@ pub enum Outcome {
     Passed,
     Failed,
     Skipped,
+}
+
+/// One thing a long wait is still waiting for, and why (what was seen last).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+pub struct Pending {
+    /// What is awaited: `Deployment istio-test/backend-v1`, or a case's URL.
+    pub object: String,
+    /// Why it is not there yet: `0/1 pods ready (1 without the istio-proxy sidecar)`.
+    pub reason: String,
 }
 
 /// Versions of what the run tested against, where known.
@@ -351,6 +360,15 @@ pub enum Event {
         environment: RunEnvironment,
         /// Why each version the target tried to find out is not known.
         unknown: Vec<UnknownVersion>,
+    },
+    /// A readiness or convergence wait has run a while: what it still waits for.
+    /// Sent after a quiet period, on change, and at least every few seconds
+    /// (`runner/still_waiting.rs`), like nextest's slow-test events.
+    StillWaiting {
+        suite: String,
+        phase: Phase,
+        waited: Duration,
+        pending: Vec<Pending>,
     },
     CaseStarted {
         suite: String,

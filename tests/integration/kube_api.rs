@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::support::fake_api::{FakeApi, State};
 use http::Method;
 use meshcheck::manifest::{Manifest, ObjectKey, load_file};
+use meshcheck::runner::Pending;
 use meshcheck::targets::kube::{KubeEnvironment, KubeError, KubeOptions, KubeTimeouts};
 use serde_json::{Value, json};
 
@@ -257,8 +258,8 @@ async fn route_wait_ignores_conditions_from_an_older_generation() {
     let routes = only(&changed, "HTTPRoute");
     let progress_seen = std::sync::Mutex::new(Vec::new());
     let waiter = async {
-        env.wait_ready(&routes, &|line| {
-            progress_seen.lock().unwrap().push(line.to_owned())
+        env.wait_ready(&routes, &|pending| {
+            progress_seen.lock().unwrap().push(pending)
         })
         .await
     };
@@ -279,11 +280,23 @@ async fn route_wait_ignores_conditions_from_an_older_generation() {
     };
     let (result, ()) = tokio::join!(waiter, controller);
     result.unwrap();
-    let lines = progress_seen.into_inner().unwrap();
-    assert_eq!(lines.len(), 1);
+    // First what is awaited, then what each sighting of the route still lacked,
+    // until the controller caught up.
+    let seen = progress_seen.into_inner().unwrap();
     assert!(
-        lines[0].starts_with("waiting for HTTPRoute istio-test/backend-route"),
-        "{lines:?}"
+        seen.iter()
+            .all(|p| p.object == "HTTPRoute istio-test/backend-route"),
+        "{seen:?}"
+    );
+    assert!(
+        seen[0].reason.starts_with("waiting for Accepted=True"),
+        "{seen:?}"
+    );
+    assert!(
+        seen[1..].iter().any(|p| p
+            .reason
+            .contains("parent istio-test/istio-gateway: no status from a controller yet")),
+        "{seen:?}"
     );
 }
 
@@ -339,7 +352,23 @@ async fn deployment_pods_need_the_injected_sidecar() {
         pod("backend-v1-a", "v1", false),
     );
 
-    let err = s.env.wait_ready(&backends, &|_| {}).await.unwrap_err();
+    let seen = std::sync::Mutex::new(Vec::new());
+    let err = s
+        .env
+        .wait_ready(&backends, &|pending| seen.lock().unwrap().push(pending))
+        .await
+        .unwrap_err();
+    // While it waited, it said which pods are missing the sidecar; the timeout
+    // still came, with the full story.
+    let seen = seen.into_inner().unwrap();
+    assert_eq!(
+        seen.last(),
+        Some(&Pending {
+            object: "Deployment istio-test/backend-v2".into(),
+            reason: "1/2 pods ready (1 without the istio-proxy sidecar)".into(),
+        }),
+        "{seen:?}"
+    );
     let text = err.to_string();
     assert!(text.contains("pods of Deployment istio-test/backend-v2 (app=backend,version=v2) Ready with the istio-proxy sidecar"), "{text}");
     assert!(

@@ -383,3 +383,118 @@ async fn unknown_cluster_versions_stay_null_and_the_terminal_says_why_once() {
         assert_eq!(stderr.matches(reason).count(), 1, "{reason}:\n{stderr}");
     }
 }
+
+/// A pod of `app=backend,version={version}`, Ready, with or without Istio's sidecar.
+fn backend_pod(name: &str, version: &str, sidecar: bool) -> Value {
+    let mut containers = vec![json!({"name": "echo", "image": "hashicorp/http-echo"})];
+    if sidecar {
+        containers.push(json!({"name": "istio-proxy", "image": "istio/proxyv2"}));
+    }
+    json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app": "backend", "version": version}},
+        "spec": {"containers": containers},
+        "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}})
+}
+
+fn deployment_available(replicas: i64) -> Value {
+    json!({"observedGeneration": 1, "replicas": replicas, "updatedReplicas": replicas,
+        "availableReplicas": replicas, "readyReplicas": replicas,
+        "conditions": [{"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"}]})
+}
+
+/// Issue 14, "waiting out loud": a readiness wait that lasts names what it waits for
+/// and why: first a Deployment whose pods lack the injected sidecar, then (once
+/// those are fixed) a Gateway not programmed for want of an address, then a
+/// programmed Gateway whose address never appears.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_readiness_wait_names_each_pending_object_and_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let (api, kubeconfig) = ready_cluster(dir.path()).await;
+    let mut run = run_kube(&kubeconfig, &[]);
+    let applied = |name: &'static str| {
+        move |st: &crate::support::fake_api::State| {
+            st.objects.keys().any(|(_, plural, ns, n)| {
+                plural == "deployments" && ns.as_deref() == Some("istio-test") && n == name
+            })
+        }
+    };
+    api.until(applied("backend-v1")).await;
+    api.until(applied("backend-v2")).await;
+    for (name, replicas) in [("backend-v1", 3), ("backend-v2", 2)] {
+        api.set_status(
+            "apps",
+            "deployments",
+            Some("istio-test"),
+            name,
+            deployment_available(replicas),
+        );
+    }
+    // backend-v1: one injected pod, two that the webhook missed.
+    for (pod, sidecar) in [
+        ("backend-v1-a", true),
+        ("backend-v1-b", false),
+        ("backend-v1-c", false),
+    ] {
+        api.insert(
+            "",
+            "pods",
+            Some("istio-test"),
+            backend_pod(pod, "v1", sidecar),
+        );
+    }
+    for pod in ["backend-v2-a", "backend-v2-b"] {
+        api.insert("", "pods", Some("istio-test"), backend_pod(pod, "v2", true));
+    }
+    let line = run.wait_for_line(
+        "Deployment istio-test/backend-v1: 1/3 pods ready (2 without the istio-proxy sidecar)",
+        Duration::from_secs(60),
+    );
+    assert!(line.contains("wait long-traffic: waiting "), "{line}");
+
+    // The rollout fixes the pods; now the Gateway waits for an address.
+    for pod in ["backend-v1-b", "backend-v1-c"] {
+        api.insert("", "pods", Some("istio-test"), backend_pod(pod, "v1", true));
+    }
+    api.until(|st| {
+        st.requests
+            .iter()
+            .any(|r| r.query.contains("watch=true") && r.path.ends_with("/gateways"))
+    })
+    .await;
+    api.set_status(
+        "gateway.networking.k8s.io",
+        "gateways",
+        Some("istio-test"),
+        "istio-gateway",
+        json!({"conditions": [
+            {"type": "Accepted", "status": "True", "reason": "Accepted", "observedGeneration": 1},
+            {"type": "Programmed", "status": "False", "reason": "AddressNotAssigned",
+             "message": "no address assigned yet", "observedGeneration": 1}]}),
+    );
+    run.wait_for_line(
+        "Gateway istio-test/istio-gateway: Programmed=False (AddressNotAssigned): no address assigned yet",
+        Duration::from_secs(60),
+    );
+
+    // Programmed, the route accepted, but still no address published: the case waits
+    // for one, and says so.
+    api.set_status("gateway.networking.k8s.io", "gateways", Some("istio-test"), "istio-gateway",
+        json!({"conditions": [
+            {"type": "Accepted", "status": "True", "reason": "Accepted", "observedGeneration": 1},
+            {"type": "Programmed", "status": "True", "reason": "Programmed", "observedGeneration": 1}]}));
+    api.set_status("gateway.networking.k8s.io", "httproutes", Some("istio-test"), "backend-route",
+        json!({"parents": [{"parentRef": {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "istio-gateway", "namespace": "istio-test"},
+            "controllerName": "istio.io/gateway-controller",
+            "conditions": [
+                {"type": "Accepted", "status": "True", "reason": "Accepted", "observedGeneration": 1},
+                {"type": "ResolvedRefs", "status": "True", "reason": "ResolvedRefs", "observedGeneration": 1}]}]}));
+    run.wait_for_line(
+        "Gateway istio-test/istio-gateway: no address yet",
+        Duration::from_secs(60),
+    );
+    send_signal(run.pid(), libc::SIGINT);
+    let finished = tokio::task::spawn_blocking(move || run.finish(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    assert_eq!(finished.code, Some(130), "{}", finished.stderr);
+}

@@ -30,7 +30,7 @@ use super::error::{ApiFailure, KubeError};
 use super::options::{KubeOptions, KubeTimeouts};
 use super::redact::Redactor;
 use super::run_id::{self, RunId};
-use super::status::{Readiness, WaitKind, gateway_class_accepted, pod_ready};
+use super::status::{Readiness, WaitKind, gateway_class_accepted, pod_ready, pods_progress};
 use super::versions::{
     self, ClusterVersions, GATEWAY_API_CRD, ISTIOD_DEPLOYMENT, ISTIOD_NAMESPACE,
 };
@@ -38,6 +38,7 @@ use crate::manifest::{Manifest, ObjectKey, apply_order};
 // kube-rs errors can quote credentials, so they are never kept as a `source`: they
 // are flattened by the one error renderer and redacted right away.
 use crate::error_chain::one_line;
+use crate::runner::Pending;
 use crate::targets::{CleanupReport, DiagnosticSection};
 
 /// The field manager of every server-side apply, so `kubectl get --show-managed-fields`
@@ -370,6 +371,7 @@ impl KubeEnvironment {
                     &key,
                     WaitKind::CrdEstablished,
                     self.timeouts.crd_established,
+                    &|_| {},
                 )
                 .await?;
             }
@@ -383,6 +385,7 @@ impl KubeEnvironment {
         key: &ObjectKey,
         kind: WaitKind,
         timeout: Duration,
+        progress: &(dyn Fn(&str) + Sync),
     ) -> Result<(), KubeError> {
         let last_seen = Arc::new(Mutex::new("not found".to_owned()));
         let seen = last_seen.clone();
@@ -391,6 +394,9 @@ impl KubeEnvironment {
                 None => Readiness::Pending("not found".into()),
                 Some(o) => kind.evaluate(&serde_json::to_value(o).unwrap_or_default()),
             };
+            if !verdict.is_ready() {
+                progress(&verdict.describe());
+            }
             if let Ok(mut last) = seen.lock() {
                 *last = verdict.describe();
             }
@@ -443,17 +449,25 @@ impl KubeEnvironment {
             }
             (_, false) => Api::all_with(self.client.clone(), &resource),
         };
-        self.wait_object(api, key, WaitKind::for_kind(group, &key.kind), timeout)
-            .await
+        self.wait_object(
+            api,
+            key,
+            WaitKind::for_kind(group, &key.kind),
+            timeout,
+            &|_| {},
+        )
+        .await
     }
 
     /// Waits until every manifest is ready by its kind's rule (see
     /// [`WaitKind`]); for Deployments also until their pods are
     /// Ready, with the Istio sidecar where the namespace asks for injection.
+    /// `progress` hears, each time the object waited on is seen, what it still lacks
+    /// (redacted, like the timeout error).
     pub async fn wait_ready(
         &self,
         manifests: &[Manifest],
-        progress: &dyn Fn(&str),
+        progress: &(dyn Fn(Pending) + Sync),
     ) -> Result<(), KubeError> {
         for m in apply_order(manifests) {
             let kind = WaitKind::for_kind(m.group(), &m.kind);
@@ -488,8 +502,15 @@ impl KubeEnvironment {
                 None => Api::all_with(self.client.clone(), &resource),
             };
             let key = m.key();
-            progress(&format!("waiting for {key}: {}", kind.goal()));
-            self.wait_object(api, &key, kind, self.timeout_for(kind))
+            let object = key.to_string();
+            let seen = |reason: &str| {
+                progress(Pending {
+                    object: object.clone(),
+                    reason: self.redactor.redact(reason),
+                })
+            };
+            seen(&format!("waiting for {}", kind.goal()));
+            self.wait_object(api, &key, kind, self.timeout_for(kind), &seen)
                 .await?;
             if kind == WaitKind::DeploymentAvailable
                 && let Some(ns) = &namespace
@@ -506,7 +527,7 @@ impl KubeEnvironment {
         &self,
         m: &Manifest,
         namespace: &str,
-        progress: &dyn Fn(&str),
+        progress: &(dyn Fn(Pending) + Sync),
     ) -> Result<(), KubeError> {
         let spec = m.to_json();
         let selector = spec
@@ -545,7 +566,14 @@ impl KubeEnvironment {
                 ""
             }
         );
-        progress(&format!("waiting for {what}"));
+        let object = m.key().to_string();
+        let seen_pods = |reason: &str| {
+            progress(Pending {
+                object: object.clone(),
+                reason: self.redactor.redact(reason),
+            })
+        };
+        seen_pods("no pods yet");
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
         let last_seen = Arc::new(Mutex::new("no pods yet".to_owned()));
         let seen = last_seen.clone();
@@ -598,6 +626,9 @@ impl KubeEnvironment {
                     .filter(|v| !v.is_ready())
                     .map(Readiness::describe)
                     .collect();
+                if live.is_empty() || !pending.is_empty() {
+                    seen_pods(&pods_progress(&live, expect_sidecar));
+                }
                 if let Ok(mut last) = seen.lock() {
                     *last = if live.is_empty() {
                         "no pods yet".to_owned()

@@ -9,7 +9,7 @@ use super::options::KubeOptions;
 use super::source::{KubeSource, MeshClientSource};
 use super::substitute::{DELAY_IMAGE, SubstitutionError, substitute_delayed_echo};
 use crate::manifest::{Manifest, ManifestError, ObjectKey, SourceLocation};
-use crate::runner::{BringUp, Phase, PhaseDetail, RunEnvironment, TargetKind};
+use crate::runner::{BringUp, Pending, Phase, PhaseDetail, RunEnvironment, TargetKind};
 use crate::suite::{Case, Entry, Suite};
 use crate::targets::{
     BringUpError, CleanupReport, Diagnostics, EngineSource, RunningTarget, StatsSnapshot, Target,
@@ -104,7 +104,15 @@ impl Target for KubeTarget {
             return Err(KubeSetupError::from(err).into());
         }
         bring_up.phase(Phase::Wait, PhaseDetail::WaitingForReadiness);
-        let Some(ready) = bring_up.step(env.wait_ready(&manifests, &|_| {})).await else {
+        // The wait's latest word on what it lacks, said by the runner while it lasts.
+        let (tell, pending) = tokio::sync::watch::channel(Vec::new());
+        let progress = |seen: Pending| {
+            tell.send_replace(vec![seen]);
+        };
+        let Some(ready) = bring_up
+            .wait(Phase::Wait, pending, env.wait_ready(&manifests, &progress))
+            .await
+        else {
             return Err(bring_up.abandon(env.cleanup()).await);
         };
         if let Err(err) = ready {

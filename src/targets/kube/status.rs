@@ -152,20 +152,10 @@ pub fn pod_ready(obj: &Value, expect_sidecar: bool) -> Readiness {
         .pointer("/metadata/name")
         .and_then(Value::as_str)
         .unwrap_or("?");
-    if expect_sidecar {
-        let has = |list: &str| {
-            obj.pointer(&format!("/spec/{list}"))
-                .and_then(Value::as_array)
-                .is_some_and(|cs| {
-                    cs.iter()
-                        .any(|c| c.get("name").and_then(Value::as_str) == Some("istio-proxy"))
-                })
-        };
-        if !has("containers") && !has("initContainers") {
-            return Readiness::Pending(format!(
-                "pod {name} has no istio-proxy sidecar (injection enabled on its namespace but the pod predates it or the webhook did not run)"
-            ));
-        }
+    if expect_sidecar && !has_sidecar(obj) {
+        return Readiness::Pending(format!(
+            "pod {name} has no istio-proxy sidecar (injection enabled on its namespace but the pod predates it or the webhook did not run)"
+        ));
     }
     match find_condition(obj.pointer("/status/conditions"), "Ready") {
         Some(c) if c.status == "True" => Readiness::Ready,
@@ -178,6 +168,38 @@ pub fn pod_ready(obj: &Value, expect_sidecar: bool) -> Readiness {
             Readiness::Pending(format!("pod {name}: phase {phase}"))
         }
     }
+}
+
+/// Whether the pod has Istio's `istio-proxy` sidecar, as a container or as a native
+/// sidecar init container.
+fn has_sidecar(obj: &Value) -> bool {
+    let has = |list: &str| {
+        obj.pointer(&format!("/spec/{list}"))
+            .and_then(Value::as_array)
+            .is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c.get("name").and_then(Value::as_str) == Some("istio-proxy"))
+            })
+    };
+    has("containers") || has("initContainers")
+}
+
+/// A Deployment's pods in one phrase, for a wait's progress: `1/3 pods ready (2
+/// without the istio-proxy sidecar)`, or `no pods yet`.
+pub fn pods_progress(pods: &[&Value], expect_sidecar: bool) -> String {
+    if pods.is_empty() {
+        return "no pods yet".to_owned();
+    }
+    let ready = pods
+        .iter()
+        .filter(|p| pod_ready(p, expect_sidecar).is_ready())
+        .count();
+    let mut text = format!("{ready}/{} pods ready", pods.len());
+    let without = pods.iter().filter(|p| !has_sidecar(p)).count();
+    if expect_sidecar && without > 0 {
+        text.push_str(&format!(" ({without} without the istio-proxy sidecar)"));
+    }
+    text
 }
 
 /// A Gateway is ready when `Programmed=True` at its current generation.
@@ -485,5 +507,29 @@ mod tests {
             WaitKind::for_kind("networking.istio.io", "Gateway"),
             WaitKind::Present
         );
+    }
+
+    #[test]
+    fn pods_progress_counts_ready_pods_and_those_without_the_sidecar() {
+        let pod = |name: &str, sidecar: bool, ready: &str| {
+            let mut containers = vec![json!({"name": "echo"})];
+            if sidecar {
+                containers.push(json!({"name": "istio-proxy"}));
+            }
+            json!({"metadata": {"name": name}, "spec": {"containers": containers},
+                "status": {"conditions": [{"type": "Ready", "status": ready}]}})
+        };
+        let pods = [
+            pod("a", true, "True"),
+            pod("b", false, "True"),
+            pod("c", false, "False"),
+        ];
+        let all: Vec<&Value> = pods.iter().collect();
+        assert_eq!(
+            pods_progress(&all, true),
+            "1/3 pods ready (2 without the istio-proxy sidecar)"
+        );
+        assert_eq!(pods_progress(&all, false), "2/3 pods ready");
+        assert_eq!(pods_progress(&[], true), "no pods yet");
     }
 }
