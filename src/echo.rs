@@ -10,6 +10,13 @@
 //! `listening on ADDR` line to stdout: the
 //! local target reads that line to learn the port, so it can hand out `127.0.0.1:0` and
 //! never race another process for a port.
+//!
+//! [`basic`] holds the JSON shape of the Gateway API conformance backend (echo-basic)
+//! and the pod-name rule that tells which Deployment answered.
+
+pub mod basic;
+
+pub use basic::{EchoedRequest, EchoedTls, deployment_of_pod};
 
 use std::convert::Infallible;
 use std::io::Write;
