@@ -501,3 +501,51 @@ async fn through_envoy_the_body_names_the_pod_that_answered() {
     assert_eq!(seen, pods);
     env.shutdown().await;
 }
+
+/// A suite on [`THROUGH_ENVOY`]'s fixtures (with `replace` applied to them), in a
+/// temporary directory.
+fn suite_dir(replace: (&str, &str)) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("fixtures.yaml"),
+        THROUGH_ENVOY.replace(replace.0, replace.1),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("echo-basic.yaml"),
+        "name: echo-basic\nfixtures: [fixtures.yaml]\ncases:\n  - name: ok\n    request: {gateway: gateway-conformance-infra/same-namespace, url: 'http://example.com/'}\n    traffic: {requests: 5}\n    expect: {status: 200}\n",
+    )
+    .unwrap();
+    dir
+}
+
+fn meshcheck(args: &[&str], dir: &Path) -> (Option<i32>, String) {
+    let output = Command::new(MESHCHECK)
+        .args(args)
+        .arg(dir.join("echo-basic.yaml"))
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.code(), text)
+}
+
+#[test]
+fn lint_and_run_take_echo_basic_fixtures_and_locate_bad_env() {
+    let good = suite_dir(("", ""));
+    let (code, text) = meshcheck(&["lint", "--target", "local"], good.path());
+    assert_eq!(code, Some(0), "{text}");
+    let (code, text) = meshcheck(&["run"], good.path());
+    assert_eq!(code, Some(0), "{text}");
+
+    let bad = suite_dir(("fieldPath: metadata.namespace", "fieldPath: spec.nodeName"));
+    let (code, text) = meshcheck(&["lint", "--target", "local"], bad.path());
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains("fixtures.yaml:30:") && text.contains("fieldPath `spec.nodeName`"),
+        "{text}"
+    );
+}
