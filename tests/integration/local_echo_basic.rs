@@ -204,19 +204,8 @@ const HTTP_BACKENDS: &[&str] = &[
 
 #[test]
 fn the_http_echo_basic_backends_of_the_base_manifests_plan() {
-    let manifests = pick(
-        &base_manifests(),
-        &["Deployment", "Service"],
-        &HTTP_BACKENDS[1..],
-    );
-    // infra-backend-v1's Service also targets the h2c port (see the next test).
-    let mut with_v1 = manifests.clone();
-    with_v1.extend(
-        base_manifests()
-            .into_iter()
-            .filter(|m| m.kind == "Deployment" && m.name == "infra-backend-v1"),
-    );
-    let planned = plan(&with_v1).unwrap_or_else(|err| panic!("{err}"));
+    let manifests = pick(&base_manifests(), &["Deployment", "Service"], HTTP_BACKENDS);
+    let planned = plan(&manifests).unwrap_or_else(|err| panic!("{err}"));
     assert_eq!(planned.workloads.len(), 6);
     for workload in &planned.workloads {
         assert_eq!(workload.echo_args, ["-echo-basic"]);
@@ -241,27 +230,63 @@ fn the_http_echo_basic_backends_of_the_base_manifests_plan() {
     let v1 = planned
         .workloads
         .iter()
-        .find(|w| w.deployment.name == "infra-backend-v1")
+        .position(|w| w.deployment.name == "infra-backend-v1")
         .unwrap();
-    assert_eq!(v1.replicas, 2);
-    assert_eq!(v1.namespace, "gateway-conformance-infra");
+    assert_eq!(planned.workloads[v1].replicas, 2);
+    assert_eq!(planned.workloads[v1].namespace, "gateway-conformance-infra");
+    // Its Service's ports: 8080 and 8082 reach the pods' HTTP port 3000; 8081 targets
+    // echo-basic's h2c port 3001, which is not served, so it has no endpoints.
+    let endpoints = |port: u16| {
+        planned
+            .clusters
+            .iter()
+            .find(|c| c.service.name == "infra-backend-v1" && c.port == port)
+            .unwrap()
+            .workloads
+            .clone()
+    };
+    assert_eq!(endpoints(8080), [v1]);
+    assert_eq!(endpoints(8081), Vec::<usize>::new());
+    assert_eq!(endpoints(8082), [v1]);
     // Deterministic: the same names on every plan.
-    assert_eq!(plan(&with_v1).unwrap().workloads, planned.workloads);
+    assert_eq!(plan(&manifests).unwrap().workloads, planned.workloads);
 }
 
+const ROUTE_TO_PORT: &str = r#"apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: h2c
+  namespace: gateway-conformance-infra
+spec:
+  rules:
+  - backendRefs:
+    - name: infra-backend-v1
+      port: PORT
+"#;
+
 #[test]
-fn infra_backend_v1_h2c_port_is_refused_with_the_reason() {
-    // Its Service's second port targets echo-basic's h2c port, which meshcheck's echo
-    // does not serve: refused at that line, naming why.
-    let manifests = pick(
+fn a_route_to_the_unserved_h2c_port_is_refused_with_the_reason() {
+    let mut manifests = pick(
         &base_manifests(),
         &["Deployment", "Service"],
         &["infra-backend-v1"],
     );
+    let route = |port: &str| {
+        load_str(
+            &ROUTE_TO_PORT.replace("PORT", port),
+            Path::new("fixtures/h2c.yaml"),
+        )
+        .unwrap()
+    };
+    let mut to_http = manifests.clone();
+    to_http.extend(route("8080"));
+    plan(&to_http).unwrap_or_else(|err| panic!("{err}"));
+    manifests.extend(route("8081"));
     let err = plan(&manifests).unwrap_err().to_string();
     assert!(
-        err.contains("base-manifests.yaml:115:")
-            && err.contains("spec.ports[1].targetPort")
+        err.starts_with("fixtures/h2c.yaml:10:")
+            && err.contains("spec.rules[0].backendRefs[0].port")
+            && err.contains("targets port 3001")
             && err.contains("h2c port (H2C_PORT)"),
         "{err}"
     );

@@ -77,26 +77,20 @@ pub struct PodPlan {
 }
 
 impl Workload {
-    /// Why a pod of this Deployment does not answer on `target`.
+    /// Why a pod of this Deployment does not answer on `target`, a port its image
+    /// does not open.
     fn port_refusal(&self, target: u16) -> String {
-        match self.unserved_ports.get(&target) {
-            Some(why) => format!(
-                "targets port {target} of the pods of {}: {why}",
-                self.deployment
-            ),
-            None => format!(
-                "targets port {target}, but the {} pods of {} listen on {}",
-                if self.echo_args.first().and_then(|a| a.strip_prefix('-'))
-                    == Some(crate::echo::basic_mode::MODE_FLAG)
-                {
-                    "echo-basic"
-                } else {
-                    "http-echo"
-                },
-                self.deployment,
-                self.pod_port
-            ),
-        }
+        let image = if self.echo_args.first().and_then(|a| a.strip_prefix('-'))
+            == Some(crate::echo::basic_mode::MODE_FLAG)
+        {
+            "echo-basic"
+        } else {
+            "http-echo"
+        };
+        format!(
+            "targets port {target}, but the {image} pods of {} listen on {}",
+            self.deployment, self.pod_port
+        )
     }
 }
 
@@ -371,6 +365,7 @@ fn translate(fixtures: &Fixtures) -> Result<Plan, ManifestError> {
     for service in fixtures.services() {
         clusters.extend(service_clusters(service, fixtures, &workloads)?);
     }
+    refuse_unserved_backends(fixtures, &workloads)?;
 
     apply_destination_rules(fixtures, &mut clusters)?;
 
@@ -639,6 +634,10 @@ fn service_clusters(
             ));
         }
         let service_port = port_u16(manifest, &format!("{field}.port"), port.port)?;
+        // The pods that answer on this port: a port the image opens and `meshcheck echo`
+        // does not serve has none here, and a route to it is refused with the reason
+        // (`refuse_unserved_backends`).
+        let mut serving = Vec::new();
         for &w in &selected {
             let workload = &workloads[w];
             let target = match &port.target_port {
@@ -660,6 +659,9 @@ fn service_clusters(
                     }
                 },
             };
+            if workload.unserved_ports.contains_key(&target) {
+                continue;
+            }
             if target != workload.pod_port {
                 return Err(invalid(
                     manifest,
@@ -667,16 +669,67 @@ fn service_clusters(
                     workload.port_refusal(target),
                 ));
             }
+            serving.push(w);
         }
         clusters.push(ClusterPlan {
             name: istio::cluster_name(&service.namespace, service.name(), service_port),
             service: service.key(),
             port: service_port,
-            workloads: selected.clone(),
+            workloads: serving,
             policy: None,
         });
     }
     Ok(clusters)
+}
+
+/// Refuses a route's backendRef to a Service port whose pods' image listens there but
+/// `meshcheck echo` does not serve it (echo-basic's h2c port), at the backendRef's
+/// port, with the reason: its cluster has no endpoints, and a route to it would fail
+/// here and work on a cluster.
+fn refuse_unserved_backends(
+    fixtures: &Fixtures,
+    workloads: &[Workload],
+) -> Result<(), ManifestError> {
+    for route in fixtures.routes() {
+        for (rule_index, rule) in route.rules.iter().enumerate() {
+            for (ref_index, backend) in rule.backend_refs.iter().enumerate() {
+                if !backend.group.is_empty() || backend.kind != "Service" {
+                    continue;
+                }
+                let namespace = backend.namespace.as_deref().unwrap_or(&route.namespace);
+                let (Some(service), Some(port)) = (
+                    fixtures.service_named(namespace, &backend.name),
+                    backend.port,
+                ) else {
+                    continue;
+                };
+                let Some(entry) = service.ports.iter().find(|p| p.port == port) else {
+                    continue;
+                };
+                for (w, _) in fixtures.workloads_selected_by(service) {
+                    let workload = &workloads[w];
+                    let target = match &entry.target_port {
+                        None => u16::try_from(port).ok(),
+                        Some(IntOrString::Int(n)) => u16::try_from(*n).ok(),
+                        Some(IntOrString::String(name)) => workload.named_ports.get(name).copied(),
+                    };
+                    if let Some(why) = target.and_then(|t| workload.unserved_ports.get(&t)) {
+                        return Err(unsupported(
+                            &route.manifest,
+                            &format!("spec.rules[{rule_index}].backendRefs[{ref_index}].port"),
+                            format!(
+                                "Service {namespace}/{} port {port} targets port {} of the pods of {}: {why}",
+                                backend.name,
+                                target.unwrap_or_default(),
+                                workload.deployment
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Gives each cluster the DestinationRule Istio's clients of the fixtures apply to its
