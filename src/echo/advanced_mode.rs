@@ -254,11 +254,8 @@ async fn answer(
     if let Some(value) = query_value(query, "delay").filter(|v| !v.is_empty()) {
         match parse_go_duration(&value) {
             Ok(delay) => tokio::time::sleep(delay).await,
-            Err(()) => {
-                let _ = writeln!(
-                    body,
-                    "error delaying response error: time: invalid duration \"{value}\""
-                );
+            Err(err) => {
+                let _ = writeln!(body, "error delaying response error: {err}");
             }
         }
     }
