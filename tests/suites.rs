@@ -77,6 +77,7 @@ fn run_one(suite: &Suite, case_id: &str, target: TargetSettings) -> Result<(), F
             patterns: vec![case_id.to_string()],
             exact: true,
         },
+        jobs: 1,
     };
     let mut results: Vec<CaseResult> = Vec::new();
     let mut setup_error = None;
