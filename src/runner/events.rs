@@ -401,6 +401,12 @@ pub enum Event {
     CaseFinished {
         result: Box<CaseResult>,
     },
+    /// How long each phase of the suite took, measured as it ran; sent once, just
+    /// before `SuiteFinished`.
+    PhaseTimings {
+        suite: String,
+        phases: Vec<super::phase_timer::PhaseTiming>,
+    },
     SuiteFinished {
         suite: String,
         cleanup: CleanupReport,

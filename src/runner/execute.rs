@@ -10,6 +10,7 @@ use super::bring_up::BringUp;
 use super::case::run_case;
 use super::events::{CaseMessage, CaseResult, Event, Outcome, Phase, PhaseDetail, RunSummary};
 use super::interrupt::{Interrupt, until_interrupted};
+use super::phase_timer::PhaseTimer;
 use crate::suite::Suite;
 use crate::targets::kube::KubeTarget;
 use crate::targets::local::LocalTarget;
@@ -176,6 +177,7 @@ enum Continue {
     Stop,
 }
 
+/// Runs one suite, timing its phases as it goes (`phase_timer.rs`).
 async fn run_suite<T: Target>(
     target: &T,
     suite: &Suite,
@@ -186,6 +188,37 @@ async fn run_suite<T: Target>(
     if interrupt.is_triggered() {
         return Continue::Stop;
     }
+    let mut timer = PhaseTimer::default();
+    let mut held_back = None;
+    let next = {
+        let mut timed = |event: Event| {
+            timer.observe(&event);
+            // The timings go out just before the suite's last event.
+            if matches!(event, Event::SuiteFinished { .. }) {
+                held_back = Some(event);
+            } else {
+                emit(event);
+            }
+        };
+        run_suite_untimed(target, suite, cases, interrupt, &mut timed).await
+    };
+    emit(Event::PhaseTimings {
+        suite: suite.name.clone(),
+        phases: timer.finish(),
+    });
+    if let Some(finished) = held_back {
+        emit(finished);
+    }
+    next
+}
+
+async fn run_suite_untimed<T: Target>(
+    target: &T,
+    suite: &Suite,
+    cases: &[usize],
+    interrupt: &Interrupt,
+    emit: &mut (dyn FnMut(Event) + Send),
+) -> Continue {
     emit(Event::SuiteStarted {
         suite: suite.name.clone(),
         cases: cases.len(),

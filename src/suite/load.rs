@@ -216,7 +216,6 @@ pub fn load_suite(path: &Path) -> Result<Suite, SuiteError> {
         cases.push(resolve_case(case, &fixtures, base, &|f| at(&field(f)))?);
     }
 
-
     Ok(Suite {
         name,
         file,

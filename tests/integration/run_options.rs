@@ -20,11 +20,13 @@ fn text(output: &Output) -> String {
     )
 }
 
-/// The lines of the terminal output that name `suite`, by index.
+/// The event lines (timestamped) of the terminal output that name `suite`, by index;
+/// the closing summary may name any suite.
 fn lines_naming(output: &str, suite: &str) -> Vec<usize> {
     output
         .lines()
         .enumerate()
+        .filter(|(_, line)| line.starts_with('['))
         .filter(|(_, line)| {
             line.contains(&format!(" {suite}::")) || line.contains(&format!(" {suite}: "))
         })
@@ -78,6 +80,19 @@ fn suites_run_at_once_report_in_suite_order() {
         ["circuit-breaking", "ingress-canary", "outlier-detection"],
         "{suites:?}"
     );
+    // Each suite's phases were timed where it ran, and the slowest is named.
+    for suite in ["circuit-breaking", "ingress-canary", "outlier-detection"] {
+        let phases: Vec<&str> = report["phase_timings"][suite]
+            .as_array()
+            .unwrap_or_else(|| panic!("no phase timings for {suite}: {report:#}"))
+            .iter()
+            .map(|p| p["phase"].as_str().unwrap())
+            .collect();
+        assert_eq!(phases.first(), Some(&"bring-up"), "{phases:?}");
+        assert_eq!(phases.last(), Some(&"cleanup"), "{phases:?}");
+        assert!(phases.contains(&"traffic"), "{phases:?}");
+    }
+    assert!(all.contains("Slowest phase: "), "{all}");
     let summary = &report["summary"];
     assert_eq!(
         (summary["passed"].as_u64(), summary["failed"].as_u64()),
