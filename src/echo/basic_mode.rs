@@ -79,6 +79,18 @@ pub const ENV_VARS: &[&str] = &[
     "TLS_CLIENT_CACERTS",
 ];
 
+/// How the image's per-request log line starts (its `echoHandler`), on stdout:
+/// `Echoing back request made to /path?query to client (127.0.0.1:40000)`.
+pub const LOG_PREFIX: &str = "Echoing back request made to ";
+
+/// The request target of one of the image's per-request log lines, `None` for any
+/// other line.
+pub fn logged_request_target(line: &str) -> Option<&str> {
+    let rest = line.strip_prefix(LOG_PREFIX)?;
+    let (target, client) = rest.rsplit_once(" to client (")?;
+    client.ends_with(')').then_some(target)
+}
+
 /// echo-basic's HTTP port when `HTTP_PORT` is unset or empty.
 pub const DEFAULT_HTTP_PORT: u16 = 3000;
 
@@ -287,7 +299,7 @@ async fn echo(
     remote: SocketAddr,
     context: &PodContext,
 ) -> Response<Full<Bytes>> {
-    println!("Echoing back request made to {target} to client ({remote})");
+    println!("{LOG_PREFIX}{target} to client ({remote})");
     if let Some(value) = query_value(req.uri().query(), "delay") {
         match parse_go_duration(&value) {
             Ok(delay) => tokio::time::sleep(delay).await,
@@ -580,6 +592,24 @@ mod tests {
             BasicArgs::parse(&["-text=a".to_string()], env(&[])),
             Err(EchoError::EchoBasicArgument { .. })
         ));
+    }
+
+    #[test]
+    fn log_lines_give_the_request_target_back() {
+        assert_eq!(
+            logged_request_target("Echoing back request made to /a?b=1 to client (127.0.0.1:4000)"),
+            Some("/a?b=1")
+        );
+        assert_eq!(
+            logged_request_target(
+                "Echoing back request made to /x to client (y) to client (127.0.0.1:1)"
+            ),
+            Some("/x to client (y)")
+        );
+        assert_eq!(
+            logged_request_target("Starting server, listening on port 1 (http)"),
+            None
+        );
     }
 
     #[test]

@@ -620,6 +620,27 @@ async fn through_envoy_the_body_names_the_pod_that_answered() {
     // Both pods answer: with two endpoints, 30 requests all to one has probability
     // about 2e-9.
     assert_eq!(seen, pods);
+    // Each pod's log lines are its record of what it received: 30 in all, each the
+    // request target as sent. The lines reach us through a pipe, so wait for them (a
+    // bounded wait on the condition, not a fixed sleep).
+    let logged = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            let received = env.received_requests();
+            if received.iter().map(|r| r.total).sum::<u64>() >= 30 {
+                return received;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the pods log every request they answer");
+    assert_eq!(logged.len(), 2);
+    assert_eq!(logged.iter().map(|r| r.total).sum::<u64>(), 30);
+    for pod in &logged {
+        assert!(pods.contains(&pod.pod));
+        assert_eq!(pod.targets.len() as u64, pod.total);
+        assert!(pod.targets.iter().all(|t| t == "/some/path?x=1"), "{pod:?}");
+    }
     env.shutdown().await;
 }
 
