@@ -733,3 +733,25 @@ async fn through_envoy_echo_advanced_names_the_pod_that_answered() {
     assert_eq!(echoed.path, "/mesh");
     env.shutdown().await;
 }
+
+#[test]
+fn what_no_image_here_gets_is_refused_at_its_line() {
+    // http-echo reads no environment here: env is refused rather than dropped.
+    let http_echo = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: infra}\nspec:\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n      - name: web\n        image: hashicorp/http-echo\n        args: [-text=hi]\n        env:\n        - {name: ECHO_TEXT, value: hello}\n";
+    let manifests = load_str(http_echo, Path::new("fixtures/http-echo.yaml")).unwrap();
+    let err = plan(&manifests).map(|_| ()).unwrap_err().to_string();
+    assert!(
+        err.starts_with("fixtures/http-echo.yaml:15:")
+            && err.contains("passes no environment to hashicorp/http-echo"),
+        "{err}"
+    );
+    // A volume without the TLS variables: refused at the volume, nothing is mounted.
+    let with_volume = deployment("        - {name: NAMESPACE, value: x}\n")
+        + "        volumeMounts:\n        - {name: v, mountPath: /v}\n      volumes:\n      - name: v\n        emptyDir: {}\n";
+    let manifests = load_str(&with_volume, Path::new("fixtures/volume.yaml")).unwrap();
+    let err = plan(&manifests).map(|_| ()).unwrap_err().to_string();
+    assert!(
+        err.starts_with("fixtures/volume.yaml:18:") && err.contains("mounts no volumes"),
+        "{err}"
+    );
+}
