@@ -755,3 +755,59 @@ fn what_no_image_here_gets_is_refused_at_its_line() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn through_envoy_the_ws_path_echoes_websocket_messages() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let manifests = load_str(THROUGH_ENVOY, Path::new("fixtures/echo-basic.yaml")).unwrap();
+    let envoy = ensure_envoy(|dir| eprintln!("{}", installing_message(dir)))
+        .await
+        .unwrap();
+    let env = LocalEnvironment::start(
+        &manifests,
+        LocalOptions::new(envoy, PathBuf::from(MESHCHECK)),
+    )
+    .await
+    .unwrap();
+    let gateway = ObjectKey {
+        kind: "Gateway".into(),
+        namespace: Some("gateway-conformance-infra".into()),
+        name: "same-namespace".into(),
+    };
+    let address = env.gateway_address(&gateway, 80).unwrap();
+    let stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let mut request = "ws://example.com/ws".into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("origin", "ws://gateway/test".parse().unwrap());
+    let (mut ws, response) = tokio_tungstenite::client_async(request, stream)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 101);
+    ws.send(Message::text("Websocket Support!")).await.unwrap();
+    assert_eq!(
+        ws.next().await.unwrap().unwrap(),
+        Message::text("Websocket Support!")
+    );
+    let bytes = vec![1u8, 2, 3, 4, 5, 6, 7];
+    ws.send(Message::binary(bytes.clone())).await.unwrap();
+    assert_eq!(
+        ws.next().await.unwrap().unwrap().into_data().to_vec(),
+        bytes
+    );
+    ws.close(None).await.unwrap();
+
+    // Without an Origin the image's websocket package refuses the handshake.
+    let stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let refused = tokio_tungstenite::client_async("ws://example.com/ws", stream).await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 403)
+        }
+        other => panic!("expected a 403, got {other:?}"),
+    }
+    env.shutdown().await;
+}
