@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use meshcheck::manifest::{Manifest, load_file, load_str};
-use meshcheck::targets::local::{LocalError, PathMatch, RouteAction, UNLIMITED, bootstrap, plan};
+use meshcheck::targets::local::{
+    LocalError, MatchCondition, PathMatch, RouteAction, StringMatch, UNLIMITED, bootstrap, plan,
+};
 use serde_json::{Value, json};
 
 fn root() -> PathBuf {
@@ -194,9 +196,14 @@ fn every_supported_field_is_translated() {
         vhost.routes[2].method.as_ref().map(|m| m.as_str()),
         Some("GET")
     );
+    // The header name as written, as Istio writes it (Envoy compares names
+    // case-insensitively).
     assert_eq!(
         vhost.routes[2].headers,
-        [("x-canary".to_string(), "yes".to_string())]
+        [MatchCondition {
+            name: "X-Canary".into(),
+            value: StringMatch::Exact("yes".into()),
+        }]
     );
     assert_eq!(
         vhost.routes[3].action,
@@ -235,8 +242,8 @@ fn unsupported_fields_are_located_errors() {
         ),
         (
             "fixtures/route-filter.yaml",
-            "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata:\n  name: f\n  namespace: istio-test\nspec:\n  parentRefs: [{name: istio-gateway}]\n  rules:\n  - filters:\n    - type: RequestHeaderModifier\n    backendRefs: [{name: backend-v1, port: 80}]\n",
-            "fixtures/route-filter.yaml:9:5: HTTPRoute f: field `spec.rules[0].filters` is not supported by the local target",
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata:\n  name: f\n  namespace: istio-test\nspec:\n  parentRefs: [{name: istio-gateway}]\n  rules:\n  - filters:\n    - type: CORS\n      cors: {allowOrigins: ['*']}\n    backendRefs: [{name: backend-v1, port: 80}]\n",
+            "fixtures/route-filter.yaml:11:7: HTTPRoute f: field `spec.rules[0].filters[0].cors` is not supported by the local target",
         ),
         (
             "fixtures/gamma.yaml",

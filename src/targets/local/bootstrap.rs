@@ -318,10 +318,14 @@ fn route(plan: &RoutePlan, listening: Listening) -> Value {
             .map(|m| {
                 let mut fraction = json!({"numerator": m.numerator});
                 fraction["denominator"] = json!(if m.per_million { "MILLION" } else { "HUNDRED" });
+                // The mirrored request keeps its Host: Istio turns off Envoy's
+                // `-shadow` suffix (`DISABLE_SHADOW_HOST_SUFFIX`, on by default,
+                // `TranslateRequestMirrorPolicy`).
                 json!({
                     "cluster": m.cluster,
                     "runtime_fraction": {"default_value": fraction},
-                    "trace_sampled": false
+                    "trace_sampled": false,
+                    "disable_shadow_host_suffix_append": true
                 })
             })
             .collect();
@@ -425,7 +429,8 @@ fn redirect_action(redirect: &Redirect, listening: Listening) -> Value {
     match &redirect.path {
         Some(RedirectPath::Full(path)) => out["path_redirect"] = json!(path),
         Some(RedirectPath::Prefix(prefix)) => out["prefix_rewrite"] = json!(prefix),
-        None => {}
+        // Istio always sets the path oneof; Envoy reads an empty one as "keep the path".
+        None => out["path_redirect"] = json!(""),
     }
     if let Some(scheme) = redirect.scheme {
         out["scheme_redirect"] = json!(scheme);
