@@ -22,6 +22,7 @@ mod kube_scripts;
 mod local_behaviour;
 mod local_echo;
 mod local_https;
+mod local_route_rules;
 mod local_install;
 mod local_lifecycle;
 mod local_target;
