@@ -397,13 +397,18 @@ fn sidecar_probes(bootstrap: &Value, plan: &Plan, namespace: &str) -> Vec<Value>
             .filter_map(|f| f.pointer("/typedConfig/routeConfig").cloned());
         for table in tables {
             for vhost in table["virtualHosts"].as_array().into_iter().flatten() {
-                let routes: Vec<&Value> = vhost["routes"].as_array().into_iter().flatten().collect();
+                let routes: Vec<&Value> =
+                    vhost["routes"].as_array().into_iter().flatten().collect();
                 let probes_of_routes = routes.iter().flat_map(|route| {
-                    probe_paths(route)
-                        .into_iter()
-                        .flat_map(move |path| probe_details(route).into_iter().map(move |d| (path.clone(), d)))
+                    probe_paths(route).into_iter().flat_map(move |path| {
+                        probe_details(route)
+                            .into_iter()
+                            .map(move |d| (path.clone(), d))
+                    })
                 });
-                for (path, details) in probes_of_routes.chain([(UNROUTED_PATH.to_string(), json!({}))]) {
+                for (path, details) in
+                    probes_of_routes.chain([(UNROUTED_PATH.to_string(), json!({}))])
+                {
                     for host in &hosts {
                         let mut call = sidecar_call(service, mesh.port, host, &path);
                         call["probe"] = json!(true);
@@ -581,7 +586,10 @@ fn route_table_facts(table: &Value, facts: &mut Facts) {
         );
         for (i, route) in vhost["routes"].as_array().into_iter().flatten().enumerate() {
             let prefix = format!("route/{name}/{vname}/{i}");
-            facts.insert(format!("{prefix}/match"), canonical(sorted_match(route).as_ref()));
+            facts.insert(
+                format!("{prefix}/match"),
+                canonical(sorted_match(route).as_ref()),
+            );
             for what in [
                 "requestHeadersToAdd",
                 "requestHeadersToRemove",
@@ -802,7 +810,13 @@ fn our_route_tables(bootstrap: &Value) -> Vec<Value> {
 
 /// The destination our own gateway route tables give a request: the table of the
 /// port's listener, then [`destination_in_table`].
-fn our_destination(tables: &[Value], port: u16, host: &str, request: &Request, tls: bool) -> String {
+fn our_destination(
+    tables: &[Value],
+    port: u16,
+    host: &str,
+    request: &Request,
+    tls: bool,
+) -> String {
     let wanted = if tls {
         format!("https.{port}.")
     } else {
@@ -838,7 +852,12 @@ impl<'a> Request<'a> {
                 .as_object()
                 .into_iter()
                 .flatten()
-                .map(|(k, v)| (k.to_ascii_lowercase(), v.as_str().unwrap_or_default().to_string()))
+                .map(|(k, v)| {
+                    (
+                        k.to_ascii_lowercase(),
+                        v.as_str().unwrap_or_default().to_string(),
+                    )
+                })
                 .collect(),
         }
     }
@@ -951,15 +970,19 @@ fn first_matching_route<'a>(vhost: &'a Value, request: &Request) -> Option<&'a V
             };
             string_matches(h, value)
         });
-        let query_ok = m["queryParameters"].as_array().into_iter().flatten().all(|q| {
-            let name = q["name"].as_str().unwrap_or_default();
-            let value = request
-                .query
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| v.as_str());
-            string_matches(q, value)
-        });
+        let query_ok = m["queryParameters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|q| {
+                let name = q["name"].as_str().unwrap_or_default();
+                let value = request
+                    .query
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| v.as_str());
+                string_matches(q, value)
+            });
         let path_ok = if let Some(p) = m["path"].as_str() {
             path == p
         } else if let Some(p) = m["pathSeparatedPrefix"].as_str() {
@@ -1141,9 +1164,7 @@ fn compare_suite(suite: &Suite, coverage: &mut Coverage) -> Vec<String> {
                 ));
             }
             let our = match call["listener"].as_str() {
-                Some(listener) => {
-                    our_sidecar_destination(&our_listeners, listener, host, &request)
-                }
+                Some(listener) => our_sidecar_destination(&our_listeners, listener, host, &request),
                 None => our_destination(&our_tables, port, host, &request, tls),
             };
             ours.insert(key.clone(), our);

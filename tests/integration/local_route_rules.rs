@@ -230,7 +230,12 @@ async fn matches_filters_and_timeouts_as_a_client_sees_them() {
     for _ in 0..6 {
         let answer = send(address, "GET", "/split-headers", "").await;
         let expected = if answer.body == v1 { "v1" } else { "v2" };
-        assert_eq!(answer.header("x-backend"), Some(expected), "{}", answer.body);
+        assert_eq!(
+            answer.header("x-backend"),
+            Some(expected),
+            "{}",
+            answer.body
+        );
     }
 
     // A route timeout: the backend answers after 5s, the gateway gives up with a 504.

@@ -609,8 +609,8 @@ fn filters_become_istio_shaped_envoy_routes() {
     manifests.extend(load_str(&route_yaml, Path::new("r.yaml")).unwrap());
     let plan = plan(&manifests).unwrap();
     let config = bootstrap(&plan, &pods(plan.workloads.len()));
-    let route = &config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
-        ["typed_config"]["route_config"]["virtual_hosts"][0]["routes"][0];
+    let route = &config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+        ["route_config"]["virtual_hosts"][0]["routes"][0];
     assert_eq!(
         route["request_headers_to_add"],
         json!([

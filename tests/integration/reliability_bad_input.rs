@@ -257,10 +257,7 @@ fn an_invalid_route_regex_is_refused() {
     );
     // `lint --target local` refuses it as bad input; `run` stops at bring-up, as for
     // every fixture the local target refuses, with the same located error.
-    for (args, code) in [
-        (vec!["lint", "--target", "local"], 2),
-        (vec!["run"], 3),
-    ] {
+    for (args, code) in [(vec!["lint", "--target", "local"], 2), (vec!["run"], 3)] {
         let output = Command::new(env!("CARGO_BIN_EXE_meshcheck"))
             .args(&args)
             .arg(&path)
@@ -269,7 +266,10 @@ fn an_invalid_route_regex_is_refused() {
             .unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(code), "{args:?}: {stderr}");
-        assert!(stderr.contains("regex-route.yaml:10:46:"), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("regex-route.yaml:10:46:"),
+            "{args:?}: {stderr}"
+        );
         assert!(
             stderr.contains("not a valid regular expression"),
             "{args:?}: {stderr}"

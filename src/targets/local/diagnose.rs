@@ -110,8 +110,9 @@ fn route_matches(route: &RoutePlan, case: &Case) -> bool {
                     .strip_prefix(prefix)
                     .is_some_and(|rest| rest.starts_with('/'))
         }
-        PathMatch::Regex(pattern) => regex::Regex::new(&format!("^(?:{pattern})$"))
-            .is_ok_and(|r| r.is_match(path)),
+        PathMatch::Regex(pattern) => {
+            regex::Regex::new(&format!("^(?:{pattern})$")).is_ok_and(|r| r.is_match(path))
+        }
     };
     let method_ok = route.method.as_ref().is_none_or(|m| *m == case.method);
     let headers_ok = route.headers.iter().all(|condition| {

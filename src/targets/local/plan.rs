@@ -17,8 +17,8 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::echo::EchoArgs;
 use crate::fixtures::{
-    DestinationRuleFixture, Fixtures, GatewayFixture, HttpRouteFixture, ParentRef,
-    ServiceFixture, WorkloadFixture, istio,
+    DestinationRuleFixture, Fixtures, GatewayFixture, HttpRouteFixture, ParentRef, ServiceFixture,
+    WorkloadFixture, istio,
 };
 use crate::manifest::{GATEWAY_API_GROUP, GroupKind, Manifest, ManifestError, ObjectKey};
 
@@ -1380,6 +1380,30 @@ mod tests {
         let mut newer = precedence(PathKind::Prefix, 1, false, 0);
         (newer.created, newer.route) = (at("2026-06-01T00:00:00Z"), "a".into());
         assert!(older < newer);
+    }
+
+    /// Istio's `sortHTTPRoutes` ranks a regex path after any prefix, however long, and
+    /// counts query parameter matches after header matches.
+    #[test]
+    fn regex_paths_and_query_matches_rank_as_istio_ranks_them() {
+        assert!(
+            precedence(PathKind::Prefix, 1, false, 0) < precedence(PathKind::Regex, 30, true, 3)
+        );
+        assert!(
+            precedence(PathKind::Regex, 10, false, 0) < precedence(PathKind::Regex, 3, true, 3)
+        );
+        let mut with_query = precedence(PathKind::Prefix, 1, false, 1);
+        with_query.query_matches = Reverse(2);
+        let mut without = precedence(PathKind::Prefix, 1, false, 1);
+        without.route = "a".into();
+        assert!(
+            with_query < without,
+            "more query matches win before the name"
+        );
+        // Headers count before query parameters.
+        let mut many_queries = precedence(PathKind::Prefix, 1, false, 0);
+        many_queries.query_matches = Reverse(5);
+        assert!(precedence(PathKind::Prefix, 1, false, 1) < many_queries);
     }
 
     /// Istio puts a rule written without matches after every rule with one, even a

@@ -11,7 +11,8 @@
 //!   (`[a[bc]]`: RE2 reads the inner `[` as a literal);
 //! - the word boundaries `\b{start}`, `\b{end}`, `\<`, `\>` and their half forms;
 //! - `\u`/`\U` escapes (RE2 has `\x{...}`), and `\p{name=value}` properties;
-//! - repetition counts above 1000 (RE2's maximum).
+//! - repetition counts above 1000 (RE2's maximum), and a repetition operator right
+//!   after another (`a**`).
 //!
 //! Not modelled: RE2's program-size limit (Envoy refuses a regex whose compiled program
 //! is larger than its `re2.max_program_size.error_level` runtime value, 100 by default),
@@ -96,6 +97,11 @@ impl Visitor for OnlyRe2 {
             },
             Ast::Literal(literal) => unicode_escape(literal),
             Ast::ClassUnicode(class) => unicode_class(class),
+            // RE2 refuses a repetition operator right after another (`a**`, `a+{2}`,
+            // "bad repetition operator"); the crate applies both.
+            Ast::Repetition(repetition) if matches!(*repetition.ast, Ast::Repetition(_)) => {
+                Err("a repetition operator right after another (a**)")
+            }
             Ast::Repetition(repetition) => match &repetition.op.kind {
                 ast::RepetitionKind::Range(
                     ast::RepetitionRange::Exactly(n)
@@ -157,6 +163,8 @@ mod tests {
             "[[:alpha:]]+",
             r"\pL\p{Greek}\d\x{41}",
             "a{2,1000}",
+            "(a*)*",
+            "a*?",
             r"\bword\b",
         ] {
             assert_eq!(check(pattern), Ok(()), "{pattern}");
@@ -165,7 +173,7 @@ mod tests {
 
     #[test]
     fn what_neither_accepts_is_a_syntax_error() {
-        for pattern in ["(", "[z-a]", "a**", r"(?=x)", r"(a)\1", "*"] {
+        for pattern in ["(", "[z-a]", r"(?=x)", r"(a)\1", "*"] {
             assert!(
                 matches!(check(pattern), Err(Re2Error::Syntax { .. })),
                 "{pattern}: {:?}",
@@ -186,6 +194,8 @@ mod tests {
             r"\u0041",
             r"\p{sc=Greek}",
             "a{1001}",
+            "a**",
+            "a+{2}",
         ] {
             assert!(
                 matches!(check(pattern), Err(Re2Error::NotRe2 { .. })),

@@ -14,8 +14,8 @@ use http::{HeaderName, HeaderValue};
 
 use crate::fixtures::{
     HeaderMatch, HeaderModifier, HttpRouteFixture, PathModifier, QueryParamMatch, RequestMirror,
-    RequestRedirect, RouteFilter, RouteFilterKind, RoutePath, RouteRule, RouteTimeouts,
-    UrlRewrite, istio,
+    RequestRedirect, RouteFilter, RouteFilterKind, RoutePath, RouteRule, RouteTimeouts, UrlRewrite,
+    istio,
 };
 use crate::manifest::{Manifest, ManifestError};
 
@@ -51,8 +51,9 @@ impl MatchCondition {
         match &self.value {
             StringMatch::Exact(exact) => value == exact,
             StringMatch::Present => true,
-            StringMatch::Regex(pattern) => regex::Regex::new(&format!("^(?:{pattern})$"))
-                .is_ok_and(|r| r.is_match(value)),
+            StringMatch::Regex(pattern) => {
+                regex::Regex::new(&format!("^(?:{pattern})$")).is_ok_and(|r| r.is_match(value))
+            }
         }
     }
 }
@@ -342,7 +343,8 @@ pub(super) fn rule_filters(
                 out.rewrite = Some(rewrite(manifest, &format!("{field}.urlRewrite"), rule, r)?);
             }
             RouteFilterKind::RequestMirror(Some(m)) => {
-                if let Some(mirror) = mirror(route, &format!("{field}.requestMirror"), m, clusters)? {
+                if let Some(mirror) = mirror(route, &format!("{field}.requestMirror"), m, clusters)?
+                {
                     out.mirrors.push(mirror);
                 }
             }
@@ -377,7 +379,8 @@ pub(super) fn backend_header_filters(
     for (backend_index, backend) in rule.backend_refs.iter().enumerate() {
         let mut filters = HeaderFilters::default();
         for (index, filter) in backend.filters.iter().enumerate() {
-            let field = format!("spec.rules[{rule_index}].backendRefs[{backend_index}].filters[{index}]");
+            let field =
+                format!("spec.rules[{rule_index}].backendRefs[{backend_index}].filters[{index}]");
             check_filter_shape(manifest, &field, filter)?;
             match &filter.kind {
                 RouteFilterKind::RequestHeaderModifier(Some(m)) => {
@@ -457,13 +460,14 @@ fn header_edits(
                 return Err(invalid(
                     manifest,
                     &format!("{at}.value"),
-                    format!("the value of header `{header}` contains characters a header cannot carry"),
+                    format!(
+                        "the value of header `{header}` contains characters a header cannot carry"
+                    ),
                 ));
             }
             let lower = header.to_ascii_lowercase();
             // "Subsequent entries with an equivalent header name MUST be ignored."
-            if target.iter().any(|(n, _)| *n == lower) || (lower == "host" && authority.is_some())
-            {
+            if target.iter().any(|(n, _)| *n == lower) || (lower == "host" && authority.is_some()) {
                 continue;
             }
             if lower == "host" {
@@ -559,7 +563,9 @@ fn redirect(
         ));
     }
     let port = match (filter.port, filter.scheme) {
-        (Some(port), _) => RedirectPort::Explicit(port_u16(manifest, &format!("{field}.port"), port)?),
+        (Some(port), _) => {
+            RedirectPort::Explicit(port_u16(manifest, &format!("{field}.port"), port)?)
+        }
         (None, Some(_)) => RedirectPort::ProtocolDefault,
         (None, None) => RedirectPort::FromRequest,
     };
@@ -568,7 +574,12 @@ fn redirect(
         Some(modifier) => {
             let value = modifier_value(manifest, &format!("{field}.path"), modifier)?;
             Some(if modifier.prefix_match {
-                check_prefix_modifier(manifest, &format!("{field}.path.type"), rule, "RequestRedirect")?;
+                check_prefix_modifier(
+                    manifest,
+                    &format!("{field}.path.type"),
+                    rule,
+                    "RequestRedirect",
+                )?;
                 RedirectPath::Prefix(value.to_string())
             } else {
                 RedirectPath::Full(value.to_string())
@@ -629,10 +640,17 @@ fn mirror(
         return Err(unsupported(
             manifest,
             &format!("{at}.kind"),
-            format!("mirror backend {}/{}: only Services", backend.group, backend.kind),
+            format!(
+                "mirror backend {}/{}: only Services",
+                backend.group, backend.kind
+            ),
         ));
     }
-    if backend.namespace.as_ref().is_some_and(|n| *n != route.namespace) {
+    if backend
+        .namespace
+        .as_ref()
+        .is_some_and(|n| *n != route.namespace)
+    {
         return Err(unsupported(
             manifest,
             &format!("{at}.namespace"),
@@ -757,4 +775,212 @@ pub(super) fn route_timeout(
     Ok(backend_request
         .filter(|d| !d.is_zero())
         .or(request.filter(|d| !d.is_zero())))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::fixtures::Fixtures;
+    use crate::manifest::load_str;
+
+    /// The first rule of an HTTPRoute in namespace `shop` whose rules are `rules`, with
+    /// Services `web` and `mirror` (port 80) to send and mirror to.
+    fn route(rules: &str) -> (HttpRouteFixture, Vec<ClusterPlan>) {
+        let text = format!(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: r, namespace: shop}}\nspec:\n  rules:\n{rules}"
+        );
+        let manifests = load_str(&text, Path::new("r.yaml")).unwrap();
+        let fixtures = Fixtures::new(&manifests).unwrap();
+        let clusters = ["web", "mirror"]
+            .iter()
+            .map(|name| ClusterPlan {
+                name: istio::cluster_name("shop", name, 80),
+                service: crate::manifest::ObjectKey {
+                    kind: "Service".into(),
+                    namespace: Some("shop".into()),
+                    name: (*name).into(),
+                },
+                port: 80,
+                workloads: vec![],
+                policy: None,
+            })
+            .collect();
+        (fixtures.routes()[0].clone(), clusters)
+    }
+
+    fn filters(rules: &str) -> Result<RuleFilters, ManifestError> {
+        let (route, clusters) = route(rules);
+        rule_filters(&route, 0, &route.rules[0], &clusters)
+    }
+
+    #[test]
+    fn header_edits_follow_istio() {
+        let planned = filters(
+            "  - filters:\n    - type: RequestHeaderModifier\n      requestHeaderModifier:\n        set: [{name: X-Z, value: z}, {name: x-z, value: second}, {name: Host, value: h.example.com}, {name: X-A, value: a}]\n        add: [{name: Host, value: ignored.example.com}, {name: X-Add, value: v}]\n        remove: [X-Gone, host]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            planned.headers.request,
+            HeaderEdits {
+                // Lowercased, the first of equal names, sorted.
+                set: vec![("x-a".into(), "a".into()), ("x-z".into(), "z".into())],
+                add: vec![("x-add".into(), "v".into())],
+                // Envoy cannot remove Host; Istio drops it.
+                remove: vec!["X-Gone".into()],
+                // A set Host wins over an added one.
+                authority: Some("h.example.com".into()),
+            }
+        );
+        assert!(planned.headers.response.is_empty());
+    }
+
+    #[test]
+    fn redirect_ports_follow_istio() {
+        let redirect = |yaml: &str| {
+            filters(&format!(
+                "  - filters:\n    - type: RequestRedirect\n      requestRedirect: {yaml}\n"
+            ))
+            .unwrap()
+            .redirect
+            .unwrap()
+        };
+        // No port, no scheme: the request's (the listener's) port, unless it is the
+        // scheme's default.
+        let same = redirect("{hostname: a.example.com}");
+        assert_eq!(same.port, RedirectPort::FromRequest);
+        assert_eq!(same.port_for(8080, false), Some(8080));
+        assert_eq!(same.port_for(80, false), None);
+        assert_eq!(same.port_for(443, true), None);
+        assert_eq!(same.port_for(80, true), Some(80));
+        assert_eq!(same.status, 301);
+        // A scheme without a port: that scheme's default, so none in the Location.
+        let https = redirect("{scheme: https, statusCode: 302}");
+        assert_eq!(https.port_for(8080, false), None);
+        assert_eq!(https.status, 302);
+        // A written port stays, unless it is the (new) scheme's default.
+        assert_eq!(
+            redirect("{scheme: https, port: 443}").port_for(80, false),
+            None
+        );
+        assert_eq!(
+            redirect("{scheme: http, port: 443}").port_for(80, false),
+            Some(443)
+        );
+        assert_eq!(
+            redirect("{path: {type: ReplacePrefixMatch, replacePrefixMatch: /new/}}").path,
+            Some(RedirectPath::Prefix("/new/".into())),
+            "a redirect's prefix is kept as written"
+        );
+    }
+
+    #[test]
+    fn rewrite_prefixes_lose_one_trailing_slash() {
+        let rewrite = |value: &str| {
+            filters(&format!(
+                "  - filters:\n    - type: URLRewrite\n      urlRewrite: {{path: {{type: ReplacePrefixMatch, replacePrefixMatch: \"{value}\"}}}}\n    backendRefs: [{{name: web, port: 80}}]\n"
+            ))
+            .unwrap()
+            .rewrite
+            .unwrap()
+            .path
+        };
+        assert_eq!(rewrite("/new/"), Some(PathRewrite::Prefix("/new".into())));
+        assert_eq!(rewrite("/new"), Some(PathRewrite::Prefix("/new".into())));
+        assert_eq!(rewrite("/"), Some(PathRewrite::Prefix("/".into())));
+    }
+
+    #[test]
+    fn mirror_shares_are_istio_runtime_fractions() {
+        let mirrors = filters(
+            "  - filters:\n    - {type: RequestMirror, requestMirror: {backendRef: {name: mirror, port: 80}}}\n    - {type: RequestMirror, requestMirror: {backendRef: {name: mirror, port: 80}, percent: 7}}\n    - {type: RequestMirror, requestMirror: {backendRef: {name: web, port: 80}, fraction: {numerator: 2, denominator: 3}}}\n    - {type: RequestMirror, requestMirror: {backendRef: {name: web, port: 80}, fraction: {numerator: 0}}}\n    backendRefs: [{name: web, port: 80}]\n",
+        )
+        .unwrap()
+        .mirrors;
+        let shares: Vec<(u32, bool)> = mirrors
+            .iter()
+            .map(|m| (m.numerator, m.per_million))
+            .collect();
+        // 100 of a hundred by default; per million, truncated, otherwise; 0% dropped.
+        assert_eq!(shares, [(100, false), (70_000, true), (666_666, true)]);
+        assert_eq!(
+            mirrors[0].cluster,
+            "outbound|80||mirror.shop.svc.cluster.local"
+        );
+    }
+
+    #[test]
+    fn backend_request_replaces_the_request_timeout() {
+        let (route, _) = route("  - backendRefs: [{name: web, port: 80}]\n");
+        let timeout = |request: Option<&str>, backend: Option<&str>| {
+            route_timeout(
+                &route.manifest,
+                "spec.rules[0]",
+                &RouteTimeouts {
+                    request: request.map(str::to_string),
+                    backend_request: backend.map(str::to_string),
+                },
+            )
+            .map_err(|e| e.to_string())
+        };
+        assert_eq!(timeout(None, None), Ok(None));
+        assert_eq!(
+            timeout(Some("1m30s"), None),
+            Ok(Some(Duration::from_secs(90)))
+        );
+        assert_eq!(
+            timeout(Some("10s"), Some("250ms")),
+            Ok(Some(Duration::from_millis(250)))
+        );
+        assert_eq!(timeout(Some("0s"), Some("0s")), Ok(None));
+        // A zero backendRequest leaves the request timeout.
+        assert_eq!(
+            timeout(Some("3s"), Some("0s")),
+            Ok(Some(Duration::from_secs(3)))
+        );
+        // A zero request timeout is no bound for backendRequest.
+        assert_eq!(
+            timeout(Some("0s"), Some("1h")),
+            Ok(Some(Duration::from_secs(3600)))
+        );
+        assert!(timeout(Some("1s"), Some("2s")).is_err());
+        for bad in ["1.5s", "10", "1d", "-1s", "100us", "1h2m3s4ms5s"] {
+            assert!(timeout(Some(bad), None).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_star_regex_is_a_presence_match() {
+        let (route, _) = route(
+            "  - matches:\n    - headers: [{name: X-Any, type: RegularExpression, value: \"*\"}, {name: X-Env, value: prod}]\n",
+        );
+        let conditions = header_conditions(
+            &route.manifest,
+            "spec.rules[0].matches[0]",
+            &route.rules[0].matches[0].headers,
+        )
+        .unwrap();
+        assert_eq!(
+            conditions,
+            [
+                MatchCondition {
+                    name: "X-Any".into(),
+                    value: StringMatch::Present
+                },
+                MatchCondition {
+                    name: "X-Env".into(),
+                    value: StringMatch::Exact("prod".into())
+                },
+            ]
+        );
+        assert!(conditions[0].accepts(Some("")));
+        assert!(!conditions[0].accepts(None));
+        let regex = MatchCondition {
+            name: "x".into(),
+            value: StringMatch::Regex("a|b".into()),
+        };
+        assert!(regex.accepts(Some("b")));
+        assert!(!regex.accepts(Some("ab")), "the whole value must match");
+    }
 }
