@@ -33,4 +33,4 @@ pub use route::{
     RoutePath, RouteRule, RouteTimeouts, UrlRewrite,
 };
 pub use service::ServiceFixture;
-pub use workload::WorkloadFixture;
+pub use workload::{EchoImage, WorkloadFixture};
