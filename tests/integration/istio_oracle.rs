@@ -628,6 +628,10 @@ fn route_table_facts(table: &Value, facts: &mut Facts) {
                 format!("{prefix}/timeout"),
                 canonical(route.pointer("/route/timeout")),
             );
+            facts.insert(
+                format!("{prefix}/maxGrpcTimeout"),
+                canonical(route.pointer("/route/maxGrpcTimeout")),
+            );
         }
     }
     hosts.sort();

@@ -504,7 +504,11 @@ fn go_quote_meta(text: &str) -> String {
 /// the client (istio/istio `pilot/pkg/networking/core/route/retry/retry.go`,
 /// `DefaultPolicy`; checked by `tests/integration/istio_oracle.rs`).
 fn route_action(mut target: Value, timeout: Option<Duration>) -> Value {
-    target["timeout"] = json!(proto_duration(timeout.unwrap_or(Duration::ZERO)));
+    let timeout = json!(proto_duration(timeout.unwrap_or(Duration::ZERO)));
+    target["timeout"] = timeout.clone();
+    // Istio bounds a gRPC request's own `grpc-timeout` by the route timeout
+    // (`setTimeout`, `pilot/pkg/networking/core/route/route.go`).
+    target["max_grpc_timeout"] = timeout;
     target["retry_policy"] = json!({
         "retry_on": "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes",
         "num_retries": 2,
