@@ -449,6 +449,10 @@ fn query_value(query: Option<&str>, key: &str) -> Option<String> {
 /// (with an optional fraction), each with a unit (`ns`, `us`, `µs`, `ms`, `s`, `m`,
 /// `h`); `0` alone needs none. A negative duration is zero: Go's `time.Sleep` returns
 /// at once.
+#[expect(
+    clippy::result_unit_err,
+    reason = "conf-echo's signature, kept for the merge; its owner may give it an error type"
+)]
 pub fn parse_go_duration(text: &str) -> Result<Duration, ()> {
     let (negative, mut rest) = match text.as_bytes().first() {
         Some(b'-') => (true, &text[1..]),
