@@ -81,14 +81,16 @@ fn ask_oracle(suite: &Suite, proxies: &[Value]) -> Value {
         .expect("cannot run the oracle");
     assert!(
         output.status.success(),
-        "the oracle failed for suite {}: {}\n{}",
+        "the oracle failed for suite {}: {}\n{}\n{}",
         suite.name,
         output.status,
         String::from_utf8_lossy(&output.stdout)
             .lines()
             .filter(|l| !l.contains("\tinfo\t"))
             .collect::<Vec<_>>()
-            .join("\n")
+            .join("\n"),
+        // A Go panic goes to stderr.
+        String::from_utf8_lossy(&output.stderr)
     );
     serde_json::from_slice(&std::fs::read(&answer_path).unwrap()).unwrap()
 }

@@ -207,10 +207,10 @@ async fn matches_filters_and_timeouts_as_a_client_sees_them() {
         answer.header("location"),
         Some("https://new.example.com/new/page")
     );
-    // The request's scheme and host, the port written, the full path replaced; 301 by
-    // default.
+    // The request's scheme and host, the port written, the full path replaced; 302 by
+    // default (the CRD's default, which a cluster stores).
     let answer = send(address, "GET", "/moved/x", "").await;
-    assert_eq!(answer.status, 301);
+    assert_eq!(answer.status, 302);
     assert_eq!(
         answer.header("location"),
         Some("http://rules.example.com:8080/elsewhere")

@@ -257,13 +257,32 @@ fn virtual_host(role: ProxyRole, vhost: &VirtualHost, listening: Listening) -> V
     let mut host = json!({
         "name": format!("{}:{port}", vhost.hostname),
         "domains": domains,
-        "routes": vhost.routes.iter().map(|r| route(r, listening)).collect::<Vec<_>>(),
+        "routes": reachable(&vhost.routes).iter().map(|r| route(r, listening)).collect::<Vec<_>>(),
     });
     if role == ProxyRole::Gateway {
         // Istio's default proxy headers: upstream requests carry x-envoy-attempt-count.
         host["include_request_attempt_count"] = json!(true);
     }
     host
+}
+
+/// The routes up to the first that matches every request: Istio writes none after it
+/// (`BuildHTTPRoutesForVirtualService` stops at a route `IsCatchAllRoute` accepts: a
+/// `/` prefix or the regex `.*`, with no header, method or query condition;
+/// `pilot/pkg/networking/core/route/route.go`).
+fn reachable(routes: &[RoutePlan]) -> &[RoutePlan] {
+    let catch_all = |r: &RoutePlan| {
+        let every_path = match &r.path {
+            PathMatch::Prefix(prefix) => prefix.trim_end_matches('/').is_empty(),
+            PathMatch::Regex(regex) => regex == ".*",
+            PathMatch::Exact(_) => false,
+        };
+        every_path && r.headers.is_empty() && r.query_params.is_empty() && r.method.is_none()
+    };
+    match routes.iter().position(catch_all) {
+        Some(last) => &routes[..=last],
+        None => routes,
+    }
 }
 
 /// One route, as Istio's `TranslateRoute` writes it (istio/istio

@@ -214,29 +214,31 @@ pub struct RoutePlan {
 /// first route that matches, so the table is sorted by this, smallest first. The
 /// derived `Ord` compares the fields in order:
 ///
-/// 1. a rule written with matches before one without (which matches every path),
-/// 2. an exact path before a prefix, a prefix before a regular expression,
-/// 3. a longer path (a prefix without its trailing slash; a regex by its length as
+/// 1. an exact path before a prefix, a prefix before a regular expression (so a `/`
+///    prefix shadows every regex path),
+/// 2. a longer path (a prefix without its trailing slash; a regex by its length as
 ///    written) before a shorter one of the same kind,
-/// 4. a match on the method before one without,
-/// 5. more header matches before fewer,
-/// 6. more query parameter matches before fewer,
-/// 7. then the older route (`creationTimestamp`; none set counts as equal), its
+/// 3. a match on the method before one without,
+/// 4. more header matches before fewer,
+/// 5. more query parameter matches before fewer,
+/// 6. then the older route (`creationTimestamp`; none set counts as equal), its
 ///    namespace, its name, and the rule's and the match's index.
 ///
 /// This is the Gateway API's precedence for HTTPRoute rules (the `HTTPRouteRule`
 /// comment on `Matches` in `apis/v1/httproute_types.go`, kubernetes-sigs/gateway-api)
 /// as Istio's gateway controller implements it (istio/istio
-/// `pilot/pkg/config/kube/gateway/`): each match becomes its own route and a rule
-/// without matches a route without a match (`route_collections.go`); the routes of
-/// one host are merged in creation-time, namespace, name order
-/// (`sortRoutesByCreationTime`) and then stably sorted by `sortHTTPRoutes`
-/// (`conversion.go`): no match last, then path kind (Exact, Prefix, Regex), path
+/// `pilot/pkg/config/kube/gateway/`): each match becomes its own route
+/// (`route_collections.go`); the routes of one host are merged in creation-time,
+/// namespace, name order (`sortRoutesByCreationTime`) and then stably sorted by
+/// `sortHTTPRoutes` (`conversion.go`): path kind (Exact, Prefix, Regex), path
 /// length (a prefix with its trailing slash trimmed, `createURIMatch`; `getURILength`
 /// measures a regex as written), method, header count and query parameter count.
+/// `sortHTTPRoutes` puts a route without a match last, but no HTTPRoute rule reaches
+/// it without one: the API server stores a rule written without matches with the
+/// CRD's default `PathPrefix /` match (`RouteRule::matches`), so it ranks as that
+/// prefix, its name deciding a tie with another `/`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct RoutePrecedence {
-    without_matches: bool,
     path: PathKind,
     path_length: Reverse<usize>,
     without_method: bool,
@@ -1400,7 +1402,6 @@ fn route_plans(
                 PathMatch::Regex(p) => (PathKind::Regex, p.len()),
             };
             let precedence = RoutePrecedence {
-                without_matches: rule.without_matches,
                 path: path_kind,
                 path_length: Reverse(path_length),
                 without_method: m.method.is_none(),
@@ -1435,7 +1436,6 @@ mod tests {
 
     fn precedence(path: PathKind, length: usize, method: bool, headers: usize) -> RoutePrecedence {
         RoutePrecedence {
-            without_matches: false,
             path,
             path_length: Reverse(length),
             without_method: !method,
@@ -1516,16 +1516,17 @@ mod tests {
         assert!(precedence(PathKind::Prefix, 1, false, 1) < many_queries);
     }
 
-    /// Istio puts a rule written without matches after every rule with one, even a
-    /// `PathPrefix /` that matches the same paths, or a shorter prefix.
+    /// A rule written without matches is stored with a `PathPrefix /` match (the
+    /// CRD's default), so against an explicit `/` prefix the names decide, and any
+    /// longer prefix wins.
     #[test]
-    fn a_rule_without_matches_ranks_last() {
+    fn a_rule_without_matches_ranks_as_a_root_prefix() {
         let mut catch_all = precedence(PathKind::Prefix, 0, false, 0);
-        catch_all.without_matches = true;
         catch_all.route = "a".into();
         let explicit_root = precedence(PathKind::Prefix, 0, false, 0);
-        assert!(explicit_root < catch_all);
+        assert!(catch_all < explicit_root);
         assert!(precedence(PathKind::Prefix, 1, false, 0) < catch_all);
+        assert!(catch_all < precedence(PathKind::Regex, 10, true, 0));
     }
 
     #[test]

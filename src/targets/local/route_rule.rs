@@ -554,7 +554,7 @@ fn redirect(
     rule: &RouteRule,
     filter: &RequestRedirect,
 ) -> Result<Redirect, ManifestError> {
-    let status = filter.status_code.unwrap_or(301);
+    let status = filter.status_code;
     if !REDIRECT_CODES.contains(&status) {
         return Err(invalid(
             manifest,
@@ -854,11 +854,11 @@ mod tests {
         assert_eq!(same.port_for(80, false), None);
         assert_eq!(same.port_for(443, true), None);
         assert_eq!(same.port_for(80, true), Some(80));
-        assert_eq!(same.status, 301);
+        assert_eq!(same.status, 302, "the CRD's default");
         // A scheme without a port: that scheme's default, so none in the Location.
-        let https = redirect("{scheme: https, statusCode: 302}");
+        let https = redirect("{scheme: https, statusCode: 301}");
         assert_eq!(https.port_for(8080, false), None);
-        assert_eq!(https.status, 302);
+        assert_eq!(https.status, 301);
         // A written port stays, unless it is the (new) scheme's default.
         assert_eq!(
             redirect("{scheme: https, port: 443}").port_for(80, false),
