@@ -28,7 +28,9 @@ pub use error::LookupError;
 pub use gateway::GatewayFixture;
 pub use index::{Backend, Fixtures, IgnoredDestinationRule, IgnoredReason};
 pub use route::{
-    BackendRef, HeaderMatch, HttpRouteFixture, ParentRef, RouteMatch, RoutePath, RouteRule,
+    BackendRef, HeaderMatch, HeaderModifier, HttpRouteFixture, ParentRef, PathModifier,
+    QueryParamMatch, RequestMirror, RequestRedirect, RouteFilter, RouteFilterKind, RouteMatch,
+    RoutePath, RouteRule, RouteTimeouts, UrlRewrite,
 };
 pub use service::ServiceFixture;
 pub use workload::{EchoImage, WorkloadFixture};

@@ -25,6 +25,7 @@ mod local_echo_basic;
 mod local_https;
 mod local_install;
 mod local_lifecycle;
+mod local_route_rules;
 mod local_target;
 mod local_translate;
 mod policy_suites;
