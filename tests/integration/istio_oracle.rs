@@ -497,6 +497,11 @@ fn route_table_facts(table: &Value, facts: &mut Facts) {
                 format!("{prefix}/timeout"),
                 canonical(route.pointer("/route/timeout")),
             );
+            // What a backend that resolves to nothing answers (Gateway API: 500).
+            facts.insert(
+                format!("{prefix}/clusterNotFoundResponseCode"),
+                canonical(route.pointer("/route/clusterNotFoundResponseCode")),
+            );
         }
     }
     hosts.sort();

@@ -182,6 +182,10 @@ fn http_connection_manager(
         "route_config": {
             "name": route_name,
             "virtual_hosts": virtual_hosts.iter().map(|v| virtual_host(role, v, port)).collect::<Vec<_>>(),
+            // A route may name a cluster that does not exist (a backendRef that
+            // resolves to nothing, as Istio names it); Envoy refuses such an inline
+            // table unless told not to check, as Istio's RDS tables are not checked.
+            "validate_clusters": false,
         },
         "http_filters": [{
             "name": "envoy.filters.http.router",
@@ -306,6 +310,9 @@ fn route(plan: &RoutePlan) -> Value {
 /// `DefaultPolicy`; checked by `tests/integration/istio_oracle.rs`).
 fn route_action(mut target: Value) -> Value {
     target["timeout"] = json!("0s");
+    // A Gateway API route answers a backend that resolves to nothing with 500 (istio/istio
+    // `applyHTTPRouteDestination`, `pilot/pkg/networking/core/route/route.go`).
+    target["cluster_not_found_response_code"] = json!("INTERNAL_SERVER_ERROR");
     target["retry_policy"] = json!({
         "retry_on": "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes",
         "num_retries": 2,

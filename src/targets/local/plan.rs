@@ -17,8 +17,8 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::echo::EchoArgs;
 use crate::fixtures::{
-    DestinationRuleFixture, Fixtures, GatewayFixture, HttpRouteFixture, ParentRef, RoutePath,
-    ServiceFixture, WorkloadFixture, istio,
+    BackendRef, BackendTarget, DestinationRuleFixture, Fixtures, GatewayFixture, HttpRouteFixture,
+    ParentRef, RoutePath, RouteRule, ServiceFixture, UnresolvedReason, WorkloadFixture, istio,
 };
 use crate::manifest::{GATEWAY_API_GROUP, GroupKind, Manifest, ManifestError, ObjectKey};
 
@@ -338,6 +338,11 @@ fn translate(fixtures: &Fixtures) -> Result<Plan, ManifestError> {
         .map(|g| gateway(g, fixtures))
         .collect::<Result<Vec<_>, _>>()?;
     let mut routes = RoutePlans::new(fixtures.routes());
+    let gateway_backends = BackendResolver {
+        fixtures,
+        clusters: &clusters,
+        enforce_grants: true,
+    };
     // Per gateway: virtual hosts (hostname -> routes) by listener, in the listeners'
     // order, and the notes about routes it did not take.
     let mut attached: Vec<Vec<HostRoutes>> = listeners
@@ -366,7 +371,7 @@ fn translate(fixtures: &Fixtures) -> Result<Plan, ManifestError> {
                 parent,
                 &fixtures.gateways()[gateway_index],
                 &listeners[gateway_index],
-                &clusters,
+                &gateway_backends,
                 &mut attached[gateway_index],
                 &mut notes[gateway_index],
             )?;
@@ -387,13 +392,19 @@ fn translate(fixtures: &Fixtures) -> Result<Plan, ManifestError> {
         check_parent_refs(route, fixtures)?;
     }
     let mut mesh: BTreeMap<(ObjectKey, u16), Vec<RoutePlan>> = BTreeMap::new();
+    // GAMMA routes are translated apart: Istio does not check ReferenceGrants for them.
+    let mut mesh_routes = RoutePlans::new(fixtures.routes());
+    let mesh_backends = BackendResolver {
+        enforce_grants: false,
+        ..gateway_backends
+    };
     for (route_index, route) in fixtures.routes().iter().enumerate() {
         attach_mesh_route(
-            &mut routes,
+            &mut mesh_routes,
             route_index,
             route,
             fixtures,
-            &clusters,
+            &mesh_backends,
             &mut mesh,
         )?;
     }
@@ -1007,11 +1018,11 @@ impl RoutePlans {
         &mut self,
         index: usize,
         route: &HttpRouteFixture,
-        clusters: &[ClusterPlan],
+        backends: &BackendResolver<'_>,
     ) -> Result<&[RoutePlan], ManifestError> {
         let slot = &mut self.built[index];
         if slot.is_none() {
-            *slot = Some(route_plans(route, clusters)?);
+            *slot = Some(route_plans(route, backends)?);
         }
         Ok(slot.as_deref().unwrap_or_default())
     }
@@ -1098,7 +1109,7 @@ fn attach_mesh_route(
     route_index: usize,
     route: &HttpRouteFixture,
     fixtures: &Fixtures,
-    clusters: &[ClusterPlan],
+    backends: &BackendResolver<'_>,
     mesh: &mut BTreeMap<(ObjectKey, u16), Vec<RoutePlan>>,
 ) -> Result<(), ManifestError> {
     for parent in route.parent_refs.iter().filter(|p| p.is_service()) {
@@ -1110,7 +1121,7 @@ fn attach_mesh_route(
             Some(port) => vec![port_u16(&route.manifest, "spec.parentRefs", port)?],
             None => service.port_numbers(),
         };
-        let plans = routes.get(route_index, route, clusters)?;
+        let plans = routes.get(route_index, route, backends)?;
         for port in ports {
             mesh.entry((service.key(), port))
                 .or_default()
@@ -1133,7 +1144,7 @@ fn attach_route(
     parent: &ParentRef,
     gateway: &GatewayFixture,
     listeners: &[Listener],
-    clusters: &[ClusterPlan],
+    backends: &BackendResolver<'_>,
     attached: &mut [HostRoutes],
     notes: &mut Vec<String>,
 ) -> Result<(), ManifestError> {
@@ -1181,7 +1192,7 @@ fn attach_route(
             ));
             continue;
         }
-        let plans = routes.get(route_index, route, clusters)?;
+        let plans = routes.get(route_index, route, backends)?;
         let hosts = &mut attached[listener_index];
         for hostname in hostnames {
             hosts
@@ -1193,9 +1204,102 @@ fn attach_route(
     Ok(())
 }
 
+/// What backendRefs resolve against: the clusters the plan has, and the fixtures'
+/// Services and ReferenceGrants.
+struct BackendResolver<'a> {
+    fixtures: &'a Fixtures,
+    clusters: &'a [ClusterPlan],
+    /// Istio checks ReferenceGrants for routes on a Gateway, not for GAMMA routes.
+    enforce_grants: bool,
+}
+
+/// Where a rule sends its traffic, as Istio builds it from the backendRefs
+/// (`buildHTTPDestination`, istio/istio `pilot/pkg/config/kube/gateway/conversion.go`):
+/// zero weights dropped, every other backend kept with its weight. A backendRef that
+/// resolves to nothing keeps its share and names a cluster that does not exist
+/// (`UnknownService`, or the missing Service port's `outbound|..` name), which Envoy
+/// answers with 500; a rule whose only backend is unresolved answers everything with
+/// 500 the same way. No backend with a weight at all is a direct 500 (`convertHTTPRoute`).
+fn rule_action(
+    route: &HttpRouteFixture,
+    rule_index: usize,
+    rule: &RouteRule,
+    backends: &BackendResolver<'_>,
+) -> Result<RouteAction, ManifestError> {
+    let manifest = &route.manifest;
+    let mut weighted = Vec::new();
+    for (backend_index, backend) in rule.backend_refs.iter().enumerate() {
+        let field = format!("spec.rules[{rule_index}].backendRefs[{backend_index}]");
+        let weight = u32::try_from(backend.weight).map_err(|_| {
+            invalid(
+                manifest,
+                &format!("{field}.weight"),
+                format!("{} is negative", backend.weight),
+            )
+        })?;
+        if weight == 0 {
+            continue;
+        }
+        let cluster = backend_cluster(route, &field, backend, backends)?;
+        weighted.push((cluster, weight));
+    }
+    Ok(match weighted.len() {
+        0 => RouteAction::DirectResponse(500),
+        1 => RouteAction::Cluster(weighted.remove(0).0),
+        _ => RouteAction::Weighted(weighted),
+    })
+}
+
+/// The Envoy cluster one backendRef names, as Istio names it
+/// (`GetDestinationCluster`, istio/istio `pilot/pkg/networking/core/route/route.go`).
+fn backend_cluster(
+    route: &HttpRouteFixture,
+    field: &str,
+    backend: &BackendRef,
+    backends: &BackendResolver<'_>,
+) -> Result<String, ManifestError> {
+    let manifest = &route.manifest;
+    match backends
+        .fixtures
+        .backend_target(route, backend, backends.enforce_grants)
+    {
+        BackendTarget::ServicePort { service, port } => {
+            let name = istio::cluster_name(&service.namespace, service.name(), port);
+            if !backends.clusters.iter().any(|c| c.name == name) {
+                return Err(invalid(
+                    manifest,
+                    &format!("{field}.port"),
+                    format!("Service {} has no cluster for port {port}", service.key()),
+                ));
+            }
+            Ok(name)
+        }
+        BackendTarget::Unresolved(
+            UnresolvedReason::ServiceNotFound { service, port }
+            | UnresolvedReason::NoSuchPort { service, port },
+        ) => Ok(istio::cluster_name(
+            service.namespace_or_default(),
+            &service.name,
+            port,
+        )),
+        BackendTarget::Unresolved(
+            UnresolvedReason::NotPermitted { .. } | UnresolvedReason::UnknownKind { .. },
+        ) => Ok(istio::UNKNOWN_SERVICE_CLUSTER.to_string()),
+        BackendTarget::Invalid {
+            field: part,
+            message,
+        } => Err(invalid(manifest, &format!("{field}.{part}"), message)),
+        BackendTarget::Unmodelled => Err(unsupported(
+            manifest,
+            &format!("{field}.kind"),
+            format!("backend {}/{}: only Services", backend.group, backend.kind),
+        )),
+    }
+}
+
 fn route_plans(
     route: &HttpRouteFixture,
-    clusters: &[ClusterPlan],
+    backends: &BackendResolver<'_>,
 ) -> Result<Vec<RoutePlan>, ManifestError> {
     let manifest = &route.manifest;
     let namespace = &route.namespace;
@@ -1203,57 +1307,7 @@ fn route_plans(
     let route_name = format!("{namespace}/{}", route.name());
     for (rule_index, rule) in route.rules.iter().enumerate() {
         let rule_field = format!("spec.rules[{rule_index}]");
-        let mut weighted = Vec::new();
-        for (backend_index, backend) in rule.backend_refs.iter().enumerate() {
-            let field = format!("{rule_field}.backendRefs[{backend_index}]");
-            if !backend.is_service() {
-                return Err(unsupported(
-                    manifest,
-                    &format!("{field}.kind"),
-                    format!("backend {}/{}: only Services", backend.group, backend.kind),
-                ));
-            }
-            if backend.namespace.as_ref().is_some_and(|n| n != namespace) {
-                return Err(unsupported(
-                    manifest,
-                    &format!("{field}.namespace"),
-                    "cross-namespace backends (they need a ReferenceGrant)",
-                ));
-            }
-            let Some(port) = backend.port else {
-                return Err(invalid(
-                    manifest,
-                    &format!("{field}.port"),
-                    "a Service backend needs a port".into(),
-                ));
-            };
-            let port = port_u16(manifest, &format!("{field}.port"), port)?;
-            let name = istio::cluster_name(namespace, &backend.name, port);
-            if !clusters.iter().any(|c| c.name == name) {
-                return Err(invalid(
-                    manifest,
-                    &format!("{field}.name"),
-                    format!(
-                        "Service {namespace}/{} with port {port} is not in the fixtures",
-                        backend.name
-                    ),
-                ));
-            }
-            let weight = u32::try_from(backend.weight).map_err(|_| {
-                invalid(
-                    manifest,
-                    &format!("{field}.weight"),
-                    format!("{} is negative", backend.weight),
-                )
-            })?;
-            weighted.push((name, weight));
-        }
-        weighted.retain(|(_, w)| *w > 0);
-        let action = match weighted.len() {
-            0 => RouteAction::DirectResponse(500),
-            1 => RouteAction::Cluster(weighted.remove(0).0),
-            _ => RouteAction::Weighted(weighted),
-        };
+        let action = rule_action(route, rule_index, rule, backends)?;
         for (match_index, m) in rule.matches.iter().enumerate() {
             let field = format!("{rule_field}.matches[{match_index}]");
             let path = match &m.path {
