@@ -11,9 +11,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use gateway_api::gateways::{
-    GatewayListenersAllowedRoutesNamespacesFrom, GatewayListenersTls, GatewayListenersTlsMode,
+    GatewayListenersAllowedRoutes, GatewayListenersAllowedRoutesNamespacesFrom,
+    GatewayListenersAllowedRoutesNamespacesSelector, GatewayListenersTls, GatewayListenersTlsMode,
 };
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::core::{Selector, SelectorExt};
 
 use crate::echo::EchoArgs;
 use crate::fixtures::{
@@ -704,10 +707,133 @@ struct Listener {
     name: String,
     port: u16,
     hostname: Option<String>,
-    /// `allowedRoutes.namespaces.from`: `Same` (the default) or `All`.
-    all_namespaces: bool,
+    /// `allowedRoutes.namespaces`.
+    namespaces: AllowedNamespaces,
+    /// `allowedRoutes.kinds` lets HTTPRoutes attach (it does when not given).
+    allows_http_routes: bool,
     /// The certificate of an HTTPS listener; `None` for HTTP.
     tls: Option<TlsCertificate>,
+}
+
+/// The namespaces whose routes a listener takes, as Istio resolves
+/// `allowedRoutes.namespaces` (`namespacesFromSelector`, istio/istio
+/// `pilot/pkg/config/kube/gateway/conversion.go`): a `Selector` is run once over the
+/// Namespaces there are (here: the fixtures'), labels plus `kubernetes.io/metadata.name`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum AllowedNamespaces {
+    /// `Same`, the default: the Gateway's own namespace.
+    Same,
+    All,
+    /// `Selector`: the names of the Namespaces it selects.
+    Selected(Vec<String>),
+}
+
+impl AllowedNamespaces {
+    fn allows(&self, gateway_namespace: &str, route_namespace: &str) -> bool {
+        match self {
+            AllowedNamespaces::Same => gateway_namespace == route_namespace,
+            AllowedNamespaces::All => true,
+            AllowedNamespaces::Selected(names) => names.iter().any(|n| n == route_namespace),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            AllowedNamespaces::Same => "routes from its own namespace only".into(),
+            AllowedNamespaces::All => "routes from every namespace".into(),
+            AllowedNamespaces::Selected(names) if names.is_empty() => {
+                "routes from the namespaces its selector picks, and it picks none of the fixtures' Namespaces".into()
+            }
+            AllowedNamespaces::Selected(names) => format!(
+                "routes from the namespaces its selector picks: {}",
+                names.join(", ")
+            ),
+        }
+    }
+}
+
+/// The namespaces a listener's `allowedRoutes.namespaces` admits.
+fn allowed_namespaces(
+    gateway: &GatewayFixture,
+    field: &str,
+    allowed: Option<&GatewayListenersAllowedRoutes>,
+    fixtures: &Fixtures,
+) -> Result<AllowedNamespaces, ManifestError> {
+    let manifest = &gateway.manifest;
+    let namespaces = allowed.and_then(|a| a.namespaces.as_ref());
+    let from = namespaces.and_then(|n| n.from.as_ref());
+    match from {
+        None | Some(GatewayListenersAllowedRoutesNamespacesFrom::Same) => {
+            Ok(AllowedNamespaces::Same)
+        }
+        Some(GatewayListenersAllowedRoutesNamespacesFrom::All) => Ok(AllowedNamespaces::All),
+        Some(GatewayListenersAllowedRoutesNamespacesFrom::Selector) => {
+            let selector_field = format!("{field}.allowedRoutes.namespaces.selector");
+            let Some(selector) = namespaces.and_then(|n| n.selector.as_ref()) else {
+                return Err(invalid(
+                    manifest,
+                    &format!("{field}.allowedRoutes.namespaces.from"),
+                    "`from: Selector` needs a `selector`".into(),
+                ));
+            };
+            let selector = label_selector(selector).map_err(|err| {
+                invalid(
+                    manifest,
+                    &selector_field,
+                    format!("not a label selector: {err}"),
+                )
+            })?;
+            Ok(AllowedNamespaces::Selected(
+                fixtures
+                    .namespaces()
+                    .iter()
+                    .filter(|ns| selector.matches(&ns.labels))
+                    .map(|ns| ns.name.clone())
+                    .collect(),
+            ))
+        }
+    }
+}
+
+/// A listener's namespace selector as a Kubernetes label selector. Istio matches
+/// nothing when the selector does not parse; the local target refuses it instead, as
+/// it would only ever be a mistake.
+fn label_selector(
+    selector: &GatewayListenersAllowedRoutesNamespacesSelector,
+) -> Result<Selector, kube::core::ParseExpressionError> {
+    let selector = LabelSelector {
+        match_labels: selector.match_labels.clone(),
+        match_expressions: selector.match_expressions.as_ref().map(|expressions| {
+            expressions
+                .iter()
+                .map(|e| LabelSelectorRequirement {
+                    key: e.key.clone(),
+                    operator: e.operator.clone(),
+                    values: e.values.clone(),
+                })
+                .collect()
+        }),
+    };
+    let parsed = Selector::try_from(selector.clone())?;
+    // kube's parser takes `In` with an empty list and `Exists` with values; the API
+    // server (and so Istio's parser) refuses both.
+    for requirement in selector.match_expressions.iter().flatten() {
+        let values = requirement.values.as_deref().unwrap_or_default();
+        let wants_values = matches!(requirement.operator.as_str(), "In" | "NotIn");
+        if wants_values == values.is_empty() {
+            return Err(kube::core::ParseExpressionError(format!(
+                "operator {} on `{}` {}",
+                requirement.operator,
+                requirement.key,
+                if wants_values {
+                    "needs values"
+                } else {
+                    "takes no values"
+                }
+            )));
+        }
+    }
+    Ok(parsed)
 }
 
 /// Groups a Gateway's listeners by port: HTTP listeners on a port share one route
@@ -815,37 +941,21 @@ fn gateway(gateway: &GatewayFixture, fixtures: &Fixtures) -> Result<Vec<Listener
                 ));
             }
         };
-        let from = listener
-            .allowed_routes
-            .as_ref()
-            .and_then(|a| a.namespaces.as_ref())
-            .and_then(|n| n.from.as_ref());
-        let all_namespaces = match from {
-            None | Some(GatewayListenersAllowedRoutesNamespacesFrom::Same) => false,
-            Some(GatewayListenersAllowedRoutesNamespacesFrom::All) => true,
-            Some(GatewayListenersAllowedRoutesNamespacesFrom::Selector) => {
-                return Err(unsupported(
-                    manifest,
-                    &format!("{field}.allowedRoutes.namespaces.from"),
-                    "`Selector`: only Same and All",
-                ));
-            }
-        };
-        if let Some(kinds) = listener
+        let namespaces =
+            allowed_namespaces(gateway, &field, listener.allowed_routes.as_ref(), fixtures)?;
+        // A listener whose kinds leave out HTTPRoute takes none (Istio:
+        // `GenerateGatewaySupportedKinds`, then the kind check in `referenceAllowed`,
+        // `pilot/pkg/config/kube/gateway/conversion.go`).
+        let allows_http_routes = listener
             .allowed_routes
             .as_ref()
             .and_then(|a| a.kinds.as_ref())
-            && !kinds.iter().any(|k| {
-                GroupKind::new(k.group.as_deref().unwrap_or(GATEWAY_API_GROUP), &k.kind)
-                    == GroupKind::HTTP_ROUTE
-            })
-        {
-            return Err(unsupported(
-                manifest,
-                &format!("{field}.allowedRoutes.kinds"),
-                "listeners that do not allow HTTPRoute",
-            ));
-        }
+            .is_none_or(|kinds| {
+                kinds.iter().any(|k| {
+                    GroupKind::new(k.group.as_deref().unwrap_or(GATEWAY_API_GROUP), &k.kind)
+                        == GroupKind::HTTP_ROUTE
+                })
+            });
         let port = port_u16(manifest, &format!("{field}.port"), listener.port)?;
         let hostname = listener.hostname.clone();
         for other in listeners.iter().filter(|l| l.port == port) {
@@ -887,7 +997,8 @@ fn gateway(gateway: &GatewayFixture, fixtures: &Fixtures) -> Result<Vec<Listener
             name: listener.name.clone(),
             port,
             hostname,
-            all_namespaces,
+            namespaces,
+            allows_http_routes,
             tls,
         });
     }
@@ -1148,48 +1259,97 @@ fn attach_route(
     attached: &mut [HostRoutes],
     notes: &mut Vec<String>,
 ) -> Result<(), ManifestError> {
+    // Istio checks each listener in turn (`referenceAllowed`, istio/istio
+    // `pilot/pkg/config/kube/gateway/conversion.go`): port and sectionName, then the
+    // hostnames with the allowed namespaces, then the route kind. A listener that fails
+    // does not take the route (its parent status says why); nothing is refused.
     let selected: Vec<(usize, &Listener)> = listeners
         .iter()
         .enumerate()
         .filter(|(_, l)| parent.section_name.as_ref().is_none_or(|s| *s == l.name))
         .filter(|(_, l)| parent.port.is_none_or(|p| i32::from(l.port) == p))
         .collect();
+    let not_attached = |why: String| {
+        format!(
+            "{}: {} is not attached to {}{why}",
+            route
+                .manifest
+                .location_of(&format!("spec.parentRefs[{parent_index}]")),
+            route.key(),
+            gateway.key(),
+        )
+    };
     if selected.is_empty() {
-        return Err(invalid(
-            &route.manifest,
-            &format!("spec.parentRefs[{parent_index}]"),
-            format!(
-                "no listener of {} matches this parentRef's sectionName/port",
-                gateway.key()
-            ),
-        ));
+        notes.push(not_attached(format!(
+            ": no listener matches spec.parentRefs[{parent_index}]'s sectionName/port (Accepted=False, NoMatchingParent)"
+        )));
+        return Ok(());
     }
     for (listener_index, listener) in selected {
-        if !listener.all_namespaces && route.namespace != gateway.namespace {
-            notes.push(format!(
-                "{} is not attached to listener {} of {}: the listener allows routes from its own namespace only",
-                route.key(),
-                listener.name,
-                gateway.key()
-            ));
+        let on_listener = |why: &str| format!(" listener {}: {why}", listener.name);
+        if !listener
+            .namespaces
+            .allows(&gateway.namespace, &route.namespace)
+        {
+            notes.push(not_attached(on_listener(&format!(
+                "the listener allows {} (Accepted=False, NotAllowedByListeners)",
+                listener.namespaces.describe()
+            ))));
             continue;
         }
-        let hostnames: Vec<String> = match (&route.hostnames, &listener.hostname) {
-            (None, None) => vec!["*".to_string()],
-            (None, Some(l)) => vec![l.clone()],
-            (Some(hosts), None) => hosts.clone(),
-            (Some(hosts), Some(l)) => hosts
-                .iter()
-                .filter_map(|h| hostname_intersection(l, h))
+        let route_hosts: Vec<String> = route
+            .hostnames
+            .clone()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| vec!["*".to_string()]);
+        if let Some(own) = &listener.hostname
+            && !route_hosts.iter().any(|h| istio::hostnames_match(own, h))
+        {
+            notes.push(not_attached(on_listener(
+                "no hostname in common (Accepted=False, NoMatchingListenerHostname)",
+            )));
+            continue;
+        }
+        if !listener.allows_http_routes {
+            notes.push(not_attached(on_listener(
+                "its allowedRoutes.kinds leave out HTTPRoute (Accepted=False, NotAllowedByListeners)",
+            )));
+            continue;
+        }
+        // Listener isolation: a route hostname that a more specific listener on the
+        // same port and protocol owns is not served through this one.
+        let others: Vec<&str> = listeners
+            .iter()
+            .enumerate()
+            .filter(|(i, l)| {
+                *i != listener_index
+                    && l.port == listener.port
+                    && l.tls.is_some() == listener.tls.is_some()
+            })
+            .map(|(_, l)| l.hostname.as_deref().unwrap_or_default())
+            .collect();
+        let kept: Vec<&String> = route_hosts
+            .iter()
+            .filter(|h| allowed_by_listener_isolation(h, listener.hostname.as_deref(), &others))
+            .collect();
+        let hostnames: Vec<String> = match &listener.hostname {
+            None => kept.into_iter().cloned().collect(),
+            Some(own) if route.hostnames.as_ref().is_none_or(|h| h.is_empty()) => {
+                if kept.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![own.clone()]
+                }
+            }
+            Some(own) => kept
+                .into_iter()
+                .filter_map(|h| hostname_intersection(own, h))
                 .collect(),
         };
         if hostnames.is_empty() {
-            notes.push(format!(
-                "{} is not attached to listener {} of {}: no hostname in common",
-                route.key(),
-                listener.name,
-                gateway.key()
-            ));
+            notes.push(not_attached(on_listener(
+                "every hostname of the route belongs to a more specific listener on the same port (listener isolation)",
+            )));
             continue;
         }
         let plans = routes.get(route_index, route, backends)?;
@@ -1202,6 +1362,29 @@ fn attach_route(
         }
     }
     Ok(())
+}
+
+/// Whether a route hostname may be served through a listener, given the hostnames of
+/// the Gateway's other listeners on the same port and protocol: not when a listener at
+/// least as specific covers it, so that a request goes to the most specific listener
+/// only (Gateway API's listener isolation; `hostnameAllowedByIsolation`, istio/istio
+/// `pilot/pkg/config/kube/gateway/conversion.go`, whose comparisons this repeats).
+fn allowed_by_listener_isolation(
+    route_host: &str,
+    listener: Option<&str>,
+    others: &[&str],
+) -> bool {
+    let ours = listener.unwrap_or_default();
+    if !ours.is_empty() && !ours.starts_with('*') {
+        return true;
+    }
+    if !ours.is_empty() && !istio::hostnames_match(route_host, ours) {
+        return false;
+    }
+    others
+        .iter()
+        .filter(|other| **other != ours && ours.len() <= other.len())
+        .all(|other| !istio::hostname_subset_of(route_host, other))
 }
 
 /// What backendRefs resolve against: the clusters the plan has, and the fixtures'
