@@ -102,6 +102,13 @@ fn not_utf8() {
 }
 
 #[test]
+fn malformed_reference_grant() {
+    let text = error_for("malformed-reference-grant.yaml");
+    assert_located(&text, "fixtures/malformed-reference-grant.yaml", 9);
+    assert!(text.contains("namespace"), "{text}");
+}
+
+#[test]
 fn every_bad_input_file_is_covered() {
     // A new bad-input file without a test would prove nothing.
     let covered = [
@@ -118,6 +125,7 @@ fn every_bad_input_file_is_covered() {
         "policy-expectations.yaml",
         "two-entries.yaml",
         "policy-unknown-key.yaml",
+        "malformed-reference-grant.yaml",
     ];
     let mut files: Vec<String> = std::fs::read_dir(bad(""))
         .unwrap()
