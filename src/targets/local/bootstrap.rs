@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::certificate::REDACTED_KEY;
+use crate::fixtures::istio::PortProtocol;
 use super::plan::{
     ClusterPlan, GatewayPort, HttpsServer, LbPolicy, PathMatch, Plan, PortServing, RouteAction,
     RoutePlan, TrafficPolicy, VirtualHost,
@@ -355,7 +356,7 @@ pub fn cluster(plan: &ClusterPlan, pods: &[Vec<SocketAddr>]) -> Value {
             "track_remaining": true
         }]},
     });
-    if let Some(options) = protocol_options(&policy) {
+    if let Some(options) = protocol_options(&policy, plan.protocol) {
         cluster["typed_extension_protocol_options"] = json!({
             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": options
         });
@@ -389,8 +390,15 @@ pub fn cluster(plan: &ClusterPlan, pods: &[Vec<SocketAddr>]) -> Value {
     cluster
 }
 
-fn protocol_options(policy: &TrafficPolicy) -> Option<Value> {
-    if policy.max_requests_per_connection.is_none() && policy.idle_timeout.is_none() {
+/// The cluster's HTTP protocol options, as Istio's cluster builder sets them
+/// (`setUpstreamProtocol` and `setH2Options`, istio/istio
+/// `pilot/pkg/networking/core/cluster_builder.go`): an HTTP/2 port (`http2`, `grpc`,
+/// `kubernetes.io/h2c`) gets an explicit HTTP/2 upstream; any other port HTTP/1.1, which
+/// is explicit only when the DestinationRule sets connection options. A gateway never
+/// uses the downstream protocol (Istio does that for sidecars on sniffed ports only).
+fn protocol_options(policy: &TrafficPolicy, protocol: PortProtocol) -> Option<Value> {
+    let http2 = protocol == PortProtocol::Http2;
+    if policy.max_requests_per_connection.is_none() && policy.idle_timeout.is_none() && !http2 {
         return None;
     }
     let mut common = serde_json::Map::new();
@@ -403,7 +411,10 @@ fn protocol_options(policy: &TrafficPolicy) -> Option<Value> {
     Some(json!({
         "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
         "common_http_protocol_options": common,
-        // The echo backends speak HTTP/1.1, as Istio assumes for a port named `http`.
-        "explicit_http_config": {"http_protocol_options": {}}
+        "explicit_http_config": if http2 {
+            json!({"http2_protocol_options": {}})
+        } else {
+            json!({"http_protocol_options": {}})
+        }
     }))
 }

@@ -71,6 +71,9 @@ pub struct ClusterPlan {
     /// Indices into [`Plan::workloads`] whose pods are this Service's endpoints.
     pub workloads: Vec<usize>,
     pub policy: Option<TrafficPolicy>,
+    /// What the Service port speaks, as Istio reads its name and `appProtocol`: an
+    /// HTTP/2 port gets an HTTP/2 upstream.
+    pub protocol: istio::PortProtocol,
 }
 
 /// One Gateway: its listeners grouped by port, as Istio merges listeners that share a
@@ -578,6 +581,12 @@ fn service_clusters(
             port: service_port,
             workloads: selected.clone(),
             policy: None,
+            protocol: istio::port_protocol(
+                service_port,
+                port.name.as_deref(),
+                port.protocol.as_deref(),
+                port.app_protocol.as_deref(),
+            ),
         });
     }
     Ok(clusters)
