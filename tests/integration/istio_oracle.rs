@@ -461,7 +461,12 @@ fn cluster_facts(cluster: &Value, facts: &mut Facts) {
         "/typedExtensionProtocolOptions/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
     );
     let upstream = match options {
-        Some(o) if o.pointer("/explicitHttpConfig/http2ProtocolOptions").is_some() => "http2",
+        Some(o)
+            if o.pointer("/explicitHttpConfig/http2ProtocolOptions")
+                .is_some() =>
+        {
+            "http2"
+        }
         Some(o) if o.get("useDownstreamProtocolConfig").is_some() => "downstream",
         _ => "http1",
     };

@@ -336,3 +336,36 @@ fn a_malformed_namespace_selector_is_a_located_error() {
         "{err}"
     );
 }
+
+/// Istio proxies a Service port it reads as TCP (name `tcp-*`, `appProtocol:
+/// kubernetes.io/wss`, ...) as opaque TCP for in-mesh callers: a GAMMA route has no
+/// effect there. Naming such a port is refused (the local sidecar has no TCP
+/// listener); a parentRef without a port routes the Service's HTTP ports only.
+#[test]
+fn gamma_routes_leave_tcp_ports_alone() {
+    let gamma = |port: &str| {
+        let mut manifests = corpus("port-protocols");
+        manifests.extend(
+            load_str(
+                &format!("apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: mesh, namespace: edge}}\nspec:\n  parentRefs: [{{group: \"\", kind: Service, name: backend{port}}}]\n  rules:\n  - backendRefs: [{{name: backend, port: 8080}}]\n"),
+                Path::new("tests/mesh.yaml"),
+            )
+            .unwrap(),
+        );
+        plan(&manifests)
+    };
+    let err = LocalError::from(gamma(", port: 8085").unwrap_err()).to_string();
+    assert!(
+        err.starts_with("tests/mesh.yaml:5:")
+            && err.contains("field `spec.parentRefs[0].port` is not supported by the local target")
+            && err.contains("opaque TCP"),
+        "{err}"
+    );
+    let plan = gamma("").unwrap();
+    let ports: Vec<u16> = plan.mesh.iter().map(|m| m.port).collect();
+    assert_eq!(
+        ports,
+        [8080, 8081, 8082, 8083, 8084, 8086, 8087],
+        "{ports:?}"
+    );
+}

@@ -12,11 +12,11 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::certificate::REDACTED_KEY;
-use crate::fixtures::istio::PortProtocol;
 use super::plan::{
     ClusterPlan, GatewayPort, HttpsServer, LbPolicy, PathMatch, Plan, PortServing, RouteAction,
     RoutePlan, TrafficPolicy, VirtualHost,
 };
+use crate::fixtures::istio::PortProtocol;
 
 /// Istio leaves every circuit breaker threshold it is not told about at 2^32-1, so a
 /// limit is only in effect when a DestinationRule sets it.

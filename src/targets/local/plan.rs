@@ -1196,6 +1196,20 @@ fn check_parent_refs(route: &HttpRouteFixture, fixtures: &Fixtures) -> Result<()
                     ),
                 ));
             }
+            if let Some(port) = parent.port
+                && !mesh_routes_http(service, port_u16(manifest, &format!("{field}.port"), port)?)
+            {
+                return Err(unsupported(
+                    manifest,
+                    &format!("{field}.port"),
+                    format!(
+                        "a GAMMA route on port {port} of {}, which Istio proxies as opaque TCP \
+                         (its name or appProtocol says so), so the route has no effect there; \
+                         the local target has no TCP sidecar listener",
+                        service.key()
+                    ),
+                ));
+            }
             continue;
         }
         if !parent.is_gateway() {
@@ -1222,6 +1236,27 @@ fn check_parent_refs(route: &HttpRouteFixture, fixtures: &Fixtures) -> Result<()
     Ok(())
 }
 
+/// Whether an in-mesh client's sidecar routes HTTP on a Service port: not on one Istio
+/// reads as TCP or UDP (its outbound listener is a TCP proxy then, istio/istio
+/// `pilot/pkg/networking/core/listener.go`).
+fn mesh_routes_http(service: &ServiceFixture, port: u16) -> bool {
+    service
+        .ports
+        .iter()
+        .filter(|p| p.port == i32::from(port))
+        .all(|p| {
+            !matches!(
+                istio::port_protocol(
+                    port,
+                    p.name.as_deref(),
+                    p.protocol.as_deref(),
+                    p.app_protocol.as_deref()
+                ),
+                istio::PortProtocol::Tcp | istio::PortProtocol::Udp
+            )
+        })
+}
+
 /// Adds a route's rules to every Service port its GAMMA parentRefs name (all ports of
 /// the Service when the parentRef has none).
 fn attach_mesh_route(
@@ -1237,9 +1272,15 @@ fn attach_mesh_route(
         let Some(service) = fixtures.service_named(&route.namespace, &parent.name) else {
             continue;
         };
+        // Without a port the route applies to every port Istio routes HTTP on, not
+        // to its opaque TCP ones.
         let ports = match parent.port {
             Some(port) => vec![port_u16(&route.manifest, "spec.parentRefs", port)?],
-            None => service.port_numbers(),
+            None => service
+                .port_numbers()
+                .into_iter()
+                .filter(|port| mesh_routes_http(service, *port))
+                .collect(),
         };
         let plans = routes.get(route_index, route, backends)?;
         for port in ports {
