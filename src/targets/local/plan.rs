@@ -1335,13 +1335,17 @@ fn attach_route(
         )));
         return Ok(());
     }
+    // Why each listener did not take the route: said only when none did, as Istio's
+    // parent status is Accepted when any listener takes the route.
+    let mut refusals: Vec<String> = Vec::new();
+    let mut taken = false;
     for (listener_index, listener) in selected {
         let on_listener = |why: &str| format!(" listener {}: {why}", listener.name);
         if !listener
             .namespaces
             .allows(&gateway.namespace, &route.namespace)
         {
-            notes.push(not_attached(on_listener(&format!(
+            refusals.push(not_attached(on_listener(&format!(
                 "the listener allows {} (Accepted=False, NotAllowedByListeners)",
                 listener.namespaces.describe()
             ))));
@@ -1355,13 +1359,13 @@ fn attach_route(
         if let Some(own) = &listener.hostname
             && !route_hosts.iter().any(|h| istio::hostnames_match(own, h))
         {
-            notes.push(not_attached(on_listener(
+            refusals.push(not_attached(on_listener(
                 "no hostname in common (Accepted=False, NoMatchingListenerHostname)",
             )));
             continue;
         }
         if !listener.allows_http_routes {
-            notes.push(not_attached(on_listener(
+            refusals.push(not_attached(on_listener(
                 "its allowedRoutes.kinds leave out HTTPRoute (Accepted=False, NotAllowedByListeners)",
             )));
             continue;
@@ -1397,11 +1401,13 @@ fn attach_route(
                 .collect(),
         };
         if hostnames.is_empty() {
-            notes.push(not_attached(on_listener(
+            // Istio drops these names without a status message (its own TODO).
+            refusals.push(not_attached(on_listener(
                 "every hostname of the route belongs to a more specific listener on the same port (listener isolation)",
             )));
             continue;
         }
+        taken = true;
         let plans = routes.get(route_index, route, backends)?;
         let hosts = &mut attached[listener_index];
         for hostname in hostnames {
@@ -1410,6 +1416,9 @@ fn attach_route(
                 .or_default()
                 .extend(plans.iter().cloned());
         }
+    }
+    if !taken {
+        notes.extend(refusals);
     }
     Ok(())
 }
@@ -1666,6 +1675,67 @@ mod tests {
         let explicit_root = precedence(PathKind::Prefix, 0, false, 0);
         assert!(explicit_root < catch_all);
         assert!(precedence(PathKind::Prefix, 1, false, 0) < catch_all);
+    }
+
+    /// The upstream listener isolation Gateway: `*`, `*.example.com`,
+    /// `*.foo.example.com`, `abc.foo.example.com` on one port.
+    #[test]
+    fn listener_isolation_keeps_a_hostname_for_its_most_specific_listener() {
+        let all = [
+            "",
+            "*.example.com",
+            "*.foo.example.com",
+            "abc.foo.example.com",
+        ];
+        let others =
+            |ours: &str| -> Vec<&str> { all.iter().copied().filter(|l| *l != ours).collect() };
+        let allowed = |host: &str, listener: &str| {
+            let own = (!listener.is_empty()).then_some(listener);
+            allowed_by_listener_isolation(host, own, &others(listener))
+        };
+        // A route without hostnames (`*`) is never banned: Envoy's domain matching
+        // isolates it.
+        assert!(allowed("*", ""));
+        assert!(allowed("*", "*.example.com"));
+        // Names a more specific listener owns leave the broader ones.
+        assert!(!allowed("bar.foo.example.com", "*.example.com"));
+        assert!(!allowed("abc.foo.example.com", ""));
+        assert!(!allowed("abc.foo.example.com", "*.foo.example.com"));
+        assert!(!allowed("*.foo.example.com", "*.example.com"));
+        // ... and stay where they are the most specific.
+        assert!(allowed("bar.example.com", "*.example.com"));
+        assert!(allowed("bar.foo.example.com", "*.foo.example.com"));
+        assert!(allowed("other.org", ""));
+        // A listener with a plain hostname keeps whatever matched it.
+        assert!(allowed("abc.foo.example.com", "abc.foo.example.com"));
+        // A route hostname outside a wildcard listener's is not served through it.
+        assert!(!allowed("other.org", "*.example.com"));
+    }
+
+    #[test]
+    fn namespace_selectors_are_checked_as_the_api_server_checks_them() {
+        let selector = |operator: &str, values: Option<Vec<&str>>| {
+            label_selector(&GatewayListenersAllowedRoutesNamespacesSelector {
+                match_labels: None,
+                match_expressions: Some(vec![
+                    gateway_api::gateways::GatewayListenersAllowedRoutesNamespacesSelectorMatchExpressions {
+                        key: "team".into(),
+                        operator: operator.into(),
+                        values: values.map(|v| v.into_iter().map(String::from).collect()),
+                    },
+                ]),
+            })
+        };
+        let labels = |team: &str| BTreeMap::from([("team".to_string(), team.to_string())]);
+        let shop = selector("In", Some(vec!["shop"])).unwrap();
+        assert!(shop.matches(&labels("shop")) && !shop.matches(&labels("store")));
+        let not_shop = selector("NotIn", Some(vec!["shop"])).unwrap();
+        assert!(not_shop.matches(&BTreeMap::new()) && !not_shop.matches(&labels("shop")));
+        assert!(selector("Exists", None).unwrap().matches(&labels("x")));
+        assert!(selector("In", Some(vec![])).is_err());
+        assert!(selector("In", None).is_err());
+        assert!(selector("Exists", Some(vec!["x"])).is_err());
+        assert!(selector("Has", Some(vec!["x"])).is_err());
     }
 
     #[test]
