@@ -266,16 +266,16 @@ fn lint_warns_about_backends_istio_answers_with_500() {
     let file = "tests/data/fidelity/backend-refs/fixtures.yaml";
     for expected in [
         format!(
-            "warning: {file}:226:7: HTTPRoute edge/not-granted `spec.rules[0].backendRefs[0]`: Service shop/not-granted is in another namespace and no ReferenceGrant there allows HTTPRoutes from this one: Istio answers its share of the traffic with 500 (ResolvedRefs=False, RefNotPermitted)"
+            "warning: {file}:228:7: HTTPRoute edge/not-granted `spec.rules[0].backendRefs[0]`: Service shop/not-granted is in another namespace and no ReferenceGrant there allows HTTPRoutes from this one: Istio answers its share of the traffic with 500 (ResolvedRefs=False, RefNotPermitted)"
         ),
         format!(
-            "warning: {file}:251:7: HTTPRoute edge/missing-service `spec.rules[0].backendRefs[1]`: Service edge/missing (port 80) is not in the fixtures"
+            "warning: {file}:253:7: HTTPRoute edge/missing-service `spec.rules[0].backendRefs[1]`: Service edge/missing (port 80) is not in the fixtures"
         ),
         format!(
-            "warning: {file}:263:7: HTTPRoute edge/missing-port `spec.rules[0].backendRefs[0]`: Service edge/local has no port 81"
+            "warning: {file}:265:7: HTTPRoute edge/missing-port `spec.rules[0].backendRefs[0]`: Service edge/local has no port 81"
         ),
         format!(
-            "warning: {file}:275:7: HTTPRoute edge/unknown-kind `spec.rules[0].backendRefs[0]`: kind ConfigMap is not a backend Istio routes to: Istio answers its share of the traffic with 500 (ResolvedRefs=False, InvalidKind)"
+            "warning: {file}:277:7: HTTPRoute edge/unknown-kind `spec.rules[0].backendRefs[0]`: kind ConfigMap is not a backend Istio routes to: Istio answers its share of the traffic with 500 (ResolvedRefs=False, InvalidKind)"
         ),
     ] {
         assert!(stderr.contains(&expected), "{expected}\nnot in:\n{stderr}");
