@@ -109,6 +109,16 @@ fn malformed_reference_grant() {
 }
 
 #[test]
+fn a_conformance_feature_outside_the_profile() {
+    let text = error_for("conformance-unknown-feature.yaml");
+    assert_located(&text, "conformance-unknown-feature.yaml", 8);
+    assert!(
+        text.contains("`HTTPRouteQueryParamMatchng` is not a feature of the GATEWAY-HTTP profile"),
+        "{text}"
+    );
+}
+
+#[test]
 fn every_bad_input_file_is_covered() {
     // A new bad-input file without a test would prove nothing.
     let covered = [
@@ -126,6 +136,7 @@ fn every_bad_input_file_is_covered() {
         "two-entries.yaml",
         "policy-unknown-key.yaml",
         "malformed-reference-grant.yaml",
+        "conformance-unknown-feature.yaml",
     ];
     let mut files: Vec<String> = std::fs::read_dir(bad(""))
         .unwrap()
