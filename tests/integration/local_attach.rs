@@ -193,8 +193,14 @@ async fn a_selector_listener_takes_routes_from_the_namespaces_it_selects() {
         get(address, "a.expressions.example.com", "/").await,
         (200, "shop\n".into())
     );
-    // Not selected, a listener that takes no HTTPRoute, no such section: no route.
+    assert_eq!(
+        get(address, "a.same.example.com", "/").await,
+        (200, "edge\n".into())
+    );
+    // Not selected, a listener that takes no HTTPRoute, no such section, a route from
+    // another namespace on a `Same` listener: no route.
     for host in [
+        "b.same.example.com",
         "b.labels.example.com",
         "b.expressions.example.com",
         "a.grpc.example.com",
@@ -298,12 +304,18 @@ fn lint_notes_routes_a_listener_does_not_take() {
     let file = "tests/data/fidelity/listener-attachment/fixtures.yaml";
     for expected in [
         format!(
-            "{file}:187:16: HTTPRoute other/labels is not attached to Gateway edge/gw listener labels: the listener allows routes from the namespaces its selector picks: shop (Accepted=False, NotAllowedByListeners)"
+            "{file}:225:16: HTTPRoute other/labels is not attached to Gateway edge/gw listener labels: the listener allows routes from the namespaces its selector picks: shop (Accepted=False, NotAllowedByListeners)"
         ),
         format!(
-            "{file}:231:16: HTTPRoute store/no-such-section is not attached to Gateway edge/gw: no listener matches spec.parentRefs[0]'s sectionName/port (Accepted=False, NoMatchingParent)"
+            "{file}:269:16: HTTPRoute store/no-such-section is not attached to Gateway edge/gw: no listener matches spec.parentRefs[0]'s sectionName/port (Accepted=False, NoMatchingParent)"
         ),
-        format!("{file}:220:16: HTTPRoute shop/grpc-only is not attached"),
+        format!("{file}:258:16: HTTPRoute shop/grpc-only is not attached"),
+        format!(
+            "{file}:324:16: HTTPRoute shop/same is not attached to Gateway edge/gw listener same: the listener allows routes from its own namespace only (Accepted=False, NotAllowedByListeners)"
+        ),
+        format!(
+            "{file}:335:16: HTTPRoute shop/no-common-hostname is not attached to Gateway edge/gw listener labels: no hostname in common (Accepted=False, NoMatchingListenerHostname)"
+        ),
     ] {
         assert!(stderr.contains(&expected), "{expected}\nnot in:\n{stderr}");
     }
