@@ -562,6 +562,21 @@ fn cluster_facts(cluster: &Value, facts: &mut Facts) {
         common.and_then(|c| c.get("maxRequestsPerConnection")),
     );
     fact("idleTimeout", common.and_then(|c| c.get("idleTimeout")));
+    // Which HTTP version the proxy speaks to the endpoints (Envoy's default is HTTP/1.1).
+    let options = cluster.pointer(
+        "/typedExtensionProtocolOptions/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+    );
+    let upstream = match options {
+        Some(o)
+            if o.pointer("/explicitHttpConfig/http2ProtocolOptions")
+                .is_some() =>
+        {
+            "http2"
+        }
+        Some(o) if o.get("useDownstreamProtocolConfig").is_some() => "downstream",
+        _ => "http1",
+    };
+    fact("upstreamProtocol", Some(&json!(upstream)));
 }
 
 fn route_table_facts(table: &Value, facts: &mut Facts) {
@@ -633,6 +648,11 @@ fn route_table_facts(table: &Value, facts: &mut Facts) {
             facts.insert(
                 format!("{prefix}/maxGrpcTimeout"),
                 canonical(route.pointer("/route/maxGrpcTimeout")),
+            );
+            // What a backend that resolves to nothing answers (Gateway API: 500).
+            facts.insert(
+                format!("{prefix}/clusterNotFoundResponseCode"),
+                canonical(route.pointer("/route/clusterNotFoundResponseCode")),
             );
         }
     }

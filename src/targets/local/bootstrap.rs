@@ -19,6 +19,7 @@ use super::plan::{
 use super::route_rule::{
     HeaderEdits, HeaderFilters, MatchCondition, PathRewrite, Redirect, RedirectPath, StringMatch,
 };
+use crate::fixtures::istio::PortProtocol;
 
 /// Istio leaves every circuit breaker threshold it is not told about at 2^32-1, so a
 /// limit is only in effect when a DestinationRule sets it.
@@ -186,6 +187,10 @@ fn http_connection_manager(
         "route_config": {
             "name": route_name,
             "virtual_hosts": virtual_hosts.iter().map(|v| virtual_host(role, v, listening)).collect::<Vec<_>>(),
+            // A route may name a cluster that does not exist (a backendRef that
+            // resolves to nothing, as Istio names it); Envoy refuses such an inline
+            // table unless told not to check, as Istio's RDS tables are not checked.
+            "validate_clusters": false,
         },
         "http_filters": [{
             "name": "envoy.filters.http.router",
@@ -528,6 +533,9 @@ fn route_action(mut target: Value, timeout: Option<Duration>) -> Value {
     // Istio bounds a gRPC request's own `grpc-timeout` by the route timeout
     // (`setTimeout`, `pilot/pkg/networking/core/route/route.go`).
     target["max_grpc_timeout"] = timeout;
+    // A Gateway API route answers a backend that resolves to nothing with 500 (istio/istio
+    // `applyHTTPRouteDestination`, `pilot/pkg/networking/core/route/route.go`).
+    target["cluster_not_found_response_code"] = json!("INTERNAL_SERVER_ERROR");
     target["retry_policy"] = json!({
         "retry_on": "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes",
         "num_retries": 2,
@@ -570,7 +578,7 @@ pub fn cluster(plan: &ClusterPlan, pods: &[Vec<SocketAddr>]) -> Value {
             "track_remaining": true
         }]},
     });
-    if let Some(options) = protocol_options(&policy) {
+    if let Some(options) = protocol_options(&policy, plan.protocol) {
         cluster["typed_extension_protocol_options"] = json!({
             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": options
         });
@@ -604,8 +612,15 @@ pub fn cluster(plan: &ClusterPlan, pods: &[Vec<SocketAddr>]) -> Value {
     cluster
 }
 
-fn protocol_options(policy: &TrafficPolicy) -> Option<Value> {
-    if policy.max_requests_per_connection.is_none() && policy.idle_timeout.is_none() {
+/// The cluster's HTTP protocol options, as Istio's cluster builder sets them
+/// (`setUpstreamProtocol` and `setH2Options`, istio/istio
+/// `pilot/pkg/networking/core/cluster_builder.go`): an HTTP/2 port (`http2`, `grpc`,
+/// `kubernetes.io/h2c`) gets an explicit HTTP/2 upstream; any other port HTTP/1.1, which
+/// is explicit only when the DestinationRule sets connection options. A gateway never
+/// uses the downstream protocol (Istio does that for sidecars on sniffed ports only).
+fn protocol_options(policy: &TrafficPolicy, protocol: PortProtocol) -> Option<Value> {
+    let http2 = protocol == PortProtocol::Http2;
+    if policy.max_requests_per_connection.is_none() && policy.idle_timeout.is_none() && !http2 {
         return None;
     }
     let mut common = serde_json::Map::new();
@@ -618,7 +633,10 @@ fn protocol_options(policy: &TrafficPolicy) -> Option<Value> {
     Some(json!({
         "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
         "common_http_protocol_options": common,
-        // The echo backends speak HTTP/1.1, as Istio assumes for a port named `http`.
-        "explicit_http_config": {"http_protocol_options": {}}
+        "explicit_http_config": if http2 {
+            json!({"http2_protocol_options": {}})
+        } else {
+            json!({"http_protocol_options": {}})
+        }
     }))
 }

@@ -66,6 +66,10 @@ const GATEWAY: &[&str] = &[
     "spec.listeners[].tls.certificateRefs[].name",
     "spec.listeners[].tls.certificateRefs[].namespace",
     "spec.listeners[].allowedRoutes.namespaces.from",
+    "spec.listeners[].allowedRoutes.namespaces.selector.matchLabels.*",
+    "spec.listeners[].allowedRoutes.namespaces.selector.matchExpressions[].key",
+    "spec.listeners[].allowedRoutes.namespaces.selector.matchExpressions[].operator",
+    "spec.listeners[].allowedRoutes.namespaces.selector.matchExpressions[].values[]",
     "spec.listeners[].allowedRoutes.kinds[].group",
     "spec.listeners[].allowedRoutes.kinds[].kind",
 ];
@@ -143,6 +147,15 @@ const HTTP_ROUTE: &[&str] = &[
     "spec.rules[].backendRefs[].weight",
 ];
 
+const REFERENCE_GRANT: &[&str] = &[
+    "spec.from[].group",
+    "spec.from[].kind",
+    "spec.from[].namespace",
+    "spec.to[].group",
+    "spec.to[].kind",
+    "spec.to[].name",
+];
+
 const DESTINATION_RULE: &[&str] = &[
     "spec.host",
     "spec.trafficPolicy.loadBalancer.simple",
@@ -171,6 +184,7 @@ pub(crate) fn supported_fields(manifest: &Manifest) -> Option<&'static [&'static
         GroupKind::GATEWAY => GATEWAY,
         GroupKind::HTTP_ROUTE => HTTP_ROUTE,
         GroupKind::DESTINATION_RULE => DESTINATION_RULE,
+        GroupKind::REFERENCE_GRANT => REFERENCE_GRANT,
         _ => return None,
     })
 }

@@ -11,14 +11,18 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use gateway_api::gateways::{
-    GatewayListenersAllowedRoutesNamespacesFrom, GatewayListenersTls, GatewayListenersTlsMode,
+    GatewayListenersAllowedRoutes, GatewayListenersAllowedRoutesNamespacesFrom,
+    GatewayListenersAllowedRoutesNamespacesSelector, GatewayListenersTls, GatewayListenersTlsMode,
 };
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::core::{Selector, SelectorExt};
 
 use crate::echo::EchoArgs;
 use crate::fixtures::{
-    DestinationRuleFixture, EchoImage, Fixtures, GatewayFixture, HttpRouteFixture, ParentRef,
-    ServiceFixture, WorkloadFixture, istio,
+    BackendRef, BackendTarget, DestinationRuleFixture, EchoImage, Fixtures, GatewayFixture,
+    HttpRouteFixture, ParentRef, RouteRule, ServiceFixture, UnresolvedReason, WorkloadFixture,
+    istio,
 };
 use crate::manifest::{GATEWAY_API_GROUP, GroupKind, Manifest, ManifestError, ObjectKey};
 
@@ -118,6 +122,9 @@ pub struct ClusterPlan {
     /// Indices into [`Plan::workloads`] whose pods are this Service's endpoints.
     pub workloads: Vec<usize>,
     pub policy: Option<TrafficPolicy>,
+    /// What the Service port speaks, as Istio reads its name and `appProtocol`: an
+    /// HTTP/2 port gets an HTTP/2 upstream.
+    pub protocol: istio::PortProtocol,
 }
 
 /// One Gateway: its listeners grouped by port, as Istio merges listeners that share a
@@ -412,6 +419,11 @@ fn translate(fixtures: &Fixtures) -> Result<Plan, ManifestError> {
         .map(|g| gateway(g, fixtures))
         .collect::<Result<Vec<_>, _>>()?;
     let mut routes = RoutePlans::new(fixtures.routes());
+    let gateway_backends = BackendResolver {
+        fixtures,
+        clusters: &clusters,
+        enforce_grants: true,
+    };
     // Per gateway: virtual hosts (hostname -> routes) by listener, in the listeners'
     // order, and the notes about routes it did not take.
     let mut attached: Vec<Vec<HostRoutes>> = listeners
@@ -440,7 +452,7 @@ fn translate(fixtures: &Fixtures) -> Result<Plan, ManifestError> {
                 parent,
                 &fixtures.gateways()[gateway_index],
                 &listeners[gateway_index],
-                &clusters,
+                &gateway_backends,
                 &mut attached[gateway_index],
                 &mut notes[gateway_index],
             )?;
@@ -461,13 +473,19 @@ fn translate(fixtures: &Fixtures) -> Result<Plan, ManifestError> {
         check_parent_refs(route, fixtures)?;
     }
     let mut mesh: BTreeMap<(ObjectKey, u16), Vec<RoutePlan>> = BTreeMap::new();
+    // GAMMA routes are translated apart: Istio does not check ReferenceGrants for them.
+    let mut mesh_routes = RoutePlans::new(fixtures.routes());
+    let mesh_backends = BackendResolver {
+        enforce_grants: false,
+        ..gateway_backends
+    };
     for (route_index, route) in fixtures.routes().iter().enumerate() {
         attach_mesh_route(
-            &mut routes,
+            &mut mesh_routes,
             route_index,
             route,
             fixtures,
-            &clusters,
+            &mesh_backends,
             &mut mesh,
         )?;
     }
@@ -790,6 +808,12 @@ fn service_clusters(
             port: service_port,
             workloads: serving,
             policy: None,
+            protocol: istio::port_protocol(
+                service_port,
+                port.name.as_deref(),
+                port.protocol.as_deref(),
+                port.app_protocol.as_deref(),
+            ),
         });
     }
     Ok(clusters)
@@ -969,10 +993,133 @@ struct Listener {
     name: String,
     port: u16,
     hostname: Option<String>,
-    /// `allowedRoutes.namespaces.from`: `Same` (the default) or `All`.
-    all_namespaces: bool,
+    /// `allowedRoutes.namespaces`.
+    namespaces: AllowedNamespaces,
+    /// `allowedRoutes.kinds` lets HTTPRoutes attach (it does when not given).
+    allows_http_routes: bool,
     /// The certificate of an HTTPS listener; `None` for HTTP.
     tls: Option<TlsCertificate>,
+}
+
+/// The namespaces whose routes a listener takes, as Istio resolves
+/// `allowedRoutes.namespaces` (`namespacesFromSelector`, istio/istio
+/// `pilot/pkg/config/kube/gateway/conversion.go`): a `Selector` is run once over the
+/// Namespaces there are (here: the fixtures'), labels plus `kubernetes.io/metadata.name`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum AllowedNamespaces {
+    /// `Same`, the default: the Gateway's own namespace.
+    Same,
+    All,
+    /// `Selector`: the names of the Namespaces it selects.
+    Selected(Vec<String>),
+}
+
+impl AllowedNamespaces {
+    fn allows(&self, gateway_namespace: &str, route_namespace: &str) -> bool {
+        match self {
+            AllowedNamespaces::Same => gateway_namespace == route_namespace,
+            AllowedNamespaces::All => true,
+            AllowedNamespaces::Selected(names) => names.iter().any(|n| n == route_namespace),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            AllowedNamespaces::Same => "routes from its own namespace only".into(),
+            AllowedNamespaces::All => "routes from every namespace".into(),
+            AllowedNamespaces::Selected(names) if names.is_empty() => {
+                "routes from the namespaces its selector picks, and it picks none of the fixtures' Namespaces".into()
+            }
+            AllowedNamespaces::Selected(names) => format!(
+                "routes from the namespaces its selector picks: {}",
+                names.join(", ")
+            ),
+        }
+    }
+}
+
+/// The namespaces a listener's `allowedRoutes.namespaces` admits.
+fn allowed_namespaces(
+    gateway: &GatewayFixture,
+    field: &str,
+    allowed: Option<&GatewayListenersAllowedRoutes>,
+    fixtures: &Fixtures,
+) -> Result<AllowedNamespaces, ManifestError> {
+    let manifest = &gateway.manifest;
+    let namespaces = allowed.and_then(|a| a.namespaces.as_ref());
+    let from = namespaces.and_then(|n| n.from.as_ref());
+    match from {
+        None | Some(GatewayListenersAllowedRoutesNamespacesFrom::Same) => {
+            Ok(AllowedNamespaces::Same)
+        }
+        Some(GatewayListenersAllowedRoutesNamespacesFrom::All) => Ok(AllowedNamespaces::All),
+        Some(GatewayListenersAllowedRoutesNamespacesFrom::Selector) => {
+            let selector_field = format!("{field}.allowedRoutes.namespaces.selector");
+            let Some(selector) = namespaces.and_then(|n| n.selector.as_ref()) else {
+                return Err(invalid(
+                    manifest,
+                    &format!("{field}.allowedRoutes.namespaces.from"),
+                    "`from: Selector` needs a `selector`".into(),
+                ));
+            };
+            let selector = label_selector(selector).map_err(|err| {
+                invalid(
+                    manifest,
+                    &selector_field,
+                    format!("not a label selector: {err}"),
+                )
+            })?;
+            Ok(AllowedNamespaces::Selected(
+                fixtures
+                    .namespaces()
+                    .iter()
+                    .filter(|ns| selector.matches(&ns.labels))
+                    .map(|ns| ns.name.clone())
+                    .collect(),
+            ))
+        }
+    }
+}
+
+/// A listener's namespace selector as a Kubernetes label selector. Istio matches
+/// nothing when the selector does not parse; the local target refuses it instead, as
+/// it would only ever be a mistake.
+fn label_selector(
+    selector: &GatewayListenersAllowedRoutesNamespacesSelector,
+) -> Result<Selector, kube::core::ParseExpressionError> {
+    let selector = LabelSelector {
+        match_labels: selector.match_labels.clone(),
+        match_expressions: selector.match_expressions.as_ref().map(|expressions| {
+            expressions
+                .iter()
+                .map(|e| LabelSelectorRequirement {
+                    key: e.key.clone(),
+                    operator: e.operator.clone(),
+                    values: e.values.clone(),
+                })
+                .collect()
+        }),
+    };
+    let parsed = Selector::try_from(selector.clone())?;
+    // kube's parser takes `In` with an empty list and `Exists` with values; the API
+    // server (and so Istio's parser) refuses both.
+    for requirement in selector.match_expressions.iter().flatten() {
+        let values = requirement.values.as_deref().unwrap_or_default();
+        let wants_values = matches!(requirement.operator.as_str(), "In" | "NotIn");
+        if wants_values == values.is_empty() {
+            return Err(kube::core::ParseExpressionError(format!(
+                "operator {} on `{}` {}",
+                requirement.operator,
+                requirement.key,
+                if wants_values {
+                    "needs values"
+                } else {
+                    "takes no values"
+                }
+            )));
+        }
+    }
+    Ok(parsed)
 }
 
 /// Groups a Gateway's listeners by port: HTTP listeners on a port share one route
@@ -1080,37 +1227,21 @@ fn gateway(gateway: &GatewayFixture, fixtures: &Fixtures) -> Result<Vec<Listener
                 ));
             }
         };
-        let from = listener
-            .allowed_routes
-            .as_ref()
-            .and_then(|a| a.namespaces.as_ref())
-            .and_then(|n| n.from.as_ref());
-        let all_namespaces = match from {
-            None | Some(GatewayListenersAllowedRoutesNamespacesFrom::Same) => false,
-            Some(GatewayListenersAllowedRoutesNamespacesFrom::All) => true,
-            Some(GatewayListenersAllowedRoutesNamespacesFrom::Selector) => {
-                return Err(unsupported(
-                    manifest,
-                    &format!("{field}.allowedRoutes.namespaces.from"),
-                    "`Selector`: only Same and All",
-                ));
-            }
-        };
-        if let Some(kinds) = listener
+        let namespaces =
+            allowed_namespaces(gateway, &field, listener.allowed_routes.as_ref(), fixtures)?;
+        // A listener whose kinds leave out HTTPRoute takes none (Istio:
+        // `GenerateGatewaySupportedKinds`, then the kind check in `referenceAllowed`,
+        // `pilot/pkg/config/kube/gateway/conversion.go`).
+        let allows_http_routes = listener
             .allowed_routes
             .as_ref()
             .and_then(|a| a.kinds.as_ref())
-            && !kinds.iter().any(|k| {
-                GroupKind::new(k.group.as_deref().unwrap_or(GATEWAY_API_GROUP), &k.kind)
-                    == GroupKind::HTTP_ROUTE
-            })
-        {
-            return Err(unsupported(
-                manifest,
-                &format!("{field}.allowedRoutes.kinds"),
-                "listeners that do not allow HTTPRoute",
-            ));
-        }
+            .is_none_or(|kinds| {
+                kinds.iter().any(|k| {
+                    GroupKind::new(k.group.as_deref().unwrap_or(GATEWAY_API_GROUP), &k.kind)
+                        == GroupKind::HTTP_ROUTE
+                })
+            });
         let port = port_u16(manifest, &format!("{field}.port"), listener.port)?;
         let hostname = listener.hostname.clone();
         for other in listeners.iter().filter(|l| l.port == port) {
@@ -1152,7 +1283,8 @@ fn gateway(gateway: &GatewayFixture, fixtures: &Fixtures) -> Result<Vec<Listener
             name: listener.name.clone(),
             port,
             hostname,
-            all_namespaces,
+            namespaces,
+            allows_http_routes,
             tls,
         });
     }
@@ -1283,11 +1415,11 @@ impl RoutePlans {
         &mut self,
         index: usize,
         route: &HttpRouteFixture,
-        clusters: &[ClusterPlan],
+        backends: &BackendResolver<'_>,
     ) -> Result<&[RoutePlan], ManifestError> {
         let slot = &mut self.built[index];
         if slot.is_none() {
-            *slot = Some(route_plans(route, clusters)?);
+            *slot = Some(route_plans(route, backends)?);
         }
         Ok(slot.as_deref().unwrap_or_default())
     }
@@ -1341,6 +1473,20 @@ fn check_parent_refs(route: &HttpRouteFixture, fixtures: &Fixtures) -> Result<()
                     ),
                 ));
             }
+            if let Some(port) = parent.port
+                && !mesh_routes_http(service, port_u16(manifest, &format!("{field}.port"), port)?)
+            {
+                return Err(unsupported(
+                    manifest,
+                    &format!("{field}.port"),
+                    format!(
+                        "a GAMMA route on port {port} of {}, which Istio proxies as opaque TCP \
+                         (its name or appProtocol says so), so the route has no effect there; \
+                         the local target has no TCP sidecar listener",
+                        service.key()
+                    ),
+                ));
+            }
             continue;
         }
         if !parent.is_gateway() {
@@ -1367,6 +1513,27 @@ fn check_parent_refs(route: &HttpRouteFixture, fixtures: &Fixtures) -> Result<()
     Ok(())
 }
 
+/// Whether an in-mesh client's sidecar routes HTTP on a Service port: not on one Istio
+/// reads as TCP or UDP (its outbound listener is a TCP proxy then, istio/istio
+/// `pilot/pkg/networking/core/listener.go`).
+fn mesh_routes_http(service: &ServiceFixture, port: u16) -> bool {
+    service
+        .ports
+        .iter()
+        .filter(|p| p.port == i32::from(port))
+        .all(|p| {
+            !matches!(
+                istio::port_protocol(
+                    port,
+                    p.name.as_deref(),
+                    p.protocol.as_deref(),
+                    p.app_protocol.as_deref()
+                ),
+                istio::PortProtocol::Tcp | istio::PortProtocol::Udp
+            )
+        })
+}
+
 /// Adds a route's rules to every Service port its GAMMA parentRefs name (all ports of
 /// the Service when the parentRef has none).
 fn attach_mesh_route(
@@ -1374,7 +1541,7 @@ fn attach_mesh_route(
     route_index: usize,
     route: &HttpRouteFixture,
     fixtures: &Fixtures,
-    clusters: &[ClusterPlan],
+    backends: &BackendResolver<'_>,
     mesh: &mut BTreeMap<(ObjectKey, u16), Vec<RoutePlan>>,
 ) -> Result<(), ManifestError> {
     for parent in route.parent_refs.iter().filter(|p| p.is_service()) {
@@ -1382,11 +1549,17 @@ fn attach_mesh_route(
         let Some(service) = fixtures.service_named(&route.namespace, &parent.name) else {
             continue;
         };
+        // Without a port the route applies to every port Istio routes HTTP on, not
+        // to its opaque TCP ones.
         let ports = match parent.port {
             Some(port) => vec![port_u16(&route.manifest, "spec.parentRefs", port)?],
-            None => service.port_numbers(),
+            None => service
+                .port_numbers()
+                .into_iter()
+                .filter(|port| mesh_routes_http(service, *port))
+                .collect(),
         };
-        let plans = routes.get(route_index, route, clusters)?;
+        let plans = routes.get(route_index, route, backends)?;
         for port in ports {
             mesh.entry((service.key(), port))
                 .or_default()
@@ -1409,55 +1582,110 @@ fn attach_route(
     parent: &ParentRef,
     gateway: &GatewayFixture,
     listeners: &[Listener],
-    clusters: &[ClusterPlan],
+    backends: &BackendResolver<'_>,
     attached: &mut [HostRoutes],
     notes: &mut Vec<String>,
 ) -> Result<(), ManifestError> {
+    // Istio checks each listener in turn (`referenceAllowed`, istio/istio
+    // `pilot/pkg/config/kube/gateway/conversion.go`): port and sectionName, then the
+    // hostnames with the allowed namespaces, then the route kind. A listener that fails
+    // does not take the route (its parent status says why); nothing is refused.
     let selected: Vec<(usize, &Listener)> = listeners
         .iter()
         .enumerate()
         .filter(|(_, l)| parent.section_name.as_ref().is_none_or(|s| *s == l.name))
         .filter(|(_, l)| parent.port.is_none_or(|p| i32::from(l.port) == p))
         .collect();
+    let not_attached = |why: String| {
+        format!(
+            "{}: {} is not attached to {}{why}",
+            route
+                .manifest
+                .location_of(&format!("spec.parentRefs[{parent_index}]")),
+            route.key(),
+            gateway.key(),
+        )
+    };
     if selected.is_empty() {
-        return Err(invalid(
-            &route.manifest,
-            &format!("spec.parentRefs[{parent_index}]"),
-            format!(
-                "no listener of {} matches this parentRef's sectionName/port",
-                gateway.key()
-            ),
-        ));
+        notes.push(not_attached(format!(
+            ": no listener matches spec.parentRefs[{parent_index}]'s sectionName/port (Accepted=False, NoMatchingParent)"
+        )));
+        return Ok(());
     }
+    // Why each listener did not take the route: said only when none did, as Istio's
+    // parent status is Accepted when any listener takes the route.
+    let mut refusals: Vec<String> = Vec::new();
+    let mut taken = false;
     for (listener_index, listener) in selected {
-        if !listener.all_namespaces && route.namespace != gateway.namespace {
-            notes.push(format!(
-                "{} is not attached to listener {} of {}: the listener allows routes from its own namespace only",
-                route.key(),
-                listener.name,
-                gateway.key()
-            ));
+        let on_listener = |why: &str| format!(" listener {}: {why}", listener.name);
+        if !listener
+            .namespaces
+            .allows(&gateway.namespace, &route.namespace)
+        {
+            refusals.push(not_attached(on_listener(&format!(
+                "the listener allows {} (Accepted=False, NotAllowedByListeners)",
+                listener.namespaces.describe()
+            ))));
             continue;
         }
-        let hostnames: Vec<String> = match (&route.hostnames, &listener.hostname) {
-            (None, None) => vec!["*".to_string()],
-            (None, Some(l)) => vec![l.clone()],
-            (Some(hosts), None) => hosts.clone(),
-            (Some(hosts), Some(l)) => hosts
-                .iter()
-                .filter_map(|h| hostname_intersection(l, h))
+        let route_hosts: Vec<String> = route
+            .hostnames
+            .clone()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| vec!["*".to_string()]);
+        if let Some(own) = &listener.hostname
+            && !route_hosts.iter().any(|h| istio::hostnames_match(own, h))
+        {
+            refusals.push(not_attached(on_listener(
+                "no hostname in common (Accepted=False, NoMatchingListenerHostname)",
+            )));
+            continue;
+        }
+        if !listener.allows_http_routes {
+            refusals.push(not_attached(on_listener(
+                "its allowedRoutes.kinds leave out HTTPRoute (Accepted=False, NotAllowedByListeners)",
+            )));
+            continue;
+        }
+        // Listener isolation: a route hostname that a more specific listener on the
+        // same port and protocol owns is not served through this one.
+        let others: Vec<&str> = listeners
+            .iter()
+            .enumerate()
+            .filter(|(i, l)| {
+                *i != listener_index
+                    && l.port == listener.port
+                    && l.tls.is_some() == listener.tls.is_some()
+            })
+            .map(|(_, l)| l.hostname.as_deref().unwrap_or_default())
+            .collect();
+        let kept: Vec<&String> = route_hosts
+            .iter()
+            .filter(|h| allowed_by_listener_isolation(h, listener.hostname.as_deref(), &others))
+            .collect();
+        let hostnames: Vec<String> = match &listener.hostname {
+            None => kept.into_iter().cloned().collect(),
+            Some(own) if route.hostnames.as_ref().is_none_or(|h| h.is_empty()) => {
+                if kept.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![own.clone()]
+                }
+            }
+            Some(own) => kept
+                .into_iter()
+                .filter_map(|h| hostname_intersection(own, h))
                 .collect(),
         };
         if hostnames.is_empty() {
-            notes.push(format!(
-                "{} is not attached to listener {} of {}: no hostname in common",
-                route.key(),
-                listener.name,
-                gateway.key()
-            ));
+            // Istio drops these names without a status message (its own TODO).
+            refusals.push(not_attached(on_listener(
+                "every hostname of the route belongs to a more specific listener on the same port (listener isolation)",
+            )));
             continue;
         }
-        let plans = routes.get(route_index, route, clusters)?;
+        taken = true;
+        let plans = routes.get(route_index, route, backends)?;
         let hosts = &mut attached[listener_index];
         for hostname in hostnames {
             hosts
@@ -1466,12 +1694,131 @@ fn attach_route(
                 .extend(plans.iter().cloned());
         }
     }
+    if !taken {
+        notes.extend(refusals);
+    }
     Ok(())
+}
+
+/// Whether a route hostname may be served through a listener, given the hostnames of
+/// the Gateway's other listeners on the same port and protocol: not when a listener at
+/// least as specific covers it, so that a request goes to the most specific listener
+/// only (Gateway API's listener isolation; `hostnameAllowedByIsolation`, istio/istio
+/// `pilot/pkg/config/kube/gateway/conversion.go`, whose comparisons this repeats).
+fn allowed_by_listener_isolation(
+    route_host: &str,
+    listener: Option<&str>,
+    others: &[&str],
+) -> bool {
+    let ours = listener.unwrap_or_default();
+    if !ours.is_empty() && !ours.starts_with('*') {
+        return true;
+    }
+    if !ours.is_empty() && !istio::hostnames_match(route_host, ours) {
+        return false;
+    }
+    others
+        .iter()
+        .filter(|other| **other != ours && ours.len() <= other.len())
+        .all(|other| !istio::hostname_subset_of(route_host, other))
+}
+
+/// What backendRefs resolve against: the clusters the plan has, and the fixtures'
+/// Services and ReferenceGrants.
+struct BackendResolver<'a> {
+    fixtures: &'a Fixtures,
+    clusters: &'a [ClusterPlan],
+    /// Istio checks ReferenceGrants for routes on a Gateway, not for GAMMA routes.
+    enforce_grants: bool,
+}
+
+/// Where a rule sends its traffic, as Istio builds it from the backendRefs
+/// (`buildHTTPDestination`, istio/istio `pilot/pkg/config/kube/gateway/conversion.go`):
+/// zero weights dropped, every other backend kept with its weight. A backendRef that
+/// resolves to nothing keeps its share and names a cluster that does not exist
+/// (`UnknownService`, or the missing Service port's `outbound|..` name), which Envoy
+/// answers with 500; a rule whose only backend is unresolved answers everything with
+/// 500 the same way. No backend with a weight at all is a direct 500 (`convertHTTPRoute`).
+fn rule_action(
+    route: &HttpRouteFixture,
+    rule_index: usize,
+    rule: &RouteRule,
+    backends: &BackendResolver<'_>,
+) -> Result<RouteAction, ManifestError> {
+    let manifest = &route.manifest;
+    let mut weighted = Vec::new();
+    for (backend_index, backend) in rule.backend_refs.iter().enumerate() {
+        let field = format!("spec.rules[{rule_index}].backendRefs[{backend_index}]");
+        let weight = u32::try_from(backend.weight).map_err(|_| {
+            invalid(
+                manifest,
+                &format!("{field}.weight"),
+                format!("{} is negative", backend.weight),
+            )
+        })?;
+        if weight == 0 {
+            continue;
+        }
+        let cluster = backend_cluster(route, &field, backend, backends)?;
+        weighted.push((cluster, weight));
+    }
+    Ok(match weighted.len() {
+        0 => RouteAction::DirectResponse(500),
+        1 => RouteAction::Cluster(weighted.remove(0).0),
+        _ => RouteAction::Weighted(weighted),
+    })
+}
+
+/// The Envoy cluster one backendRef names, as Istio names it
+/// (`GetDestinationCluster`, istio/istio `pilot/pkg/networking/core/route/route.go`).
+fn backend_cluster(
+    route: &HttpRouteFixture,
+    field: &str,
+    backend: &BackendRef,
+    backends: &BackendResolver<'_>,
+) -> Result<String, ManifestError> {
+    let manifest = &route.manifest;
+    match backends
+        .fixtures
+        .backend_target(route, backend, backends.enforce_grants)
+    {
+        BackendTarget::ServicePort { service, port } => {
+            let name = istio::cluster_name(&service.namespace, service.name(), port);
+            if !backends.clusters.iter().any(|c| c.name == name) {
+                return Err(invalid(
+                    manifest,
+                    &format!("{field}.port"),
+                    format!("Service {} has no cluster for port {port}", service.key()),
+                ));
+            }
+            Ok(name)
+        }
+        BackendTarget::Unresolved(
+            UnresolvedReason::ServiceNotFound { service, port }
+            | UnresolvedReason::NoSuchPort { service, port },
+        ) => Ok(istio::cluster_name(
+            service.namespace_or_default(),
+            &service.name,
+            port,
+        )),
+        BackendTarget::Unresolved(
+            UnresolvedReason::NotPermitted { .. } | UnresolvedReason::UnknownKind { .. },
+        ) => Ok(istio::UNKNOWN_SERVICE_CLUSTER.to_string()),
+        BackendTarget::Invalid {
+            field: part,
+            message,
+        } => Err(invalid(manifest, &format!("{field}.{part}"), message)),
+        BackendTarget::Unmodelled => Err(unsupported(
+            manifest,
+            &format!("{field}.kind"),
+            format!("backend {}/{}: only Services", backend.group, backend.kind),
+        )),
+    }
 }
 
 fn route_plans(
     route: &HttpRouteFixture,
-    clusters: &[ClusterPlan],
+    backends: &BackendResolver<'_>,
 ) -> Result<Vec<RoutePlan>, ManifestError> {
     let manifest = &route.manifest;
     let namespace = &route.namespace;
@@ -1479,58 +1826,8 @@ fn route_plans(
     let route_name = format!("{namespace}/{}", route.name());
     for (rule_index, rule) in route.rules.iter().enumerate() {
         let rule_field = format!("spec.rules[{rule_index}]");
-        let mut weighted = Vec::new();
-        for (backend_index, backend) in rule.backend_refs.iter().enumerate() {
-            let field = format!("{rule_field}.backendRefs[{backend_index}]");
-            if !backend.is_service() {
-                return Err(unsupported(
-                    manifest,
-                    &format!("{field}.kind"),
-                    format!("backend {}/{}: only Services", backend.group, backend.kind),
-                ));
-            }
-            if backend.namespace.as_ref().is_some_and(|n| n != namespace) {
-                return Err(unsupported(
-                    manifest,
-                    &format!("{field}.namespace"),
-                    "cross-namespace backends (they need a ReferenceGrant)",
-                ));
-            }
-            let Some(port) = backend.port else {
-                return Err(invalid(
-                    manifest,
-                    &format!("{field}.port"),
-                    "a Service backend needs a port".into(),
-                ));
-            };
-            let port = port_u16(manifest, &format!("{field}.port"), port)?;
-            let name = istio::cluster_name(namespace, &backend.name, port);
-            if !clusters.iter().any(|c| c.name == name) {
-                return Err(invalid(
-                    manifest,
-                    &format!("{field}.name"),
-                    format!(
-                        "Service {namespace}/{} with port {port} is not in the fixtures",
-                        backend.name
-                    ),
-                ));
-            }
-            let weight = u32::try_from(backend.weight).map_err(|_| {
-                invalid(
-                    manifest,
-                    &format!("{field}.weight"),
-                    format!("{} is negative", backend.weight),
-                )
-            })?;
-            weighted.push((name, weight));
-        }
-        weighted.retain(|(_, w)| *w > 0);
-        let action = match weighted.len() {
-            0 => RouteAction::DirectResponse(500),
-            1 => RouteAction::Cluster(weighted.remove(0).0),
-            _ => RouteAction::Weighted(weighted),
-        };
-        let filters = route_rule::rule_filters(route, rule_index, rule, clusters)?;
+        let action = rule_action(route, rule_index, rule, backends)?;
+        let filters = route_rule::rule_filters(route, rule_index, rule, &backends.clusters)?;
         let backend_headers = route_rule::backend_header_filters(route, rule_index, rule)?;
         let timeout = route_rule::route_timeout(manifest, &rule_field, &rule.timeouts)?;
         for (match_index, m) in rule.matches.iter().enumerate() {
@@ -1656,6 +1953,67 @@ mod tests {
         let mut many_queries = precedence(PathKind::Prefix, 1, false, 0);
         many_queries.query_matches = Reverse(5);
         assert!(precedence(PathKind::Prefix, 1, false, 1) < many_queries);
+    }
+
+    /// The upstream listener isolation Gateway: `*`, `*.example.com`,
+    /// `*.foo.example.com`, `abc.foo.example.com` on one port.
+    #[test]
+    fn listener_isolation_keeps_a_hostname_for_its_most_specific_listener() {
+        let all = [
+            "",
+            "*.example.com",
+            "*.foo.example.com",
+            "abc.foo.example.com",
+        ];
+        let others =
+            |ours: &str| -> Vec<&str> { all.iter().copied().filter(|l| *l != ours).collect() };
+        let allowed = |host: &str, listener: &str| {
+            let own = (!listener.is_empty()).then_some(listener);
+            allowed_by_listener_isolation(host, own, &others(listener))
+        };
+        // A route without hostnames (`*`) is never banned: Envoy's domain matching
+        // isolates it.
+        assert!(allowed("*", ""));
+        assert!(allowed("*", "*.example.com"));
+        // Names a more specific listener owns leave the broader ones.
+        assert!(!allowed("bar.foo.example.com", "*.example.com"));
+        assert!(!allowed("abc.foo.example.com", ""));
+        assert!(!allowed("abc.foo.example.com", "*.foo.example.com"));
+        assert!(!allowed("*.foo.example.com", "*.example.com"));
+        // ... and stay where they are the most specific.
+        assert!(allowed("bar.example.com", "*.example.com"));
+        assert!(allowed("bar.foo.example.com", "*.foo.example.com"));
+        assert!(allowed("other.org", ""));
+        // A listener with a plain hostname keeps whatever matched it.
+        assert!(allowed("abc.foo.example.com", "abc.foo.example.com"));
+        // A route hostname outside a wildcard listener's is not served through it.
+        assert!(!allowed("other.org", "*.example.com"));
+    }
+
+    #[test]
+    fn namespace_selectors_are_checked_as_the_api_server_checks_them() {
+        let selector = |operator: &str, values: Option<Vec<&str>>| {
+            label_selector(&GatewayListenersAllowedRoutesNamespacesSelector {
+                match_labels: None,
+                match_expressions: Some(vec![
+                    gateway_api::gateways::GatewayListenersAllowedRoutesNamespacesSelectorMatchExpressions {
+                        key: "team".into(),
+                        operator: operator.into(),
+                        values: values.map(|v| v.into_iter().map(String::from).collect()),
+                    },
+                ]),
+            })
+        };
+        let labels = |team: &str| BTreeMap::from([("team".to_string(), team.to_string())]);
+        let shop = selector("In", Some(vec!["shop"])).unwrap();
+        assert!(shop.matches(&labels("shop")) && !shop.matches(&labels("store")));
+        let not_shop = selector("NotIn", Some(vec!["shop"])).unwrap();
+        assert!(not_shop.matches(&BTreeMap::new()) && !not_shop.matches(&labels("shop")));
+        assert!(selector("Exists", None).unwrap().matches(&labels("x")));
+        assert!(selector("In", Some(vec![])).is_err());
+        assert!(selector("In", None).is_err());
+        assert!(selector("Exists", Some(vec!["x"])).is_err());
+        assert!(selector("Has", Some(vec!["x"])).is_err());
     }
 
     /// A rule written without matches is stored with a `PathPrefix /` match (the

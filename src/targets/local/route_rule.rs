@@ -805,6 +805,7 @@ mod tests {
                 port: 80,
                 workloads: vec![],
                 policy: None,
+                protocol: istio::PortProtocol::Http,
             })
             .collect();
         (fixtures.routes()[0].clone(), clusters)
