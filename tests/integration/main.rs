@@ -19,6 +19,7 @@ mod kube_cleanup;
 mod kube_cluster;
 mod kube_dns;
 mod kube_scripts;
+mod kube_tier;
 mod local_attach;
 mod local_behaviour;
 mod local_echo;

@@ -1827,7 +1827,7 @@ fn route_plans(
     for (rule_index, rule) in route.rules.iter().enumerate() {
         let rule_field = format!("spec.rules[{rule_index}]");
         let action = rule_action(route, rule_index, rule, backends)?;
-        let filters = route_rule::rule_filters(route, rule_index, rule, &backends.clusters)?;
+        let filters = route_rule::rule_filters(route, rule_index, rule, backends.clusters)?;
         let backend_headers = route_rule::backend_header_filters(route, rule_index, rule)?;
         let timeout = route_rule::route_timeout(manifest, &rule_field, &rule.timeouts)?;
         for (match_index, m) in rule.matches.iter().enumerate() {
