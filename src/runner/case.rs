@@ -132,6 +132,7 @@ pub(super) fn load_spec(case: &Case, template: &RequestTemplate, requests: u64) 
         keep_alive: case.spec.traffic.keep_alive,
         identity: case.identity.clone(),
         response_headers: case.expect.response_headers(),
+        response_body: case.expect.response_body(),
     }
 }
 

@@ -200,6 +200,7 @@ impl FireArgs {
         };
         Ok(LoadSpec {
             response_headers: Vec::new(),
+            response_body: false,
             request: RequestTemplate {
                 url: self.url.clone(),
                 connect_to,

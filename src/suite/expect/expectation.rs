@@ -2,14 +2,25 @@
 //! `expect`.
 
 use super::circuit_breaking::{ExpectedCircuitBreaking, resolve_circuit_breaking};
+use std::time::Duration;
+
 use super::outlier_detection::{ExpectedOutlierDetection, resolve_outlier_detection};
+use super::received_request::ExpectedRequest;
+use super::received_response::ExpectedResponse;
+use super::redirect::ExpectedRedirect;
 use super::response::{ResponseCheck, ResponseChecks};
+use super::served_by::ExpectedServedBy;
 use super::split::resolve_split;
 use super::status::ExpectedStatus;
+use super::timeout::{ExpectedTimeout, TIMEOUT_STATUS};
 use crate::fixtures::Fixtures;
 use crate::manifest::SourceLocation;
+use crate::suite::Entry;
 use crate::suite::error::SuiteError;
-use crate::suite::model::{CircuitBreakingSpec, ExpectSpec, OutlierDetectionSpec, SplitSpec};
+use crate::suite::model::{
+    CircuitBreakingSpec, ExpectSpec, OutlierDetectionSpec, ReceivedRequestSpec,
+    ReceivedResponseSpec, RedirectSpec, SplitSpec, TimeoutSpec,
+};
 use crate::traffic::Sample;
 
 /// What a case expects, resolved against the fixtures. The runner matches on it.
@@ -46,6 +57,23 @@ impl Expectation {
         }
     }
 
+    /// Whether the expectation reads response bodies; policy probes read none.
+    pub fn response_body(&self) -> bool {
+        match self {
+            Expectation::Responses(checks) => checks.response_body(),
+            Expectation::CircuitBreaking(_) | Expectation::OutlierDetection(_) => false,
+        }
+    }
+
+    /// Whether the expectation reads which echo-basic backend answered, so the case's
+    /// identity rule must be echo-basic's.
+    pub fn reads_echo_basic_identity(&self) -> bool {
+        match self {
+            Expectation::Responses(checks) => checks.reads_echo_basic_identity(),
+            Expectation::CircuitBreaking(_) | Expectation::OutlierDetection(_) => false,
+        }
+    }
+
     /// Whether the expectation decides how many requests it needs; otherwise the case
     /// must give a request count.
     fn sizes_itself(&self) -> bool {
@@ -78,6 +106,7 @@ impl Expectation {
                 format!("`{key}` stands alone: it cannot be combined with other expectations"),
             ));
         }
+        check_contradictions(&given, &invalid)?;
         let mut checks = Vec::new();
         let mut probe = None;
         for given in given {
@@ -90,6 +119,23 @@ impl Expectation {
                 Given::Split(spec) => {
                     checks.push(ResponseCheck::Split(resolve_split(spec, fixtures, &field)?))
                 }
+                Given::ServedBy(service) => checks.push(ResponseCheck::ServedBy(
+                    ExpectedServedBy::load(service, fixtures, &at("expect.servedBy"))?,
+                )),
+                Given::Request(spec) => checks.push(ResponseCheck::Request(ExpectedRequest::load(
+                    spec, context, &field,
+                )?)),
+                Given::Response(spec) => checks.push(ResponseCheck::Response(
+                    ExpectedResponse::load(spec, &field)?,
+                )),
+                Given::Redirect(spec) => checks.push(ResponseCheck::Redirect(
+                    ExpectedRedirect::load(spec, context.request_url, &field)?,
+                )),
+                Given::Timeout(spec) => checks.push(ResponseCheck::Timeout(ExpectedTimeout::load(
+                    spec,
+                    context.request_timeout,
+                    &field,
+                )?)),
                 Given::CircuitBreaking(spec) => {
                     probe = Some(Expectation::CircuitBreaking(resolve_circuit_breaking(
                         spec,
@@ -142,6 +188,63 @@ pub struct LoadContext<'a> {
     pub client_namespace: &'a str,
     /// Whether the case gives `traffic.requests`.
     pub has_request_count: bool,
+    /// Where the case's requests enter: what decides which backends they may reach.
+    pub entry: &'a Entry,
+    /// The case's request URL: what a relative `Location` is resolved against.
+    pub request_url: &'a url::Url,
+    /// The case's `traffic.timeout`.
+    pub request_timeout: Duration,
+}
+
+/// Keys that cannot all hold: a redirect (3xx from the gateway) and a timeout (504 from
+/// the gateway) exclude each other, a status other than theirs, and a backend having
+/// answered (`servedBy`, `request`).
+fn check_contradictions(
+    given: &[Given<'_>],
+    invalid: &dyn Fn(&str, String) -> SuiteError,
+) -> Result<(), SuiteError> {
+    let has = |key: &str| given.iter().any(|g| g.key() == key);
+    let status = given.iter().find_map(|g| match g {
+        Given::Status(status) => Some(*status),
+        _ => None,
+    });
+    for (gateway_answer, what) in [
+        ("redirect", "a redirect (3xx)"),
+        ("timeout", "a gateway timeout (504)"),
+    ] {
+        if !has(gateway_answer) {
+            continue;
+        }
+        for backend_answer in ["servedBy", "request"] {
+            if has(backend_answer) {
+                return Err(invalid(
+                    &format!("expect.{backend_answer}"),
+                    format!(
+                        "`{backend_answer}` contradicts `{gateway_answer}`: {what} is the gateway's answer, no backend's"
+                    ),
+                ));
+            }
+        }
+    }
+    if has("redirect") && has("timeout") {
+        return Err(invalid(
+            "expect.timeout",
+            "`timeout` contradicts `redirect`: a response cannot be both a 504 and a 3xx".into(),
+        ));
+    }
+    match status {
+        Some(status) if has("redirect") && !(300..400).contains(&status) => Err(invalid(
+            "expect.status",
+            format!("`status: {status}` contradicts `redirect`: a redirect is a 3xx"),
+        )),
+        Some(status) if has("timeout") && status != TIMEOUT_STATUS => Err(invalid(
+            "expect.status",
+            format!(
+                "`status: {status}` contradicts `timeout`: a fired timeout is a {TIMEOUT_STATUS}"
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// One key given under `expect`, before it is resolved.
@@ -149,13 +252,28 @@ pub struct LoadContext<'a> {
 enum Given<'a> {
     Status(u16),
     Split(&'a SplitSpec),
+    ServedBy(&'a str),
+    Request(&'a ReceivedRequestSpec),
+    Response(&'a ReceivedResponseSpec),
+    Redirect(&'a RedirectSpec),
+    Timeout(&'a TimeoutSpec),
     CircuitBreaking(&'a CircuitBreakingSpec),
     OutlierDetection(&'a OutlierDetectionSpec),
 }
 
 impl<'a> Given<'a> {
     /// The keys of `expect`, in the order they are resolved and reported.
-    const KEYS: [&'static str; 4] = ["status", "split", "circuitBreaking", "outlierDetection"];
+    const KEYS: [&'static str; 9] = [
+        "status",
+        "split",
+        "servedBy",
+        "request",
+        "response",
+        "redirect",
+        "timeout",
+        "circuitBreaking",
+        "outlierDetection",
+    ];
 
     fn all(spec: &'a ExpectSpec) -> Vec<Given<'a>> {
         let ExpectSpec {
@@ -163,10 +281,20 @@ impl<'a> Given<'a> {
             split,
             circuit_breaking,
             outlier_detection,
+            served_by,
+            request,
+            response,
+            redirect,
+            timeout,
         } = spec;
         [
             status.map(Given::Status),
             split.as_ref().map(Given::Split),
+            served_by.as_deref().map(Given::ServedBy),
+            request.as_ref().map(Given::Request),
+            response.as_ref().map(Given::Response),
+            redirect.as_ref().map(Given::Redirect),
+            timeout.as_ref().map(Given::Timeout),
             circuit_breaking.as_ref().map(Given::CircuitBreaking),
             outlier_detection.as_ref().map(Given::OutlierDetection),
         ]
@@ -179,15 +307,26 @@ impl<'a> Given<'a> {
         match self {
             Given::Status(_) => Self::KEYS[0],
             Given::Split(_) => Self::KEYS[1],
-            Given::CircuitBreaking(_) => Self::KEYS[2],
-            Given::OutlierDetection(_) => Self::KEYS[3],
+            Given::ServedBy(_) => Self::KEYS[2],
+            Given::Request(_) => Self::KEYS[3],
+            Given::Response(_) => Self::KEYS[4],
+            Given::Redirect(_) => Self::KEYS[5],
+            Given::Timeout(_) => Self::KEYS[6],
+            Given::CircuitBreaking(_) => Self::KEYS[7],
+            Given::OutlierDetection(_) => Self::KEYS[8],
         }
     }
 
     /// A policy probe drives its own traffic, so nothing else can judge it.
     fn stands_alone(self) -> bool {
         match self {
-            Given::Status(_) | Given::Split(_) => false,
+            Given::Status(_)
+            | Given::Split(_)
+            | Given::ServedBy(_)
+            | Given::Request(_)
+            | Given::Response(_)
+            | Given::Redirect(_)
+            | Given::Timeout(_) => false,
             Given::CircuitBreaking(_) | Given::OutlierDetection(_) => true,
         }
     }
@@ -274,7 +413,7 @@ cases:
             loaded.err().as_deref(),
             Some(
                 format!(
-                    "{}:14:7: a case needs at least one expectation (`status`, `split`, `circuitBreaking` or `outlierDetection`)",
+                    "{}:14:7: a case needs at least one expectation (`status`, `split`, `servedBy`, `request`, `response`, `redirect`, `timeout`, `circuitBreaking` or `outlierDetection`)",
                     path.display()
                 )
                 .as_str()

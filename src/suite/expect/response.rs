@@ -4,8 +4,13 @@
 
 use std::collections::BTreeMap;
 
+use super::received_request::ExpectedRequest;
+use super::received_response::ExpectedResponse;
+use super::redirect::ExpectedRedirect;
+use super::served_by::ExpectedServedBy;
 use super::split::ExpectedSplit;
 use super::status::ExpectedStatus;
+use super::timeout::ExpectedTimeout;
 use crate::stats::{SplitVerdict, StatsError};
 use crate::traffic::{ErrorKind, Flow, Sample};
 
@@ -14,6 +19,11 @@ use crate::traffic::{ErrorKind, Flow, Sample};
 pub enum ResponseCheck {
     Status(ExpectedStatus),
     Split(ExpectedSplit),
+    ServedBy(ExpectedServedBy),
+    Request(ExpectedRequest),
+    Response(ExpectedResponse),
+    Redirect(ExpectedRedirect),
+    Timeout(ExpectedTimeout),
 }
 
 impl ResponseCheck {
@@ -21,6 +31,11 @@ impl ResponseCheck {
         match self {
             ResponseCheck::Status(status) => status,
             ResponseCheck::Split(split) => split,
+            ResponseCheck::ServedBy(served_by) => served_by,
+            ResponseCheck::Request(request) => request,
+            ResponseCheck::Response(response) => response,
+            ResponseCheck::Redirect(redirect) => redirect,
+            ResponseCheck::Timeout(timeout) => timeout,
         }
     }
 }
@@ -46,6 +61,20 @@ pub(super) trait Check {
     /// and needs nothing else from the traffic layer.
     fn response_headers(&self) -> Vec<http::HeaderName> {
         Vec::new()
+    }
+
+    /// Whether the check reads the response body (`Sample::body`): only then do the
+    /// engine and the in-mesh client keep it, so loads without such a check copy no
+    /// body beyond what the identity rule reads.
+    fn response_body(&self) -> bool {
+        false
+    }
+
+    /// Whether the check reads which echo-basic backend answered from
+    /// `Sample::identity`: the case's identity rule must then be echo-basic's, the
+    /// default when the case gives no `identity`.
+    fn reads_echo_basic_identity(&self) -> bool {
+        false
     }
 
     /// A fresh judge for one measured loop.
@@ -114,6 +143,18 @@ impl ResponseChecks {
             }
         }
         names
+    }
+
+    /// Whether a check reads the response body.
+    pub(super) fn response_body(&self) -> bool {
+        self.checks.iter().any(|c| c.check().response_body())
+    }
+
+    /// Whether a check reads echo-basic identities.
+    pub(super) fn reads_echo_basic_identity(&self) -> bool {
+        self.checks
+            .iter()
+            .any(|c| c.check().reads_echo_basic_identity())
     }
 
     /// Whether one response shows that the data plane serves the case as configured.
@@ -305,6 +346,7 @@ mod tests {
             error_detail: None,
             envoy_overloaded: false,
             headers: Default::default(),
+            body: None,
         }
     }
 
@@ -325,6 +367,7 @@ mod tests {
             alpha: 1e-4,
             power: 0.999,
             min_detectable_deviation: 0.1,
+            echo_basic: false,
         }
     }
 

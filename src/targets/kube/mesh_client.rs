@@ -38,6 +38,10 @@ const LINE_PREFIX: &str = "meshcheck-response ";
 /// Bytes of each body the client prints (identities are short; see
 /// [`MAX_IDENTITY_BODY`] for the engine's limit, which is larger).
 const BODY_BYTES: usize = 1024;
+/// Bytes of each body printed for a load that judges bodies
+/// ([`LoadSpec::response_body`], [`IdentityRule::EchoBasic`]): echo-basic's JSON
+/// lists every request header, and the sidecars add a few long ones.
+const JUDGED_BODY_BYTES: usize = 16 * 1024;
 /// Lines of client output kept from the start and from the end for diagnostics.
 const TRANSCRIPT_HEAD: usize = 40;
 const TRANSCRIPT_TAIL: usize = 80;
@@ -91,7 +95,12 @@ done"#;
 pub(crate) fn command(load: &LoadSpec, requests: u64) -> Vec<String> {
     let identity_header = match &load.identity {
         IdentityRule::Header(name) => name.as_str(),
-        IdentityRule::Body | IdentityRule::BodyRegex(_) => "",
+        IdentityRule::Body | IdentityRule::BodyRegex(_) | IdentityRule::EchoBasic => "",
+    };
+    let body_bytes = if load.response_body || matches!(load.identity, IdentityRule::EchoBasic) {
+        JUDGED_BODY_BYTES
+    } else {
+        BODY_BYTES
     };
     // After the identity header, one bracketed field per response header the load
     // asks for, in its order (`parse_line` reads them back).
@@ -111,7 +120,7 @@ pub(crate) fn command(load: &LoadSpec, requests: u64) -> Vec<String> {
     let mut command = vec![
         "sh".to_owned(),
         "-c".to_owned(),
-        SCRIPT.replace("BODY_BYTES", &BODY_BYTES.to_string()),
+        SCRIPT.replace("BODY_BYTES", &body_bytes.to_string()),
         "meshcheck-client".to_owned(),
         requests.to_string(),
         "--max-time".to_owned(),
@@ -377,7 +386,7 @@ where
                     .is_none()
                     .then(|| extract_identity(&load.identity, &source, &mut locations))
                     .flatten()
-                    .map(String::from_utf8_lossy);
+                    .map(|bytes| String::from_utf8_lossy(&bytes).into_owned());
                 let sample = Sample {
                     status: response.status,
                     identity: identity.as_deref(),
@@ -386,6 +395,9 @@ where
                     error_detail: None,
                     envoy_overloaded: response.envoy_overloaded,
                     headers: ResponseHeaders::new(&load.response_headers, &response.headers),
+                    // The script prints the body flattened to one line: CR and LF
+                    // read as spaces, which JSON and most needles do not mind.
+                    body: load.response_body.then_some(body),
                 };
                 tally.record(&sample);
                 if observe(&sample) == Flow::Stop || remaining == 0 {
@@ -431,6 +443,7 @@ mod tests {
             keep_alive: false,
             identity,
             response_headers: Vec::new(),
+            response_body: false,
         }
     }
 
