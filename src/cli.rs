@@ -40,7 +40,9 @@ pub enum Command {
     /// The seed's curl loop as a command: fire requests with the host pinned to an
     /// address and tally which backend answered.
     Fire(crate::traffic::fire::FireArgs),
-    /// An http-echo compatible backend (`-text=X -listen=ADDR -status-code=N`).
+    /// An http-echo compatible backend (`-text=X -listen=ADDR -status-code=N`), or with
+    /// `-echo-basic` one that answers like the Gateway API conformance image echo-basic
+    /// (settings from its environment: HTTP_PORT, NAMESPACE, POD_NAME, ...).
     Echo(EchoCommand),
     /// Delete what earlier kube runs left on the cluster (by run id or age); only
     /// objects carrying meshcheck's labels.
@@ -55,7 +57,8 @@ pub enum Command {
 
 #[derive(Debug, clap::Args)]
 pub struct EchoCommand {
-    /// http-echo flags, Go style: `-text=hello`, `-listen=:5678`, `-status-code=200`.
+    /// http-echo flags, Go style: `-text=hello`, `-listen=:5678`, `-status-code=200`;
+    /// or `-echo-basic [-listen=ADDR]`.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub args: Vec<String>,
 }
@@ -91,21 +94,23 @@ pub fn main() -> i32 {
                 err.exit_code()
             })
         }),
-        Command::Echo(command) => match crate::echo::EchoArgs::parse(command.args) {
-            Ok(args) => with_runtime(|| async move {
-                match crate::echo::serve(args).await {
-                    Ok(()) => exit_codes::SUCCESS,
-                    Err(err) => {
-                        print_error(&err);
-                        exit_codes::SETUP_FAILED
+        Command::Echo(command) => {
+            match crate::echo::EchoMode::parse(command.args, |name| std::env::var(name).ok()) {
+                Ok(mode) => with_runtime(|| async move {
+                    match mode.serve().await {
+                        Ok(()) => exit_codes::SUCCESS,
+                        Err(err) => {
+                            print_error(&err);
+                            exit_codes::SETUP_FAILED
+                        }
                     }
+                }),
+                Err(err) => {
+                    print_error(&err);
+                    exit_codes::BAD_INPUT
                 }
-            }),
-            Err(err) => {
-                print_error(&err);
-                exit_codes::BAD_INPUT
             }
-        },
+        }
         Command::Cleanup(args) => with_runtime(|| cleanup::cleanup(args)),
         Command::LocalTarget(args) => with_runtime(|| local_target::run(args)),
         Command::Cluster(args) => with_runtime(|| async move {

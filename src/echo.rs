@@ -11,12 +11,16 @@
 //! local target reads that line to learn the port, so it can hand out `127.0.0.1:0` and
 //! never race another process for a port.
 //!
-//! [`basic`] holds the JSON shape of the Gateway API conformance backend (echo-basic)
-//! and the pod-name rule that tells which Deployment answered.
+//! With `-echo-basic` as its first argument it answers like the Gateway API
+//! conformance image echo-basic instead ([`basic_mode`]: the mode, its environment
+//! variables); [`basic`] holds the JSON shape of that image's answer and the pod-name
+//! rule that tells which Deployment answered.
 
 pub mod basic;
+pub mod basic_mode;
 
-pub use basic::{EchoedRequest, EchoedTls, deployment_of_pod};
+pub use basic::{EchoedRequest, EchoedTls, deployment_of_pod, replica_set_pod_names};
+pub use basic_mode::{BasicArgs, serve_basic};
 
 use std::convert::Infallible;
 use std::io::Write;
@@ -57,6 +61,14 @@ pub enum EchoError {
     InvalidDelay { value: String },
     #[error("invalid -hangup `{value}`: expected true or false")]
     InvalidHangup { value: String },
+    #[error("invalid HTTP_PORT `{value}`: expected a TCP port")]
+    InvalidHttpPort { value: String },
+    #[error(
+        "unexpected argument `{arg}`: -echo-basic takes its settings from the environment, and only -listen=ADDR"
+    )]
+    EchoBasicArgument { arg: String },
+    #[error("not supported by meshcheck's echo-basic mode: {why}")]
+    EchoBasicUnsupported { why: &'static str },
     #[error("failed to listen on {address}")]
     Bind {
         address: SocketAddr,
@@ -73,6 +85,41 @@ pub enum EchoError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// What `meshcheck echo` was asked to be.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EchoMode {
+    /// hashicorp/http-echo's flags.
+    HttpEcho(EchoArgs),
+    /// `-echo-basic`: the conformance image, configured by the environment.
+    EchoBasic(BasicArgs),
+}
+
+impl EchoMode {
+    /// `-echo-basic` (or `--echo-basic`) first selects the echo-basic mode, which reads
+    /// `env`; anything else is http-echo's command line.
+    pub fn parse(
+        args: Vec<String>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<EchoMode, EchoError> {
+        let basic = args.first().is_some_and(|first| {
+            first.strip_prefix("--").or_else(|| first.strip_prefix('-'))
+                == Some(basic_mode::MODE_FLAG)
+        });
+        if basic {
+            return BasicArgs::parse(&args[1..], env).map(EchoMode::EchoBasic);
+        }
+        EchoArgs::parse(args).map(EchoMode::HttpEcho)
+    }
+
+    /// Serves until SIGTERM or SIGINT.
+    pub async fn serve(self) -> Result<(), EchoError> {
+        match self {
+            EchoMode::HttpEcho(args) => serve(args).await,
+            EchoMode::EchoBasic(args) => serve_basic(args).await,
+        }
+    }
 }
 
 /// http-echo's command line.

@@ -51,9 +51,10 @@ pub struct EchoedRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<EchoedTls>,
     /// The server name a backend-TLS request (`/backendTLS`) asked for; empty
-    /// otherwise. Newer echo-basic builds write it; older ones do not, hence the
-    /// default.
-    #[serde(default)]
+    /// otherwise. Newer echo-basic builds write it (empty when there is none); the
+    /// build the v1.3.0 manifests pin does not, and neither does `meshcheck echo`
+    /// when it is empty.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub sni: String,
 }
 
@@ -129,9 +130,93 @@ pub fn deployment_of_pod(pod: &str) -> Option<&str> {
     valid.then_some(deployment)
 }
 
+/// The characters Kubernetes puts in generated names (`rand.SafeEncodeString`'s
+/// alphabet: no vowels, no 0, 1 or 3, so no words).
+const SAFE_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+
+/// Kubernetes cuts a generated name's base to this length before the 5 random
+/// characters (`names.SimpleNameGenerator`), so a pod name fits 63.
+const MAX_GENERATED_BASE: usize = 58;
+
+fn fnv1a32(text: &str) -> u32 {
+    text.bytes().fold(0x811c_9dc5, |hash, byte| {
+        (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
+    })
+}
+
+/// The names of a Deployment's pods, as a ReplicaSet would name them
+/// (`<deployment>-<pod-template-hash>-<5 characters>`), but deterministic: the hash
+/// is Kubernetes' encoding of a 32-bit FNV-1a hash of `namespace/deployment` (the
+/// decimal digits mapped onto the safe alphabet, as `SafeEncodeString` does), each
+/// suffix 5 safe characters from the hash of `namespace/deployment/replica`, distinct
+/// within the Deployment. [`deployment_of_pod`] gives the Deployment back (unless
+/// the name was long enough to be cut to 58 characters before the suffix).
+pub fn replica_set_pod_names(namespace: &str, deployment: &str, replicas: u32) -> Vec<String> {
+    let template_hash: String = fnv1a32(&format!("{namespace}/{deployment}"))
+        .to_string()
+        .bytes()
+        .map(|digit| char::from(SAFE_ALPHABET[usize::from(digit) % SAFE_ALPHABET.len()]))
+        .collect();
+    let mut base = format!("{deployment}-{template_hash}-");
+    if base.len() > MAX_GENERATED_BASE {
+        let mut cut = MAX_GENERATED_BASE;
+        while !base.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        base.truncate(cut);
+    }
+    let mut names: Vec<String> = Vec::new();
+    for replica in 0..replicas {
+        // A collision (about one in 14 million per pair) takes the next salt.
+        for salt in 0u32.. {
+            let mut hash = fnv1a32(&format!("{namespace}/{deployment}/{replica}/{salt}"));
+            let suffix: String = (0..5)
+                .map(|_| {
+                    let radix = SAFE_ALPHABET.len() as u32;
+                    let c = SAFE_ALPHABET[(hash % radix) as usize];
+                    hash /= radix;
+                    char::from(c)
+                })
+                .collect();
+            let name = format!("{base}{suffix}");
+            if !names.contains(&name) {
+                names.push(name);
+                break;
+            }
+        }
+    }
+    names
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn generated_pod_names_are_deterministic_and_give_the_deployment_back() {
+        let names = replica_set_pod_names("gateway-conformance-infra", "infra-backend-v1", 3);
+        assert_eq!(names.len(), 3);
+        assert_eq!(
+            names,
+            replica_set_pod_names("gateway-conformance-infra", "infra-backend-v1", 3)
+        );
+        for name in &names {
+            assert_eq!(deployment_of_pod(name), Some("infra-backend-v1"), "{name}");
+            assert!(name.len() <= 63);
+        }
+        let mut unique = names.clone();
+        unique.dedup();
+        assert_eq!(unique.len(), 3);
+        // Another namespace, another template hash.
+        let other = replica_set_pod_names("other", "infra-backend-v1", 1);
+        assert_ne!(
+            other[0].rsplit_once('-').unwrap().0,
+            names[0].rsplit_once('-').unwrap().0
+        );
+        let long = "d".repeat(70);
+        let cut = replica_set_pod_names("ns", &long, 1);
+        assert_eq!(cut[0].len(), 63);
+    }
 
     #[test]
     fn deployment_of_a_replica_set_pod() {
@@ -203,7 +288,6 @@ mod tests {
                 "pod",
                 "proto",
                 "service",
-                "sni"
             ]
         );
     }
