@@ -461,4 +461,167 @@ cases:
             Expectation::CircuitBreaking(_)
         ));
     }
+
+    #[test]
+    fn gateway_answers_contradict_each_other_and_backend_answers() {
+        let cases = [
+            (
+                "      redirect: {host: example.org}\n      timeout: {within: 1s}\n",
+                "`timeout` contradicts `redirect`",
+            ),
+            (
+                "      request: {path: /}\n      redirect: {host: example.org}\n",
+                "`request` contradicts `redirect`: a redirect (3xx) is the gateway's answer",
+            ),
+            (
+                "      status: 200\n      timeout: {within: 1s}\n",
+                "`status: 200` contradicts `timeout`: a fired timeout is a 504",
+            ),
+        ];
+        for (expect, message) in cases {
+            let (_, loaded, _dir) = load(REQUESTS, expect);
+            let text = loaded.err().unwrap_or_default();
+            assert!(text.contains(message), "{expect}: {text}");
+        }
+        let (_, loaded, _dir) = load(REQUESTS, "      status: 504\n      timeout: {within: 1s}\n");
+        let suite = loaded.unwrap();
+        let Expectation::Responses(checks) = &suite.cases[0].expect else {
+            panic!("a timeout is a response check");
+        };
+        assert!(matches!(
+            checks.iter().collect::<Vec<_>>().as_slice(),
+            [ResponseCheck::Status(_), ResponseCheck::Timeout(t)] if t.within == std::time::Duration::from_secs(1)
+        ));
+        let (_, loaded, _dir) = load(
+            REQUESTS,
+            "      status: 302\n      redirect: {port: 8443}\n",
+        );
+        assert!(loaded.is_ok(), "{:?}", loaded.err());
+    }
+
+    /// A suite on two echo-basic Services behind one route.
+    fn echo_basic_suite(dir: &Path, identity: &str, expect: &str) -> PathBuf {
+        let deployment = |name: &str| {
+            format!(
+                "---
+apiVersion: v1
+kind: Service
+metadata: {{name: {name}, namespace: infra}}
+spec:
+  selector: {{app: {name}}}
+  ports: [{{port: 8080, targetPort: 3000}}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}, namespace: infra}}
+spec:
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      containers:
+      - {{name: {name}, image: gcr.io/k8s-staging-gateway-api/echo-basic:v1}}
+"
+            )
+        };
+        let fixtures = format!(
+            "apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: gw, namespace: infra}}
+spec:
+  gatewayClassName: istio
+  listeners: [{{name: http, port: 80, protocol: HTTP}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: split, namespace: infra}}
+spec:
+  parentRefs: [{{name: gw}}]
+  rules:
+  - backendRefs:
+    - {{name: infra-backend-v1, port: 8080}}
+    - {{name: infra-backend-v2, port: 8080}}
+{}{}",
+            deployment("infra-backend-v1"),
+            deployment("infra-backend-v2")
+        );
+        std::fs::write(dir.join("infra.yaml"), fixtures).unwrap();
+        let path = dir.join("echo.yaml");
+        std::fs::write(
+            &path,
+            format!(
+                "name: echo
+fixtures: [infra.yaml]
+cases:
+  - name: one
+    request: {{gateway: infra/gw, url: \"http://example.com/\"}}
+    traffic: {{requests: 5}}
+{identity}    expect:
+{expect}"
+            ),
+        )
+        .unwrap();
+        path
+    }
+
+    #[test]
+    fn echo_basic_backends_are_identified_by_their_deployments() {
+        use crate::traffic::IdentityRule;
+        let dir = tempfile::tempdir().unwrap();
+        let path = echo_basic_suite(dir.path(), "", "      split: {route: infra/split}\n");
+        let suite = load_suite(&path).unwrap();
+        let case = &suite.cases[0];
+        assert!(matches!(case.identity, IdentityRule::EchoBasic));
+        let Expectation::Responses(checks) = &case.expect else {
+            panic!("a split is a response check");
+        };
+        let Some(ResponseCheck::Split(split)) = checks.iter().next() else {
+            panic!("one split");
+        };
+        let identities: Vec<&str> = split.backends.iter().map(|b| b.identity.as_str()).collect();
+        assert_eq!(
+            identities,
+            ["infra/infra-backend-v1", "infra/infra-backend-v2"]
+        );
+
+        let path = echo_basic_suite(
+            dir.path(),
+            "",
+            "      servedBy: infra/infra-backend-v2\n      request: {path: /, headers: {X-A: b}}\n",
+        );
+        let case = &load_suite(&path).unwrap().cases[0];
+        assert!(matches!(case.identity, IdentityRule::EchoBasic));
+        assert!(case.expect.response_body());
+        assert!(case.expect.response_headers().is_empty());
+
+        // An explicit identity rule with given identities is the suite's choice.
+        let path = echo_basic_suite(
+            dir.path(),
+            "    identity: {header: x-pod}\n",
+            "      split:\n        route: infra/split\n        identities: {infra-backend-v1: a, infra-backend-v2: b}\n",
+        );
+        let case = &load_suite(&path).unwrap().cases[0];
+        assert!(matches!(&case.identity, IdentityRule::Header(h) if h == "x-pod"));
+        assert!(!case.expect.response_body());
+
+        let path = echo_basic_suite(dir.path(), "", "      servedBy: infra/nope\n");
+        let text = load_suite(&path).unwrap_err().to_string();
+        assert!(
+            text.ends_with("Service infra/nope is not in the suite's fixtures"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_status_or_response_check_reads_no_body_unless_it_must() {
+        let (_, loaded, _dir) = load(REQUESTS, "      response: {headers: {X-A: b}}\n");
+        let case = &loaded.unwrap().cases[0];
+        assert!(!case.expect.response_body());
+        assert_eq!(
+            case.expect.response_headers(),
+            [http::HeaderName::from_static("x-a")]
+        );
+        let (_, loaded, _dir) = load(REQUESTS, "      response: {bodyContains: hi}\n");
+        assert!(loaded.unwrap().cases[0].expect.response_body());
+    }
 }

@@ -38,7 +38,7 @@ impl ExpectedTimeout {
             message,
         };
         if spec.within.is_zero() {
-            return Err(invalid("must be more than zero".into()));
+            return Err(invalid("`within` must be more than zero".into()));
         }
         if spec.within > request_timeout {
             return Err(invalid(format!(
