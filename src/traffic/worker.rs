@@ -434,3 +434,26 @@ fn classify(error: hyper::Error) -> ErrorKind {
         ErrorKind::ConnectionClosed
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_header_on_several_lines_reads_as_its_values_joined() {
+        let name = HeaderName::from_static("x-multi");
+        let mut headers = HeaderMap::new();
+        assert_eq!(joined_values(&headers, &name), None);
+        headers.append(&name, HeaderValue::from_static("a"));
+        assert_eq!(
+            joined_values(&headers, &name),
+            Some(HeaderValue::from_static("a"))
+        );
+        headers.append(&name, HeaderValue::from_static("b, c"));
+        headers.append(&name, HeaderValue::from_static("d"));
+        assert_eq!(
+            joined_values(&headers, &name),
+            Some(HeaderValue::from_static("a,b, c,d"))
+        );
+    }
+}

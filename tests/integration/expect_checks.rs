@@ -546,3 +546,39 @@ fn a_relative_redirect_from_a_real_server_is_resolved_against_the_request() {
         results[2].2
     );
 }
+
+/// The engine hands a sample the body only when the load asks: a load that judges no
+/// body (an echo-basic split, say) reads the identity and copies nothing more.
+#[test]
+fn the_engine_keeps_bodies_only_for_loads_that_ask() {
+    use meshcheck::traffic::IdentityRule;
+    let echo = start_echo_basic("infra", "infra-backend-v2-7d9b8f5c6-x2x4z");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    for response_body in [false, true] {
+        let load = LoadSpec {
+            request: RequestTemplate::get("http://example.com/x".parse().unwrap())
+                .connect_to(echo.address),
+            requests: 4,
+            concurrency: 2,
+            timeout: std::time::Duration::from_secs(5),
+            keep_alive: true,
+            identity: IdentityRule::EchoBasic,
+            response_headers: Vec::new(),
+            response_body,
+        };
+        let mut bodies = Vec::new();
+        let tally = runtime
+            .block_on(run_load(&load, |sample| {
+                bodies.push(sample.body.map(|b| {
+                    serde_json::from_slice::<meshcheck::echo::EchoedRequest>(b)
+                        .unwrap()
+                        .path
+                }));
+                Flow::Continue
+            }))
+            .unwrap();
+        assert_eq!(tally.identities["infra/infra-backend-v2"], 4);
+        let expected = response_body.then(|| "/x".to_string());
+        assert_eq!(bodies, vec![expected; 4]);
+    }
+}

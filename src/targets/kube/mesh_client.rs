@@ -794,4 +794,51 @@ mod tests {
         .unwrap();
         assert_eq!(tally.identities["pod-a"], 2);
     }
+
+    #[tokio::test]
+    async fn bodies_reach_a_check_that_asks_and_echo_basic_names_the_deployment() {
+        let json = r#"{ "path": "/", "host": "h", "method": "GET", "proto": "HTTP/1.1", "namespace": "infra", "pod": "backend-v1-7d9b8f5c6-x2x4z" } "#;
+        let stdout = format!("meshcheck-response 0 200 0.001 [] [] {json}\n");
+        let exec = |n: u64| {
+            std::future::ready(Ok(ExecOutput {
+                stdout: stdout.repeat(n as usize),
+                ..ExecOutput::default()
+            }))
+        };
+        let mut spec = load(2, 1, IdentityRule::EchoBasic);
+        spec.response_body = true;
+        let args = command(&spec, 2);
+        assert!(
+            args[2].contains(&format!("head -c {JUDGED_BODY_BYTES} ")),
+            "{}",
+            args[2]
+        );
+        let mut seen = Vec::new();
+        let tally = drive(&spec, exec, &mut Transcript::default(), |sample| {
+            seen.push(sample.body.map(<[u8]>::to_vec));
+            Flow::Continue
+        })
+        .await
+        .unwrap();
+        assert_eq!(tally.identities["infra/backend-v1"], 2);
+        assert_eq!(
+            seen,
+            [
+                Some(json.as_bytes().to_vec()),
+                Some(json.as_bytes().to_vec())
+            ]
+        );
+
+        // A load that judges no body gets none, and prints the short prefix.
+        let plain = load(2, 1, IdentityRule::Body);
+        assert!(command(&plain, 2)[2].contains(&format!("head -c {BODY_BYTES} ")));
+        let mut bodies = Vec::new();
+        drive(&plain, exec, &mut Transcript::default(), |sample| {
+            bodies.push(sample.body.is_some());
+            Flow::Continue
+        })
+        .await
+        .unwrap();
+        assert_eq!(bodies, [false, false]);
+    }
 }
