@@ -7,6 +7,7 @@ mod case_error;
 mod events;
 mod execute;
 mod interrupt;
+mod phase_timer;
 mod policy;
 mod still_waiting;
 
@@ -21,3 +22,4 @@ pub use events::{
 };
 pub use execute::{CaseFilter, RunOptions, run};
 pub use interrupt::Interrupt;
+pub use phase_timer::PhaseTiming;

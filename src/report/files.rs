@@ -10,7 +10,9 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::terminal::{failure_block, statistics_block};
-use crate::runner::{CaseResult, Event, Outcome, Pending, Phase, RunEnvironment, RunSummary};
+use crate::runner::{
+    CaseResult, Event, Outcome, Pending, Phase, PhaseTiming, RunEnvironment, RunSummary,
+};
 use crate::targets::CleanupReport;
 
 /// Bump when a field changes meaning or goes away; adding fields keeps the version.
@@ -30,6 +32,8 @@ pub enum ReportError {
         #[source]
         source: serde_json::Error,
     },
+    #[error("failed to serialize YAML report {}: {message}", path.display())]
+    Yaml { path: PathBuf, message: String },
     #[error("failed to serialize JUnit report {}", path.display())]
     Junit {
         path: PathBuf,
@@ -79,6 +83,10 @@ pub struct RunRecord {
     /// the last word of the latest such wait. Absent when no wait ran long.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub long_waits: BTreeMap<String, Vec<LongWait>>,
+    /// Suite name -> how long each of its phases took (bring-up, apply, wait, and per
+    /// case convergence and traffic, cleanup), in order, measured as the suite ran.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub phase_timings: BTreeMap<String, Vec<PhaseTiming>>,
     /// Suite name -> when this record saw it start, for JUnit's `timestamp`.
     #[serde(skip)]
     #[schemars(skip)]
@@ -138,6 +146,9 @@ impl RunRecord {
                 suite: suite.clone(),
                 error: super::one_line(&**error),
             }),
+            Event::PhaseTimings { suite, phases } => {
+                self.phase_timings.insert(suite.clone(), phases.clone());
+            }
             Event::SuiteFinished { suite, cleanup } => {
                 self.cleanup.insert(suite.clone(), cleanup.clone());
             }
@@ -287,7 +298,7 @@ impl RunRecord {
     }
 }
 
-fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
+pub(super) fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|source| ReportError::Write {
             path: path.to_path_buf(),

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::display::DisplayConfig;
-use crate::runner::{CaseResult, Event, Outcome, Pending, PhaseDetail, RunEnvironment};
+use crate::runner::{
+    CaseResult, Event, Outcome, Pending, PhaseDetail, PhaseTiming, RunEnvironment,
+};
 use crate::stats::Decision;
 use crate::traffic::ErrorKind;
 
@@ -31,6 +33,8 @@ pub struct TerminalReporter {
     /// The run id already announced.
     run_id_said: Option<String>,
     unknown_said: Vec<(&'static str, String)>,
+    /// The longest phase of any suite so far, for the summary.
+    slowest: Option<(String, PhaseTiming)>,
 }
 
 impl TerminalReporter {
@@ -53,6 +57,7 @@ impl TerminalReporter {
             versions_said: None,
             run_id_said: None,
             unknown_said: Vec::new(),
+            slowest: None,
         }
     }
 
@@ -120,7 +125,7 @@ impl TerminalReporter {
                     ));
                 }
             }
-            Event::SuiteStarted { suite, cases } => {
+            Event::SuiteStarted { suite, cases, .. } => {
                 if !quiet {
                     self.line(format!(
                         "{} {suite} ({cases} case{})",
@@ -330,6 +335,17 @@ impl TerminalReporter {
                     self.paint("1;33", "INTERRUPTED")
                 ));
             }
+            Event::PhaseTimings { suite, phases } => {
+                let longest = phases.iter().max_by(|a, b| a.seconds.total_cmp(&b.seconds));
+                if let Some(longest) = longest
+                    && self
+                        .slowest
+                        .as_ref()
+                        .is_none_or(|(_, slowest)| longest.seconds > slowest.seconds)
+                {
+                    self.slowest = Some((suite.clone(), longest.clone()));
+                }
+            }
             Event::RunFinished { summary, duration } => {
                 if let Some(bar) = self.phase_bar.take() {
                     bar.finish_and_clear();
@@ -338,6 +354,16 @@ impl TerminalReporter {
                 if !self.failures.is_empty() {
                     let names: Vec<String> = self.failures.iter().map(CaseResult::id).collect();
                     self.raw(&format!("\nFailed cases:\n    {}\n", names.join("\n    ")));
+                }
+                if let Some((suite, phase)) = &self.slowest {
+                    let whose = match &phase.case {
+                        Some(case) => format!("{suite}::{case}"),
+                        None => suite.clone(),
+                    };
+                    self.raw(&format!(
+                        "\nSlowest phase: {} of {whose}, {:.3}s\n",
+                        phase.phase, phase.seconds
+                    ));
                 }
                 let text = format!(
                     "\n{}: {} passed, {} failed, {} skipped [{:.3}s]{}\n",
@@ -661,6 +687,7 @@ mod tests {
             Event::SuiteStarted {
                 suite: "ingress-canary".into(),
                 cases: results.len(),
+                conformance: None,
             },
             Event::Phase {
                 suite: "ingress-canary".into(),

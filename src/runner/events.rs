@@ -348,6 +348,8 @@ pub enum Event {
     SuiteStarted {
         suite: String,
         cases: usize,
+        /// The Gateway API conformance test the suite stands for, if it does.
+        conformance: Option<crate::suite::Conformance>,
     },
     /// A suite entered a phase; `detail` says what is happening.
     Phase {
@@ -398,6 +400,12 @@ pub enum Event {
     },
     CaseFinished {
         result: Box<CaseResult>,
+    },
+    /// How long each phase of the suite took, measured as it ran; sent once, just
+    /// before `SuiteFinished`.
+    PhaseTimings {
+        suite: String,
+        phases: Vec<super::phase_timer::PhaseTiming>,
     },
     SuiteFinished {
         suite: String,
