@@ -67,8 +67,11 @@ pub enum EchoError {
         "unexpected argument `{arg}`: -echo-basic takes its settings from the environment, and only -listen=ADDR"
     )]
     EchoBasicArgument { arg: String },
-    #[error("not supported by meshcheck's echo-basic mode: {why}")]
-    EchoBasicUnsupported { why: &'static str },
+    #[error("{variable} is set: {why}")]
+    EchoBasicUnsupported {
+        variable: &'static str,
+        why: &'static str,
+    },
     #[error("failed to listen on {address}")]
     Bind {
         address: SocketAddr,

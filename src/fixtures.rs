@@ -31,4 +31,4 @@ pub use route::{
     BackendRef, HeaderMatch, HttpRouteFixture, ParentRef, RouteMatch, RoutePath, RouteRule,
 };
 pub use service::ServiceFixture;
-pub use workload::WorkloadFixture;
+pub use workload::{EchoImage, WorkloadFixture};

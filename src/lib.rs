@@ -20,7 +20,7 @@
 //!
 //! Used from any layer: [`traffic`] (the curl-style request engine and
 //! `meshcheck fire`), [`stats`] (the statistics behind split verdicts), [`echo`] (the
-//! http-echo backend), [`exit_codes`], [`error_chain`] (the one renderer of an error
+//! http-echo and echo-basic backends), [`exit_codes`], [`error_chain`] (the one renderer of an error
 //! and its causes; `report` re-exports it).
 
 pub mod cli;

@@ -98,21 +98,30 @@ pub struct BasicArgs {
     pub context: PodContext,
 }
 
-/// Why an echo-basic environment cannot run here: the part of the image this mode
-/// does not have, for the planner's messages too.
-pub fn unsupported_feature(env: impl Fn(&str) -> Option<String>) -> Option<&'static str> {
+/// What in an echo-basic environment this mode cannot do: the variable that asks for
+/// it and why, for the planner's located messages too.
+pub fn unsupported_feature(
+    env: impl Fn(&str) -> Option<String>,
+) -> Option<(&'static str, &'static str)> {
     let set = |name: &str| env(name).is_some_and(|v| !v.is_empty());
     if set("GRPC_ECHO_SERVER") {
-        return Some(
-            "GRPC_ECHO_SERVER: echo-basic then runs its gRPC echo server, which meshcheck's echo does not have",
-        );
+        return Some((
+            "GRPC_ECHO_SERVER",
+            "echo-basic then runs its gRPC echo server instead, which meshcheck's echo does not have",
+        ));
     }
-    if set("TLS_SERVER_CERT") && set("TLS_SERVER_PRIVKEY")
-        || set("TLS_CLIENT_CERT") && set("TLS_CLIENT_KEY")
-    {
-        return Some(
-            "TLS_SERVER_CERT/TLS_CLIENT_CERT: echo-basic then serves HTTPS from mounted certificate files, which meshcheck's echo does not",
-        );
+    // The image's condition for starting its HTTPS server (echo-basic.go `main`).
+    if set("TLS_SERVER_CERT") && set("TLS_SERVER_PRIVKEY") {
+        return Some((
+            "TLS_SERVER_CERT",
+            "echo-basic then also serves HTTPS from the mounted certificate files, which meshcheck's echo does not",
+        ));
+    }
+    if set("TLS_CLIENT_CERT") && set("TLS_CLIENT_KEY") {
+        return Some((
+            "TLS_CLIENT_CERT",
+            "echo-basic then also serves HTTPS with client certificates, which meshcheck's echo does not",
+        ));
     }
     None
 }
@@ -133,8 +142,8 @@ impl BasicArgs {
         args: &[String],
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<BasicArgs, EchoError> {
-        if let Some(why) = unsupported_feature(&env) {
-            return Err(EchoError::EchoBasicUnsupported { why });
+        if let Some((variable, why)) = unsupported_feature(&env) {
+            return Err(EchoError::EchoBasicUnsupported { variable, why });
         }
         let mut listen = None;
         for arg in args {

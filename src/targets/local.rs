@@ -10,6 +10,7 @@ mod admin;
 mod bootstrap;
 mod certificate;
 mod diagnose;
+mod echo_basic;
 mod error;
 mod fields;
 mod install;
@@ -41,7 +42,7 @@ pub use install::{
 pub(crate) use lifecycle::LocalTarget;
 pub use plan::{
     ClusterPlan, GatewayPlan, GatewayPort, HttpsServer, LbPolicy, MeshServicePlan,
-    OutlierDetection, PathMatch, Plan, PortServing, RouteAction, RoutePlan, TrafficPolicy,
+    OutlierDetection, PathMatch, Plan, PodPlan, PortServing, RouteAction, RoutePlan, TrafficPolicy,
     VirtualHost, Workload, plan, plan_fixtures,
 };
 
@@ -81,6 +82,8 @@ impl LocalOptions {
 pub struct Backend {
     pub deployment: ObjectKey,
     pub replica: u32,
+    /// The pod's name (`<deployment>-<hash>-<suffix>`), which echo-basic reports.
+    pub pod: String,
     pub pid: u32,
     pub address: SocketAddr,
 }
@@ -151,14 +154,33 @@ impl LocalEnvironment {
                 let mut args = vec!["echo".to_string()];
                 args.extend(workload.echo_args.iter().cloned());
                 args.push("-listen=127.0.0.1:0".into());
-                let process = Process::spawn(what, &options.echo_program, &args, true)?;
-                echoes.push((workload.deployment.clone(), replica, process));
+                // The pod's environment, and none of meshcheck's own for the variables
+                // echo-basic reads.
+                let env = workload
+                    .pods
+                    .get(replica as usize)
+                    .map(|pod| pod.env.clone())
+                    .unwrap_or_default();
+                let process = Process::spawn_with_env(
+                    what,
+                    &options.echo_program,
+                    &args,
+                    true,
+                    crate::echo::basic_mode::ENV_VARS,
+                    &env,
+                )?;
+                let pod = workload
+                    .pods
+                    .get(replica as usize)
+                    .map(|pod| pod.name.clone())
+                    .unwrap_or_default();
+                echoes.push((workload.deployment.clone(), replica, pod, process));
             }
         }
         let mut pods: Vec<Vec<SocketAddr>> = vec![Vec::new(); plan.workloads.len()];
         let mut backends = Vec::new();
         let mut processes = Vec::new();
-        for (deployment, replica, mut process) in echoes {
+        for (deployment, replica, pod, mut process) in echoes {
             let line = process.announcement(options.startup_timeout).await?;
             let address = line
                 .strip_prefix("listening on ")
@@ -177,6 +199,7 @@ impl LocalEnvironment {
             backends.push(Backend {
                 deployment,
                 replica,
+                pod,
                 pid: process.pid,
                 address,
             });

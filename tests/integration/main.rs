@@ -22,6 +22,7 @@ mod kube_dns;
 mod kube_scripts;
 mod local_behaviour;
 mod local_echo;
+mod local_echo_basic;
 mod local_https;
 mod local_install;
 mod local_lifecycle;

@@ -32,6 +32,16 @@ const DEPLOYMENT: &[&str] = &[
     "spec.template.spec.containers[].ports[].protocol",
     // Requests and limits shape scheduling on a cluster; a local process has none.
     "spec.template.spec.containers[].resources.**",
+    // echo-basic's settings: values, and the pod's own fields (resolved or refused in
+    // `echo_basic.rs`); http-echo gets none (refused in `plan.rs`).
+    "spec.template.spec.containers[].env[].name",
+    "spec.template.spec.containers[].env[].value",
+    "spec.template.spec.containers[].env[].valueFrom.fieldRef.fieldPath",
+    "spec.template.spec.containers[].env[].valueFrom.fieldRef.apiVersion",
+    // On the list only to be refused with the reason (`plan.rs` `workload`): nothing
+    // is mounted, and echo-basic's TLS backend needs its certificate files.
+    "spec.template.spec.containers[].volumeMounts[].**",
+    "spec.template.spec.volumes[].**",
 ];
 
 const SERVICE: &[&str] = &[

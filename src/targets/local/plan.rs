@@ -17,8 +17,8 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::echo::EchoArgs;
 use crate::fixtures::{
-    DestinationRuleFixture, Fixtures, GatewayFixture, HttpRouteFixture, ParentRef, RoutePath,
-    ServiceFixture, WorkloadFixture, istio,
+    DestinationRuleFixture, EchoImage, Fixtures, GatewayFixture, HttpRouteFixture, ParentRef,
+    RoutePath, ServiceFixture, WorkloadFixture, istio,
 };
 use crate::manifest::{GATEWAY_API_GROUP, GroupKind, Manifest, ManifestError, ObjectKey};
 
@@ -49,13 +49,49 @@ pub struct Workload {
     pub namespace: String,
     pub labels: BTreeMap<String, String>,
     pub replicas: u32,
-    /// http-echo flags without `-listen`, which the local target sets itself.
+    /// `meshcheck echo`'s arguments without `-listen`, which the local target sets
+    /// itself: http-echo's flags, or `-echo-basic`.
     pub echo_args: Vec<String>,
-    /// The port http-echo listens on inside a pod (its `-listen`, default 5678): what a
-    /// Service's `targetPort` has to name.
+    /// The port the image listens on inside a pod (http-echo's `-listen`, default
+    /// 5678; echo-basic's `HTTP_PORT`, default 3000): what a Service's `targetPort` has
+    /// to name.
     pub pod_port: u16,
     /// Named container ports, for a named `targetPort`.
     pub named_ports: BTreeMap<String, u16>,
+    /// Ports the real image also listens on that `meshcheck echo` does not serve, with
+    /// why: a Service targeting one is refused with that reason.
+    pub unserved_ports: BTreeMap<u16, String>,
+    /// One per replica: the pod's name and the environment its process gets.
+    pub pods: Vec<PodPlan>,
+}
+
+/// One pod of a Deployment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PodPlan {
+    /// `<deployment>-<pod-template-hash>-<suffix>`, as a ReplicaSet names its pods
+    /// (deterministic here: [`crate::echo::replica_set_pod_names`]).
+    pub name: String,
+    /// The variables the image reads, resolved as the kubelet would (empty for
+    /// http-echo, which reads none).
+    pub env: BTreeMap<String, String>,
+}
+
+impl Workload {
+    /// Why a pod of this Deployment does not answer on `target`, a port its image
+    /// does not open.
+    fn port_refusal(&self, target: u16) -> String {
+        let image = if self.echo_args.first().and_then(|a| a.strip_prefix('-'))
+            == Some(crate::echo::basic_mode::MODE_FLAG)
+        {
+            "echo-basic"
+        } else {
+            "http-echo"
+        };
+        format!(
+            "targets port {target}, but the {image} pods of {} listen on {}",
+            self.deployment, self.pod_port
+        )
+    }
 }
 
 /// One Envoy cluster: a Service port, as Istio names it
@@ -329,6 +365,7 @@ fn translate(fixtures: &Fixtures) -> Result<Plan, ManifestError> {
     for service in fixtures.services() {
         clusters.extend(service_clusters(service, fixtures, &workloads)?);
     }
+    refuse_unserved_backends(fixtures, &workloads)?;
 
     apply_destination_rules(fixtures, &mut clusters)?;
 
@@ -435,20 +472,87 @@ fn workload(fixture: &WorkloadFixture) -> Result<Workload, ManifestError> {
             manifest,
             "spec.template.spec.containers",
             format!(
-                "the local target runs pods of exactly one hashicorp/http-echo container, this one has {}",
+                "the local target runs pods of exactly one container (hashicorp/http-echo or echo-basic), this one has {}",
                 fixture.containers.len()
             ),
         ));
     };
     let field = "spec.template.spec.containers[0].image";
     let image = container.image.as_deref().unwrap_or_default();
-    if !is_http_echo(image) {
+    let named_ports = container
+        .ports
+        .iter()
+        .flatten()
+        .filter_map(|p| Some((p.name.clone()?, u16::try_from(p.container_port).ok()?)))
+        .collect();
+    let mut workload = Workload {
+        deployment: fixture.key(),
+        namespace: fixture.namespace.clone(),
+        labels: fixture.pod_labels.clone(),
+        replicas,
+        echo_args: Vec::new(),
+        pod_port: 0,
+        named_ports,
+        unserved_ports: BTreeMap::new(),
+        pods: Vec::new(),
+    };
+    match fixture.image() {
+        EchoImage::HttpEcho => http_echo_workload(fixture, container, &mut workload)?,
+        EchoImage::EchoBasic => echo_basic_workload(fixture, container, &mut workload)?,
+        EchoImage::EchoAdvanced => {
+            return Err(unsupported(
+                manifest,
+                field,
+                format!(
+                    "image `{image}`: echo-advanced is Istio's echo server, whose text answers and gRPC/TCP/TLS ports meshcheck's echo does not have"
+                ),
+            ));
+        }
+        EchoImage::Other => {
+            return Err(unsupported(
+                manifest,
+                field,
+                format!(
+                    "image `{image}`: the local target runs only hashicorp/http-echo and gcr.io/k8s-staging-gateway-api/echo-basic, as `meshcheck echo`"
+                ),
+            ));
+        }
+    }
+    // Volumes pass the field list so an echo-basic TLS backend can be refused for
+    // its certificates above; nothing is ever mounted.
+    if container
+        .volume_mounts
+        .as_ref()
+        .is_some_and(|m| !m.is_empty())
+    {
         return Err(unsupported(
             manifest,
-            field,
-            format!(
-                "image `{image}`: the local target runs only hashicorp/http-echo, as `meshcheck echo`"
-            ),
+            "spec.template.spec.containers[0].volumeMounts",
+            "the local target mounts no volumes into its echo processes",
+        ));
+    }
+    if !fixture.volumes.is_empty() {
+        return Err(unsupported(
+            manifest,
+            "spec.template.spec.volumes",
+            "the local target mounts no volumes into its echo processes",
+        ));
+    }
+    Ok(workload)
+}
+
+/// hashicorp/http-echo: its flags, no environment.
+fn http_echo_workload(
+    fixture: &WorkloadFixture,
+    container: &k8s_openapi::api::core::v1::Container,
+    workload: &mut Workload,
+) -> Result<(), ManifestError> {
+    let manifest = &fixture.manifest;
+    if container.env.as_ref().is_some_and(|e| !e.is_empty()) {
+        return Err(unsupported(
+            manifest,
+            "spec.template.spec.containers[0].env",
+            "the local target passes no environment to hashicorp/http-echo",
         ));
     }
     let args = fixture.args();
@@ -460,37 +564,41 @@ fn workload(fixture: &WorkloadFixture) -> Result<Workload, ManifestError> {
         )
     };
     let parsed = EchoArgs::parse(args.to_vec()).map_err(not_echo)?;
-    let echo_args = EchoArgs::without_listen(args).map_err(not_echo)?;
-    let named_ports = container
-        .ports
-        .iter()
-        .flatten()
-        .filter_map(|p| Some((p.name.clone()?, u16::try_from(p.container_port).ok()?)))
-        .collect();
-    Ok(Workload {
-        deployment: fixture.key(),
-        namespace: fixture.namespace.clone(),
-        labels: fixture.pod_labels.clone(),
-        replicas,
-        echo_args,
-        pod_port: parsed.listen.port(),
-        named_ports,
+    workload.echo_args = EchoArgs::without_listen(args).map_err(not_echo)?;
+    workload.pod_port = parsed.listen.port();
+    workload.pods = crate::echo::replica_set_pod_names(
+        &fixture.namespace,
+        &fixture.manifest.name,
+        workload.replicas,
+    )
+    .into_iter()
+    .map(|name| PodPlan {
+        name,
+        env: BTreeMap::new(),
     })
+    .collect();
+    Ok(())
 }
 
-/// `hashicorp/http-echo`, with an optional registry, tag or digest.
-fn is_http_echo(image: &str) -> bool {
-    let without_digest = image.split('@').next().unwrap_or(image);
-    let repository = match without_digest.rsplit_once(':') {
-        Some((repo, tag)) if !tag.contains('/') => repo,
-        _ => without_digest,
-    };
-    matches!(
-        repository,
-        "hashicorp/http-echo"
-            | "docker.io/hashicorp/http-echo"
-            | "index.docker.io/hashicorp/http-echo"
-    )
+/// echo-basic: `meshcheck echo -echo-basic`, its settings in each pod's environment.
+/// The image ignores its arguments, and so do we.
+fn echo_basic_workload(
+    fixture: &WorkloadFixture,
+    container: &k8s_openapi::api::core::v1::Container,
+    workload: &mut Workload,
+) -> Result<(), ManifestError> {
+    let planned = super::echo_basic::plan_pods(fixture, container, workload.replicas)?;
+    workload.echo_args = vec![format!("-{}", crate::echo::basic_mode::MODE_FLAG)];
+    workload.pod_port = planned.http_port;
+    if let Some(h2c) = planned.h2c_port {
+        workload.unserved_ports.insert(
+            h2c,
+            "it is echo-basic's h2c port (H2C_PORT), and meshcheck's echo serves only its HTTP port"
+                .to_string(),
+        );
+    }
+    workload.pods = planned.pods;
+    Ok(())
 }
 
 fn service_clusters(
@@ -526,6 +634,10 @@ fn service_clusters(
             ));
         }
         let service_port = port_u16(manifest, &format!("{field}.port"), port.port)?;
+        // The pods that answer on this port: a port the image opens and `meshcheck echo`
+        // does not serve has none here, and a route to it is refused with the reason
+        // (`refuse_unserved_backends`).
+        let mut serving = Vec::new();
         for &w in &selected {
             let workload = &workloads[w];
             let target = match &port.target_port {
@@ -547,26 +659,77 @@ fn service_clusters(
                     }
                 },
             };
+            if workload.unserved_ports.contains_key(&target) {
+                continue;
+            }
             if target != workload.pod_port {
                 return Err(invalid(
                     manifest,
                     &format!("{field}.targetPort"),
-                    format!(
-                        "targets port {target}, but the http-echo pods of {} listen on {}",
-                        workload.deployment, workload.pod_port
-                    ),
+                    workload.port_refusal(target),
                 ));
             }
+            serving.push(w);
         }
         clusters.push(ClusterPlan {
             name: istio::cluster_name(&service.namespace, service.name(), service_port),
             service: service.key(),
             port: service_port,
-            workloads: selected.clone(),
+            workloads: serving,
             policy: None,
         });
     }
     Ok(clusters)
+}
+
+/// Refuses a route's backendRef to a Service port whose pods' image listens there but
+/// `meshcheck echo` does not serve it (echo-basic's h2c port), at the backendRef's
+/// port, with the reason: its cluster has no endpoints, and a route to it would fail
+/// here and work on a cluster.
+fn refuse_unserved_backends(
+    fixtures: &Fixtures,
+    workloads: &[Workload],
+) -> Result<(), ManifestError> {
+    for route in fixtures.routes() {
+        for (rule_index, rule) in route.rules.iter().enumerate() {
+            for (ref_index, backend) in rule.backend_refs.iter().enumerate() {
+                if !backend.group.is_empty() || backend.kind != "Service" {
+                    continue;
+                }
+                let namespace = backend.namespace.as_deref().unwrap_or(&route.namespace);
+                let (Some(service), Some(port)) = (
+                    fixtures.service_named(namespace, &backend.name),
+                    backend.port,
+                ) else {
+                    continue;
+                };
+                let Some(entry) = service.ports.iter().find(|p| p.port == port) else {
+                    continue;
+                };
+                for (w, _) in fixtures.workloads_selected_by(service) {
+                    let workload = &workloads[w];
+                    let target = match &entry.target_port {
+                        None => u16::try_from(port).ok(),
+                        Some(IntOrString::Int(n)) => u16::try_from(*n).ok(),
+                        Some(IntOrString::String(name)) => workload.named_ports.get(name).copied(),
+                    };
+                    if let Some(why) = target.and_then(|t| workload.unserved_ports.get(&t)) {
+                        return Err(unsupported(
+                            &route.manifest,
+                            &format!("spec.rules[{rule_index}].backendRefs[{ref_index}].port"),
+                            format!(
+                                "Service {namespace}/{} port {port} targets port {} of the pods of {}: {why}",
+                                backend.name,
+                                target.unwrap_or_default(),
+                                workload.deployment
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Gives each cluster the DestinationRule Istio's clients of the fixtures apply to its
@@ -1379,15 +1542,6 @@ mod tests {
         let explicit_root = precedence(PathKind::Prefix, 0, false, 0);
         assert!(explicit_root < catch_all);
         assert!(precedence(PathKind::Prefix, 1, false, 0) < catch_all);
-    }
-
-    #[test]
-    fn http_echo_images() {
-        assert!(is_http_echo("hashicorp/http-echo"));
-        assert!(is_http_echo("hashicorp/http-echo:1.0"));
-        assert!(is_http_echo("docker.io/hashicorp/http-echo@sha256:abc"));
-        assert!(!is_http_echo("nginx"));
-        assert!(!is_http_echo("hashicorp/http-echo-fork"));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! destructor. Their output is kept as a short tail for error messages and
 //! diagnostics.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -87,8 +87,25 @@ impl Process {
         args: &[String],
         announce: bool,
     ) -> Result<Process, LocalError> {
+        Process::spawn_with_env(what, program, args, announce, &[], &BTreeMap::new())
+    }
+
+    /// [`Process::spawn`] with `cleared` taken out of the inherited environment, then
+    /// `env` set.
+    pub(crate) fn spawn_with_env(
+        what: String,
+        program: &Path,
+        args: &[String],
+        announce: bool,
+        cleared: &[&str],
+        env: &BTreeMap<String, String>,
+    ) -> Result<Process, LocalError> {
         let mut command = Command::new(program);
+        for name in cleared {
+            command.env_remove(name);
+        }
         command
+            .envs(env)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
