@@ -52,6 +52,7 @@ fn run_local(suite_file: &Path) -> Vec<CaseResult> {
             patterns: Vec::new(),
             exact: false,
         },
+        jobs: 1,
     };
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let mut results = Vec::new();
@@ -581,4 +582,120 @@ fn the_engine_keeps_bodies_only_for_loads_that_ask() {
         let expected = response_body.then(|| "/x".to_string());
         assert_eq!(bodies, vec![expected; 4]);
     }
+}
+
+/// echo-basic Deployments on the local target, through real Envoy: `servedBy`,
+/// `request` and `response` read what the backend answered, and a split between
+/// echo-basic Services needs no identities.
+#[test]
+fn echo_basic_checks_through_envoy() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = dir.path().join("infra.yaml");
+    let route = |name: &str, host: &str, backends: &[&str]| {
+        let refs: String = backends
+            .iter()
+            .map(|b| format!("    - {{name: {b}, port: 8080}}\n"))
+            .collect();
+        format!(
+            "---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: {name}, namespace: infra}}
+spec:
+  parentRefs:
+  - name: same-namespace
+  hostnames: [{host}]
+  rules:
+  - backendRefs:
+{refs}"
+        )
+    };
+    std::fs::write(
+        &fixtures,
+        format!(
+            "apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: same-namespace, namespace: infra}}
+spec:
+  gatewayClassName: istio
+  listeners:
+  - {{name: http, port: 80, protocol: HTTP}}
+{}{}{}{}{}",
+            route("v1", "v1.example.com", &["infra-backend-v1"]),
+            route(
+                "split",
+                "split.example.com",
+                &["infra-backend-v1", "infra-backend-v2"]
+            ),
+            echo_basic_deployment("infra-backend-v1"),
+            echo_basic_deployment("infra-backend-v2"),
+            ""
+        ),
+    )
+    .unwrap();
+    let suite = write_suite(
+        dir.path(),
+        "echo-basic-envoy",
+        &[fixtures],
+        "  - name: as-received
+    request:
+      gateway: infra/same-namespace
+      url: http://v1.example.com/prefix/foo?query=1
+      headers: {X-Header-Set: set-value, X-Echo-Set-Header: \"X-Answer: yes\"}
+    traffic: {requests: 5}
+    expect:
+      status: 200
+      servedBy: infra/infra-backend-v1
+      request:
+        path: /prefix/foo
+        host: v1.example.com
+        headers: {x-header-set: set-value}
+        absentHeaders: [X-Header-Remove]
+      response:
+        headers: {X-Answer: \"yes\"}
+  - name: wrong-backend
+    request: {gateway: infra/same-namespace, url: \"http://v1.example.com/\"}
+    traffic: {requests: 5}
+    expect:
+      status: 200
+      servedBy: infra/infra-backend-v2
+  - name: header-not-set
+    request: {gateway: infra/same-namespace, url: \"http://v1.example.com/\"}
+    traffic: {requests: 5}
+    expect:
+      status: 200
+      request:
+        headers: {X-Header-Set: set-value}
+  - name: default-identities
+    request: {gateway: infra/same-namespace, url: \"http://split.example.com/\"}
+    expect:
+      status: 200
+      split: {route: infra/split}
+",
+    );
+    let results = run_local(&suite);
+    assert_outcome(
+        &results,
+        "as-received",
+        Outcome::Passed,
+        "5 requests, all 200, all served by Service infra/infra-backend-v1, each request reached the backend as expected, every response with the expected headers",
+    );
+    assert_outcome(
+        &results,
+        "wrong-backend",
+        Outcome::Failed,
+        "served by infra/infra-backend-v1, expected a pod of Service infra/infra-backend-v2 (Deployment infra/infra-backend-v2) (response 1 of 5)",
+    );
+    assert_outcome(
+        &results,
+        "header-not-set",
+        Outcome::Failed,
+        "request header x-header-set: expected \"set-value\", backend saw none (response 1 of 5)",
+    );
+    assert_outcome(
+        &results,
+        "default-identities",
+        Outcome::Passed,
+        "no backend's share is off",
+    );
 }
