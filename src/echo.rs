@@ -13,13 +13,16 @@
 //!
 //! With `-echo-basic` as its first argument it answers like the Gateway API
 //! conformance image echo-basic instead ([`basic_mode`]: the mode, its environment
-//! variables); [`basic`] holds the JSON shape of that image's answer and the pod-name
+//! variables), with `-echo-advanced` like the mesh image echo-advanced (Istio's echo
+//! server, [`advanced_mode`]); [`basic`] holds the JSON shape of that image's answer and the pod-name
 //! rule that tells which Deployment answered.
 
+pub mod advanced_mode;
 pub mod basic;
 pub mod basic_mode;
 
-pub use basic::{EchoedRequest, EchoedTls, deployment_of_pod, replica_set_pod_names};
+pub use advanced_mode::{AdvancedArgs, serve_advanced};
+pub use basic::{BodyError, EchoedRequest, EchoedTls, deployment_of_pod, replica_set_pod_names};
 pub use basic_mode::{BasicArgs, serve_basic};
 
 use std::convert::Infallible;
@@ -67,6 +70,14 @@ pub enum EchoError {
         "unexpected argument `{arg}`: -echo-basic takes its settings from the environment, and only -listen=ADDR"
     )]
     EchoBasicArgument { arg: String },
+    #[error(
+        "unknown flag `{flag}` (echo-advanced flags meshcheck's echo honours: --port, --tls, --grpc, --tcp, --crt, --key, --version, --cluster, --istio-version; meshcheck's: -listen)"
+    )]
+    UnknownAdvancedFlag { flag: String },
+    #[error("invalid --{flag} `{value}`: expected ports, comma-separated")]
+    InvalidAdvancedFlag { flag: String, value: String },
+    #[error("no plain HTTP port: echo-advanced needs a --port that is not --tls")]
+    NoAdvancedHttpPort,
     #[error("{variable} is set: {why}")]
     EchoBasicUnsupported {
         variable: &'static str,
@@ -97,6 +108,8 @@ pub enum EchoMode {
     HttpEcho(EchoArgs),
     /// `-echo-basic`: the conformance image, configured by the environment.
     EchoBasic(BasicArgs),
+    /// `-echo-advanced`: the conformance mesh image (Istio's echo server).
+    EchoAdvanced(AdvancedArgs),
 }
 
 impl EchoMode {
@@ -121,6 +134,7 @@ impl EchoMode {
         match self {
             EchoMode::HttpEcho(args) => serve(args).await,
             EchoMode::EchoBasic(args) => serve_basic(args).await,
+            EchoMode::EchoAdvanced(args) => serve_advanced(args).await,
         }
     }
 }

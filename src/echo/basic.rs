@@ -103,6 +103,63 @@ impl EchoedRequest {
     pub fn deployment(&self) -> Option<&str> {
         deployment_of_pod(&self.pod)
     }
+
+    /// The same facts from the text Istio's echo server (the mesh image
+    /// echo-advanced, `meshcheck echo -echo-advanced`) answers with, one `Field=value`
+    /// line each: `URL` is [`EchoedRequest::path`], `Host`, `Method`, `Proto`, each
+    /// `RequestHeader=Name:value` a header value, `Hostname` (the pod's name) is
+    /// [`EchoedRequest::pod`]. That text names no namespace, ingress or service: they
+    /// stay empty. `None` when the text has no `Hostname=` line, so is not such an
+    /// answer.
+    pub fn from_istio_echo(text: &str) -> Option<EchoedRequest> {
+        let mut echoed = EchoedRequest::default();
+        let mut hostname = None;
+        for line in text.lines() {
+            let Some((field, value)) = line.split_once('=') else {
+                continue;
+            };
+            match field {
+                "URL" => echoed.path = value.to_string(),
+                "Host" => echoed.host = value.to_string(),
+                "Method" => echoed.method = value.to_string(),
+                "Proto" => echoed.proto = value.to_string(),
+                "Hostname" => hostname = Some(value.to_string()),
+                "RequestHeader" => {
+                    if let Some((name, value)) = value.split_once(':') {
+                        echoed
+                            .headers
+                            .entry(name.to_string())
+                            .or_default()
+                            .push(value.to_string());
+                    }
+                }
+                _ => {}
+            }
+        }
+        echoed.pod = hostname?;
+        Some(echoed)
+    }
+
+    /// A backend's answer, whichever conformance image gave it: echo-basic's JSON, or
+    /// echo-advanced's text ([`EchoedRequest::from_istio_echo`]).
+    pub fn parse_body(body: &[u8]) -> Result<EchoedRequest, BodyError> {
+        let text = std::str::from_utf8(body).map_err(|_| BodyError::NotUtf8)?;
+        if text.trim_start().starts_with('{') {
+            return serde_json::from_str(text).map_err(BodyError::Json);
+        }
+        EchoedRequest::from_istio_echo(text).ok_or(BodyError::NotAnEcho)
+    }
+}
+
+/// Why a response body is not an echo of the request.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error("the body is not UTF-8")]
+    NotUtf8,
+    #[error("the body is not echo-basic's JSON")]
+    Json(#[source] serde_json::Error),
+    #[error("the body is neither echo-basic's JSON nor Istio echo's text (no `Hostname=` line)")]
+    NotAnEcho,
 }
 
 /// The Deployment a pod belongs to, from the pod's name alone: a Deployment's
@@ -216,6 +273,33 @@ mod tests {
         let long = "d".repeat(70);
         let cut = replica_set_pod_names("ns", &long, 1);
         assert_eq!(cut[0].len(), 63);
+    }
+
+    #[test]
+    fn parses_istio_echo_text() {
+        let text = "ServiceVersion=\nServicePort=8080\nHost=echo:80\nURL=/path?x=1\nCluster=\nIstioVersion=\nMethod=GET\nProto=HTTP/1.1\nIP=10.0.0.1\nAlpn=\nRequestHeader=A-Header:1\nRequestHeader=A-Header:3\nRequestHeader=X-Colon:a:b\nHostname=echo-v1-7d9b8f5c6-x2x4z\n";
+        let echoed = EchoedRequest::parse_body(text.as_bytes()).unwrap();
+        assert_eq!(echoed.path, "/path?x=1");
+        assert_eq!(echoed.host, "echo:80");
+        assert_eq!(echoed.method, "GET");
+        assert_eq!(echoed.proto, "HTTP/1.1");
+        assert_eq!(
+            echoed.header("a-header"),
+            Some(&["1".to_string(), "3".to_string()][..])
+        );
+        assert_eq!(echoed.header("x-colon"), Some(&["a:b".to_string()][..]));
+        assert_eq!(echoed.deployment(), Some("echo-v1"));
+        assert_eq!(echoed.namespace, "");
+        assert!(matches!(
+            EchoedRequest::parse_body(b"hello from backend v1\n"),
+            Err(BodyError::NotAnEcho)
+        ));
+        assert!(matches!(
+            EchoedRequest::parse_body(b"{\"path\": 1}"),
+            Err(BodyError::Json(_))
+        ));
+        let json = br#"{"path":"/","host":"h","method":"GET","proto":"HTTP/1.1","headers":{},"namespace":"ns","ingress":"","service":"","pod":"p-abc-defgh"}"#;
+        assert_eq!(EchoedRequest::parse_body(json).unwrap().namespace, "ns");
     }
 
     #[test]
