@@ -81,7 +81,7 @@ pub(crate) fn extract<'a>(
         IdentityRule::Body => Some(response.body.trim_ascii()),
         IdentityRule::Header(_) => response.header.map(<[u8]>::trim_ascii),
         IdentityRule::EchoBasic => {
-            let echoed: EchoedRequest = serde_json::from_slice(response.body).ok()?;
+            let echoed = EchoedRequest::parse_body(response.body).ok()?;
             let mut identity = echo_basic_identity(&echoed)?.into_bytes();
             identity.truncate(MAX_IDENTITY_LEN);
             return Some(Cow::Owned(identity));

@@ -1,23 +1,29 @@
-//! What the loaders read from the fixtures about echo-basic backends (the Gateway API
-//! conformance backend, whose JSON body says what it received and which pod answered):
-//! which Deployments run it, the identities of a Service's pods, and which backends a
-//! case's requests may reach.
+//! What the loaders read from the fixtures about the backends that echo requests (the
+//! Gateway API conformance images: echo-basic, whose JSON body says what it received
+//! and which pod answered, and the mesh tests' echo-advanced, which says the same in
+//! Istio echo's text): the identities of a Service's pods, and which backends a case's
+//! requests may reach.
 
 use crate::fixtures::{EchoImage, Fixtures, WorkloadFixture};
 use crate::manifest::ObjectKey;
 use crate::suite::Entry;
 
-/// Whether a Deployment's pods answer with echo-basic's JSON: its first container runs
-/// the conformance image echo-basic (the local target runs it as `meshcheck echo
-/// -echo-basic`). echo-advanced is Istio's echo server, which answers in text.
-pub(super) fn runs_echo_basic(workload: &WorkloadFixture) -> bool {
-    workload.image() == EchoImage::EchoBasic
+/// What a Deployment's pods answer a request with, when it is an echo of the request:
+/// the identity `IdentityRule::EchoBasic` reads from such an answer. echo-basic's JSON
+/// names the namespace and the pod, so `namespace/deployment`; echo-advanced's text
+/// (Istio's echo server) names only the pod, so `deployment`. `None` for other images.
+pub(super) fn echo_identity(workload: &WorkloadFixture) -> Option<String> {
+    match workload.image() {
+        EchoImage::EchoBasic => Some(format!("{}/{}", workload.namespace, workload.manifest.name)),
+        EchoImage::EchoAdvanced => Some(workload.manifest.name.clone()),
+        EchoImage::HttpEcho | EchoImage::Other => None,
+    }
 }
 
-/// The identity of each Deployment behind a Service whose pods all run echo-basic:
-/// `namespace/deployment`, what `IdentityRule::EchoBasic` reads from their answers.
-/// `Ok(None)` when some pod behind it runs something else; an error when the Service is
-/// not in the fixtures or selects no Deployment.
+/// The identity of each Deployment behind a Service whose pods all echo requests
+/// (echo-basic or echo-advanced, see [`echo_identity`]). `Ok(None)` when some pod
+/// behind it runs something else; an error when the Service is not in the fixtures or
+/// selects no Deployment.
 pub(super) fn echo_basic_identities(
     fixtures: &Fixtures,
     service: &ObjectKey,
@@ -26,15 +32,7 @@ pub(super) fn echo_basic_identities(
     if workloads.is_empty() {
         return Err(format!("no Deployment in the fixtures matches {service}"));
     }
-    if !workloads.iter().all(|w| runs_echo_basic(w)) {
-        return Ok(None);
-    }
-    Ok(Some(
-        workloads
-            .iter()
-            .map(|w| format!("{}/{}", w.namespace, w.manifest.name))
-            .collect(),
-    ))
+    Ok(workloads.iter().map(|w| echo_identity(w)).collect())
 }
 
 /// The Services a case's requests may reach: the backends of every HTTPRoute whose
@@ -78,8 +76,8 @@ pub(super) fn reachable_services(fixtures: &Fixtures, entry: &Entry) -> Vec<Obje
     services
 }
 
-/// Whether some Service a case reaches has only echo-basic pods behind it: otherwise
-/// no response can say what the backend received.
+/// Whether some Service a case reaches has only echoing pods behind it: otherwise no
+/// response can say what the backend received.
 pub(super) fn some_backend_echoes(fixtures: &Fixtures, entry: &Entry) -> bool {
     reachable_services(fixtures, entry)
         .iter()

@@ -1,5 +1,5 @@
 //! `expect.request`: every request reached the backend as expected (after rewrites and
-//! header modifiers), as echo-basic's JSON body echoes it.
+//! header modifiers), as echo-basic's JSON body (or echo-advanced's text) echoes it.
 //!
 //! Upstream's comparison (kubernetes-sigs/gateway-api `conformance/utils/http/http.go`,
 //! `CompareRequest`): the host compares exactly when given, the path exactly (echo-basic
@@ -81,7 +81,7 @@ impl ExpectedRequest {
             return Err(invalid(
                 "",
                 format!(
-                    "no backend of {} runs echo-basic ({}): `request` reads what the backend received from echo-basic's JSON body",
+                    "no backend of {} runs echo-basic or echo-advanced ({}): `request` reads what the backend received from their echo of the request",
                     context.entry,
                     if reachable.is_empty() {
                         "no route attaches to it".to_string()
@@ -120,12 +120,12 @@ impl Check for ExpectedRequest {
 
 impl EachResponse for ExpectedRequest {
     fn failure(&self, sample: &Sample<'_>) -> Option<String> {
-        let echoed: Option<EchoedRequest> = sample
+        let echoed = sample
             .body
-            .and_then(|body| serde_json::from_slice(body).ok());
+            .and_then(|body| EchoedRequest::parse_body(body).ok());
         let Some(echoed) = echoed else {
             return Some(format!(
-                "a {} whose body is not echo-basic's JSON, expected one saying what the backend received",
+                "a {} whose body is no echo of the request (echo-basic's JSON or echo-advanced's text), expected one saying what the backend received",
                 sample
                     .status
                     .map_or("response".to_string(), |s| s.to_string())
@@ -294,7 +294,7 @@ mod tests {
         assert_eq!(
             first_failure(&["hello from backend v1".to_string()]),
             [
-                "a 200 whose body is not echo-basic's JSON, expected one saying what the backend received (response 1 of 1)"
+                "a 200 whose body is no echo of the request (echo-basic's JSON or echo-advanced's text), expected one saying what the backend received (response 1 of 1)"
             ]
         );
     }

@@ -39,7 +39,7 @@ impl ExpectedServedBy {
                 identities,
             }),
             None => Err(invalid(format!(
-                "the pods behind {key} do not run echo-basic: `servedBy` reads which pod answered from echo-basic's JSON body"
+                "the pods behind {key} do not run echo-basic or echo-advanced: `servedBy` reads which pod answered from their echo of the request"
             ))),
         }
     }

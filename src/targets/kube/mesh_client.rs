@@ -87,9 +87,32 @@ while [ "$i" -lt "$n" ]; do
   i=$((i+1))
   rm -f /tmp/meshcheck-body
   curl -s -o /tmp/meshcheck-body "$@"
-  head -c BODY_BYTES /tmp/meshcheck-body 2>/dev/null | tr '\r\n' '  '
+  head -c BODY_BYTES /tmp/meshcheck-body 2>/dev/null | tr '\r\n' FLATTENED
   echo
 done"#;
+
+/// What the body's CR and LF become on the client's one output line: spaces, which
+/// an identity text does not mind, or, for a load that judges bodies, two control
+/// characters no answer carries, turned back by [`restore_line_breaks`] so that a
+/// line-based answer (echo-advanced's) and a needle spanning lines read as sent.
+fn flattened(load: &LoadSpec) -> &'static str {
+    if judges_bodies(load) {
+        r"'\002\001'"
+    } else {
+        "'  '"
+    }
+}
+
+/// Whether a load reads whole bodies: a check asks for them, or the echo-basic
+/// identity rule reads the backend's echo.
+fn judges_bodies(load: &LoadSpec) -> bool {
+    load.response_body || matches!(load.identity, IdentityRule::EchoBasic)
+}
+
+/// Undoes [`flattened`] for a load that judges bodies.
+fn restore_line_breaks(body: &str) -> String {
+    body.replace('\u{1}', "\n").replace('\u{2}', "\r")
+}
 
 /// The exec command for `requests` requests as `load` describes them.
 pub(crate) fn command(load: &LoadSpec, requests: u64) -> Vec<String> {
@@ -97,7 +120,7 @@ pub(crate) fn command(load: &LoadSpec, requests: u64) -> Vec<String> {
         IdentityRule::Header(name) => name.as_str(),
         IdentityRule::Body | IdentityRule::BodyRegex(_) | IdentityRule::EchoBasic => "",
     };
-    let body_bytes = if load.response_body || matches!(load.identity, IdentityRule::EchoBasic) {
+    let body_bytes = if judges_bodies(load) {
         JUDGED_BODY_BYTES
     } else {
         BODY_BYTES
@@ -120,7 +143,9 @@ pub(crate) fn command(load: &LoadSpec, requests: u64) -> Vec<String> {
     let mut command = vec![
         "sh".to_owned(),
         "-c".to_owned(),
-        SCRIPT.replace("BODY_BYTES", &body_bytes.to_string()),
+        SCRIPT
+            .replace("BODY_BYTES", &body_bytes.to_string())
+            .replace("FLATTENED", flattened(load)),
         "meshcheck-client".to_owned(),
         requests.to_string(),
         "--max-time".to_owned(),
@@ -376,7 +401,8 @@ where
                 let response = parsed?;
                 answered += 1;
                 remaining -= 1;
-                let body = response.body.as_bytes();
+                let restored = judges_bodies(load).then(|| restore_line_breaks(&response.body));
+                let body = restored.as_deref().unwrap_or(&response.body).as_bytes();
                 let source = IdentitySource {
                     body: &body[..body.len().min(MAX_IDENTITY_BODY)],
                     header: Some(response.identity_header.as_bytes()),
@@ -395,8 +421,6 @@ where
                     error_detail: None,
                     envoy_overloaded: response.envoy_overloaded,
                     headers: ResponseHeaders::new(&load.response_headers, &response.headers),
-                    // The script prints the body flattened to one line: CR and LF
-                    // read as spaces, which JSON and most needles do not mind.
                     body: load.response_body.then_some(body),
                 };
                 tally.record(&sample);
@@ -829,9 +853,13 @@ mod tests {
             ]
         );
 
+        assert!(args[2].contains(r"tr '\r\n' '\002\001'"), "{}", args[2]);
+        assert_eq!(restore_line_breaks("a\u{2}\u{1}b\u{1}"), "a\r\nb\n");
+
         // A load that judges no body gets none, and prints the short prefix.
         let plain = load(2, 1, IdentityRule::Body);
         assert!(command(&plain, 2)[2].contains(&format!("head -c {BODY_BYTES} ")));
+        assert!(command(&plain, 2)[2].contains("tr '\\r\\n' '  '"));
         let mut bodies = Vec::new();
         drive(&plain, exec, &mut Transcript::default(), |sample| {
             bodies.push(sample.body.is_some());
