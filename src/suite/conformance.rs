@@ -19,6 +19,11 @@ pub struct ConformanceSpec {
     pub profile: Profile,
     /// The upstream test's features, e.g. `[Gateway, HTTPRoute]`.
     pub features: Vec<String>,
+    /// What of the upstream test the suite does not assert, and why (status
+    /// conditions, a mirror's receipt...): the report lists the test as asserted in
+    /// part, so a pass never claims more than was checked.
+    #[serde(default)]
+    pub partial: Option<String>,
 }
 
 /// The conformance profiles meshcheck has scenarios for.
@@ -102,6 +107,8 @@ pub struct Conformance {
     pub features: Vec<String>,
     /// Some feature is not core to the profile: the test counts as extended.
     pub extended: bool,
+    /// What the suite leaves unasserted (`partial:`), if anything.
+    pub partial: Option<String>,
 }
 
 impl Conformance {
@@ -145,11 +152,18 @@ impl Conformance {
             }
             extended |= !core;
         }
+        if spec.partial.as_ref().is_some_and(|p| p.trim().is_empty()) {
+            return Err((
+                "partial".into(),
+                "say what the suite does not assert, and why".into(),
+            ));
+        }
         Ok(Conformance {
             test: spec.test.clone(),
             profile,
             features: spec.features.clone(),
             extended,
+            partial: spec.partial.clone(),
         })
     }
 }
@@ -163,6 +177,7 @@ mod tests {
             test: "HTTPRouteQueryParamMatching".into(),
             profile,
             features: features.iter().map(|f| f.to_string()).collect(),
+            partial: None,
         }
     }
 
