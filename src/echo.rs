@@ -114,17 +114,20 @@ pub enum EchoMode {
 
 impl EchoMode {
     /// `-echo-basic` (or `--echo-basic`) first selects the echo-basic mode, which reads
-    /// `env`; anything else is http-echo's command line.
+    /// `env`, `-echo-advanced` the echo-advanced mode (its flags follow, `HOSTNAME` from
+    /// `env`); anything else is http-echo's command line.
     pub fn parse(
         args: Vec<String>,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<EchoMode, EchoError> {
-        let basic = args.first().is_some_and(|first| {
-            first.strip_prefix("--").or_else(|| first.strip_prefix('-'))
-                == Some(basic_mode::MODE_FLAG)
-        });
-        if basic {
+        let mode = args
+            .first()
+            .and_then(|first| first.strip_prefix("--").or_else(|| first.strip_prefix('-')));
+        if mode == Some(basic_mode::MODE_FLAG) {
             return BasicArgs::parse(&args[1..], env).map(EchoMode::EchoBasic);
+        }
+        if mode == Some(advanced_mode::MODE_FLAG) {
+            return AdvancedArgs::parse(&args[1..], env).map(EchoMode::EchoAdvanced);
         }
         EchoArgs::parse(args).map(EchoMode::HttpEcho)
     }

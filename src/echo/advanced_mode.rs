@@ -5,7 +5,8 @@
 //!
 //! Selected by `-echo-advanced` as the first argument of `meshcheck echo`, followed by
 //! the image's own flags, pflag style (`--port=8080`, `--port 8080`, comma lists):
-//! `--port` (HTTP ports), `--tls` (which of them are TLS), `--grpc`, `--tcp`, `--crt`,
+//! `--port` (HTTP ports, default 8080), `--tls` (which of them are TLS), `--grpc`
+//! (default 7070), `--tcp` (default 9090), `--crt`,
 //! `--key`, `--version`, `--cluster`, `--istio-version`; and meshcheck's
 //! `-listen=ADDR`, where the first `--port` that is not `--tls` is served (the local
 //! target passes `-listen=127.0.0.1:0`). TLS, gRPC and TCP ports are not served. The
@@ -85,8 +86,12 @@ fn port_list(flag: &str, value: &str) -> Result<Vec<u16>, EchoError> {
 /// The image's flags (without meshcheck's `-listen`), split into its ports and
 /// settings; refuses a flag the image has that this mode cannot honour.
 pub fn parse_flags(args: &[String]) -> Result<(AdvancedPorts, Vec<(String, String)>), EchoError> {
-    let mut ports = AdvancedPorts::default();
-    let mut declared = Vec::new();
+    // pflag's int slices: the first use of a flag replaces its default, later ones
+    // append (istio/istio `pkg/test/echo/cmd/server/main.go`: `--port` 8080, `--grpc`
+    // 7070, `--tcp` 9090, `--tls` none).
+    let mut declared: Option<Vec<u16>> = None;
+    let mut grpc: Option<Vec<u16>> = None;
+    let mut tcp: Option<Vec<u16>> = None;
     let mut tls = Vec::new();
     let mut settings = Vec::new();
     let mut at = 0;
@@ -106,10 +111,14 @@ pub fn parse_flags(args: &[String]) -> Result<(AdvancedPorts, Vec<(String, Strin
         };
         at += 1;
         match name {
-            "port" => declared.extend(port_list(name, &value)?),
+            "port" => declared
+                .get_or_insert_default()
+                .extend(port_list(name, &value)?),
             "tls" => tls.extend(port_list(name, &value)?),
-            "grpc" => ports.grpc.extend(port_list(name, &value)?),
-            "tcp" => ports.tcp.extend(port_list(name, &value)?),
+            "grpc" => grpc
+                .get_or_insert_default()
+                .extend(port_list(name, &value)?),
+            "tcp" => tcp.get_or_insert_default().extend(port_list(name, &value)?),
             "crt" | "key" | "version" | "cluster" | "istio-version" | "listen" => {
                 settings.push((name.to_string(), value));
             }
@@ -118,7 +127,12 @@ pub fn parse_flags(args: &[String]) -> Result<(AdvancedPorts, Vec<(String, Strin
             }
         }
     }
-    for port in declared {
+    let mut ports = AdvancedPorts {
+        grpc: grpc.unwrap_or_else(|| vec![7070]),
+        tcp: tcp.unwrap_or_else(|| vec![9090]),
+        ..AdvancedPorts::default()
+    };
+    for port in declared.unwrap_or_else(|| vec![8080]) {
         if tls.contains(&port) {
             ports.https.push(port);
         } else {
@@ -240,11 +254,8 @@ async fn answer(
     if let Some(value) = query_value(query, "delay").filter(|v| !v.is_empty()) {
         match parse_go_duration(&value) {
             Ok(delay) => tokio::time::sleep(delay).await,
-            Err(()) => {
-                let _ = writeln!(
-                    body,
-                    "error delaying response error: time: invalid duration \"{value}\""
-                );
+            Err(err) => {
+                let _ = writeln!(body, "error delaying response error: {err}");
             }
         }
     }
@@ -397,8 +408,14 @@ mod tests {
             parse_flags(&strings(&["--hbone=15008"])),
             Err(EchoError::UnknownAdvancedFlag { .. })
         ));
+        // The image's defaults when a flag is not given.
+        let (defaults, _) = parse_flags(&[]).unwrap();
+        assert_eq!(
+            (defaults.http, defaults.grpc, defaults.tcp),
+            (vec![8080], vec![7070], vec![9090])
+        );
         assert!(matches!(
-            AdvancedArgs::parse(&strings(&["--grpc=7070"]), |_| None),
+            AdvancedArgs::parse(&strings(&["--port=8443", "--tls=8443"]), |_| None),
             Err(EchoError::NoAdvancedHttpPort)
         ));
         let args = AdvancedArgs::parse(

@@ -291,12 +291,7 @@ async fn echo(
     if let Some(value) = query_value(req.uri().query(), "delay") {
         match parse_go_duration(&value) {
             Ok(delay) => tokio::time::sleep(delay).await,
-            Err(()) => {
-                return json_error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    &format!("time: invalid duration \"{value}\""),
-                );
-            }
+            Err(err) => return json_error(StatusCode::INTERNAL_SERVER_ERROR, &err.to_string()),
         }
     }
     let echoed = EchoedRequest {
@@ -449,7 +444,17 @@ fn query_value(query: Option<&str>, key: &str) -> Option<String> {
 /// (with an optional fraction), each with a unit (`ns`, `us`, `µs`, `ms`, `s`, `m`,
 /// `h`); `0` alone needs none. A negative duration is zero: Go's `time.Sleep` returns
 /// at once.
-pub fn parse_go_duration(text: &str) -> Result<Duration, ()> {
+pub fn parse_go_duration(text: &str) -> Result<Duration, InvalidDuration> {
+    parse_duration_parts(text).map_err(|()| InvalidDuration(text.to_string()))
+}
+
+/// A `delay` Go's `time.ParseDuration` refuses; the message is Go's.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("time: invalid duration \"{0}\"")]
+pub struct InvalidDuration(pub String);
+
+/// [`parse_go_duration`] without the error's text, which the caller adds.
+fn parse_duration_parts(text: &str) -> Result<Duration, ()> {
     let (negative, mut rest) = match text.as_bytes().first() {
         Some(b'-') => (true, &text[1..]),
         Some(b'+') => (false, &text[1..]),
@@ -598,8 +603,16 @@ mod tests {
         assert_eq!(parse_go_duration("-1s"), Ok(Duration::ZERO));
         assert_eq!(parse_go_duration("10us"), Ok(Duration::from_micros(10)));
         for bad in ["", "1", "s", "1x", "1..5s", "soon", "-"] {
-            assert_eq!(parse_go_duration(bad), Err(()), "{bad}");
+            assert_eq!(
+                parse_go_duration(bad),
+                Err(InvalidDuration(bad.to_string())),
+                "{bad}"
+            );
         }
+        assert_eq!(
+            parse_go_duration("soon").unwrap_err().to_string(),
+            "time: invalid duration \"soon\""
+        );
     }
 
     fn request(headers: &[(&str, &str)]) -> Request<()> {

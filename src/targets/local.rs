@@ -48,6 +48,14 @@ pub use plan::{
 
 use process::Process;
 
+/// What an echo process never inherits from meshcheck: the variables echo-basic reads,
+/// and `HOSTNAME`, which echo-advanced reports.
+fn cleared_env() -> Vec<&'static str> {
+    let mut names = crate::echo::basic_mode::ENV_VARS.to_vec();
+    names.push("HOSTNAME");
+    names
+}
+
 /// How the local target runs.
 #[derive(Clone, Debug)]
 pub struct LocalOptions {
@@ -155,7 +163,7 @@ impl LocalEnvironment {
                 args.extend(workload.echo_args.iter().cloned());
                 args.push("-listen=127.0.0.1:0".into());
                 // The pod's environment, and none of meshcheck's own for the variables
-                // echo-basic reads.
+                // the images read.
                 let env = workload
                     .pods
                     .get(replica as usize)
@@ -166,7 +174,7 @@ impl LocalEnvironment {
                     &options.echo_program,
                     &args,
                     true,
-                    crate::echo::basic_mode::ENV_VARS,
+                    &cleared_env(),
                     &env,
                 )?;
                 let pod = workload

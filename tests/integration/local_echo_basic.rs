@@ -308,16 +308,112 @@ fn grpc_and_tls_echo_basic_backends_are_refused_with_the_reason() {
 }
 
 #[test]
-fn echo_advanced_is_refused_at_its_image() {
-    let manifests: Vec<Manifest> = load_file(&data("mesh-manifests.yaml"))
+fn the_mesh_manifests_plan_with_echo_advanced_on_its_http_port() {
+    let manifests = load_file(&data("mesh-manifests.yaml")).unwrap();
+    let planned = plan(&manifests).unwrap_or_else(|err| panic!("{err}"));
+    assert_eq!(planned.workloads.len(), 3);
+    for workload in &planned.workloads {
+        assert_eq!(workload.echo_args[0], "-echo-advanced");
+        assert_eq!(workload.pod_port, 8080);
+        // The consumer namespace's pod runs with the image's defaults: no TLS port.
+        let unserved: &[u16] = if workload.namespace == "gateway-conformance-mesh" {
+            &[7070, 8443, 9090]
+        } else {
+            &[7070, 9090]
+        };
+        assert_eq!(
+            workload.unserved_ports.keys().copied().collect::<Vec<_>>(),
+            unserved
+        );
+        for pod in &workload.pods {
+            assert_eq!(pod.env["HOSTNAME"], pod.name);
+            assert_eq!(
+                deployment_of_pod(&pod.name),
+                Some(workload.deployment.name.as_str())
+            );
+        }
+    }
+    // Service echo selects both versions in gateway-conformance-mesh: ports 80 and 8080
+    // reach their HTTP port; https, tcp and grpc have no endpoints here.
+    let echo = |port: u16| {
+        planned
+            .clusters
+            .iter()
+            .find(|c| {
+                c.service.name == "echo"
+                    && c.service.namespace.as_deref() == Some("gateway-conformance-mesh")
+                    && c.port == port
+            })
+            .unwrap()
+            .workloads
+            .len()
+    };
+    assert_eq!((echo(80), echo(8080)), (2, 2));
+    assert_eq!((echo(443), echo(9090), echo(7070)), (0, 0, 0));
+}
+
+#[test]
+fn echo_advanced_mode_answers_in_istio_echo_text() {
+    let mut child = Command::new(MESHCHECK)
+        .args([
+            "echo",
+            "-echo-advanced",
+            "--port=8080",
+            "--grpc=7070",
+            "--version=v1",
+            "-listen=127.0.0.1:0",
+        ])
+        .env("HOSTNAME", "echo-v1-7d9b8f5c6-x2x4z")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let address: SocketAddr = line
+        .trim()
+        .strip_prefix("listening on ")
         .unwrap()
-        .into_iter()
-        .filter(|m| m.kind != "Service")
-        .collect();
-    let err = plan(&manifests).unwrap_err().to_string();
+        .parse()
+        .unwrap();
+    let (status, head, body) = request(
+        address,
+        "GET /mesh?headers=X-Out:yes HTTP/1.1\r\nHost: echo:80\r\nX-Multi: a\r\nX-Multi: b",
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(status, 200, "{body}");
+    assert!(head.contains("\r\nx-out: yes"), "{head}");
     assert!(
-        err.contains("mesh-manifests.yaml:29:")
-            && err.contains("echo-advanced is Istio's echo server"),
+        body.contains("ServiceVersion=v1\nServicePort=8080\n"),
+        "{body}"
+    );
+    let echoed = EchoedRequest::parse_body(body.as_bytes()).unwrap();
+    assert_eq!(echoed.path, "/mesh?headers=X-Out:yes");
+    assert_eq!(echoed.host, "echo:80");
+    assert_eq!(echoed.pod, "echo-v1-7d9b8f5c6-x2x4z");
+    assert_eq!(
+        echoed.header("x-multi"),
+        Some(&["a".to_string(), "b".to_string()][..])
+    );
+}
+
+#[test]
+fn echo_advanced_flags_it_cannot_honour_are_located() {
+    let manifests = load_str(
+        &deployment("        - name: X\n          value: y\n")
+            .replace("echo-basic:v20240412", "echo-advanced:v20240412")
+            .replace(
+                "        env:\n        - name: X\n          value: y\n",
+                "        args: [--port=8080, --hbone=15008]\n",
+            ),
+        Path::new("fixtures/adv.yaml"),
+    )
+    .unwrap();
+    let err = plan(&manifests).map(|_| ()).unwrap_err().to_string();
+    assert!(
+        err.starts_with("fixtures/adv.yaml:16:") && err.contains("unknown flag `--hbone=15008`"),
         "{err}"
     );
 }
@@ -573,4 +669,46 @@ fn lint_and_run_take_echo_basic_fixtures_and_locate_bad_env() {
         text.contains("fixtures.yaml:30:") && text.contains("fieldPath `spec.nodeName`"),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn through_envoy_echo_advanced_names_the_pod_that_answered() {
+    let env_block = "        env:\n        - name: POD_NAME\n          valueFrom:\n            fieldRef:\n              fieldPath: metadata.name\n        - name: NAMESPACE\n          valueFrom:\n            fieldRef:\n              fieldPath: metadata.namespace\n";
+    assert!(THROUGH_ENVOY.contains(env_block));
+    let text = THROUGH_ENVOY
+        .replace(env_block, "        args: [--port=3000, --grpc=7070]\n")
+        .replace("/echo-basic:", "/echo-advanced:");
+    let manifests = load_str(&text, Path::new("fixtures/echo-advanced.yaml")).unwrap();
+    let envoy = ensure_envoy(|dir| eprintln!("{}", installing_message(dir)))
+        .await
+        .unwrap();
+    let env = LocalEnvironment::start(
+        &manifests,
+        LocalOptions::new(envoy, PathBuf::from(MESHCHECK)),
+    )
+    .await
+    .unwrap();
+    let pods: BTreeSet<String> = env.backends().iter().map(|b| b.pod.clone()).collect();
+    let gateway = ObjectKey {
+        kind: "Gateway".into(),
+        namespace: Some("gateway-conformance-infra".into()),
+        name: "same-namespace".into(),
+    };
+    let address = env.gateway_address(&gateway, 80).unwrap();
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream
+        .write_all(b"GET /mesh HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let response = String::from_utf8(response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(body.contains("ServicePort=3000\n"), "{body}");
+    let echoed = EchoedRequest::parse_body(body.as_bytes()).unwrap();
+    assert!(pods.contains(&echoed.pod), "{} not in {pods:?}", echoed.pod);
+    assert_eq!(echoed.deployment(), Some("infra-backend-v1"));
+    assert_eq!(echoed.path, "/mesh");
+    env.shutdown().await;
 }

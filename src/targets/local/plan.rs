@@ -72,7 +72,7 @@ pub struct PodPlan {
     /// (deterministic here: [`crate::echo::replica_set_pod_names`]).
     pub name: String,
     /// The variables the image reads, resolved as the kubelet would (empty for
-    /// http-echo, which reads none).
+    /// http-echo, which reads none; `HOSTNAME`, the pod's name, for echo-advanced).
     pub env: BTreeMap<String, String>,
 }
 
@@ -80,12 +80,10 @@ impl Workload {
     /// Why a pod of this Deployment does not answer on `target`, a port its image
     /// does not open.
     fn port_refusal(&self, target: u16) -> String {
-        let image = if self.echo_args.first().and_then(|a| a.strip_prefix('-'))
-            == Some(crate::echo::basic_mode::MODE_FLAG)
-        {
-            "echo-basic"
-        } else {
-            "http-echo"
+        let image = match self.echo_args.first().and_then(|a| a.strip_prefix('-')) {
+            Some(crate::echo::basic_mode::MODE_FLAG) => "echo-basic",
+            Some(crate::echo::advanced_mode::MODE_FLAG) => "echo-advanced",
+            _ => "http-echo",
         };
         format!(
             "targets port {target}, but the {image} pods of {} listen on {}",
@@ -499,15 +497,7 @@ fn workload(fixture: &WorkloadFixture) -> Result<Workload, ManifestError> {
     match fixture.image() {
         EchoImage::HttpEcho => http_echo_workload(fixture, container, &mut workload)?,
         EchoImage::EchoBasic => echo_basic_workload(fixture, container, &mut workload)?,
-        EchoImage::EchoAdvanced => {
-            return Err(unsupported(
-                manifest,
-                field,
-                format!(
-                    "image `{image}`: echo-advanced is Istio's echo server, whose text answers and gRPC/TCP/TLS ports meshcheck's echo does not have"
-                ),
-            ));
-        }
+        EchoImage::EchoAdvanced => echo_advanced_workload(fixture, container, &mut workload)?,
         EchoImage::Other => {
             return Err(unsupported(
                 manifest,
@@ -575,6 +565,90 @@ fn http_echo_workload(
     .map(|name| PodPlan {
         name,
         env: BTreeMap::new(),
+    })
+    .collect();
+    Ok(())
+}
+
+/// echo-advanced (Istio's echo server): `meshcheck echo -echo-advanced` with the
+/// image's flags, serving the first plain HTTP `--port`; its other ports are listed as
+/// unserved. Each pod's `HOSTNAME` is its name, the hostname a pod has on a cluster,
+/// which the answer reports.
+fn echo_advanced_workload(
+    fixture: &WorkloadFixture,
+    container: &k8s_openapi::api::core::v1::Container,
+    workload: &mut Workload,
+) -> Result<(), ManifestError> {
+    use crate::echo::advanced_mode;
+    let manifest = &fixture.manifest;
+    let field = "spec.template.spec.containers[0].args";
+    if container.env.as_ref().is_some_and(|e| !e.is_empty()) {
+        return Err(unsupported(
+            manifest,
+            "spec.template.spec.containers[0].env",
+            "the local target passes no environment to echo-advanced",
+        ));
+    }
+    let args = fixture.args();
+    let (ports, settings) = advanced_mode::parse_flags(args).map_err(|err| {
+        invalid(
+            manifest,
+            field,
+            format!("not valid echo-advanced arguments: {err}"),
+        )
+    })?;
+    if settings.iter().any(|(name, _)| name == "listen") {
+        return Err(invalid(
+            manifest,
+            field,
+            "`listen` is not an echo-advanced flag (it is meshcheck's, set by the local target)"
+                .into(),
+        ));
+    }
+    let Some((&http, other_http)) = ports.http.split_first() else {
+        return Err(invalid(
+            manifest,
+            field,
+            "no plain HTTP --port (one that is not --tls): the local target serves only that"
+                .into(),
+        ));
+    };
+    let mut unserved = BTreeMap::new();
+    let mut refuse = |ports: &[u16], why: &str| {
+        for port in ports {
+            unserved.entry(*port).or_insert_with(|| why.to_string());
+        }
+    };
+    refuse(
+        other_http,
+        "it is another of echo-advanced's HTTP ports, and meshcheck's echo serves only the first",
+    );
+    refuse(
+        &ports.https,
+        "it is an echo-advanced TLS port (--tls), which meshcheck's echo does not serve",
+    );
+    refuse(
+        &ports.grpc,
+        "it is an echo-advanced gRPC port (--grpc), which meshcheck's echo does not serve",
+    );
+    refuse(
+        &ports.tcp,
+        "it is an echo-advanced TCP port (--tcp), which meshcheck's echo does not serve",
+    );
+    workload.unserved_ports = unserved;
+    workload.pod_port = http;
+    workload.echo_args = std::iter::once(format!("-{}", advanced_mode::MODE_FLAG))
+        .chain(args.iter().cloned())
+        .collect();
+    workload.pods = crate::echo::replica_set_pod_names(
+        &fixture.namespace,
+        &fixture.manifest.name,
+        workload.replicas,
+    )
+    .into_iter()
+    .map(|name| PodPlan {
+        env: BTreeMap::from([("HOSTNAME".to_string(), name.clone())]),
+        name,
     })
     .collect();
     Ok(())
