@@ -16,12 +16,13 @@
 //! | `GRPC_ECHO_SERVER` | non-empty: the image runs its gRPC echo server instead | refused here |
 //! | `TLS_SERVER_CERT` + `TLS_SERVER_PRIVKEY`, or `TLS_CLIENT_CERT` + `TLS_CLIENT_KEY` | the image adds an HTTPS server on `HTTPS_PORT` | refused here |
 //!
-//! The image also serves h2c on `H2C_PORT` (3001) and websockets on `/ws`; this mode
-//! does not (a request to `/ws` is answered 501).
+//! The image also serves h2c on `H2C_PORT` (3001); this mode does not.
 //!
 //! What it answers, per path (after `//` is collapsed to `/`, as the image does before
 //! routing):
 //! - `/health`: 200 `OK`;
+//! - `/ws`: a websocket that echoes every message (the handshake refused as the image's
+//!   websocket package refuses it);
 //! - `/status/NNN` (the whole request target, query included, must be that): status
 //!   NNN with an empty body; any other `/status/...` 400; `/status` a 301 to
 //!   `/status/`, as Go's `ServeMux` redirects to a subtree;
@@ -78,6 +79,18 @@ pub const ENV_VARS: &[&str] = &[
     "TLS_CLIENT_KEY",
     "TLS_CLIENT_CACERTS",
 ];
+
+/// How the image's per-request log line starts (its `echoHandler`), on stdout:
+/// `Echoing back request made to /path?query to client (127.0.0.1:40000)`.
+pub const LOG_PREFIX: &str = "Echoing back request made to ";
+
+/// The request target of one of the image's per-request log lines, `None` for any
+/// other line.
+pub fn logged_request_target(line: &str) -> Option<&str> {
+    let rest = line.strip_prefix(LOG_PREFIX)?;
+    let (target, client) = rest.rsplit_once(" to client (")?;
+    client.ends_with(')').then_some(target)
+}
 
 /// echo-basic's HTTP port when `HTTP_PORT` is unset or empty.
 pub const DEFAULT_HTTP_PORT: u16 = 3000;
@@ -206,11 +219,17 @@ pub async fn serve_basic(args: BasicArgs) -> Result<(), EchoError> {
         tokio::spawn(async move {
             let service = service_fn(move |req: Request<Incoming>| {
                 let context = Arc::clone(&context);
-                async move { answer(&req, remote, &context).await }
+                async move {
+                    if req.uri().path().replace("//", "/") == "/ws" {
+                        return Ok(websocket(req));
+                    }
+                    answer(&req, remote, &context).await
+                }
             });
             // A client that goes away mid-request is its own business.
             let _ = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades()
                 .await;
         });
     }
@@ -250,13 +269,91 @@ async fn answer(req: &Request<impl Sized>, remote: SocketAddr, context: &PodCont
             }
             Ok(response)
         }
-        "/ws" => Ok(plain(
-            StatusCode::NOT_IMPLEMENTED,
-            Bytes::from_static(b"meshcheck echo -echo-basic does not serve websockets\n"),
-        )),
         path if path.starts_with("/status/") => status(&target),
         _ => Ok(echo(req, &target, remote, context).await),
     }
+}
+
+/// `/ws`: the image's websocket echo (golang.org/x/net/websocket's `Handler` around
+/// `io.Copy(ws, ws)`): the handshake refused as that package refuses it (400 for a
+/// request that is not a version-13 upgrade, 426 for another version, 403 without an
+/// `Origin`), then every message echoed back until the client closes. The image
+/// sends every reply as a text frame; this echoes each in the frame type it came in.
+fn websocket(mut req: Request<Incoming>) -> Response<Full<Bytes>> {
+    use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+    let headers = req.headers();
+    let has = |name: http::header::HeaderName, token: &str| {
+        headers.get_all(name).iter().any(|v| {
+            v.to_str().is_ok_and(|v| {
+                v.split(',')
+                    .any(|part| part.trim().eq_ignore_ascii_case(token))
+            })
+        })
+    };
+    let upgrade =
+        has(http::header::CONNECTION, "upgrade") && has(http::header::UPGRADE, "websocket");
+    let key = headers.get(http::header::SEC_WEBSOCKET_KEY).cloned();
+    let (true, Some(key)) = (upgrade, key) else {
+        return plain(StatusCode::BAD_REQUEST, Bytes::new());
+    };
+    if headers
+        .get(http::header::SEC_WEBSOCKET_VERSION)
+        .map(HeaderValue::as_bytes)
+        != Some(b"13")
+    {
+        let mut response = plain(StatusCode::UPGRADE_REQUIRED, Bytes::new());
+        response.headers_mut().insert(
+            http::header::SEC_WEBSOCKET_VERSION,
+            HeaderValue::from_static("13"),
+        );
+        return response;
+    }
+    let Some(origin) = headers.get(http::header::ORIGIN).cloned() else {
+        return plain(StatusCode::FORBIDDEN, Bytes::new());
+    };
+    let accept = derive_accept_key(key.as_bytes());
+    let upgraded = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        use futures::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::Message;
+        use tokio_tungstenite::tungstenite::protocol::Role;
+        let Ok(upgraded) = upgraded.await else {
+            return;
+        };
+        // x/net/websocket's server Conn reports the client's Origin as its address.
+        println!(
+            "established websocket connection {}",
+            String::from_utf8_lossy(origin.as_bytes())
+        );
+        let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+            TokioIo::new(upgraded),
+            Role::Server,
+            None,
+        )
+        .await;
+        while let Some(Ok(message)) = ws.next().await {
+            let echo = match message {
+                Message::Text(_) | Message::Binary(_) => message,
+                Message::Close(_) => break,
+                // tungstenite answers pings itself.
+                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
+            };
+            if ws.send(echo).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut response = plain(StatusCode::SWITCHING_PROTOCOLS, Bytes::new());
+    let out = response.headers_mut();
+    out.insert(
+        http::header::CONNECTION,
+        HeaderValue::from_static("Upgrade"),
+    );
+    out.insert(http::header::UPGRADE, HeaderValue::from_static("websocket"));
+    if let Ok(accept) = HeaderValue::from_str(&accept) {
+        out.insert(http::header::SEC_WEBSOCKET_ACCEPT, accept);
+    }
+    response
 }
 
 /// `/status/NNN`: exactly three digits and nothing after them, else 400.
@@ -287,7 +384,7 @@ async fn echo(
     remote: SocketAddr,
     context: &PodContext,
 ) -> Response<Full<Bytes>> {
-    println!("Echoing back request made to {target} to client ({remote})");
+    println!("{LOG_PREFIX}{target} to client ({remote})");
     if let Some(value) = query_value(req.uri().query(), "delay") {
         match parse_go_duration(&value) {
             Ok(delay) => tokio::time::sleep(delay).await,
@@ -580,6 +677,24 @@ mod tests {
             BasicArgs::parse(&["-text=a".to_string()], env(&[])),
             Err(EchoError::EchoBasicArgument { .. })
         ));
+    }
+
+    #[test]
+    fn log_lines_give_the_request_target_back() {
+        assert_eq!(
+            logged_request_target("Echoing back request made to /a?b=1 to client (127.0.0.1:4000)"),
+            Some("/a?b=1")
+        );
+        assert_eq!(
+            logged_request_target(
+                "Echoing back request made to /x to client (y) to client (127.0.0.1:1)"
+            ),
+            Some("/x to client (y)")
+        );
+        assert_eq!(
+            logged_request_target("Starting server, listening on port 1 (http)"),
+            None
+        );
     }
 
     #[test]

@@ -96,6 +96,20 @@ pub struct Backend {
     pub address: SocketAddr,
 }
 
+/// What one echo-basic pod logged that it received, from its per-request log lines
+/// (`Echoing back request made to PATH to client (ADDR)`), as the real image logs them:
+/// a mirror's backend can be checked from this locally, as from the pod's log on a
+/// cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReceivedRequests {
+    pub deployment: ObjectKey,
+    pub pod: String,
+    /// Every request the pod logged since it started.
+    pub total: u64,
+    /// The request targets (`/path?query`) of the most recent ones, oldest first.
+    pub targets: Vec<String>,
+}
+
 /// A second Envoy playing an in-mesh client's sidecar: its outbound listeners stand for
 /// the Services' cluster IPs, configured from the GAMMA routes.
 #[derive(Debug)]
@@ -169,13 +183,21 @@ impl LocalEnvironment {
                     .get(replica as usize)
                     .map(|pod| pod.env.clone())
                     .unwrap_or_default();
-                let process = Process::spawn_with_env(
+                let cleared = cleared_env();
+                // What an echo-basic pod logs per request is its record of what it
+                // received.
+                let record = (workload.echo_mode() == Some(crate::echo::basic_mode::MODE_FLAG))
+                    .then(|| process::LineRecord::new(crate::echo::basic_mode::LOG_PREFIX));
+                let process = Process::spawn_with(
                     what,
                     &options.echo_program,
                     &args,
                     true,
-                    &cleared_env(),
-                    &env,
+                    process::SpawnOptions {
+                        cleared: &cleared,
+                        env: Some(&env),
+                        record,
+                    },
                 )?;
                 let pod = workload
                     .pods
@@ -251,6 +273,28 @@ impl LocalEnvironment {
             shutdown_grace: options.shutdown_grace,
             dir,
         })
+    }
+
+    /// What each echo-basic pod logged that it received, in [`LocalEnvironment::backends`]'
+    /// order (pods of other images log no requests and are left out).
+    pub fn received_requests(&self) -> Vec<ReceivedRequests> {
+        self.backends
+            .iter()
+            .zip(&self.echoes)
+            .filter_map(|(backend, process)| {
+                let (total, lines) = process.record.as_ref()?.snapshot();
+                Some(ReceivedRequests {
+                    deployment: backend.deployment.clone(),
+                    pod: backend.pod.clone(),
+                    total,
+                    targets: lines
+                        .iter()
+                        .filter_map(|l| crate::echo::basic_mode::logged_request_target(l))
+                        .map(str::to_string)
+                        .collect(),
+                })
+            })
+            .collect()
     }
 
     /// Where to send traffic for a Gateway listener port (80 in the fixtures).

@@ -620,6 +620,27 @@ async fn through_envoy_the_body_names_the_pod_that_answered() {
     // Both pods answer: with two endpoints, 30 requests all to one has probability
     // about 2e-9.
     assert_eq!(seen, pods);
+    // Each pod's log lines are its record of what it received: 30 in all, each the
+    // request target as sent. The lines reach us through a pipe, so wait for them (a
+    // bounded wait on the condition, not a fixed sleep).
+    let logged = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            let received = env.received_requests();
+            if received.iter().map(|r| r.total).sum::<u64>() >= 30 {
+                return received;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the pods log every request they answer");
+    assert_eq!(logged.len(), 2);
+    assert_eq!(logged.iter().map(|r| r.total).sum::<u64>(), 30);
+    for pod in &logged {
+        assert!(pods.contains(&pod.pod));
+        assert_eq!(pod.targets.len() as u64, pod.total);
+        assert!(pod.targets.iter().all(|t| t == "/some/path?x=1"), "{pod:?}");
+    }
     env.shutdown().await;
 }
 
@@ -710,5 +731,83 @@ async fn through_envoy_echo_advanced_names_the_pod_that_answered() {
     assert!(pods.contains(&echoed.pod), "{} not in {pods:?}", echoed.pod);
     assert_eq!(echoed.deployment(), Some("infra-backend-v1"));
     assert_eq!(echoed.path, "/mesh");
+    env.shutdown().await;
+}
+
+#[test]
+fn what_no_image_here_gets_is_refused_at_its_line() {
+    // http-echo reads no environment here: env is refused rather than dropped.
+    let http_echo = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: infra}\nspec:\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n      - name: web\n        image: hashicorp/http-echo\n        args: [-text=hi]\n        env:\n        - {name: ECHO_TEXT, value: hello}\n";
+    let manifests = load_str(http_echo, Path::new("fixtures/http-echo.yaml")).unwrap();
+    let err = plan(&manifests).map(|_| ()).unwrap_err().to_string();
+    assert!(
+        err.starts_with("fixtures/http-echo.yaml:15:")
+            && err.contains("passes no environment to hashicorp/http-echo"),
+        "{err}"
+    );
+    // A volume without the TLS variables: refused at the volume, nothing is mounted.
+    let with_volume = deployment("        - {name: NAMESPACE, value: x}\n")
+        + "        volumeMounts:\n        - {name: v, mountPath: /v}\n      volumes:\n      - name: v\n        emptyDir: {}\n";
+    let manifests = load_str(&with_volume, Path::new("fixtures/volume.yaml")).unwrap();
+    let err = plan(&manifests).map(|_| ()).unwrap_err().to_string();
+    assert!(
+        err.starts_with("fixtures/volume.yaml:18:") && err.contains("mounts no volumes"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn through_envoy_the_ws_path_echoes_websocket_messages() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let manifests = load_str(THROUGH_ENVOY, Path::new("fixtures/echo-basic.yaml")).unwrap();
+    let envoy = ensure_envoy(|dir| eprintln!("{}", installing_message(dir)))
+        .await
+        .unwrap();
+    let env = LocalEnvironment::start(
+        &manifests,
+        LocalOptions::new(envoy, PathBuf::from(MESHCHECK)),
+    )
+    .await
+    .unwrap();
+    let gateway = ObjectKey {
+        kind: "Gateway".into(),
+        namespace: Some("gateway-conformance-infra".into()),
+        name: "same-namespace".into(),
+    };
+    let address = env.gateway_address(&gateway, 80).unwrap();
+    let stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let mut request = "ws://example.com/ws".into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("origin", "ws://gateway/test".parse().unwrap());
+    let (mut ws, response) = tokio_tungstenite::client_async(request, stream)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 101);
+    ws.send(Message::text("Websocket Support!")).await.unwrap();
+    assert_eq!(
+        ws.next().await.unwrap().unwrap(),
+        Message::text("Websocket Support!")
+    );
+    let bytes = vec![1u8, 2, 3, 4, 5, 6, 7];
+    ws.send(Message::binary(bytes.clone())).await.unwrap();
+    assert_eq!(
+        ws.next().await.unwrap().unwrap().into_data().to_vec(),
+        bytes
+    );
+    ws.close(None).await.unwrap();
+
+    // Without an Origin the image's websocket package refuses the handshake.
+    let stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let refused = tokio_tungstenite::client_async("ws://example.com/ws", stream).await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 403)
+        }
+        other => panic!("expected a 403, got {other:?}"),
+    }
     env.shutdown().await;
 }

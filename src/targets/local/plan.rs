@@ -77,10 +77,25 @@ pub struct PodPlan {
 }
 
 impl Workload {
+    /// The `meshcheck echo` mode the pods run in (`echo-basic`, `echo-advanced`),
+    /// `None` for http-echo.
+    pub fn echo_mode(&self) -> Option<&str> {
+        self.echo_args
+            .first()
+            .and_then(|a| a.strip_prefix('-'))
+            .filter(|mode| {
+                [
+                    crate::echo::basic_mode::MODE_FLAG,
+                    crate::echo::advanced_mode::MODE_FLAG,
+                ]
+                .contains(mode)
+            })
+    }
+
     /// Why a pod of this Deployment does not answer on `target`, a port its image
     /// does not open.
     fn port_refusal(&self, target: u16) -> String {
-        let image = match self.echo_args.first().and_then(|a| a.strip_prefix('-')) {
+        let image = match self.echo_mode() {
             Some(crate::echo::basic_mode::MODE_FLAG) => "echo-basic",
             Some(crate::echo::advanced_mode::MODE_FLAG) => "echo-advanced",
             _ => "http-echo",

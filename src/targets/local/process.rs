@@ -65,6 +65,68 @@ impl Tail {
     }
 }
 
+/// Lines of a process's stdout that start with a prefix, kept apart from the tail so
+/// that other output never pushes them out: an echo-basic process's per-request log
+/// lines, the record of what it received. The most recent [`RECORD_LINES`] are kept,
+/// and the count of all of them.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct LineRecord(Arc<Mutex<RecordedLines>>);
+
+/// Lines kept per [`LineRecord`]; older ones are counted only.
+const RECORD_LINES: usize = 20_000;
+
+#[derive(Debug, Default)]
+struct RecordedLines {
+    prefix: &'static str,
+    lines: VecDeque<String>,
+    total: u64,
+}
+
+impl LineRecord {
+    /// A record of the stdout lines starting with `prefix`.
+    pub(crate) fn new(prefix: &'static str) -> LineRecord {
+        LineRecord(Arc::new(Mutex::new(RecordedLines {
+            prefix,
+            ..RecordedLines::default()
+        })))
+    }
+
+    fn offer(&self, line: &str) {
+        let mut record = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !line.starts_with(record.prefix) {
+            return;
+        }
+        if record.lines.len() == RECORD_LINES {
+            record.lines.pop_front();
+        }
+        record.lines.push_back(line.to_string());
+        record.total += 1;
+    }
+
+    /// How many lines matched since the start, and the most recent ones, oldest first.
+    pub(crate) fn snapshot(&self) -> (u64, Vec<String>) {
+        let record = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        (record.total, record.lines.iter().cloned().collect())
+    }
+}
+
+/// How a process is started: its environment and what of its stdout is recorded.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct SpawnOptions<'a> {
+    /// Taken out of the inherited environment.
+    pub cleared: &'a [&'a str],
+    /// Set in its environment.
+    pub env: Option<&'a BTreeMap<String, String>>,
+    /// stdout lines to keep in [`Process::record`].
+    pub record: Option<LineRecord>,
+}
+
 /// A running child with its output tail.
 #[derive(Debug)]
 pub(crate) struct Process {
@@ -73,6 +135,8 @@ pub(crate) struct Process {
     pub pid: u32,
     child: Child,
     pub tail: Tail,
+    /// The stdout lines asked for at spawn ([`SpawnOptions::record`]).
+    pub record: Option<LineRecord>,
     readers: Vec<JoinHandle<()>>,
     /// The first stdout line, when the process announces itself there.
     first_line: Option<oneshot::Receiver<String>>,
@@ -87,25 +151,25 @@ impl Process {
         args: &[String],
         announce: bool,
     ) -> Result<Process, LocalError> {
-        Process::spawn_with_env(what, program, args, announce, &[], &BTreeMap::new())
+        Process::spawn_with(what, program, args, announce, SpawnOptions::default())
     }
 
-    /// [`Process::spawn`] with `cleared` taken out of the inherited environment, then
-    /// `env` set.
-    pub(crate) fn spawn_with_env(
+    /// [`Process::spawn`] with its environment and record as `options` say.
+    pub(crate) fn spawn_with(
         what: String,
         program: &Path,
         args: &[String],
         announce: bool,
-        cleared: &[&str],
-        env: &BTreeMap<String, String>,
+        options: SpawnOptions<'_>,
     ) -> Result<Process, LocalError> {
         let mut command = Command::new(program);
-        for name in cleared {
+        for name in options.cleared {
             command.env_remove(name);
         }
+        if let Some(env) = options.env {
+            command.envs(env);
+        }
         command
-            .envs(env)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -144,16 +208,22 @@ impl Process {
             } else {
                 None
             };
-            readers.push(tokio::spawn(read_lines(stdout, tail.clone(), sender)));
+            readers.push(tokio::spawn(read_lines(
+                stdout,
+                tail.clone(),
+                sender,
+                options.record.clone(),
+            )));
         }
         if let Some(stderr) = child.stderr.take() {
-            readers.push(tokio::spawn(read_lines(stderr, tail.clone(), None)));
+            readers.push(tokio::spawn(read_lines(stderr, tail.clone(), None, None)));
         }
         Ok(Process {
             what,
             pid,
             child,
             tail,
+            record: options.record,
             readers,
             first_line,
         })
@@ -242,9 +312,13 @@ async fn read_lines(
     pipe: impl AsyncRead + Unpin,
     tail: Tail,
     mut first: Option<oneshot::Sender<String>>,
+    record: Option<LineRecord>,
 ) {
     let mut lines = BufReader::new(pipe).lines();
     while let Ok(Some(line)) = lines.next_line().await {
+        if let Some(record) = &record {
+            record.offer(&line);
+        }
         match first.take() {
             Some(sender) => {
                 let _ = sender.send(line.clone());
