@@ -8,7 +8,7 @@ use super::outlier_detection::{ExpectedOutlierDetection, resolve_outlier_detecti
 use super::received_request::ExpectedRequest;
 use super::received_response::ExpectedResponse;
 use super::redirect::ExpectedRedirect;
-use super::response::{ResponseCheck, ResponseChecks};
+use super::response::{ResponseCheck, ResponseChecks, describe_response};
 use super::served_by::ExpectedServedBy;
 use super::split::resolve_split;
 use super::status::ExpectedStatus;
@@ -45,6 +45,19 @@ impl Expectation {
             Expectation::Responses(checks) => checks.ready(sample),
             Expectation::CircuitBreaking(expected) => expected.ready(sample),
             Expectation::OutlierDetection(expected) => expected.ready(sample),
+        }
+    }
+
+    /// A response that is not [`Expectation::ready`], in words for the convergence
+    /// message: what the deciding check says is wrong with it, or the response.
+    pub fn describe_unready(&self, sample: &Sample<'_>) -> String {
+        let reason = match self {
+            Expectation::Responses(checks) if sample.error.is_none() => checks.unready(sample),
+            _ => None,
+        };
+        match reason {
+            Some(reason) => format!("{} ({reason})", describe_response(sample)),
+            None => describe_response(sample),
         }
     }
 

@@ -113,6 +113,10 @@ impl Check for ExpectedRequest {
         true
     }
 
+    fn unready(&self, sample: &Sample<'_>) -> Option<String> {
+        self.failure(sample)
+    }
+
     fn judge(&self) -> Result<Box<dyn Judge>, JudgeError> {
         each_response::judge(self)
     }

@@ -81,6 +81,10 @@ impl Check for ExpectedResponse {
         self.body_contains.is_some()
     }
 
+    fn unready(&self, sample: &Sample<'_>) -> Option<String> {
+        self.failure(sample)
+    }
+
     fn judge(&self) -> Result<Box<dyn Judge>, JudgeError> {
         each_response::judge(self)
     }

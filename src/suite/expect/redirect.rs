@@ -143,6 +143,10 @@ impl Check for ExpectedRedirect {
         vec![http::header::LOCATION]
     }
 
+    fn unready(&self, sample: &Sample<'_>) -> Option<String> {
+        self.failure(sample)
+    }
+
     fn judge(&self) -> Result<Box<dyn Judge>, JudgeError> {
         each_response::judge(self)
     }

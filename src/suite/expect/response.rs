@@ -56,6 +56,12 @@ pub(super) trait Check {
         false
     }
 
+    /// Why a response is not [`Check::ready`], when the check can say more than the
+    /// response itself shows (which header differs, say).
+    fn unready(&self, _sample: &Sample<'_>) -> Option<String> {
+        None
+    }
+
     /// The response headers the check reads (`Sample::headers`): the engine and the
     /// in-mesh client keep exactly these, so a check on a header declares it here
     /// and needs nothing else from the traffic layer.
@@ -155,6 +161,19 @@ impl ResponseChecks {
         self.checks
             .iter()
             .any(|c| c.check().reads_echo_basic_identity())
+    }
+
+    /// Why the deciding check finds a response not ready, when it says.
+    pub(super) fn unready(&self, sample: &Sample<'_>) -> Option<String> {
+        let check = self
+            .checks
+            .iter()
+            .map(ResponseCheck::check)
+            .min_by_key(|check| check.readiness_rank())?;
+        if check.ready(sample) {
+            return None;
+        }
+        check.unready(sample)
     }
 
     /// Whether one response shows that the data plane serves the case as configured.
@@ -449,6 +468,27 @@ mod tests {
         assert_eq!(
             judge.conclude().message(1),
             "request 1 failed: timeout: after 2s"
+        );
+    }
+
+    #[test]
+    fn convergence_is_told_what_the_deciding_check_misses() {
+        use crate::suite::expect::{Expectation, ExpectedTimeout};
+        let timeout =
+            Expectation::Responses(checks(vec![ResponseCheck::Timeout(ExpectedTimeout {
+                within: Duration::from_secs(1),
+            })]));
+        assert_eq!(
+            timeout.describe_unready(&sample(Some(200), None)),
+            "200 with no backend identity (expected a 504 within 1s, got 200 with no backend identity after 0s)"
+        );
+        // A check that says nothing more leaves the response as it is.
+        let status = Expectation::Responses(checks(vec![ResponseCheck::Status(ExpectedStatus {
+            status: 200,
+        })]));
+        assert_eq!(
+            status.describe_unready(&sample(Some(503), Some("v1"))),
+            "503 `v1`"
         );
     }
 

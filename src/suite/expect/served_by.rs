@@ -59,6 +59,10 @@ impl Check for ExpectedServedBy {
         true
     }
 
+    fn unready(&self, sample: &Sample<'_>) -> Option<String> {
+        self.failure(sample)
+    }
+
     fn judge(&self) -> Result<Box<dyn Judge>, JudgeError> {
         each_response::judge(self)
     }

@@ -63,6 +63,10 @@ impl Check for ExpectedTimeout {
         sample.status == Some(TIMEOUT_STATUS)
     }
 
+    fn unready(&self, sample: &Sample<'_>) -> Option<String> {
+        self.failure(sample)
+    }
+
     fn judge(&self) -> Result<Box<dyn Judge>, JudgeError> {
         each_response::judge(self)
     }
