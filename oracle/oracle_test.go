@@ -89,6 +89,7 @@ func TestOracle(t *testing.T) {
 		t.Fatalf("decoding the request: %v", err)
 	}
 	kube, istio := splitManifests(req.Manifests)
+	kube = withGatewayAPIDefaults(kube)
 	kube, clusterIPs := withClusterIPs(kube)
 	for i, p := range req.Proxies {
 		if p.Gateway != "" {
@@ -353,4 +354,82 @@ func withClusterIPs(kube string) (string, map[string]string) {
 		out.WriteString("\n---\n" + string(b))
 	}
 	return out.String(), addresses
+}
+
+// withGatewayAPIDefaults applies the HTTPRoute defaults of the Gateway API CRD, as the
+// API server does when it stores a route (the `default:` values in
+// `config/crd/standard/gateway.networking.k8s.io_httproutes.yaml`); the fake API server
+// applies none, and Istio reads stored objects. The ones that change what Istio
+// generates: a rule without matches matches `PathPrefix /`, a match without a path too
+// (Istio's `createURIMatch` would dereference the missing path), a redirect's status
+// code is 302.
+func withGatewayAPIDefaults(kube string) string {
+	var out strings.Builder
+	for _, doc := range strings.Split(kube, "\n---") {
+		if strings.TrimSpace(doc) == "" {
+			continue
+		}
+		var obj map[string]any
+		if yaml.Unmarshal([]byte(doc), &obj) != nil || obj["kind"] != "HTTPRoute" {
+			out.WriteString("\n---" + doc)
+			continue
+		}
+		spec, _ := obj["spec"].(map[string]any)
+		if spec == nil {
+			out.WriteString("\n---" + doc)
+			continue
+		}
+		rootPrefix := func() map[string]any {
+			return map[string]any{"path": map[string]any{"type": "PathPrefix", "value": "/"}}
+		}
+		if _, ok := spec["rules"]; !ok {
+			spec["rules"] = []any{map[string]any{"matches": []any{rootPrefix()}}}
+		}
+		rules, _ := spec["rules"].([]any)
+		for _, r := range rules {
+			rule, _ := r.(map[string]any)
+			if rule == nil {
+				continue
+			}
+			if _, ok := rule["matches"]; !ok {
+				rule["matches"] = []any{rootPrefix()}
+			}
+			matches, _ := rule["matches"].([]any)
+			for _, m := range matches {
+				match, _ := m.(map[string]any)
+				if match == nil {
+					continue
+				}
+				path, ok := match["path"].(map[string]any)
+				if !ok {
+					match["path"] = rootPrefix()["path"]
+					continue
+				}
+				if _, ok := path["type"]; !ok {
+					path["type"] = "PathPrefix"
+				}
+				if _, ok := path["value"]; !ok {
+					path["value"] = "/"
+				}
+			}
+			filters, _ := rule["filters"].([]any)
+			for _, f := range filters {
+				filter, _ := f.(map[string]any)
+				redirect, _ := filter["requestRedirect"].(map[string]any)
+				if redirect == nil {
+					continue
+				}
+				if _, ok := redirect["statusCode"]; !ok {
+					redirect["statusCode"] = 302
+				}
+			}
+		}
+		b, err := yaml.Marshal(obj)
+		if err != nil {
+			out.WriteString("\n---" + doc)
+			continue
+		}
+		out.WriteString("\n---\n" + string(b))
+	}
+	return out.String()
 }

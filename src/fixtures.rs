@@ -8,17 +8,20 @@
 //! Kinds are recognised by API group and kind ([`GroupKind`]): an Istio
 //! `networking.istio.io` Gateway is not a Gateway API Gateway.
 
+mod backend_ref;
 mod destination_rule;
 mod duration;
 mod error;
 mod gateway;
 mod index;
 pub mod istio;
+mod reference_grant;
 mod route;
 mod service;
 mod workload;
 
 pub use crate::manifest::GroupKind;
+pub use backend_ref::{BackendTarget, UnresolvedBackendRef, UnresolvedReason};
 pub use destination_rule::{
     ConnectionPoolSpec, DestinationRuleFixture, HttpPoolSpec, LoadBalancerSpec,
     OutlierDetectionSpec, TcpPoolSpec, TrafficPolicySpec,
@@ -27,8 +30,11 @@ pub use duration::{CrdDuration, DurationError, MIN_CRD_DURATION};
 pub use error::LookupError;
 pub use gateway::GatewayFixture;
 pub use index::{Backend, Fixtures, IgnoredDestinationRule, IgnoredReason};
+pub use reference_grant::{NAMESPACE_NAME_LABEL, NamespaceFixture, ReferenceGrantFixture};
 pub use route::{
-    BackendRef, HeaderMatch, HttpRouteFixture, ParentRef, RouteMatch, RoutePath, RouteRule,
+    BackendRef, HeaderMatch, HeaderModifier, HttpRouteFixture, ParentRef, PathModifier,
+    QueryParamMatch, RequestMirror, RequestRedirect, RouteFilter, RouteFilterKind, RouteMatch,
+    RoutePath, RouteRule, RouteTimeouts, UrlRewrite,
 };
 pub use service::ServiceFixture;
 pub use workload::{EchoImage, WorkloadFixture};

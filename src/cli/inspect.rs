@@ -144,6 +144,16 @@ pub fn lint(args: &LintArgs) -> i32 {
                 ignored.rule.key()
             );
         }
+        // Istio accepts the route and answers these backends' share with 500.
+        for unresolved in suite.fixtures.unresolved_backend_refs() {
+            warnings += 1;
+            eprintln!(
+                "warning: {}: {} `{}`: {unresolved}",
+                unresolved.route.manifest.location_of(&unresolved.field),
+                unresolved.route.key(),
+                unresolved.field
+            );
+        }
         match crate::targets::local::plan_fixtures(&suite.fixtures) {
             Ok(plan) => {
                 for note in &plan.notes {

@@ -32,6 +32,11 @@ impl GroupKind<'static> {
         group: GATEWAY_API_GROUP,
         kind: "HTTPRoute",
     };
+    /// `gateway.networking.k8s.io` ReferenceGrant (served as v1beta1 and v1).
+    pub const REFERENCE_GRANT: GroupKind<'static> = GroupKind {
+        group: GATEWAY_API_GROUP,
+        kind: "ReferenceGrant",
+    };
     pub const DESTINATION_RULE: GroupKind<'static> = GroupKind {
         group: "networking.istio.io",
         kind: "DestinationRule",

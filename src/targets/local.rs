@@ -17,6 +17,8 @@ mod install;
 mod lifecycle;
 mod plan;
 mod process;
+mod re2;
+mod route_rule;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -44,6 +46,11 @@ pub use plan::{
     ClusterPlan, GatewayPlan, GatewayPort, HttpsServer, LbPolicy, MeshServicePlan,
     OutlierDetection, PathMatch, Plan, PodPlan, PortServing, RouteAction, RoutePlan, TrafficPolicy,
     VirtualHost, Workload, plan, plan_fixtures,
+};
+pub use re2::Re2Error;
+pub use route_rule::{
+    HeaderEdits, HeaderFilters, MatchCondition, Mirror, PathRewrite, Redirect, RedirectPath,
+    RedirectPort, Rewrite, RuleFilters, StringMatch,
 };
 
 use process::Process;

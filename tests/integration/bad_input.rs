@@ -102,6 +102,13 @@ fn not_utf8() {
 }
 
 #[test]
+fn malformed_reference_grant() {
+    let text = error_for("malformed-reference-grant.yaml");
+    assert_located(&text, "fixtures/malformed-reference-grant.yaml", 9);
+    assert!(text.contains("namespace"), "{text}");
+}
+
+#[test]
 fn a_conformance_feature_outside_the_profile() {
     let text = error_for("conformance-unknown-feature.yaml");
     assert_located(&text, "conformance-unknown-feature.yaml", 8);
@@ -137,6 +144,7 @@ fn every_bad_input_file_is_covered() {
         "timeout-zero.yaml",
         "timeout-wrong-type.yaml",
         "split-mixed-identities.yaml",
+        "malformed-reference-grant.yaml",
         "conformance-unknown-feature.yaml",
     ];
     let mut files: Vec<String> = std::fs::read_dir(bad(""))

@@ -81,14 +81,16 @@ fn ask_oracle(suite: &Suite, proxies: &[Value]) -> Value {
         .expect("cannot run the oracle");
     assert!(
         output.status.success(),
-        "the oracle failed for suite {}: {}\n{}",
+        "the oracle failed for suite {}: {}\n{}\n{}",
         suite.name,
         output.status,
         String::from_utf8_lossy(&output.stdout)
             .lines()
             .filter(|l| !l.contains("\tinfo\t"))
             .collect::<Vec<_>>()
-            .join("\n")
+            .join("\n"),
+        // A Go panic goes to stderr.
+        String::from_utf8_lossy(&output.stderr)
     );
     serde_json::from_slice(&std::fs::read(&answer_path).unwrap()).unwrap()
 }
@@ -119,13 +121,15 @@ fn gateway_proxies(suite: &Suite, plan: &Plan) -> Vec<ProxyUnderTest> {
                 .iter()
                 .filter(|case| matches!(&case.entry, Entry::Gateway(g) if g == key))
                 .map(|case| {
-                    json!({
+                    let mut call = json!({
                         "port": case.port,
                         "host": case.spec.request.host.clone()
                             .unwrap_or_else(|| case.url.host_str().unwrap_or_default().to_string()),
                         "path": case.url.path(),
                         "tls": case.url.scheme() == "https",
-                    })
+                    });
+                    with_request_details(&mut call, case);
+                    call
                 })
                 .collect();
             let case_calls = calls.len();
@@ -171,14 +175,16 @@ fn sidecar_proxies(suite: &Suite, plan: &Plan) -> Vec<ProxyUnderTest> {
                 .iter()
                 .filter_map(|case| match &case.entry {
                     Entry::Service(service) if service.namespace_or_default() == namespace => {
-                        Some(sidecar_call(
+                        let mut call = sidecar_call(
                             service,
                             case.port,
                             &case.spec.request.host.clone().unwrap_or_else(|| {
                                 case.url.host_str().unwrap_or_default().to_string()
                             }),
                             case.url.path(),
-                        ))
+                        );
+                        with_request_details(&mut call, case);
+                        Some(call)
                     }
                     _ => None,
                 })
@@ -197,6 +203,30 @@ fn sidecar_proxies(suite: &Suite, plan: &Plan) -> Vec<ProxyUnderTest> {
         .collect()
 }
 
+/// A case's headers, query string and method on its call. The oracle's simulation
+/// picks the virtual host by Host only and matches routes by path only
+/// (`matchRoute` in `pilot/pkg/simulation/traffic.go`), so the route is chosen on both
+/// sides by [`first_matching_route`] from these; the Go side passes the headers on and
+/// ignores the rest.
+fn with_request_details(call: &mut Value, case: &meshcheck::suite::Case) {
+    let headers: BTreeMap<String, String> = case
+        .spec
+        .request
+        .headers
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if !headers.is_empty() {
+        call["headers"] = json!(headers);
+    }
+    if let Some(query) = case.url.query() {
+        call["query"] = json!(query);
+    }
+    if case.method != http::Method::GET {
+        call["method"] = json!(case.method.as_str());
+    }
+}
+
 /// An east-west call: addressed to the Service (the oracle sends it to the Service's
 /// cluster IP), and for our side the listener that stands for that address.
 fn sidecar_call(service: &ObjectKey, port: u16, host: &str, path: &str) -> Value {
@@ -209,10 +239,56 @@ fn sidecar_call(service: &ObjectKey, port: u16, host: &str, path: &str) -> Value
     })
 }
 
+/// Requests that probe one route's header, query parameter and method conditions:
+/// one that meets them all (exact values as written, any value for a presence match,
+/// a regex condition left unmet, as no value is derived from a regex), and one with
+/// none of them. Each is added to every probe path of the route, so where a request
+/// with and without the conditions goes is compared.
+fn probe_details(route: &Value) -> Vec<Value> {
+    let m = &route["match"];
+    let mut meets = json!({});
+    let mut headers = serde_json::Map::new();
+    for header in m["headers"].as_array().into_iter().flatten() {
+        let name = header["name"].as_str().unwrap_or_default();
+        if name == ":method" {
+            if let Some(method) = header.pointer("/stringMatch/exact") {
+                meets["method"] = method.clone();
+            }
+        } else if let Some(value) = header.pointer("/stringMatch/exact") {
+            headers.insert(name.to_string(), value.clone());
+        } else if header["presentMatch"] == json!(true) {
+            headers.insert(name.to_string(), json!("probe"));
+        }
+    }
+    if !headers.is_empty() {
+        meets["headers"] = Value::Object(headers);
+    }
+    let query: Vec<String> = m["queryParameters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|q| {
+            let name = q["name"].as_str()?;
+            match q.pointer("/stringMatch/exact").and_then(Value::as_str) {
+                Some(value) => Some(format!("{name}={value}")),
+                None => (q["presentMatch"] == json!(true)).then(|| format!("{name}=probe")),
+            }
+        })
+        .collect();
+    if !query.is_empty() {
+        meets["query"] = json!(query.join("&"));
+    }
+    if meets == json!({}) {
+        vec![json!({})]
+    } else {
+        vec![json!({}), meets]
+    }
+}
+
 /// Paths that probe one route match: the path itself, for a prefix a sub-path, and a
 /// path that must not match it (one more character on the last segment, which only a
-/// plain `prefix` match accepts). Istio's simulation matches paths only (not headers,
-/// method or query parameters), so probes vary path and host, nothing else.
+/// plain `prefix` match accepts). A regex path is probed by the paths of the other
+/// routes only.
 fn probe_paths(route: &Value) -> Vec<String> {
     let m = &route["match"];
     let mut paths = Vec::new();
@@ -276,7 +352,11 @@ fn gateway_probes(bootstrap: &Value, gateway: &GatewayPlan) -> Vec<Value> {
                     probes.push(call(host.clone(), UNROUTED_PATH.into()));
                     for route in vhost["routes"].as_array().into_iter().flatten() {
                         for path in probe_paths(route) {
-                            probes.push(call(host.clone(), path));
+                            for details in probe_details(route) {
+                                let mut probe = call(host.clone(), path.clone());
+                                merge(&mut probe, &details);
+                                probes.push(probe);
+                            }
                         }
                     }
                 }
@@ -319,14 +399,22 @@ fn sidecar_probes(bootstrap: &Value, plan: &Plan, namespace: &str) -> Vec<Value>
             .filter_map(|f| f.pointer("/typedConfig/routeConfig").cloned());
         for table in tables {
             for vhost in table["virtualHosts"].as_array().into_iter().flatten() {
-                let routes = vhost["routes"].as_array().into_iter().flatten();
-                for path in routes
-                    .flat_map(probe_paths)
-                    .chain([UNROUTED_PATH.to_string()])
+                let routes: Vec<&Value> =
+                    vhost["routes"].as_array().into_iter().flatten().collect();
+                let probes_of_routes = routes.iter().flat_map(|route| {
+                    probe_paths(route).into_iter().flat_map(move |path| {
+                        probe_details(route)
+                            .into_iter()
+                            .map(move |d| (path.clone(), d))
+                    })
+                });
+                for (path, details) in
+                    probes_of_routes.chain([(UNROUTED_PATH.to_string(), json!({}))])
                 {
                     for host in &hosts {
                         let mut call = sidecar_call(service, mesh.port, host, &path);
                         call["probe"] = json!(true);
+                        merge(&mut call, &details);
                         probes.push(call);
                     }
                 }
@@ -334,6 +422,12 @@ fn sidecar_probes(bootstrap: &Value, plan: &Plan, namespace: &str) -> Vec<Value>
         }
     }
     dedup_calls(probes)
+}
+
+fn merge(call: &mut Value, details: &Value) {
+    for (key, value) in details.as_object().into_iter().flatten() {
+        call[key] = value.clone();
+    }
 }
 
 fn dedup_calls(calls: Vec<Value>) -> Vec<Value> {
@@ -392,6 +486,7 @@ fn canonical(value: Option<&Value>) -> String {
             Value::Object(map) => Value::Object(
                 map.iter()
                     .filter(|(k, v)| !(k.as_str() == "caseSensitive" && **v == json!(true)))
+                    .filter(|(k, v)| !is_enum_default(k, v))
                     .map(|(k, v)| (k.clone(), normalize(v)))
                     .collect(),
             ),
@@ -403,6 +498,17 @@ fn canonical(value: Option<&Value>) -> String {
         None | Some(Value::Null) => "-".to_string(),
         Some(v) => normalize(v).to_string(),
     }
+}
+
+/// An enum field at its zero value, which protojson leaves out and meshcheck writes:
+/// a header appended (`APPEND_IF_EXISTS_OR_ADD`), a fraction of a hundred, a 301.
+fn is_enum_default(key: &str, value: &Value) -> bool {
+    matches!(
+        (key, value.as_str()),
+        ("appendAction", Some("APPEND_IF_EXISTS_OR_ADD"))
+            | ("denominator", Some("HUNDRED"))
+            | ("responseCode", Some("MOVED_PERMANENTLY"))
+    )
 }
 
 /// A protobuf Duration's JSON spelling (`1.500s`, `1.500000000s`) without trailing
@@ -456,6 +562,21 @@ fn cluster_facts(cluster: &Value, facts: &mut Facts) {
         common.and_then(|c| c.get("maxRequestsPerConnection")),
     );
     fact("idleTimeout", common.and_then(|c| c.get("idleTimeout")));
+    // Which HTTP version the proxy speaks to the endpoints (Envoy's default is HTTP/1.1).
+    let options = cluster.pointer(
+        "/typedExtensionProtocolOptions/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+    );
+    let upstream = match options {
+        Some(o)
+            if o.pointer("/explicitHttpConfig/http2ProtocolOptions")
+                .is_some() =>
+        {
+            "http2"
+        }
+        Some(o) if o.get("useDownstreamProtocolConfig").is_some() => "downstream",
+        _ => "http1",
+    };
+    fact("upstreamProtocol", Some(&json!(upstream)));
 }
 
 fn route_table_facts(table: &Value, facts: &mut Facts) {
@@ -482,7 +603,34 @@ fn route_table_facts(table: &Value, facts: &mut Facts) {
         );
         for (i, route) in vhost["routes"].as_array().into_iter().flatten().enumerate() {
             let prefix = format!("route/{name}/{vname}/{i}");
-            facts.insert(format!("{prefix}/match"), canonical(route.get("match")));
+            facts.insert(
+                format!("{prefix}/match"),
+                canonical(sorted_match(route).as_ref()),
+            );
+            for what in [
+                "requestHeadersToAdd",
+                "requestHeadersToRemove",
+                "responseHeadersToAdd",
+                "responseHeadersToRemove",
+                "redirect",
+            ] {
+                facts.insert(format!("{prefix}/{what}"), canonical(route.get(what)));
+            }
+            for what in [
+                "prefixRewrite",
+                "regexRewrite",
+                "hostRewriteLiteral",
+                "requestMirrorPolicies",
+            ] {
+                facts.insert(
+                    format!("{prefix}/{what}"),
+                    canonical(route.pointer(&format!("/route/{what}"))),
+                );
+            }
+            facts.insert(
+                format!("{prefix}/weightedClusterEdits"),
+                weighted_cluster_edits(route),
+            );
             facts.insert(format!("{prefix}/destination"), destination(route));
             facts.insert(
                 format!("{prefix}/retryPolicy"),
@@ -497,25 +645,79 @@ fn route_table_facts(table: &Value, facts: &mut Facts) {
                 format!("{prefix}/timeout"),
                 canonical(route.pointer("/route/timeout")),
             );
+            facts.insert(
+                format!("{prefix}/maxGrpcTimeout"),
+                canonical(route.pointer("/route/maxGrpcTimeout")),
+            );
+            // What a backend that resolves to nothing answers (Gateway API: 500).
+            facts.insert(
+                format!("{prefix}/clusterNotFoundResponseCode"),
+                canonical(route.pointer("/route/clusterNotFoundResponseCode")),
+            );
         }
     }
     hosts.sort();
     facts.insert(format!("route/{name}/virtualHosts"), hosts.join(" "));
 }
 
-/// What decides retries: which failures, how often, and which status codes.
+/// What decides retries: which failures, how often, which status codes, and how long
+/// each try may take.
 fn retry_facts(policy: &Value) -> Value {
     json!({
         "retryOn": policy.get("retryOn"),
         "numRetries": policy.get("numRetries"),
         "retriableStatusCodes": policy.get("retriableStatusCodes"),
+        "perTryTimeout": policy.get("perTryTimeout"),
     })
+}
+
+/// A route's match with its query parameters sorted by name: Istio keeps them in a Go
+/// map, so its order varies from run to run, and Envoy requires all of them anyway.
+fn sorted_match(route: &Value) -> Option<Value> {
+    let mut m = route.get("match")?.clone();
+    if let Some(params) = m.get_mut("queryParameters").and_then(Value::as_array_mut) {
+        params.sort_by_key(|p| p["name"].as_str().unwrap_or_default().to_string());
+    }
+    Some(m)
+}
+
+/// The header edits and host rewrite of each weighted cluster (a backendRef's filters),
+/// by cluster name.
+fn weighted_cluster_edits(route: &Value) -> String {
+    let mut parts: Vec<String> = route
+        .pointer("/route/weightedClusters/clusters")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            let edits: serde_json::Map<String, Value> = [
+                "requestHeadersToAdd",
+                "requestHeadersToRemove",
+                "responseHeadersToAdd",
+                "responseHeadersToRemove",
+                "hostRewriteLiteral",
+            ]
+            .iter()
+            .filter_map(|k| Some((k.to_string(), c.get(*k)?.clone())))
+            .collect();
+            format!(
+                "{} {}",
+                c["name"].as_str().unwrap_or_default(),
+                canonical(Some(&Value::Object(edits)))
+            )
+        })
+        .collect();
+    parts.sort();
+    parts.join(", ")
 }
 
 /// Where a route sends a request: a cluster, weighted clusters, or a direct response.
 fn destination(route: &Value) -> String {
     if let Some(status) = route.pointer("/directResponse/status") {
         return format!("direct response {status}");
+    }
+    if let Some(redirect) = route.get("redirect") {
+        return format!("redirect {}", canonical(Some(redirect)));
     }
     if let Some(cluster) = route.pointer("/route/cluster").and_then(Value::as_str) {
         return cluster.to_string();
@@ -634,7 +836,13 @@ fn our_route_tables(bootstrap: &Value) -> Vec<Value> {
 
 /// The destination our own gateway route tables give a request: the table of the
 /// port's listener, then [`destination_in_table`].
-fn our_destination(tables: &[Value], port: u16, host: &str, path: &str, tls: bool) -> String {
+fn our_destination(
+    tables: &[Value],
+    port: u16,
+    host: &str,
+    request: &Request,
+    tls: bool,
+) -> String {
     let wanted = if tls {
         format!("https.{port}.")
     } else {
@@ -644,16 +852,75 @@ fn our_destination(tables: &[Value], port: u16, host: &str, path: &str, tls: boo
         .iter()
         .find(|t| t["name"].as_str().is_some_and(|n| n.starts_with(&wanted)))
     {
-        Some(table) => destination_in_table(table, host, path),
+        Some(table) => destination_in_table(table, host, request),
         None => "no listener matched".into(),
     }
+}
+
+/// What a call asks for besides its host: the route conditions look at these.
+struct Request<'a> {
+    path: &'a str,
+    query: Vec<(String, String)>,
+    method: &'a str,
+    headers: BTreeMap<String, String>,
+}
+
+impl<'a> Request<'a> {
+    fn of(call: &'a Value) -> Request<'a> {
+        let query = call["query"].as_str().unwrap_or_default();
+        Request {
+            path: call["path"].as_str().unwrap_or("/"),
+            query: url::form_urlencoded::parse(query.as_bytes())
+                .into_owned()
+                .collect(),
+            method: call["method"].as_str().unwrap_or("GET"),
+            headers: call["headers"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| {
+                    (
+                        k.to_ascii_lowercase(),
+                        v.as_str().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Envoy's string matcher on a value (`None`: absent).
+fn string_matches(matcher: &Value, value: Option<&str>) -> bool {
+    let Some(value) = value else {
+        return false;
+    };
+    if matcher["presentMatch"] == json!(true) {
+        return true;
+    }
+    let m = &matcher["stringMatch"];
+    if let Some(exact) = m["exact"].as_str() {
+        value == exact
+    } else if let Some(pattern) = m.pointer("/safeRegex/regex").and_then(Value::as_str) {
+        full_match(pattern, value)
+    } else {
+        false
+    }
+}
+
+fn full_match(pattern: &str, value: &str) -> bool {
+    regex::Regex::new(&format!("^(?:{pattern})$")).is_ok_and(|r| r.is_match(value))
 }
 
 /// The destination our sidecar gives an east-west call: the local target has one
 /// outbound listener per Service port with GAMMA routes (named like a gateway's, after
 /// the Service), standing for the Service's cluster IP, so the call is routed by the
 /// table of that listener.
-fn our_sidecar_destination(listeners: &[Value], listener: &str, host: &str, path: &str) -> String {
+fn our_sidecar_destination(
+    listeners: &[Value],
+    listener: &str,
+    host: &str,
+    request: &Request,
+) -> String {
     let table = listeners
         .iter()
         .filter(|l| l["name"] == json!(listener))
@@ -661,7 +928,7 @@ fn our_sidecar_destination(listeners: &[Value], listener: &str, host: &str, path
         .flat_map(|fc| fc["filters"].as_array().cloned().unwrap_or_default())
         .find_map(|f| f.pointer("/typedConfig/routeConfig").cloned());
     match table {
-        Some(table) => destination_in_table(&table, host, path),
+        Some(table) => destination_in_table(&table, host, request),
         None => "no listener matched".into(),
     }
 }
@@ -669,7 +936,7 @@ fn our_sidecar_destination(listeners: &[Value], listener: &str, host: &str, path
 /// The destination a route table gives a request: the virtual host by Envoy's domain
 /// rules (exact, then the longest `*.suffix`, then `*`; without the port when the table
 /// sets `ignorePortInHostMatching`), then [`first_matching_route`].
-fn destination_in_table(table: &Value, host: &str, path: &str) -> String {
+fn destination_in_table(table: &Value, host: &str, request: &Request) -> String {
     let host = if table["ignorePortInHostMatching"] == json!(true) {
         host_without_port(host)
     } else {
@@ -707,28 +974,51 @@ fn destination_in_table(table: &Value, host: &str, path: &str) -> String {
     else {
         return "no virtual host matched".into();
     };
-    match first_matching_route(vhost, path) {
+    match first_matching_route(vhost, request) {
         Some(route) => destination(route),
         None => "no route matched".into(),
     }
 }
 
-/// The first route of a virtual host whose path matches, as Envoy matches it (a
-/// `pathSeparatedPrefix` only at a `/` boundary). Calls and probes carry no headers and
-/// no query, so a route that also matches headers or query parameters is passed over.
-fn first_matching_route<'a>(vhost: &'a Value, path: &str) -> Option<&'a Value> {
+/// The first route of a virtual host that matches, as Envoy matches it: the path (a
+/// `pathSeparatedPrefix` only at a `/` boundary, a `safeRegex` on the whole path), every
+/// header condition (`:method` the method) and every query parameter condition.
+fn first_matching_route<'a>(vhost: &'a Value, request: &Request) -> Option<&'a Value> {
+    let path = request.path;
     vhost["routes"].as_array()?.iter().find(|route| {
         let m = &route["match"];
-        if m.get("headers").is_some() || m.get("queryParameters").is_some() {
-            return false;
-        }
-        if let Some(p) = m["path"].as_str() {
+        let headers_ok = m["headers"].as_array().into_iter().flatten().all(|h| {
+            let name = h["name"].as_str().unwrap_or_default().to_ascii_lowercase();
+            let value = if name == ":method" {
+                Some(request.method)
+            } else {
+                request.headers.get(&name).map(String::as_str)
+            };
+            string_matches(h, value)
+        });
+        let query_ok = m["queryParameters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|q| {
+                let name = q["name"].as_str().unwrap_or_default();
+                let value = request
+                    .query
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| v.as_str());
+                string_matches(q, value)
+            });
+        let path_ok = if let Some(p) = m["path"].as_str() {
             path == p
         } else if let Some(p) = m["pathSeparatedPrefix"].as_str() {
             path == p || path.starts_with(&format!("{p}/"))
+        } else if let Some(pattern) = m.pointer("/safeRegex/regex").and_then(Value::as_str) {
+            full_match(pattern, path)
         } else {
             m["prefix"].as_str().is_some_and(|p| path.starts_with(p))
-        }
+        };
+        path_ok && headers_ok && query_ok
     })
 }
 
@@ -758,14 +1048,14 @@ fn find_virtual_host<'a>(tables: &'a [Value], table: &str, vhost: &str) -> Optio
 /// The route is not the simulation's: `pilot/pkg/simulation/traffic.go` matches a
 /// `pathSeparatedPrefix` as a plain prefix (`/api` would match `/apix`), and routes
 /// are not uniquely named.
-fn istio_destination(tables: &[Value], result: &Value, path: &str) -> String {
+fn istio_destination(tables: &[Value], result: &Value, request: &Request) -> String {
     if let Some(err) = result["error"].as_str() {
         return err.to_string();
     }
     let table = local_route_table_name(result["routeConfig"].as_str().unwrap_or_default());
     let vhost = result["virtualHost"].as_str().unwrap_or_default();
     match find_virtual_host(tables, &table, vhost) {
-        Some(vhost) => first_matching_route(vhost, path)
+        Some(vhost) => first_matching_route(vhost, request)
             .map(destination)
             .unwrap_or_else(|| "no route matched".into()),
         None => format!("virtual host {vhost} of {table} not found"),
@@ -887,13 +1177,24 @@ fn compare_suite(suite: &Suite, coverage: &mut Coverage) -> Vec<String> {
             } else {
                 "call"
             };
-            let key = format!("{what}/{port}/{host}{path}");
+            let request = Request::of(call);
+            let mut key = format!("{what}/{port}/{host}{path}");
+            if let Some(query) = call["query"].as_str() {
+                key.push_str(&format!("?{query}"));
+            }
+            if call.get("method").is_some() || call.get("headers").is_some() {
+                key.push_str(&format!(
+                    " {} {}",
+                    request.method,
+                    canonical(call.get("headers"))
+                ));
+            }
             let our = match call["listener"].as_str() {
-                Some(listener) => our_sidecar_destination(&our_listeners, listener, host, path),
-                None => our_destination(&our_tables, port, host, path, tls),
+                Some(listener) => our_sidecar_destination(&our_listeners, listener, host, &request),
+                None => our_destination(&our_tables, port, host, &request, tls),
             };
             ours.insert(key.clone(), our);
-            istio.insert(key, istio_destination(&their_tables, result, path));
+            istio.insert(key, istio_destination(&their_tables, result, &request));
         }
         if proxy.sidecar {
             coverage.sidecars += 1;

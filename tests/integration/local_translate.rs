@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use meshcheck::manifest::{Manifest, load_file, load_str};
-use meshcheck::targets::local::{LocalError, PathMatch, RouteAction, UNLIMITED, bootstrap, plan};
+use meshcheck::targets::local::{
+    LocalError, MatchCondition, PathMatch, RouteAction, StringMatch, UNLIMITED, bootstrap, plan,
+};
 use serde_json::{Value, json};
 
 fn root() -> PathBuf {
@@ -194,9 +196,14 @@ fn every_supported_field_is_translated() {
         vhost.routes[2].method.as_ref().map(|m| m.as_str()),
         Some("GET")
     );
+    // The header name as written, as Istio writes it (Envoy compares names
+    // case-insensitively).
     assert_eq!(
         vhost.routes[2].headers,
-        [("x-canary".to_string(), "yes".to_string())]
+        [MatchCondition {
+            name: "X-Canary".into(),
+            value: StringMatch::Exact("yes".into()),
+        }]
     );
     assert_eq!(
         vhost.routes[3].action,
@@ -235,8 +242,8 @@ fn unsupported_fields_are_located_errors() {
         ),
         (
             "fixtures/route-filter.yaml",
-            "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata:\n  name: f\n  namespace: istio-test\nspec:\n  parentRefs: [{name: istio-gateway}]\n  rules:\n  - filters:\n    - type: RequestHeaderModifier\n    backendRefs: [{name: backend-v1, port: 80}]\n",
-            "fixtures/route-filter.yaml:9:5: HTTPRoute f: field `spec.rules[0].filters` is not supported by the local target",
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata:\n  name: f\n  namespace: istio-test\nspec:\n  parentRefs: [{name: istio-gateway}]\n  rules:\n  - filters:\n    - type: CORS\n      cors: {allowOrigins: ['*']}\n    backendRefs: [{name: backend-v1, port: 80}]\n",
+            "fixtures/route-filter.yaml:11:7: HTTPRoute f: field `spec.rules[0].filters[0].cors` is not supported by the local target",
         ),
         (
             "fixtures/gamma.yaml",
@@ -269,14 +276,18 @@ fn unsupported_fields_are_located_errors() {
     }
 }
 
+/// A parentRef to a Gateway the fixtures do not have is a typo, not "no route". (A
+/// backendRef to a missing Service is not an error: Istio answers its share with 500,
+/// see `local_attach`.)
 #[test]
 fn dangling_references_are_errors() {
     let message = refused(
         "fixtures/typo.yaml",
-        "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata:\n  name: typo\n  namespace: istio-test\nspec:\n  parentRefs: [{name: istio-gateway}]\n  rules:\n  - backendRefs: [{name: backend-v3, port: 80}]\n",
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata:\n  name: typo\n  namespace: istio-test\nspec:\n  parentRefs: [{name: istio-gateway-typo}]\n  rules:\n  - backendRefs: [{name: backend-v1, port: 80}]\n",
     );
     assert!(
-        message.contains("Service istio-test/backend-v3 with port 80 is not in the fixtures"),
+        message.contains("fixtures/typo.yaml:7:")
+            && message.contains("Gateway istio-test/istio-gateway-typo is not in the fixtures"),
         "{message}"
     );
 }
@@ -477,4 +488,155 @@ spec:
         .map(|v| v.hostname.as_str())
         .collect();
     assert_eq!(hosts, ["*.foo.example.com"]);
+}
+
+/// An HTTPRoute around one rule (`rule` is the YAML of `spec.rules[0]`, indented as a
+/// list item), on the seed's gateway and backends.
+fn rule_route(rule: &str) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata:\n  name: r\n  namespace: istio-test\nspec:\n  parentRefs: [{{name: istio-gateway}}]\n  rules:\n{rule}"
+    )
+}
+
+/// Mistakes in matches, filters and timeouts that a cluster's CRD validation or Envoy
+/// would refuse, each at its line (the rule starts on line 9).
+#[test]
+fn route_rule_mistakes_are_located_errors() {
+    let backend = "    backendRefs: [{name: backend-v1, port: 80}]\n";
+    let cases = [
+        (
+            format!("  - matches:\n    - path: {{type: RegularExpression, value: \"/a(\"}}\n{backend}"),
+            "r.yaml:10:",
+            "`/a(` is not a valid regular expression",
+        ),
+        (
+            format!("  - matches:\n    - headers: [{{name: x, type: RegularExpression, value: \"[a-z&&[^m]]\"}}]\n{backend}"),
+            "r.yaml:10:",
+            "which RE2 (Envoy's regex engine) does not support",
+        ),
+        (
+            format!("  - matches:\n    - queryParams: [{{name: q, type: RegularExpression, value: \"(?x) a\"}}]\n{backend}"),
+            "r.yaml:10:",
+            "a flag other than i, m, s and U",
+        ),
+        (
+            format!("  - matches:\n    - headers: [{{name: \"bad header\", value: x}}]\n{backend}"),
+            "r.yaml:10:",
+            "`bad header` is not an HTTP header name",
+        ),
+        (
+            format!("  - filters:\n    - type: RequestHeaderModifier\n      requestHeaderModifier:\n        set: [{{name: \"x:y\", value: v}}]\n{backend}"),
+            "r.yaml:12:",
+            "`x:y` is not an HTTP header name",
+        ),
+        (
+            format!("  - filters:\n    - type: ResponseHeaderModifier\n      responseHeaderModifier:\n        add: [{{name: x, value: \"a\\u0001b\"}}]\n{backend}"),
+            "r.yaml:12:",
+            "contains characters a header cannot carry",
+        ),
+        (
+            format!("  - timeouts: {{request: 1.5s}}\n{backend}"),
+            "r.yaml:9:",
+            "`1.5s` is not a Gateway API duration",
+        ),
+        (
+            format!("  - timeouts: {{request: 1s, backendRequest: 2s}}\n{backend}"),
+            "r.yaml:9:",
+            "cannot be longer than the request timeout",
+        ),
+        (
+            format!("  - filters:\n    - type: RequestRedirect\n      requestRedirect: {{scheme: https}}\n{backend}"),
+            "r.yaml:10:",
+            "cannot be used together with backendRefs",
+        ),
+        (
+            "  - filters:\n    - type: RequestRedirect\n      requestRedirect: {scheme: https}\n    - type: URLRewrite\n      urlRewrite: {hostname: a.example.com}\n".to_string(),
+            "r.yaml:12:",
+            "a RequestRedirect or a URLRewrite filter, not both",
+        ),
+        (
+            "  - matches: [{path: {type: Exact, value: /a}}]\n    filters:\n    - type: RequestRedirect\n      requestRedirect:\n        path: {type: ReplacePrefixMatch, replacePrefixMatch: /b}\n".to_string(),
+            "r.yaml:13:",
+            "needs exactly one match, of type PathPrefix",
+        ),
+        (
+            "  - filters:\n    - type: RequestRedirect\n      requestRedirect:\n        path: {type: ReplaceFullPath, replacePrefixMatch: /b}\n".to_string(),
+            "r.yaml:12:",
+            "`replacePrefixMatch` does not go with type ReplaceFullPath",
+        ),
+        (
+            "  - filters:\n    - type: RequestRedirect\n      requestRedirect: {statusCode: 200}\n".to_string(),
+            "r.yaml:11:",
+            "200 is not a redirect status",
+        ),
+        (
+            format!("  - filters:\n    - type: URLRewrite\n{backend}"),
+            "r.yaml:10:",
+            "a URLRewrite filter needs `urlRewrite`",
+        ),
+        (
+            format!("  - filters:\n    - type: RequestMirror\n      requestMirror: {{backendRef: {{name: backend-v2, port: 80}}, percent: 5, fraction: {{numerator: 1}}}}\n{backend}"),
+            "r.yaml:11:",
+            "`percent` or `fraction`, not both",
+        ),
+        (
+            format!("  - filters:\n    - type: RequestMirror\n      requestMirror: {{backendRef: {{name: nowhere, port: 80}}}}\n{backend}"),
+            "r.yaml:11:",
+            "Service istio-test/nowhere with port 80 is not in the fixtures",
+        ),
+        (
+            "  - backendRefs:\n    - name: backend-v1\n      port: 80\n      filters:\n      - type: RequestMirror\n".to_string(),
+            "r.yaml:13:",
+            "RequestMirror filters on a backendRef",
+        ),
+    ];
+    for (rule, location, message) in cases {
+        let err = refused("r.yaml", &rule_route(&rule));
+        assert!(
+            err.starts_with(location) && err.contains(message),
+            "{rule}\nwanted {location} ... {message}\ngot: {err}"
+        );
+    }
+}
+
+/// The Envoy route of each filter kind, as Istio writes it (checked against Istio's
+/// own output by `istio_oracle.rs`; here the local side alone, so a change shows).
+#[test]
+fn filters_become_istio_shaped_envoy_routes() {
+    let route_yaml = rule_route(
+        "  - matches: [{path: {value: /strip}}]\n    filters:\n    - type: RequestHeaderModifier\n      requestHeaderModifier:\n        set: [{name: X-B, value: b}, {name: X-A, value: a}, {name: x-a, value: ignored}]\n        add: [{name: X-Add, value: more}]\n        remove: [X-Gone]\n    - type: URLRewrite\n      urlRewrite: {path: {type: ReplacePrefixMatch, replacePrefixMatch: /}}\n    - type: RequestMirror\n      requestMirror: {backendRef: {name: backend-v2, port: 80}, fraction: {numerator: 1, denominator: 8}}\n    timeouts: {request: 10s, backendRequest: 250ms}\n    backendRefs: [{name: backend-v1, port: 80}]\n",
+    );
+    let mut manifests: Vec<Manifest> = seed()
+        .into_iter()
+        .filter(|m| m.kind != "DestinationRule" && m.kind != "HTTPRoute")
+        .collect();
+    manifests.extend(load_str(&route_yaml, Path::new("r.yaml")).unwrap());
+    let plan = plan(&manifests).unwrap();
+    let config = bootstrap(&plan, &pods(plan.workloads.len()));
+    let route = &config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+        ["route_config"]["virtual_hosts"][0]["routes"][0];
+    assert_eq!(
+        route["request_headers_to_add"],
+        json!([
+            {"header": {"key": "x-a", "value": "a"}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"},
+            {"header": {"key": "x-b", "value": "b"}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"},
+            {"header": {"key": "x-add", "value": "more"}, "append_action": "APPEND_IF_EXISTS_OR_ADD"}
+        ])
+    );
+    assert_eq!(route["request_headers_to_remove"], json!(["X-Gone"]));
+    assert_eq!(
+        route["route"]["regex_rewrite"],
+        json!({"pattern": {"regex": "^/strip(/?)(.*)"}, "substitution": "/\\2"})
+    );
+    assert_eq!(
+        route["route"]["request_mirror_policies"],
+        json!([{
+            "cluster": "outbound|80||backend-v2.istio-test.svc.cluster.local",
+            "runtime_fraction": {"default_value": {"numerator": 125000, "denominator": "MILLION"}},
+            "trace_sampled": false,
+            "disable_shadow_host_suffix_append": true
+        }])
+    );
+    // Without a retry stanza the backendRequest timeout is the route timeout.
+    assert_eq!(route["route"]["timeout"], json!("0.250000000s"));
 }

@@ -16,6 +16,10 @@ use super::plan::{
     ClusterPlan, GatewayPort, HttpsServer, LbPolicy, PathMatch, Plan, PortServing, RouteAction,
     RoutePlan, TrafficPolicy, VirtualHost,
 };
+use super::route_rule::{
+    HeaderEdits, HeaderFilters, MatchCondition, PathRewrite, Redirect, RedirectPath, StringMatch,
+};
+use crate::fixtures::istio::PortProtocol;
 
 /// Istio leaves every circuit breaker threshold it is not told about at 2^32-1, so a
 /// limit is only in effect when a DestinationRule sets it.
@@ -119,7 +123,7 @@ fn listener(role: ProxyRole, name: &str, port: u16, virtual_hosts: &[VirtualHost
         // Port 0: the kernel picks a free port; the admin API tells us which.
         "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
         "filter_chains": [{
-            "filters": [http_connection_manager(role, port, &format!("http.{port}"), virtual_hosts)]
+            "filters": [http_connection_manager(role, Listening { port, tls: false }, &format!("http.{port}"), virtual_hosts)]
         }]
     })
 }
@@ -142,7 +146,7 @@ fn https_listener(name: &str, port: u16, servers: &[HttpsServer]) -> Value {
 fn https_filter_chain(port: u16, server: &HttpsServer) -> Value {
     let mut chain = json!({
         "name": server.route_name,
-        "filters": [http_connection_manager(ProxyRole::Gateway, port, &server.route_name, &server.virtual_hosts)],
+        "filters": [http_connection_manager(ProxyRole::Gateway, Listening { port, tls: true }, &server.route_name, &server.virtual_hosts)],
         "transport_socket": {
             "name": "envoy.transport_sockets.tls",
             "typed_config": {
@@ -171,17 +175,22 @@ fn https_filter_chain(port: u16, server: &HttpsServer) -> Value {
 /// no server name that would take over. The route config is named per server.
 fn http_connection_manager(
     role: ProxyRole,
-    port: u16,
+    listening: Listening,
     route_name: &str,
     virtual_hosts: &[VirtualHost],
 ) -> Value {
+    let port = listening.port;
     let mut manager = json!({
         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
         "stat_prefix": format!("outbound_0.0.0.0_{port}"),
         "codec_type": "AUTO",
         "route_config": {
             "name": route_name,
-            "virtual_hosts": virtual_hosts.iter().map(|v| virtual_host(role, v, port)).collect::<Vec<_>>(),
+            "virtual_hosts": virtual_hosts.iter().map(|v| virtual_host(role, v, listening)).collect::<Vec<_>>(),
+            // A route may name a cluster that does not exist (a backendRef that
+            // resolves to nothing, as Istio names it); Envoy refuses such an inline
+            // table unless told not to check, as Istio's RDS tables are not checked.
+            "validate_clusters": false,
         },
         "http_filters": [{
             "name": "envoy.filters.http.router",
@@ -232,7 +241,17 @@ fn gateway_connection_manager_defaults() -> [(&'static str, Value); 8] {
     ]
 }
 
-fn virtual_host(role: ProxyRole, vhost: &VirtualHost, port: u16) -> Value {
+/// The port a route table serves (as the Gateway or Service declares it, not the
+/// kernel-chosen one) and whether it is served over TLS: a redirect's Location
+/// depends on both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Listening {
+    port: u16,
+    tls: bool,
+}
+
+fn virtual_host(role: ProxyRole, vhost: &VirtualHost, listening: Listening) -> Value {
+    let port = listening.port;
     // A gateway's route table ignores the Host header's port, so one domain per
     // hostname serves `name` and `name:port` alike, wildcards included.
     let domains = match role {
@@ -243,7 +262,7 @@ fn virtual_host(role: ProxyRole, vhost: &VirtualHost, port: u16) -> Value {
     let mut host = json!({
         "name": format!("{}:{port}", vhost.hostname),
         "domains": domains,
-        "routes": vhost.routes.iter().map(route).collect::<Vec<_>>(),
+        "routes": reachable(&vhost.routes).iter().map(|r| route(r, listening)).collect::<Vec<_>>(),
     });
     if role == ProxyRole::Gateway {
         // Istio's default proxy headers: upstream requests carry x-envoy-attempt-count.
@@ -252,7 +271,94 @@ fn virtual_host(role: ProxyRole, vhost: &VirtualHost, port: u16) -> Value {
     host
 }
 
-fn route(plan: &RoutePlan) -> Value {
+/// The routes up to the first that matches every request: Istio writes none after it
+/// (`BuildHTTPRoutesForVirtualService` stops at a route `IsCatchAllRoute` accepts: a
+/// `/` prefix or the regex `.*`, with no header, method or query condition;
+/// `pilot/pkg/networking/core/route/route.go`).
+fn reachable(routes: &[RoutePlan]) -> &[RoutePlan] {
+    let catch_all = |r: &RoutePlan| {
+        let every_path = match &r.path {
+            PathMatch::Prefix(prefix) => prefix.trim_end_matches('/').is_empty(),
+            PathMatch::Regex(regex) => regex == ".*",
+            PathMatch::Exact(_) => false,
+        };
+        every_path && r.headers.is_empty() && r.query_params.is_empty() && r.method.is_none()
+    };
+    match routes.iter().position(catch_all) {
+        Some(last) => &routes[..=last],
+        None => routes,
+    }
+}
+
+/// One route, as Istio's `TranslateRoute` writes it (istio/istio
+/// `pilot/pkg/networking/core/route/route.go`): the match, the rule's header edits,
+/// then a redirect, a direct response or the route action.
+fn route(plan: &RoutePlan, listening: Listening) -> Value {
+    let mut out = json!({"name": plan.name, "match": route_match(plan)});
+    let mut headers = plan.filters.headers.clone();
+    // A single destination's header modifiers join the route's, after them
+    // (`processDestination`); weighted clusters carry their own.
+    let single_backend = match &plan.action {
+        RouteAction::Cluster(_) => plan.backend_headers.first(),
+        _ => None,
+    };
+    if let Some(backend) = single_backend {
+        append_edits(&mut headers.request, &backend.request);
+        append_edits(&mut headers.response, &backend.response);
+    }
+    write_header_edits(&mut out, "request", &headers.request);
+    write_header_edits(&mut out, "response", &headers.response);
+    if let Some(redirect) = &plan.filters.redirect {
+        out["redirect"] = redirect_action(redirect, listening);
+        return out;
+    }
+    let target = match &plan.action {
+        RouteAction::DirectResponse(status) => {
+            out["direct_response"] = json!({"status": status});
+            return out;
+        }
+        RouteAction::Cluster(name) => json!({"cluster": name}),
+        RouteAction::Weighted(clusters) => json!({"weighted_clusters": {
+            "clusters": clusters.iter().enumerate().map(|(i, (name, weight))| {
+                let mut cluster = json!({"name": name, "weight": weight});
+                if let Some(edits) = plan.backend_headers.get(i) {
+                    write_header_edits(&mut cluster, "request", &edits.request);
+                    write_header_edits(&mut cluster, "response", &edits.response);
+                    if let Some(authority) = &edits.request.authority {
+                        cluster["host_rewrite_literal"] = json!(authority);
+                    }
+                }
+                cluster
+            }).collect::<Vec<_>>()
+        }}),
+    };
+    let mut action = route_action(target, plan.timeout);
+    rewrite_into(&mut action, plan, &headers);
+    if !plan.filters.mirrors.is_empty() {
+        action["request_mirror_policies"] = plan
+            .filters
+            .mirrors
+            .iter()
+            .map(|m| {
+                let mut fraction = json!({"numerator": m.numerator});
+                fraction["denominator"] = json!(if m.per_million { "MILLION" } else { "HUNDRED" });
+                // The mirrored request keeps its Host: Istio turns off Envoy's
+                // `-shadow` suffix (`DISABLE_SHADOW_HOST_SUFFIX`, on by default,
+                // `TranslateRequestMirrorPolicy`).
+                json!({
+                    "cluster": m.cluster,
+                    "runtime_fraction": {"default_value": fraction},
+                    "trace_sampled": false,
+                    "disable_shadow_host_suffix_append": true
+                })
+            })
+            .collect();
+    }
+    out["route"] = action;
+    out
+}
+
+fn route_match(plan: &RoutePlan) -> serde_json::Map<String, Value> {
     let mut matcher = serde_json::Map::new();
     match &plan.path {
         PathMatch::Exact(path) => {
@@ -269,11 +375,14 @@ fn route(plan: &RoutePlan) -> Value {
                 matcher.insert("path_separated_prefix".into(), json!(trimmed));
             }
         }
+        PathMatch::Regex(regex) => {
+            matcher.insert("safe_regex".into(), json!({"regex": regex}));
+        }
     }
     let mut headers: Vec<Value> = plan
         .headers
         .iter()
-        .map(|(name, value)| json!({"name": name, "string_match": {"exact": value}}))
+        .map(|c| condition(c, "string_match"))
         .collect();
     if let Some(method) = &plan.method {
         headers.push(json!({"name": ":method", "string_match": {"exact": method.as_str()}}));
@@ -281,31 +390,152 @@ fn route(plan: &RoutePlan) -> Value {
     if !headers.is_empty() {
         matcher.insert("headers".into(), Value::Array(headers));
     }
-    let mut out = json!({"name": plan.name, "match": matcher});
-    match &plan.action {
-        RouteAction::DirectResponse(status) => {
-            out["direct_response"] = json!({"status": status});
-        }
-        RouteAction::Cluster(name) => {
-            out["route"] = route_action(json!({"cluster": name}));
-        }
-        RouteAction::Weighted(clusters) => {
-            out["route"] = route_action(json!({"weighted_clusters": {
-                "clusters": clusters.iter().map(|(name, weight)| json!({"name": name, "weight": weight})).collect::<Vec<_>>()
-            }}));
-        }
+    if !plan.query_params.is_empty() {
+        matcher.insert(
+            "query_parameters".into(),
+            plan.query_params
+                .iter()
+                .map(|c| condition(c, "string_match"))
+                .collect(),
+        );
+    }
+    matcher
+}
+
+/// A header or query parameter matcher (`translateHeaderMatch`,
+/// `translateQueryParamMatch`).
+fn condition(condition: &MatchCondition, string_key: &str) -> Value {
+    let mut out = json!({"name": condition.name});
+    match &condition.value {
+        StringMatch::Exact(value) => out[string_key] = json!({"exact": value}),
+        StringMatch::Regex(regex) => out[string_key] = json!({"safe_regex": {"regex": regex}}),
+        StringMatch::Present => out["present_match"] = json!(true),
     }
     out
 }
 
-/// Istio's defaults for every HTTP route: no route timeout, and two retries on
+fn append_edits(to: &mut HeaderEdits, from: &HeaderEdits) {
+    to.set.extend(from.set.iter().cloned());
+    to.add.extend(from.add.iter().cloned());
+    to.remove.extend(from.remove.iter().cloned());
+    // The route's own host rewrite wins over a backend's.
+    if to.authority.is_none() {
+        to.authority.clone_from(&from.authority);
+    }
+}
+
+/// `request_headers_to_add` / `_to_remove` (or the response ones): `set` entries
+/// overwrite, `add` entries append (`translateAppendHeaders`).
+fn write_header_edits(out: &mut Value, direction: &str, edits: &HeaderEdits) {
+    let to_add: Vec<Value> = edits
+        .set
+        .iter()
+        .map(|h| (h, "OVERWRITE_IF_EXISTS_OR_ADD"))
+        .chain(edits.add.iter().map(|h| (h, "APPEND_IF_EXISTS_OR_ADD")))
+        .map(|((name, value), action)| {
+            json!({"header": {"key": name, "value": value}, "append_action": action})
+        })
+        .collect();
+    if !to_add.is_empty() {
+        out[format!("{direction}_headers_to_add")] = Value::Array(to_add);
+    }
+    if !edits.remove.is_empty() {
+        out[format!("{direction}_headers_to_remove")] = json!(edits.remove);
+    }
+}
+
+/// A redirect (`ApplyRedirect`): the Location's parts Envoy replaces.
+fn redirect_action(redirect: &Redirect, listening: Listening) -> Value {
+    let mut out = json!({});
+    if let Some(host) = &redirect.hostname {
+        out["host_redirect"] = json!(host);
+    }
+    match &redirect.path {
+        Some(RedirectPath::Full(path)) => out["path_redirect"] = json!(path),
+        Some(RedirectPath::Prefix(prefix)) => out["prefix_rewrite"] = json!(prefix),
+        // Istio always sets the path oneof; Envoy reads an empty one as "keep the path".
+        None => out["path_redirect"] = json!(""),
+    }
+    if let Some(scheme) = redirect.scheme {
+        out["scheme_redirect"] = json!(scheme);
+    }
+    if let Some(port) = redirect.port_for(listening.port, listening.tls) {
+        out["port_redirect"] = json!(port);
+    }
+    out["response_code"] = json!(match redirect.status {
+        302 => "FOUND",
+        303 => "SEE_OTHER",
+        307 => "TEMPORARY_REDIRECT",
+        308 => "PERMANENT_REDIRECT",
+        _ => "MOVED_PERMANENTLY",
+    });
+    out
+}
+
+/// A URLRewrite and the host rewrite of a `Host` header edit
+/// (`applyHTTPRouteDestination`): a full path becomes a regex rewrite of `/.*`; a
+/// prefix `/` a regex that drops the matched prefix; another prefix a prefix rewrite.
+fn rewrite_into(action: &mut Value, plan: &RoutePlan, headers: &HeaderFilters) {
+    let mut authority = headers.request.authority.clone();
+    if let Some(rewrite) = &plan.filters.rewrite {
+        match &rewrite.path {
+            Some(PathRewrite::Full(path)) => {
+                action["regex_rewrite"] =
+                    json!({"pattern": {"regex": "/.*"}, "substitution": path});
+            }
+            Some(PathRewrite::Prefix(prefix)) if prefix == "/" => {
+                let matched = match &plan.path {
+                    PathMatch::Prefix(p) => p.trim_end_matches('/'),
+                    _ => "",
+                };
+                action["regex_rewrite"] = json!({
+                    "pattern": {"regex": format!("^{}(/?)(.*)", go_quote_meta(matched))},
+                    // Keeps a `/` when the whole path is the prefix.
+                    "substitution": "/\\2"
+                });
+            }
+            Some(PathRewrite::Prefix(prefix)) => action["prefix_rewrite"] = json!(prefix),
+            None => {}
+        }
+        if let Some(host) = &rewrite.hostname {
+            authority = Some(host.clone());
+        }
+    }
+    if let Some(authority) = authority {
+        action["host_rewrite_literal"] = json!(authority);
+    }
+}
+
+/// Go's `regexp.QuoteMeta`, which Istio quotes the prefix with: a backslash before
+/// each of `\.+*?()|[]{}^$` and nothing else (the `regex` crate's `escape` also
+/// escapes `-`, `#`, `&` and `~`, which would spell the pattern differently).
+fn go_quote_meta(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if r"\.+*?()|[]{}^$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Istio's defaults for every HTTP route: no route timeout (unless the rule sets
+/// one), and two retries on
 /// connection failures, each to a different host. `retriable-status-codes` stays in
 /// `retry_on` with no status code listed, so no response status is retried: since
 /// Istio 1.24 (`EXCLUDE_UNSAFE_503_FROM_DEFAULT_RETRY`) a 503 from the backend reaches
 /// the client (istio/istio `pilot/pkg/networking/core/route/retry/retry.go`,
 /// `DefaultPolicy`; checked by `tests/integration/istio_oracle.rs`).
-fn route_action(mut target: Value) -> Value {
-    target["timeout"] = json!("0s");
+fn route_action(mut target: Value, timeout: Option<Duration>) -> Value {
+    let timeout = json!(proto_duration(timeout.unwrap_or(Duration::ZERO)));
+    target["timeout"] = timeout.clone();
+    // Istio bounds a gRPC request's own `grpc-timeout` by the route timeout
+    // (`setTimeout`, `pilot/pkg/networking/core/route/route.go`).
+    target["max_grpc_timeout"] = timeout;
+    // A Gateway API route answers a backend that resolves to nothing with 500 (istio/istio
+    // `applyHTTPRouteDestination`, `pilot/pkg/networking/core/route/route.go`).
+    target["cluster_not_found_response_code"] = json!("INTERNAL_SERVER_ERROR");
     target["retry_policy"] = json!({
         "retry_on": "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes",
         "num_retries": 2,
@@ -348,7 +578,7 @@ pub fn cluster(plan: &ClusterPlan, pods: &[Vec<SocketAddr>]) -> Value {
             "track_remaining": true
         }]},
     });
-    if let Some(options) = protocol_options(&policy) {
+    if let Some(options) = protocol_options(&policy, plan.protocol) {
         cluster["typed_extension_protocol_options"] = json!({
             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": options
         });
@@ -382,8 +612,15 @@ pub fn cluster(plan: &ClusterPlan, pods: &[Vec<SocketAddr>]) -> Value {
     cluster
 }
 
-fn protocol_options(policy: &TrafficPolicy) -> Option<Value> {
-    if policy.max_requests_per_connection.is_none() && policy.idle_timeout.is_none() {
+/// The cluster's HTTP protocol options, as Istio's cluster builder sets them
+/// (`setUpstreamProtocol` and `setH2Options`, istio/istio
+/// `pilot/pkg/networking/core/cluster_builder.go`): an HTTP/2 port (`http2`, `grpc`,
+/// `kubernetes.io/h2c`) gets an explicit HTTP/2 upstream; any other port HTTP/1.1, which
+/// is explicit only when the DestinationRule sets connection options. A gateway never
+/// uses the downstream protocol (Istio does that for sidecars on sniffed ports only).
+fn protocol_options(policy: &TrafficPolicy, protocol: PortProtocol) -> Option<Value> {
+    let http2 = protocol == PortProtocol::Http2;
+    if policy.max_requests_per_connection.is_none() && policy.idle_timeout.is_none() && !http2 {
         return None;
     }
     let mut common = serde_json::Map::new();
@@ -396,7 +633,10 @@ fn protocol_options(policy: &TrafficPolicy) -> Option<Value> {
     Some(json!({
         "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
         "common_http_protocol_options": common,
-        // The echo backends speak HTTP/1.1, as Istio assumes for a port named `http`.
-        "explicit_http_config": {"http_protocol_options": {}}
+        "explicit_http_config": if http2 {
+            json!({"http2_protocol_options": {}})
+        } else {
+            json!({"http_protocol_options": {}})
+        }
     }))
 }

@@ -110,16 +110,31 @@ fn route_matches(route: &RoutePlan, case: &Case) -> bool {
                     .strip_prefix(prefix)
                     .is_some_and(|rest| rest.starts_with('/'))
         }
+        PathMatch::Regex(pattern) => {
+            regex::Regex::new(&format!("^(?:{pattern})$")).is_ok_and(|r| r.is_match(path))
+        }
     };
     let method_ok = route.method.as_ref().is_none_or(|m| *m == case.method);
-    let headers_ok = route.headers.iter().all(|(name, value)| {
-        case.spec
-            .request
-            .headers
-            .iter()
-            .any(|(n, v)| n.eq_ignore_ascii_case(name) && v == value)
+    let headers_ok = route.headers.iter().all(|condition| {
+        condition.accepts(
+            case.spec
+                .request
+                .headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(&condition.name))
+                .map(|(_, v)| v.as_str()),
+        )
     });
-    path_ok && method_ok && headers_ok
+    let query: Vec<(String, String)> = case.url.query_pairs().into_owned().collect();
+    let query_ok = route.query_params.iter().all(|condition| {
+        condition.accepts(
+            query
+                .iter()
+                .find(|(n, _)| *n == condition.name)
+                .map(|(_, v)| v.as_str()),
+        )
+    });
+    path_ok && method_ok && headers_ok && query_ok
 }
 
 /// The stats sections of a failed case, and the complete dump.

@@ -66,6 +66,10 @@ const GATEWAY: &[&str] = &[
     "spec.listeners[].tls.certificateRefs[].name",
     "spec.listeners[].tls.certificateRefs[].namespace",
     "spec.listeners[].allowedRoutes.namespaces.from",
+    "spec.listeners[].allowedRoutes.namespaces.selector.matchLabels.*",
+    "spec.listeners[].allowedRoutes.namespaces.selector.matchExpressions[].key",
+    "spec.listeners[].allowedRoutes.namespaces.selector.matchExpressions[].operator",
+    "spec.listeners[].allowedRoutes.namespaces.selector.matchExpressions[].values[]",
     "spec.listeners[].allowedRoutes.kinds[].group",
     "spec.listeners[].allowedRoutes.kinds[].kind",
 ];
@@ -89,12 +93,67 @@ const HTTP_ROUTE: &[&str] = &[
     "spec.rules[].matches[].headers[].value",
     "spec.rules[].matches[].headers[].type",
     "spec.rules[].matches[].method",
+    "spec.rules[].matches[].queryParams[].name",
+    "spec.rules[].matches[].queryParams[].value",
+    "spec.rules[].matches[].queryParams[].type",
+    "spec.rules[].filters[].type",
+    "spec.rules[].filters[].requestHeaderModifier.set[].name",
+    "spec.rules[].filters[].requestHeaderModifier.set[].value",
+    "spec.rules[].filters[].requestHeaderModifier.add[].name",
+    "spec.rules[].filters[].requestHeaderModifier.add[].value",
+    "spec.rules[].filters[].requestHeaderModifier.remove[]",
+    "spec.rules[].filters[].responseHeaderModifier.set[].name",
+    "spec.rules[].filters[].responseHeaderModifier.set[].value",
+    "spec.rules[].filters[].responseHeaderModifier.add[].name",
+    "spec.rules[].filters[].responseHeaderModifier.add[].value",
+    "spec.rules[].filters[].responseHeaderModifier.remove[]",
+    "spec.rules[].filters[].requestRedirect.scheme",
+    "spec.rules[].filters[].requestRedirect.hostname",
+    "spec.rules[].filters[].requestRedirect.port",
+    "spec.rules[].filters[].requestRedirect.statusCode",
+    "spec.rules[].filters[].requestRedirect.path.type",
+    "spec.rules[].filters[].requestRedirect.path.replaceFullPath",
+    "spec.rules[].filters[].requestRedirect.path.replacePrefixMatch",
+    "spec.rules[].filters[].urlRewrite.hostname",
+    "spec.rules[].filters[].urlRewrite.path.type",
+    "spec.rules[].filters[].urlRewrite.path.replaceFullPath",
+    "spec.rules[].filters[].urlRewrite.path.replacePrefixMatch",
+    "spec.rules[].filters[].requestMirror.backendRef.group",
+    "spec.rules[].filters[].requestMirror.backendRef.kind",
+    "spec.rules[].filters[].requestMirror.backendRef.name",
+    "spec.rules[].filters[].requestMirror.backendRef.namespace",
+    "spec.rules[].filters[].requestMirror.backendRef.port",
+    "spec.rules[].filters[].requestMirror.percent",
+    "spec.rules[].filters[].requestMirror.fraction.numerator",
+    "spec.rules[].filters[].requestMirror.fraction.denominator",
+    "spec.rules[].backendRefs[].filters[].type",
+    "spec.rules[].backendRefs[].filters[].requestHeaderModifier.set[].name",
+    "spec.rules[].backendRefs[].filters[].requestHeaderModifier.set[].value",
+    "spec.rules[].backendRefs[].filters[].requestHeaderModifier.add[].name",
+    "spec.rules[].backendRefs[].filters[].requestHeaderModifier.add[].value",
+    "spec.rules[].backendRefs[].filters[].requestHeaderModifier.remove[]",
+    "spec.rules[].backendRefs[].filters[].responseHeaderModifier.set[].name",
+    "spec.rules[].backendRefs[].filters[].responseHeaderModifier.set[].value",
+    "spec.rules[].backendRefs[].filters[].responseHeaderModifier.add[].name",
+    "spec.rules[].backendRefs[].filters[].responseHeaderModifier.add[].value",
+    "spec.rules[].backendRefs[].filters[].responseHeaderModifier.remove[]",
+    "spec.rules[].timeouts.request",
+    "spec.rules[].timeouts.backendRequest",
     "spec.rules[].backendRefs[].group",
     "spec.rules[].backendRefs[].kind",
     "spec.rules[].backendRefs[].name",
     "spec.rules[].backendRefs[].namespace",
     "spec.rules[].backendRefs[].port",
     "spec.rules[].backendRefs[].weight",
+];
+
+const REFERENCE_GRANT: &[&str] = &[
+    "spec.from[].group",
+    "spec.from[].kind",
+    "spec.from[].namespace",
+    "spec.to[].group",
+    "spec.to[].kind",
+    "spec.to[].name",
 ];
 
 const DESTINATION_RULE: &[&str] = &[
@@ -125,6 +184,7 @@ pub(crate) fn supported_fields(manifest: &Manifest) -> Option<&'static [&'static
         GroupKind::GATEWAY => GATEWAY,
         GroupKind::HTTP_ROUTE => HTTP_ROUTE,
         GroupKind::DESTINATION_RULE => DESTINATION_RULE,
+        GroupKind::REFERENCE_GRANT => REFERENCE_GRANT,
         _ => return None,
     })
 }
@@ -247,12 +307,12 @@ mod tests {
     #[test]
     fn lists_are_indexed_and_annotations_accepted() {
         let err = check_text(
-            "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata:\n  name: r\n  annotations: {a.b/c: x}\nspec:\n  rules:\n  - backendRefs: [{name: a}]\n  - filters: []\n",
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata:\n  name: r\n  annotations: {a.b/c: x}\nspec:\n  rules:\n  - backendRefs: [{name: a}]\n  - retry: {}\n",
         )
         .unwrap_err();
         assert!(
             err.to_string()
-                .contains("field `spec.rules[1].filters` is not supported by the local target"),
+                .contains("field `spec.rules[1].retry` is not supported by the local target"),
             "{err}"
         );
     }
