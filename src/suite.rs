@@ -17,5 +17,6 @@ pub use load::{
 };
 pub use model::{
     CaseSpec, CircuitBreakingSpec, ConvergenceSpec, ExpectSpec, IdentitySpec, OutlierDetectionSpec,
-    OverflowExpectation, ReadinessSpec, RequestSpec, SplitSpec, SuiteSpec, TrafficSpec,
+    OverflowExpectation, ReadinessSpec, ReceivedRequestSpec, ReceivedResponseSpec, RedirectSpec,
+    RequestSpec, SplitSpec, SuiteSpec, TimeoutSpec, TrafficSpec,
 };

@@ -26,6 +26,7 @@ use std::time::Duration;
 use serde::Serialize;
 use url::Url;
 
+pub use self::identity::echo_basic_identity;
 pub(crate) use self::identity::{Response as IdentitySource, extract as extract_identity};
 pub use self::run::run_load;
 pub use self::tally::{IdentityShare, LatencySummary, Tally, TallySummary};
@@ -41,8 +42,9 @@ pub const MAX_IDENTITIES: usize = 64;
 /// The bucket for identities beyond [`MAX_IDENTITIES`].
 pub const OTHER_IDENTITY: &str = "(other)";
 
-/// How much of a response body is kept for identity extraction; the rest is read and
-/// discarded so the connection can be reused.
+/// How much of a response body is kept for identity extraction and for the checks that
+/// read the body ([`LoadSpec::response_body`]); the rest is read and discarded so the
+/// connection can be reused.
 pub const MAX_IDENTITY_BODY: usize = 64 * 1024;
 
 /// Identities longer than this many bytes are cut, so that interning a few dozen of
@@ -117,6 +119,10 @@ pub enum IdentityRule {
     /// no match gives no identity. A body that is not UTF-8 is matched up to its
     /// first invalid byte.
     BodyRegex(regex::Regex),
+    /// The backend echo-basic names in its JSON body (`namespace/deployment`, from the
+    /// JSON's `namespace` and `pod`; see [`echo_basic_identity`]). A body that is not
+    /// echo-basic's JSON has no identity.
+    EchoBasic,
 }
 
 impl IdentityRule {
@@ -126,13 +132,17 @@ impl IdentityRule {
     }
 }
 
-/// `body`, `header:NAME` or `regex:RE`, as taken by `meshcheck fire --identity`.
+/// `body`, `header:NAME`, `regex:RE` or `echo-basic`, as taken by
+/// `meshcheck fire --identity`.
 impl FromStr for IdentityRule {
     type Err = IdentityRuleParseError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         if s == "body" {
             return Ok(Self::Body);
+        }
+        if s == "echo-basic" {
+            return Ok(Self::EchoBasic);
         }
         if let Some(name) = s.strip_prefix("header:") {
             if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
@@ -158,7 +168,9 @@ impl FromStr for IdentityRule {
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityRuleParseError {
     /// Not one of the known forms.
-    #[error("unknown identity rule `{rule}` (expected `body`, `header:NAME` or `regex:RE`)")]
+    #[error(
+        "unknown identity rule `{rule}` (expected `body`, `header:NAME`, `regex:RE` or `echo-basic`)"
+    )]
     Unknown {
         /// The rejected text.
         rule: String,
@@ -200,6 +212,10 @@ pub struct LoadSpec {
     /// Response headers the observer judges: every sample carries their values.
     /// Only these are kept, so a run that needs none copies none.
     pub response_headers: Vec<http::HeaderName>,
+    /// Every sample carries the response body (its first [`MAX_IDENTITY_BODY`] bytes),
+    /// for an observer that judges it. Off, no body is copied beyond what the identity
+    /// rule reads.
+    pub response_body: bool,
 }
 
 /// Why a request got no (complete) response. Failed requests are samples, not errors
@@ -267,6 +283,9 @@ pub struct Sample<'a> {
     pub envoy_overloaded: bool,
     /// The values of the [`LoadSpec::response_headers`] in this response.
     pub headers: ResponseHeaders<'a>,
+    /// The response body, up to [`MAX_IDENTITY_BODY`] bytes, when the load asked for it
+    /// ([`LoadSpec::response_body`]); `None` otherwise.
+    pub body: Option<&'a [u8]>,
 }
 
 /// The response headers a load asked for ([`LoadSpec::response_headers`]), as one
@@ -289,7 +308,9 @@ impl<'a> ResponseHeaders<'a> {
     }
 
     /// The response's value of `name`; `None` when the response had no such header,
-    /// or the load did not ask for it.
+    /// or the load did not ask for it. A header sent on several lines reads as one
+    /// value, the lines' values joined with `,` (as Go joins an `http.Header` list; the
+    /// in-mesh client's curl joins them with `, `).
     pub fn get(&self, name: &http::HeaderName) -> Option<&'a http::HeaderValue> {
         let index = self.names.iter().position(|n| n == name)?;
         self.values.get(index)?.as_ref()

@@ -11,7 +11,7 @@ use super::events::{
 };
 use super::policy;
 use super::still_waiting::{StillWaiting, looks, say_while};
-use crate::suite::expect::{ResponseChecks, describe_response};
+use crate::suite::expect::ResponseChecks;
 use crate::suite::{Case, Entry, Expectation, Suite};
 use crate::targets::{RunningTarget, SampleSource, StatsSnapshot};
 use crate::traffic::{ErrorKind, Flow, LoadSpec, RequestTemplate, Tally};
@@ -132,6 +132,7 @@ pub(super) fn load_spec(case: &Case, template: &RequestTemplate, requests: u64) 
         keep_alive: case.spec.traffic.keep_alive,
         identity: case.identity.clone(),
         response_headers: case.expect.response_headers(),
+        response_body: case.expect.response_body(),
     }
 }
 
@@ -163,7 +164,7 @@ async fn converge(
                     good += 1;
                     Flow::Continue
                 } else {
-                    last_bad = describe_response(sample);
+                    last_bad = case.expect.describe_unready(sample);
                     rejected |= sample.error == Some(ErrorKind::Certificate);
                     Flow::Stop
                 }

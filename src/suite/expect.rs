@@ -1,7 +1,8 @@
 //! What a case expects, resolved once by the loader against the fixtures, and how each
 //! kind of expectation judges what the traffic shows.
 //!
-//! Two families. Response checks ([`ResponseCheck`]: status, split) judge every
+//! Two families. Response checks ([`ResponseCheck`]: status, split, servedBy,
+//! request, response, redirect, timeout) judge every
 //! response of one measured request loop and combine. Policy probes (circuit
 //! breaking, outlier detection) drive their own traffic from the runner
 //! (`runner::policy`) and stand alone. Each kind has its own module here: its loader
@@ -24,10 +25,14 @@
 //! That is all, also for a check on a response header: `Check::response_headers`
 //! declares the headers it reads, the engine (`traffic/worker.rs`) and the in-mesh
 //! client (`targets/kube/mesh_client.rs`, one curl `%header{..}` field each) keep
-//! exactly those, and the judge reads them from `Sample::headers`. A check that needs
-//! something of the response no [`Sample`](crate::traffic::Sample) carries yet (the
-//! body beyond the identity, say) is a change to the traffic layer first, made once
-//! for every later kind.
+//! exactly those, and the judge reads them from `Sample::headers`. A check on the body
+//! says so in `Check::response_body` and reads `Sample::body` (kept only then); a
+//! check on which echo-basic backend answered says so in
+//! `Check::reads_echo_basic_identity` and reads `Sample::identity`. A check that
+//! decides each response alone implements `each_response::EachResponse` and gets its
+//! judge from there. A check that needs something of the response no
+//! [`Sample`](crate::traffic::Sample) carries yet is a change to the traffic layer
+//! first, made once for every later kind.
 //!
 //! Otherwise the runner needs no change: it asks [`ResponseJudge`]. Nor do the
 //! reporters: what a check concludes reaches every report as the case's message. Only
@@ -42,19 +47,33 @@
 //! drives its traffic. `docs/architecture.md` has the whole recipe, tests included.
 
 mod circuit_breaking;
+mod each_response;
+mod echo_basic;
 mod expectation;
+mod headers;
 mod outlier_detection;
+mod received_request;
+mod received_response;
+mod redirect;
 mod response;
+mod served_by;
 mod service_pods;
 mod split;
 mod status;
+mod timeout;
 
 pub use circuit_breaking::ExpectedCircuitBreaking;
 pub use expectation::{Expectation, LoadContext};
+pub use headers::HeaderExpectations;
 pub use outlier_detection::ExpectedOutlierDetection;
+pub use received_request::ExpectedRequest;
+pub use received_response::ExpectedResponse;
+pub use redirect::ExpectedRedirect;
 pub use response::{
     JudgeError, ResponseCheck, ResponseChecks, ResponseJudge, ResponseProgress, ResponseVerdict,
     describe_response,
 };
+pub use served_by::ExpectedServedBy;
 pub use split::{ExpectedBackend, ExpectedSplit};
 pub use status::ExpectedStatus;
+pub use timeout::{ExpectedTimeout, TIMEOUT_STATUS};

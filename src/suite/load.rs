@@ -314,7 +314,7 @@ fn resolve_case(
     }
     let traffic = &case.traffic;
     check_traffic(traffic, at)?;
-    let identity = resolve_identity(&case.identity, at)?;
+    let given_identity = resolve_identity(&case.identity, at)?;
     // Whose view of the mesh applies a DestinationRule: the gateway's, or the in-mesh
     // client's, which runs in the entry Service's namespace.
     let client_namespace = match &entry {
@@ -324,8 +324,24 @@ fn resolve_case(
         fixtures,
         client_namespace: &client_namespace,
         has_request_count: traffic.requests.is_some(),
+        entry: &entry,
+        request_url: &url,
+        request_timeout: traffic.timeout,
     };
     let expect = Expectation::load(&case.expect, &context, at)?;
+    // Which echo-basic backend answered is read from its JSON body: the default rule
+    // when the expectations need it, and one a case cannot swap for another.
+    let identity = match (given_identity, expect.reads_echo_basic_identity()) {
+        (Some(_), true) => {
+            return Err(invalid(
+                "identity",
+                "the expectations read which echo-basic pod answered from its JSON body (`servedBy`, or a split between echo-basic Services): remove `identity`, or give the split's `identities`".into(),
+            ));
+        }
+        (Some(rule), false) => rule,
+        (None, true) => IdentityRule::EchoBasic,
+        (None, false) => IdentityRule::Body,
+    };
     Ok(Case {
         name: case.name.clone(),
         spec: case.clone(),
@@ -420,11 +436,12 @@ fn check_traffic(
     Ok(())
 }
 
-/// How a case's responses name their backend: `header`, `regex`, or the body.
+/// How a case's responses name their backend, when the case says: `header` or
+/// `regex`. `None` leaves it to the expectations (the body, or echo-basic's JSON).
 fn resolve_identity(
     spec: &IdentitySpec,
     at: &dyn Fn(&str) -> SourceLocation,
-) -> Result<IdentityRule, SuiteError> {
+) -> Result<Option<IdentityRule>, SuiteError> {
     let invalid = |field: &str, message: String| SuiteError::Invalid {
         location: at(field),
         message,
@@ -434,11 +451,11 @@ fn resolve_identity(
             "identity",
             "give either `header` or `regex`, not both".into(),
         )),
-        (Some(header), None) => Ok(IdentityRule::Header(header.clone())),
+        (Some(header), None) => Ok(Some(IdentityRule::Header(header.clone()))),
         (None, Some(re)) => regex::Regex::new(re)
-            .map(IdentityRule::BodyRegex)
+            .map(|re| Some(IdentityRule::BodyRegex(re)))
             .map_err(|err| invalid("identity.regex", format!("invalid regex: {err}"))),
-        (None, None) => Ok(IdentityRule::Body),
+        (None, None) => Ok(None),
     }
 }
 

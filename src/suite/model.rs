@@ -206,6 +206,87 @@ pub struct ExpectSpec {
     /// Failing hosts of a Service are ejected and stop getting traffic.
     #[serde(default)]
     pub outlier_detection: Option<OutlierDetectionSpec>,
+    /// `namespace/name` of a Service whose pods run echo-basic: every response comes
+    /// from one of them (read from echo-basic's JSON body).
+    #[serde(default)]
+    pub served_by: Option<String>,
+    /// The request as the backend received it, from echo-basic's JSON body.
+    #[serde(default)]
+    pub request: Option<ReceivedRequestSpec>,
+    /// What the client received: response headers and body.
+    #[serde(default)]
+    pub response: Option<ReceivedResponseSpec>,
+    /// Every response is a redirect (3xx with a `Location`) to this place.
+    #[serde(default)]
+    pub redirect: Option<RedirectSpec>,
+    /// Every response is a gateway timeout (504), each within a bound.
+    #[serde(default)]
+    pub timeout: Option<TimeoutSpec>,
+}
+
+/// `expect.request`: what every request looked like when it reached the backend (after
+/// rewrites and header modifiers), as echo-basic echoes it. Each given part must match;
+/// what is not given is not checked.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ReceivedRequestSpec {
+    /// The path, exactly, without the query string.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// The `Host` header, exactly (a port included when one was sent).
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default)]
+    pub method: Option<String>,
+    /// Headers present with these values (names case-insensitive; a header received
+    /// on several lines compares as its values joined with `,`).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Headers the backend must not have received.
+    #[serde(default)]
+    pub absent_headers: Vec<String>,
+}
+
+/// `expect.response`: what every response the client received carries.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ReceivedResponseSpec {
+    /// Headers present with these values (names case-insensitive; a header sent on
+    /// several lines compares as its values joined with `,`).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Headers the response must not carry.
+    #[serde(default)]
+    pub absent_headers: Vec<String>,
+    /// Text the body contains.
+    #[serde(default)]
+    pub body_contains: Option<String>,
+}
+
+/// `expect.redirect`: every response is a 3xx whose `Location` (resolved against the
+/// request URL when relative) has these parts. What is not given is not checked,
+/// except the port: without `port`, the Location must name none or its scheme's
+/// default.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RedirectSpec {
+    #[serde(default)]
+    pub scheme: Option<String>,
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub path: Option<String>,
+}
+
+/// `expect.timeout`: every response is a 504 that came within `within` of sending the
+/// request (a route or backend timeout that fired, and fired in time).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TimeoutSpec {
+    #[serde(deserialize_with = "duration")]
+    pub within: Duration,
 }
 
 /// What a concurrent burst must show against a Service's circuit breakers.

@@ -57,7 +57,8 @@ pub struct FireArgs {
     /// Open a new connection per request and send `Connection: close`.
     #[arg(long)]
     pub no_keep_alive: bool,
-    /// Where the backend identity is read: `body`, `header:NAME` or `regex:RE`.
+    /// Where the backend identity is read: `body`, `header:NAME`, `regex:RE` or
+    /// `echo-basic` (`namespace/deployment` from the conformance backend's JSON).
     #[arg(long, default_value = "body")]
     pub identity: IdentityRule,
     /// Also trust the CA certificates in this PEM file for https URLs (the platform's
@@ -200,6 +201,7 @@ impl FireArgs {
         };
         Ok(LoadSpec {
             response_headers: Vec::new(),
+            response_body: false,
             request: RequestTemplate {
                 url: self.url.clone(),
                 connect_to,

@@ -4,9 +4,11 @@
 //! the bytes it sees to small numbers and ships a string to the collector only the
 //! first time; in steady state a response costs a hash lookup, not an allocation.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use super::{IdentityRule, MAX_IDENTITIES, MAX_IDENTITY_LEN};
+use crate::echo::EchoedRequest;
 
 /// The identity part of a record sent from a worker to the collector.
 #[derive(Debug)]
@@ -45,6 +47,22 @@ impl Interner {
     }
 }
 
+/// Which backend answered an echo-basic response: `namespace/deployment`, the
+/// Deployment read from the pod name (`crate::echo::deployment_of_pod`), or the
+/// Deployment alone when the JSON names no namespace. A pod that is no Deployment's
+/// (a bare pod, a StatefulSet's) stands for itself; no pod, no identity.
+pub fn echo_basic_identity(echoed: &EchoedRequest) -> Option<String> {
+    if echoed.pod.is_empty() {
+        return None;
+    }
+    let workload = echoed.deployment().unwrap_or(&echoed.pod);
+    Some(if echoed.namespace.is_empty() {
+        workload.to_owned()
+    } else {
+        format!("{}/{workload}", echoed.namespace)
+    })
+}
+
 /// Borrowed inputs of [`extract`]: the kept body prefix and the identity header.
 pub(crate) struct Response<'a> {
     pub(crate) body: &'a [u8],
@@ -52,15 +70,22 @@ pub(crate) struct Response<'a> {
 }
 
 /// Applies `rule` to a response. `locations` is the worker's reusable capture buffer
-/// (regex matching would otherwise allocate one per call).
+/// (regex matching would otherwise allocate one per call). Only the echo-basic rule
+/// builds its identity (from two JSON fields); the others borrow it from the response.
 pub(crate) fn extract<'a>(
     rule: &IdentityRule,
     response: &Response<'a>,
     locations: &mut Option<regex::CaptureLocations>,
-) -> Option<&'a [u8]> {
+) -> Option<Cow<'a, [u8]>> {
     let found = match rule {
         IdentityRule::Body => Some(response.body.trim_ascii()),
         IdentityRule::Header(_) => response.header.map(<[u8]>::trim_ascii),
+        IdentityRule::EchoBasic => {
+            let echoed = EchoedRequest::parse_body(response.body).ok()?;
+            let mut identity = echo_basic_identity(&echoed)?.into_bytes();
+            identity.truncate(MAX_IDENTITY_LEN);
+            return Some(Cow::Owned(identity));
+        }
         IdentityRule::BodyRegex(re) => {
             let text = match std::str::from_utf8(response.body) {
                 Ok(text) => text,
@@ -77,7 +102,7 @@ pub(crate) fn extract<'a>(
     };
     found
         .filter(|bytes| !bytes.is_empty())
-        .map(|bytes| &bytes[..bytes.len().min(MAX_IDENTITY_LEN)])
+        .map(|bytes| Cow::Borrowed(&bytes[..bytes.len().min(MAX_IDENTITY_LEN)]))
 }
 
 #[cfg(test)]
@@ -87,7 +112,7 @@ mod tests {
     fn body(rule: &IdentityRule, body: &[u8]) -> Option<String> {
         let mut locs = None;
         extract(rule, &Response { body, header: None }, &mut locs)
-            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
     }
 
     #[test]
@@ -129,12 +154,39 @@ mod tests {
             body: b"ignored",
             header: Some(b" v1 "),
         };
-        assert_eq!(extract(&rule, &response, &mut locs), Some(&b"v1"[..]));
+        assert_eq!(
+            extract(&rule, &response, &mut locs).as_deref(),
+            Some(&b"v1"[..])
+        );
         let missing = Response {
             body: b"ignored",
             header: None,
         };
         assert_eq!(extract(&rule, &missing, &mut locs), None);
+    }
+
+    #[test]
+    fn echo_basic_rule_names_the_deployment_from_the_json() {
+        let json = |namespace: &str, pod: &str| {
+            format!(
+                r#"{{"path":"/","host":"h","method":"GET","proto":"HTTP/1.1","namespace":"{namespace}","pod":"{pod}"}}"#
+            )
+        };
+        let rule = IdentityRule::EchoBasic;
+        assert_eq!(
+            body(&rule, json("infra", "backend-v2-5f7c9-abcde").as_bytes()).as_deref(),
+            Some("infra/backend-v2")
+        );
+        assert_eq!(
+            body(&rule, json("", "backend-v2-5f7c9-abcde").as_bytes()).as_deref(),
+            Some("backend-v2")
+        );
+        assert_eq!(
+            body(&rule, json("infra", "web-0").as_bytes()).as_deref(),
+            Some("infra/web-0")
+        );
+        assert_eq!(body(&rule, json("infra", "").as_bytes()), None);
+        assert_eq!(body(&rule, b"hello from backend v1"), None);
     }
 
     #[test]

@@ -46,7 +46,8 @@ pub async fn run_load(
     // Only workers hold senders now, so the channel ends when the last one finishes.
     drop(sender);
 
-    let mut aggregator = Aggregator::new(workers, spec.response_headers.clone());
+    let mut aggregator =
+        Aggregator::new(workers, spec.response_headers.clone(), spec.response_body);
     let mut batch = Vec::with_capacity(BATCH);
     'collect: while receiver.recv_many(&mut batch, BATCH).await > 0 {
         for record in batch.drain(..) {

@@ -204,12 +204,19 @@ pub(crate) struct Aggregator {
     slots: Vec<Vec<usize>>,
     /// The names of the response headers records carry, in their order.
     response_headers: Vec<http::HeaderName>,
+    /// Whether records carry the response body.
+    response_body: bool,
 }
 
 impl Aggregator {
-    pub(crate) fn new(workers: usize, response_headers: Vec<http::HeaderName>) -> Self {
+    pub(crate) fn new(
+        workers: usize,
+        response_headers: Vec<http::HeaderName>,
+        response_body: bool,
+    ) -> Self {
         Self {
             response_headers,
+            response_body,
             tally: Tally::new(),
             names: Vec::new(),
             counts: Vec::new(),
@@ -280,6 +287,7 @@ impl Aggregator {
             error_detail: record.error_detail.as_deref(),
             envoy_overloaded: record.envoy_overloaded,
             headers: ResponseHeaders::new(&self.response_headers, &record.headers),
+            body: self.response_body.then_some(&*record.body),
         })
     }
 
@@ -327,12 +335,13 @@ mod tests {
             error_detail: None,
             envoy_overloaded: false,
             headers: Box::default(),
+            body: Box::default(),
         }
     }
 
     #[test]
     fn worker_numbers_map_to_shared_names() {
-        let mut aggregator = Aggregator::new(2, Vec::new());
+        let mut aggregator = Aggregator::new(2, Vec::new(), false);
         let mut seen = Vec::new();
         let mut observe = |sample: &Sample<'_>| {
             seen.push(sample.identity.map(str::to_owned));
@@ -388,7 +397,7 @@ mod tests {
     #[test]
     fn global_cap_lumps_late_names_into_other() {
         let workers = 2;
-        let mut aggregator = Aggregator::new(workers, Vec::new());
+        let mut aggregator = Aggregator::new(workers, Vec::new(), false);
         let mut observe = |_: &Sample<'_>| Flow::Continue;
         for i in 0..MAX_IDENTITIES {
             let id = u32::try_from(i).unwrap();
@@ -410,7 +419,7 @@ mod tests {
 
     #[test]
     fn empty_tally_is_all_zero() {
-        let tally = Aggregator::new(0, Vec::new()).finish(Duration::ZERO);
+        let tally = Aggregator::new(0, Vec::new(), false).finish(Duration::ZERO);
         assert_eq!(tally.latency_quantile(0.99), Duration::ZERO);
         assert_eq!(tally.summary().latency.max_us, 0);
     }

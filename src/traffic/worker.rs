@@ -41,6 +41,8 @@ pub(crate) struct Prepared {
     identity_header: Option<HeaderName>,
     /// The response headers each record carries ([`LoadSpec::response_headers`]).
     response_headers: Vec<HeaderName>,
+    /// Whether each record carries the body ([`LoadSpec::response_body`]).
+    response_body: bool,
     limit: u64,
     issued: AtomicU64,
 }
@@ -58,6 +60,9 @@ pub(crate) struct Record {
     /// The values of [`LoadSpec::response_headers`], in that order; empty when none
     /// were asked for (no allocation).
     pub(crate) headers: Box<[Option<HeaderValue>]>,
+    /// The kept body when [`LoadSpec::response_body`] asked for it; empty otherwise
+    /// (no allocation).
+    pub(crate) body: Box<[u8]>,
 }
 
 /// A failed request: the kind, and the reason when the kind alone hides it.
@@ -165,7 +170,7 @@ impl Prepared {
                     )
                 })?)
             }
-            IdentityRule::Body | IdentityRule::BodyRegex(_) => None,
+            IdentityRule::Body | IdentityRule::BodyRegex(_) | IdentityRule::EchoBasic => None,
         };
 
         let addr = match template.connect_to {
@@ -184,6 +189,7 @@ impl Prepared {
             rule: spec.identity.clone(),
             identity_header,
             response_headers: spec.response_headers.clone(),
+            response_body: spec.response_body,
             limit: spec.requests,
             issued: AtomicU64::new(0),
         })
@@ -274,7 +280,7 @@ pub(crate) async fn run_worker(
                 body: &scratch.body,
                 header: scratch.header.as_ref().map(HeaderValue::as_bytes),
             };
-            interner.intern(identity::extract(&prepared.rule, &response, &mut locations))
+            interner.intern(identity::extract(&prepared.rule, &response, &mut locations).as_deref())
         } else {
             IdentityMsg::None
         };
@@ -287,6 +293,11 @@ pub(crate) async fn run_worker(
             error_detail,
             envoy_overloaded: scratch.envoy_overloaded,
             headers: std::mem::take(&mut scratch.headers),
+            body: if prepared.response_body && error.is_none() {
+                scratch.body.as_slice().into()
+            } else {
+                Box::default()
+            },
         };
         if records.send(record).await.is_err() {
             // The collector stopped listening (Flow::Stop): nothing more to do.
@@ -330,11 +341,11 @@ async fn exchange(
         scratch.headers = prepared
             .response_headers
             .iter()
-            .map(|name| response.headers().get(name).cloned())
+            .map(|name| joined_values(response.headers(), name))
             .collect();
     }
 
-    let keep_body = prepared.rule.needs_body();
+    let keep_body = prepared.response_body || prepared.rule.needs_body();
     let mut body = response.into_body();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|_| ErrorKind::Body)?;
@@ -346,6 +357,25 @@ async fn exchange(
         }
     }
     Ok(())
+}
+
+/// A header's values as one: several lines joined with `,`, as Go joins an
+/// `http.Header` list (what the Gateway API conformance suite compares; kubernetes-sigs/
+/// gateway-api `conformance/utils/http/http.go`, `CompareRequest`). One line is kept
+/// as it is, without copying its bytes.
+fn joined_values(headers: &HeaderMap, name: &HeaderName) -> Option<HeaderValue> {
+    let mut values = headers.get_all(name).iter();
+    let first = values.next()?;
+    let Some(second) = values.next() else {
+        return Some(first.clone());
+    };
+    let mut joined = first.as_bytes().to_vec();
+    for value in std::iter::once(second).chain(values) {
+        joined.push(b',');
+        joined.extend_from_slice(value.as_bytes());
+    }
+    // Joining valid values with a comma keeps them valid.
+    HeaderValue::from_bytes(&joined).ok()
 }
 
 async fn connect(prepared: &Prepared) -> Result<Sender, Failure> {
@@ -402,5 +432,28 @@ fn classify(error: hyper::Error) -> ErrorKind {
         // Incomplete messages, canceled requests on a dead connection and I/O errors
         // (reset, broken pipe) all mean the peer went away.
         ErrorKind::ConnectionClosed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_header_on_several_lines_reads_as_its_values_joined() {
+        let name = HeaderName::from_static("x-multi");
+        let mut headers = HeaderMap::new();
+        assert_eq!(joined_values(&headers, &name), None);
+        headers.append(&name, HeaderValue::from_static("a"));
+        assert_eq!(
+            joined_values(&headers, &name),
+            Some(HeaderValue::from_static("a"))
+        );
+        headers.append(&name, HeaderValue::from_static("b, c"));
+        headers.append(&name, HeaderValue::from_static("d"));
+        assert_eq!(
+            joined_values(&headers, &name),
+            Some(HeaderValue::from_static("a,b, c,d"))
+        );
     }
 }

@@ -135,6 +135,15 @@ fn every_bad_input_file_is_covered() {
         "policy-expectations.yaml",
         "two-entries.yaml",
         "policy-unknown-key.yaml",
+        "served-by-not-echo-basic.yaml",
+        "served-by-with-identity.yaml",
+        "request-without-echo.yaml",
+        "request-unknown-key.yaml",
+        "response-bad-header.yaml",
+        "redirect-with-status-200.yaml",
+        "timeout-zero.yaml",
+        "timeout-wrong-type.yaml",
+        "split-mixed-identities.yaml",
         "malformed-reference-grant.yaml",
         "conformance-unknown-feature.yaml",
     ];
@@ -205,4 +214,72 @@ fn policy_expectations_reject_unknown_keys() {
     let text = error_for("policy-unknown-key.yaml");
     assert!(text.contains("unknown field `ejectonTimeout`"), "{text}");
     assert_located(&text, "policy-unknown-key.yaml", 13);
+}
+
+#[test]
+fn served_by_needs_an_echo_basic_service() {
+    let text = error_for("served-by-not-echo-basic.yaml");
+    assert_located(&text, "served-by-not-echo-basic.yaml", 11);
+    assert!(
+        text.contains("the pods behind Service istio-test/backend-v1 do not run echo-basic"),
+        "{text}"
+    );
+}
+
+#[test]
+fn served_by_refuses_another_identity_rule() {
+    let text = error_for("served-by-with-identity.yaml");
+    assert_located(&text, "served-by-with-identity.yaml", 8);
+    assert!(text.contains("remove `identity`"), "{text}");
+}
+
+#[test]
+fn request_needs_a_backend_that_echoes() {
+    let text = error_for("request-without-echo.yaml");
+    assert_located(&text, "request-without-echo.yaml", 12);
+    assert!(
+        text.contains("no backend of Gateway istio-test/istio-gateway runs echo-basic"),
+        "{text}"
+    );
+}
+
+#[test]
+fn request_rejects_unknown_keys() {
+    let text = error_for("request-unknown-key.yaml");
+    assert_located(&text, "request-unknown-key.yaml", 10);
+    assert!(text.contains("unknown field `paths`"), "{text}");
+}
+
+#[test]
+fn response_header_names_are_checked() {
+    let text = error_for("response-bad-header.yaml");
+    assert_located(&text, "response-bad-header.yaml", 14);
+    assert!(text.contains("invalid header name `X Bad`"), "{text}");
+}
+
+#[test]
+fn a_status_that_no_redirect_has_contradicts_redirect() {
+    let text = error_for("redirect-with-status-200.yaml");
+    assert_located(&text, "redirect-with-status-200.yaml", 11);
+    assert!(
+        text.contains("`status: 200` contradicts `redirect`: a redirect is a 3xx"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_timeout_needs_a_bound() {
+    let text = error_for("timeout-zero.yaml");
+    assert_located(&text, "timeout-zero.yaml", 12);
+    assert!(text.contains("`within` must be more than zero"), "{text}");
+    let text = error_for("timeout-wrong-type.yaml");
+    assert_located(&text, "timeout-wrong-type.yaml", 12);
+    assert!(text.contains("cases[0].expect.timeout.within"), "{text}");
+}
+
+#[test]
+fn a_split_cannot_mix_identity_kinds() {
+    let text = error_for("split-mixed-identities.yaml");
+    assert_located(&text, "split-mixed-identities.yaml", 9);
+    assert!(text.contains("the split mixes identity kinds"), "{text}");
 }

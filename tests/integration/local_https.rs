@@ -642,6 +642,7 @@ async fn load_test(url: &str, address: SocketAddr, tls: TlsOptions, requests: u6
         keep_alive: false,
         identity: IdentityRule::Body,
         response_headers: Vec::new(),
+        response_body: false,
     };
     run_load(&spec, |_| Flow::Continue).await.unwrap()
 }
@@ -658,6 +659,7 @@ async fn first_failure(url: &str, address: SocketAddr, tls: TlsOptions) -> (Tall
         keep_alive: false,
         identity: IdentityRule::Body,
         response_headers: Vec::new(),
+        response_body: false,
     };
     let mut detail = None;
     let tally = run_load(&spec, |sample| {

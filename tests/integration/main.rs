@@ -13,6 +13,7 @@ mod support;
 
 mod bad_input;
 mod cli;
+mod expect_checks;
 mod istio_oracle;
 mod kube_api;
 mod kube_cleanup;

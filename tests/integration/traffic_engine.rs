@@ -106,6 +106,7 @@ fn spec(addr: SocketAddr, requests: u64, concurrency: usize) -> LoadSpec {
         keep_alive: true,
         identity: IdentityRule::Body,
         response_headers: Vec::new(),
+        response_body: false,
     }
 }
 

@@ -146,6 +146,7 @@ async fn envoy_direct_response_with_and_without_keep_alive() {
             keep_alive,
             identity: IdentityRule::Body,
             response_headers: Vec::new(),
+            response_body: false,
         };
         let tally = run_load(&spec, |_| Flow::Continue).await.unwrap();
         assert_eq!(tally.errors, BTreeMap::new(), "keep_alive: {keep_alive}");
@@ -167,6 +168,7 @@ async fn envoy_direct_response_with_and_without_keep_alive() {
         keep_alive: true,
         identity: IdentityRule::Body,
         response_headers: Vec::new(),
+        response_body: false,
     };
     let tally = run_load(&spec, |_| Flow::Continue).await.unwrap();
     assert_eq!(tally.status_codes, BTreeMap::from([(404, 5)]));
@@ -254,6 +256,7 @@ async fn envoy_circuit_breaker_overflow_is_flagged() {
         keep_alive: true,
         identity: IdentityRule::Body,
         response_headers: Vec::new(),
+        response_body: false,
     };
     let mut overloaded = 0;
     let tally = run_load(&spec, |sample| {

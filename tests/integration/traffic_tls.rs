@@ -136,6 +136,7 @@ fn spec(server: &TlsServer, host: &str, tls: TlsOptions) -> LoadSpec {
         keep_alive: true,
         identity: IdentityRule::Body,
         response_headers: Vec::new(),
+        response_body: false,
     }
 }
 

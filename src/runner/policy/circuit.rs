@@ -240,6 +240,7 @@ mod tests {
             error_detail: None,
             envoy_overloaded: overloaded,
             headers: Default::default(),
+            body: None,
         }
     }
 

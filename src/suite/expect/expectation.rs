@@ -2,14 +2,25 @@
 //! `expect`.
 
 use super::circuit_breaking::{ExpectedCircuitBreaking, resolve_circuit_breaking};
+use std::time::Duration;
+
 use super::outlier_detection::{ExpectedOutlierDetection, resolve_outlier_detection};
-use super::response::{ResponseCheck, ResponseChecks};
+use super::received_request::ExpectedRequest;
+use super::received_response::ExpectedResponse;
+use super::redirect::ExpectedRedirect;
+use super::response::{ResponseCheck, ResponseChecks, describe_response};
+use super::served_by::ExpectedServedBy;
 use super::split::resolve_split;
 use super::status::ExpectedStatus;
+use super::timeout::{ExpectedTimeout, TIMEOUT_STATUS};
 use crate::fixtures::Fixtures;
 use crate::manifest::SourceLocation;
+use crate::suite::Entry;
 use crate::suite::error::SuiteError;
-use crate::suite::model::{CircuitBreakingSpec, ExpectSpec, OutlierDetectionSpec, SplitSpec};
+use crate::suite::model::{
+    CircuitBreakingSpec, ExpectSpec, OutlierDetectionSpec, ReceivedRequestSpec,
+    ReceivedResponseSpec, RedirectSpec, SplitSpec, TimeoutSpec,
+};
 use crate::traffic::Sample;
 
 /// What a case expects, resolved against the fixtures. The runner matches on it.
@@ -37,12 +48,42 @@ impl Expectation {
         }
     }
 
+    /// A response that is not [`Expectation::ready`], in words for the convergence
+    /// message: what the deciding check says is wrong with it, or the response.
+    pub fn describe_unready(&self, sample: &Sample<'_>) -> String {
+        let reason = match self {
+            Expectation::Responses(checks) if sample.error.is_none() => checks.unready(sample),
+            _ => None,
+        };
+        match reason {
+            Some(reason) => format!("{} ({reason})", describe_response(sample)),
+            None => describe_response(sample),
+        }
+    }
+
     /// The response headers the expectation reads from every sample; policy probes
     /// read none.
     pub fn response_headers(&self) -> Vec<http::HeaderName> {
         match self {
             Expectation::Responses(checks) => checks.response_headers(),
             Expectation::CircuitBreaking(_) | Expectation::OutlierDetection(_) => Vec::new(),
+        }
+    }
+
+    /// Whether the expectation reads response bodies; policy probes read none.
+    pub fn response_body(&self) -> bool {
+        match self {
+            Expectation::Responses(checks) => checks.response_body(),
+            Expectation::CircuitBreaking(_) | Expectation::OutlierDetection(_) => false,
+        }
+    }
+
+    /// Whether the expectation reads which echo-basic backend answered, so the case's
+    /// identity rule must be echo-basic's.
+    pub fn reads_echo_basic_identity(&self) -> bool {
+        match self {
+            Expectation::Responses(checks) => checks.reads_echo_basic_identity(),
+            Expectation::CircuitBreaking(_) | Expectation::OutlierDetection(_) => false,
         }
     }
 
@@ -78,6 +119,7 @@ impl Expectation {
                 format!("`{key}` stands alone: it cannot be combined with other expectations"),
             ));
         }
+        check_contradictions(&given, &invalid)?;
         let mut checks = Vec::new();
         let mut probe = None;
         for given in given {
@@ -90,6 +132,23 @@ impl Expectation {
                 Given::Split(spec) => {
                     checks.push(ResponseCheck::Split(resolve_split(spec, fixtures, &field)?))
                 }
+                Given::ServedBy(service) => checks.push(ResponseCheck::ServedBy(
+                    ExpectedServedBy::load(service, fixtures, &at("expect.servedBy"))?,
+                )),
+                Given::Request(spec) => checks.push(ResponseCheck::Request(ExpectedRequest::load(
+                    spec, context, &field,
+                )?)),
+                Given::Response(spec) => checks.push(ResponseCheck::Response(
+                    ExpectedResponse::load(spec, &field)?,
+                )),
+                Given::Redirect(spec) => checks.push(ResponseCheck::Redirect(
+                    ExpectedRedirect::load(spec, context.request_url, &field)?,
+                )),
+                Given::Timeout(spec) => checks.push(ResponseCheck::Timeout(ExpectedTimeout::load(
+                    spec,
+                    context.request_timeout,
+                    &field,
+                )?)),
                 Given::CircuitBreaking(spec) => {
                     probe = Some(Expectation::CircuitBreaking(resolve_circuit_breaking(
                         spec,
@@ -142,6 +201,63 @@ pub struct LoadContext<'a> {
     pub client_namespace: &'a str,
     /// Whether the case gives `traffic.requests`.
     pub has_request_count: bool,
+    /// Where the case's requests enter: what decides which backends they may reach.
+    pub entry: &'a Entry,
+    /// The case's request URL: what a relative `Location` is resolved against.
+    pub request_url: &'a url::Url,
+    /// The case's `traffic.timeout`.
+    pub request_timeout: Duration,
+}
+
+/// Keys that cannot all hold: a redirect (3xx from the gateway) and a timeout (504 from
+/// the gateway) exclude each other, a status other than theirs, and a backend having
+/// answered (`servedBy`, `request`).
+fn check_contradictions(
+    given: &[Given<'_>],
+    invalid: &dyn Fn(&str, String) -> SuiteError,
+) -> Result<(), SuiteError> {
+    let has = |key: &str| given.iter().any(|g| g.key() == key);
+    let status = given.iter().find_map(|g| match g {
+        Given::Status(status) => Some(*status),
+        _ => None,
+    });
+    for (gateway_answer, what) in [
+        ("redirect", "a redirect (3xx)"),
+        ("timeout", "a gateway timeout (504)"),
+    ] {
+        if !has(gateway_answer) {
+            continue;
+        }
+        for backend_answer in ["servedBy", "request"] {
+            if has(backend_answer) {
+                return Err(invalid(
+                    &format!("expect.{backend_answer}"),
+                    format!(
+                        "`{backend_answer}` contradicts `{gateway_answer}`: {what} is the gateway's answer, no backend's"
+                    ),
+                ));
+            }
+        }
+    }
+    if has("redirect") && has("timeout") {
+        return Err(invalid(
+            "expect.timeout",
+            "`timeout` contradicts `redirect`: a response cannot be both a 504 and a 3xx".into(),
+        ));
+    }
+    match status {
+        Some(status) if has("redirect") && !(300..400).contains(&status) => Err(invalid(
+            "expect.status",
+            format!("`status: {status}` contradicts `redirect`: a redirect is a 3xx"),
+        )),
+        Some(status) if has("timeout") && status != TIMEOUT_STATUS => Err(invalid(
+            "expect.status",
+            format!(
+                "`status: {status}` contradicts `timeout`: a fired timeout is a {TIMEOUT_STATUS}"
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// One key given under `expect`, before it is resolved.
@@ -149,13 +265,28 @@ pub struct LoadContext<'a> {
 enum Given<'a> {
     Status(u16),
     Split(&'a SplitSpec),
+    ServedBy(&'a str),
+    Request(&'a ReceivedRequestSpec),
+    Response(&'a ReceivedResponseSpec),
+    Redirect(&'a RedirectSpec),
+    Timeout(&'a TimeoutSpec),
     CircuitBreaking(&'a CircuitBreakingSpec),
     OutlierDetection(&'a OutlierDetectionSpec),
 }
 
 impl<'a> Given<'a> {
     /// The keys of `expect`, in the order they are resolved and reported.
-    const KEYS: [&'static str; 4] = ["status", "split", "circuitBreaking", "outlierDetection"];
+    const KEYS: [&'static str; 9] = [
+        "status",
+        "split",
+        "servedBy",
+        "request",
+        "response",
+        "redirect",
+        "timeout",
+        "circuitBreaking",
+        "outlierDetection",
+    ];
 
     fn all(spec: &'a ExpectSpec) -> Vec<Given<'a>> {
         let ExpectSpec {
@@ -163,10 +294,20 @@ impl<'a> Given<'a> {
             split,
             circuit_breaking,
             outlier_detection,
+            served_by,
+            request,
+            response,
+            redirect,
+            timeout,
         } = spec;
         [
             status.map(Given::Status),
             split.as_ref().map(Given::Split),
+            served_by.as_deref().map(Given::ServedBy),
+            request.as_ref().map(Given::Request),
+            response.as_ref().map(Given::Response),
+            redirect.as_ref().map(Given::Redirect),
+            timeout.as_ref().map(Given::Timeout),
             circuit_breaking.as_ref().map(Given::CircuitBreaking),
             outlier_detection.as_ref().map(Given::OutlierDetection),
         ]
@@ -179,15 +320,26 @@ impl<'a> Given<'a> {
         match self {
             Given::Status(_) => Self::KEYS[0],
             Given::Split(_) => Self::KEYS[1],
-            Given::CircuitBreaking(_) => Self::KEYS[2],
-            Given::OutlierDetection(_) => Self::KEYS[3],
+            Given::ServedBy(_) => Self::KEYS[2],
+            Given::Request(_) => Self::KEYS[3],
+            Given::Response(_) => Self::KEYS[4],
+            Given::Redirect(_) => Self::KEYS[5],
+            Given::Timeout(_) => Self::KEYS[6],
+            Given::CircuitBreaking(_) => Self::KEYS[7],
+            Given::OutlierDetection(_) => Self::KEYS[8],
         }
     }
 
     /// A policy probe drives its own traffic, so nothing else can judge it.
     fn stands_alone(self) -> bool {
         match self {
-            Given::Status(_) | Given::Split(_) => false,
+            Given::Status(_)
+            | Given::Split(_)
+            | Given::ServedBy(_)
+            | Given::Request(_)
+            | Given::Response(_)
+            | Given::Redirect(_)
+            | Given::Timeout(_) => false,
             Given::CircuitBreaking(_) | Given::OutlierDetection(_) => true,
         }
     }
@@ -274,7 +426,7 @@ cases:
             loaded.err().as_deref(),
             Some(
                 format!(
-                    "{}:14:7: a case needs at least one expectation (`status`, `split`, `circuitBreaking` or `outlierDetection`)",
+                    "{}:14:7: a case needs at least one expectation (`status`, `split`, `servedBy`, `request`, `response`, `redirect`, `timeout`, `circuitBreaking` or `outlierDetection`)",
                     path.display()
                 )
                 .as_str()
@@ -321,5 +473,168 @@ cases:
             loaded.unwrap().cases[0].expect,
             Expectation::CircuitBreaking(_)
         ));
+    }
+
+    #[test]
+    fn gateway_answers_contradict_each_other_and_backend_answers() {
+        let cases = [
+            (
+                "      redirect: {host: example.org}\n      timeout: {within: 1s}\n",
+                "`timeout` contradicts `redirect`",
+            ),
+            (
+                "      request: {path: /}\n      redirect: {host: example.org}\n",
+                "`request` contradicts `redirect`: a redirect (3xx) is the gateway's answer",
+            ),
+            (
+                "      status: 200\n      timeout: {within: 1s}\n",
+                "`status: 200` contradicts `timeout`: a fired timeout is a 504",
+            ),
+        ];
+        for (expect, message) in cases {
+            let (_, loaded, _dir) = load(REQUESTS, expect);
+            let text = loaded.err().unwrap_or_default();
+            assert!(text.contains(message), "{expect}: {text}");
+        }
+        let (_, loaded, _dir) = load(REQUESTS, "      status: 504\n      timeout: {within: 1s}\n");
+        let suite = loaded.unwrap();
+        let Expectation::Responses(checks) = &suite.cases[0].expect else {
+            panic!("a timeout is a response check");
+        };
+        assert!(matches!(
+            checks.iter().collect::<Vec<_>>().as_slice(),
+            [ResponseCheck::Status(_), ResponseCheck::Timeout(t)] if t.within == std::time::Duration::from_secs(1)
+        ));
+        let (_, loaded, _dir) = load(
+            REQUESTS,
+            "      status: 302\n      redirect: {port: 8443}\n",
+        );
+        assert!(loaded.is_ok(), "{:?}", loaded.err());
+    }
+
+    /// A suite on two echo-basic Services behind one route.
+    fn echo_basic_suite(dir: &Path, identity: &str, expect: &str) -> PathBuf {
+        let deployment = |name: &str| {
+            format!(
+                "---
+apiVersion: v1
+kind: Service
+metadata: {{name: {name}, namespace: infra}}
+spec:
+  selector: {{app: {name}}}
+  ports: [{{port: 8080, targetPort: 3000}}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}, namespace: infra}}
+spec:
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      containers:
+      - {{name: {name}, image: gcr.io/k8s-staging-gateway-api/echo-basic:v1}}
+"
+            )
+        };
+        let fixtures = format!(
+            "apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: gw, namespace: infra}}
+spec:
+  gatewayClassName: istio
+  listeners: [{{name: http, port: 80, protocol: HTTP}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: split, namespace: infra}}
+spec:
+  parentRefs: [{{name: gw}}]
+  rules:
+  - backendRefs:
+    - {{name: infra-backend-v1, port: 8080}}
+    - {{name: infra-backend-v2, port: 8080}}
+{}{}",
+            deployment("infra-backend-v1"),
+            deployment("infra-backend-v2")
+        );
+        std::fs::write(dir.join("infra.yaml"), fixtures).unwrap();
+        let path = dir.join("echo.yaml");
+        std::fs::write(
+            &path,
+            format!(
+                "name: echo
+fixtures: [infra.yaml]
+cases:
+  - name: one
+    request: {{gateway: infra/gw, url: \"http://example.com/\"}}
+    traffic: {{requests: 5}}
+{identity}    expect:
+{expect}"
+            ),
+        )
+        .unwrap();
+        path
+    }
+
+    #[test]
+    fn echo_basic_backends_are_identified_by_their_deployments() {
+        use crate::traffic::IdentityRule;
+        let dir = tempfile::tempdir().unwrap();
+        let path = echo_basic_suite(dir.path(), "", "      split: {route: infra/split}\n");
+        let suite = load_suite(&path).unwrap();
+        let case = &suite.cases[0];
+        assert!(matches!(case.identity, IdentityRule::EchoBasic));
+        let Expectation::Responses(checks) = &case.expect else {
+            panic!("a split is a response check");
+        };
+        let Some(ResponseCheck::Split(split)) = checks.iter().next() else {
+            panic!("one split");
+        };
+        let identities: Vec<&str> = split.backends.iter().map(|b| b.identity.as_str()).collect();
+        assert_eq!(
+            identities,
+            ["infra/infra-backend-v1", "infra/infra-backend-v2"]
+        );
+
+        let path = echo_basic_suite(
+            dir.path(),
+            "",
+            "      servedBy: infra/infra-backend-v2\n      request: {path: /, headers: {X-A: b}}\n",
+        );
+        let case = &load_suite(&path).unwrap().cases[0];
+        assert!(matches!(case.identity, IdentityRule::EchoBasic));
+        assert!(case.expect.response_body());
+        assert!(case.expect.response_headers().is_empty());
+
+        // An explicit identity rule with given identities is the suite's choice.
+        let path = echo_basic_suite(
+            dir.path(),
+            "    identity: {header: x-pod}\n",
+            "      split:\n        route: infra/split\n        identities: {infra-backend-v1: a, infra-backend-v2: b}\n",
+        );
+        let case = &load_suite(&path).unwrap().cases[0];
+        assert!(matches!(&case.identity, IdentityRule::Header(h) if h == "x-pod"));
+        assert!(!case.expect.response_body());
+
+        let path = echo_basic_suite(dir.path(), "", "      servedBy: infra/nope\n");
+        let text = load_suite(&path).unwrap_err().to_string();
+        assert!(
+            text.ends_with("Service infra/nope is not in the suite's fixtures"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_status_or_response_check_reads_no_body_unless_it_must() {
+        let (_, loaded, _dir) = load(REQUESTS, "      response: {headers: {X-A: b}}\n");
+        let case = &loaded.unwrap().cases[0];
+        assert!(!case.expect.response_body());
+        assert_eq!(
+            case.expect.response_headers(),
+            [http::HeaderName::from_static("x-a")]
+        );
+        let (_, loaded, _dir) = load(REQUESTS, "      response: {bodyContains: hi}\n");
+        assert!(loaded.unwrap().cases[0].expect.response_body());
     }
 }

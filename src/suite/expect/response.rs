@@ -4,8 +4,13 @@
 
 use std::collections::BTreeMap;
 
+use super::received_request::ExpectedRequest;
+use super::received_response::ExpectedResponse;
+use super::redirect::ExpectedRedirect;
+use super::served_by::ExpectedServedBy;
 use super::split::ExpectedSplit;
 use super::status::ExpectedStatus;
+use super::timeout::ExpectedTimeout;
 use crate::stats::{SplitVerdict, StatsError};
 use crate::traffic::{ErrorKind, Flow, Sample};
 
@@ -14,6 +19,11 @@ use crate::traffic::{ErrorKind, Flow, Sample};
 pub enum ResponseCheck {
     Status(ExpectedStatus),
     Split(ExpectedSplit),
+    ServedBy(ExpectedServedBy),
+    Request(ExpectedRequest),
+    Response(ExpectedResponse),
+    Redirect(ExpectedRedirect),
+    Timeout(ExpectedTimeout),
 }
 
 impl ResponseCheck {
@@ -21,6 +31,11 @@ impl ResponseCheck {
         match self {
             ResponseCheck::Status(status) => status,
             ResponseCheck::Split(split) => split,
+            ResponseCheck::ServedBy(served_by) => served_by,
+            ResponseCheck::Request(request) => request,
+            ResponseCheck::Response(response) => response,
+            ResponseCheck::Redirect(redirect) => redirect,
+            ResponseCheck::Timeout(timeout) => timeout,
         }
     }
 }
@@ -41,11 +56,31 @@ pub(super) trait Check {
         false
     }
 
+    /// Why a response is not [`Check::ready`], when the check can say more than the
+    /// response itself shows (which header differs, say).
+    fn unready(&self, _sample: &Sample<'_>) -> Option<String> {
+        None
+    }
+
     /// The response headers the check reads (`Sample::headers`): the engine and the
     /// in-mesh client keep exactly these, so a check on a header declares it here
     /// and needs nothing else from the traffic layer.
     fn response_headers(&self) -> Vec<http::HeaderName> {
         Vec::new()
+    }
+
+    /// Whether the check reads the response body (`Sample::body`): only then do the
+    /// engine and the in-mesh client keep it, so loads without such a check copy no
+    /// body beyond what the identity rule reads.
+    fn response_body(&self) -> bool {
+        false
+    }
+
+    /// Whether the check reads which echo-basic backend answered from
+    /// `Sample::identity`: the case's identity rule must then be echo-basic's, the
+    /// default when the case gives no `identity`.
+    fn reads_echo_basic_identity(&self) -> bool {
+        false
     }
 
     /// A fresh judge for one measured loop.
@@ -114,6 +149,31 @@ impl ResponseChecks {
             }
         }
         names
+    }
+
+    /// Whether a check reads the response body.
+    pub(super) fn response_body(&self) -> bool {
+        self.checks.iter().any(|c| c.check().response_body())
+    }
+
+    /// Whether a check reads echo-basic identities.
+    pub(super) fn reads_echo_basic_identity(&self) -> bool {
+        self.checks
+            .iter()
+            .any(|c| c.check().reads_echo_basic_identity())
+    }
+
+    /// Why the deciding check finds a response not ready, when it says.
+    pub(super) fn unready(&self, sample: &Sample<'_>) -> Option<String> {
+        let check = self
+            .checks
+            .iter()
+            .map(ResponseCheck::check)
+            .min_by_key(|check| check.readiness_rank())?;
+        if check.ready(sample) {
+            return None;
+        }
+        check.unready(sample)
     }
 
     /// Whether one response shows that the data plane serves the case as configured.
@@ -305,6 +365,7 @@ mod tests {
             error_detail: None,
             envoy_overloaded: false,
             headers: Default::default(),
+            body: None,
         }
     }
 
@@ -325,6 +386,7 @@ mod tests {
             alpha: 1e-4,
             power: 0.999,
             min_detectable_deviation: 0.1,
+            echo_basic: false,
         }
     }
 
@@ -406,6 +468,27 @@ mod tests {
         assert_eq!(
             judge.conclude().message(1),
             "request 1 failed: timeout: after 2s"
+        );
+    }
+
+    #[test]
+    fn convergence_is_told_what_the_deciding_check_misses() {
+        use crate::suite::expect::{Expectation, ExpectedTimeout};
+        let timeout =
+            Expectation::Responses(checks(vec![ResponseCheck::Timeout(ExpectedTimeout {
+                within: Duration::from_secs(1),
+            })]));
+        assert_eq!(
+            timeout.describe_unready(&sample(Some(200), None)),
+            "200 with no backend identity (expected a 504 within 1s, got 200 with no backend identity after 0s)"
+        );
+        // A check that says nothing more leaves the response as it is.
+        let status = Expectation::Responses(checks(vec![ResponseCheck::Status(ExpectedStatus {
+            status: 200,
+        })]));
+        assert_eq!(
+            status.describe_unready(&sample(Some(503), Some("v1"))),
+            "503 `v1`"
         );
     }
 

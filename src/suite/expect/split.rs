@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use super::echo_basic::echo_basic_identities;
 use super::response::{Check, Judge, JudgeError, Judged, ResponseProgress, ResponseVerdict};
 use crate::echo::EchoError;
 use crate::fixtures::Fixtures;
@@ -20,6 +21,9 @@ pub struct ExpectedSplit {
     pub alpha: f64,
     pub power: f64,
     pub min_detectable_deviation: f64,
+    /// Whether the identities are echo-basic's (`namespace/deployment`, read from the
+    /// JSON body) rather than http-echo texts.
+    pub echo_basic: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,6 +49,10 @@ impl Check for ExpectedSplit {
 
     fn sizes_itself(&self) -> bool {
         true
+    }
+
+    fn reads_echo_basic_identity(&self) -> bool {
+        self.echo_basic
     }
 
     fn judge(&self) -> Result<Box<dyn Judge>, JudgeError> {
@@ -191,6 +199,8 @@ pub(super) fn resolve_split(
         )
     })?;
     let mut backends = Vec::new();
+    // Each backend's namespace: its backendRef's, or the route's.
+    let mut namespaces = Vec::new();
     for (i, backend_ref) in rule.backend_refs.iter().enumerate() {
         if !backend_ref.is_service() {
             return Err(route
@@ -219,6 +229,12 @@ pub(super) fn resolve_split(
             weight,
             identity: String::new(),
         });
+        namespaces.push(
+            backend_ref
+                .namespace
+                .clone()
+                .unwrap_or_else(|| namespace.clone()),
+        );
     }
     if let Some(weights) = &spec.weights {
         for (service, weight) in weights {
@@ -263,23 +279,50 @@ pub(super) fn resolve_split(
             format!("the backend weights sum to {total}, more than Gateway API's limit"),
         ));
     }
-    for backend in &mut backends {
-        backend.identity = match spec
+    // The default identities come from the fixtures, all of one kind: echo-basic's
+    // `namespace/deployment` or http-echo's `-text`, since one rule reads them all.
+    let mut kinds: Vec<(IdentityKind, &str)> = Vec::new();
+    for (backend, backend_namespace) in backends.iter_mut().zip(&namespaces) {
+        let given = spec
             .identities
             .as_ref()
-            .and_then(|m| m.get(&backend.service))
-        {
-            Some(identity) => identity.clone(),
+            .and_then(|m| m.get(&backend.service));
+        let (identity, kind) = match given {
+            Some(identity) => (identity.clone(), None),
             None => {
-                identity_from_fixtures(&backend.service, &namespace, fixtures).map_err(|m| {
-                    invalid(
-                        "identities",
-                        format!("{m}; name the identity under `identities` in the suite"),
-                    )
-                })?
+                let (identity, kind) =
+                    default_identity(&backend.service, backend_namespace, fixtures).map_err(
+                        |m| {
+                            invalid(
+                                "identities",
+                                format!("{m}; name the identity under `identities` in the suite"),
+                            )
+                        },
+                    )?;
+                (identity, Some(kind))
             }
         };
+        backend.identity = identity;
+        if let Some(kind) = kind {
+            kinds.push((kind, backend.service.as_str()));
+        }
     }
+    let of_kind = |wanted: IdentityKind| {
+        kinds
+            .iter()
+            .find(|(kind, _)| *kind == wanted)
+            .map(|(_, service)| *service)
+    };
+    let echo_backend = of_kind(IdentityKind::EchoBasic);
+    if let (Some(echo_backend), Some(text_backend)) = (echo_backend, of_kind(IdentityKind::Text)) {
+        return Err(invalid(
+            "route",
+            format!(
+                "the split mixes identity kinds: {echo_backend} runs echo-basic (named by its JSON body) and {text_backend} http-echo (named by its text); one rule cannot read both"
+            ),
+        ));
+    }
+    let echo_basic = echo_backend.is_some();
     let mut seen = BTreeMap::new();
     for backend in &backends {
         if let Some(other) = seen.insert(backend.identity.clone(), backend.service.clone()) {
@@ -298,7 +341,42 @@ pub(super) fn resolve_split(
         alpha: spec.alpha,
         power: spec.power,
         min_detectable_deviation: spec.min_detectable_deviation,
+        echo_basic,
     })
+}
+
+/// How a backend's default identity is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum IdentityKind {
+    /// The http-echo `-text` body.
+    Text,
+    /// echo-basic's JSON body (`IdentityRule::EchoBasic`).
+    EchoBasic,
+}
+
+/// A backend's identity from the fixtures: `namespace/deployment` when the pods behind
+/// it run echo-basic, else their http-echo `-text`.
+fn default_identity(
+    service: &str,
+    namespace: &str,
+    fixtures: &Fixtures,
+) -> Result<(String, IdentityKind), String> {
+    let key = ObjectKey {
+        kind: "Service".into(),
+        namespace: Some(namespace.to_string()),
+        name: service.to_string(),
+    };
+    match echo_basic_identities(fixtures, &key) {
+        Ok(Some(identities)) => match identities.as_slice() {
+            [one] => Ok((one.clone(), IdentityKind::EchoBasic)),
+            several => Err(format!(
+                "Service {namespace}/{service} selects several echo-basic Deployments ({}): their responses name different backends",
+                several.join(", ")
+            )),
+        },
+        Ok(None) | Err(_) => identity_from_fixtures(service, namespace, fixtures)
+            .map(|text| (text, IdentityKind::Text)),
+    }
 }
 
 /// What the pods behind a Service answer: the http-echo `-text` of the Deployments

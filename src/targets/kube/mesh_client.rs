@@ -38,6 +38,10 @@ const LINE_PREFIX: &str = "meshcheck-response ";
 /// Bytes of each body the client prints (identities are short; see
 /// [`MAX_IDENTITY_BODY`] for the engine's limit, which is larger).
 const BODY_BYTES: usize = 1024;
+/// Bytes of each body printed for a load that judges bodies
+/// ([`LoadSpec::response_body`], [`IdentityRule::EchoBasic`]): echo-basic's JSON
+/// lists every request header, and the sidecars add a few long ones.
+const JUDGED_BODY_BYTES: usize = 16 * 1024;
 /// Lines of client output kept from the start and from the end for diagnostics.
 const TRANSCRIPT_HEAD: usize = 40;
 const TRANSCRIPT_TAIL: usize = 80;
@@ -83,15 +87,43 @@ while [ "$i" -lt "$n" ]; do
   i=$((i+1))
   rm -f /tmp/meshcheck-body
   curl -s -o /tmp/meshcheck-body "$@"
-  head -c BODY_BYTES /tmp/meshcheck-body 2>/dev/null | tr '\r\n' '  '
+  head -c BODY_BYTES /tmp/meshcheck-body 2>/dev/null | tr '\r\n' FLATTENED
   echo
 done"#;
+
+/// What the body's CR and LF become on the client's one output line: spaces, which
+/// an identity text does not mind, or, for a load that judges bodies, two control
+/// characters no answer carries, turned back by [`restore_line_breaks`] so that a
+/// line-based answer (echo-advanced's) and a needle spanning lines read as sent.
+fn flattened(load: &LoadSpec) -> &'static str {
+    if judges_bodies(load) {
+        r"'\002\001'"
+    } else {
+        "'  '"
+    }
+}
+
+/// Whether a load reads whole bodies: a check asks for them, or the echo-basic
+/// identity rule reads the backend's echo.
+fn judges_bodies(load: &LoadSpec) -> bool {
+    load.response_body || matches!(load.identity, IdentityRule::EchoBasic)
+}
+
+/// Undoes [`flattened`] for a load that judges bodies.
+fn restore_line_breaks(body: &str) -> String {
+    body.replace('\u{1}', "\n").replace('\u{2}', "\r")
+}
 
 /// The exec command for `requests` requests as `load` describes them.
 pub(crate) fn command(load: &LoadSpec, requests: u64) -> Vec<String> {
     let identity_header = match &load.identity {
         IdentityRule::Header(name) => name.as_str(),
-        IdentityRule::Body | IdentityRule::BodyRegex(_) => "",
+        IdentityRule::Body | IdentityRule::BodyRegex(_) | IdentityRule::EchoBasic => "",
+    };
+    let body_bytes = if judges_bodies(load) {
+        JUDGED_BODY_BYTES
+    } else {
+        BODY_BYTES
     };
     // After the identity header, one bracketed field per response header the load
     // asks for, in its order (`parse_line` reads them back).
@@ -111,7 +143,9 @@ pub(crate) fn command(load: &LoadSpec, requests: u64) -> Vec<String> {
     let mut command = vec![
         "sh".to_owned(),
         "-c".to_owned(),
-        SCRIPT.replace("BODY_BYTES", &BODY_BYTES.to_string()),
+        SCRIPT
+            .replace("BODY_BYTES", &body_bytes.to_string())
+            .replace("FLATTENED", flattened(load)),
         "meshcheck-client".to_owned(),
         requests.to_string(),
         "--max-time".to_owned(),
@@ -367,7 +401,8 @@ where
                 let response = parsed?;
                 answered += 1;
                 remaining -= 1;
-                let body = response.body.as_bytes();
+                let restored = judges_bodies(load).then(|| restore_line_breaks(&response.body));
+                let body = restored.as_deref().unwrap_or(&response.body).as_bytes();
                 let source = IdentitySource {
                     body: &body[..body.len().min(MAX_IDENTITY_BODY)],
                     header: Some(response.identity_header.as_bytes()),
@@ -377,7 +412,7 @@ where
                     .is_none()
                     .then(|| extract_identity(&load.identity, &source, &mut locations))
                     .flatten()
-                    .map(String::from_utf8_lossy);
+                    .map(|bytes| String::from_utf8_lossy(&bytes).into_owned());
                 let sample = Sample {
                     status: response.status,
                     identity: identity.as_deref(),
@@ -386,6 +421,7 @@ where
                     error_detail: None,
                     envoy_overloaded: response.envoy_overloaded,
                     headers: ResponseHeaders::new(&load.response_headers, &response.headers),
+                    body: load.response_body.then_some(body),
                 };
                 tally.record(&sample);
                 if observe(&sample) == Flow::Stop || remaining == 0 {
@@ -431,6 +467,7 @@ mod tests {
             keep_alive: false,
             identity,
             response_headers: Vec::new(),
+            response_body: false,
         }
     }
 
@@ -780,5 +817,56 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(tally.identities["pod-a"], 2);
+    }
+
+    #[tokio::test]
+    async fn bodies_reach_a_check_that_asks_and_echo_basic_names_the_deployment() {
+        let json = r#"{ "path": "/", "host": "h", "method": "GET", "proto": "HTTP/1.1", "namespace": "infra", "pod": "backend-v1-7d9b8f5c6-x2x4z" } "#;
+        let stdout = format!("meshcheck-response 0 200 0.001 [] [] {json}\n");
+        let exec = |n: u64| {
+            std::future::ready(Ok(ExecOutput {
+                stdout: stdout.repeat(n as usize),
+                ..ExecOutput::default()
+            }))
+        };
+        let mut spec = load(2, 1, IdentityRule::EchoBasic);
+        spec.response_body = true;
+        let args = command(&spec, 2);
+        assert!(
+            args[2].contains(&format!("head -c {JUDGED_BODY_BYTES} ")),
+            "{}",
+            args[2]
+        );
+        let mut seen = Vec::new();
+        let tally = drive(&spec, exec, &mut Transcript::default(), |sample| {
+            seen.push(sample.body.map(<[u8]>::to_vec));
+            Flow::Continue
+        })
+        .await
+        .unwrap();
+        assert_eq!(tally.identities["infra/backend-v1"], 2);
+        assert_eq!(
+            seen,
+            [
+                Some(json.as_bytes().to_vec()),
+                Some(json.as_bytes().to_vec())
+            ]
+        );
+
+        assert!(args[2].contains(r"tr '\r\n' '\002\001'"), "{}", args[2]);
+        assert_eq!(restore_line_breaks("a\u{2}\u{1}b\u{1}"), "a\r\nb\n");
+
+        // A load that judges no body gets none, and prints the short prefix.
+        let plain = load(2, 1, IdentityRule::Body);
+        assert!(command(&plain, 2)[2].contains(&format!("head -c {BODY_BYTES} ")));
+        assert!(command(&plain, 2)[2].contains("tr '\\r\\n' '  '"));
+        let mut bodies = Vec::new();
+        drive(&plain, exec, &mut Transcript::default(), |sample| {
+            bodies.push(sample.body.is_some());
+            Flow::Continue
+        })
+        .await
+        .unwrap();
+        assert_eq!(bodies, [false, false]);
     }
 }
