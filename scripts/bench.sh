@@ -4,7 +4,7 @@
 #
 #   scripts/bench.sh              # everything (about 10 minutes on 2 cores)
 #   BENCH_RUNS=3 scripts/bench.sh # fewer rounds per throughput figure
-#   scripts/bench.sh throughput   # only some sections: throughput memory verdict requests
+#   scripts/bench.sh throughput   # only some sections: throughput memory verdict requests conformance
 #
 # Traffic goes only to 127.0.0.1, and every load is bounded in count and time.
 #
@@ -27,7 +27,8 @@ VERDICT_RUNS=${BENCH_VERDICT_RUNS:-10}
 RUN_LIMIT=${BENCH_RUN_LIMIT:-120}
 TARGET_CPU=0
 LOAD_CPU=1
-SECTIONS=${*:-throughput memory verdict requests}
+SECTIONS=${*:-throughput memory verdict requests conformance}
+CONFORMANCE_RUNS=${BENCH_CONFORMANCE_RUNS:-3}
 if [ "$(id -u)" = 0 ]; then PRIO=(nice -n -15); else PRIO=(); fi
 
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
@@ -266,6 +267,23 @@ requests() {
             printf "%-52s mean %7.1f requests  fixed-sample %5d  ratio %.2f  (max %d, cap %d; %d pass / %d fail of 10000)\n",
                 "requests to verdict, " label, $(NF - 3), $(NF - 1), $(NF - 3) / $(NF - 1), $(NF - 2), $NF, $(NF - 5), $(NF - 4)
         }'
+}
+
+conformance() {
+    local json=$WORK/conformance.json jobs cases
+    # Unpinned, like verdict: the whole set as a user runs it, sequentially and with
+    # --jobs. The limit is the issue's "well under a minute".
+    cases=$("$MESHCHECK" list suites/conformance 2>/dev/null | grep -c '::' || true)
+    for jobs in 1 2 4; do
+        hyperfine --runs "$CONFORMANCE_RUNS" --export-json "$json" --style none \
+            "$MESHCHECK run suites/conformance --quiet --jobs $jobs" >/dev/null 2>&1 || {
+            echo "conformance set --jobs $jobs: a run failed; see $MESHCHECK run suites/conformance"
+            continue
+        }
+        printf '%-52s %8.3f s  (limit 60 s, ratio to limit %s, median of %d; %s cases)\n' \
+            "conformance set, local target, --jobs $jobs" "$(jq '.results[0].median' "$json")" \
+            "$(ratio "$(jq '.results[0].median' "$json")" 60)" "$CONFORMANCE_RUNS" "$cases"
+    done
 }
 
 install_tools

@@ -1,6 +1,7 @@
 //! Reporters: each consumes runner events and nothing else.
 
 mod case_message;
+mod conformance;
 mod display;
 mod files;
 mod html;
@@ -10,6 +11,7 @@ mod terminal;
 /// The error renderer lives below every layer (`crate::error_chain`); reporters and
 /// callers keep this path.
 pub use crate::error_chain::{caused_by, one_line};
+pub use conformance::{ConformanceRecord, ConformanceReport, SCENARIOS_GATEWAY_API_VERSION};
 pub use display::DisplayConfig;
 pub use files::{JSON_SCHEMA_VERSION, ReportError, RunRecord, SetupFailure, report_schema};
 pub use terminal::{TerminalReporter, failure_block, statistics_block};

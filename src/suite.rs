@@ -1,10 +1,12 @@
 //! Suites: YAML files naming fixtures and the cases to run against them.
 
+mod conformance;
 mod error;
 pub mod expect;
 mod load;
 mod model;
 
+pub use conformance::{Conformance, ConformanceSpec, Profile};
 pub use error::SuiteError;
 pub use expect::{
     Expectation, ExpectedBackend, ExpectedCircuitBreaking, ExpectedOutlierDetection, ExpectedSplit,

@@ -1,4 +1,4 @@
-//! Every case of every suite in `suites/` as its own test, named `suite::case`, run on
+//! Every case of every suite in `suites/` and `suites/conformance/` as its own test, named `suite::case`, run on
 //! the embedded local target (a real Envoy and real echo processes). When a cluster is
 //! configured (`MESHCHECK_E2E=1` and a kubeconfig), the same cases also run on it as
 //! `kube::suite::case`; otherwise those trials are listed as ignored, with the reason
@@ -16,7 +16,12 @@ use meshcheck::suite::{Suite, load_all};
 fn main() {
     let args = Arguments::from_args();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let suites = match load_all(&[root.join("suites")]) {
+    // The seed's suites and the Gateway API conformance scenarios.
+    let dirs: Vec<_> = [root.join("suites"), root.join("suites/conformance")]
+        .into_iter()
+        .filter(|dir| dir.is_dir())
+        .collect();
+    let suites = match load_all(&dirs) {
         Ok(suites) => suites,
         Err(err) => panic!("suites/ does not load: {err}"),
     };
@@ -77,6 +82,7 @@ fn run_one(suite: &Suite, case_id: &str, target: TargetSettings) -> Result<(), F
             patterns: vec![case_id.to_string()],
             exact: true,
         },
+        jobs: 1,
     };
     let mut results: Vec<CaseResult> = Vec::new();
     let mut setup_error = None;

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use crate::exit_codes;
-use crate::report::{DisplayConfig, RunRecord, TerminalReporter};
+use crate::report::{ConformanceRecord, DisplayConfig, RunRecord, TerminalReporter};
 use crate::runner::{Interrupt, LocalSettings, RunOptions, TargetSettings};
 use crate::targets::kube::KubeOptions;
 
@@ -46,6 +46,14 @@ pub struct RunArgs {
     /// Write a self-contained HTML report with a chart per split case.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
+    /// Write a Gateway API ConformanceReport (YAML, upstream's shape) counting the
+    /// suites that carry a `conformance:` key.
+    #[arg(long, value_name = "FILE")]
+    pub conformance_report: Option<PathBuf>,
+    /// How many suites run at once on the local target (each with its own Envoy,
+    /// processes and ports). Output stays in suite order.
+    #[arg(long, short, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
     /// Only failures and the summary.
     #[arg(long, short)]
     pub quiet: bool,
@@ -82,6 +90,12 @@ pub fn run(args: RunArgs) -> i32 {
                 echo_program,
             })
         }
+        TargetArg::Kube if args.jobs > 1 => {
+            eprintln!(
+                "error: --jobs applies to the local target only: suites on one cluster share namespaces"
+            );
+            return exit_codes::BAD_INPUT;
+        }
         TargetArg::Kube => TargetSettings::Kube(KubeOptions {
             kubeconfig: args.kubeconfig.clone(),
             context: args.context.clone(),
@@ -93,6 +107,7 @@ pub fn run(args: RunArgs) -> i32 {
     let options = RunOptions {
         target,
         filter: args.filter.to_filter(),
+        jobs: usize::from(args.jobs),
     };
     let selected = suites
         .iter()
@@ -116,12 +131,14 @@ pub fn run(args: RunArgs) -> i32 {
         Box::new(std::io::stderr()),
     );
     let mut record = RunRecord::new();
+    let mut conformance = ConformanceRecord::new();
     let interrupt = Interrupt::default();
     let summary = runtime.block_on(async {
         watch_signals(interrupt.clone());
         crate::runner::run(&suites, &options, &interrupt, &mut |event| {
             terminal.report(&event);
             record.record(&event);
+            conformance.record(&event);
         })
         .await
     });
@@ -134,6 +151,12 @@ pub fn run(args: RunArgs) -> i32 {
     }
     if let Some(path) = &args.junit
         && let Err(err) = record.write_junit(path)
+    {
+        super::print_error(&err);
+        code = code.max(exit_codes::SETUP_FAILED);
+    }
+    if let Some(path) = &args.conformance_report
+        && let Err(err) = conformance.write(path)
     {
         super::print_error(&err);
         code = code.max(exit_codes::SETUP_FAILED);

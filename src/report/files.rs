@@ -30,6 +30,8 @@ pub enum ReportError {
         #[source]
         source: serde_json::Error,
     },
+    #[error("failed to serialize YAML report {}: {message}", path.display())]
+    Yaml { path: PathBuf, message: String },
     #[error("failed to serialize JUnit report {}", path.display())]
     Junit {
         path: PathBuf,
@@ -287,7 +289,7 @@ impl RunRecord {
     }
 }
 
-fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
+pub(super) fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|source| ReportError::Write {
             path: path.to_path_buf(),

@@ -120,7 +120,7 @@ impl TerminalReporter {
                     ));
                 }
             }
-            Event::SuiteStarted { suite, cases } => {
+            Event::SuiteStarted { suite, cases, .. } => {
                 if !quiet {
                     self.line(format!(
                         "{} {suite} ({cases} case{})",
@@ -661,6 +661,7 @@ mod tests {
             Event::SuiteStarted {
                 suite: "ingress-canary".into(),
                 cases: results.len(),
+                conformance: None,
             },
             Event::Phase {
                 suite: "ingress-canary".into(),

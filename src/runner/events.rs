@@ -348,6 +348,8 @@ pub enum Event {
     SuiteStarted {
         suite: String,
         cases: usize,
+        /// The Gateway API conformance test the suite stands for, if it does.
+        conformance: Option<crate::suite::Conformance>,
     },
     /// A suite entered a phase; `detail` says what is happening.
     Phase {

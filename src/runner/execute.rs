@@ -1,8 +1,10 @@
-//! Runs suites one after another, emitting events; cleanup always happens, also on
+//! Runs suites, one after another or `jobs` at a time, emitting events; cleanup always happens, also on
 //! interruption.
 
 use std::sync::Arc;
 use std::time::Instant;
+
+use futures::StreamExt;
 
 use super::bring_up::BringUp;
 use super::case::run_case;
@@ -38,6 +40,9 @@ impl CaseFilter {
 pub struct RunOptions {
     pub target: TargetSettings,
     pub filter: CaseFilter,
+    /// How many suites run at once (at least 1). Only the local target runs more than
+    /// one: on a cluster, suites share namespaces.
+    pub jobs: usize,
 }
 
 /// Runs every selected case of `suites` and returns the totals. Suites with no
@@ -79,13 +84,22 @@ pub async fn run(
             let target = LocalTarget {
                 settings: settings.clone(),
             };
-            run_suites(&target, &selected, interrupt, emit, &mut summary).await;
+            run_suites(
+                &target,
+                &selected,
+                options.jobs,
+                interrupt,
+                emit,
+                &mut summary,
+            )
+            .await;
         }
         TargetSettings::Kube(options) => {
             let target = KubeTarget {
                 options: options.clone(),
             };
-            run_suites(&target, &selected, interrupt, emit, &mut summary).await;
+            // Suites on one cluster share namespaces: one at a time.
+            run_suites(&target, &selected, 1, interrupt, emit, &mut summary).await;
         }
     }
     if interrupt.is_triggered() {
@@ -98,94 +112,157 @@ pub async fn run(
     summary
 }
 
+/// Runs the selected suites, `jobs` at a time, and tallies the run from the events
+/// they emit. Concurrent suites each send to their own channel, and the channels are
+/// forwarded one after another in suite order: every reporter sees each suite's
+/// events together, as in a sequential run, and the earliest unfinished suite is shown
+/// live. Each local suite has its own Envoy, processes and ports, so they do not meet.
 async fn run_suites<T: Target>(
     target: &T,
     selected: &[(&Suite, Vec<usize>)],
+    jobs: usize,
     interrupt: &Interrupt,
     emit: &mut (dyn FnMut(Event) + Send),
     summary: &mut RunSummary,
 ) {
-    for &(suite, ref cases) in selected {
-        if interrupt.is_triggered() {
-            break;
+    let mut interrupt_said = false;
+    let mut tally = |event: Event| {
+        match &event {
+            Event::CaseFinished { result } => summary.record(result.outcome),
+            Event::SetupFailed { .. } => summary.setup_failures += 1,
+            // Every suite running at the time sees the interrupt; say it once.
+            Event::Interrupted { .. } if interrupt_said => return,
+            Event::Interrupted { .. } => interrupt_said = true,
+            _ => {}
         }
-        emit(Event::SuiteStarted {
-            suite: suite.name.clone(),
-            cases: cases.len(),
-        });
-        let brought_up = target
-            .bring_up(&mut BringUp::new(suite, interrupt, &mut *emit))
-            .await;
-        let env = match brought_up {
-            // Bring-up has announced the interrupt and cleaned up already.
-            Err(BringUpError::Interrupted(cleanup)) => {
-                emit(Event::SuiteFinished {
-                    suite: suite.name.clone(),
-                    cleanup,
-                });
+        emit(event);
+    };
+    if jobs <= 1 {
+        for (suite, cases) in selected {
+            if run_suite(target, suite, cases, interrupt, &mut tally).await == Continue::Stop {
                 break;
             }
-            Err(BringUpError::Failed(error)) => {
-                summary.setup_failures += 1;
-                let error = Arc::new(error);
-                emit(Event::SetupFailed {
-                    suite: suite.name.clone(),
-                    error: Arc::clone(&error),
-                });
-                for &i in cases {
-                    let result = CaseResult::without_traffic(
-                        &suite.name,
-                        &suite.cases[i].name,
-                        Outcome::Failed,
-                        CaseMessage::SetupFailed(Arc::clone(&error)),
-                    );
-                    summary.record(result.outcome);
-                    emit(Event::CaseFinished {
-                        result: Box::new(result),
-                    });
-                }
-                continue;
-            }
-            Ok(env) => env,
-        };
-        let mut some_case_failed = false;
-        for &i in cases {
-            let case = &suite.cases[i];
-            emit(Event::CaseStarted {
-                suite: suite.name.clone(),
-                case: case.name.clone(),
-            });
-            let finished = until_interrupted(interrupt, run_case(&env, suite, case, emit)).await;
-            match finished {
-                Some(result) => {
-                    summary.record(result.outcome);
-                    some_case_failed |= result.outcome == Outcome::Failed;
-                    emit(Event::CaseFinished {
-                        result: Box::new(result),
-                    });
-                }
-                None => break,
-            }
         }
-        // The next iteration stops the loop, so this is said once.
-        if interrupt.is_triggered() {
-            emit(Event::Interrupted {
-                signal: interrupt.signal(),
-            });
-        }
-        emit(Event::Phase {
-            suite: suite.name.clone(),
-            phase: Phase::Cleanup,
-            detail: PhaseDetail::StoppingSuite,
-        });
-        let cleanup = if some_case_failed {
-            env.shutdown_after_failure().await
-        } else {
-            env.shutdown().await
-        };
-        emit(Event::SuiteFinished {
-            suite: suite.name.clone(),
-            cleanup,
-        });
+        return;
     }
+    let (senders, receivers): (Vec<_>, Vec<_>) = selected
+        .iter()
+        .map(|_| tokio::sync::mpsc::unbounded_channel::<Event>())
+        .unzip();
+    let suites = futures::stream::iter(selected.iter().zip(senders))
+        .map(|((suite, cases), sender)| async move {
+            let mut send = move |event: Event| {
+                // The receiver lives until every suite has finished.
+                let _ = sender.send(event);
+            };
+            run_suite(target, suite, cases, interrupt, &mut send).await
+        })
+        .buffer_unordered(jobs)
+        .collect::<Vec<Continue>>();
+    let forward = async {
+        for mut receiver in receivers {
+            while let Some(event) = receiver.recv().await {
+                tally(event);
+            }
+        }
+    };
+    tokio::join!(suites, forward);
+}
+
+/// Whether the run goes on to the next suite.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Continue {
+    Next,
+    Stop,
+}
+
+async fn run_suite<T: Target>(
+    target: &T,
+    suite: &Suite,
+    cases: &[usize],
+    interrupt: &Interrupt,
+    emit: &mut (dyn FnMut(Event) + Send),
+) -> Continue {
+    if interrupt.is_triggered() {
+        return Continue::Stop;
+    }
+    emit(Event::SuiteStarted {
+        suite: suite.name.clone(),
+        cases: cases.len(),
+        conformance: suite.conformance.clone(),
+    });
+    let brought_up = target
+        .bring_up(&mut BringUp::new(suite, interrupt, &mut *emit))
+        .await;
+    let env = match brought_up {
+        // Bring-up has announced the interrupt and cleaned up already.
+        Err(BringUpError::Interrupted(cleanup)) => {
+            emit(Event::SuiteFinished {
+                suite: suite.name.clone(),
+                cleanup,
+            });
+            return Continue::Stop;
+        }
+        Err(BringUpError::Failed(error)) => {
+            let error = Arc::new(error);
+            emit(Event::SetupFailed {
+                suite: suite.name.clone(),
+                error: Arc::clone(&error),
+            });
+            for &i in cases {
+                let result = CaseResult::without_traffic(
+                    &suite.name,
+                    &suite.cases[i].name,
+                    Outcome::Failed,
+                    CaseMessage::SetupFailed(Arc::clone(&error)),
+                );
+                emit(Event::CaseFinished {
+                    result: Box::new(result),
+                });
+            }
+            return Continue::Next;
+        }
+        Ok(env) => env,
+    };
+    let mut some_case_failed = false;
+    for &i in cases {
+        let case = &suite.cases[i];
+        emit(Event::CaseStarted {
+            suite: suite.name.clone(),
+            case: case.name.clone(),
+        });
+        let finished = until_interrupted(interrupt, run_case(&env, suite, case, emit)).await;
+        match finished {
+            Some(result) => {
+                some_case_failed |= result.outcome == Outcome::Failed;
+                emit(Event::CaseFinished {
+                    result: Box::new(result),
+                });
+            }
+            None => break,
+        }
+    }
+    let next = if interrupt.is_triggered() {
+        emit(Event::Interrupted {
+            signal: interrupt.signal(),
+        });
+        Continue::Stop
+    } else {
+        Continue::Next
+    };
+    emit(Event::Phase {
+        suite: suite.name.clone(),
+        phase: Phase::Cleanup,
+        detail: PhaseDetail::StoppingSuite,
+    });
+    let cleanup = if some_case_failed {
+        env.shutdown_after_failure().await
+    } else {
+        env.shutdown().await
+    };
+    emit(Event::SuiteFinished {
+        suite: suite.name.clone(),
+        cleanup,
+    });
+    next
 }

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::conformance::Conformance;
 use super::error::SuiteError;
 use super::expect::{Expectation, LoadContext};
 use super::model::{CaseSpec, IdentitySpec, RequestSpec, SuiteSpec, TlsSpec, TrafficSpec};
@@ -30,6 +31,8 @@ pub struct Suite {
     /// The same objects indexed and decoded: what cases and targets read facts from.
     pub fixtures: Fixtures,
     pub cases: Vec<Case>,
+    /// The conformance test the suite stands for (its `conformance:` key).
+    pub conformance: Option<Conformance>,
 }
 
 /// A case with its references resolved against the fixtures.
@@ -163,6 +166,14 @@ pub fn load_suite(path: &Path) -> Result<Suite, SuiteError> {
             .to_string(),
     };
     check_name(&name).map_err(|m| invalid("name", m))?;
+    let conformance = spec
+        .conformance
+        .as_ref()
+        .map(|c| {
+            Conformance::resolve(c)
+                .map_err(|(field, message)| invalid(&format!("conformance.{field}"), message))
+        })
+        .transpose()?;
     if spec.fixtures.is_empty() {
         return Err(invalid(
             "fixtures",
@@ -205,9 +216,11 @@ pub fn load_suite(path: &Path) -> Result<Suite, SuiteError> {
         cases.push(resolve_case(case, &fixtures, base, &|f| at(&field(f)))?);
     }
 
+
     Ok(Suite {
         name,
         file,
+        conformance,
         description: spec.description.clone(),
         manifests,
         fixtures,

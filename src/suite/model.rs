@@ -23,6 +23,10 @@ pub struct SuiteSpec {
     #[serde(default)]
     pub convergence: ConvergenceSpec,
     pub cases: Vec<CaseSpec>,
+    /// The Gateway API conformance test this suite stands for, if any: the
+    /// conformance report (`--conformance-report`) counts the suite under it.
+    #[serde(default)]
+    pub conformance: Option<super::conformance::ConformanceSpec>,
 }
 
 /// How long the target may take to bring the fixtures up.

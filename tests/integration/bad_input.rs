@@ -102,6 +102,16 @@ fn not_utf8() {
 }
 
 #[test]
+fn a_conformance_feature_outside_the_profile() {
+    let text = error_for("conformance-unknown-feature.yaml");
+    assert_located(&text, "conformance-unknown-feature.yaml", 8);
+    assert!(
+        text.contains("`HTTPRouteQueryParamMatchng` is not a feature of the GATEWAY-HTTP profile"),
+        "{text}"
+    );
+}
+
+#[test]
 fn every_bad_input_file_is_covered() {
     // A new bad-input file without a test would prove nothing.
     let covered = [
@@ -118,6 +128,7 @@ fn every_bad_input_file_is_covered() {
         "policy-expectations.yaml",
         "two-entries.yaml",
         "policy-unknown-key.yaml",
+        "conformance-unknown-feature.yaml",
     ];
     let mut files: Vec<String> = std::fs::read_dir(bad(""))
         .unwrap()

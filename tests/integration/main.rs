@@ -32,6 +32,7 @@ mod reliability_faults;
 mod reliability_interrupt;
 mod reliability_kube;
 mod reports;
+mod run_options;
 mod suite_tls;
 mod traffic_engine;
 mod traffic_envoy;

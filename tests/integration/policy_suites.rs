@@ -59,6 +59,7 @@ fn run_case(suite_file: &Path, case: &str) -> CaseResult {
             patterns: vec![format!("{}::{case}", suite.name)],
             exact: true,
         },
+        jobs: 1,
     };
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let mut results = Vec::new();
