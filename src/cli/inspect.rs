@@ -160,6 +160,14 @@ pub fn lint(args: &LintArgs) -> i32 {
                     eprintln!("note: suite `{}`: {note}", suite.name);
                 }
             }
+            // A suite whose every case is skipped is never brought up: saying why it
+            // could not run is enough.
+            Err(err) if suite.cases.iter().all(|c| c.spec.skip.is_some()) => {
+                eprintln!(
+                    "note: suite `{}` cannot run on the local target (every case is skipped): {err}",
+                    suite.name
+                );
+            }
             Err(err) => {
                 let what = match args.target {
                     LintTarget::Local => {

@@ -165,8 +165,10 @@ fn profile_report(profile: Profile, tests: &[(&Conformance, Outcome)]) -> Profil
     let core = status(tests.iter().filter(|(t, _)| !t.extended));
     let extended_tests: Vec<&(&Conformance, Outcome)> =
         tests.iter().filter(|(t, _)| t.extended).collect();
+    // A feature counts as exercised when a test of it ran (a skipped one shows nothing).
     let supported: BTreeSet<&str> = extended_tests
         .iter()
+        .filter(|(_, outcome)| *outcome != Outcome::Skipped)
         .flat_map(|(t, _)| t.features.iter().map(String::as_str))
         .filter(|f| !profile.core_features().contains(f))
         .collect();

@@ -66,7 +66,7 @@ fn ask_oracle(suite: &Suite, proxies: &[Value]) -> Value {
     let manifests: Vec<String> = suite
         .manifests
         .iter()
-        .map(|m| m.to_json().to_string())
+        .map(|m| served_as_istio_reads_it(m.to_json()).to_string())
         .collect();
     let request = json!({"manifests": manifests.join("\n---\n"), "proxies": proxies});
     let dir = tempfile::tempdir().unwrap();
@@ -93,6 +93,23 @@ fn ask_oracle(suite: &Suite, proxies: &[Value]) -> Value {
         String::from_utf8_lossy(&output.stderr)
     );
     serde_json::from_slice(&std::fs::read(&answer_path).unwrap()).unwrap()
+}
+
+/// The object as the API server hands it to Istio. The Gateway API CRDs serve Gateway,
+/// GatewayClass and HTTPRoute at v1beta1 and v1 with one schema, and a client reading
+/// v1 (Istio's controller does) gets an object applied as v1beta1 at v1; the oracle's
+/// fake API server does no such conversion, so it is done here (the upstream base
+/// manifests still write v1beta1 Gateways).
+fn served_as_istio_reads_it(mut object: Value) -> Value {
+    let converted = object["apiVersion"] == "gateway.networking.k8s.io/v1beta1"
+        && matches!(
+            object["kind"].as_str(),
+            Some("Gateway" | "GatewayClass" | "HTTPRoute")
+        );
+    if converted {
+        object["apiVersion"] = json!("gateway.networking.k8s.io/v1");
+    }
+    object
 }
 
 /// Addresses for the echo pods: only their presence matters to the comparison.
@@ -134,6 +151,9 @@ fn gateway_proxies(suite: &Suite, plan: &Plan) -> Vec<ProxyUnderTest> {
                 .collect();
             let case_calls = calls.len();
             let mut calls = calls;
+            // The local target runs every Gateway in one Envoy; Istio gives each its
+            // own proxy. Compare this Gateway's listeners only.
+            let ours = only_listeners_of(&ours, gateway);
             calls.extend(gateway_probes(&ours, gateway));
             ProxyUnderTest {
                 label: format!("gateway {key}"),
@@ -142,11 +162,32 @@ fn gateway_proxies(suite: &Suite, plan: &Plan) -> Vec<ProxyUnderTest> {
                     "calls": calls,
                 }),
                 case_calls,
-                ours: ours.clone(),
+                ours,
                 sidecar: false,
             }
         })
         .collect()
+}
+
+/// `bootstrap` (camelCase) with only the listeners of `gateway`.
+fn only_listeners_of(bootstrap: &Value, gateway: &GatewayPlan) -> Value {
+    let names: Vec<String> = gateway
+        .ports
+        .iter()
+        .map(|p| listener_name(&gateway.gateway, p.port))
+        .collect();
+    let mut ours = bootstrap.clone();
+    if let Some(listeners) = ours
+        .pointer_mut("/staticResources/listeners")
+        .and_then(Value::as_array_mut)
+    {
+        listeners.retain(|l| {
+            l["name"]
+                .as_str()
+                .is_some_and(|name| names.iter().any(|n| n == name))
+        });
+    }
+    ours
 }
 
 /// The in-mesh client's sidecar of a suite with GAMMA routes: one per namespace that
@@ -848,13 +889,25 @@ fn our_destination(
     } else {
         format!("http.{port}")
     };
-    match tables
+    let mut candidates = tables
         .iter()
-        .find(|t| t["name"].as_str().is_some_and(|n| n.starts_with(&wanted)))
-    {
-        Some(table) => destination_in_table(table, host, request),
-        None => "no listener matched".into(),
+        .filter(|t| t["name"].as_str().is_some_and(|n| n.starts_with(&wanted)))
+        .peekable();
+    if candidates.peek().is_none() {
+        return "no listener matched".into();
     }
+    // Each HTTPS server has its own route table with only its hostnames' virtual
+    // hosts, and the engine sends the URL's host as SNI: the server whose table
+    // serves the host is the filter chain SNI picks.
+    let mut first = None;
+    for table in candidates {
+        let found = destination_in_table(table, host, request);
+        if found != "no virtual host matched" {
+            return found;
+        }
+        first.get_or_insert(found);
+    }
+    first.unwrap_or_default()
 }
 
 /// What a call asks for besides its host: the route conditions look at these.
@@ -1243,16 +1296,22 @@ fn local_gateway_configuration_matches_istio() {
         coverage.gateways > 0 && coverage.sidecars > 0 && coverage.calls > 0 && coverage.probes > 0,
         "nothing was compared: no suite has a gateway case, a mesh case, or a route to probe"
     );
+    assert_only_known(&differences, KNOWN);
+}
+
+/// Fails unless every difference is one of `known` (by the end of its fact key), and
+/// every entry of `known` still occurs.
+fn assert_only_known(differences: &[String], known: &[(&str, &str)]) {
     let mut unexplained = Vec::new();
-    let mut used = vec![false; KNOWN.len()];
-    for difference in &differences {
+    let mut used = vec![false; known.len()];
+    for difference in differences {
         let key = difference.lines().next().unwrap_or_default();
-        match KNOWN.iter().position(|(fact, _)| key.ends_with(fact)) {
+        match known.iter().position(|(fact, _)| key.ends_with(fact)) {
             Some(i) => used[i] = true,
             None => unexplained.push(difference.clone()),
         }
     }
-    let stale: Vec<&str> = KNOWN
+    let stale: Vec<&str> = known
         .iter()
         .zip(&used)
         .filter(|(_, used)| !**used)
@@ -1260,10 +1319,60 @@ fn local_gateway_configuration_matches_istio() {
         .collect();
     assert!(
         unexplained.is_empty() && stale.is_empty(),
-        "{} difference(s) from Istio's generated configuration:\n{}\nknown differences that no longer occur (remove them from KNOWN): {stale:?}",
+        "{} difference(s) from Istio's generated configuration:\n{}\nknown differences that no longer occur (remove them): {stale:?}",
         unexplained.len(),
         unexplained.join("\n")
     );
+}
+
+/// Where the conformance suites' fixtures still differ from Istio, each with why. Not
+/// intended: known gaps of the local target, listed so the rest is held to Istio.
+const CONFORMANCE_KNOWN: &[(&str, &str)] = &[
+    (
+        "route/http.80/very.specific.com:80/0/destination",
+        "two HTTPRoutes tie on one host (`/s1` of specific-host-matches-listener-specific-host, `/s3` of \
+         wildcard-host-matches-listener-specific-host); Istio orders them across its per-hostname \
+         VirtualServices, which the local target does not model yet. The prefixes do not overlap, so \
+         no request is routed differently",
+    ),
+    ("route/http.80/very.specific.com:80/0/match", "the same tie"),
+    (
+        "route/http.80/very.specific.com:80/1/destination",
+        "the same tie",
+    ),
+    ("route/http.80/very.specific.com:80/1/match", "the same tie"),
+    (
+        "call/8080/echo-v1/",
+        "the local in-mesh client has listeners only for Service ports with GAMMA routes; the \
+         case (mesh-ports::excluded-port) is skipped on the local target for that reason",
+    ),
+];
+
+/// The Gateway API conformance suites (`suites/conformance/`), compared like the seed's
+/// suites, with the gaps in [`CONFORMANCE_KNOWN`]. A suite whose every case is skipped has fixtures the
+/// local target cannot plan, so there is nothing of ours to compare.
+#[test]
+fn conformance_suites_match_istio() {
+    let suites = load_all(&[root().join("suites/conformance")]).expect("suites/conformance loads");
+    let mut differences = Vec::new();
+    let mut coverage = Coverage::default();
+    let runnable: Vec<&Suite> = suites
+        .iter()
+        .filter(|s| s.cases.iter().any(|c| c.spec.skip.is_none()))
+        .collect();
+    for suite in &runnable {
+        differences.extend(compare_suite(suite, &mut coverage));
+    }
+    eprintln!(
+        "compared {} conformance suites: {}",
+        runnable.len(),
+        coverage.summary()
+    );
+    assert!(
+        coverage.gateways > 0 && coverage.calls > 0,
+        "nothing was compared"
+    );
+    assert_only_known(&differences, CONFORMANCE_KNOWN);
 }
 
 /// The fidelity corpus (`tests/data/fidelity/`, see its README): small fixture sets that

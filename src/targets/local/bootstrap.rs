@@ -204,6 +204,16 @@ fn http_connection_manager(
         // Istio matches virtual hosts on the Host header without its port (every
         // route table it builds, istio/istio pilot/pkg/networking/core/httproute.go).
         manager["route_config"]["ignore_port_in_host_matching"] = json!(true);
+        // A gateway server no route attaches to gets one catch-all virtual host
+        // without routes, so every request is a 404 "no route" (`buildGatewayHTTPRouteConfig`,
+        // istio/istio pilot/pkg/networking/core/gateway.go).
+        if virtual_hosts.is_empty() {
+            manager["route_config"]["virtual_hosts"] = json!([{
+                "name": format!("blackhole:{port}"),
+                "domains": ["*"],
+                "routes": [],
+            }]);
+        }
     }
     json!({"name": "envoy.filters.network.http_connection_manager", "typed_config": manager})
 }
