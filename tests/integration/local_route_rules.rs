@@ -244,8 +244,11 @@ async fn matches_filters_and_timeouts_as_a_client_sees_them() {
     let answer = send(address, "GET", "/slow", "").await;
     let took = started.elapsed();
     assert_eq!(answer.status, 504, "{}", answer.body);
+    // Envoy's timers may fire a millisecond or two early (298 ms was seen for 300 ms):
+    // the point is that the gateway gave up near the route timeout, long before the
+    // backend's 5 s answer.
     assert!(
-        took >= Duration::from_millis(300) && took < Duration::from_secs(4),
+        took >= Duration::from_millis(250) && took < Duration::from_secs(4),
         "took {took:?}"
     );
     let report = env.shutdown().await;
