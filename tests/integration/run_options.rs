@@ -151,6 +151,10 @@ fn a_suite_whose_every_case_is_skipped_is_not_brought_up() {
     // run with exit 3.
     let out = meshcheck(&["run", "tests/data/all-skipped/all-skipped.yaml"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(text(&out).contains("0 passed, 0 failed, 1 skipped"), "{}", text(&out));
+    assert!(
+        text(&out).contains("0 passed, 0 failed, 1 skipped"),
+        "{}",
+        text(&out)
+    );
     assert!(!text(&out).contains("bring-up"), "{}", text(&out));
 }
