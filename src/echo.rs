@@ -303,37 +303,73 @@ fn parse_listen(value: &str) -> Result<SocketAddr, EchoError> {
     })
 }
 
-/// Binds, announces the address on stdout, and serves until SIGTERM or SIGINT.
-pub async fn serve(args: EchoArgs) -> Result<(), EchoError> {
-    // Handlers first: a signal that arrives between the announcement and the accept loop
-    // must still stop us cleanly.
-    let mut sigterm = signal(SignalKind::terminate()).map_err(EchoError::Signal)?;
-    let mut sigint = signal(SignalKind::interrupt()).map_err(EchoError::Signal)?;
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .map_err(|source| EchoError::Bind {
-            address: args.listen,
+/// A bound listener of any echo mode, with the signals that end it: every mode binds,
+/// announces its address (the local target reads the first line) and accepts until
+/// SIGTERM or SIGINT the same way.
+pub(crate) struct Listening {
+    listener: TcpListener,
+    address: SocketAddr,
+    sigterm: tokio::signal::unix::Signal,
+    sigint: tokio::signal::unix::Signal,
+}
+
+impl Listening {
+    /// Binds `listen` and prints `listening on ADDR`, then `more_lines` (what the
+    /// imitated image prints at start-up, given the bound address).
+    pub(crate) async fn bind(
+        listen: SocketAddr,
+        more_lines: impl FnOnce(SocketAddr) -> Vec<String>,
+    ) -> Result<Listening, EchoError> {
+        // Handlers first: a signal that arrives between the announcement and the accept
+        // loop must still stop us cleanly.
+        let sigterm = signal(SignalKind::terminate()).map_err(EchoError::Signal)?;
+        let sigint = signal(SignalKind::interrupt()).map_err(EchoError::Signal)?;
+        let listener = TcpListener::bind(listen)
+            .await
+            .map_err(|source| EchoError::Bind {
+                address: listen,
+                source,
+            })?;
+        let address = listener.local_addr().map_err(|source| EchoError::Bind {
+            address: listen,
             source,
         })?;
-    let address = listener.local_addr().map_err(|source| EchoError::Bind {
-        address: args.listen,
-        source,
-    })?;
-    {
         let mut stdout = std::io::stdout().lock();
         writeln!(stdout, "listening on {address}").map_err(EchoError::Announce)?;
+        for line in more_lines(address) {
+            writeln!(stdout, "{line}").map_err(EchoError::Announce)?;
+        }
         stdout.flush().map_err(EchoError::Announce)?;
+        Ok(Listening {
+            listener,
+            address,
+            sigterm,
+            sigint,
+        })
     }
+
+    /// The next connection and its peer, or `None` once a signal asks us to stop.
+    pub(crate) async fn next(
+        &mut self,
+    ) -> Result<Option<(tokio::net::TcpStream, SocketAddr)>, EchoError> {
+        tokio::select! {
+            accepted = self.listener.accept() => accepted
+                .map(Some)
+                .map_err(|source| EchoError::Accept { address: self.address, source }),
+            _ = self.sigterm.recv() => Ok(None),
+            _ = self.sigint.recv() => Ok(None),
+        }
+    }
+}
+
+/// Binds, announces the address on stdout, and serves until SIGTERM or SIGINT.
+pub async fn serve(args: EchoArgs) -> Result<(), EchoError> {
+    let mut listening = Listening::bind(args.listen, |_| Vec::new()).await?;
     let body = Bytes::from(format!("{}\n", args.text));
     let status = args.status;
     let delay = args.delay;
     let hangup = args.hangup;
-    loop {
-        let (stream, _) = tokio::select! {
-            accepted = listener.accept() => accepted.map_err(|source| EchoError::Accept { address, source })?,
-            _ = sigterm.recv() => return Ok(()),
-            _ = sigint.recv() => return Ok(()),
-        };
+    while let Some((stream, _)) = listening.next().await? {
         let body = body.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req: Request<Incoming>| {
@@ -355,6 +391,7 @@ pub async fn serve(args: EchoArgs) -> Result<(), EchoError> {
                 .await;
         });
     }
+    Ok(())
 }
 
 /// `-hangup`: the connection is closed instead of answered.

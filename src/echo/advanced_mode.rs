@@ -26,7 +26,6 @@
 //! [`crate::echo::EchoedRequest::from_istio_echo`] reads the answer back.
 
 use std::fmt::Write as _;
-use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -38,8 +37,6 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
-use tokio::signal::unix::{SignalKind, signal};
 
 use super::EchoError;
 use super::basic_mode::{canonical_header_key, parse_go_duration};
@@ -190,30 +187,9 @@ fn machine_hostname() -> String {
 
 /// Binds, announces the address on stdout, and serves until SIGTERM or SIGINT.
 pub async fn serve_advanced(args: AdvancedArgs) -> Result<(), EchoError> {
-    let mut sigterm = signal(SignalKind::terminate()).map_err(EchoError::Signal)?;
-    let mut sigint = signal(SignalKind::interrupt()).map_err(EchoError::Signal)?;
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .map_err(|source| EchoError::Bind {
-            address: args.listen,
-            source,
-        })?;
-    let address = listener.local_addr().map_err(|source| EchoError::Bind {
-        address: args.listen,
-        source,
-    })?;
-    {
-        let mut stdout = std::io::stdout().lock();
-        writeln!(stdout, "listening on {address}").map_err(EchoError::Announce)?;
-        stdout.flush().map_err(EchoError::Announce)?;
-    }
+    let mut listening = super::Listening::bind(args.listen, |_| Vec::new()).await?;
     let args = Arc::new(args);
-    loop {
-        let (stream, remote) = tokio::select! {
-            accepted = listener.accept() => accepted.map_err(|source| EchoError::Accept { address, source })?,
-            _ = sigterm.recv() => return Ok(()),
-            _ = sigint.recv() => return Ok(()),
-        };
+    while let Some((stream, remote)) = listening.next().await? {
         let args = Arc::clone(&args);
         tokio::spawn(async move {
             let service = service_fn(move |req: Request<Incoming>| {
@@ -225,6 +201,7 @@ pub async fn serve_advanced(args: AdvancedArgs) -> Result<(), EchoError> {
                 .await;
         });
     }
+    Ok(())
 }
 
 fn query_value(query: Option<&str>, key: &str) -> Option<String> {

@@ -39,7 +39,6 @@
 //! [`crate::echo`]), then the image's own `Starting server, listening on port N (http)`.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,8 +51,6 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
-use tokio::signal::unix::{SignalKind, signal};
 
 use super::EchoError;
 use super::basic::EchoedRequest;
@@ -185,36 +182,15 @@ impl BasicArgs {
 
 /// Binds, announces the address on stdout, and serves until SIGTERM or SIGINT.
 pub async fn serve_basic(args: BasicArgs) -> Result<(), EchoError> {
-    let mut sigterm = signal(SignalKind::terminate()).map_err(EchoError::Signal)?;
-    let mut sigint = signal(SignalKind::interrupt()).map_err(EchoError::Signal)?;
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .map_err(|source| EchoError::Bind {
-            address: args.listen,
-            source,
-        })?;
-    let address = listener.local_addr().map_err(|source| EchoError::Bind {
-        address: args.listen,
-        source,
-    })?;
-    {
-        let mut stdout = std::io::stdout().lock();
-        writeln!(stdout, "listening on {address}").map_err(EchoError::Announce)?;
-        writeln!(
-            stdout,
+    let mut listening = super::Listening::bind(args.listen, |address| {
+        vec![format!(
             "Starting server, listening on port {} (http)",
             address.port()
-        )
-        .map_err(EchoError::Announce)?;
-        stdout.flush().map_err(EchoError::Announce)?;
-    }
+        )]
+    })
+    .await?;
     let context = Arc::new(args.context);
-    loop {
-        let (stream, remote) = tokio::select! {
-            accepted = listener.accept() => accepted.map_err(|source| EchoError::Accept { address, source })?,
-            _ = sigterm.recv() => return Ok(()),
-            _ = sigint.recv() => return Ok(()),
-        };
+    while let Some((stream, remote)) = listening.next().await? {
         let context = Arc::clone(&context);
         tokio::spawn(async move {
             let service = service_fn(move |req: Request<Incoming>| {
@@ -233,6 +209,7 @@ pub async fn serve_basic(args: BasicArgs) -> Result<(), EchoError> {
                 .await;
         });
     }
+    Ok(())
 }
 
 /// A status the image cannot write either (Go's `WriteHeader` panics below 100 and
