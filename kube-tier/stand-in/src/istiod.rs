@@ -1,0 +1,1 @@
+//! The istiod stand-in (see the crate docs).

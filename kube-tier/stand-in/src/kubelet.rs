@@ -1,0 +1,1 @@
+//! The kubelet stand-in (see the crate docs).
