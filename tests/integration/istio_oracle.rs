@@ -140,7 +140,7 @@ fn gateway_proxies(suite: &Suite, plan: &Plan) -> Vec<ProxyUnderTest> {
                 .map(|case| {
                     let mut call = json!({
                         "port": case.port,
-                        "host": case.spec.request.host.clone()
+                        "host": case.spec.request.as_ref().and_then(|r| r.host.clone())
                             .unwrap_or_else(|| case.url.host_str().unwrap_or_default().to_string()),
                         "path": case.url.path(),
                         "tls": case.url.scheme() == "https",
@@ -219,9 +219,14 @@ fn sidecar_proxies(suite: &Suite, plan: &Plan) -> Vec<ProxyUnderTest> {
                         let mut call = sidecar_call(
                             service,
                             case.port,
-                            &case.spec.request.host.clone().unwrap_or_else(|| {
-                                case.url.host_str().unwrap_or_default().to_string()
-                            }),
+                            &case
+                                .spec
+                                .request
+                                .as_ref()
+                                .and_then(|r| r.host.clone())
+                                .unwrap_or_else(|| {
+                                    case.url.host_str().unwrap_or_default().to_string()
+                                }),
                             case.url.path(),
                         );
                         with_request_details(&mut call, case);
