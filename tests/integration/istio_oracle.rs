@@ -258,8 +258,8 @@ fn with_request_details(call: &mut Value, case: &meshcheck::suite::Case) {
     let headers: BTreeMap<String, String> = case
         .spec
         .request
-        .headers
         .iter()
+        .flat_map(|r| r.headers.iter())
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     if !headers.is_empty() {

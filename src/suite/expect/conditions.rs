@@ -52,15 +52,15 @@ impl std::fmt::Display for StatusTarget {
                 parent,
                 section_name,
             } => {
-                write!(f, "HTTPRoute {route} parent {} {parent}", parent.kind)?;
+                write!(f, "{route} parent {parent}")?;
                 if let Some(section) = section_name {
                     write!(f, " section {section}")?;
                 }
                 Ok(())
             }
-            StatusTarget::Gateway(gateway) => write!(f, "Gateway {gateway}"),
+            StatusTarget::Gateway(gateway) => write!(f, "{gateway}"),
             StatusTarget::Listener { gateway, name } => {
-                write!(f, "Gateway {gateway} listener {name}")
+                write!(f, "{gateway} listener {name}")
             }
         }
     }
@@ -244,16 +244,12 @@ fn load_one(
     let target = match (&spec.route, &spec.gateway) {
         (Some(route), None) => {
             only_with(spec.listener.is_some(), "listener", "gateway")?;
-            only_with(
-                spec.attached_routes.is_some(),
-                "attachedRoutes",
-                "gateway and listener",
-            )?;
+            only_with(spec.attached_routes.is_some(), "attachedRoutes", "listener")?;
             let route_key = parse_ref("HTTPRoute", route).map_err(|m| invalid(".route", m))?;
             let Some(fixture) = fixtures.route(&route_key) else {
                 return Err(invalid(
                     ".route",
-                    format!("HTTPRoute {route_key} is not in the suite's fixtures"),
+                    format!("{route_key} is not in the suite's fixtures"),
                 ));
             };
             let Some(parent) = &spec.parent else {
@@ -281,7 +277,7 @@ fn load_one(
                 return Err(invalid(
                     ".parent",
                     format!(
-                        "HTTPRoute {route_key} has no parentRef to {kind} {parent_key}{}",
+                        "{route_key} has no parentRef to {parent_key}{}",
                         spec.section_name
                             .as_ref()
                             .map_or(" without a sectionName".to_string(), |s| format!(
@@ -304,7 +300,7 @@ fn load_one(
             let Some(fixture) = fixtures.gateway(&key) else {
                 return Err(invalid(
                     ".gateway",
-                    format!("Gateway {key} is not in the suite's fixtures"),
+                    format!("{key} is not in the suite's fixtures"),
                 ));
             };
             match &spec.listener {
@@ -312,7 +308,7 @@ fn load_one(
                     if !fixture.listeners().iter().any(|l| l.name == *name) {
                         return Err(invalid(
                             ".listener",
-                            format!("Gateway {key} has no listener `{name}`"),
+                            format!("{key} has no listener `{name}`"),
                         ));
                     }
                     StatusTarget::Listener {
@@ -321,11 +317,7 @@ fn load_one(
                     }
                 }
                 None => {
-                    only_with(
-                        spec.attached_routes.is_some(),
-                        "attachedRoutes",
-                        "gateway and listener",
-                    )?;
+                    only_with(spec.attached_routes.is_some(), "attachedRoutes", "listener")?;
                     StatusTarget::Gateway(key)
                 }
             }
