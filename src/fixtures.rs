@@ -46,5 +46,6 @@ pub use service::ServiceFixture;
 pub use status::{
     CertificateProblem, GatewayStatusView, ISTIO_CONTROLLER_NAME, ISTIO_GATEWAY_CLASS, IstioStatus,
     ListenerStatusView, ParentRefView, RouteParentStatusView, RouteStatusView, StatusCondition,
+    StatusWarning,
 };
 pub use workload::{EchoImage, WorkloadFixture};

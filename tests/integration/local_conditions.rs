@@ -125,3 +125,30 @@ fn a_wrong_condition_fails_the_case_and_says_what_was_seen() {
         "{shown}"
     );
 }
+
+#[test]
+fn lint_warns_where_istio_would_not_accept_a_parent() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = suite(
+        dir.path(),
+        &format!("  - name: status-only\n    expect:\n      conditions:\n{STRAY_NOT_ACCEPTED}"),
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_meshcheck"))
+        .args(["lint", "--target", "local"])
+        .arg(&path)
+        .output()
+        .expect("run meshcheck");
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{shown}");
+    let stray = dir.path().join("stray.yaml");
+    assert!(
+        shown.contains(&format!(
+            "warning: {}:5:",
+            stray.display()
+        )) && shown.contains(
+            "HTTPRoute istio-test/stray is not accepted by Gateway istio-test/istio-gateway: Istio sets Accepted=False (NoMatchingParent)"
+        ),
+        "{shown}"
+    );
+    assert!(shown.contains("; 0 errors, 1 warning"), "{shown}");
+}
