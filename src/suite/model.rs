@@ -259,6 +259,10 @@ pub struct ObjectConditionsSpec {
     /// With `listener`: how many routes it reports attached.
     #[serde(default)]
     pub attached_routes: Option<u32>,
+    /// With `listener`: route kinds (of the Gateway API group) its `supportedKinds`
+    /// must list; `[]` means it must list none.
+    #[serde(default)]
+    pub supported_kinds: Option<Vec<String>>,
     /// Conditions that must be there with this status (and reason, when given).
     #[serde(default)]
     pub conditions: Vec<ConditionSpec>,

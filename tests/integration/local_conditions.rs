@@ -111,6 +111,7 @@ fn a_wrong_condition_fails_the_case_and_says_what_was_seen() {
         - gateway: istio-test/istio-gateway
           listener: http
           attachedRoutes: 2
+          supportedKinds: [TCPRoute]
 ",
     );
     let out = run(&path);
@@ -121,7 +122,7 @@ fn a_wrong_condition_fails_the_case_and_says_what_was_seen() {
         "{shown}"
     );
     assert!(
-        shown.contains("listener http: expected attachedRoutes 2, saw 1"),
+        shown.contains("listener http: expected attachedRoutes 2, saw 1; expected supportedKinds with TCPRoute, saw [HTTPRoute, GRPCRoute]"),
         "{shown}"
     );
 }

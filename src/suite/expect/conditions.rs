@@ -26,6 +26,10 @@ pub struct ExpectedObjectConditions {
     pub conditions: Vec<ExpectedCondition>,
     /// Only for a listener.
     pub attached_routes: Option<u32>,
+    /// Only for a listener: kinds of the Gateway API group that `supportedKinds` must
+    /// list, or, when empty, that it lists none (upstream `listenersMatch`: the
+    /// implementation may support more kinds than a test names).
+    pub supported_kinds: Option<Vec<String>>,
 }
 
 /// Whose status entry a check reads.
@@ -142,7 +146,11 @@ impl ExpectedConditions {
         let checked: usize = self
             .objects
             .iter()
-            .map(|o| o.conditions.len() + usize::from(o.attached_routes.is_some()))
+            .map(|o| {
+                o.conditions.len()
+                    + usize::from(o.attached_routes.is_some())
+                    + usize::from(o.supported_kinds.is_some())
+            })
             .sum();
         format!(
             "status as expected ({checked} check{} on {} status entr{})",
@@ -155,6 +163,7 @@ impl ExpectedConditions {
 
 impl ExpectedObjectConditions {
     fn failure(&self, status: &IstioStatus) -> Option<String> {
+        let mut kinds: Option<Vec<String>> = None;
         let (conditions, attached_routes): (&[StatusCondition], Option<u32>) = match &self.target {
             StatusTarget::RouteParent {
                 route,
@@ -179,7 +188,16 @@ impl ExpectedObjectConditions {
             },
             StatusTarget::Listener { gateway, name } => {
                 match status.gateway(gateway).and_then(|g| g.listener(name)) {
-                    Some(view) => (&view.conditions, Some(view.attached_routes)),
+                    Some(view) => {
+                        kinds = Some(
+                            view.supported_kinds
+                                .iter()
+                                .filter(|k| k.group == crate::manifest::GATEWAY_API_GROUP)
+                                .map(|k| k.kind.clone())
+                                .collect(),
+                        );
+                        (&view.conditions, Some(view.attached_routes))
+                    }
                     None => return Some("no listener status".into()),
                 }
             }
@@ -218,6 +236,20 @@ impl ExpectedObjectConditions {
         {
             wrong.push(format!("expected attachedRoutes {expected}, saw {seen}"));
         }
+        if let (Some(expected), Some(seen)) = (&self.supported_kinds, &kinds) {
+            let missing: Vec<&String> = expected.iter().filter(|k| !seen.contains(k)).collect();
+            if (expected.is_empty() && !seen.is_empty()) || !missing.is_empty() {
+                wrong.push(format!(
+                    "expected supportedKinds {}, saw [{}]",
+                    if expected.is_empty() {
+                        "[] (none)".to_string()
+                    } else {
+                        format!("with {}", expected.join(", "))
+                    },
+                    seen.join(", ")
+                ));
+            }
+        }
         (!wrong.is_empty()).then(|| wrong.join("; "))
     }
 }
@@ -245,6 +277,7 @@ fn load_one(
         (Some(route), None) => {
             only_with(spec.listener.is_some(), "listener", "gateway")?;
             only_with(spec.attached_routes.is_some(), "attachedRoutes", "listener")?;
+            only_with(spec.supported_kinds.is_some(), "supportedKinds", "listener")?;
             let route_key = parse_ref("HTTPRoute", route).map_err(|m| invalid(".route", m))?;
             let Some(fixture) = fixtures.route(&route_key) else {
                 return Err(invalid(
@@ -318,6 +351,7 @@ fn load_one(
                 }
                 None => {
                     only_with(spec.attached_routes.is_some(), "attachedRoutes", "listener")?;
+                    only_with(spec.supported_kinds.is_some(), "supportedKinds", "listener")?;
                     StatusTarget::Gateway(key)
                 }
             }
@@ -335,7 +369,10 @@ fn load_one(
             ));
         }
     };
-    if spec.conditions.is_empty() && spec.attached_routes.is_none() {
+    if spec.conditions.is_empty()
+        && spec.attached_routes.is_none()
+        && spec.supported_kinds.is_none()
+    {
         return Err(invalid(
             "",
             "nothing to check: give `conditions` (or, for a listener, `attachedRoutes`)".into(),
@@ -357,6 +394,7 @@ fn load_one(
         target,
         conditions,
         attached_routes: spec.attached_routes,
+        supported_kinds: spec.supported_kinds.clone(),
     })
 }
 
