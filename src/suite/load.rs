@@ -414,14 +414,24 @@ fn resolve_status_case(
             format!("`{key}` judges responses, and a case without `request` sends none"),
         ));
     }
-    let Some(first) = conditions.objects().into_iter().next() else {
+    // The placeholder entry is the first Gateway (or GAMMA Service) the checks are
+    // about, so that what reports show next to the case is one of its objects.
+    let Some(entry) = conditions.objects.first().map(|o| match &o.target {
+        StatusTarget::RouteParent { parent, .. } if parent.kind == "Service" => {
+            Entry::Service(parent.clone())
+        }
+        StatusTarget::RouteParent { parent, .. } => Entry::Gateway(parent.clone()),
+        StatusTarget::Gateway(gateway) | StatusTarget::Listener { gateway, .. } => {
+            Entry::Gateway(gateway.clone())
+        }
+    }) else {
         return Err(invalid("expect.conditions", "no status to check".into()));
     };
     Ok(Case {
         name: case.name.clone(),
         spec: case.clone(),
         location: at("name"),
-        entry: Entry::Gateway(first),
+        entry,
         url: url::Url::parse("http://no-traffic.invalid/")
             .map_err(|err| invalid("expect.conditions", format!("placeholder URL: {err}")))?,
         port: 80,

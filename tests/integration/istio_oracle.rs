@@ -136,6 +136,7 @@ fn gateway_proxies(suite: &Suite, plan: &Plan) -> Vec<ProxyUnderTest> {
             let calls: Vec<Value> = suite
                 .cases
                 .iter()
+                .filter(|case| case.sends_traffic())
                 .filter(|case| matches!(&case.entry, Entry::Gateway(g) if g == key))
                 .map(|case| {
                     let mut call = json!({
@@ -201,6 +202,7 @@ fn sidecar_proxies(suite: &Suite, plan: &Plan) -> Vec<ProxyUnderTest> {
     let mut namespaces: Vec<&str> = suite
         .cases
         .iter()
+        .filter(|case| case.sends_traffic())
         .filter_map(|case| match &case.entry {
             Entry::Service(service) => Some(service.namespace_or_default()),
             Entry::Gateway(_) => None,
@@ -214,6 +216,7 @@ fn sidecar_proxies(suite: &Suite, plan: &Plan) -> Vec<ProxyUnderTest> {
             let calls: Vec<Value> = suite
                 .cases
                 .iter()
+                .filter(|case| case.sends_traffic())
                 .filter_map(|case| match &case.entry {
                     Entry::Service(service) if service.namespace_or_default() == namespace => {
                         let mut call = sidecar_call(
