@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::conformance::Conformance;
 use super::error::SuiteError;
-use super::expect::{Expectation, ExpectedConditions, LoadContext};
+use super::expect::{Expectation, ExpectedConditions, LoadContext, StatusTarget};
 use super::model::{CaseSpec, IdentitySpec, RequestSpec, SuiteSpec, TlsSpec, TrafficSpec};
 use crate::fixtures::Fixtures;
 use crate::manifest::{
