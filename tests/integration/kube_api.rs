@@ -854,3 +854,66 @@ async fn proxy_stats_without_a_gateway_pod_and_failed_exec_are_named() {
     );
     assert_no_secret(&err);
 }
+
+/// `expect.conditions` on a cluster: the status is read once Istio wrote it for the
+/// object's current generation, and a status that stays stale times out saying so.
+#[tokio::test]
+async fn status_for_conditions_waits_for_the_current_generation() {
+    let route_key = ObjectKey {
+        kind: "HTTPRoute".into(),
+        namespace: Some("istio-test".into()),
+        name: "backend-route".into(),
+    };
+    let s = setup(Duration::from_secs(20)).await;
+    let Setup { api, env, _dir } = s;
+    let mut env = env;
+    env.apply(&crds()).await.unwrap();
+    env.apply(&fixtures()).await.unwrap();
+    let reader = env.istio_status(std::slice::from_ref(&route_key), Duration::from_secs(20));
+    let controller = async {
+        api.until(|st| {
+            st.requests
+                .iter()
+                .any(|r| r.query.contains("watch=true") && r.path.ends_with("/httproutes"))
+        })
+        .await;
+        api.set_status(
+            "gateway.networking.k8s.io",
+            "httproutes",
+            Some("istio-test"),
+            "backend-route",
+            route_status(1),
+        );
+    };
+    let (status, ()) = tokio::join!(reader, controller);
+    let status = status.expect("the status arrives while it is awaited");
+    let parent = status
+        .route(&route_key)
+        .and_then(|r| r.parent("Gateway", "istio-test", "istio-gateway", None))
+        .expect("Istio's entry for the parent");
+    assert_eq!(parent.conditions[0].type_, "Accepted");
+    assert!(parent.conditions[0].is_true());
+
+    // Status from an older generation does not count.
+    let stale = setup(Duration::from_secs(20)).await;
+    let mut env = stale.env;
+    env.apply(&crds()).await.unwrap();
+    env.apply(&fixtures()).await.unwrap();
+    stale.api.set_status(
+        "gateway.networking.k8s.io",
+        "httproutes",
+        Some("istio-test"),
+        "backend-route",
+        route_status(0),
+    );
+    let err = env
+        .istio_status(&[route_key], Duration::from_millis(300))
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, KubeError::WaitTimeout { .. }), "{text}");
+    assert!(
+        text.contains("observed generation 0, the object is at 1"),
+        "{text}"
+    );
+}

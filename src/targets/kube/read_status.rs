@@ -23,7 +23,7 @@ impl KubeEnvironment {
     /// The status of `objects` (Gateways and HTTPRoutes), each read once Istio has
     /// written it for the object's current generation; `timeout` bounds the wait for
     /// all of them together.
-    pub(super) async fn istio_status(
+    pub async fn istio_status(
         &self,
         objects: &[ObjectKey],
         timeout: Duration,
