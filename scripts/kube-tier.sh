@@ -26,6 +26,9 @@ binary="$root/target/kube-tier/controlplane.test"
 scripts/build-kube-tier.sh "$binary"
 cargo build --locked -p meshcheck-kube-stand-in --bin kube-stand-in
 cargo build --locked --bin meshcheck
+# The test binaries too, before anything starts: the tier's start-up is not spent
+# compiling.
+cargo test --locked --no-run --test integration --test suites
 target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
 stand_in="$target_dir/debug/kube-stand-in"
 meshcheck="$target_dir/debug/meshcheck"
