@@ -13,8 +13,10 @@
 # prints each libtest summary line, and stops everything again, also when interrupted.
 # Exits non-zero on any failure. See README "Test tiers".
 #
-# Usage: scripts/kube-tier.sh [extra libtest arguments for both test runs, after --]
+# Usage: scripts/kube-tier.sh [-- extra libtest options for both test runs]
 #   KUBE_TIER_ONLY=integration|suites   run just one of the two test runs
+#   KUBE_TIER_SUITES=FILTER             the suites run's filter (default `kube::`,
+#                                       e.g. `kube::ingress-canary::`)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -133,8 +135,8 @@ if [[ -z "$only" || "$only" == suites ]]; then
     # The stand-ins cannot give `exec` into a pod (no kubelet serves it): the trials
     # that need it are ignored with that reason (tests/suites.rs).
     run_tests suites env MESHCHECK_E2E=1 MESHCHECK_KUBECONFIG="$work/kubeconfig" \
-        MESHCHECK_CLUSTER_CANNOT=exec cargo test --locked --test suites kube:: \
-        -- --test-threads=1 "$@"
+        MESHCHECK_CLUSTER_CANNOT=exec cargo test --locked --test suites \
+        -- "${KUBE_TIER_SUITES:-kube::}" --test-threads=1 "$@"
 fi
 printf '%s\n' "${summaries[@]}"
 if ((status != 0)); then
