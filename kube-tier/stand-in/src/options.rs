@@ -23,7 +23,20 @@ pub struct Options {
     /// exist; nothing is removed from it.
     #[arg(long, value_name = "DIR")]
     pub work_dir: PathBuf,
+    /// Where the istiod stand-in's DNS server (for Gateways whose address is a
+    /// hostname) writes its UDP port on 127.0.0.1; default `<work-dir>/dns-port`.
+    #[arg(long, value_name = "PATH")]
+    pub dns_port_file: Option<PathBuf>,
     /// The Node the kubelet stand-in registers and binds every pod to.
     #[arg(long, value_name = "NAME", default_value = "kube-tier-stand-in")]
     pub node_name: String,
+}
+
+impl Options {
+    /// [`Options::dns_port_file`] or its default.
+    pub fn dns_port_file(&self) -> PathBuf {
+        self.dns_port_file
+            .clone()
+            .unwrap_or_else(|| self.work_dir.join("dns-port"))
+    }
 }
