@@ -95,7 +95,9 @@ impl DataPlane {
             if let Some(admin) = std::fs::read_to_string(&admin_path)
                 .ok()
                 .and_then(|t| t.trim().parse::<SocketAddr>().ok())
-                && admin_get(admin, "/ready").await.is_ok_and(|body| body.trim() == "LIVE")
+                && admin_get(admin, "/ready")
+                    .await
+                    .is_ok_and(|body| body.trim() == "LIVE")
             {
                 break admin;
             }
@@ -121,7 +123,11 @@ impl DataPlane {
 
     /// Writes the resources if they differ from the last written ones: clusters first,
     /// so the listeners' routes find them.
-    pub fn program(&mut self, listeners: Vec<Value>, clusters: Vec<Value>) -> Result<(), IstiodError> {
+    pub fn program(
+        &mut self,
+        listeners: Vec<Value>,
+        clusters: Vec<Value>,
+    ) -> Result<(), IstiodError> {
         let wanted = (listeners, clusters);
         if self.written.as_ref() == Some(&wanted) {
             return Ok(());
@@ -145,8 +151,14 @@ impl DataPlane {
             changed_at.insert(name.to_owned(), since);
         }
         self.changed_at = changed_at;
-        write_atomically(&self.dir.join("cds.json"), &discovery_response(self.version, CLUSTER_TYPE, &wanted.1))?;
-        write_atomically(&self.dir.join("lds.json"), &discovery_response(self.version, LISTENER_TYPE, &wanted.0))?;
+        write_atomically(
+            &self.dir.join("cds.json"),
+            &discovery_response(self.version, CLUSTER_TYPE, &wanted.1),
+        )?;
+        write_atomically(
+            &self.dir.join("lds.json"),
+            &discovery_response(self.version, LISTENER_TYPE, &wanted.0),
+        )?;
         self.written = Some(wanted);
         Ok(())
     }
@@ -155,7 +167,8 @@ impl DataPlane {
     /// leaves every listener pending (and the controller asks again).
     pub async fn listener_states(&self) -> BTreeMap<String, ListenerState> {
         let mut states = BTreeMap::new();
-        let Ok(body) = admin_get(self.admin, "/config_dump?resource=dynamic_listeners").await else {
+        let Ok(body) = admin_get(self.admin, "/config_dump?resource=dynamic_listeners").await
+        else {
             return states;
         };
         let Ok(dump) = serde_json::from_str::<Value>(&body) else {
@@ -226,7 +239,10 @@ async fn admin_get(admin: SocketAddr, path: &str) -> Result<String, String> {
         .header(http::header::HOST, admin.to_string())
         .body(Empty::<Bytes>::new())
         .map_err(|e| e.to_string())?;
-    let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| e.to_string())?;
     let status = response.status();
     let body = response
         .into_body()
