@@ -48,6 +48,9 @@ stop() {
     fi
 }
 stop_all() {
+    # A second signal (Ctrl-C twice, or a signal to both `timeout` and this script)
+    # must not cut the cleanup short and orphan what is still running.
+    trap '' INT TERM
     stop "$tests"
     tests=""
     # The stand-ins first: they remove their webhook and stop their processes while
