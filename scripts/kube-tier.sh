@@ -9,7 +9,8 @@
 #   1. the kube_tier integration tests (`cargo test --test integration kube_tier -- --ignored`),
 #   2. the cluster tier: every `kube::` suite case (`cargo test --test suites kube::`),
 #      with MESHCHECK_CLUSTER_CANNOT=exec so the cases that need `kubectl exec` into a
-#      pod (which no stand-in can give) are ignored with that reason, printed,
+#      pod (which no stand-in can give) are ignored with that reason, printed, and
+#      MESHCHECK_CLUSTER_TIMEOUT=60s (everything is on loopback: a minute is plenty),
 # prints each libtest summary line, and stops everything again, also when interrupted.
 # Exits non-zero on any failure. See README "Test tiers".
 #
@@ -138,7 +139,7 @@ if [[ -z "$only" || "$only" == suites ]]; then
     # The stand-ins cannot give `exec` into a pod (no kubelet serves it): the trials
     # that need it are ignored with that reason (tests/suites.rs).
     run_tests suites env MESHCHECK_E2E=1 MESHCHECK_KUBECONFIG="$work/kubeconfig" \
-        MESHCHECK_CLUSTER_CANNOT=exec cargo test --locked --test suites \
+        MESHCHECK_CLUSTER_CANNOT=exec MESHCHECK_CLUSTER_TIMEOUT=60s cargo test --locked --test suites \
         -- "${KUBE_TIER_SUITES:-kube::}" --test-threads=1 "$@"
 fi
 printf '%s\n' "${summaries[@]}"

@@ -6,6 +6,7 @@
 //! pod (the kube tier's stand-ins: no kubelet serves `pods/exec`): the cases that need
 //! it (east-west requests from the in-mesh client pod, and the policy probes that read
 //! the proxy's stats through `pilot-agent`) are ignored on it, with that reason.
+//! `MESHCHECK_CLUSTER_TIMEOUT=60s` bounds each of the cluster tier's waits.
 
 use std::path::Path;
 
@@ -18,6 +19,10 @@ use meshcheck::suite::{Case, Entry, Expectation, Suite, load_all};
 
 /// What the cluster under test cannot do, comma-separated: `exec` (no `pods/exec`).
 const CANNOT_ENV: &str = "MESHCHECK_CLUSTER_CANNOT";
+/// Bounds every wait of the cluster tier (`60s`): a cluster on loopback is ready in
+/// seconds, so a case that cannot pass there fails in a minute, not in the default
+/// minutes a cloud load balancer may need.
+const TIMEOUT_ENV: &str = "MESHCHECK_CLUSTER_TIMEOUT";
 
 fn main() {
     let args = Arguments::from_args();
@@ -37,7 +42,12 @@ fn main() {
         "no suite case found under suites/: a typo must not pass silently"
     );
 
-    let kube = meshcheck::targets::kube::cluster_tier_configured();
+    let kube = meshcheck::targets::kube::cluster_tier_configured().map(|mut options| {
+        if let Some(timeout) = cluster_timeout() {
+            options.timeouts = meshcheck::targets::kube::KubeTimeouts::uniform(timeout);
+        }
+        options
+    });
     let cannot_exec = cluster_cannot_exec();
     if let Err(reason) = &kube
         && !args.list
@@ -95,6 +105,15 @@ fn cluster_cannot_exec() -> bool {
         }
     }
     exec
+}
+
+/// [`TIMEOUT_ENV`] as a duration; a value that is not one must not pass silently.
+fn cluster_timeout() -> Option<std::time::Duration> {
+    let value = std::env::var(TIMEOUT_ENV).ok()?;
+    match humantime::parse_duration(&value) {
+        Ok(timeout) => Some(timeout),
+        Err(err) => panic!("{TIMEOUT_ENV}={value:?}: not a duration ({err})"),
+    }
 }
 
 /// Why the kube target needs `pods/exec` for `case`, if it does: its east-west
