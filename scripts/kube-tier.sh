@@ -48,11 +48,20 @@ stop() {
         wait "$pid" 2>/dev/null || true
     fi
 }
+# Stops a process group started with setsid: cargo does not pass a signal on to the
+# test binary it runs, which would be left behind.
+stop_group() {
+    local pid="$1"
+    if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
+        kill -TERM -- "-$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    fi
+}
 stop_all() {
     # A second signal (Ctrl-C twice, or a signal to both `timeout` and this script)
     # must not cut the cleanup short and orphan what is still running.
     trap '' INT TERM
-    stop "$tests"
+    stop_group "$tests"
     tests=""
     # The stand-ins first: they remove their webhook and stop their processes while
     # the API server still answers.
@@ -119,7 +128,8 @@ summaries=()
 run_tests() {
     local name="$1"
     shift
-    "$@" >"$work/$name.log" 2>&1 &
+    # Its own process group (setsid), so that stopping it stops the test binary too.
+    setsid "$@" >"$work/$name.log" 2>&1 &
     tests=$!
     local code=0
     wait "$tests" || code=$?
