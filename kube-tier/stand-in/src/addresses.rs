@@ -7,14 +7,25 @@ use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::sync::Mutex;
 
-/// A pool of loopback addresses, each handed out once until released.
+/// A pool of loopback addresses, each handed out once until released. Like the
+/// host-local IPAM plugin of CNI (containernetworking/plugins
+/// `plugins/ipam/host-local/backend/allocator`), it hands out the next free address
+/// after the last one it gave, not the lowest: an address is reused only after the
+/// whole range, so a proxy still holding a deleted pod's address does not reach a new
+/// pod by it.
 #[derive(Debug)]
 pub struct AddressPool {
     what: &'static str,
     /// The addresses in the pool, first to last, as `u32`.
     first: u32,
     last: u32,
-    in_use: Mutex<BTreeSet<u32>>,
+    state: Mutex<Allocations>,
+}
+
+#[derive(Debug, Default)]
+struct Allocations {
+    in_use: BTreeSet<u32>,
+    last_given: Option<u32>,
 }
 
 /// The pool ran dry: more pods (or gateways) at once than it holds.
@@ -32,7 +43,7 @@ impl AddressPool {
             what,
             first: u32::from(first),
             last: u32::from(last),
-            in_use: Mutex::default(),
+            state: Mutex::default(),
         }
     }
 
@@ -54,16 +65,23 @@ impl AddressPool {
         )
     }
 
-    /// The lowest free address, now taken.
+    /// The next free address after the last one handed out (wrapping), now taken.
     pub fn allocate(&self) -> Result<Ipv4Addr, PoolExhausted> {
-        let mut in_use = self
-            .in_use
+        let mut state = self
+            .state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let free = (self.first..=self.last).find(|a| !in_use.contains(a));
+        let start = match state.last_given {
+            Some(last) if last < self.last => last + 1,
+            _ => self.first,
+        };
+        let free = (start..=self.last)
+            .chain(self.first..start)
+            .find(|a| !state.in_use.contains(a));
         match free {
             Some(address) => {
-                in_use.insert(address);
+                state.in_use.insert(address);
+                state.last_given = Some(address);
                 Ok(Ipv4Addr::from(address))
             }
             None => Err(PoolExhausted {
@@ -76,9 +94,10 @@ impl AddressPool {
 
     /// Gives `address` back (a no-op for one the pool did not hand out).
     pub fn release(&self, address: Ipv4Addr) {
-        self.in_use
+        self.state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .in_use
             .remove(&u32::from(address));
     }
 }
@@ -103,6 +122,21 @@ mod tests {
         let dry = pool.allocate().unwrap_err().to_string();
         assert_eq!(dry, "no free test address left in 127.10.0.1-127.10.0.2");
         pool.release(a);
+        assert_eq!(pool.allocate().unwrap(), a);
+    }
+
+    #[test]
+    fn a_released_address_is_reused_only_after_the_rest_of_the_range() {
+        let pool = AddressPool::new(
+            "test",
+            Ipv4Addr::new(127, 10, 0, 1),
+            Ipv4Addr::new(127, 10, 0, 3),
+        );
+        let a = pool.allocate().unwrap();
+        pool.release(a);
+        assert_eq!(pool.allocate().unwrap(), Ipv4Addr::new(127, 10, 0, 2));
+        assert_eq!(pool.allocate().unwrap(), Ipv4Addr::new(127, 10, 0, 3));
+        // Wrapped around: the first is free again.
         assert_eq!(pool.allocate().unwrap(), a);
     }
 }
