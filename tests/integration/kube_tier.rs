@@ -153,7 +153,7 @@ async fn a_deployment_whose_pods_never_get_ready_is_named_with_the_real_controll
     let heard = seen.clone();
     let waited = env
         .wait_ready(&manifests, &move |pending| {
-            heard.lock().unwrap().push(pending)
+            heard.lock().unwrap().extend_from_slice(pending)
         })
         .await;
     let report = env.cleanup().await;

@@ -3,7 +3,7 @@
 //! and stop them.
 
 use super::{ENVOY_VERSION, LocalEnvironment, LocalOptions, ensure_envoy};
-use crate::runner::{BringUp, Phase, PhaseDetail, RunEnvironment, TargetKind};
+use crate::runner::{BringUp, Milestone, Phase, PhaseDetail, RunEnvironment, TargetKind};
 use crate::suite::{Case, Entry, Suite};
 use crate::targets::{
     BringUpError, CleanupReport, Diagnostics, EngineSource, LocalSettings, RunningTarget,
@@ -52,6 +52,9 @@ impl Target for LocalTarget {
             return Err(bring_up.abandon(dropped()).await);
         };
         let env = started?;
+        // Envoy is live with its configuration from the bootstrap: the local
+        // equivalent of the last apply, which convergence is timed from.
+        bring_up.milestone(Milestone::ConfigApplied);
         bring_up.environment(
             RunEnvironment {
                 target: Some(TargetKind::Local),
