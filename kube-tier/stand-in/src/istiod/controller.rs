@@ -102,10 +102,12 @@ impl Controller {
         let mut soonest = |at: Instant| {
             wake = Some(wake.map_or(at, |w: Instant| w.min(at)));
         };
+        let mut pending_gateways = BTreeSet::new();
         for gateway in &gateways {
             let programmed = programmed(gateway, &translation, &gateway_listeners, &states);
             if matches!(programmed, Programmed::Pending(_)) {
                 soonest(Instant::now() + LISTENER_POLL);
+                pending_gateways.insert(ObjectRef::of(gateway));
             }
             let status = self.gateway_status(gateway, snapshot, &translation, &programmed);
             if let Some(at) = self.write_status(gateway, "gateways", status).await {
@@ -114,6 +116,16 @@ impl Controller {
         }
         for route in snapshot.of(watch::HTTP_ROUTES) {
             if route.pointer("/metadata/deletionTimestamp").is_some() {
+                continue;
+            }
+            // A route's status waits for the data plane to run it: accepted before its
+            // Gateway's Envoy has loaded it, a client would see 404s from the
+            // configuration without it. (Istio writes status without waiting; there the
+            // kube target's convergence absorbs the gap, here the stand-in closes it.)
+            if gateways.iter().any(|g| {
+                pending_gateways.contains(&ObjectRef::of(g))
+                    && route_names(route, g)
+            }) {
                 continue;
             }
             let Some(status) = route_status(route, snapshot, &translation) else {
@@ -384,6 +396,15 @@ fn attached_routes(gateway: &Value, listener: &Value, snapshot: &Snapshot, trans
         })
         .count();
     count as u64
+}
+
+fn route_names(route: &Value, gateway: &Value) -> bool {
+    route
+        .pointer("/spec/parentRefs")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|parent| names_gateway(parent, namespace_of(route), gateway))
 }
 
 fn names_gateway(parent: &Value, route_namespace: &str, gateway: &Value) -> bool {
