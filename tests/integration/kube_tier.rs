@@ -4,16 +4,18 @@
 //! does it, CEL validation in the Gateway API CRDs, the Deployment and ReplicaSet
 //! controllers making pods, namespace finalization.
 //!
-//! No kubelet runs in this tier yet, so pods never start: what needs running pods
-//! (traffic, the `kube::` suite cases) is not here. The tests are ignored in a plain
-//! `cargo test`; `scripts/kube-tier.sh` starts the control plane, sets
-//! `KUBE_TIER_KUBECONFIG` and runs them with `--ignored`.
+//! The kube tier's stand-ins run there too (`kube-tier/stand-in`): the kubelet
+//! stand-in runs echo pods as `meshcheck echo` on loopback pod IPs and injects the
+//! `istio-proxy` sidecar as Istio's webhook does, and a pod annotation switches on its
+//! failure mode (a pod that never gets Ready). The tests are ignored in a plain
+//! `cargo test`; `scripts/kube-tier.sh` starts the control plane and the stand-ins,
+//! sets `KUBE_TIER_KUBECONFIG` and runs them with `--ignored`.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::Api;
 use meshcheck::manifest::{Manifest, load_file};
 use meshcheck::runner::Pending;
@@ -120,15 +122,31 @@ async fn client() -> kube::Client {
     kube::Client::try_from(config).unwrap()
 }
 
+/// Writes `text` as `name` in a fresh directory and loads it.
+fn manifests(dir: &tempfile::TempDir, name: &str, text: &str) -> Vec<Manifest> {
+    let file = dir.path().join(name);
+    std::fs::write(&file, text).unwrap();
+    load_file(&file).unwrap()
+}
+
 #[tokio::test]
 #[ignore = "needs the kube tier's control plane: scripts/kube-tier.sh"]
-async fn a_deployment_the_real_controllers_roll_out_but_no_kubelet_runs_is_named_while_waiting() {
+async fn a_deployment_whose_pods_never_get_ready_is_named_with_the_real_controllers_count() {
     let mut env = connect(Duration::from_secs(4)).await;
-    let manifests: Vec<Manifest> = load_file(&root().join("fixtures/ingress-canary/backends.yaml"))
-        .unwrap()
-        .into_iter()
-        .filter(|m| m.kind == "Namespace" || m.kind == "Deployment")
-        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    // The kubelet stand-in runs the pod but, by this annotation, never reports it
+    // Ready: a cluster whose readiness probe never passes.
+    let manifests = manifests(
+        &dir,
+        "stuck.yaml",
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: kube-tier-never-ready}\n---\n\
+         apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: stuck, namespace: kube-tier-never-ready}\n\
+         spec:\n  selector: {matchLabels: {app: stuck}}\n  template:\n\
+         \x20   metadata:\n      labels: {app: stuck}\n\
+         \x20     annotations: {kube-tier.meshcheck.dev/never-ready: \"true\"}\n\
+         \x20   spec:\n      containers:\n\
+         \x20     - {name: echo, image: hashicorp/http-echo, args: [\"-text=stuck\"]}\n",
+    );
     env.apply(&manifests).await.unwrap();
 
     let seen: Arc<Mutex<Vec<Pending>>> = Arc::default();
@@ -141,24 +159,116 @@ async fn a_deployment_the_real_controllers_roll_out_but_no_kubelet_runs_is_named
     let report = env.cleanup().await;
     assert!(report.failed.is_empty(), "{report:?}");
 
-    let err = waited.expect_err("no kubelet runs the pods, so they never get Ready");
+    let err = waited.expect_err("the pod is never Ready");
     let text = err.to_string();
-    assert!(text.contains("Deployment istio-test/backend-v1"), "{text}");
-    // The real Deployment controller rolled out every replica (its ReplicaSet made the
-    // pods), and the wait said so from the status it wrote; none became available, as
-    // on a cluster whose nodes cannot run them.
+    assert!(
+        text.starts_with("timed out after 4s waiting for Deployment kube-tier-never-ready/stuck"),
+        "{text}"
+    );
+    assert!(
+        text.contains("last seen: 0/1 replicas available, 1 updated"),
+        "{text}"
+    );
+    // The real Deployment controller rolled out the replica (its ReplicaSet made the
+    // pod, the stand-in runs it) and the wait said so from the status it wrote.
     let reasons: Vec<String> = seen
         .lock()
         .unwrap()
         .iter()
         .map(|p| format!("{}: {}", p.object, p.reason))
         .collect();
-    let said = |text: &str| {
+    assert!(
         reasons
             .iter()
-            .any(|r| r.contains("backend-v1") && r.contains(text))
+            .any(|r| r.contains("stuck") && r.contains("0/1 replicas available, 1 updated")),
+        "{reasons:#?}"
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs the kube tier's control plane: scripts/kube-tier.sh"]
+async fn deployments_in_an_injected_namespace_become_available_with_the_sidecar_and_answer() {
+    let mut env = connect(Duration::from_secs(30)).await;
+    // The seed's backends: namespace istio-test is labelled istio-injection=enabled.
+    let manifests: Vec<Manifest> =
+        load_file(&root().join("fixtures/ingress-canary/backends.yaml")).unwrap();
+    env.apply(&manifests).await.unwrap();
+    let waited = env.wait_ready(&manifests, &|_| {}).await;
+    let pods: Api<Pod> = Api::namespaced(client().await, "istio-test");
+    let listed = pods
+        .list(&kube::api::ListParams::default().labels("app=backend,version=v2"))
+        .await;
+    let mut answers = Vec::new();
+    if let Ok(listed) = &listed {
+        for pod in &listed.items {
+            let ip = pod.status.as_ref().and_then(|s| s.pod_ip.clone());
+            answers.push(match ip {
+                Some(ip) => get(&format!("{ip}:5678")).await,
+                None => "no pod IP".to_owned(),
+            });
+        }
+    }
+    let report = env.cleanup().await;
+    assert!(report.failed.is_empty(), "{report:?}");
+
+    // The kube target waited for the pods Ready with the sidecar (it expects one in an
+    // injected namespace): the webhook injected it, the stand-in reported them Ready.
+    waited.expect("the pods become Ready with the istio-proxy sidecar");
+    let listed = listed.unwrap();
+    assert_eq!(listed.items.len(), 2, "backend-v2 has two replicas");
+    for pod in &listed.items {
+        let meta = &pod.metadata;
+        let containers: Vec<&str> = pod
+            .spec
+            .as_ref()
+            .unwrap()
+            .containers
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(containers, ["echo", "istio-proxy"], "{meta:?}");
+        let label = |k: &str| meta.labels.as_ref().and_then(|l| l.get(k)).cloned();
+        assert_eq!(label("security.istio.io/tlsMode").as_deref(), Some("istio"));
+        assert_eq!(
+            label("service.istio.io/canonical-name").as_deref(),
+            Some("backend")
+        );
+        assert!(
+            meta.annotations
+                .as_ref()
+                .is_some_and(|a| a.contains_key("sidecar.istio.io/status")),
+            "{meta:?}"
+        );
+        let ip = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.pod_ip.as_deref())
+            .unwrap();
+        assert!(ip.starts_with("127.10."), "a loopback pod IP: {ip}");
+    }
+    // Each pod is a real `meshcheck echo` on its pod IP and the image's port.
+    assert_eq!(answers.len(), 2);
+    for answer in &answers {
+        assert!(answer.ends_with("hello from backend v2\n"), "{answer}");
+    }
+}
+
+/// One plain HTTP/1.0 GET of `/` at `address`, the whole answer as text.
+async fn get(address: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = match tokio::net::TcpStream::connect(address).await {
+        Ok(stream) => stream,
+        Err(err) => return format!("connect {address}: {err}"),
     };
-    assert!(said("0/3 replicas available, 3 updated"), "{reasons:#?}");
+    let mut answer = String::new();
+    let sent = stream.write_all(b"GET / HTTP/1.0\r\n\r\n").await;
+    match sent {
+        Ok(()) => match stream.read_to_string(&mut answer).await {
+            Ok(_) => answer,
+            Err(err) => format!("read {address}: {err}"),
+        },
+        Err(err) => format!("write {address}: {err}"),
+    }
 }
 
 #[tokio::test]

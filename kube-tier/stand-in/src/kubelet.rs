@@ -29,8 +29,10 @@ pub enum KubeletError {
         #[source]
         source: kube::Error,
     },
-    #[error("failed to make the injection webhook's certificate: {0}")]
-    WebhookCertificate(String),
+    #[error("failed to make the injection webhook's certificate")]
+    WebhookCertificate(#[source] rcgen::Error),
+    #[error("failed to set up TLS for the injection webhook")]
+    WebhookTls(#[source] tokio_rustls::rustls::Error),
     #[error("failed to describe the injection webhook")]
     WebhookConfiguration(#[source] serde_json::Error),
     #[error("failed to listen for the injection webhook on 127.0.0.1")]

@@ -67,7 +67,9 @@ impl Controller {
         let gateways: Vec<&Value> = snapshot
             .of(watch::GATEWAYS)
             .iter()
-            .filter(|g| g.pointer("/spec/gatewayClassName").and_then(Value::as_str) == Some(GATEWAY_CLASS))
+            .filter(|g| {
+                g.pointer("/spec/gatewayClassName").and_then(Value::as_str) == Some(GATEWAY_CLASS)
+            })
             .filter(|g| g.pointer("/metadata/deletionTimestamp").is_none())
             .collect();
         self.assign_addresses(&gateways);
@@ -92,8 +94,14 @@ impl Controller {
             let pods = translate::endpoints(plan, snapshot);
             let resources = translate::resources(plan, &pods, &addresses);
             gateway_listeners = resources.gateway_listeners;
-            if let Err(err) = self.data_plane.program(resources.listeners, resources.clusters) {
-                eprintln!("istiod stand-in: {}", meshcheck::error_chain::caused_by(&err));
+            if let Err(err) = self
+                .data_plane
+                .program(resources.listeners, resources.clusters)
+            {
+                eprintln!(
+                    "istiod stand-in: {}",
+                    meshcheck::error_chain::caused_by(&err)
+                );
             }
         }
         let states = self.data_plane.listener_states().await;
@@ -122,10 +130,10 @@ impl Controller {
             // Gateway's Envoy has loaded it, a client would see 404s from the
             // configuration without it. (Istio writes status without waiting; there the
             // kube target's convergence absorbs the gap, here the stand-in closes it.)
-            if gateways.iter().any(|g| {
-                pending_gateways.contains(&ObjectRef::of(g))
-                    && route_names(route, g)
-            }) {
+            if gateways
+                .iter()
+                .any(|g| pending_gateways.contains(&ObjectRef::of(g)) && route_names(route, g))
+            {
                 continue;
             }
             let Some(status) = route_status(route, snapshot, &translation) else {
@@ -170,17 +178,26 @@ impl Controller {
     async fn deploy(&mut self, gateway: &Value, snapshot: &Snapshot) {
         let client = &self.ctx.client;
         let (namespace, name) = (namespace_of(gateway), name_of(gateway));
-        let uid = gateway.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or_default();
+        let uid = gateway
+            .pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         let applied_key = (uid.to_owned(), generation_of(gateway));
         if !self.applied.contains(&applied_key) {
             match gateway_objects::apply(client, gateway).await {
                 Ok(()) => {
                     self.applied.insert(applied_key);
                 }
-                Err(err) => eprintln!("istiod stand-in: Gateway {namespace}/{name}: applying its Deployment and Service: {err}"),
+                Err(err) => eprintln!(
+                    "istiod stand-in: Gateway {namespace}/{name}: applying its Deployment and Service: {err}"
+                ),
             }
         }
-        let Some(ip) = self.addresses.get(&(namespace.to_owned(), name.to_owned())).copied() else {
+        let Some(ip) = self
+            .addresses
+            .get(&(namespace.to_owned(), name.to_owned()))
+            .copied()
+        else {
             return;
         };
         let ingress = if failure_modes::hostname_address(gateway) {
@@ -199,8 +216,18 @@ impl Controller {
             // Not in the store yet: the next pass (its watch event) publishes.
             return;
         }
-        if let Err(err) = gateway_objects::publish_load_balancer(client, service, namespace, &service_name, ingress).await {
-            eprintln!("istiod stand-in: Service {namespace}/{service_name}: publishing its load balancer: {err}");
+        if let Err(err) = gateway_objects::publish_load_balancer(
+            client,
+            service,
+            namespace,
+            &service_name,
+            ingress,
+        )
+        .await
+        {
+            eprintln!(
+                "istiod stand-in: Service {namespace}/{service_name}: publishing its load balancer: {err}"
+            );
         }
     }
 
@@ -278,9 +305,22 @@ impl Controller {
 
     /// Writes `wanted` as the object's status when it differs from what the server has,
     /// after the object's failure-mode delay; returns when a delayed write falls due.
-    async fn write_status(&mut self, object: &Value, plural: &str, wanted: Value) -> Option<Instant> {
-        let kind: &'static str = if plural == "gateways" { "Gateway" } else { "HTTPRoute" };
-        let key: StatusKey = (kind, namespace_of(object).to_owned(), name_of(object).to_owned());
+    async fn write_status(
+        &mut self,
+        object: &Value,
+        plural: &str,
+        wanted: Value,
+    ) -> Option<Instant> {
+        let kind: &'static str = if plural == "gateways" {
+            "Gateway"
+        } else {
+            "HTTPRoute"
+        };
+        let key: StatusKey = (
+            kind,
+            namespace_of(object).to_owned(),
+            name_of(object).to_owned(),
+        );
         if !differs(object.get("status"), &wanted) {
             self.delayed.remove(&key);
             return None;
@@ -304,7 +344,11 @@ impl Controller {
             &resource("gateway.networking.k8s.io", "v1", kind, plural),
         );
         match api
-            .patch_status(&key.2, &PatchParams::default(), &Patch::Merge(json!({"status": wanted})))
+            .patch_status(
+                &key.2,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"status": wanted})),
+            )
             .await
         {
             Ok(_) => {
@@ -312,7 +356,10 @@ impl Controller {
                 None
             }
             Err(err) => {
-                eprintln!("istiod stand-in: {kind} {}/{}: writing its status: {err}", key.1, key.2);
+                eprintln!(
+                    "istiod stand-in: {kind} {}/{}: writing its status: {err}",
+                    key.1, key.2
+                );
                 Some(Instant::now() + Duration::from_secs(1))
             }
         }
@@ -370,18 +417,31 @@ fn programmed(
     if waiting.is_empty() {
         Programmed::Yes
     } else {
-        Programmed::Pending(format!("waiting for the data plane to listen: {}", waiting.join(", ")))
+        Programmed::Pending(format!(
+            "waiting for the data plane to listen: {}",
+            waiting.join(", ")
+        ))
     }
 }
 
 /// TEMPORARY (see [`super::status`]): routes naming the Gateway (and this listener, by
 /// section name or port, when they name one), less those refused or never accepted.
-fn attached_routes(gateway: &Value, listener: &Value, snapshot: &Snapshot, translation: &Translation) -> u64 {
+fn attached_routes(
+    gateway: &Value,
+    listener: &Value,
+    snapshot: &Snapshot,
+    translation: &Translation,
+) -> u64 {
     let count = snapshot
         .of(watch::HTTP_ROUTES)
         .iter()
         .filter(|route| !failure_modes::never_accept(route))
-        .filter(|route| !translation.refused.iter().any(|r| r.object == ObjectRef::of(route)))
+        .filter(|route| {
+            !translation
+                .refused
+                .iter()
+                .any(|r| r.object == ObjectRef::of(route))
+        })
         .filter(|route| {
             route
                 .pointer("/spec/parentRefs")
@@ -390,7 +450,9 @@ fn attached_routes(gateway: &Value, listener: &Value, snapshot: &Snapshot, trans
                 .flatten()
                 .any(|parent| {
                     names_gateway(parent, namespace_of(route), gateway)
-                        && parent.get("sectionName").is_none_or(|s| *s == listener["name"])
+                        && parent
+                            .get("sectionName")
+                            .is_none_or(|s| *s == listener["name"])
                         && parent.get("port").is_none_or(|p| *p == listener["port"])
                 })
         })
@@ -409,7 +471,10 @@ fn route_names(route: &Value, gateway: &Value) -> bool {
 
 fn names_gateway(parent: &Value, route_namespace: &str, gateway: &Value) -> bool {
     parent["kind"].as_str().unwrap_or("Gateway") == "Gateway"
-        && parent["group"].as_str().unwrap_or("gateway.networking.k8s.io") == "gateway.networking.k8s.io"
+        && parent["group"]
+            .as_str()
+            .unwrap_or("gateway.networking.k8s.io")
+            == "gateway.networking.k8s.io"
         && parent["name"].as_str() == Some(name_of(gateway))
         && parent["namespace"].as_str().unwrap_or(route_namespace) == namespace_of(gateway)
 }
@@ -427,16 +492,24 @@ fn route_status(route: &Value, snapshot: &Snapshot, translation: &Translation) -
         .find(|r| r.object == ObjectRef::of(route));
     let existing = route.pointer("/status/parents").and_then(Value::as_array);
     let mut parents = Vec::new();
-    for parent in route.pointer("/spec/parentRefs").and_then(Value::as_array).into_iter().flatten() {
+    for parent in route
+        .pointer("/spec/parentRefs")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let is_ours = snapshot
             .of(watch::GATEWAYS)
             .iter()
-            .filter(|g| g.pointer("/spec/gatewayClassName").and_then(Value::as_str) == Some(GATEWAY_CLASS))
+            .filter(|g| {
+                g.pointer("/spec/gatewayClassName").and_then(Value::as_str) == Some(GATEWAY_CLASS)
+            })
             .any(|g| names_gateway(parent, route_namespace, g))
             || (parent["kind"] == "Service"
                 && snapshot.of(watch::SERVICES).iter().any(|s| {
                     parent["name"].as_str() == Some(name_of(s))
-                        && parent["namespace"].as_str().unwrap_or(route_namespace) == namespace_of(s)
+                        && parent["namespace"].as_str().unwrap_or(route_namespace)
+                            == namespace_of(s)
                 }));
         if !is_ours {
             continue;
@@ -446,14 +519,20 @@ fn route_status(route: &Value, snapshot: &Snapshot, translation: &Translation) -
                 "Accepted",
                 false,
                 "NotAllowedByListeners",
-                format!("the kube tier's istiod stand-in never accepts this route ({} is set)", failure_modes::NEVER_ACCEPT),
+                format!(
+                    "the kube tier's istiod stand-in never accepts this route ({} is set)",
+                    failure_modes::NEVER_ACCEPT
+                ),
             )
         } else if let Some(refusal) = refusal {
             Condition::new(
                 "Accepted",
                 false,
                 "UnsupportedValue",
-                format!("the kube tier's data plane (the local target's translation) refuses it: {}", refusal.reason),
+                format!(
+                    "the kube tier's data plane (the local target's translation) refuses it: {}",
+                    refusal.reason
+                ),
             )
         } else {
             Condition::new("Accepted", true, "Accepted", "Route was valid")

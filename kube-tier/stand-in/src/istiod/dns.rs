@@ -33,13 +33,20 @@ pub fn hostname(namespace: &str, gateway: &str) -> String {
 
 impl GatewayDns {
     pub async fn start() -> Result<GatewayDns, IstiodError> {
-        let origin = Name::from_ascii(ZONE).map_err(|e| IstiodError::DnsBind(std::io::Error::other(e)))?;
-        let mut zone = InMemoryZoneHandler::<TokioRuntimeProvider>::empty(origin.clone(), ZoneType::Primary, AxfrPolicy::Deny);
+        let origin =
+            Name::from_ascii(ZONE).map_err(|e| IstiodError::DnsBind(std::io::Error::other(e)))?;
+        let mut zone = InMemoryZoneHandler::<TokioRuntimeProvider>::empty(
+            origin.clone(),
+            ZoneType::Primary,
+            AxfrPolicy::Deny,
+        );
         // A negative TTL (SOA minimum) of 0: a name asked for before its Gateway is
         // programmed is not remembered as missing.
         let soa = SOA::new(
-            Name::from_ascii(format!("ns.{ZONE}")).map_err(|e| IstiodError::DnsBind(std::io::Error::other(e)))?,
-            Name::from_ascii(format!("admin.{ZONE}")).map_err(|e| IstiodError::DnsBind(std::io::Error::other(e)))?,
+            Name::from_ascii(format!("ns.{ZONE}"))
+                .map_err(|e| IstiodError::DnsBind(std::io::Error::other(e)))?,
+            Name::from_ascii(format!("admin.{ZONE}"))
+                .map_err(|e| IstiodError::DnsBind(std::io::Error::other(e)))?,
             1,
             60,
             60,
@@ -49,9 +56,14 @@ impl GatewayDns {
         zone.upsert_mut(Record::from_rdata(origin.clone(), 60, RData::SOA(soa)), 1);
         let zone = Arc::new(zone);
         let mut catalog = Catalog::new();
-        catalog.upsert(LowerName::new(&origin), vec![zone.clone() as Arc<dyn ZoneHandler>]);
+        catalog.upsert(
+            LowerName::new(&origin),
+            vec![zone.clone() as Arc<dyn ZoneHandler>],
+        );
         let mut server = Server::new(catalog);
-        let socket = UdpSocket::bind("127.0.0.1:0").await.map_err(IstiodError::DnsBind)?;
+        let socket = UdpSocket::bind("127.0.0.1:0")
+            .await
+            .map_err(IstiodError::DnsBind)?;
         let address = socket.local_addr().map_err(IstiodError::DnsBind)?;
         server.register_socket(socket);
         Ok(GatewayDns {
@@ -73,6 +85,8 @@ impl GatewayDns {
             return;
         };
         let serial = self.serial.fetch_add(1, Ordering::SeqCst) + 1;
-        self.zone.upsert(Record::from_rdata(name, 5, RData::A(A(ip))), serial).await;
+        self.zone
+            .upsert(Record::from_rdata(name, 5, RData::A(A(ip))), serial)
+            .await;
     }
 }

@@ -92,7 +92,9 @@ impl DataPlane {
             if let Some(admin) = std::fs::read_to_string(&admin_path)
                 .ok()
                 .and_then(|t| t.trim().parse::<SocketAddr>().ok())
-                && admin_get(admin, "/ready").await.is_ok_and(|body| body.trim() == "LIVE")
+                && admin_get(admin, "/ready")
+                    .await
+                    .is_ok_and(|body| body.trim() == "LIVE")
             {
                 break admin;
             }
@@ -117,14 +119,24 @@ impl DataPlane {
 
     /// Writes the resources if they differ from the last written ones: clusters first,
     /// so the listeners' routes find them.
-    pub fn program(&mut self, listeners: Vec<Value>, clusters: Vec<Value>) -> Result<(), IstiodError> {
+    pub fn program(
+        &mut self,
+        listeners: Vec<Value>,
+        clusters: Vec<Value>,
+    ) -> Result<(), IstiodError> {
         let wanted = (listeners, clusters);
         if self.written.as_ref() == Some(&wanted) {
             return Ok(());
         }
         self.version += 1;
-        write_atomically(&self.dir.join("cds.json"), &discovery_response(self.version, CLUSTER_TYPE, &wanted.1))?;
-        write_atomically(&self.dir.join("lds.json"), &discovery_response(self.version, LISTENER_TYPE, &wanted.0))?;
+        write_atomically(
+            &self.dir.join("cds.json"),
+            &discovery_response(self.version, CLUSTER_TYPE, &wanted.1),
+        )?;
+        write_atomically(
+            &self.dir.join("lds.json"),
+            &discovery_response(self.version, LISTENER_TYPE, &wanted.0),
+        )?;
         self.written = Some(wanted);
         Ok(())
     }
@@ -136,7 +148,12 @@ impl DataPlane {
     /// admin API leaves every listener pending (and the controller asks again).
     pub async fn listener_states(&self) -> BTreeMap<String, ListenerState> {
         let mut states = BTreeMap::new();
-        let Ok(stats) = admin_get(self.admin, "/stats?filter=^listener_manager.lds.version_text$").await else {
+        let Ok(stats) = admin_get(
+            self.admin,
+            "/stats?filter=^listener_manager.lds.version_text$",
+        )
+        .await
+        else {
             return states;
         };
         let loaded = stats
@@ -144,7 +161,8 @@ impl DataPlane {
             .map(|(_, v)| v.trim().trim_matches('"').to_owned())
             .unwrap_or_default();
         let current = loaded == self.version.to_string();
-        let Ok(body) = admin_get(self.admin, "/config_dump?resource=dynamic_listeners").await else {
+        let Ok(body) = admin_get(self.admin, "/config_dump?resource=dynamic_listeners").await
+        else {
             return states;
         };
         let Ok(dump) = serde_json::from_str::<Value>(&body) else {
@@ -156,7 +174,10 @@ impl DataPlane {
             };
             let state = if let Some(error) = listener.get("error_state") {
                 ListenerState::Failed(error["details"].as_str().unwrap_or("rejected").to_owned())
-            } else if current && listener.get("warming_state").is_none() && listener.get("active_state").is_some() {
+            } else if current
+                && listener.get("warming_state").is_none()
+                && listener.get("active_state").is_some()
+            {
                 ListenerState::Active
             } else {
                 ListenerState::Pending
@@ -207,7 +228,10 @@ async fn admin_get(admin: SocketAddr, path: &str) -> Result<String, String> {
         .header(http::header::HOST, admin.to_string())
         .body(Empty::<Bytes>::new())
         .map_err(|e| e.to_string())?;
-    let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| e.to_string())?;
     let status = response.status();
     let body = response
         .into_body()

@@ -69,16 +69,26 @@ pub fn deployment(gateway: &Value) -> Value {
 /// The LoadBalancer Service for `gateway`: the status port, then one port per distinct
 /// listener port named `<protocol>-<port>` (deploymentcontroller.go `extractServicePorts`).
 pub fn service(gateway: &Value) -> Value {
-    let mut ports = vec![json!({"name": "status-port", "port": STATUS_PORT, "protocol": "TCP", "appProtocol": "tcp"})];
+    let mut ports = vec![
+        json!({"name": "status-port", "port": STATUS_PORT, "protocol": "TCP", "appProtocol": "tcp"}),
+    ];
     let mut seen = std::collections::BTreeSet::new();
-    for listener in gateway.pointer("/spec/listeners").and_then(Value::as_array).into_iter().flatten() {
+    for listener in gateway
+        .pointer("/spec/listeners")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let Some(port) = listener["port"].as_u64() else {
             continue;
         };
         if !seen.insert(port) {
             continue;
         }
-        let protocol = listener["protocol"].as_str().unwrap_or("TCP").to_lowercase();
+        let protocol = listener["protocol"]
+            .as_str()
+            .unwrap_or("TCP")
+            .to_lowercase();
         ports.push(json!({"name": format!("{protocol}-{port}"), "port": port, "protocol": "TCP"}));
     }
     json!({
@@ -117,11 +127,19 @@ pub async fn apply(client: &kube::Client, gateway: &Value) -> Result<(), kube::E
     let namespace = namespace_of(gateway);
     let name = object_name(name_of(gateway));
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    let deployments: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &deployment_resource());
-    deployments.patch(&name, &params, &Patch::Apply(deployment(gateway))).await?;
-    let services: Api<DynamicObject> =
-        Api::namespaced_with(client.clone(), namespace, &resource("", "v1", "Service", "services"));
-    services.patch(&name, &params, &Patch::Apply(service(gateway))).await?;
+    let deployments: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), namespace, &deployment_resource());
+    deployments
+        .patch(&name, &params, &Patch::Apply(deployment(gateway)))
+        .await?;
+    let services: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        namespace,
+        &resource("", "v1", "Service", "services"),
+    );
+    services
+        .patch(&name, &params, &Patch::Apply(service(gateway)))
+        .await?;
     Ok(())
 }
 
@@ -138,8 +156,11 @@ pub async fn publish_load_balancer(
     if current == Some(&json!([ingress.clone()])) {
         return Ok(());
     }
-    let services: Api<DynamicObject> =
-        Api::namespaced_with(client.clone(), namespace, &resource("", "v1", "Service", "services"));
+    let services: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        namespace,
+        &resource("", "v1", "Service", "services"),
+    );
     services
         .patch_status(
             name,

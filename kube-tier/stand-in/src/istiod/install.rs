@@ -35,11 +35,22 @@ const ISTIO_CRDS: &str = include_str!("../../../../crds/istio-crd-all.gen.yaml")
 /// Installs everything, waiting for the CRDs to be Established so the watches that
 /// follow find their kinds.
 pub async fn install(client: &kube::Client) -> Result<(), IstiodError> {
-    let mut crds = bundled("the Gateway API v1.3.0 CRDs", GATEWAY_API_CRDS, "crds/gateway-api-v1.3.0-standard-install.yaml")?;
-    crds.extend(bundled("Istio's CRDs", ISTIO_CRDS, "crds/istio-crd-all.gen.yaml")?);
+    let mut crds = bundled(
+        "the Gateway API v1.3.0 CRDs",
+        GATEWAY_API_CRDS,
+        "crds/gateway-api-v1.3.0-standard-install.yaml",
+    )?;
+    crds.extend(bundled(
+        "Istio's CRDs",
+        ISTIO_CRDS,
+        "crds/istio-crd-all.gen.yaml",
+    )?);
     let crd_api: Api<CustomResourceDefinition> = Api::all(client.clone());
     let apply = PatchParams::apply(INSTALLER).force();
-    for crd in crds.iter().filter(|m| m.to_json()["kind"] == "CustomResourceDefinition") {
+    for crd in crds
+        .iter()
+        .filter(|m| m.to_json()["kind"] == "CustomResourceDefinition")
+    {
         crd_api
             .patch(&crd.key().name, &apply, &Patch::Apply(crd.to_json()))
             .await
@@ -48,7 +59,10 @@ pub async fn install(client: &kube::Client) -> Result<(), IstiodError> {
                 source,
             })?;
     }
-    for crd in crds.iter().filter(|m| m.to_json()["kind"] == "CustomResourceDefinition") {
+    for crd in crds
+        .iter()
+        .filter(|m| m.to_json()["kind"] == "CustomResourceDefinition")
+    {
         let name = crd.key().name;
         let established = await_condition(crd_api.clone(), &name, conditions::is_crd_established());
         match tokio::time::timeout(ESTABLISHED_TIMEOUT, established).await {
@@ -62,21 +76,39 @@ pub async fn install(client: &kube::Client) -> Result<(), IstiodError> {
         }
     }
 
-    apply_object(client, &namespace_resource(), None, ISTIO_NAMESPACE, json!({
-        "apiVersion": "v1", "kind": "Namespace",
-        "metadata": {"name": ISTIO_NAMESPACE},
-    }))
+    apply_object(
+        client,
+        &namespace_resource(),
+        None,
+        ISTIO_NAMESPACE,
+        json!({
+            "apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": ISTIO_NAMESPACE},
+        }),
+    )
     .await?;
-    apply_object(client, &deployment_resource(), Some(ISTIO_NAMESPACE), "istiod", istiod_deployment())
-        .await?;
-    let class = apply_object(client, &gateway_class_resource(), None, GATEWAY_CLASS, json!({
-        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
-        "metadata": {"name": GATEWAY_CLASS},
-        "spec": {
-            "controllerName": CONTROLLER_NAME,
-            "description": "The default Istio GatewayClass",
-        },
-    }))
+    apply_object(
+        client,
+        &deployment_resource(),
+        Some(ISTIO_NAMESPACE),
+        "istiod",
+        istiod_deployment(),
+    )
+    .await?;
+    let class = apply_object(
+        client,
+        &gateway_class_resource(),
+        None,
+        GATEWAY_CLASS,
+        json!({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
+            "metadata": {"name": GATEWAY_CLASS},
+            "spec": {
+                "controllerName": CONTROLLER_NAME,
+                "description": "The default Istio GatewayClass",
+            },
+        }),
+    )
     .await?;
     accept_gateway_class(client, &class).await
 }
@@ -114,10 +146,18 @@ fn istiod_deployment() -> Value {
 /// controller reports it (istio/istio `pilot/pkg/config/kube/gateway/conditions.go`,
 /// reason `Accepted`, message "Handled by Istio controller").
 async fn accept_gateway_class(client: &kube::Client, class: &Value) -> Result<(), IstiodError> {
-    let generation = class.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
+    let generation = class
+        .pointer("/metadata/generation")
+        .and_then(Value::as_i64)
+        .unwrap_or(1);
     let wanted = status::conditions(
         class.pointer("/status/conditions"),
-        &[status::Condition::new("Accepted", true, "Accepted", "Handled by Istio controller")],
+        &[status::Condition::new(
+            "Accepted",
+            true,
+            "Accepted",
+            "Handled by Istio controller",
+        )],
         generation,
     );
     let api: Api<DynamicObject> = Api::all_with(client.clone(), &gateway_class_resource());
@@ -151,7 +191,11 @@ async fn apply_object(
         None => Api::all_with(client.clone(), resource),
     };
     let applied = api
-        .patch(name, &PatchParams::apply(INSTALLER).force(), &Patch::Apply(object))
+        .patch(
+            name,
+            &PatchParams::apply(INSTALLER).force(),
+            &Patch::Apply(object),
+        )
         .await
         .map_err(|source| IstiodError::Install {
             what: format!("{} {name}", resource.kind),
@@ -173,5 +217,10 @@ pub fn deployment_resource() -> ApiResource {
 }
 
 pub fn gateway_class_resource() -> ApiResource {
-    resource("gateway.networking.k8s.io", "v1", "GatewayClass", "gatewayclasses")
+    resource(
+        "gateway.networking.k8s.io",
+        "v1",
+        "GatewayClass",
+        "gatewayclasses",
+    )
 }

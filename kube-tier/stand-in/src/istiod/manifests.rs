@@ -17,7 +17,12 @@ use super::install::{GATEWAY_CLASS, ISTIO_NAMESPACE};
 use super::watch::{self, Snapshot, name_of, namespace_of};
 
 /// Namespaces of the cluster itself, never a suite's.
-const SYSTEM_NAMESPACES: &[&str] = &["kube-system", "kube-public", "kube-node-lease", ISTIO_NAMESPACE];
+const SYSTEM_NAMESPACES: &[&str] = &[
+    "kube-system",
+    "kube-public",
+    "kube-node-lease",
+    ISTIO_NAMESPACE,
+];
 
 /// Which object a manifest came from, for the status of what the translation refuses.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -81,16 +86,29 @@ fn is_suite_object(object: &Value) -> bool {
         return false;
     }
     // What the gateway controller made for a Gateway is not the suite's.
-    if object.pointer(&format!("/metadata/labels/{}", MANAGED_LABEL.replace('/', "~1"))).is_some() {
+    if object
+        .pointer(&format!(
+            "/metadata/labels/{}",
+            MANAGED_LABEL.replace('/', "~1")
+        ))
+        .is_some()
+    {
         return false;
     }
     match kind {
         // The API server's own Service.
         "Service" => !(namespace == "default" && name_of(object) == "kubernetes"),
         // Only Gateways of Istio's class are Istio's to program.
-        "Gateway" => object.pointer("/spec/gatewayClassName").and_then(Value::as_str) == Some(GATEWAY_CLASS),
+        "Gateway" => {
+            object
+                .pointer("/spec/gatewayClassName")
+                .and_then(Value::as_str)
+                == Some(GATEWAY_CLASS)
+        }
         // Service account tokens and the like are not a suite's certificates.
-        "Secret" => object["type"].as_str().is_none_or(|t| t == "Opaque" || t == "kubernetes.io/tls"),
+        "Secret" => object["type"]
+            .as_str()
+            .is_none_or(|t| t == "Opaque" || t == "kubernetes.io/tls"),
         _ => true,
     }
 }
@@ -152,12 +170,28 @@ fn deployment_spec(spec: &Value) -> Value {
         .into_iter()
         .flatten()
         .map(|c| {
-            let mut container = pick(c, &["name", "image", "imagePullPolicy", "args", "env", "volumeMounts"]);
-            if let Some(resources) = c.get("resources").filter(|r| r.as_object().is_some_and(|m| !m.is_empty())) {
+            let mut container = pick(
+                c,
+                &[
+                    "name",
+                    "image",
+                    "imagePullPolicy",
+                    "args",
+                    "env",
+                    "volumeMounts",
+                ],
+            );
+            if let Some(resources) = c
+                .get("resources")
+                .filter(|r| r.as_object().is_some_and(|m| !m.is_empty()))
+            {
                 container["resources"] = resources.clone();
             }
             if let Some(ports) = c.get("ports").and_then(Value::as_array) {
-                container["ports"] = ports.iter().map(|p| pick(p, &["containerPort", "name", "protocol"])).collect();
+                container["ports"] = ports
+                    .iter()
+                    .map(|p| pick(p, &["containerPort", "name", "protocol"]))
+                    .collect();
             }
             container
         })
@@ -181,7 +215,12 @@ fn service_spec(spec: &Value) -> Value {
     if let Some(ports) = spec.get("ports").and_then(Value::as_array) {
         out["ports"] = ports
             .iter()
-            .map(|p| pick(p, &["name", "port", "targetPort", "protocol", "appProtocol"]))
+            .map(|p| {
+                pick(
+                    p,
+                    &["name", "port", "targetPort", "protocol", "appProtocol"],
+                )
+            })
             .collect();
     }
     out

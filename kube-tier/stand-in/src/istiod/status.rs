@@ -105,19 +105,29 @@ mod tests {
     fn transition_time_is_kept_while_the_status_stays() {
         let existing = json!([{"type": "Accepted", "status": "True", "reason": "Accepted",
             "message": "", "observedGeneration": 1, "lastTransitionTime": "2026-01-01T00:00:00Z"}]);
-        let same = conditions(Some(&existing), &[Condition::new("Accepted", true, "Accepted", "")], 2);
+        let same = conditions(
+            Some(&existing),
+            &[Condition::new("Accepted", true, "Accepted", "")],
+            2,
+        );
         assert_eq!(same[0]["lastTransitionTime"], "2026-01-01T00:00:00Z");
         assert_eq!(same[0]["observedGeneration"], 2);
-        let flipped = conditions(Some(&existing), &[Condition::new("Accepted", false, "Invalid", "")], 2);
+        let flipped = conditions(
+            Some(&existing),
+            &[Condition::new("Accepted", false, "Invalid", "")],
+            2,
+        );
         assert_ne!(flipped[0]["lastTransitionTime"], "2026-01-01T00:00:00Z");
     }
 
     #[test]
     fn only_written_fields_other_than_transition_times_count() {
         let current = json!({"conditions": [{"type": "A", "status": "True", "lastTransitionTime": "x"}], "other": 1});
-        let wanted = json!({"conditions": [{"type": "A", "status": "True", "lastTransitionTime": "y"}]});
+        let wanted =
+            json!({"conditions": [{"type": "A", "status": "True", "lastTransitionTime": "y"}]});
         assert!(!differs(Some(&current), &wanted));
-        let changed = json!({"conditions": [{"type": "A", "status": "False", "lastTransitionTime": "x"}]});
+        let changed =
+            json!({"conditions": [{"type": "A", "status": "False", "lastTransitionTime": "x"}]});
         assert!(differs(Some(&current), &changed));
         assert!(differs(None, &wanted));
     }

@@ -13,7 +13,7 @@ use meshcheck::manifest::{Manifest, ManifestError, ObjectKey};
 use meshcheck::targets::local::{Plan, bootstrap, listener_name, plan};
 
 use super::manifests::{ObjectRef, manifest};
-use super::watch::{Snapshot, PODS, namespace_of};
+use super::watch::{PODS, Snapshot, namespace_of};
 
 /// An object the local target refused, with its located reason.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -106,7 +106,12 @@ pub fn endpoints(plan: &Plan, snapshot: &Snapshot) -> Vec<Vec<SocketAddr>> {
                 })
                 .filter(|pod| pod.pointer("/metadata/deletionTimestamp").is_none())
                 .filter(|pod| is_ready(pod))
-                .filter_map(|pod| pod.pointer("/status/podIP")?.as_str()?.parse::<IpAddr>().ok())
+                .filter_map(|pod| {
+                    pod.pointer("/status/podIP")?
+                        .as_str()?
+                        .parse::<IpAddr>()
+                        .ok()
+                })
                 .map(|ip| SocketAddr::new(ip, workload.pod_port))
                 .collect();
             addresses.sort();
@@ -118,7 +123,10 @@ pub fn endpoints(plan: &Plan, snapshot: &Snapshot) -> Vec<Vec<SocketAddr>> {
 fn is_ready(pod: &Value) -> bool {
     pod.pointer("/status/conditions")
         .and_then(Value::as_array)
-        .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        })
 }
 
 /// The Envoy resources for the plan: its clusters, and its gateway listeners bound to

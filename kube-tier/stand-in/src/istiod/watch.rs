@@ -32,9 +32,24 @@ fn watched() -> Vec<ApiResource> {
     vec![
         resource("gateway.networking.k8s.io", "v1", GATEWAYS, "gateways"),
         resource("gateway.networking.k8s.io", "v1", HTTP_ROUTES, "httproutes"),
-        resource("gateway.networking.k8s.io", "v1", GATEWAY_CLASSES, "gatewayclasses"),
-        resource("gateway.networking.k8s.io", "v1beta1", REFERENCE_GRANTS, "referencegrants"),
-        resource("networking.istio.io", "v1", DESTINATION_RULES, "destinationrules"),
+        resource(
+            "gateway.networking.k8s.io",
+            "v1",
+            GATEWAY_CLASSES,
+            "gatewayclasses",
+        ),
+        resource(
+            "gateway.networking.k8s.io",
+            "v1beta1",
+            REFERENCE_GRANTS,
+            "referencegrants",
+        ),
+        resource(
+            "networking.istio.io",
+            "v1",
+            DESTINATION_RULES,
+            "destinationrules",
+        ),
         resource("", "v1", SERVICES, "services"),
         resource("apps", "v1", DEPLOYMENTS, "deployments"),
         resource("", "v1", PODS, "pods"),
@@ -131,7 +146,10 @@ pub struct Snapshot {
 
 impl Snapshot {
     pub fn of(&self, kind: &str) -> &[Value] {
-        self.objects.get(kind).map(Vec::as_slice).unwrap_or_default()
+        self.objects
+            .get(kind)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
     }
 
     #[cfg(test)]
@@ -143,15 +161,24 @@ impl Snapshot {
 
 /// `metadata.namespace` / `metadata.name` of an object.
 pub fn namespace_of(object: &Value) -> &str {
-    object.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("")
+    object
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or("")
 }
 
 pub fn name_of(object: &Value) -> &str {
-    object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("")
+    object
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
 }
 
 pub fn generation_of(object: &Value) -> i64 {
-    object.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1)
+    object
+        .pointer("/metadata/generation")
+        .and_then(Value::as_i64)
+        .unwrap_or(1)
 }
 
 pub fn annotation<'a>(object: &'a Value, key: &str) -> Option<&'a str> {

@@ -2,7 +2,8 @@
 //! generators of kubernetes `pkg/kubelet/kubelet_pods.go` and
 //! `pkg/kubelet/status/generate.go` (phase, hostIP/podIP, one status per container,
 //! conditions PodReadyToStartContainers, Initialized, ContainersReady, Ready, and
-//! PodScheduled, which the binding already set), sent as the status manager sends it:
+//! PodScheduled, which the binding already set; not qosClass, which the API server set
+//! at creation and keeps immutable), sent as the status manager sends it:
 //! a strategic merge patch of the status subresource
 //! (`pkg/kubelet/status/status_manager.go`, `syncPod`).
 
@@ -122,7 +123,6 @@ pub fn status_patch(
             "podIP": pod_ip.to_string(),
             "podIPs": [{"ip": pod_ip.to_string()}],
             "startTime": started_at,
-            "qosClass": "BestEffort",
             "conditions": [
                 condition("PodReadyToStartContainers", true, None),
                 condition("Initialized", true, None),

@@ -49,7 +49,7 @@ pub struct Injector {
 impl Injector {
     /// Makes a CA and a serving certificate for 127.0.0.1 and binds a loopback port.
     pub async fn bind() -> Result<Injector, KubeletError> {
-        let certificate = |e: rcgen::Error| KubeletError::WebhookCertificate(e.to_string());
+        let certificate = KubeletError::WebhookCertificate;
         let ca_key = KeyPair::generate().map_err(certificate)?;
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(certificate)?;
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -75,7 +75,7 @@ impl Injector {
                     PrivateKeyDer::from(PrivatePkcs8KeyDer::from(server_key.serialize_der())),
                 )
             })
-            .map_err(|e| KubeletError::WebhookCertificate(e.to_string()))?;
+            .map_err(KubeletError::WebhookTls)?;
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .await
             .map_err(KubeletError::WebhookListen)?;
