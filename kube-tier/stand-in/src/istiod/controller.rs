@@ -161,15 +161,23 @@ impl Controller {
             }
             keep
         });
-        for key in present {
+        for gateway in gateways {
+            let key = (namespace_of(gateway).to_owned(), name_of(gateway).to_owned());
             if self.addresses.contains_key(&key) {
                 continue;
             }
-            match pool.allocate() {
-                Ok(ip) => {
-                    self.addresses.insert(key, ip);
+            let ports = listener_ports(gateway);
+            loop {
+                match pool.allocate() {
+                    // Another tier on this machine (a colleague's, a second CI job) may
+                    // serve this address already: it stays taken, the next is tried.
+                    Ok(ip) if !ports_free(ip, &ports) => continue,
+                    Ok(ip) => {
+                        self.addresses.insert(key, ip);
+                    }
+                    Err(err) => eprintln!("istiod stand-in: Gateway {}/{}: {err}", key.0, key.1),
                 }
-                Err(err) => eprintln!("istiod stand-in: Gateway {}/{}: {err}", key.0, key.1),
+                break;
             }
         }
     }
@@ -364,6 +372,23 @@ impl Controller {
             }
         }
     }
+}
+
+fn listener_ports(gateway: &Value) -> Vec<u16> {
+    gateway
+        .pointer("/spec/listeners")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|l| u16::try_from(l["port"].as_u64()?).ok())
+        .collect()
+}
+
+/// Whether every port can be bound on `ip` now (the probe socket is closed at once).
+fn ports_free(ip: Ipv4Addr, ports: &[u16]) -> bool {
+    ports
+        .iter()
+        .all(|port| std::net::TcpListener::bind((ip, *port)).is_ok())
 }
 
 fn key(namespace: &str, name: &str) -> ObjectKey {

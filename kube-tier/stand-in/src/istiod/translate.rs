@@ -172,6 +172,10 @@ pub fn resources(
             let mut listener = listener.clone();
             listener["address"]["socket_address"] =
                 serde_json::json!({"address": ip.to_string(), "port_value": port});
+            // Envoy binds with SO_REUSEPORT by default: a second tier on the same
+            // machine would silently share the address and take half the connections.
+            // Without it, that bind fails and the Gateway says so.
+            listener["enable_reuse_port"] = serde_json::json!(false);
             Some(listener)
         })
         .collect();
