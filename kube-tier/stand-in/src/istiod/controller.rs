@@ -162,7 +162,10 @@ impl Controller {
             keep
         });
         for gateway in gateways {
-            let key = (namespace_of(gateway).to_owned(), name_of(gateway).to_owned());
+            let key = (
+                namespace_of(gateway).to_owned(),
+                name_of(gateway).to_owned(),
+            );
             if self.addresses.contains_key(&key) {
                 continue;
             }
