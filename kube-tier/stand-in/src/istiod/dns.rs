@@ -2,10 +2,10 @@
 //! hostname: it answers `<gateway>.<namespace>.kube-tier.test` with the Gateway's
 //! loopback address, as a cloud's DNS answers for its load balancer's name.
 
-use std::net::{Ipv4Addr, SocketAddr};
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 
 use hickory_server::Server;
 use hickory_server::net::runtime::TokioRuntimeProvider;
@@ -86,7 +86,10 @@ impl GatewayDns {
     /// same name gets a new address, and the old one must not be answered too.
     pub async fn publish(&self, hostname: &str, ip: Ipv4Addr) {
         {
-            let published = self.published.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let published = self
+                .published
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             if published.get(hostname) == Some(&ip) {
                 return;
             }
@@ -100,7 +103,9 @@ impl GatewayDns {
             .await
             .remove(&RrKey::new(LowerName::new(&name), RecordType::A));
         let serial = self.serial.fetch_add(1, Ordering::SeqCst) + 1;
-        self.zone.upsert(Record::from_rdata(name, 5, RData::A(A(ip))), serial).await;
+        self.zone
+            .upsert(Record::from_rdata(name, 5, RData::A(A(ip))), serial)
+            .await;
         self.published
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -151,12 +151,6 @@ impl Snapshot {
             .map(Vec::as_slice)
             .unwrap_or_default()
     }
-
-    #[cfg(test)]
-    pub fn with(mut self, kind: &str, objects: Vec<Value>) -> Snapshot {
-        self.objects.insert(kind.to_owned(), objects);
-        self
-    }
 }
 
 /// `metadata.namespace` / `metadata.name` of an object.
