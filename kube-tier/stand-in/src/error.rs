@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-/// What ends the stand-ins with exit code 1.
+/// What ends the stand-ins with exit code 1 (large sources boxed: errors are rare,
+/// results are everywhere).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("failed to start the async runtime")]
@@ -11,18 +12,18 @@ pub enum Error {
     Kubeconfig {
         path: PathBuf,
         #[source]
-        source: kube::config::KubeconfigError,
+        source: Box<kube::config::KubeconfigError>,
     },
     #[error("failed to make a client from the kubeconfig {path}")]
     Client {
         path: PathBuf,
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     #[error("failed to listen for SIGTERM and SIGINT")]
     Signals(#[source] std::io::Error),
     #[error("the kubelet stand-in failed")]
-    Kubelet(#[source] crate::kubelet::KubeletError),
+    Kubelet(#[source] Box<crate::kubelet::KubeletError>),
     #[error("the istiod stand-in failed")]
-    Istiod(#[source] crate::istiod::IstiodError),
+    Istiod(#[source] Box<crate::istiod::IstiodError>),
 }

@@ -78,7 +78,7 @@ async fn run(options: Options) -> Result<(), Error> {
         async move {
             let result = kubelet::run(ctx.clone()).await;
             ctx.shutdown.cancel();
-            result.map_err(Error::Kubelet)
+            result.map_err(|e| Error::Kubelet(Box::new(e)))
         }
     };
     let istiod = {
@@ -86,7 +86,7 @@ async fn run(options: Options) -> Result<(), Error> {
         async move {
             let result = istiod::run(ctx.clone()).await;
             ctx.shutdown.cancel();
-            result.map_err(Error::Istiod)
+            result.map_err(|e| Error::Istiod(Box::new(e)))
         }
     };
     let ready_line = async {
@@ -114,7 +114,7 @@ async fn connect(path: &std::path::Path) -> Result<kube::Client, Error> {
     let kubeconfig =
         kube::config::Kubeconfig::read_from(path).map_err(|source| Error::Kubeconfig {
             path: path.to_owned(),
-            source,
+            source: Box::new(source),
         })?;
     let config = kube::Config::from_custom_kubeconfig(
         kubeconfig,
@@ -123,10 +123,10 @@ async fn connect(path: &std::path::Path) -> Result<kube::Client, Error> {
     .await
     .map_err(|source| Error::Kubeconfig {
         path: path.to_owned(),
-        source,
+        source: Box::new(source),
     })?;
     kube::Client::try_from(config).map_err(|source| Error::Client {
         path: path.to_owned(),
-        source,
+        source: Box::new(source),
     })
 }
