@@ -9,6 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde_json::Value;
 
+use meshcheck::fixtures::{Fixtures, IstioStatus};
 use meshcheck::manifest::{Manifest, ManifestError, ObjectKey};
 use meshcheck::targets::local::{Plan, bootstrap, listener_name, plan};
 
@@ -72,6 +73,30 @@ pub fn translate(objects: &[Value]) -> Translation {
                         unplaceable: Some(err.to_string()),
                     };
                 }
+            },
+        }
+    }
+}
+
+/// Istio's status for the objects, as Istio computes it from them
+/// ([`Fixtures::istio_status`], independent of what the local target can run). An
+/// object the fixtures view cannot decode is left out, as in [`translate`]; the error
+/// is one that no object can be blamed for.
+pub fn istio_status(objects: &[Value]) -> Result<IstioStatus, String> {
+    let mut manifests: Vec<(ObjectRef, Manifest)> = objects
+        .iter()
+        .filter_map(|o| Some((ObjectRef::of(o), manifest(o).ok()?)))
+        .collect();
+    loop {
+        let current: Vec<Manifest> = manifests.iter().map(|(_, m)| m.clone()).collect();
+        let computed = Fixtures::new(&current).and_then(|fixtures| fixtures.istio_status());
+        match computed {
+            Ok(status) => return Ok(status),
+            Err(err) => match culprit(&err, &manifests) {
+                Some(index) => {
+                    manifests.remove(index);
+                }
+                None => return Err(err.to_string()),
             },
         }
     }
