@@ -8,6 +8,7 @@
 //! Kinds are recognised by API group and kind ([`GroupKind`]): an Istio
 //! `networking.istio.io` Gateway is not a Gateway API Gateway.
 
+mod attachment;
 mod backend_ref;
 mod destination_rule;
 mod duration;
@@ -18,9 +19,14 @@ pub mod istio;
 mod reference_grant;
 mod route;
 mod service;
+mod status;
 mod workload;
 
 pub use crate::manifest::GroupKind;
+pub use attachment::{
+    AllowedNamespaces, Attachments, ListenerAttachment, ListenerRefusal, ListenerView,
+    ParentAttachment, RefusalReason, RouteKind,
+};
 pub use backend_ref::{BackendTarget, UnresolvedBackendRef, UnresolvedReason};
 pub use destination_rule::{
     ConnectionPoolSpec, DestinationRuleFixture, HttpPoolSpec, LoadBalancerSpec,
@@ -37,4 +43,9 @@ pub use route::{
     RoutePath, RouteRule, RouteTimeouts, UrlRewrite,
 };
 pub use service::ServiceFixture;
+pub use status::{
+    CertificateProblem, GatewayStatusView, ISTIO_CONTROLLER_NAME, ISTIO_GATEWAY_CLASS, IstioStatus,
+    ListenerStatusView, ParentRefView, RouteParentStatusView, RouteStatusView, StatusCondition,
+    StatusWarning,
+};
 pub use workload::{EchoImage, WorkloadFixture};

@@ -28,6 +28,8 @@ mod source;
 
 use serde::Serialize;
 
+use crate::fixtures::IstioStatus;
+use crate::manifest::ObjectKey;
 use crate::runner::BringUp;
 use crate::suite::{Case, Entry, Suite};
 use crate::traffic::{Flow, LoadSpec, Sample, Tally};
@@ -61,6 +63,17 @@ pub(crate) trait RunningTarget {
         entry: &Entry,
         port: u16,
     ) -> Result<Self::Source<'_>, TargetError>;
+
+    /// The status the control plane reports for `objects` (Gateways and HTTPRoutes of
+    /// the suite): on the local target as Istio would write it, on a cluster read from
+    /// the objects once their status describes their current generation, waiting at
+    /// most `timeout` for that.
+    async fn status(
+        &self,
+        suite: &Suite,
+        objects: &[ObjectKey],
+        timeout: std::time::Duration,
+    ) -> Result<IstioStatus, TargetError>;
 
     /// A path of the admin API (`/stats`, `/clusters`) of the proxy that handles a
     /// case's requests: the gateway's Envoy, or the in-mesh client's sidecar.

@@ -127,7 +127,8 @@ fn needs_exec(case: &Case) -> Option<&'static str> {
         Expectation::CircuitBreaking(_) | Expectation::OutlierDetection(_) => {
             Some("the proxy's stats are read by exec into its pod (pilot-agent request)")
         }
-        Expectation::Responses(_) => None,
+        // Status-only cases (exp-conditions) send no traffic: nothing to exec.
+        Expectation::Responses(_) | Expectation::StatusOnly => None,
     }
 }
 

@@ -154,6 +154,13 @@ pub fn lint(args: &LintArgs) -> i32 {
                 unresolved.field
             );
         }
+        // Parents Istio does not accept and listeners whose references do not resolve:
+        // Istio says so only in their status. (A selector it would refuse is an
+        // error of the plan below.)
+        for warning in suite.fixtures.status_warnings().unwrap_or_default() {
+            warnings += 1;
+            eprintln!("warning: {}: {}", warning.location, warning.message);
+        }
         match crate::targets::local::plan_fixtures(&suite.fixtures) {
             Ok(plan) => {
                 for note in &plan.notes {

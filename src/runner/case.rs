@@ -11,7 +11,7 @@ use super::events::{
 };
 use super::policy;
 use super::still_waiting::{StillWaiting, looks, say_while};
-use crate::suite::expect::ResponseChecks;
+use crate::suite::expect::{ExpectedConditions, ResponseChecks};
 use crate::suite::{Case, Entry, Expectation, Suite};
 use crate::targets::{RunningTarget, SampleSource, StatsSnapshot};
 use crate::traffic::{ErrorKind, Flow, LoadSpec, RequestTemplate, Tally};
@@ -38,6 +38,25 @@ pub(crate) async fn run_case(
             Outcome::Skipped,
             CaseMessage::Skipped(reason.clone()),
         );
+    }
+    // Status first: a route that is not accepted explains the traffic that follows.
+    let mut status_passed = None;
+    if let Some(conditions) = &case.conditions {
+        match check_conditions(env, suite, case, conditions, emit).await {
+            Ok(passed) => status_passed = Some(passed),
+            Err(result) => {
+                return finish(env, suite, case, *result, None, None, started).await;
+            }
+        }
+    }
+    if !case.sends_traffic() {
+        let result = CaseResult::without_traffic(
+            &suite.name,
+            &case.name,
+            Outcome::Passed,
+            CaseMessage::Verdict(status_passed.unwrap_or_default()),
+        );
+        return finish(env, suite, case, result, None, None, started).await;
     }
     // Finding the entry's address can take minutes on a cloud load balancer: a phase
     // of its own, timed, and a long one says so.
@@ -89,12 +108,39 @@ pub(crate) async fn run_case(
             CaseMessage::Error(Arc::new(err)),
         )
     });
+    if let (Some(passed), CaseMessage::Verdict(message)) = (&status_passed, &mut result.message) {
+        *message = format!("{passed}; {message}");
+    }
+    let source_diagnostics = source.as_ref().and_then(|source| source.diagnostics());
+    finish(
+        env,
+        suite,
+        case,
+        result,
+        baseline.as_ref(),
+        source_diagnostics,
+        started,
+    )
+    .await
+}
+
+/// What every result gets: the case's warnings, diagnostics when it failed, its
+/// duration.
+async fn finish(
+    env: &impl RunningTarget,
+    suite: &Suite,
+    case: &Case,
+    mut result: CaseResult,
+    baseline: Option<&StatsSnapshot>,
+    source_diagnostics: Option<crate::targets::DiagnosticSection>,
+    started: Instant,
+) -> CaseResult {
     result.warnings = warnings(case);
     if result.outcome == Outcome::Failed {
-        let diagnostics = env.diagnostics(suite, case, baseline.as_ref()).await;
+        let diagnostics = env.diagnostics(suite, case, baseline).await;
         result.diagnostics = diagnostics.sections;
         result.diagnostic_dumps = diagnostics.dumps;
-        if let Some(section) = source.as_ref().and_then(|source| source.diagnostics()) {
+        if let Some(section) = source_diagnostics {
             result.diagnostics.insert(0, section);
         }
     }
@@ -102,16 +148,64 @@ pub(crate) async fn run_case(
     result
 }
 
+/// Reads the status the case's `conditions` name (waiting, on a cluster, for status at
+/// the objects' current generation within the suite's convergence timeout) and judges
+/// it: the pass message's fragment, or the failed result.
+async fn check_conditions(
+    env: &impl RunningTarget,
+    suite: &Suite,
+    case: &Case,
+    conditions: &ExpectedConditions,
+    emit: &mut (dyn FnMut(Event) + Send),
+) -> Result<String, Box<CaseResult>> {
+    let objects = conditions.objects();
+    let (_unchanging, waiting) = tokio::sync::watch::channel(
+        objects
+            .iter()
+            .map(|key| Pending {
+                object: key.to_string(),
+                reason: "no status for its current generation yet".to_owned(),
+            })
+            .collect(),
+    );
+    let status = say_while(
+        env.status(suite, &objects, suite.spec.convergence.timeout),
+        &suite.name,
+        Phase::Wait,
+        &waiting,
+        tokio::time::Instant::now(),
+        looks(),
+        emit,
+    )
+    .await;
+    let failed = |message: CaseMessage| {
+        Box::new(CaseResult::without_traffic(
+            &suite.name,
+            &case.name,
+            Outcome::Failed,
+            message,
+        ))
+    };
+    let status = status
+        .map_err(|source| failed(CaseMessage::Error(Arc::new(CaseError::Status { source }))))?;
+    let failures = conditions.failures(&status);
+    if failures.is_empty() {
+        Ok(conditions.describe())
+    } else {
+        Err(failed(CaseMessage::Verdict(failures.join("\n"))))
+    }
+}
+
 fn request_template(case: &Case, connect_to: Option<SocketAddr>) -> RequestTemplate {
     RequestTemplate {
         url: case.url.clone(),
         connect_to,
-        host_override: case.spec.request.host.clone(),
+        host_override: case.spec.request.as_ref().and_then(|r| r.host.clone()),
         headers: case
             .spec
             .request
-            .headers
             .iter()
+            .flat_map(|r| r.headers.iter())
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
         method: case.method.clone(),
@@ -278,6 +372,13 @@ async fn measure(
             policy::run_outlier_detection(env, source, suite, case, expected, probe_load(), emit)
                 .await
         }
+        // run_case answers a status-only case before any traffic.
+        Expectation::StatusOnly => Ok(CaseResult::without_traffic(
+            &suite.name,
+            &case.name,
+            Outcome::Passed,
+            CaseMessage::Verdict(String::new()),
+        )),
     }
 }
 

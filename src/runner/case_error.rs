@@ -36,6 +36,11 @@ pub enum CaseError {
     },
     #[error(transparent)]
     Judge(#[from] JudgeError),
+    #[error("cannot read the status of the case's objects")]
+    Status {
+        #[source]
+        source: TargetError,
+    },
     #[error("cannot read the proxy's {}", path.trim_start_matches('/'))]
     ProxyAdmin {
         /// The admin path (`/stats`, `/clusters`).

@@ -47,6 +47,7 @@
 //! drives its traffic. `docs/architecture.md` has the whole recipe, tests included.
 
 mod circuit_breaking;
+mod conditions;
 mod each_response;
 mod echo_basic;
 mod expectation;
@@ -63,6 +64,9 @@ mod status;
 mod timeout;
 
 pub use circuit_breaking::ExpectedCircuitBreaking;
+pub use conditions::{
+    ExpectedCondition, ExpectedConditions, ExpectedObjectConditions, StatusTarget,
+};
 pub use expectation::{Expectation, LoadContext};
 pub use headers::HeaderExpectations;
 pub use outlier_detection::ExpectedOutlierDetection;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::conformance::Conformance;
 use super::error::SuiteError;
-use super::expect::{Expectation, LoadContext};
+use super::expect::{Expectation, ExpectedConditions, LoadContext, StatusTarget};
 use super::model::{CaseSpec, IdentitySpec, RequestSpec, SuiteSpec, TlsSpec, TrafficSpec};
 use crate::fixtures::Fixtures;
 use crate::manifest::{
@@ -54,6 +54,16 @@ pub struct Case {
     pub identity: IdentityRule,
     /// What the responses must show.
     pub expect: Expectation,
+    /// The status conditions to check before any traffic (`expect.conditions`).
+    pub conditions: Option<ExpectedConditions>,
+}
+
+impl Case {
+    /// Whether the case sends requests: not when its only expectation is
+    /// `conditions`.
+    pub fn sends_traffic(&self) -> bool {
+        !matches!(self.expect, Expectation::StatusOnly)
+    }
 }
 
 /// Where a case's requests enter the mesh.
@@ -253,11 +263,22 @@ fn resolve_case(
         location: at(field),
         message,
     };
-    let entry = resolve_entry(&case.request, fixtures, at)?;
-    let url = url::Url::parse(&case.request.url).map_err(|err| {
+    let conditions = case
+        .expect
+        .conditions
+        .as_deref()
+        .map(|specs| {
+            ExpectedConditions::load(specs, fixtures, &|f| at(&format!("expect.conditions{f}")))
+        })
+        .transpose()?;
+    let Some(request) = &case.request else {
+        return resolve_status_case(case, conditions, at);
+    };
+    let entry = resolve_entry(request, fixtures, at)?;
+    let url = url::Url::parse(&request.url).map_err(|err| {
         invalid(
             "request.url",
-            format!("invalid URL `{}`: {err}", case.request.url),
+            format!("invalid URL `{}`: {err}", request.url),
         )
     })?;
     let https = match url.scheme() {
@@ -289,20 +310,20 @@ fn resolve_case(
         }
         Entry::Service(_) => {}
     }
-    let tls = resolve_tls(case.request.tls.as_ref(), https, base, &|f| {
+    let tls = resolve_tls(request.tls.as_ref(), https, base, &|f| {
         if f.is_empty() {
             at("request.tls")
         } else {
             at(&format!("request.tls.{f}"))
         }
     })?;
-    let method = http::Method::from_bytes(case.request.method.as_bytes()).map_err(|_| {
+    let method = http::Method::from_bytes(request.method.as_bytes()).map_err(|_| {
         invalid(
             "request.method",
-            format!("invalid method `{}`", case.request.method),
+            format!("invalid method `{}`", request.method),
         )
     })?;
-    for (name, value) in &case.request.headers {
+    for (name, value) in &request.headers {
         http::HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| invalid("request.headers", format!("invalid header name `{name}`")))?;
         http::HeaderValue::from_str(value).map_err(|_| {
@@ -327,6 +348,7 @@ fn resolve_case(
         entry: &entry,
         request_url: &url,
         request_timeout: traffic.timeout,
+        has_conditions: conditions.is_some(),
     };
     let expect = Expectation::load(&case.expect, &context, at)?;
     // Which echo-basic backend answered is read from its JSON body: the default rule
@@ -353,6 +375,71 @@ fn resolve_case(
         method,
         identity,
         expect,
+        conditions,
+    })
+}
+
+/// A case without `request`: it checks status conditions and sends nothing. Its entry
+/// and URL are placeholders no request ever goes to.
+fn resolve_status_case(
+    case: &CaseSpec,
+    conditions: Option<ExpectedConditions>,
+    at: &dyn Fn(&str) -> SourceLocation,
+) -> Result<Case, SuiteError> {
+    let invalid = |field: &str, message: String| SuiteError::Invalid {
+        location: at(field),
+        message,
+    };
+    let Some(conditions) = conditions else {
+        return Err(invalid(
+            "request",
+            "a case needs a `request`, unless its only expectation is `conditions`".into(),
+        ));
+    };
+    let expect = &case.expect;
+    let traffic_keys = [
+        ("status", expect.status.is_some()),
+        ("split", expect.split.is_some()),
+        ("servedBy", expect.served_by.is_some()),
+        ("request", expect.request.is_some()),
+        ("response", expect.response.is_some()),
+        ("redirect", expect.redirect.is_some()),
+        ("timeout", expect.timeout.is_some()),
+        ("circuitBreaking", expect.circuit_breaking.is_some()),
+        ("outlierDetection", expect.outlier_detection.is_some()),
+    ];
+    if let Some((key, _)) = traffic_keys.iter().find(|(_, given)| *given) {
+        return Err(invalid(
+            &format!("expect.{key}"),
+            format!("`{key}` judges responses, and a case without `request` sends none"),
+        ));
+    }
+    // The placeholder entry is the first Gateway (or GAMMA Service) the checks are
+    // about, so that what reports show next to the case is one of its objects.
+    let Some(entry) = conditions.objects.first().map(|o| match &o.target {
+        StatusTarget::RouteParent { parent, .. } if parent.kind == "Service" => {
+            Entry::Service(parent.clone())
+        }
+        StatusTarget::RouteParent { parent, .. } => Entry::Gateway(parent.clone()),
+        StatusTarget::Gateway(gateway) | StatusTarget::Listener { gateway, .. } => {
+            Entry::Gateway(gateway.clone())
+        }
+    }) else {
+        return Err(invalid("expect.conditions", "no status to check".into()));
+    };
+    Ok(Case {
+        name: case.name.clone(),
+        spec: case.clone(),
+        location: at("name"),
+        entry,
+        url: url::Url::parse("http://no-traffic.invalid/")
+            .map_err(|err| invalid("expect.conditions", format!("placeholder URL: {err}")))?,
+        port: 80,
+        tls: TlsOptions::default(),
+        method: http::Method::GET,
+        identity: IdentityRule::Body,
+        expect: Expectation::StatusOnly,
+        conditions: Some(conditions),
     })
 }
 

@@ -84,7 +84,10 @@ pub struct CaseSpec {
     pub name: String,
     #[serde(default)]
     pub description: Option<String>,
-    pub request: RequestSpec,
+    /// Where requests go. Only a case whose only expectation is `conditions` may leave
+    /// it out: it sends no traffic.
+    #[serde(default)]
+    pub request: Option<RequestSpec>,
     #[serde(default)]
     pub traffic: TrafficSpec,
     /// How a response names the backend that served it.
@@ -222,6 +225,77 @@ pub struct ExpectSpec {
     /// Every response is a gateway timeout (504), each within a bound.
     #[serde(default)]
     pub timeout: Option<TimeoutSpec>,
+    /// The status conditions of routes, Gateways and listeners, as the control plane
+    /// reports them (on the local target: as Istio would), checked before any traffic.
+    #[serde(default)]
+    pub conditions: Option<Vec<ObjectConditionsSpec>>,
+}
+
+/// One entry of `expect.conditions`: the conditions of one route parent (`route` with
+/// `parent`, maybe `sectionName`), one Gateway (`gateway`), or one listener (`gateway`
+/// with `listener`, maybe `attachedRoutes`).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ObjectConditionsSpec {
+    /// `namespace/name` of an HTTPRoute of the fixtures.
+    #[serde(default)]
+    pub route: Option<String>,
+    /// With `route`: `namespace/name` of the parent Gateway (or Service, with
+    /// `parentKind: Service`) whose status entry is meant.
+    #[serde(default)]
+    pub parent: Option<String>,
+    /// With `route`: the parent's kind, `Gateway` unless said.
+    #[serde(default)]
+    pub parent_kind: Option<String>,
+    /// With `route`: the parentRef's sectionName, when it has one.
+    #[serde(default)]
+    pub section_name: Option<String>,
+    /// `namespace/name` of a Gateway of the fixtures.
+    #[serde(default)]
+    pub gateway: Option<String>,
+    /// With `gateway`: the name of one of its listeners.
+    #[serde(default)]
+    pub listener: Option<String>,
+    /// With `listener`: how many routes it reports attached.
+    #[serde(default)]
+    pub attached_routes: Option<u32>,
+    /// With `listener`: route kinds (of the Gateway API group) its `supportedKinds`
+    /// must list; `[]` means it must list none.
+    #[serde(default)]
+    pub supported_kinds: Option<Vec<String>>,
+    /// Conditions that must be there with this status (and reason, when given).
+    #[serde(default)]
+    pub conditions: Vec<ConditionSpec>,
+}
+
+/// One condition expected in a status.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ConditionSpec {
+    /// `Accepted`, `ResolvedRefs`, `Programmed`, ...
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub status: ConditionStatusSpec,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// A condition's status as Kubernetes writes it.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+pub enum ConditionStatusSpec {
+    True,
+    False,
+    Unknown,
+}
+
+impl ConditionStatusSpec {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConditionStatusSpec::True => "True",
+            ConditionStatusSpec::False => "False",
+            ConditionStatusSpec::Unknown => "Unknown",
+        }
+    }
 }
 
 /// `expect.request`: what every request looked like when it reached the backend (after

@@ -71,6 +71,8 @@ pub enum TargetError {
     Local(#[from] LocalError),
     #[error(transparent)]
     Kube(#[from] KubeError),
+    #[error("cannot compute the status Istio would write")]
+    Status(#[source] crate::manifest::ManifestError),
 }
 
 /// Why a batch of a case's requests could not be sent or accounted for (requests that

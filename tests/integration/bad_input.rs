@@ -146,6 +146,11 @@ fn every_bad_input_file_is_covered() {
         "split-mixed-identities.yaml",
         "malformed-reference-grant.yaml",
         "conformance-unknown-feature.yaml",
+        "conditions-wrong-status.yaml",
+        "conditions-unknown-parent.yaml",
+        "conditions-without-request.yaml",
+        "conditions-misplaced-keys.yaml",
+        "conditions-twice.yaml",
     ];
     let mut files: Vec<String> = std::fs::read_dir(bad(""))
         .unwrap()
@@ -282,4 +287,38 @@ fn a_split_cannot_mix_identity_kinds() {
     let text = error_for("split-mixed-identities.yaml");
     assert_located(&text, "split-mixed-identities.yaml", 9);
     assert!(text.contains("the split mixes identity kinds"), "{text}");
+}
+
+#[test]
+fn conditions_entries_are_checked_where_they_are_written() {
+    let text = error_for("conditions-wrong-status.yaml");
+    assert_located(&text, "conditions-wrong-status.yaml", 12);
+    assert!(
+        text.contains("cases[0].expect.conditions[0].conditions[0].status"),
+        "{text}"
+    );
+    let text = error_for("conditions-unknown-parent.yaml");
+    assert_located(&text, "conditions-unknown-parent.yaml", 11);
+    assert!(
+        text.contains("HTTPRoute istio-test/backend-route has no parentRef to Gateway istio-test/istio-gateway with sectionName https"),
+        "{text}"
+    );
+    let text = error_for("conditions-without-request.yaml");
+    assert_located(&text, "conditions-without-request.yaml", 9);
+    assert!(
+        text.contains("`status` judges responses, and a case without `request` sends none"),
+        "{text}"
+    );
+    let text = error_for("conditions-misplaced-keys.yaml");
+    assert_located(&text, "conditions-misplaced-keys.yaml", 11);
+    assert!(
+        text.contains("`attachedRoutes` goes with `listener` only"),
+        "{text}"
+    );
+    let text = error_for("conditions-twice.yaml");
+    assert_located(&text, "conditions-twice.yaml", 14);
+    assert!(
+        text.contains("condition `Accepted` is expected twice"),
+        "{text}"
+    );
 }

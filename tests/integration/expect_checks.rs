@@ -374,8 +374,8 @@ async fn judge_case(case: &Case, address: SocketAddr) -> (bool, String) {
     request.headers = case
         .spec
         .request
-        .headers
         .iter()
+        .flat_map(|r| r.headers.iter())
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     request.method = case.method.clone();

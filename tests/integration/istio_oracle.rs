@@ -136,11 +136,12 @@ fn gateway_proxies(suite: &Suite, plan: &Plan) -> Vec<ProxyUnderTest> {
             let calls: Vec<Value> = suite
                 .cases
                 .iter()
+                .filter(|case| case.sends_traffic())
                 .filter(|case| matches!(&case.entry, Entry::Gateway(g) if g == key))
                 .map(|case| {
                     let mut call = json!({
                         "port": case.port,
-                        "host": case.spec.request.host.clone()
+                        "host": case.spec.request.as_ref().and_then(|r| r.host.clone())
                             .unwrap_or_else(|| case.url.host_str().unwrap_or_default().to_string()),
                         "path": case.url.path(),
                         "tls": case.url.scheme() == "https",
@@ -201,6 +202,7 @@ fn sidecar_proxies(suite: &Suite, plan: &Plan) -> Vec<ProxyUnderTest> {
     let mut namespaces: Vec<&str> = suite
         .cases
         .iter()
+        .filter(|case| case.sends_traffic())
         .filter_map(|case| match &case.entry {
             Entry::Service(service) => Some(service.namespace_or_default()),
             Entry::Gateway(_) => None,
@@ -214,14 +216,20 @@ fn sidecar_proxies(suite: &Suite, plan: &Plan) -> Vec<ProxyUnderTest> {
             let calls: Vec<Value> = suite
                 .cases
                 .iter()
+                .filter(|case| case.sends_traffic())
                 .filter_map(|case| match &case.entry {
                     Entry::Service(service) if service.namespace_or_default() == namespace => {
                         let mut call = sidecar_call(
                             service,
                             case.port,
-                            &case.spec.request.host.clone().unwrap_or_else(|| {
-                                case.url.host_str().unwrap_or_default().to_string()
-                            }),
+                            &case
+                                .spec
+                                .request
+                                .as_ref()
+                                .and_then(|r| r.host.clone())
+                                .unwrap_or_else(|| {
+                                    case.url.host_str().unwrap_or_default().to_string()
+                                }),
                             case.url.path(),
                         );
                         with_request_details(&mut call, case);
@@ -253,8 +261,8 @@ fn with_request_details(call: &mut Value, case: &meshcheck::suite::Case) {
     let headers: BTreeMap<String, String> = case
         .spec
         .request
-        .headers
         .iter()
+        .flat_map(|r| r.headers.iter())
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     if !headers.is_empty() {

@@ -79,10 +79,10 @@ async fn real_server_side_apply_versions_and_namespace_finalization() {
         .expect("the CRDs carry their bundle version");
     assert_eq!(bundle.version, "v1.3.0");
     assert_eq!(bundle.channel.as_deref(), Some("standard"));
-    assert!(
-        versions.istio.is_err(),
-        "no istiod runs in this tier: {:?}",
-        versions.istio
+    // The istiod stand-in's Deployment runs the release meshcheck follows.
+    assert_eq!(
+        versions.istio.as_deref(),
+        Ok(meshcheck::cluster::DEFAULT_ISTIO_VERSION)
     );
 
     // Applying the same objects again is a no-op for server-side apply with the same
@@ -308,4 +308,213 @@ async fn a_route_the_crds_cel_rules_reject_is_refused_at_its_file() {
             ),
         "the server's own reason: {text}"
     );
+}
+
+/// A namespace with one http-echo backend, a Gateway of class istio and a route to it;
+/// `gateway_annotations` and `route_annotations` switch on the istiod stand-in's
+/// failure modes (flow-style YAML maps).
+fn gatewayed_backend(
+    dir: &tempfile::TempDir,
+    namespace: &str,
+    gateway_annotations: &str,
+    route_annotations: &str,
+) -> Vec<Manifest> {
+    manifests(
+        dir,
+        "gatewayed.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {namespace}}}\n---\n\
+             apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: echo, namespace: {namespace}}}\n\
+             spec:\n  selector: {{matchLabels: {{app: echo}}}}\n  template:\n\
+             \x20   metadata: {{labels: {{app: echo}}}}\n\
+             \x20   spec:\n      containers:\n\
+             \x20     - {{name: echo, image: hashicorp/http-echo, args: [\"-text=hello through the gateway\"]}}\n---\n\
+             apiVersion: v1\nkind: Service\nmetadata: {{name: echo, namespace: {namespace}}}\n\
+             spec:\n  selector: {{app: echo}}\n  ports: [{{port: 80, targetPort: 5678}}]\n---\n\
+             apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\n\
+             metadata: {{name: gw, namespace: {namespace}, annotations: {gateway_annotations}}}\n\
+             spec:\n  gatewayClassName: istio\n  listeners: [{{name: http, port: 80, protocol: HTTP}}]\n---\n\
+             apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n\
+             metadata: {{name: route, namespace: {namespace}, annotations: {route_annotations}}}\n\
+             spec:\n  parentRefs: [{{name: gw}}]\n  hostnames: [echo.kube-tier.test]\n\
+             \x20 rules: [{{backendRefs: [{{name: echo, port: 80}}]}}]\n"
+        ),
+    )
+}
+
+/// One HTTP/1.1 GET of `/` at `address` with a Host header (Envoy, like Istio's
+/// gateway, refuses HTTP/1.0), the connection closed after the answer.
+async fn get_host(address: std::net::SocketAddr, host: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = match tokio::net::TcpStream::connect(address).await {
+        Ok(stream) => stream,
+        Err(err) => return format!("connect {address}: {err}"),
+    };
+    let request = format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    let mut answer = String::new();
+    match stream.write_all(request.as_bytes()).await {
+        Ok(()) => match stream.read_to_string(&mut answer).await {
+            Ok(_) => answer,
+            Err(err) => format!("read {address}: {err}"),
+        },
+        Err(err) => format!("write {address}: {err}"),
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the kube tier's control plane: scripts/kube-tier.sh"]
+async fn a_route_the_controller_never_accepts_is_named_with_its_parent_and_reason() {
+    let mut env = connect(Duration::from_secs(8)).await;
+    let dir = tempfile::tempdir().unwrap();
+    // The istiod stand-in writes Accepted=False for this route's parents, as a
+    // controller whose listeners do not take it would.
+    let manifests = gatewayed_backend(
+        &dir,
+        "kube-tier-never-accepted",
+        "{}",
+        "{kube-tier.meshcheck.dev/never-accept: \"true\"}",
+    );
+    env.apply(&manifests).await.unwrap();
+    let waited = env.wait_ready(&manifests, &|_| {}).await;
+    let report = env.cleanup().await;
+    assert!(report.failed.is_empty(), "{report:?}");
+
+    let text = waited.expect_err("the route is never accepted").to_string();
+    assert!(
+        text.starts_with("timed out after 8s waiting for HTTPRoute kube-tier-never-accepted/route"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "last seen: parent kube-tier-never-accepted/gw: Accepted=False (NotAllowedByListeners)"
+        ),
+        "{text}"
+    );
+}
+
+/// The resolver the kube target is given for the stand-in's DNS server, whose port
+/// `scripts/kube-tier.sh` names in `KUBE_TIER_DNS_PORT_FILE`.
+fn stand_in_resolver() -> hickory_resolver::TokioResolver {
+    use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
+    let file = std::env::var_os("KUBE_TIER_DNS_PORT_FILE")
+        .map(PathBuf::from)
+        .expect("KUBE_TIER_DNS_PORT_FILE names the istiod stand-in's DNS port file (scripts/kube-tier.sh sets it)");
+    let port: u16 = std::fs::read_to_string(&file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let mut connection = ConnectionConfig::udp();
+    connection.port = port;
+    let server = NameServerConfig::new(
+        std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+        true,
+        vec![connection],
+    );
+    hickory_resolver::Resolver::builder_with_config(
+        ResolverConfig::from_name_servers(vec![server]),
+        hickory_resolver::net::runtime::TokioRuntimeProvider::default(),
+    )
+    .build()
+    .unwrap()
+}
+
+#[tokio::test]
+#[ignore = "needs the kube tier's control plane: scripts/kube-tier.sh"]
+async fn a_gateway_addressed_by_a_dns_name_resolves_and_carries_traffic() {
+    let env = connect(Duration::from_secs(30)).await;
+    let mut env = env.with_resolver(
+        stand_in_resolver(),
+        meshcheck::targets::kube::address::Backoff {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(1),
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let manifests = gatewayed_backend(
+        &dir,
+        "kube-tier-dns-address",
+        "{kube-tier.meshcheck.dev/address-type: Hostname}",
+        "{}",
+    );
+    env.apply(&manifests).await.unwrap();
+    let waited = env.wait_ready(&manifests, &|_| {}).await;
+    let gateway = meshcheck::manifest::ObjectKey {
+        kind: "Gateway".into(),
+        namespace: Some("kube-tier-dns-address".into()),
+        name: "gw".into(),
+    };
+    let address = env.gateway_address(&gateway, 80).await;
+    let answer = match &address {
+        Ok(address) => get_host(*address, "echo.kube-tier.test").await,
+        Err(err) => err.to_string(),
+    };
+    let published: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        client().await,
+        "kube-tier-dns-address",
+        &kube::api::ApiResource::from_gvk_with_plural(
+            &kube::api::GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "Gateway"),
+            "gateways",
+        ),
+    );
+    let status = published
+        .get("gw")
+        .await
+        .map(|g| g.data["status"]["addresses"].clone());
+    let report = env.cleanup().await;
+    assert!(report.failed.is_empty(), "{report:?}");
+
+    waited.expect("the gateway and route become ready");
+    // The Gateway publishes a name, not an IP; the kube target resolved it through the
+    // stand-in's DNS server to the gateway's loopback address.
+    assert_eq!(
+        status.unwrap(),
+        serde_json::json!([{"type": "Hostname", "value": "gw.kube-tier-dns-address.kube-tier.test"}])
+    );
+    let address = address.unwrap();
+    assert!(
+        address.ip().to_string().starts_with("127.20.0."),
+        "{address}"
+    );
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.ends_with("hello through the gateway\n"), "{answer}");
+}
+
+#[tokio::test]
+#[ignore = "needs the kube tier's control plane: scripts/kube-tier.sh"]
+async fn slow_status_updates_still_converge() {
+    let mut env = connect(Duration::from_secs(30)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let delay = "{kube-tier.meshcheck.dev/status-delay: 3s}";
+    let manifests = gatewayed_backend(&dir, "kube-tier-slow-status", delay, delay);
+    env.apply(&manifests).await.unwrap();
+    let seen: Arc<Mutex<Vec<Pending>>> = Arc::default();
+    let heard = seen.clone();
+    let started = std::time::Instant::now();
+    let waited = env
+        .wait_ready(&manifests, &move |pending| {
+            heard.lock().unwrap().extend_from_slice(pending)
+        })
+        .await;
+    let took = started.elapsed();
+    let report = env.cleanup().await;
+    assert!(report.failed.is_empty(), "{report:?}");
+
+    waited.expect("slow status still converges within the timeout");
+    // The wait saw the Gateway with only the status its CRD defaults to (Programmed
+    // Unknown, "Waiting for controller") for a while, and lasted at least the delay.
+    let reasons: Vec<String> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|p| format!("{}: {}", p.object, p.reason))
+        .collect();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("kube-tier-slow-status/gw")
+                && r.contains("Waiting for controller")),
+        "{reasons:#?}"
+    );
+    assert!(took >= Duration::from_secs(3), "{took:?}");
 }

@@ -24,6 +24,7 @@ mod kube_scripts;
 mod kube_tier;
 mod local_attach;
 mod local_behaviour;
+mod local_conditions;
 mod local_echo;
 mod local_echo_basic;
 mod local_https;

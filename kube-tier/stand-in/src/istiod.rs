@@ -64,7 +64,7 @@ pub async fn run(ctx: Arc<Context>) -> Result<(), IstiodError> {
             );
         })
         .await
-        .map_err(IstiodError::EnvoyInstall)?,
+        .map_err(|err| IstiodError::EnvoyInstall(Box::new(err)))?,
     };
     let dir = ctx.options.work_dir.join("istiod");
     std::fs::create_dir_all(&dir).map_err(|source| IstiodError::Write {

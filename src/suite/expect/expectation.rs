@@ -32,6 +32,9 @@ pub enum Expectation {
     CircuitBreaking(ExpectedCircuitBreaking),
     /// A policy probe: drives its own traffic and stands alone.
     OutlierDetection(ExpectedOutlierDetection),
+    /// Only status conditions (`expect.conditions`, in [`crate::suite::Case`]): no
+    /// traffic is sent.
+    StatusOnly,
 }
 
 impl Expectation {
@@ -45,6 +48,7 @@ impl Expectation {
             Expectation::Responses(checks) => checks.ready(sample),
             Expectation::CircuitBreaking(expected) => expected.ready(sample),
             Expectation::OutlierDetection(expected) => expected.ready(sample),
+            Expectation::StatusOnly => false,
         }
     }
 
@@ -66,7 +70,9 @@ impl Expectation {
     pub fn response_headers(&self) -> Vec<http::HeaderName> {
         match self {
             Expectation::Responses(checks) => checks.response_headers(),
-            Expectation::CircuitBreaking(_) | Expectation::OutlierDetection(_) => Vec::new(),
+            Expectation::CircuitBreaking(_)
+            | Expectation::OutlierDetection(_)
+            | Expectation::StatusOnly => Vec::new(),
         }
     }
 
@@ -74,7 +80,9 @@ impl Expectation {
     pub fn response_body(&self) -> bool {
         match self {
             Expectation::Responses(checks) => checks.response_body(),
-            Expectation::CircuitBreaking(_) | Expectation::OutlierDetection(_) => false,
+            Expectation::CircuitBreaking(_)
+            | Expectation::OutlierDetection(_)
+            | Expectation::StatusOnly => false,
         }
     }
 
@@ -83,7 +91,9 @@ impl Expectation {
     pub fn reads_echo_basic_identity(&self) -> bool {
         match self {
             Expectation::Responses(checks) => checks.reads_echo_basic_identity(),
-            Expectation::CircuitBreaking(_) | Expectation::OutlierDetection(_) => false,
+            Expectation::CircuitBreaking(_)
+            | Expectation::OutlierDetection(_)
+            | Expectation::StatusOnly => false,
         }
     }
 
@@ -93,6 +103,7 @@ impl Expectation {
         match self {
             Expectation::Responses(checks) => checks.sizes_itself(),
             Expectation::CircuitBreaking(_) | Expectation::OutlierDetection(_) => false,
+            Expectation::StatusOnly => true,
         }
     }
 
@@ -108,6 +119,11 @@ impl Expectation {
             message,
         };
         let given = Given::all(spec);
+        // `conditions` are resolved by the case (they are checked before any traffic);
+        // alone, there is no traffic to judge.
+        if given.is_empty() && context.has_conditions {
+            return Ok(Expectation::StatusOnly);
+        }
         // A policy probe classifies every response itself (overflowed 503s, a failing
         // host's 5xx): a blanket status or a split would contradict it.
         if given.len() > 1
@@ -176,7 +192,7 @@ impl Expectation {
                 invalid(
                     "expect",
                     format!(
-                        "a case needs at least one expectation ({} or `{last}`)",
+                        "a case needs at least one expectation ({}, `{last}` or `conditions`)",
                         others.join(", ")
                     ),
                 )
@@ -207,6 +223,8 @@ pub struct LoadContext<'a> {
     pub request_url: &'a url::Url,
     /// The case's `traffic.timeout`.
     pub request_timeout: Duration,
+    /// Whether the case gives `expect.conditions`.
+    pub has_conditions: bool,
 }
 
 /// Keys that cannot all hold: a redirect (3xx from the gateway) and a timeout (504 from
@@ -299,6 +317,7 @@ impl<'a> Given<'a> {
             response,
             redirect,
             timeout,
+            conditions: _,
         } = spec;
         [
             status.map(Given::Status),
@@ -426,7 +445,7 @@ cases:
             loaded.err().as_deref(),
             Some(
                 format!(
-                    "{}:14:7: a case needs at least one expectation (`status`, `split`, `servedBy`, `request`, `response`, `redirect`, `timeout`, `circuitBreaking` or `outlierDetection`)",
+                    "{}:14:7: a case needs at least one expectation (`status`, `split`, `servedBy`, `request`, `response`, `redirect`, `timeout`, `circuitBreaking`, `outlierDetection` or `conditions`)",
                     path.display()
                 )
                 .as_str()

@@ -159,6 +159,15 @@ impl RunningTarget for KubeEnvironment {
         }
     }
 
+    async fn status(
+        &self,
+        _suite: &Suite,
+        objects: &[ObjectKey],
+        timeout: std::time::Duration,
+    ) -> Result<crate::fixtures::IstioStatus, TargetError> {
+        Ok(self.istio_status(objects, timeout).await?)
+    }
+
     async fn proxy_admin(&self, entry: &Entry, path: &str) -> Result<String, TargetError> {
         let path = path.trim_start_matches('/');
         match entry {

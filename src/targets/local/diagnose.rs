@@ -28,8 +28,8 @@ pub(crate) fn route_clusters(plan: &Plan, case: &Case) -> Vec<String> {
     let host = case
         .spec
         .request
-        .host
-        .as_deref()
+        .as_ref()
+        .and_then(|r| r.host.as_deref())
         .or(case.url.host_str())
         .unwrap_or_default();
     let host = host.rsplit_once(':').map_or(host, |(name, _)| name);
@@ -119,8 +119,8 @@ fn route_matches(route: &RoutePlan, case: &Case) -> bool {
         condition.accepts(
             case.spec
                 .request
-                .headers
                 .iter()
+                .flat_map(|r| r.headers.iter())
                 .find(|(n, _)| n.eq_ignore_ascii_case(&condition.name))
                 .map(|(_, v)| v.as_str()),
         )

@@ -91,6 +91,16 @@ async fn dropped() -> CleanupReport {
 impl RunningTarget for LocalEnvironment {
     type Source<'env> = EngineSource;
 
+    /// What Istio would write, computed from the fixtures the plan was made from.
+    async fn status(
+        &self,
+        suite: &Suite,
+        _objects: &[crate::manifest::ObjectKey],
+        _timeout: std::time::Duration,
+    ) -> Result<crate::fixtures::IstioStatus, TargetError> {
+        suite.fixtures.istio_status().map_err(TargetError::Status)
+    }
+
     /// The engine sends to a gateway listener, or (east-west) to the sidecar's
     /// outbound listener for the Service.
     async fn sample_source(&self, entry: &Entry, port: u16) -> Result<EngineSource, TargetError> {

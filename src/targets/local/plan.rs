@@ -10,21 +10,16 @@ use std::cmp::Reverse;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use gateway_api::gateways::{
-    GatewayListenersAllowedRoutes, GatewayListenersAllowedRoutesNamespacesFrom,
-    GatewayListenersAllowedRoutesNamespacesSelector, GatewayListenersTls, GatewayListenersTlsMode,
-};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
+use gateway_api::gateways::{GatewayListenersTls, GatewayListenersTlsMode};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube::core::{Selector, SelectorExt};
 
 use crate::echo::EchoArgs;
 use crate::fixtures::{
     BackendRef, BackendTarget, DestinationRuleFixture, EchoImage, Fixtures, GatewayFixture,
-    HttpRouteFixture, ParentRef, RouteRule, ServiceFixture, UnresolvedReason, WorkloadFixture,
-    istio,
+    HttpRouteFixture, ListenerView, ParentAttachment, RouteRule, ServiceFixture, UnresolvedReason,
+    WorkloadFixture, istio,
 };
-use crate::manifest::{GATEWAY_API_GROUP, GroupKind, Manifest, ManifestError, ObjectKey};
+use crate::manifest::{Manifest, ManifestError, ObjectKey};
 
 use super::certificate::{self, TlsCertificate};
 use super::fields;
@@ -413,10 +408,12 @@ fn translate(fixtures: &Fixtures) -> Result<Plan, ManifestError> {
 
     apply_destination_rules(fixtures, &mut clusters)?;
 
+    let attachments = fixtures.attachments()?;
     let listeners = fixtures
         .gateways()
         .iter()
-        .map(|g| gateway(g, fixtures))
+        .zip(&attachments.listeners)
+        .map(|(g, views)| gateway(g, views, fixtures))
         .collect::<Result<Vec<_>, _>>()?;
     let mut routes = RoutePlans::new(fixtures.routes());
     let gateway_backends = BackendResolver {
@@ -431,27 +428,22 @@ fn translate(fixtures: &Fixtures) -> Result<Plan, ManifestError> {
         .map(|l| vec![BTreeMap::new(); l.len()])
         .collect();
     let mut notes: Vec<Vec<String>> = vec![Vec::new(); listeners.len()];
-    for (route_index, route) in fixtures.routes().iter().enumerate() {
-        for (parent_index, parent) in route.parent_refs.iter().enumerate() {
-            if !parent.is_gateway() {
-                continue;
-            }
-            // A parent that is not in the fixtures is refused by check_parent_refs.
-            let Some(gateway_index) = fixtures
-                .gateways()
-                .iter()
-                .position(|g| g.namespace == parent.namespace && g.name() == parent.name)
-            else {
-                continue;
-            };
-            attach_route(
+    for (route_index, (route, parents)) in fixtures
+        .routes()
+        .iter()
+        .zip(&attachments.routes)
+        .enumerate()
+    {
+        // A parent that is not in the fixtures is refused by check_parent_refs.
+        for parent in parents {
+            let gateway_index = parent.gateway;
+            serve_attachment(
                 &mut routes,
                 route_index,
                 route,
-                parent_index,
                 parent,
                 &fixtures.gateways()[gateway_index],
-                &listeners[gateway_index],
+                &attachments.listeners[gateway_index],
                 &gateway_backends,
                 &mut attached[gateway_index],
                 &mut notes[gateway_index],
@@ -1018,133 +1010,8 @@ struct Listener {
     name: String,
     port: u16,
     hostname: Option<String>,
-    /// `allowedRoutes.namespaces`.
-    namespaces: AllowedNamespaces,
-    /// `allowedRoutes.kinds` lets HTTPRoutes attach (it does when not given).
-    allows_http_routes: bool,
     /// The certificate of an HTTPS listener; `None` for HTTP.
     tls: Option<TlsCertificate>,
-}
-
-/// The namespaces whose routes a listener takes, as Istio resolves
-/// `allowedRoutes.namespaces` (`namespacesFromSelector`, istio/istio
-/// `pilot/pkg/config/kube/gateway/conversion.go`): a `Selector` is run once over the
-/// Namespaces there are (here: the fixtures'), labels plus `kubernetes.io/metadata.name`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum AllowedNamespaces {
-    /// `Same`, the default: the Gateway's own namespace.
-    Same,
-    All,
-    /// `Selector`: the names of the Namespaces it selects.
-    Selected(Vec<String>),
-}
-
-impl AllowedNamespaces {
-    fn allows(&self, gateway_namespace: &str, route_namespace: &str) -> bool {
-        match self {
-            AllowedNamespaces::Same => gateway_namespace == route_namespace,
-            AllowedNamespaces::All => true,
-            AllowedNamespaces::Selected(names) => names.iter().any(|n| n == route_namespace),
-        }
-    }
-
-    fn describe(&self) -> String {
-        match self {
-            AllowedNamespaces::Same => "routes from its own namespace only".into(),
-            AllowedNamespaces::All => "routes from every namespace".into(),
-            AllowedNamespaces::Selected(names) if names.is_empty() => {
-                "routes from the namespaces its selector picks, and it picks none of the fixtures' Namespaces".into()
-            }
-            AllowedNamespaces::Selected(names) => format!(
-                "routes from the namespaces its selector picks: {}",
-                names.join(", ")
-            ),
-        }
-    }
-}
-
-/// The namespaces a listener's `allowedRoutes.namespaces` admits.
-fn allowed_namespaces(
-    gateway: &GatewayFixture,
-    field: &str,
-    allowed: Option<&GatewayListenersAllowedRoutes>,
-    fixtures: &Fixtures,
-) -> Result<AllowedNamespaces, ManifestError> {
-    let manifest = &gateway.manifest;
-    let namespaces = allowed.and_then(|a| a.namespaces.as_ref());
-    let from = namespaces.and_then(|n| n.from.as_ref());
-    match from {
-        None | Some(GatewayListenersAllowedRoutesNamespacesFrom::Same) => {
-            Ok(AllowedNamespaces::Same)
-        }
-        Some(GatewayListenersAllowedRoutesNamespacesFrom::All) => Ok(AllowedNamespaces::All),
-        Some(GatewayListenersAllowedRoutesNamespacesFrom::Selector) => {
-            let selector_field = format!("{field}.allowedRoutes.namespaces.selector");
-            let Some(selector) = namespaces.and_then(|n| n.selector.as_ref()) else {
-                return Err(invalid(
-                    manifest,
-                    &format!("{field}.allowedRoutes.namespaces.from"),
-                    "`from: Selector` needs a `selector`".into(),
-                ));
-            };
-            let selector = label_selector(selector).map_err(|err| {
-                invalid(
-                    manifest,
-                    &selector_field,
-                    format!("not a label selector: {err}"),
-                )
-            })?;
-            Ok(AllowedNamespaces::Selected(
-                fixtures
-                    .namespaces()
-                    .iter()
-                    .filter(|ns| selector.matches(&ns.labels))
-                    .map(|ns| ns.name.clone())
-                    .collect(),
-            ))
-        }
-    }
-}
-
-/// A listener's namespace selector as a Kubernetes label selector. Istio matches
-/// nothing when the selector does not parse; the local target refuses it instead, as
-/// it would only ever be a mistake.
-fn label_selector(
-    selector: &GatewayListenersAllowedRoutesNamespacesSelector,
-) -> Result<Selector, kube::core::ParseExpressionError> {
-    let selector = LabelSelector {
-        match_labels: selector.match_labels.clone(),
-        match_expressions: selector.match_expressions.as_ref().map(|expressions| {
-            expressions
-                .iter()
-                .map(|e| LabelSelectorRequirement {
-                    key: e.key.clone(),
-                    operator: e.operator.clone(),
-                    values: e.values.clone(),
-                })
-                .collect()
-        }),
-    };
-    let parsed = Selector::try_from(selector.clone())?;
-    // kube's parser takes `In` with an empty list and `Exists` with values; the API
-    // server (and so Istio's parser) refuses both.
-    for requirement in selector.match_expressions.iter().flatten() {
-        let values = requirement.values.as_deref().unwrap_or_default();
-        let wants_values = matches!(requirement.operator.as_str(), "In" | "NotIn");
-        if wants_values == values.is_empty() {
-            return Err(kube::core::ParseExpressionError(format!(
-                "operator {} on `{}` {}",
-                requirement.operator,
-                requirement.key,
-                if wants_values {
-                    "needs values"
-                } else {
-                    "takes no values"
-                }
-            )));
-        }
-    }
-    Ok(parsed)
 }
 
 /// Groups a Gateway's listeners by port: HTTP listeners on a port share one route
@@ -1212,7 +1079,13 @@ fn gateway_ports(
         .collect()
 }
 
-fn gateway(gateway: &GatewayFixture, fixtures: &Fixtures) -> Result<Vec<Listener>, ManifestError> {
+/// A Gateway's listeners as the local target serves them; `views` are the same
+/// listeners as attachment sees them ([`Fixtures::attachments`]).
+fn gateway(
+    gateway: &GatewayFixture,
+    views: &[ListenerView],
+    fixtures: &Fixtures,
+) -> Result<Vec<Listener>, ManifestError> {
     let manifest = &gateway.manifest;
     if gateway.spec.gateway_class_name != "istio" {
         return Err(unsupported(
@@ -1252,22 +1125,7 @@ fn gateway(gateway: &GatewayFixture, fixtures: &Fixtures) -> Result<Vec<Listener
                 ));
             }
         };
-        let namespaces =
-            allowed_namespaces(gateway, &field, listener.allowed_routes.as_ref(), fixtures)?;
-        // A listener whose kinds leave out HTTPRoute takes none (Istio:
-        // `GenerateGatewaySupportedKinds`, then the kind check in `referenceAllowed`,
-        // `pilot/pkg/config/kube/gateway/conversion.go`).
-        let allows_http_routes = listener
-            .allowed_routes
-            .as_ref()
-            .and_then(|a| a.kinds.as_ref())
-            .is_none_or(|kinds| {
-                kinds.iter().any(|k| {
-                    GroupKind::new(k.group.as_deref().unwrap_or(GATEWAY_API_GROUP), &k.kind)
-                        == GroupKind::HTTP_ROUTE
-                })
-            });
-        let port = port_u16(manifest, &format!("{field}.port"), listener.port)?;
+        let port = views[index].port;
         let hostname = listener.hostname.clone();
         for other in listeners.iter().filter(|l| l.port == port) {
             match (&other.tls, &tls) {
@@ -1308,8 +1166,6 @@ fn gateway(gateway: &GatewayFixture, fixtures: &Fixtures) -> Result<Vec<Listener
             name: listener.name.clone(),
             port,
             hostname,
-            namespaces,
-            allows_http_routes,
             tls,
         });
     }
@@ -1395,32 +1251,6 @@ fn listener_certificate(
         ));
     };
     certificate::from_secret(secret)
-}
-
-/// Whether `host` (a route hostname) falls under a listener hostname, which may be a
-/// `*.example.com` wildcard.
-fn host_matches(listener: &str, host: &str) -> bool {
-    match listener.strip_prefix("*.") {
-        Some(suffix) => host
-            .strip_suffix(suffix)
-            .is_some_and(|head| head.ends_with('.') && head.len() > 1),
-        None => listener == host,
-    }
-}
-
-/// What a route hostname serves on a listener with a hostname: the more specific of
-/// the two when one falls under the other, nothing otherwise. A route for
-/// `*.example.com` on a listener for `*.foo.example.com` serves `*.foo.example.com`;
-/// `a.example.com` on `*.example.com` serves `a.example.com` (the `Hostnames` comment
-/// in kubernetes-sigs/gateway-api `apis/v1/httproute_types.go`).
-fn hostname_intersection(listener: &str, route: &str) -> Option<String> {
-    if host_matches(listener, route) {
-        Some(route.to_string())
-    } else if host_matches(route, listener) {
-        Some(listener.to_string())
-    } else {
-        None
-    }
 }
 
 /// Each route's plans, built the first time the route attaches somewhere: a route no
@@ -1594,33 +1424,25 @@ fn attach_mesh_route(
     Ok(())
 }
 
-/// Attaches a route through one parentRef to the listeners of its Gateway it selects.
+/// Serves a route through the listeners one of its parentRefs attached to
+/// ([`Fixtures::attachments`] decides which, and with which hostnames). When none
+/// serves it, the notes say why, with the parentRef's location.
 #[expect(
     clippy::too_many_arguments,
     reason = "one call site; the arguments are the route, its parent and the gateway's tables"
 )]
-fn attach_route(
+fn serve_attachment(
     routes: &mut RoutePlans,
     route_index: usize,
     route: &HttpRouteFixture,
-    parent_index: usize,
-    parent: &ParentRef,
+    parent: &ParentAttachment,
     gateway: &GatewayFixture,
-    listeners: &[Listener],
+    listeners: &[ListenerView],
     backends: &BackendResolver<'_>,
     attached: &mut [HostRoutes],
     notes: &mut Vec<String>,
 ) -> Result<(), ManifestError> {
-    // Istio checks each listener in turn (`referenceAllowed`, istio/istio
-    // `pilot/pkg/config/kube/gateway/conversion.go`): port and sectionName, then the
-    // hostnames with the allowed namespaces, then the route kind. A listener that fails
-    // does not take the route (its parent status says why); nothing is refused.
-    let selected: Vec<(usize, &Listener)> = listeners
-        .iter()
-        .enumerate()
-        .filter(|(_, l)| parent.section_name.as_ref().is_none_or(|s| *s == l.name))
-        .filter(|(_, l)| parent.port.is_none_or(|p| i32::from(l.port) == p))
-        .collect();
+    let parent_index = parent.parent_index;
     let not_attached = |why: String| {
         format!(
             "{}: {} is not attached to {}{why}",
@@ -1631,121 +1453,47 @@ fn attach_route(
             gateway.key(),
         )
     };
-    if selected.is_empty() {
-        notes.push(not_attached(format!(
-            ": no listener matches spec.parentRefs[{parent_index}]'s sectionName/port (Accepted=False, NoMatchingParent)"
-        )));
-        return Ok(());
-    }
-    // Why each listener did not take the route: said only when none did, as Istio's
-    // parent status is Accepted when any listener takes the route.
-    let mut refusals: Vec<String> = Vec::new();
-    let mut taken = false;
-    for (listener_index, listener) in selected {
-        let on_listener = |why: &str| format!(" listener {}: {why}", listener.name);
-        if !listener
-            .namespaces
-            .allows(&gateway.namespace, &route.namespace)
-        {
-            refusals.push(not_attached(on_listener(&format!(
-                "the listener allows {} (Accepted=False, NotAllowedByListeners)",
-                listener.namespaces.describe()
-            ))));
+    let mut served = false;
+    for listener in &parent.attached {
+        if listener.hostnames.is_empty() {
             continue;
         }
-        let route_hosts: Vec<String> = route
-            .hostnames
-            .clone()
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| vec!["*".to_string()]);
-        if let Some(own) = &listener.hostname
-            && !route_hosts.iter().any(|h| istio::hostnames_match(own, h))
-        {
-            refusals.push(not_attached(on_listener(
-                "no hostname in common (Accepted=False, NoMatchingListenerHostname)",
-            )));
-            continue;
-        }
-        if !listener.allows_http_routes {
-            refusals.push(not_attached(on_listener(
-                "its allowedRoutes.kinds leave out HTTPRoute (Accepted=False, NotAllowedByListeners)",
-            )));
-            continue;
-        }
-        // Listener isolation: a route hostname that a more specific listener on the
-        // same port and protocol owns is not served through this one.
-        let others: Vec<&str> = listeners
-            .iter()
-            .enumerate()
-            .filter(|(i, l)| {
-                *i != listener_index
-                    && l.port == listener.port
-                    && l.tls.is_some() == listener.tls.is_some()
-            })
-            .map(|(_, l)| l.hostname.as_deref().unwrap_or_default())
-            .collect();
-        let kept: Vec<&String> = route_hosts
-            .iter()
-            .filter(|h| allowed_by_listener_isolation(h, listener.hostname.as_deref(), &others))
-            .collect();
-        let hostnames: Vec<String> = match &listener.hostname {
-            None => kept.into_iter().cloned().collect(),
-            Some(own) if route.hostnames.as_ref().is_none_or(|h| h.is_empty()) => {
-                if kept.is_empty() {
-                    Vec::new()
-                } else {
-                    vec![own.clone()]
-                }
-            }
-            Some(own) => kept
-                .into_iter()
-                .filter_map(|h| hostname_intersection(own, h))
-                .collect(),
-        };
-        if hostnames.is_empty() {
-            // Istio drops these names without a status message (its own TODO).
-            refusals.push(not_attached(on_listener(
-                "every hostname of the route belongs to a more specific listener on the same port (listener isolation)",
-            )));
-            continue;
-        }
-        taken = true;
+        served = true;
         let plans = routes.get(route_index, route, backends)?;
-        let hosts = &mut attached[listener_index];
-        for hostname in hostnames {
+        let hosts = &mut attached[listener.listener];
+        for hostname in &listener.hostnames {
             hosts
-                .entry(hostname)
+                .entry(hostname.clone())
                 .or_default()
                 .extend(plans.iter().cloned());
         }
     }
-    if !taken {
-        notes.extend(refusals);
+    if served {
+        return Ok(());
+    }
+    // Why each listener did not take the route: said only when none serves it, as
+    // Istio's parent status is Accepted when any listener takes the route.
+    for refusal in &parent.refused {
+        let reason = refusal.reason().as_str();
+        notes.push(not_attached(match refusal.listener() {
+            None => format!(
+                ": no listener matches spec.parentRefs[{parent_index}]'s sectionName/port (Accepted=False, {reason})"
+            ),
+            Some(listener) => format!(
+                " listener {}: {} (Accepted=False, {reason})",
+                listeners[listener].name,
+                refusal.describe()
+            ),
+        }));
+    }
+    for listener in &parent.attached {
+        // Istio drops these names without a status message (its own TODO).
+        notes.push(not_attached(format!(
+            " listener {}: every hostname of the route belongs to a more specific listener on the same port (listener isolation)",
+            listeners[listener.listener].name
+        )));
     }
     Ok(())
-}
-
-/// Whether a route hostname may be served through a listener, given the hostnames of
-/// the Gateway's other listeners on the same port and protocol: not when a listener at
-/// least as specific covers it, so that a request goes to the most specific listener
-/// only (Gateway API's listener isolation; `hostnameAllowedByIsolation`, istio/istio
-/// `pilot/pkg/config/kube/gateway/conversion.go`, whose comparisons this repeats).
-fn allowed_by_listener_isolation(
-    route_host: &str,
-    listener: Option<&str>,
-    others: &[&str],
-) -> bool {
-    let ours = listener.unwrap_or_default();
-    if !ours.is_empty() && !ours.starts_with('*') {
-        return true;
-    }
-    if !ours.is_empty() && !istio::hostnames_match(route_host, ours) {
-        return false;
-    }
-    others
-        .iter()
-        .filter(|other| **other != ours && ours.len() <= other.len())
-        .all(|other| !istio::hostname_subset_of(route_host, other))
 }
 
 /// What backendRefs resolve against: the clusters the plan has, and the fixtures'
@@ -1980,67 +1728,6 @@ mod tests {
         assert!(precedence(PathKind::Prefix, 1, false, 1) < many_queries);
     }
 
-    /// The upstream listener isolation Gateway: `*`, `*.example.com`,
-    /// `*.foo.example.com`, `abc.foo.example.com` on one port.
-    #[test]
-    fn listener_isolation_keeps_a_hostname_for_its_most_specific_listener() {
-        let all = [
-            "",
-            "*.example.com",
-            "*.foo.example.com",
-            "abc.foo.example.com",
-        ];
-        let others =
-            |ours: &str| -> Vec<&str> { all.iter().copied().filter(|l| *l != ours).collect() };
-        let allowed = |host: &str, listener: &str| {
-            let own = (!listener.is_empty()).then_some(listener);
-            allowed_by_listener_isolation(host, own, &others(listener))
-        };
-        // A route without hostnames (`*`) is never banned: Envoy's domain matching
-        // isolates it.
-        assert!(allowed("*", ""));
-        assert!(allowed("*", "*.example.com"));
-        // Names a more specific listener owns leave the broader ones.
-        assert!(!allowed("bar.foo.example.com", "*.example.com"));
-        assert!(!allowed("abc.foo.example.com", ""));
-        assert!(!allowed("abc.foo.example.com", "*.foo.example.com"));
-        assert!(!allowed("*.foo.example.com", "*.example.com"));
-        // ... and stay where they are the most specific.
-        assert!(allowed("bar.example.com", "*.example.com"));
-        assert!(allowed("bar.foo.example.com", "*.foo.example.com"));
-        assert!(allowed("other.org", ""));
-        // A listener with a plain hostname keeps whatever matched it.
-        assert!(allowed("abc.foo.example.com", "abc.foo.example.com"));
-        // A route hostname outside a wildcard listener's is not served through it.
-        assert!(!allowed("other.org", "*.example.com"));
-    }
-
-    #[test]
-    fn namespace_selectors_are_checked_as_the_api_server_checks_them() {
-        let selector = |operator: &str, values: Option<Vec<&str>>| {
-            label_selector(&GatewayListenersAllowedRoutesNamespacesSelector {
-                match_labels: None,
-                match_expressions: Some(vec![
-                    gateway_api::gateways::GatewayListenersAllowedRoutesNamespacesSelectorMatchExpressions {
-                        key: "team".into(),
-                        operator: operator.into(),
-                        values: values.map(|v| v.into_iter().map(String::from).collect()),
-                    },
-                ]),
-            })
-        };
-        let labels = |team: &str| BTreeMap::from([("team".to_string(), team.to_string())]);
-        let shop = selector("In", Some(vec!["shop"])).unwrap();
-        assert!(shop.matches(&labels("shop")) && !shop.matches(&labels("store")));
-        let not_shop = selector("NotIn", Some(vec!["shop"])).unwrap();
-        assert!(not_shop.matches(&BTreeMap::new()) && !not_shop.matches(&labels("shop")));
-        assert!(selector("Exists", None).unwrap().matches(&labels("x")));
-        assert!(selector("In", Some(vec![])).is_err());
-        assert!(selector("In", None).is_err());
-        assert!(selector("Exists", Some(vec!["x"])).is_err());
-        assert!(selector("Has", Some(vec!["x"])).is_err());
-    }
-
     /// A rule written without matches is stored with a `PathPrefix /` match (the
     /// CRD's default), so against an explicit `/` prefix the names decide, and any
     /// longer prefix wins.
@@ -2052,39 +1739,5 @@ mod tests {
         assert!(catch_all < explicit_root);
         assert!(precedence(PathKind::Prefix, 1, false, 0) < catch_all);
         assert!(catch_all < precedence(PathKind::Regex, 10, true, 0));
-    }
-
-    #[test]
-    fn wildcard_hostnames() {
-        assert!(host_matches("*.example.com", "a.example.com"));
-        assert!(!host_matches("*.example.com", "example.com"));
-        assert!(host_matches("a.example.com", "a.example.com"));
-    }
-
-    #[test]
-    fn a_route_serves_only_the_hostnames_it_shares_with_the_listener() {
-        let serves = |listener, route| hostname_intersection(listener, route);
-        assert_eq!(
-            serves("*.foo.example.com", "*.example.com").as_deref(),
-            Some("*.foo.example.com")
-        );
-        assert_eq!(
-            serves("*.example.com", "*.foo.example.com").as_deref(),
-            Some("*.foo.example.com")
-        );
-        assert_eq!(
-            serves("*.example.com", "a.example.com").as_deref(),
-            Some("a.example.com")
-        );
-        assert_eq!(
-            serves("a.example.com", "*.example.com").as_deref(),
-            Some("a.example.com")
-        );
-        assert_eq!(
-            serves("a.example.com", "a.example.com").as_deref(),
-            Some("a.example.com")
-        );
-        assert_eq!(serves("*.example.com", "example.com"), None);
-        assert_eq!(serves("a.example.com", "b.example.com"), None);
     }
 }

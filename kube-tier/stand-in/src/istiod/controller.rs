@@ -12,6 +12,7 @@ use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+use meshcheck::fixtures::IstioStatus;
 use meshcheck::manifest::ObjectKey;
 
 use crate::context::Context;
@@ -20,7 +21,7 @@ use super::dns::{self, GatewayDns};
 use super::envoy::{DataPlane, ListenerState};
 use super::failure_modes;
 use super::gateway_objects::{self, object_name};
-use super::install::{CONTROLLER_NAME, GATEWAY_CLASS, resource};
+use super::install::{GATEWAY_CLASS, resource};
 use super::manifests::{ObjectRef, suite_objects};
 use super::status::{Condition, conditions, differs};
 use super::translate::{self, Translation};
@@ -77,7 +78,9 @@ impl Controller {
             self.deploy(gateway, snapshot).await;
         }
 
-        let translation = translate::translate(&suite_objects(snapshot));
+        let objects = suite_objects(snapshot);
+        let translation = translate::translate(&objects);
+        let istio = translate::istio_status(&objects);
         for refusal in &translation.refused {
             eprintln!(
                 "istiod stand-in: the local translation refuses {} {}/{}: {}",
@@ -110,12 +113,14 @@ impl Controller {
         let mut soonest = |at: Instant| {
             wake = Some(wake.map_or(at, |w: Instant| w.min(at)));
         };
+        let mut pending_gateways = BTreeSet::new();
         for gateway in &gateways {
             let programmed = programmed(gateway, &translation, &gateway_listeners, &states);
             if matches!(programmed, Programmed::Pending(_)) {
                 soonest(Instant::now() + LISTENER_POLL);
+                pending_gateways.insert(ObjectRef::of(gateway));
             }
-            let status = self.gateway_status(gateway, snapshot, &translation, &programmed);
+            let status = self.gateway_status(gateway, &istio, &programmed);
             if let Some(at) = self.write_status(gateway, "gateways", status).await {
                 soonest(at);
             }
@@ -124,7 +129,17 @@ impl Controller {
             if route.pointer("/metadata/deletionTimestamp").is_some() {
                 continue;
             }
-            let Some(status) = route_status(route, snapshot, &translation) else {
+            // A route's status waits for the data plane to run it: accepted before its
+            // Gateway's Envoy has loaded it, a client would see 404s from the
+            // configuration without it. (Istio writes status without waiting; there the
+            // kube target's convergence absorbs the gap, here the stand-in closes it.)
+            if gateways
+                .iter()
+                .any(|g| pending_gateways.contains(&ObjectRef::of(g)) && route_names(route, g))
+            {
+                continue;
+            }
+            let Some(status) = route_status(route, &istio, &translation) else {
                 continue;
             };
             if let Some(at) = self.write_status(route, "httproutes", status).await {
@@ -149,15 +164,26 @@ impl Controller {
             }
             keep
         });
-        for key in present {
+        for gateway in gateways {
+            let key = (
+                namespace_of(gateway).to_owned(),
+                name_of(gateway).to_owned(),
+            );
             if self.addresses.contains_key(&key) {
                 continue;
             }
-            match pool.allocate() {
-                Ok(ip) => {
-                    self.addresses.insert(key, ip);
+            let ports = listener_ports(gateway);
+            loop {
+                match pool.allocate() {
+                    // Another tier on this machine (a colleague's, a second CI job) may
+                    // serve this address already: it stays taken, the next is tried.
+                    Ok(ip) if !ports_free(ip, &ports) => continue,
+                    Ok(ip) => {
+                        self.addresses.insert(key, ip);
+                    }
+                    Err(err) => eprintln!("istiod stand-in: Gateway {}/{}: {err}", key.0, key.1),
                 }
-                Err(err) => eprintln!("istiod stand-in: Gateway {}/{}: {err}", key.0, key.1),
+                break;
             }
         }
     }
@@ -219,12 +245,13 @@ impl Controller {
         }
     }
 
-    /// The Gateway's status: addresses, conditions, listeners.
+    /// The Gateway's status: addresses, then Istio's conditions and listeners with
+    /// `Programmed` as this data plane has it (Istio's says True once the Deployment
+    /// exists; here it is True only once Envoy listens with the current configuration).
     fn gateway_status(
         &self,
         gateway: &Value,
-        snapshot: &Snapshot,
-        translation: &Translation,
+        istio: &Result<IstioStatus, String>,
         programmed: &Programmed,
     ) -> Value {
         let (namespace, name) = (namespace_of(gateway), name_of(gateway));
@@ -238,7 +265,7 @@ impl Controller {
             None => json!([]),
         };
         let service = format!("{}.{namespace}.svc.cluster.local", object_name(name));
-        let programmed_condition = match programmed {
+        let our_programmed = match programmed {
             Programmed::Yes => Condition::new(
                 "Programmed",
                 true,
@@ -248,47 +275,72 @@ impl Controller {
             Programmed::Pending(why) => Condition::new("Programmed", false, "Pending", why.clone()),
             Programmed::Invalid(why) => Condition::new("Programmed", false, "Invalid", why.clone()),
         };
-        let gateway_conditions = conditions(
-            existing.and_then(|s| s.get("conditions")),
-            &[
-                Condition::new("Accepted", true, "Accepted", "Resource accepted"),
-                programmed_condition.clone(),
-            ],
-            generation,
-        );
-        let listeners: Vec<Value> = gateway
-            .pointer("/spec/listeners")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
+        let view = match istio {
+            Ok(status) => status.gateway(&key(namespace, name)),
+            Err(_) => None,
+        };
+        let Some(view) = view else {
+            // Istio's status could not be computed: say why, on the Gateway.
+            let why = match istio {
+                Err(why) => why.clone(),
+                Ok(_) => {
+                    "the Gateway is not among the objects Istio's status was computed from".into()
+                }
+            };
+            let conditions = conditions(
+                existing.and_then(|s| s.get("conditions")),
+                &[
+                    Condition::new("Accepted", false, "Invalid", why),
+                    our_programmed,
+                ],
+                generation,
+            );
+            return json!({"addresses": addresses, "conditions": conditions, "listeners": []});
+        };
+        // Istio's condition, unless it is Programmed=True: then ours.
+        let with_ours = |c: &meshcheck::fixtures::StatusCondition, ours: &Condition| {
+            if c.type_ == "Programmed" && c.is_true() {
+                ours.clone()
+            } else {
+                Condition::from(c)
+            }
+        };
+        let gateway_conditions: Vec<Condition> = view
+            .conditions
+            .iter()
+            .map(|c| with_ours(c, &our_programmed))
+            .collect();
+        let mut listener_programmed = our_programmed.clone();
+        if listener_programmed.status {
+            listener_programmed.message = "No errors found".into();
+        }
+        let listeners: Vec<Value> = view
+            .listeners
+            .iter()
             .map(|listener| {
-                let listener_name = listener["name"].as_str().unwrap_or_default();
                 let previous = existing
                     .and_then(|s| s.get("listeners"))
                     .and_then(Value::as_array)
-                    .and_then(|ls| ls.iter().find(|l| l["name"] == listener_name))
+                    .and_then(|ls| ls.iter().find(|l| l["name"] == listener.name.as_str()))
                     .and_then(|l| l.get("conditions"));
-                let mut listener_programmed = programmed_condition.clone();
-                if listener_programmed.status {
-                    listener_programmed.message = "No errors found".into();
-                }
+                let wanted: Vec<Condition> = listener
+                    .conditions
+                    .iter()
+                    .map(|c| with_ours(c, &listener_programmed))
+                    .collect();
                 json!({
-                    "name": listener_name,
-                    "supportedKinds": [
-                        {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute"},
-                        {"group": "gateway.networking.k8s.io", "kind": "GRPCRoute"},
-                    ],
-                    "attachedRoutes": attached_routes(gateway, listener, snapshot, translation),
-                    "conditions": conditions(previous, &[
-                        Condition::new("Accepted", true, "Accepted", "No errors found"),
-                        Condition::new("Conflicted", false, "NoConflicts", "No errors found"),
-                        listener_programmed,
-                        Condition::new("ResolvedRefs", true, "ResolvedRefs", "No errors found"),
-                    ], generation),
+                    "name": listener.name,
+                    "supportedKinds": listener.supported_kinds,
+                    "attachedRoutes": listener.attached_routes,
+                    "conditions": conditions(previous, &wanted, generation),
                 })
             })
             .collect();
-        json!({"addresses": addresses, "conditions": gateway_conditions, "listeners": listeners})
+        json!({
+            "addresses": addresses,
+            "conditions": conditions(existing.and_then(|s| s.get("conditions")), &gateway_conditions, generation),
+            "listeners": listeners,
+        })
     }
 
     /// Writes `wanted` as the object's status when it differs from what the server has,
@@ -354,6 +406,23 @@ impl Controller {
     }
 }
 
+fn listener_ports(gateway: &Value) -> Vec<u16> {
+    gateway
+        .pointer("/spec/listeners")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|l| u16::try_from(l["port"].as_u64()?).ok())
+        .collect()
+}
+
+/// Whether every port can be bound on `ip` now (the probe socket is closed at once).
+fn ports_free(ip: Ipv4Addr, ports: &[u16]) -> bool {
+    ports
+        .iter()
+        .all(|port| std::net::TcpListener::bind((ip, *port)).is_ok())
+}
+
 fn key(namespace: &str, name: &str) -> ObjectKey {
     ObjectKey {
         kind: "Gateway".into(),
@@ -412,40 +481,13 @@ fn programmed(
     }
 }
 
-/// TEMPORARY (see [`super::status`]): routes naming the Gateway (and this listener, by
-/// section name or port, when they name one), less those refused or never accepted.
-fn attached_routes(
-    gateway: &Value,
-    listener: &Value,
-    snapshot: &Snapshot,
-    translation: &Translation,
-) -> u64 {
-    let count = snapshot
-        .of(watch::HTTP_ROUTES)
-        .iter()
-        .filter(|route| !failure_modes::never_accept(route))
-        .filter(|route| {
-            !translation
-                .refused
-                .iter()
-                .any(|r| r.object == ObjectRef::of(route))
-        })
-        .filter(|route| {
-            route
-                .pointer("/spec/parentRefs")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .any(|parent| {
-                    names_gateway(parent, namespace_of(route), gateway)
-                        && parent
-                            .get("sectionName")
-                            .is_none_or(|s| *s == listener["name"])
-                        && parent.get("port").is_none_or(|p| *p == listener["port"])
-                })
-        })
-        .count();
-    count as u64
+fn route_names(route: &Value, gateway: &Value) -> bool {
+    route
+        .pointer("/spec/parentRefs")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|parent| names_gateway(parent, namespace_of(route), gateway))
 }
 
 fn names_gateway(parent: &Value, route_namespace: &str, gateway: &Value) -> bool {
@@ -458,78 +500,71 @@ fn names_gateway(parent: &Value, route_namespace: &str, gateway: &Value) -> bool
         && parent["namespace"].as_str().unwrap_or(route_namespace) == namespace_of(gateway)
 }
 
-/// The route's `status.parents` for the parents that are Istio's (a Gateway of class
-/// `istio`, or a Service for a GAMMA route); `None` when it has none.
-/// TEMPORARY rule (see [`super::status`]): such a parent is Accepted with ResolvedRefs
-/// True, unless the translation refused the route or the never-accept mode is on.
-fn route_status(route: &Value, snapshot: &Snapshot, translation: &Translation) -> Option<Value> {
-    let route_namespace = namespace_of(route);
+/// The route's `status.parents` as Istio computes them (`None` for a route with no
+/// parent Istio owns), except where the stand-in knows better: a route the local
+/// translation refuses is not run by this data plane, and the never-accept failure
+/// mode; both make `Accepted` False with the reason.
+fn route_status(
+    route: &Value,
+    istio: &Result<IstioStatus, String>,
+    translation: &Translation,
+) -> Option<Value> {
+    let view = istio.as_ref().ok()?.route(&ObjectKey {
+        kind: "HTTPRoute".into(),
+        namespace: Some(namespace_of(route).to_owned()),
+        name: name_of(route).to_owned(),
+    })?;
     let generation = generation_of(route);
     let refusal = translation
         .refused
         .iter()
         .find(|r| r.object == ObjectRef::of(route));
     let existing = route.pointer("/status/parents").and_then(Value::as_array);
-    let mut parents = Vec::new();
-    for parent in route
-        .pointer("/spec/parentRefs")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let is_ours = snapshot
-            .of(watch::GATEWAYS)
-            .iter()
-            .filter(|g| {
-                g.pointer("/spec/gatewayClassName").and_then(Value::as_str) == Some(GATEWAY_CLASS)
+    let parents: Vec<Value> = view
+        .parents
+        .iter()
+        .map(|parent| {
+            let parent_ref = serde_json::to_value(&parent.parent_ref).unwrap_or_default();
+            let wanted: Vec<Condition> = parent
+                .conditions
+                .iter()
+                .map(|c| {
+                    if c.type_ != "Accepted" {
+                        Condition::from(c)
+                    } else if failure_modes::never_accept(route) {
+                        Condition::new(
+                            "Accepted",
+                            false,
+                            "NotAllowedByListeners",
+                            format!(
+                                "the kube tier's istiod stand-in never accepts this route ({} is set)",
+                                failure_modes::NEVER_ACCEPT
+                            ),
+                        )
+                    } else if let (Some(refusal), true) = (refusal, c.is_true()) {
+                        Condition::new(
+                            "Accepted",
+                            false,
+                            "UnsupportedValue",
+                            format!(
+                                "the kube tier's data plane (the local target's translation) refuses it: {}",
+                                refusal.reason
+                            ),
+                        )
+                    } else {
+                        Condition::from(c)
+                    }
+                })
+                .collect();
+            let previous = existing
+                .and_then(|ps| ps.iter().find(|p| p.get("parentRef") == Some(&parent_ref)))
+                .and_then(|p| p.get("conditions"));
+            json!({
+                "parentRef": parent_ref,
+                "controllerName": parent.controller_name,
+                "conditions": conditions(previous, &wanted, generation),
             })
-            .any(|g| names_gateway(parent, route_namespace, g))
-            || (parent["kind"] == "Service"
-                && snapshot.of(watch::SERVICES).iter().any(|s| {
-                    parent["name"].as_str() == Some(name_of(s))
-                        && parent["namespace"].as_str().unwrap_or(route_namespace)
-                            == namespace_of(s)
-                }));
-        if !is_ours {
-            continue;
-        }
-        let accepted = if failure_modes::never_accept(route) {
-            Condition::new(
-                "Accepted",
-                false,
-                "NotAllowedByListeners",
-                format!(
-                    "the kube tier's istiod stand-in never accepts this route ({} is set)",
-                    failure_modes::NEVER_ACCEPT
-                ),
-            )
-        } else if let Some(refusal) = refusal {
-            Condition::new(
-                "Accepted",
-                false,
-                "UnsupportedValue",
-                format!(
-                    "the kube tier's data plane (the local target's translation) refuses it: {}",
-                    refusal.reason
-                ),
-            )
-        } else {
-            Condition::new("Accepted", true, "Accepted", "Route was valid")
-        };
-        let previous = existing
-            .and_then(|ps| ps.iter().find(|p| p.get("parentRef") == Some(parent)))
-            .and_then(|p| p.get("conditions"));
-        parents.push(json!({
-            "parentRef": parent,
-            "controllerName": CONTROLLER_NAME,
-            "conditions": conditions(previous, &[
-                accepted,
-                Condition::new("ResolvedRefs", true, "ResolvedRefs", "All references resolved"),
-            ], generation),
-        }));
-    }
-    if parents.is_empty() {
-        return None;
-    }
+        })
+        .collect();
     Some(json!({"parents": parents}))
 }

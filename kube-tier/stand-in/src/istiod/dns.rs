@@ -2,14 +2,15 @@
 //! hostname: it answers `<gateway>.<namespace>.kube-tier.test` with the Gateway's
 //! loopback address, as a cloud's DNS answers for its load balancer's name.
 
+use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 
 use hickory_server::Server;
 use hickory_server::net::runtime::TokioRuntimeProvider;
 use hickory_server::proto::rr::rdata::{A, SOA};
-use hickory_server::proto::rr::{LowerName, Name, RData, Record};
+use hickory_server::proto::rr::{LowerName, Name, RData, Record, RecordType, RrKey};
 use hickory_server::store::in_memory::InMemoryZoneHandler;
 use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneHandler, ZoneType};
 use tokio::net::UdpSocket;
@@ -23,6 +24,8 @@ pub struct GatewayDns {
     address: SocketAddr,
     zone: Arc<InMemoryZoneHandler>,
     serial: AtomicU32,
+    /// What each name answers now, so an unchanged one is not written again.
+    published: Mutex<BTreeMap<String, Ipv4Addr>>,
     _server: Server<Catalog>,
 }
 
@@ -70,6 +73,7 @@ impl GatewayDns {
             address,
             zone,
             serial: AtomicU32::new(1),
+            published: Mutex::default(),
             _server: server,
         })
     }
@@ -78,15 +82,33 @@ impl GatewayDns {
         self.address
     }
 
-    /// Answers `hostname` with `ip` from now on.
+    /// Answers `hostname` with `ip` (only) from now on: a Gateway made again under the
+    /// same name gets a new address, and the old one must not be answered too.
     pub async fn publish(&self, hostname: &str, ip: Ipv4Addr) {
+        {
+            let published = self
+                .published
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if published.get(hostname) == Some(&ip) {
+                return;
+            }
+        }
         let Ok(name) = Name::from_ascii(format!("{hostname}.")) else {
             eprintln!("istiod stand-in: {hostname:?} is not a DNS name");
             return;
         };
+        self.zone
+            .records_mut()
+            .await
+            .remove(&RrKey::new(LowerName::new(&name), RecordType::A));
         let serial = self.serial.fetch_add(1, Ordering::SeqCst) + 1;
         self.zone
             .upsert(Record::from_rdata(name, 5, RData::A(A(ip))), serial)
             .await;
+        self.published
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(hostname.to_owned(), ip);
     }
 }

@@ -37,9 +37,6 @@ pub struct DataPlane {
     dir: PathBuf,
     version: u64,
     written: Option<(Vec<Value>, Vec<Value>)>,
-    /// The version at which each listener's configuration last changed: Envoy keeps the
-    /// version it loaded an unchanged listener at, so an older one is current too.
-    changed_at: BTreeMap<String, u64>,
 }
 
 /// What Envoy reports of one listener.
@@ -117,7 +114,6 @@ impl DataPlane {
             dir: dir.to_owned(),
             version: 0,
             written: None,
-            changed_at: BTreeMap::new(),
         })
     }
 
@@ -133,24 +129,6 @@ impl DataPlane {
             return Ok(());
         }
         self.version += 1;
-        let previous: BTreeMap<&str, &Value> = self
-            .written
-            .iter()
-            .flat_map(|(listeners, _)| listeners.iter())
-            .filter_map(|l| Some((l["name"].as_str()?, l)))
-            .collect();
-        let mut changed_at = BTreeMap::new();
-        for listener in &wanted.0 {
-            let Some(name) = listener["name"].as_str() else {
-                continue;
-            };
-            let since = match (previous.get(name), self.changed_at.get(name)) {
-                (Some(old), Some(at)) if *old == listener => *at,
-                _ => self.version,
-            };
-            changed_at.insert(name.to_owned(), since);
-        }
-        self.changed_at = changed_at;
         write_atomically(
             &self.dir.join("cds.json"),
             &discovery_response(self.version, CLUSTER_TYPE, &wanted.1),
@@ -163,10 +141,26 @@ impl DataPlane {
         Ok(())
     }
 
-    /// Each listener's state as Envoy's `/config_dump` tells it. An unreadable dump
-    /// leaves every listener pending (and the controller asks again).
+    /// Each listener's state as Envoy tells it: active once Envoy has accepted the
+    /// version last written (`listener_manager.lds.version_text`; a listener the update
+    /// did not change keeps the version it was loaded at, so the listener's own version
+    /// cannot tell) and the listener is neither warming nor refused. An unreadable
+    /// admin API leaves every listener pending (and the controller asks again).
     pub async fn listener_states(&self) -> BTreeMap<String, ListenerState> {
         let mut states = BTreeMap::new();
+        let Ok(stats) = admin_get(
+            self.admin,
+            "/stats?filter=^listener_manager.lds.version_text$",
+        )
+        .await
+        else {
+            return states;
+        };
+        let loaded = stats
+            .split_once(':')
+            .map(|(_, v)| v.trim().trim_matches('"').to_owned())
+            .unwrap_or_default();
+        let current = loaded == self.version.to_string();
         let Ok(body) = admin_get(self.admin, "/config_dump?resource=dynamic_listeners").await
         else {
             return states;
@@ -180,14 +174,9 @@ impl DataPlane {
             };
             let state = if let Some(error) = listener.get("error_state") {
                 ListenerState::Failed(error["details"].as_str().unwrap_or("rejected").to_owned())
-            } else if listener.get("warming_state").is_some() {
-                ListenerState::Pending
-            } else if listener
-                .pointer("/active_state/version_info")
-                .and_then(Value::as_str)
-                .and_then(|v| v.parse::<u64>().ok())
-                .zip(self.changed_at.get(name))
-                .is_some_and(|(loaded, changed)| loaded >= *changed)
+            } else if current
+                && listener.get("warming_state").is_none()
+                && listener.get("active_state").is_some()
             {
                 ListenerState::Active
             } else {

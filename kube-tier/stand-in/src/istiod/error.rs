@@ -10,13 +10,13 @@ pub enum IstiodError {
     Install {
         what: String,
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     #[error("the bundled manifests of {what} do not load")]
     BundledManifests {
         what: &'static str,
         #[source]
-        source: meshcheck::manifest::ManifestError,
+        source: Box<meshcheck::manifest::ManifestError>,
     },
     #[error("CRD {name} was not Established within {timeout:?}")]
     CrdNotEstablished {
@@ -24,7 +24,7 @@ pub enum IstiodError {
         timeout: std::time::Duration,
     },
     #[error("failed to find or install Envoy")]
-    EnvoyInstall(#[source] meshcheck::targets::local::LocalError),
+    EnvoyInstall(#[source] Box<meshcheck::targets::local::LocalError>),
     #[error("failed to write {path}")]
     Write {
         path: PathBuf,

@@ -56,7 +56,7 @@ pub async fn install(client: &kube::Client) -> Result<(), IstiodError> {
             .await
             .map_err(|source| IstiodError::Install {
                 what: format!("CRD {}", crd.key().name),
-                source,
+                source: Box::new(source),
             })?;
     }
     for crd in crds
@@ -169,13 +169,16 @@ async fn accept_gateway_class(client: &kube::Client, class: &Value) -> Result<()
     .await
     .map_err(|source| IstiodError::Install {
         what: "the GatewayClass istio's status".into(),
-        source,
+        source: Box::new(source),
     })?;
     Ok(())
 }
 
 fn bundled(what: &'static str, text: &str, path: &str) -> Result<Vec<Manifest>, IstiodError> {
-    load_str(text, Path::new(path)).map_err(|source| IstiodError::BundledManifests { what, source })
+    load_str(text, Path::new(path)).map_err(|source| IstiodError::BundledManifests {
+        what,
+        source: Box::new(source),
+    })
 }
 
 /// Server-side applies one object as the installer; returns it as the server has it.
@@ -199,7 +202,7 @@ async fn apply_object(
         .await
         .map_err(|source| IstiodError::Install {
             what: format!("{} {name}", resource.kind),
-            source,
+            source: Box::new(source),
         })?;
     Ok(serde_json::to_value(applied).unwrap_or_default())
 }

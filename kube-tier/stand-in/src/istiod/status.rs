@@ -3,31 +3,37 @@
 //! and `observedGeneration`, `lastTransitionTime` kept while a condition's status stays
 //! the same, and a status written only when it changes.
 //!
-//! Which routes attach where is, for now, the simplest rule that makes the translation's
-//! routes Accepted: every parentRef naming an existing Gateway of class `istio` is
-//! Accepted with ResolvedRefs True. TEMPORARY: to be replaced by colleague C's IO-free
-//! computation of Istio's status from the fixtures (issue 12) once it lands.
+//! What the conditions say (which routes attach, with which reasons) is not decided
+//! here: it is Istio's status computed from the objects by
+//! [`meshcheck::fixtures::Fixtures::istio_status`] (issue 12); the stand-in adds what
+//! only it knows (whether its Envoy runs a Gateway) and its failure modes.
 
 use serde_json::{Value, json};
 
 /// One condition to write.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Condition {
-    pub type_: &'static str,
+    pub type_: String,
     pub status: bool,
     pub reason: String,
     pub message: String,
 }
 
+impl From<&meshcheck::fixtures::StatusCondition> for Condition {
+    fn from(c: &meshcheck::fixtures::StatusCondition) -> Condition {
+        Condition::new(&c.type_, c.is_true(), c.reason.clone(), c.message.clone())
+    }
+}
+
 impl Condition {
     pub fn new(
-        type_: &'static str,
+        type_: &str,
         status: bool,
         reason: impl Into<String>,
         message: impl Into<String>,
     ) -> Condition {
         Condition {
-            type_,
+            type_: type_.to_owned(),
             status,
             reason: reason.into(),
             message: message.into(),
@@ -46,7 +52,7 @@ pub fn conditions(existing: Option<&Value>, wanted: &[Condition], generation: i6
                 let status = if c.status { "True" } else { "False" };
                 let previous = existing
                     .and_then(Value::as_array)
-                    .and_then(|list| list.iter().find(|e| e["type"] == c.type_));
+                    .and_then(|list| list.iter().find(|e| e["type"] == c.type_.as_str()));
                 let since = previous
                     .filter(|p| p["status"] == status)
                     .and_then(|p| p.get("lastTransitionTime").cloned())

@@ -145,17 +145,22 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// A snapshot of `objects`, by their `kind`: for the IO-free tests.
+    #[cfg(test)]
+    pub fn from_objects(objects: Vec<Value>) -> Snapshot {
+        let mut snapshot = Snapshot::default();
+        for object in objects {
+            let kind = object["kind"].as_str().unwrap_or_default().to_owned();
+            snapshot.objects.entry(kind).or_default().push(object);
+        }
+        snapshot
+    }
+
     pub fn of(&self, kind: &str) -> &[Value] {
         self.objects
             .get(kind)
             .map(Vec::as_slice)
             .unwrap_or_default()
-    }
-
-    #[cfg(test)]
-    pub fn with(mut self, kind: &str, objects: Vec<Value>) -> Snapshot {
-        self.objects.insert(kind.to_owned(), objects);
-        self
     }
 }
 

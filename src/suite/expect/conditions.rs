@@ -1,0 +1,430 @@
+//! `expect.conditions`: the status conditions of route parents, Gateways and listeners
+//! (and a listener's `attachedRoutes`), as the Gateway API conformance tests check them
+//! (kubernetes-sigs/gateway-api `conformance/utils/kubernetes/helpers.go`:
+//! `HTTPRouteMustHaveCondition`, `GatewayMustHaveCondition`,
+//! `GatewayStatusMustHaveListeners`, `parentsForRouteMatch`). Each expected condition
+//! must be present with its status, and with its reason when one is given; what is not
+//! named is not checked. Judged against an [`IstioStatus`]: computed on the local target
+//! ([`crate::fixtures::Fixtures::istio_status`]), read from the objects on a cluster.
+
+use crate::fixtures::{Fixtures, IstioStatus, StatusCondition};
+use crate::manifest::{ObjectKey, SourceLocation};
+use crate::suite::error::SuiteError;
+use crate::suite::model::{ConditionSpec, ObjectConditionsSpec};
+use crate::suite::parse_ref;
+
+/// Every entry of a case's `expect.conditions`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExpectedConditions {
+    pub objects: Vec<ExpectedObjectConditions>,
+}
+
+/// The conditions of one status entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExpectedObjectConditions {
+    pub target: StatusTarget,
+    pub conditions: Vec<ExpectedCondition>,
+    /// Only for a listener.
+    pub attached_routes: Option<u32>,
+    /// Only for a listener: kinds of the Gateway API group that `supportedKinds` must
+    /// list, or, when empty, that it lists none (upstream `listenersMatch`: the
+    /// implementation may support more kinds than a test names).
+    pub supported_kinds: Option<Vec<String>>,
+}
+
+/// Whose status entry a check reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StatusTarget {
+    /// A route's entry for one parent (`status.parents[]`).
+    RouteParent {
+        route: ObjectKey,
+        /// The parent (kind Gateway or Service).
+        parent: ObjectKey,
+        section_name: Option<String>,
+    },
+    /// A Gateway's own `status.conditions`.
+    Gateway(ObjectKey),
+    /// One entry of a Gateway's `status.listeners`.
+    Listener { gateway: ObjectKey, name: String },
+}
+
+impl std::fmt::Display for StatusTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StatusTarget::RouteParent {
+                route,
+                parent,
+                section_name,
+            } => {
+                write!(f, "{route} parent {parent}")?;
+                if let Some(section) = section_name {
+                    write!(f, " section {section}")?;
+                }
+                Ok(())
+            }
+            StatusTarget::Gateway(gateway) => write!(f, "{gateway}"),
+            StatusTarget::Listener { gateway, name } => {
+                write!(f, "{gateway} listener {name}")
+            }
+        }
+    }
+}
+
+/// One expected condition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExpectedCondition {
+    pub type_: String,
+    pub status: &'static str,
+    pub reason: Option<String>,
+}
+
+impl ExpectedCondition {
+    fn describe(&self) -> String {
+        match &self.reason {
+            Some(reason) => format!("{}={} ({reason})", self.type_, self.status),
+            None => format!("{}={}", self.type_, self.status),
+        }
+    }
+}
+
+/// A condition as seen, for messages.
+fn seen(condition: &StatusCondition) -> String {
+    format!(
+        "{}={} ({})",
+        condition.type_, condition.status, condition.reason
+    )
+}
+
+impl ExpectedConditions {
+    /// Resolves `expect.conditions`; `at` locates a field under it (`[0].route`).
+    pub(in crate::suite) fn load(
+        specs: &[ObjectConditionsSpec],
+        fixtures: &Fixtures,
+        at: &dyn Fn(&str) -> SourceLocation,
+    ) -> Result<ExpectedConditions, SuiteError> {
+        if specs.is_empty() {
+            return Err(SuiteError::Invalid {
+                location: at(""),
+                message: "`conditions` needs at least one entry".into(),
+            });
+        }
+        let objects = specs
+            .iter()
+            .enumerate()
+            .map(|(i, spec)| load_one(spec, fixtures, &|f: &str| at(&format!("[{i}]{f}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ExpectedConditions { objects })
+    }
+
+    /// The Gateways and HTTPRoutes whose status the checks read.
+    pub fn objects(&self) -> Vec<ObjectKey> {
+        let mut keys: Vec<ObjectKey> = self
+            .objects
+            .iter()
+            .map(|o| match &o.target {
+                StatusTarget::RouteParent { route, .. } => route.clone(),
+                StatusTarget::Gateway(gateway) | StatusTarget::Listener { gateway, .. } => {
+                    gateway.clone()
+                }
+            })
+            .collect();
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
+    /// What is wrong with `status`, one line per failed check; empty when it all holds.
+    pub fn failures(&self, status: &IstioStatus) -> Vec<String> {
+        self.objects
+            .iter()
+            .filter_map(|o| o.failure(status).map(|why| format!("{}: {why}", o.target)))
+            .collect()
+    }
+
+    /// The pass message's fragment.
+    pub fn describe(&self) -> String {
+        let checked: usize = self
+            .objects
+            .iter()
+            .map(|o| {
+                o.conditions.len()
+                    + usize::from(o.attached_routes.is_some())
+                    + usize::from(o.supported_kinds.is_some())
+            })
+            .sum();
+        format!(
+            "status as expected ({checked} check{} on {} status entr{})",
+            if checked == 1 { "" } else { "s" },
+            self.objects.len(),
+            if self.objects.len() == 1 { "y" } else { "ies" }
+        )
+    }
+}
+
+impl ExpectedObjectConditions {
+    fn failure(&self, status: &IstioStatus) -> Option<String> {
+        let mut kinds: Option<Vec<String>> = None;
+        let (conditions, attached_routes): (&[StatusCondition], Option<u32>) = match &self.target {
+            StatusTarget::RouteParent {
+                route,
+                parent,
+                section_name,
+            } => {
+                let Some(parent_status) = status.route(route).and_then(|r| {
+                    r.parent(
+                        &parent.kind,
+                        parent.namespace_or_default(),
+                        &parent.name,
+                        section_name.as_deref(),
+                    )
+                }) else {
+                    return Some("no status entry for this parent".into());
+                };
+                (&parent_status.conditions, None)
+            }
+            StatusTarget::Gateway(gateway) => match status.gateway(gateway) {
+                Some(view) => (&view.conditions, None),
+                None => return Some("no status".into()),
+            },
+            StatusTarget::Listener { gateway, name } => {
+                match status.gateway(gateway).and_then(|g| g.listener(name)) {
+                    Some(view) => {
+                        kinds = Some(
+                            view.supported_kinds
+                                .iter()
+                                .filter(|k| k.group == crate::manifest::GATEWAY_API_GROUP)
+                                .map(|k| k.kind.clone())
+                                .collect(),
+                        );
+                        (&view.conditions, Some(view.attached_routes))
+                    }
+                    None => return Some("no listener status".into()),
+                }
+            }
+        };
+        let mut wrong: Vec<String> = Vec::new();
+        for expected in &self.conditions {
+            match conditions.iter().find(|c| c.type_ == expected.type_) {
+                None => wrong.push(format!(
+                    "expected {}, there is no {} condition",
+                    expected.describe(),
+                    expected.type_
+                )),
+                Some(condition)
+                    if condition.status != expected.status
+                        || expected
+                            .reason
+                            .as_ref()
+                            .is_some_and(|r| *r != condition.reason) =>
+                {
+                    wrong.push(format!(
+                        "expected {}, saw {}{}",
+                        expected.describe(),
+                        seen(condition),
+                        if condition.message.is_empty() {
+                            String::new()
+                        } else {
+                            format!(": {}", condition.message)
+                        }
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        if let (Some(expected), Some(seen)) = (self.attached_routes, attached_routes)
+            && expected != seen
+        {
+            wrong.push(format!("expected attachedRoutes {expected}, saw {seen}"));
+        }
+        if let (Some(expected), Some(seen)) = (&self.supported_kinds, &kinds) {
+            let missing: Vec<&String> = expected.iter().filter(|k| !seen.contains(k)).collect();
+            if (expected.is_empty() && !seen.is_empty()) || !missing.is_empty() {
+                wrong.push(format!(
+                    "expected supportedKinds {}, saw [{}]",
+                    if expected.is_empty() {
+                        "[] (none)".to_string()
+                    } else {
+                        format!("with {}", expected.join(", "))
+                    },
+                    seen.join(", ")
+                ));
+            }
+        }
+        (!wrong.is_empty()).then(|| wrong.join("; "))
+    }
+}
+
+fn load_one(
+    spec: &ObjectConditionsSpec,
+    fixtures: &Fixtures,
+    at: &dyn Fn(&str) -> SourceLocation,
+) -> Result<ExpectedObjectConditions, SuiteError> {
+    let invalid = |field: &str, message: String| SuiteError::Invalid {
+        location: at(field),
+        message,
+    };
+    let only_with = |given: bool, field: &str, with: &str| -> Result<(), SuiteError> {
+        if given {
+            Err(invalid(
+                &format!(".{field}"),
+                format!("`{field}` goes with `{with}` only"),
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    let target = match (&spec.route, &spec.gateway) {
+        (Some(route), None) => {
+            only_with(spec.listener.is_some(), "listener", "gateway")?;
+            only_with(spec.attached_routes.is_some(), "attachedRoutes", "listener")?;
+            only_with(spec.supported_kinds.is_some(), "supportedKinds", "listener")?;
+            let route_key = parse_ref("HTTPRoute", route).map_err(|m| invalid(".route", m))?;
+            let Some(fixture) = fixtures.route(&route_key) else {
+                return Err(invalid(
+                    ".route",
+                    format!("{route_key} is not in the suite's fixtures"),
+                ));
+            };
+            let Some(parent) = &spec.parent else {
+                return Err(invalid(
+                    "",
+                    "a route's conditions are per parent: name it with `parent: namespace/name`"
+                        .into(),
+                ));
+            };
+            let kind = spec.parent_kind.as_deref().unwrap_or("Gateway");
+            if !matches!(kind, "Gateway" | "Service") {
+                return Err(invalid(
+                    ".parentKind",
+                    format!("`{kind}`: a parent is a `Gateway` or a `Service`"),
+                ));
+            }
+            let parent_key = parse_ref(kind, parent).map_err(|m| invalid(".parent", m))?;
+            let named = fixture.parent_refs.iter().any(|p| {
+                p.kind == kind
+                    && Some(p.namespace.as_str()) == parent_key.namespace.as_deref()
+                    && p.name == parent_key.name
+                    && p.section_name == spec.section_name
+            });
+            if !named {
+                return Err(invalid(
+                    ".parent",
+                    format!(
+                        "{route_key} has no parentRef to {parent_key}{}",
+                        spec.section_name
+                            .as_ref()
+                            .map_or(" without a sectionName".to_string(), |s| format!(
+                                " with sectionName {s}"
+                            ))
+                    ),
+                ));
+            }
+            StatusTarget::RouteParent {
+                route: route_key,
+                parent: parent_key,
+                section_name: spec.section_name.clone(),
+            }
+        }
+        (None, Some(gateway)) => {
+            only_with(spec.parent.is_some(), "parent", "route")?;
+            only_with(spec.parent_kind.is_some(), "parentKind", "route")?;
+            only_with(spec.section_name.is_some(), "sectionName", "route")?;
+            let key = parse_ref("Gateway", gateway).map_err(|m| invalid(".gateway", m))?;
+            let Some(fixture) = fixtures.gateway(&key) else {
+                return Err(invalid(
+                    ".gateway",
+                    format!("{key} is not in the suite's fixtures"),
+                ));
+            };
+            match &spec.listener {
+                Some(name) => {
+                    if !fixture.listeners().iter().any(|l| l.name == *name) {
+                        return Err(invalid(
+                            ".listener",
+                            format!("{key} has no listener `{name}`"),
+                        ));
+                    }
+                    StatusTarget::Listener {
+                        gateway: key,
+                        name: name.clone(),
+                    }
+                }
+                None => {
+                    only_with(spec.attached_routes.is_some(), "attachedRoutes", "listener")?;
+                    only_with(spec.supported_kinds.is_some(), "supportedKinds", "listener")?;
+                    StatusTarget::Gateway(key)
+                }
+            }
+        }
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                ".gateway",
+                "give either `route` (a route parent's conditions) or `gateway` (a Gateway's or a listener's), not both".into(),
+            ));
+        }
+        (None, None) => {
+            return Err(invalid(
+                "",
+                "name whose status is checked: `route: namespace/name` with `parent`, or `gateway: namespace/name` (with `listener`)".into(),
+            ));
+        }
+    };
+    if spec.conditions.is_empty()
+        && spec.attached_routes.is_none()
+        && spec.supported_kinds.is_none()
+    {
+        return Err(invalid(
+            "",
+            "nothing to check: give `conditions` (or, for a listener, `attachedRoutes`)".into(),
+        ));
+    }
+    let mut conditions: Vec<ExpectedCondition> = Vec::new();
+    for (j, condition) in spec.conditions.iter().enumerate() {
+        conditions.push(load_condition(condition, &|f: &str| {
+            at(&format!(".conditions[{j}]{f}"))
+        })?);
+        if conditions[..j].iter().any(|c| c.type_ == condition.type_) {
+            return Err(invalid(
+                &format!(".conditions[{j}].type"),
+                format!("condition `{}` is expected twice", condition.type_),
+            ));
+        }
+    }
+    Ok(ExpectedObjectConditions {
+        target,
+        conditions,
+        attached_routes: spec.attached_routes,
+        supported_kinds: spec.supported_kinds.clone(),
+    })
+}
+
+fn load_condition(
+    spec: &ConditionSpec,
+    at: &dyn Fn(&str) -> SourceLocation,
+) -> Result<ExpectedCondition, SuiteError> {
+    // Condition types and reasons are CamelCase identifiers
+    // (`metav1.Condition`: `^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$` for the reason).
+    let identifier = |text: &str| {
+        text.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+            && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    if !identifier(&spec.type_) {
+        return Err(SuiteError::Invalid {
+            location: at(".type"),
+            message: format!("`{}` is not a condition type", spec.type_),
+        });
+    }
+    if let Some(reason) = &spec.reason
+        && !identifier(reason)
+    {
+        return Err(SuiteError::Invalid {
+            location: at(".reason"),
+            message: format!("`{reason}` is not a condition reason"),
+        });
+    }
+    Ok(ExpectedCondition {
+        type_: spec.type_.clone(),
+        status: spec.status.as_str(),
+        reason: spec.reason.clone(),
+    })
+}

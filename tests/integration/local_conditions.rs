@@ -1,0 +1,155 @@
+//! `expect.conditions` on the local target: the status Istio would write, judged
+//! before any traffic; a status-only case sends nothing, a combined case sends its
+//! traffic after the status holds, and a wrong expectation fails the case (exit 1)
+//! saying what was seen.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn run(suite: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_meshcheck"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["run", "--quiet"])
+        .arg(suite)
+        .output()
+        .expect("run meshcheck")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// A suite on the ingress-canary fixtures plus a route whose sectionName no listener
+/// has; `cases` is the cases block.
+fn suite(dir: &Path, cases: &str) -> std::path::PathBuf {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/ingress-canary");
+    std::fs::write(
+        dir.join("stray.yaml"),
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: stray, namespace: istio-test}
+spec:
+  parentRefs: [{name: istio-gateway, sectionName: nope}]
+  rules:
+  - backendRefs: [{name: backend-v1, port: 80}]
+",
+    )
+    .unwrap();
+    let path = dir.join("conditions.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "name: conditions
+fixtures:
+  - {0}/backends.yaml
+  - {0}/gateway.yaml
+  - {0}/httproute.yaml
+  - stray.yaml
+cases:
+{cases}",
+            fixtures.display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+const STRAY_NOT_ACCEPTED: &str = "        - route: istio-test/stray
+          parent: istio-test/istio-gateway
+          sectionName: nope
+          conditions:
+            - {type: Accepted, status: \"False\", reason: NoMatchingParent}
+            - {type: ResolvedRefs, status: \"True\"}
+        - gateway: istio-test/istio-gateway
+          listener: http
+          attachedRoutes: 1
+";
+
+#[test]
+fn status_only_and_combined_cases_pass_on_istios_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = suite(
+        dir.path(),
+        &format!(
+            "  - name: status-only
+    expect:
+      conditions:
+{STRAY_NOT_ACCEPTED}  - name: with-traffic
+    request: {{gateway: istio-test/istio-gateway, url: \"http://test.devopscube.com/\"}}
+    traffic: {{requests: 5}}
+    expect:
+      status: 200
+      conditions:
+        - route: istio-test/backend-route
+          parent: istio-test/istio-gateway
+          conditions:
+            - {{type: Accepted, status: \"True\", reason: Accepted}}
+"
+        ),
+    );
+    let out = run(&path);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+#[test]
+fn a_wrong_condition_fails_the_case_and_says_what_was_seen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = suite(
+        dir.path(),
+        "  - name: wrong
+    expect:
+      conditions:
+        - route: istio-test/stray
+          parent: istio-test/istio-gateway
+          sectionName: nope
+          conditions:
+            - {type: Accepted, status: \"True\"}
+        - gateway: istio-test/istio-gateway
+          listener: http
+          attachedRoutes: 2
+          supportedKinds: [TCPRoute]
+",
+    );
+    let out = run(&path);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(
+        shown.contains("istio-test/stray parent Gateway istio-test/istio-gateway section nope: expected Accepted=True, saw Accepted=False (NoMatchingParent)"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("listener http: expected attachedRoutes 2, saw 1; expected supportedKinds with TCPRoute, saw [HTTPRoute, GRPCRoute]"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn lint_warns_where_istio_would_not_accept_a_parent() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = suite(
+        dir.path(),
+        &format!("  - name: status-only\n    expect:\n      conditions:\n{STRAY_NOT_ACCEPTED}"),
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_meshcheck"))
+        .args(["lint", "--target", "local"])
+        .arg(&path)
+        .output()
+        .expect("run meshcheck");
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{shown}");
+    let stray = dir.path().join("stray.yaml");
+    assert!(
+        shown.contains(&format!(
+            "warning: {}:5:",
+            stray.display()
+        )) && shown.contains(
+            "HTTPRoute istio-test/stray is not accepted by Gateway istio-test/istio-gateway: Istio sets Accepted=False (NoMatchingParent)"
+        ),
+        "{shown}"
+    );
+    assert!(shown.contains("; 0 errors, 1 warning"), "{shown}");
+}
