@@ -45,7 +45,7 @@ pub(crate) use lifecycle::LocalTarget;
 pub use plan::{
     ClusterPlan, GatewayPlan, GatewayPort, HttpsServer, LbPolicy, MeshServicePlan,
     OutlierDetection, PathMatch, Plan, PodPlan, PortServing, RouteAction, RoutePlan, TrafficPolicy,
-    VirtualHost, Workload, plan, plan_fixtures,
+    VirtualHost, Workload, plan, plan_fixtures, pod_workload,
 };
 pub use re2::Re2Error;
 pub use route_rule::{

@@ -4,16 +4,18 @@
 //! does it, CEL validation in the Gateway API CRDs, the Deployment and ReplicaSet
 //! controllers making pods, namespace finalization.
 //!
-//! No kubelet runs in this tier yet, so pods never start: what needs running pods
-//! (traffic, the `kube::` suite cases) is not here. The tests are ignored in a plain
-//! `cargo test`; `scripts/kube-tier.sh` starts the control plane, sets
-//! `KUBE_TIER_KUBECONFIG` and runs them with `--ignored`.
+//! The kube tier's stand-ins run there too (`kube-tier/stand-in`): the kubelet
+//! stand-in runs echo pods as `meshcheck echo` on loopback pod IPs and injects the
+//! `istio-proxy` sidecar as Istio's webhook does, and a pod annotation switches on its
+//! failure mode (a pod that never gets Ready). The tests are ignored in a plain
+//! `cargo test`; `scripts/kube-tier.sh` starts the control plane and the stand-ins,
+//! sets `KUBE_TIER_KUBECONFIG` and runs them with `--ignored`.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::Api;
 use meshcheck::manifest::{Manifest, load_file};
 use meshcheck::runner::Pending;
@@ -77,10 +79,10 @@ async fn real_server_side_apply_versions_and_namespace_finalization() {
         .expect("the CRDs carry their bundle version");
     assert_eq!(bundle.version, "v1.3.0");
     assert_eq!(bundle.channel.as_deref(), Some("standard"));
-    assert!(
-        versions.istio.is_err(),
-        "no istiod runs in this tier: {:?}",
-        versions.istio
+    // The istiod stand-in's Deployment runs the release meshcheck follows.
+    assert_eq!(
+        versions.istio.as_deref(),
+        Ok(meshcheck::cluster::DEFAULT_ISTIO_VERSION)
     );
 
     // Applying the same objects again is a no-op for server-side apply with the same
@@ -120,15 +122,31 @@ async fn client() -> kube::Client {
     kube::Client::try_from(config).unwrap()
 }
 
+/// Writes `text` as `name` in a fresh directory and loads it.
+fn manifests(dir: &tempfile::TempDir, name: &str, text: &str) -> Vec<Manifest> {
+    let file = dir.path().join(name);
+    std::fs::write(&file, text).unwrap();
+    load_file(&file).unwrap()
+}
+
 #[tokio::test]
 #[ignore = "needs the kube tier's control plane: scripts/kube-tier.sh"]
-async fn a_deployment_the_real_controllers_roll_out_but_no_kubelet_runs_is_named_while_waiting() {
+async fn a_deployment_whose_pods_never_get_ready_is_named_with_the_real_controllers_count() {
     let mut env = connect(Duration::from_secs(4)).await;
-    let manifests: Vec<Manifest> = load_file(&root().join("fixtures/ingress-canary/backends.yaml"))
-        .unwrap()
-        .into_iter()
-        .filter(|m| m.kind == "Namespace" || m.kind == "Deployment")
-        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    // The kubelet stand-in runs the pod but, by this annotation, never reports it
+    // Ready: a cluster whose readiness probe never passes.
+    let manifests = manifests(
+        &dir,
+        "stuck.yaml",
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: kube-tier-never-ready}\n---\n\
+         apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: stuck, namespace: kube-tier-never-ready}\n\
+         spec:\n  selector: {matchLabels: {app: stuck}}\n  template:\n\
+         \x20   metadata:\n      labels: {app: stuck}\n\
+         \x20     annotations: {kube-tier.meshcheck.dev/never-ready: \"true\"}\n\
+         \x20   spec:\n      containers:\n\
+         \x20     - {name: echo, image: hashicorp/http-echo, args: [\"-text=stuck\"]}\n",
+    );
     env.apply(&manifests).await.unwrap();
 
     let seen: Arc<Mutex<Vec<Pending>>> = Arc::default();
@@ -141,24 +159,116 @@ async fn a_deployment_the_real_controllers_roll_out_but_no_kubelet_runs_is_named
     let report = env.cleanup().await;
     assert!(report.failed.is_empty(), "{report:?}");
 
-    let err = waited.expect_err("no kubelet runs the pods, so they never get Ready");
+    let err = waited.expect_err("the pod is never Ready");
     let text = err.to_string();
-    assert!(text.contains("Deployment istio-test/backend-v1"), "{text}");
-    // The real Deployment controller rolled out every replica (its ReplicaSet made the
-    // pods), and the wait said so from the status it wrote; none became available, as
-    // on a cluster whose nodes cannot run them.
+    assert!(
+        text.starts_with("timed out after 4s waiting for Deployment kube-tier-never-ready/stuck"),
+        "{text}"
+    );
+    assert!(
+        text.contains("last seen: 0/1 replicas available, 1 updated"),
+        "{text}"
+    );
+    // The real Deployment controller rolled out the replica (its ReplicaSet made the
+    // pod, the stand-in runs it) and the wait said so from the status it wrote.
     let reasons: Vec<String> = seen
         .lock()
         .unwrap()
         .iter()
         .map(|p| format!("{}: {}", p.object, p.reason))
         .collect();
-    let said = |text: &str| {
+    assert!(
         reasons
             .iter()
-            .any(|r| r.contains("backend-v1") && r.contains(text))
+            .any(|r| r.contains("stuck") && r.contains("0/1 replicas available, 1 updated")),
+        "{reasons:#?}"
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs the kube tier's control plane: scripts/kube-tier.sh"]
+async fn deployments_in_an_injected_namespace_become_available_with_the_sidecar_and_answer() {
+    let mut env = connect(Duration::from_secs(30)).await;
+    // The seed's backends: namespace istio-test is labelled istio-injection=enabled.
+    let manifests: Vec<Manifest> =
+        load_file(&root().join("fixtures/ingress-canary/backends.yaml")).unwrap();
+    env.apply(&manifests).await.unwrap();
+    let waited = env.wait_ready(&manifests, &|_| {}).await;
+    let pods: Api<Pod> = Api::namespaced(client().await, "istio-test");
+    let listed = pods
+        .list(&kube::api::ListParams::default().labels("app=backend,version=v2"))
+        .await;
+    let mut answers = Vec::new();
+    if let Ok(listed) = &listed {
+        for pod in &listed.items {
+            let ip = pod.status.as_ref().and_then(|s| s.pod_ip.clone());
+            answers.push(match ip {
+                Some(ip) => get(&format!("{ip}:5678")).await,
+                None => "no pod IP".to_owned(),
+            });
+        }
+    }
+    let report = env.cleanup().await;
+    assert!(report.failed.is_empty(), "{report:?}");
+
+    // The kube target waited for the pods Ready with the sidecar (it expects one in an
+    // injected namespace): the webhook injected it, the stand-in reported them Ready.
+    waited.expect("the pods become Ready with the istio-proxy sidecar");
+    let listed = listed.unwrap();
+    assert_eq!(listed.items.len(), 2, "backend-v2 has two replicas");
+    for pod in &listed.items {
+        let meta = &pod.metadata;
+        let containers: Vec<&str> = pod
+            .spec
+            .as_ref()
+            .unwrap()
+            .containers
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(containers, ["echo", "istio-proxy"], "{meta:?}");
+        let label = |k: &str| meta.labels.as_ref().and_then(|l| l.get(k)).cloned();
+        assert_eq!(label("security.istio.io/tlsMode").as_deref(), Some("istio"));
+        assert_eq!(
+            label("service.istio.io/canonical-name").as_deref(),
+            Some("backend")
+        );
+        assert!(
+            meta.annotations
+                .as_ref()
+                .is_some_and(|a| a.contains_key("sidecar.istio.io/status")),
+            "{meta:?}"
+        );
+        let ip = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.pod_ip.as_deref())
+            .unwrap();
+        assert!(ip.starts_with("127.10."), "a loopback pod IP: {ip}");
+    }
+    // Each pod is a real `meshcheck echo` on its pod IP and the image's port.
+    assert_eq!(answers.len(), 2);
+    for answer in &answers {
+        assert!(answer.ends_with("hello from backend v2\n"), "{answer}");
+    }
+}
+
+/// One plain HTTP/1.0 GET of `/` at `address`, the whole answer as text.
+async fn get(address: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = match tokio::net::TcpStream::connect(address).await {
+        Ok(stream) => stream,
+        Err(err) => return format!("connect {address}: {err}"),
     };
-    assert!(said("0/3 replicas available, 3 updated"), "{reasons:#?}");
+    let mut answer = String::new();
+    let sent = stream.write_all(b"GET / HTTP/1.0\r\n\r\n").await;
+    match sent {
+        Ok(()) => match stream.read_to_string(&mut answer).await {
+            Ok(_) => answer,
+            Err(err) => format!("read {address}: {err}"),
+        },
+        Err(err) => format!("write {address}: {err}"),
+    }
 }
 
 #[tokio::test]
@@ -198,4 +308,213 @@ async fn a_route_the_crds_cel_rules_reject_is_refused_at_its_file() {
             ),
         "the server's own reason: {text}"
     );
+}
+
+/// A namespace with one http-echo backend, a Gateway of class istio and a route to it;
+/// `gateway_annotations` and `route_annotations` switch on the istiod stand-in's
+/// failure modes (flow-style YAML maps).
+fn gatewayed_backend(
+    dir: &tempfile::TempDir,
+    namespace: &str,
+    gateway_annotations: &str,
+    route_annotations: &str,
+) -> Vec<Manifest> {
+    manifests(
+        dir,
+        "gatewayed.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {namespace}}}\n---\n\
+             apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: echo, namespace: {namespace}}}\n\
+             spec:\n  selector: {{matchLabels: {{app: echo}}}}\n  template:\n\
+             \x20   metadata: {{labels: {{app: echo}}}}\n\
+             \x20   spec:\n      containers:\n\
+             \x20     - {{name: echo, image: hashicorp/http-echo, args: [\"-text=hello through the gateway\"]}}\n---\n\
+             apiVersion: v1\nkind: Service\nmetadata: {{name: echo, namespace: {namespace}}}\n\
+             spec:\n  selector: {{app: echo}}\n  ports: [{{port: 80, targetPort: 5678}}]\n---\n\
+             apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\n\
+             metadata: {{name: gw, namespace: {namespace}, annotations: {gateway_annotations}}}\n\
+             spec:\n  gatewayClassName: istio\n  listeners: [{{name: http, port: 80, protocol: HTTP}}]\n---\n\
+             apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n\
+             metadata: {{name: route, namespace: {namespace}, annotations: {route_annotations}}}\n\
+             spec:\n  parentRefs: [{{name: gw}}]\n  hostnames: [echo.kube-tier.test]\n\
+             \x20 rules: [{{backendRefs: [{{name: echo, port: 80}}]}}]\n"
+        ),
+    )
+}
+
+/// One HTTP/1.1 GET of `/` at `address` with a Host header (Envoy, like Istio's
+/// gateway, refuses HTTP/1.0), the connection closed after the answer.
+async fn get_host(address: std::net::SocketAddr, host: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = match tokio::net::TcpStream::connect(address).await {
+        Ok(stream) => stream,
+        Err(err) => return format!("connect {address}: {err}"),
+    };
+    let request = format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    let mut answer = String::new();
+    match stream.write_all(request.as_bytes()).await {
+        Ok(()) => match stream.read_to_string(&mut answer).await {
+            Ok(_) => answer,
+            Err(err) => format!("read {address}: {err}"),
+        },
+        Err(err) => format!("write {address}: {err}"),
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the kube tier's control plane: scripts/kube-tier.sh"]
+async fn a_route_the_controller_never_accepts_is_named_with_its_parent_and_reason() {
+    let mut env = connect(Duration::from_secs(8)).await;
+    let dir = tempfile::tempdir().unwrap();
+    // The istiod stand-in writes Accepted=False for this route's parents, as a
+    // controller whose listeners do not take it would.
+    let manifests = gatewayed_backend(
+        &dir,
+        "kube-tier-never-accepted",
+        "{}",
+        "{kube-tier.meshcheck.dev/never-accept: \"true\"}",
+    );
+    env.apply(&manifests).await.unwrap();
+    let waited = env.wait_ready(&manifests, &|_| {}).await;
+    let report = env.cleanup().await;
+    assert!(report.failed.is_empty(), "{report:?}");
+
+    let text = waited.expect_err("the route is never accepted").to_string();
+    assert!(
+        text.starts_with("timed out after 8s waiting for HTTPRoute kube-tier-never-accepted/route"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "last seen: parent kube-tier-never-accepted/gw: Accepted=False (NotAllowedByListeners)"
+        ),
+        "{text}"
+    );
+}
+
+/// The resolver the kube target is given for the stand-in's DNS server, whose port
+/// `scripts/kube-tier.sh` names in `KUBE_TIER_DNS_PORT_FILE`.
+fn stand_in_resolver() -> hickory_resolver::TokioResolver {
+    use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
+    let file = std::env::var_os("KUBE_TIER_DNS_PORT_FILE")
+        .map(PathBuf::from)
+        .expect("KUBE_TIER_DNS_PORT_FILE names the istiod stand-in's DNS port file (scripts/kube-tier.sh sets it)");
+    let port: u16 = std::fs::read_to_string(&file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let mut connection = ConnectionConfig::udp();
+    connection.port = port;
+    let server = NameServerConfig::new(
+        std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+        true,
+        vec![connection],
+    );
+    hickory_resolver::Resolver::builder_with_config(
+        ResolverConfig::from_name_servers(vec![server]),
+        hickory_resolver::net::runtime::TokioRuntimeProvider::default(),
+    )
+    .build()
+    .unwrap()
+}
+
+#[tokio::test]
+#[ignore = "needs the kube tier's control plane: scripts/kube-tier.sh"]
+async fn a_gateway_addressed_by_a_dns_name_resolves_and_carries_traffic() {
+    let env = connect(Duration::from_secs(30)).await;
+    let mut env = env.with_resolver(
+        stand_in_resolver(),
+        meshcheck::targets::kube::address::Backoff {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(1),
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let manifests = gatewayed_backend(
+        &dir,
+        "kube-tier-dns-address",
+        "{kube-tier.meshcheck.dev/address-type: Hostname}",
+        "{}",
+    );
+    env.apply(&manifests).await.unwrap();
+    let waited = env.wait_ready(&manifests, &|_| {}).await;
+    let gateway = meshcheck::manifest::ObjectKey {
+        kind: "Gateway".into(),
+        namespace: Some("kube-tier-dns-address".into()),
+        name: "gw".into(),
+    };
+    let address = env.gateway_address(&gateway, 80).await;
+    let answer = match &address {
+        Ok(address) => get_host(*address, "echo.kube-tier.test").await,
+        Err(err) => err.to_string(),
+    };
+    let published: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        client().await,
+        "kube-tier-dns-address",
+        &kube::api::ApiResource::from_gvk_with_plural(
+            &kube::api::GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "Gateway"),
+            "gateways",
+        ),
+    );
+    let status = published
+        .get("gw")
+        .await
+        .map(|g| g.data["status"]["addresses"].clone());
+    let report = env.cleanup().await;
+    assert!(report.failed.is_empty(), "{report:?}");
+
+    waited.expect("the gateway and route become ready");
+    // The Gateway publishes a name, not an IP; the kube target resolved it through the
+    // stand-in's DNS server to the gateway's loopback address.
+    assert_eq!(
+        status.unwrap(),
+        serde_json::json!([{"type": "Hostname", "value": "gw.kube-tier-dns-address.kube-tier.test"}])
+    );
+    let address = address.unwrap();
+    assert!(
+        address.ip().to_string().starts_with("127.20.0."),
+        "{address}"
+    );
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.ends_with("hello through the gateway\n"), "{answer}");
+}
+
+#[tokio::test]
+#[ignore = "needs the kube tier's control plane: scripts/kube-tier.sh"]
+async fn slow_status_updates_still_converge() {
+    let mut env = connect(Duration::from_secs(30)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let delay = "{kube-tier.meshcheck.dev/status-delay: 3s}";
+    let manifests = gatewayed_backend(&dir, "kube-tier-slow-status", delay, delay);
+    env.apply(&manifests).await.unwrap();
+    let seen: Arc<Mutex<Vec<Pending>>> = Arc::default();
+    let heard = seen.clone();
+    let started = std::time::Instant::now();
+    let waited = env
+        .wait_ready(&manifests, &move |pending| {
+            heard.lock().unwrap().extend_from_slice(pending)
+        })
+        .await;
+    let took = started.elapsed();
+    let report = env.cleanup().await;
+    assert!(report.failed.is_empty(), "{report:?}");
+
+    waited.expect("slow status still converges within the timeout");
+    // The wait saw the Gateway with only the status its CRD defaults to (Programmed
+    // Unknown, "Waiting for controller") for a while, and lasted at least the delay.
+    let reasons: Vec<String> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|p| format!("{}: {}", p.object, p.reason))
+        .collect();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("kube-tier-slow-status/gw")
+                && r.contains("Waiting for controller")),
+        "{reasons:#?}"
+    );
+    assert!(took >= Duration::from_secs(3), "{took:?}");
 }

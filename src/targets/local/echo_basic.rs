@@ -5,7 +5,7 @@
 //! references to the variables defined before it expanded (`$$` is a literal `$`, an
 //! unknown reference stays as written), `valueFrom.fieldRef` from the pod's own
 //! object. We resolve `metadata.name` (the pod's name, `<deployment>-<hash>-<suffix>`
-//! from [`replica_set_pod_names`]), `metadata.namespace` and
+//! from [`crate::echo::replica_set_pod_names`], or a real pod's), `metadata.namespace` and
 //! `metadata.labels['KEY']`; any other field path is refused at its line, as are the
 //! features echo-basic has and `meshcheck echo -echo-basic` does not (its gRPC server,
 //! its HTTPS server from mounted certificates).
@@ -15,7 +15,6 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::Container;
 
 use crate::echo::basic_mode::{self, DEFAULT_HTTP_PORT, ENV_VARS};
-use crate::echo::replica_set_pod_names;
 use crate::fixtures::WorkloadFixture;
 use crate::manifest::{Manifest, ManifestError};
 
@@ -174,15 +173,14 @@ fn entry_of(sources: &[(String, EnvSource)], name: &str) -> Option<usize> {
     sources.iter().rposition(|(n, _)| n == name)
 }
 
-/// Plans an echo-basic Deployment's pods.
+/// Plans an echo-basic Deployment's pods, named `names` (one per replica).
 pub(super) fn plan_pods(
     fixture: &WorkloadFixture,
     container: &Container,
-    replicas: u32,
+    names: &[String],
 ) -> Result<EchoBasicPods, ManifestError> {
     let manifest = &fixture.manifest;
     let sources = sources(manifest, container)?;
-    let names = replica_set_pod_names(&fixture.namespace, fixture.manifest.name.as_str(), replicas);
     // What does not depend on the pod's name is checked once, on a stand-in pod.
     let probe = resolve(&sources, names.first().map_or("", String::as_str), fixture);
     if let Some((variable, why)) = basic_mode::unsupported_feature(|name| probe.get(name).cloned())
@@ -220,13 +218,16 @@ pub(super) fn plan_pods(
     let http_port = port_of("HTTP_PORT", DEFAULT_HTTP_PORT)?;
     let h2c_port = Some(port_of("H2C_PORT", DEFAULT_H2C_PORT)?).filter(|p| *p != http_port);
     let pods = names
-        .into_iter()
+        .iter()
         .map(|name| {
-            let env = resolve(&sources, &name, fixture)
+            let env = resolve(&sources, name, fixture)
                 .into_iter()
                 .filter(|(var, _)| ENV_VARS.contains(&var.as_str()))
                 .collect();
-            PodPlan { name, env }
+            PodPlan {
+                name: name.clone(),
+                env,
+            }
         })
         .collect();
     Ok(EchoBasicPods {

@@ -501,6 +501,32 @@ fn translate(fixtures: &Fixtures) -> Result<Plan, ManifestError> {
 }
 
 fn workload(fixture: &WorkloadFixture) -> Result<Workload, ManifestError> {
+    let replicas = fixture.replicas()?;
+    let names =
+        crate::echo::replica_set_pod_names(&fixture.namespace, &fixture.manifest.name, replicas);
+    workload_of_pods(fixture, &names)
+}
+
+/// How one real pod runs as `meshcheck echo`, its environment resolved for its own
+/// name: `manifest` is a Deployment of one replica whose template is the pod's (the kube
+/// tier's kubelet stand-in builds it from a pod it was given).
+pub fn pod_workload(manifest: &Manifest, pod_name: &str) -> Result<Workload, ManifestError> {
+    let fixtures = Fixtures::new(std::slice::from_ref(manifest))?;
+    let Some(fixture) = fixtures.workloads().first() else {
+        return Err(invalid(
+            manifest,
+            "kind",
+            format!("`{}` is not a Deployment", manifest.kind),
+        ));
+    };
+    workload_of_pods(fixture, &[pod_name.to_string()])
+}
+
+/// [`workload`] for pods named `names`, one per replica.
+fn workload_of_pods(
+    fixture: &WorkloadFixture,
+    names: &[String],
+) -> Result<Workload, ManifestError> {
     let manifest = &fixture.manifest;
     let replicas = fixture.replicas()?;
     if let Some(match_labels) = fixture.match_labels.as_ref() {
@@ -544,9 +570,11 @@ fn workload(fixture: &WorkloadFixture) -> Result<Workload, ManifestError> {
         pods: Vec::new(),
     };
     match fixture.image() {
-        EchoImage::HttpEcho => http_echo_workload(fixture, container, &mut workload)?,
-        EchoImage::EchoBasic => echo_basic_workload(fixture, container, &mut workload)?,
-        EchoImage::EchoAdvanced => echo_advanced_workload(fixture, container, &mut workload)?,
+        EchoImage::HttpEcho => http_echo_workload(fixture, container, names, &mut workload)?,
+        EchoImage::EchoBasic => echo_basic_workload(fixture, container, names, &mut workload)?,
+        EchoImage::EchoAdvanced => {
+            echo_advanced_workload(fixture, container, names, &mut workload)?
+        }
         EchoImage::Other => {
             return Err(unsupported(
                 manifest,
@@ -584,6 +612,7 @@ fn workload(fixture: &WorkloadFixture) -> Result<Workload, ManifestError> {
 fn http_echo_workload(
     fixture: &WorkloadFixture,
     container: &k8s_openapi::api::core::v1::Container,
+    names: &[String],
     workload: &mut Workload,
 ) -> Result<(), ManifestError> {
     let manifest = &fixture.manifest;
@@ -605,17 +634,14 @@ fn http_echo_workload(
     let parsed = EchoArgs::parse(args.to_vec()).map_err(not_echo)?;
     workload.echo_args = EchoArgs::without_listen(args).map_err(not_echo)?;
     workload.pod_port = parsed.listen.port();
-    workload.pods = crate::echo::replica_set_pod_names(
-        &fixture.namespace,
-        &fixture.manifest.name,
-        workload.replicas,
-    )
-    .into_iter()
-    .map(|name| PodPlan {
-        name,
-        env: BTreeMap::new(),
-    })
-    .collect();
+    workload.pods = names
+        .iter()
+        .cloned()
+        .map(|name| PodPlan {
+            name,
+            env: BTreeMap::new(),
+        })
+        .collect();
     Ok(())
 }
 
@@ -626,6 +652,7 @@ fn http_echo_workload(
 fn echo_advanced_workload(
     fixture: &WorkloadFixture,
     container: &k8s_openapi::api::core::v1::Container,
+    names: &[String],
     workload: &mut Workload,
 ) -> Result<(), ManifestError> {
     use crate::echo::advanced_mode;
@@ -689,17 +716,14 @@ fn echo_advanced_workload(
     workload.echo_args = std::iter::once(format!("-{}", advanced_mode::MODE_FLAG))
         .chain(args.iter().cloned())
         .collect();
-    workload.pods = crate::echo::replica_set_pod_names(
-        &fixture.namespace,
-        &fixture.manifest.name,
-        workload.replicas,
-    )
-    .into_iter()
-    .map(|name| PodPlan {
-        env: BTreeMap::from([("HOSTNAME".to_string(), name.clone())]),
-        name,
-    })
-    .collect();
+    workload.pods = names
+        .iter()
+        .cloned()
+        .map(|name| PodPlan {
+            env: BTreeMap::from([("HOSTNAME".to_string(), name.clone())]),
+            name,
+        })
+        .collect();
     Ok(())
 }
 
@@ -708,9 +732,10 @@ fn echo_advanced_workload(
 fn echo_basic_workload(
     fixture: &WorkloadFixture,
     container: &k8s_openapi::api::core::v1::Container,
+    names: &[String],
     workload: &mut Workload,
 ) -> Result<(), ManifestError> {
-    let planned = super::echo_basic::plan_pods(fixture, container, workload.replicas)?;
+    let planned = super::echo_basic::plan_pods(fixture, container, names)?;
     workload.echo_args = vec![format!("-{}", crate::echo::basic_mode::MODE_FLAG)];
     workload.pod_port = planned.http_port;
     if let Some(h2c) = planned.h2c_port {
