@@ -6,6 +6,7 @@ mod display;
 mod files;
 mod html;
 mod phase_detail;
+mod phase_properties;
 mod terminal;
 
 /// The error renderer lives below every layer (`crate::error_chain`); reporters and

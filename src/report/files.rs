@@ -231,6 +231,10 @@ impl RunRecord {
                     suite.add_property(Property::new(key, value));
                 }
             }
+            let timings = self.phase_timings.get(name).map(Vec::as_slice);
+            for (key, value) in super::phase_properties::phase_properties(timings.unwrap_or(&[])) {
+                suite.add_property(Property::new(key, value));
+            }
             for wait in self.long_waits.get(name).into_iter().flatten() {
                 let pending: Vec<String> = wait
                     .pending
@@ -325,6 +329,75 @@ mod tests {
                 reason: reason.into(),
             }],
         }
+    }
+
+    #[test]
+    fn phase_timings_are_junit_suite_properties() {
+        use crate::runner::{DataPlaneTiming, KindReady};
+        let timing = |phase: Phase, case: Option<&str>, seconds: f64| PhaseTiming {
+            phase,
+            case: case.map(str::to_owned),
+            seconds,
+            ready_by_kind: Vec::new(),
+            since_config_applied: None,
+        };
+        let mut record = RunRecord::new();
+        record.record(&Event::PhaseTimings {
+            suite: "ingress-canary".into(),
+            phases: vec![
+                timing(Phase::Apply, None, 0.25),
+                // The apply phase is several steps: they add up.
+                timing(Phase::Apply, None, 0.5),
+                PhaseTiming {
+                    ready_by_kind: vec![
+                        KindReady {
+                            kind: "Deployment".into(),
+                            seconds: 45.1,
+                        },
+                        KindReady {
+                            kind: "Gateway".into(),
+                            seconds: 12.0,
+                        },
+                    ],
+                    ..timing(Phase::Wait, None, 45.12)
+                },
+                PhaseTiming {
+                    since_config_applied: Some(DataPlaneTiming {
+                        first_good_seconds: Some(47.2),
+                        in_a_row_seconds: None,
+                    }),
+                    ..timing(Phase::Converge, Some("weighted-split"), 2.31)
+                },
+                timing(Phase::Cleanup, None, 1.0),
+            ],
+        });
+        record.record(&Event::CaseFinished {
+            result: Box::new(CaseResult::without_traffic(
+                "ingress-canary",
+                "weighted-split",
+                Outcome::Skipped,
+                crate::runner::CaseMessage::Skipped("not today".into()),
+            )),
+        });
+        let junit = record.to_junit().to_string().unwrap();
+        let properties: Vec<&str> = junit
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with(r#"<property name="phase."#))
+            .collect();
+        assert_eq!(
+            properties,
+            [
+                r#"<property name="phase.apply" value="0.750s"/>"#,
+                r#"<property name="phase.wait" value="45.120s"/>"#,
+                r#"<property name="phase.wait.ready.Deployment" value="45.100s"/>"#,
+                r#"<property name="phase.wait.ready.Gateway" value="12.000s"/>"#,
+                r#"<property name="phase.converge.weighted-split" value="2.310s"/>"#,
+                r#"<property name="phase.converge.weighted-split.first-good" value="47.200s"/>"#,
+                r#"<property name="phase.cleanup" value="1.000s"/>"#,
+            ],
+            "{junit}"
+        );
     }
 
     #[test]

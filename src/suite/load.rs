@@ -33,6 +33,9 @@ pub struct Suite {
     pub cases: Vec<Case>,
     /// The conformance test the suite stands for (its `conformance:` key).
     pub conformance: Option<Conformance>,
+    /// Where `readiness.timeout` is written; `None` when the suite keeps the default.
+    /// A target that runs out of it points there.
+    pub readiness_timeout_at: Option<SourceLocation>,
 }
 
 /// A case with its references resolved against the fixtures.
@@ -213,6 +216,12 @@ pub fn load_suite(path: &Path) -> Result<Suite, SuiteError> {
         ));
     }
 
+    let readiness_timeout_at = root
+        .get("readiness")
+        .and_then(|readiness| readiness.get("timeout"))
+        .is_some()
+        .then(|| at("readiness.timeout"));
+
     let mut cases: Vec<Case> = Vec::new();
     for (i, case) in spec.cases.iter().enumerate() {
         let field = |f: &str| format!("cases[{i}].{f}");
@@ -234,6 +243,7 @@ pub fn load_suite(path: &Path) -> Result<Suite, SuiteError> {
         manifests,
         fixtures,
         cases,
+        readiness_timeout_at,
         spec,
     })
 }

@@ -39,5 +39,5 @@ pub use error::{ApiFailure, KubeError};
 pub use lifecycle::KubeSetupError;
 pub(crate) use lifecycle::KubeTarget;
 pub use mesh_client::{LineError, MeshClientError};
-pub use options::{E2E_ENV, KubeOptions, KubeTimeouts, cluster_tier_configured};
+pub use options::{E2E_ENV, KubeOptions, KubeTimeouts, ReadinessDeadline, cluster_tier_configured};
 pub use run_id::RunId;

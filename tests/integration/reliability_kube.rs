@@ -506,3 +506,53 @@ async fn a_long_readiness_wait_names_each_pending_object_and_why() {
         .unwrap();
     assert_eq!(finished.code, Some(130), "{}", finished.stderr);
 }
+
+/// A suite's `readiness.timeout` bounds the kube target's readiness wait, not only
+/// the local target's: with a 3s bound and backends that never become available
+/// (Deployments have 5 minutes of their own), the run fails at the suite's bound, the
+/// error pointing at where the suite sets it and naming what was still pending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_suites_readiness_timeout_bounds_the_kube_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let (api, kubeconfig) = ready_cluster(dir.path()).await;
+    let kubeconfig = kubeconfig.display().to_string();
+    let mut run = Run::start(
+        &[
+            "run",
+            "tests/reliability/short-readiness.yaml",
+            "--target",
+            "kube",
+            "--kubeconfig",
+            &kubeconfig,
+        ],
+        &[],
+    );
+    run.wait_for_line("waiting for readiness", Duration::from_secs(60));
+    let waiting_since = std::time::Instant::now();
+    // Far below the Deployments' own 5 minutes, well above the suite's 3 seconds.
+    let finished = tokio::task::spawn_blocking(move || run.finish(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    let waited = waiting_since.elapsed();
+    assert_eq!(finished.code, Some(3), "{}", finished.stderr);
+    assert!(waited >= Duration::from_secs(3), "ended after {waited:?}");
+    assert!(
+        finished.stderr.contains(
+            "tests/reliability/short-readiness.yaml:11:12: readiness.timeout 3s ran out; not ready then: "
+        ),
+        "{}",
+        finished.stderr
+    );
+    for pending in [
+        "Deployment istio-test/backend-v1: ",
+        "Gateway istio-test/istio-gateway: ",
+    ] {
+        assert!(
+            finished.stderr.contains(pending),
+            "{pending} in {}",
+            finished.stderr
+        );
+    }
+    // Without --keep-on-failure, what the run applied is gone.
+    assert_eq!(fixture_objects_left(&api), Vec::<String>::new());
+}

@@ -27,7 +27,7 @@ use super::address::{
     Backoff, PublishedAddress, choose_address, gateway_service_name, resolve_with_backoff,
 };
 use super::error::{ApiFailure, KubeError};
-use super::options::{KubeOptions, KubeTimeouts};
+use super::options::{KubeOptions, KubeTimeouts, ReadinessDeadline};
 use super::redact::Redactor;
 use super::run_id::{self, RunId};
 use super::status::{Readiness, WaitKind, gateway_class_accepted, pod_ready, pods_progress};
@@ -471,6 +471,18 @@ impl KubeEnvironment {
         manifests: &[Manifest],
         progress: &(dyn Fn(&[Pending]) + Sync),
     ) -> Result<Vec<KindReady>, KubeError> {
+        self.wait_ready_within(manifests, None, progress).await
+    }
+
+    /// [`KubeEnvironment::wait_ready`], the whole wait also bounded by a suite's
+    /// `readiness.timeout` (`deadline`): when that runs out first, the error names it,
+    /// where the suite sets it, and every object still pending with what it lacked.
+    pub async fn wait_ready_within(
+        &self,
+        manifests: &[Manifest],
+        deadline: Option<&ReadinessDeadline>,
+        progress: &(dyn Fn(&[Pending]) + Sync),
+    ) -> Result<Vec<KindReady>, KubeError> {
         let started = tokio::time::Instant::now();
         let ordered = apply_order(manifests);
         let pending = Mutex::new(
@@ -516,7 +528,25 @@ impl KubeEnvironment {
                 }
             }
         });
-        let ready = match futures::future::try_join_all(waits).await {
+        let all = futures::future::try_join_all(waits);
+        let joined = match deadline {
+            None => all.await,
+            Some(deadline) => match tokio::time::timeout(deadline.timeout, all).await {
+                Ok(joined) => joined,
+                Err(_elapsed) => {
+                    return Err(KubeError::ReadinessDeadline {
+                        deadline: deadline.clone(),
+                        still_pending: pending
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .iter()
+                            .map(|p| format!("{}: {}", p.object, p.reason))
+                            .collect(),
+                    });
+                }
+            },
+        };
+        let ready = match joined {
             Ok(ready) => ready,
             Err((failed, first)) => {
                 // The others were cancelled with the first failure: say what they lacked.

@@ -67,6 +67,14 @@ pub enum KubeError {
         timeout: Duration,
         last_seen: String,
     },
+    /// The suite's readiness timeout ran out before every object was ready (before
+    /// any kind's own, longer bound did).
+    #[error("{deadline} ran out; not ready then: {}", still_pending.join("; "))]
+    ReadinessDeadline {
+        deadline: super::options::ReadinessDeadline,
+        /// Every object still pending, and what it lacked (redacted), in apply order.
+        still_pending: Vec<String>,
+    },
     /// A readiness wait failed while others were still waiting (they stop with it).
     /// `first` is shown, not a `source`: kube errors hold no causes of their own.
     #[error("{first}; also not ready then: {}", still_pending.join("; "))]

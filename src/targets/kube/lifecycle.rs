@@ -5,7 +5,7 @@
 use super::environment::{KubeEnvironment, Preflight};
 use super::error::KubeError;
 use super::mesh_client::{self, CLIENT_NAME};
-use super::options::KubeOptions;
+use super::options::{KubeOptions, ReadinessDeadline};
 use super::source::{KubeSource, MeshClientSource};
 use super::substitute::{DELAY_IMAGE, SubstitutionError, substitute_delayed_echo};
 use crate::manifest::{Manifest, ManifestError, ObjectKey, SourceLocation};
@@ -114,8 +114,15 @@ impl Target for KubeTarget {
         let progress = |still: &[Pending]| {
             tell.send_replace(still.to_vec());
         };
+        // The suite's readiness.timeout bounds the whole wait; a kind's own bound
+        // (KubeOptions::timeouts) ends it sooner when shorter.
+        let deadline = ReadinessDeadline::of_suite(bring_up.suite());
         let Some(ready) = bring_up
-            .wait(Phase::Wait, pending, env.wait_ready(&manifests, &progress))
+            .wait(
+                Phase::Wait,
+                pending,
+                env.wait_ready_within(&manifests, Some(&deadline), &progress),
+            )
             .await
         else {
             return Err(bring_up.abandon(env.cleanup()).await);

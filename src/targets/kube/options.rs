@@ -4,6 +4,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::run_id::RunId;
+use crate::manifest::SourceLocation;
+use crate::suite::Suite;
 
 /// What `meshcheck run --target kube [--kubeconfig F] [--context C] [--keep]` passes.
 #[derive(Clone, Debug)]
@@ -83,6 +85,46 @@ impl KubeTimeouts {
     }
 }
 
+/// A suite's `readiness.timeout` as the kube target applies it: a bound on the whole
+/// readiness wait (every object is awaited at once, so it runs from the last apply
+/// until everything is ready). A kind's own bound in [`KubeTimeouts`] still fails its
+/// object sooner when it is shorter: whichever runs out first ends the wait.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadinessDeadline {
+    pub timeout: Duration,
+    /// Where the suite writes `readiness.timeout`; `None` when it keeps the default.
+    pub written_at: Option<SourceLocation>,
+    /// The suite file, pointed at when the timeout is the default.
+    pub suite_file: SourceLocation,
+}
+
+impl ReadinessDeadline {
+    /// The suite's readiness bound and where it comes from.
+    pub fn of_suite(suite: &Suite) -> Self {
+        ReadinessDeadline {
+            timeout: suite.spec.readiness.timeout,
+            written_at: suite.readiness_timeout_at.clone(),
+            suite_file: SourceLocation::file_start(&suite.file),
+        }
+    }
+}
+
+impl std::fmt::Display for ReadinessDeadline {
+    /// `suite.yaml:9:12: readiness.timeout 2s`, or for the default
+    /// `suite.yaml:1:1: readiness.timeout 5m (the default)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let timeout = humantime::format_duration(self.timeout);
+        match &self.written_at {
+            Some(at) => write!(f, "{at}: readiness.timeout {timeout}"),
+            None => write!(
+                f,
+                "{}: readiness.timeout {timeout} (the default)",
+                self.suite_file
+            ),
+        }
+    }
+}
+
 /// The environment variable that turns the cluster test tier on.
 pub const E2E_ENV: &str = "MESHCHECK_E2E";
 
@@ -149,6 +191,41 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.clone()))
             .collect();
         move |name| map.get(name).cloned()
+    }
+
+    fn suite(path: &str) -> Suite {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        crate::suite::load_suite(&root.join(path)).unwrap()
+    }
+
+    #[test]
+    fn the_readiness_deadline_points_at_where_the_suite_sets_it_or_says_default() {
+        let set = ReadinessDeadline::of_suite(&suite("tests/reliability/short-readiness.yaml"));
+        assert_eq!(set.timeout, Duration::from_secs(3));
+        let said = set.to_string();
+        assert!(
+            said.ends_with("tests/reliability/short-readiness.yaml:11:12: readiness.timeout 3s"),
+            "{said}"
+        );
+        // The same suite without its `readiness:` key.
+        let dir = tempfile::tempdir().unwrap();
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(root.join("tests/reliability/short-readiness.yaml"))
+            .unwrap()
+            .replace("readiness:\n  timeout: 3s\n", "")
+            .replace(
+                "../../fixtures",
+                &root.join("fixtures").display().to_string(),
+            );
+        let file = dir.path().join("unbounded.yaml");
+        std::fs::write(&file, text).unwrap();
+        let default = ReadinessDeadline::of_suite(&crate::suite::load_suite(&file).unwrap());
+        assert_eq!(default.timeout, Duration::from_secs(300));
+        let said = default.to_string();
+        assert!(
+            said.ends_with("unbounded.yaml:1:1: readiness.timeout 5m (the default)"),
+            "{said}"
+        );
     }
 
     #[test]
