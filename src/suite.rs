@@ -16,7 +16,8 @@ pub use load::{
     Case, Entry, MAX_CONCURRENCY, MAX_REQUESTS, Suite, discover, load_all, load_suite, parse_ref,
 };
 pub use model::{
-    CaseSpec, CircuitBreakingSpec, ConvergenceSpec, ExpectSpec, IdentitySpec, OutlierDetectionSpec,
-    OverflowExpectation, ReadinessSpec, ReceivedRequestSpec, ReceivedResponseSpec, RedirectSpec,
-    RequestSpec, SplitSpec, SuiteSpec, TimeoutSpec, TrafficSpec,
+    CaseSpec, CircuitBreakingSpec, ConvergenceSpec, ExpectSpec, IdentitySpec, MirrorSpec,
+    OutlierDetectionSpec, OverflowExpectation, ReadinessSpec, ReceivedRequestSpec,
+    ReceivedResponseSpec, RedirectSpec, RequestSpec, SplitSpec, SuiteSpec, TimeoutSpec,
+    TrafficSpec,
 };

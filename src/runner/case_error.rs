@@ -36,6 +36,12 @@ pub enum CaseError {
     },
     #[error(transparent)]
     Judge(#[from] JudgeError),
+    #[error("cannot read what the mirror backends {} received", services.join(", "))]
+    Received {
+        services: Vec<String>,
+        #[source]
+        source: TargetError,
+    },
     #[error("cannot read the proxy's {}", path.trim_start_matches('/'))]
     ProxyAdmin {
         /// The admin path (`/stats`, `/clusters`).

@@ -22,6 +22,7 @@ pub mod leftovers;
 mod lifecycle;
 mod mesh_client;
 pub mod options;
+mod received;
 pub mod redact;
 pub mod run_id;
 mod source;
