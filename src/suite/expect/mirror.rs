@@ -96,7 +96,7 @@ impl ExpectedMirror {
                         format!("must be in (0, 100], not {percent}"),
                     ));
                 }
-                Some(percent) if percent == 100.0 => None,
+                Some(100.0) => None,
                 Some(percent) => Some(percent / 100.0),
             };
             let target = match &spec.path {

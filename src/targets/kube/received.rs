@@ -75,10 +75,7 @@ impl KubeEnvironment {
                 let last = api.logs(&name, &params).await.map_err(|e| {
                     self.api_error("read the log of", format!("pod {namespace}/{name}"), &e)
                 })?;
-                let after = last
-                    .lines()
-                    .filter_map(|l| stamped(l).map(|(t, _)| t))
-                    .last();
+                let after = last.lines().rev().find_map(|l| stamped(l).map(|(t, _)| t));
                 pods.push(MarkedPod {
                     namespace,
                     name,
