@@ -17,9 +17,9 @@ pub use crate::targets::{LocalSettings, TargetSettings};
 pub(crate) use bring_up::BringUp;
 pub use case_error::CaseError;
 pub use events::{
-    CaseMessage, CaseResult, Event, LatencySummary, Outcome, Pending, Phase, PhaseDetail,
-    RunEnvironment, RunSummary, TargetKind, UnknownVersion,
+    CaseMessage, CaseResult, Event, KindReady, LatencySummary, Milestone, Outcome, Pending, Phase,
+    PhaseDetail, RunEnvironment, RunSummary, TargetKind, UnknownVersion,
 };
 pub use execute::{CaseFilter, RunOptions, run};
 pub use interrupt::Interrupt;
-pub use phase_timer::PhaseTiming;
+pub use phase_timer::{DataPlaneTiming, PhaseTiming};

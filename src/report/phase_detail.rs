@@ -3,6 +3,7 @@
 use std::fmt;
 
 use crate::runner::{PhaseDetail, RequestOrigin};
+use crate::suite::Entry;
 use crate::targets::local::installing_message;
 
 impl fmt::Display for PhaseDetail {
@@ -40,10 +41,16 @@ impl fmt::Display for PhaseDetail {
                 f.write_str("removing what this suite created so far")
             }
             PhaseDetail::StoppingSuite => f.write_str("stopping what this suite started"),
-            PhaseDetail::KeptForInspection { objects, command } => write!(
-                f,
-                "kept {objects} objects for inspection (--keep-on-failure); remove them later with `{command}`"
-            ),
+            PhaseDetail::FindingEntry { case, entry, port } => match entry {
+                Entry::Gateway(gateway) => write!(
+                    f,
+                    "{case}: finding the address of {gateway} for port {port}"
+                ),
+                Entry::Service(service) => write!(
+                    f,
+                    "{case}: finding the in-mesh client pod that calls {service} port {port}"
+                ),
+            },
             PhaseDetail::Converging {
                 case,
                 consecutive,

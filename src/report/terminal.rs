@@ -8,9 +8,7 @@ use std::time::{Duration, Instant};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::display::DisplayConfig;
-use crate::runner::{
-    CaseResult, Event, Outcome, Pending, PhaseDetail, PhaseTiming, RunEnvironment,
-};
+use crate::runner::{CaseResult, Event, Outcome, Pending, PhaseTiming, RunEnvironment};
 use crate::stats::Decision;
 use crate::traffic::ErrorKind;
 
@@ -134,12 +132,6 @@ impl TerminalReporter {
                     ));
                 }
             }
-            // Said even with --quiet and a spinner: the user needs the command later.
-            Event::Phase {
-                suite,
-                detail: detail @ PhaseDetail::KeptForInspection { .. },
-                ..
-            } => self.line(format!("{:>9} {suite}: {detail}", "kept")),
             Event::Phase {
                 suite,
                 phase,
@@ -321,6 +313,7 @@ impl TerminalReporter {
                         self.paint("1;31", "CLEANUP FAILED")
                     ));
                 }
+                // Said even with --quiet and a spinner: the user needs the command later.
                 if let Some(command) = &cleanup.remove_later_with {
                     self.line(format!(
                         "{:>9} {suite}: kept {} (--keep-on-failure); remove them later with `{command}`",
@@ -335,6 +328,8 @@ impl TerminalReporter {
                     self.paint("1;33", "INTERRUPTED")
                 ));
             }
+            // Timed by the runner (`PhaseTimings`), not shown as they happen.
+            Event::Milestone { .. } => {}
             Event::PhaseTimings { suite, phases } => {
                 let longest = phases.iter().max_by(|a, b| a.seconds.total_cmp(&b.seconds));
                 if let Some(longest) = longest
@@ -361,8 +356,10 @@ impl TerminalReporter {
                         None => suite.clone(),
                     };
                     self.raw(&format!(
-                        "\nSlowest phase: {} of {whose}, {:.3}s\n",
-                        phase.phase, phase.seconds
+                        "\nSlowest phase: {} of {whose}, {:.3}s{}\n",
+                        phase.phase,
+                        phase.seconds,
+                        within_phase(phase)
                     ));
                 }
                 let text = format!(
@@ -381,6 +378,37 @@ impl TerminalReporter {
                 self.raw(&text);
             }
         }
+    }
+}
+
+/// What the slowest phase's timing says about its inside: ` (Deployment 45.0s,
+/// Gateway 12.1s)` for a readiness wait, ` (first good response 2.0s after the
+/// configuration was applied, in a row after 2.3s)` for a convergence.
+fn within_phase(timing: &PhaseTiming) -> String {
+    let mut parts: Vec<String> = timing
+        .ready_by_kind
+        .iter()
+        .map(|kind| format!("{} {:.1}s", kind.kind, kind.seconds))
+        .collect();
+    if let Some(data_plane) = &timing.since_config_applied {
+        let first = data_plane
+            .first_good_seconds
+            .map_or("no good response".to_owned(), |s| {
+                format!("first good response {s:.1}s")
+            });
+        let in_a_row = data_plane
+            .in_a_row_seconds
+            .map_or("never enough in a row".to_owned(), |s| {
+                format!("in a row after {s:.1}s")
+            });
+        parts.push(format!(
+            "{first} after the configuration was applied, {in_a_row}"
+        ));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", parts.join(", "))
     }
 }
 

@@ -7,7 +7,9 @@ use futures::Stream;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::events::{Event, Pending, Phase, PhaseDetail, RunEnvironment, UnknownVersion};
+use super::events::{
+    Event, Milestone, Pending, Phase, PhaseDetail, RunEnvironment, UnknownVersion,
+};
 use super::interrupt::{Interrupt, until_interrupted};
 use super::still_waiting::{looks, say_while};
 use crate::suite::Suite;
@@ -43,6 +45,15 @@ impl<'run> BringUp<'run> {
             suite: self.suite.name.clone(),
             phase,
             detail,
+        });
+    }
+
+    /// Marks a moment the suite's phase timings count from (the configuration handed
+    /// over, the readiness wait's kinds ready).
+    pub(crate) fn milestone(&mut self, milestone: Milestone) {
+        (self.emit)(Event::Milestone {
+            suite: self.suite.name.clone(),
+            milestone,
         });
     }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::case_error::CaseError;
 use super::events::{
-    CaseMessage, CaseResult, Event, LatencySummary, Outcome, Pending, Phase, PhaseDetail,
+    CaseMessage, CaseResult, Event, LatencySummary, Milestone, Outcome, Pending, Phase, PhaseDetail,
 };
 use super::policy;
 use super::still_waiting::{StillWaiting, looks, say_while};
@@ -39,7 +39,17 @@ pub(crate) async fn run_case(
             CaseMessage::Skipped(reason.clone()),
         );
     }
-    // Finding the entry's address can take minutes on a cloud load balancer: say so.
+    // Finding the entry's address can take minutes on a cloud load balancer: a phase
+    // of its own, timed, and a long one says so.
+    emit(Event::Phase {
+        suite: suite.name.clone(),
+        phase: Phase::Address,
+        detail: PhaseDetail::FindingEntry {
+            case: case.name.clone(),
+            entry: case.entry.clone(),
+            port: case.port,
+        },
+    });
     let (_unchanging, finding) = tokio::sync::watch::channel(vec![Pending {
         object: case.entry.to_string(),
         reason: match &case.entry {
@@ -50,7 +60,7 @@ pub(crate) async fn run_case(
     let source = say_while(
         env.sample_source(&case.entry, case.port),
         &suite.name,
-        Phase::Wait,
+        Phase::Address,
         &finding,
         tokio::time::Instant::now(),
         looks(),
@@ -151,6 +161,7 @@ async fn converge(
     let mut still_waiting = StillWaiting::new(tokio::time::Instant::now());
     let mut backoff = Duration::from_millis(50);
     let mut last_bad = String::from("no response yet");
+    let mut first_good_said = false;
     loop {
         let load = LoadSpec {
             concurrency: 1,
@@ -162,6 +173,16 @@ async fn converge(
             .send(&load, |sample| {
                 if case.expect.ready(sample) {
                     good += 1;
+                    // When the data plane first answered as configured (phase timings).
+                    if !first_good_said {
+                        first_good_said = true;
+                        emit(Event::Milestone {
+                            suite: suite.name.clone(),
+                            milestone: Milestone::FirstGoodResponse {
+                                case: case.name.clone(),
+                            },
+                        });
+                    }
                     Flow::Continue
                 } else {
                     last_bad = case.expect.describe_unready(sample);
@@ -171,6 +192,12 @@ async fn converge(
             })
             .await?;
         if good >= spec.consecutive {
+            emit(Event::Milestone {
+                suite: suite.name.clone(),
+                milestone: Milestone::Converged {
+                    case: case.name.clone(),
+                },
+            });
             return Ok(());
         }
         // A certificate our verifier refuses stays refused: waiting out the timeout

@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::CaseError;
 use crate::manifest::ObjectKey;
 use crate::stats::SplitVerdict;
+use crate::suite::Entry;
 use crate::targets::{CleanupReport, DiagnosticSection, RequestOrigin, SetupError};
 use crate::traffic::ErrorKind;
 
@@ -38,6 +39,9 @@ pub enum Phase {
     BringUp,
     Apply,
     Wait,
+    /// A case finds where its requests go: the Gateway's address (DNS included), or
+    /// the in-mesh client pod.
+    Address,
     Converge,
     Traffic,
     Cleanup,
@@ -50,6 +54,7 @@ impl std::fmt::Display for Phase {
             Phase::BringUp => "bring-up",
             Phase::Apply => "apply",
             Phase::Wait => "wait",
+            Phase::Address => "address",
             Phase::Converge => "converge",
             Phase::Traffic => "traffic",
             Phase::Cleanup => "cleanup",
@@ -92,9 +97,13 @@ pub enum PhaseDetail {
     RemovingPartialEnvironment,
     /// The suite's cases are done (or interrupted); its environment is stopped.
     StoppingSuite,
-    /// `--keep-on-failure`: a failed suite's objects stay on the cluster for
-    /// inspection, and `command` removes them later.
-    KeptForInspection { objects: usize, command: String },
+    /// A case finds where its requests go: the address of its Gateway, or the in-mesh
+    /// client pod that calls its Service.
+    FindingEntry {
+        case: String,
+        entry: Entry,
+        port: u16,
+    },
     /// A case waits for the data plane: `consecutive` good responses in a row.
     Converging {
         case: String,
@@ -150,6 +159,31 @@ pub struct Pending {
     pub object: String,
     /// Why it is not there yet: `0/1 pods ready (1 without the istio-proxy sidecar)`.
     pub reason: String,
+}
+
+/// How long one kind of object took to be ready: from the start of the readiness
+/// wait until the last object of that kind was.
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct KindReady {
+    /// The object kind: `Deployment`, `Gateway`, `HTTPRoute`, ...
+    pub kind: String,
+    pub seconds: f64,
+}
+
+/// Moments inside a suite's phases that its phase timings are measured from
+/// (`runner/phase_timer.rs`); no reporter shows them as they happen.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Milestone {
+    /// The target handed the suite's configuration over: the kube target applied its
+    /// last object, the local target's Envoy is live with its configuration. A case's
+    /// convergence is timed from here (how long the data plane took to take it).
+    ConfigApplied,
+    /// The readiness wait is over: how long each kind of object took.
+    KindsReady(Vec<KindReady>),
+    /// A case's convergence saw its first good response.
+    FirstGoodResponse { case: String },
+    /// A case's convergence saw the good responses in a row it asks for.
+    Converged { case: String },
 }
 
 /// Versions of what the run tested against, where known.
@@ -371,6 +405,11 @@ pub enum Event {
         phase: Phase,
         waited: Duration,
         pending: Vec<Pending>,
+    },
+    /// A moment the suite's phase timings are measured from; see [`Milestone`].
+    Milestone {
+        suite: String,
+        milestone: Milestone,
     },
     CaseStarted {
         suite: String,

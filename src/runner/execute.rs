@@ -255,7 +255,7 @@ async fn run_suite_untimed<T: Target>(
             });
             return Continue::Stop;
         }
-        Err(BringUpError::Failed(error)) => {
+        Err(BringUpError::Failed { error, cleanup }) => {
             let error = Arc::new(error);
             emit(Event::SetupFailed {
                 suite: suite.name.clone(),
@@ -272,6 +272,11 @@ async fn run_suite_untimed<T: Target>(
                     result: Box::new(result),
                 });
             }
+            // What the failed bring-up removed or kept, reported as after a run.
+            emit(Event::SuiteFinished {
+                suite: suite.name.clone(),
+                cleanup,
+            });
             return Continue::Next;
         }
         Ok(env) => env,

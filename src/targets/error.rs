@@ -20,26 +20,42 @@ pub enum SetupError {
 /// Why a suite's environment is not there.
 #[derive(Debug)]
 pub(crate) enum BringUpError {
-    Failed(SetupError),
+    /// The bring-up failed; `cleanup` says what of its work was removed, or kept for
+    /// inspection (`--keep-on-failure`), so the reports can say so as after a run.
+    Failed {
+        error: SetupError,
+        cleanup: CleanupReport,
+    },
     /// A signal arrived; what had been created is already removed.
     Interrupted(CleanupReport),
 }
 
+impl BringUpError {
+    /// A failure after which `cleanup` removed (or kept) what the bring-up created.
+    pub(crate) fn failed_after(error: impl Into<SetupError>, cleanup: CleanupReport) -> Self {
+        BringUpError::Failed {
+            error: error.into(),
+            cleanup,
+        }
+    }
+}
+
+/// A failure before anything was created: nothing to clean up.
 impl From<SetupError> for BringUpError {
     fn from(error: SetupError) -> Self {
-        BringUpError::Failed(error)
+        BringUpError::failed_after(error, CleanupReport::default())
     }
 }
 
 impl From<LocalError> for BringUpError {
     fn from(error: LocalError) -> Self {
-        BringUpError::Failed(error.into())
+        BringUpError::failed_after(error, CleanupReport::default())
     }
 }
 
 impl From<KubeSetupError> for BringUpError {
     fn from(error: KubeSetupError) -> Self {
-        BringUpError::Failed(error.into())
+        BringUpError::failed_after(error, CleanupReport::default())
     }
 }
 

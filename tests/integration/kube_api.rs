@@ -259,7 +259,7 @@ async fn route_wait_ignores_conditions_from_an_older_generation() {
     let progress_seen = std::sync::Mutex::new(Vec::new());
     let waiter = async {
         env.wait_ready(&routes, &|pending| {
-            progress_seen.lock().unwrap().push(pending)
+            progress_seen.lock().unwrap().extend_from_slice(pending)
         })
         .await
     };
@@ -355,7 +355,9 @@ async fn deployment_pods_need_the_injected_sidecar() {
     let seen = std::sync::Mutex::new(Vec::new());
     let err = s
         .env
-        .wait_ready(&backends, &|pending| seen.lock().unwrap().push(pending))
+        .wait_ready(&backends, &|pending| {
+            seen.lock().unwrap().push(pending.to_vec())
+        })
         .await
         .unwrap_err();
     // While it waited, it said which pods are missing the sidecar; the timeout
@@ -363,10 +365,10 @@ async fn deployment_pods_need_the_injected_sidecar() {
     let seen = seen.into_inner().unwrap();
     assert_eq!(
         seen.last(),
-        Some(&Pending {
+        Some(&vec![Pending {
             object: "Deployment istio-test/backend-v2".into(),
             reason: "1/2 pods ready (1 without the istio-proxy sidecar)".into(),
-        }),
+        }]),
         "{seen:?}"
     );
     let text = err.to_string();

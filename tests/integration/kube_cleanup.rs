@@ -292,15 +292,25 @@ async fn cleanup_needs_a_selection_and_reports_failed_deletions() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keep_on_failure_leaves_a_failed_suites_objects_and_prints_the_command() {
-    let dir = tempfile::tempdir().unwrap();
+    // A kubeconfig whose path has spaces: the printed command must survive a shell.
+    let dir = tempfile::Builder::new()
+        .prefix("keep on failure ")
+        .tempdir()
+        .unwrap();
     let (api, kubeconfig) = ready_cluster(dir.path()).await;
     // The bring-up fails part-way: the HTTPRoute is refused, the rest was applied.
     api.fault(Method::PATCH, "httproutes", 500, usize::MAX);
-    let run = run_kube(&kubeconfig, &["--keep-on-failure"]);
+    let json_path = dir.path().join("kept.json");
+    let run = run_kube(
+        &kubeconfig,
+        &["--keep-on-failure", "--json", json_path.to_str().unwrap()],
+    );
     let finished = tokio::task::spawn_blocking(move || run.finish(Duration::from_secs(60)))
         .await
         .unwrap();
     assert_eq!(finished.code, Some(3), "{}", finished.stderr);
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
     let left = fixture_objects_left(&api);
     assert!(
         left.iter().any(|o| o == "deployments/backend-v1"),
@@ -318,7 +328,21 @@ async fn keep_on_failure_leaves_a_failed_suites_objects_and_prints_the_command()
         .unwrap_or_else(|| panic!("no cleanup command in:\n{}", finished.stderr))
         .to_owned();
     assert!(command.contains("--kubeconfig"), "{command}");
-    let args: Vec<String> = command.split(' ').skip(1).map(str::to_owned).collect();
+    // The JSON report keeps what the failed bring-up left, and the same command.
+    let cleanup = &report["cleanup"]["long-traffic"];
+    assert_eq!(cleanup["remove_later_with"], json!(command), "{report:#}");
+    assert!(
+        cleanup["kept"]
+            .as_array()
+            .is_some_and(|kept| kept.contains(&json!("Deployment istio-test/backend-v1"))),
+        "{report:#}"
+    );
+    // The words a shell makes of it.
+    let args: Vec<String> = shlex::split(&command)
+        .unwrap_or_else(|| panic!("not shell words: {command}"))
+        .into_iter()
+        .skip(1)
+        .collect();
     let removed = tokio::task::spawn_blocking(move || {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         Run::start(&args, &[]).finish(Duration::from_secs(60))
@@ -339,8 +363,8 @@ async fn keep_on_failure_leaves_a_failed_suites_objects_and_prints_the_command()
         removed.stdout
     );
 
-    // Without the flag, the same failure removes what was applied.
-    let run = run_kube(&kubeconfig, &[]);
+    // Without the flag, the same failure removes what was applied, and says so.
+    let run = run_kube(&kubeconfig, &["--json", json_path.to_str().unwrap()]);
     let finished = tokio::task::spawn_blocking(move || run.finish(Duration::from_secs(60)))
         .await
         .unwrap();
@@ -351,4 +375,21 @@ async fn keep_on_failure_leaves_a_failed_suites_objects_and_prints_the_command()
         finished.stderr
     );
     assert_eq!(fixture_objects_left(&api), Vec::<String>::new());
+    assert!(
+        finished
+            .stderr
+            .lines()
+            .any(|line| line.contains("cleanup long-traffic: removed ")
+                && line.contains("Deployment istio-test/backend-v1")),
+        "{}",
+        finished.stderr
+    );
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    assert!(
+        report["cleanup"]["long-traffic"]["removed"]
+            .as_array()
+            .is_some_and(|removed| removed.contains(&json!("Deployment istio-test/backend-v1"))),
+        "{report:#}"
+    );
 }

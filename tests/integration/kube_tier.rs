@@ -135,7 +135,7 @@ async fn a_deployment_the_real_controllers_roll_out_but_no_kubelet_runs_is_named
     let heard = seen.clone();
     let waited = env
         .wait_ready(&manifests, &move |pending| {
-            heard.lock().unwrap().push(pending)
+            heard.lock().unwrap().extend_from_slice(pending)
         })
         .await;
     let report = env.cleanup().await;

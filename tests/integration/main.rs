@@ -19,6 +19,7 @@ mod kube_api;
 mod kube_cleanup;
 mod kube_cluster;
 mod kube_dns;
+mod kube_run;
 mod kube_scripts;
 mod kube_tier;
 mod local_attach;

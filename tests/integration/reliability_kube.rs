@@ -385,7 +385,7 @@ async fn unknown_cluster_versions_stay_null_and_the_terminal_says_why_once() {
 }
 
 /// A pod of `app=backend,version={version}`, Ready, with or without Istio's sidecar.
-fn backend_pod(name: &str, version: &str, sidecar: bool) -> Value {
+pub(crate) fn backend_pod(name: &str, version: &str, sidecar: bool) -> Value {
     let mut containers = vec![json!({"name": "echo", "image": "hashicorp/http-echo"})];
     if sidecar {
         containers.push(json!({"name": "istio-proxy", "image": "istio/proxyv2"}));
@@ -396,16 +396,17 @@ fn backend_pod(name: &str, version: &str, sidecar: bool) -> Value {
         "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}})
 }
 
-fn deployment_available(replicas: i64) -> Value {
+pub(crate) fn deployment_available(replicas: i64) -> Value {
     json!({"observedGeneration": 1, "replicas": replicas, "updatedReplicas": replicas,
         "availableReplicas": replicas, "readyReplicas": replicas,
         "conditions": [{"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"}]})
 }
 
-/// Issue 14, "waiting out loud": a readiness wait that lasts names what it waits for
-/// and why: first a Deployment whose pods lack the injected sidecar, then (once
-/// those are fixed) a Gateway not programmed for want of an address, then a
-/// programmed Gateway whose address never appears.
+/// Issue 14, "waiting out loud": a readiness wait that lasts names everything it waits
+/// for and why, in one line: first a Deployment whose pods lack the injected sidecar
+/// beside the Gateway and the route, then (once those pods are fixed) a Gateway not
+/// programmed for want of an address, then a programmed Gateway whose address never
+/// appears.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_readiness_wait_names_each_pending_object_and_why() {
     let dir = tempfile::tempdir().unwrap();
@@ -450,6 +451,13 @@ async fn a_long_readiness_wait_names_each_pending_object_and_why() {
         Duration::from_secs(60),
     );
     assert!(line.contains("wait long-traffic: waiting "), "{line}");
+    // The objects still pending beside it are named in the same line, each with why.
+    for also in [
+        "; Gateway istio-test/istio-gateway: ",
+        "; HTTPRoute istio-test/backend-route: ",
+    ] {
+        assert!(line.contains(also), "{also} in {line}");
+    }
 
     // The rollout fixes the pods; now the Gateway waits for an address.
     for pod in ["backend-v1-b", "backend-v1-c"] {

@@ -91,6 +91,31 @@ fn suites_run_at_once_report_in_suite_order() {
         assert_eq!(phases.first(), Some(&"bring-up"), "{phases:?}");
         assert_eq!(phases.last(), Some(&"cleanup"), "{phases:?}");
         assert!(phases.contains(&"traffic"), "{phases:?}");
+        // Every case found its address in a phase of its own, and each convergence
+        // says when, after Envoy took the configuration, the first good response came
+        // and when enough came in a row.
+        let timings = report["phase_timings"][suite].as_array().unwrap();
+        for case in report["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["suite"] == suite)
+        {
+            let of_case = |phase: &str| {
+                timings
+                    .iter()
+                    .find(|t| t["phase"] == phase && t["case"] == case["name"])
+                    .unwrap_or_else(|| panic!("no {phase} for {case:#} in {timings:#?}"))
+            };
+            assert!(of_case("address")["seconds"].as_f64().unwrap() >= 0.0);
+            let data_plane = &of_case("converge")["since_config_applied"];
+            let first = data_plane["first_good_seconds"].as_f64();
+            let in_a_row = data_plane["in_a_row_seconds"].as_f64();
+            assert!(
+                matches!((first, in_a_row), (Some(f), Some(r)) if 0.0 < f && f <= r),
+                "{data_plane}"
+            );
+        }
     }
     assert!(all.contains("Slowest phase: "), "{all}");
     let summary = &report["summary"];

@@ -38,7 +38,7 @@ use crate::manifest::{Manifest, ObjectKey, apply_order};
 // kube-rs errors can quote credentials, so they are never kept as a `source`: they
 // are flattened by the one error renderer and redacted right away.
 use crate::error_chain::one_line;
-use crate::runner::Pending;
+use crate::runner::{KindReady, Pending};
 use crate::targets::{CleanupReport, DiagnosticSection};
 
 /// The field manager of every server-side apply, so `kubectl get --show-managed-fields`
@@ -459,23 +459,108 @@ impl KubeEnvironment {
         .await
     }
 
-    /// Waits until every manifest is ready by its kind's rule (see
-    /// [`WaitKind`]); for Deployments also until their pods are
-    /// Ready, with the Istio sidecar where the namespace asks for injection.
-    /// `progress` hears, each time the object waited on is seen, what it still lacks
-    /// (redacted, like the timeout error).
+    /// Waits until every manifest is ready by its kind's rule (see [`WaitKind`]); for
+    /// Deployments also until their pods are Ready, with the Istio sidecar where the
+    /// namespace asks for injection. The objects are awaited all at once, each within
+    /// its kind's timeout, so a slow load balancer does not hold up the Deployments.
+    /// `progress` hears, whenever that changes, every object still pending and what it
+    /// lacks (redacted, like the timeout error), in apply order. Returns how long each
+    /// kind took, the kinds in apply order.
     pub async fn wait_ready(
         &self,
         manifests: &[Manifest],
+        progress: &(dyn Fn(&[Pending]) + Sync),
+    ) -> Result<Vec<KindReady>, KubeError> {
+        let started = tokio::time::Instant::now();
+        let ordered = apply_order(manifests);
+        let pending = Mutex::new(
+            ordered
+                .iter()
+                .map(|m| Pending {
+                    object: m.key().to_string(),
+                    reason: format!(
+                        "waiting for {}",
+                        WaitKind::for_kind(m.group(), &m.kind).goal()
+                    ),
+                })
+                .collect::<Vec<_>>(),
+        );
+        // `None` says the object is ready and no longer pending.
+        let tell = |object: &str, reason: Option<String>| {
+            let now_pending = {
+                let mut list = pending.lock().unwrap_or_else(|e| e.into_inner());
+                match reason {
+                    Some(reason) => {
+                        if let Some(entry) = list.iter_mut().find(|p| p.object == object) {
+                            entry.reason = reason;
+                        }
+                    }
+                    None => list.retain(|p| p.object != object),
+                }
+                list.clone()
+            };
+            progress(&now_pending);
+        };
+        progress(&pending.lock().unwrap_or_else(|e| e.into_inner()));
+        let waits = ordered.iter().map(|m| {
+            let tell = &tell;
+            async move {
+                let object = m.key().to_string();
+                let seen = |pending: Pending| tell(&pending.object, Some(pending.reason));
+                match self.wait_one_ready(m, &seen).await {
+                    Ok(()) => {
+                        tell(&object, None);
+                        Ok((m.kind.clone(), started.elapsed()))
+                    }
+                    Err(error) => Err((object, error)),
+                }
+            }
+        });
+        let ready = match futures::future::try_join_all(waits).await {
+            Ok(ready) => ready,
+            Err((failed, first)) => {
+                // The others were cancelled with the first failure: say what they lacked.
+                let others: Vec<String> = pending
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .iter()
+                    .filter(|p| p.object != failed)
+                    .map(|p| format!("{}: {}", p.object, p.reason))
+                    .collect();
+                return Err(if others.is_empty() {
+                    first
+                } else {
+                    KubeError::NotAllReady {
+                        still_pending: others,
+                        first: Box::new(first),
+                    }
+                });
+            }
+        };
+        let mut by_kind: Vec<KindReady> = Vec::new();
+        for (kind, after) in ready {
+            let seconds = after.as_secs_f64();
+            match by_kind.iter_mut().find(|k| k.kind == kind) {
+                Some(known) => known.seconds = known.seconds.max(seconds),
+                None => by_kind.push(KindReady { kind, seconds }),
+            }
+        }
+        Ok(by_kind)
+    }
+
+    /// Waits for one manifest to be ready by its kind's rule, and for a Deployment's
+    /// pods; `progress` hears what it still lacks each time it is seen.
+    async fn wait_one_ready(
+        &self,
+        m: &Manifest,
         progress: &(dyn Fn(Pending) + Sync),
     ) -> Result<(), KubeError> {
-        for m in apply_order(manifests) {
-            let kind = WaitKind::for_kind(m.group(), &m.kind);
-            let (resource, namespaced) = match self.kinds.get(&(
-                m.group().to_owned(),
-                m.version().to_owned(),
-                m.kind.clone(),
-            )) {
+        let kind = WaitKind::for_kind(m.group(), &m.kind);
+        let (resource, namespaced) =
+            match self
+                .kinds
+                .get(&(m.group().to_owned(), m.version().to_owned(), m.kind.clone()))
+            {
                 Some(found) => found.clone(),
                 None => {
                     let (r, caps) = pinned_kind(
@@ -492,31 +577,29 @@ impl KubeEnvironment {
                     (r, caps.scope == Scope::Namespaced)
                 }
             };
-            let namespace = namespaced.then(|| {
-                m.namespace
-                    .clone()
-                    .unwrap_or_else(|| self.client.default_namespace().to_owned())
-            });
-            let api: Api<DynamicObject> = match &namespace {
-                Some(ns) => Api::namespaced_with(self.client.clone(), ns, &resource),
-                None => Api::all_with(self.client.clone(), &resource),
-            };
-            let key = m.key();
-            let object = key.to_string();
-            let seen = |reason: &str| {
-                progress(Pending {
-                    object: object.clone(),
-                    reason: self.redactor.redact(reason),
-                })
-            };
-            seen(&format!("waiting for {}", kind.goal()));
-            self.wait_object(api, &key, kind, self.timeout_for(kind), &seen)
-                .await?;
-            if kind == WaitKind::DeploymentAvailable
-                && let Some(ns) = &namespace
-            {
-                self.wait_pods(m, ns, progress).await?;
-            }
+        let namespace = namespaced.then(|| {
+            m.namespace
+                .clone()
+                .unwrap_or_else(|| self.client.default_namespace().to_owned())
+        });
+        let api: Api<DynamicObject> = match &namespace {
+            Some(ns) => Api::namespaced_with(self.client.clone(), ns, &resource),
+            None => Api::all_with(self.client.clone(), &resource),
+        };
+        let key = m.key();
+        let object = key.to_string();
+        let seen = |reason: &str| {
+            progress(Pending {
+                object: object.clone(),
+                reason: self.redactor.redact(reason),
+            })
+        };
+        self.wait_object(api, &key, kind, self.timeout_for(kind), &seen)
+            .await?;
+        if kind == WaitKind::DeploymentAvailable
+            && let Some(ns) = &namespace
+        {
+            self.wait_pods(m, ns, progress).await?;
         }
         Ok(())
     }
@@ -1209,16 +1292,30 @@ impl KubeEnvironment {
     }
 }
 
-/// The command that removes one run's objects, reaching the cluster the run reached.
+/// The command that removes one run's objects, reaching the cluster the run reached,
+/// quoted for a POSIX shell so that it can be pasted as printed (a kubeconfig path
+/// with spaces, a context named with quotes).
 fn cleanup_command(run: &RunId, options: &KubeOptions) -> String {
-    let mut command = format!("meshcheck cleanup --run-id {run}");
+    let mut words = vec![
+        "meshcheck".to_owned(),
+        "cleanup".to_owned(),
+        "--run-id".to_owned(),
+        run.to_string(),
+    ];
     if let Some(kubeconfig) = &options.kubeconfig {
-        command.push_str(&format!(" --kubeconfig {}", kubeconfig.display()));
+        words.push("--kubeconfig".to_owned());
+        words.push(kubeconfig.to_string_lossy().into_owned());
     }
     if let Some(context) = &options.context {
-        command.push_str(&format!(" --context {context}"));
+        words.push("--context".to_owned());
+        words.push(context.clone());
     }
-    command
+    words
+        .iter()
+        // Only a NUL byte cannot be quoted, and no path or context holds one.
+        .map(|word| shlex::try_quote(word).map_or_else(|_| word.clone(), |q| q.into_owned()))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn exit_status(status: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Status>) -> i32 {
@@ -1368,6 +1465,31 @@ mod tests {
         assert_eq!(
             cleanup_command(&run, &options),
             "meshcheck cleanup --run-id r1 --kubeconfig /tmp/kc --context kind-meshcheck"
+        );
+    }
+
+    #[test]
+    fn the_cleanup_command_survives_a_shell_with_spaces_and_quotes() {
+        let run = RunId::from_label_value("r1").unwrap();
+        let options = KubeOptions {
+            kubeconfig: Some("/home/a user/my configs/kube config".into()),
+            context: Some("it's-mine".into()),
+            ..KubeOptions::default()
+        };
+        let command = cleanup_command(&run, &options);
+        assert_eq!(
+            shlex::split(&command).unwrap(),
+            [
+                "meshcheck",
+                "cleanup",
+                "--run-id",
+                "r1",
+                "--kubeconfig",
+                "/home/a user/my configs/kube config",
+                "--context",
+                "it's-mine"
+            ],
+            "{command}"
         );
     }
 

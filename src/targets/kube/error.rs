@@ -67,6 +67,14 @@ pub enum KubeError {
         timeout: Duration,
         last_seen: String,
     },
+    /// A readiness wait failed while others were still waiting (they stop with it).
+    /// `first` is shown, not a `source`: kube errors hold no causes of their own.
+    #[error("{first}; also not ready then: {}", still_pending.join("; "))]
+    NotAllReady {
+        first: Box<KubeError>,
+        /// The others still pending when it failed, and what each lacked.
+        still_pending: Vec<String>,
+    },
     #[error("gateway {gateway} has no address after {}: {last_seen}", humantime::format_duration(*timeout))]
     NoAddress {
         gateway: String,

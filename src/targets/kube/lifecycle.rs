@@ -12,7 +12,7 @@ use super::received::KubeReceivedMark;
 use super::source::{KubeSource, MeshClientSource};
 use super::substitute::{DELAY_IMAGE, SubstitutionError, substitute_delayed_echo};
 use crate::manifest::{Manifest, ManifestError, ObjectKey, SourceLocation};
-use crate::runner::{BringUp, Pending, Phase, PhaseDetail, RunEnvironment, TargetKind};
+use crate::runner::{BringUp, Milestone, Pending, Phase, PhaseDetail, RunEnvironment, TargetKind};
 use crate::suite::expect::{Received, Receiver};
 use crate::suite::{Case, Entry, Suite};
 use crate::targets::{
@@ -104,14 +104,19 @@ impl Target for KubeTarget {
             return Err(bring_up.abandon(env.cleanup()).await);
         };
         if let Err(err) = applied {
-            keep_or_clean_up(env, bring_up).await;
-            return Err(KubeSetupError::from(err).into());
+            let cleanup = env.cleanup_after_failure().await;
+            return Err(BringUpError::failed_after(
+                KubeSetupError::from(err),
+                cleanup,
+            ));
         }
+        // The data plane's time to take the configuration counts from here.
+        bring_up.milestone(Milestone::ConfigApplied);
         bring_up.phase(Phase::Wait, PhaseDetail::WaitingForReadiness);
         // The wait's latest word on what it lacks, said by the runner while it lasts.
         let (tell, pending) = tokio::sync::watch::channel(Vec::new());
-        let progress = |seen: Pending| {
-            tell.send_replace(vec![seen]);
+        let progress = |still: &[Pending]| {
+            tell.send_replace(still.to_vec());
         };
         let Some(ready) = bring_up
             .wait(Phase::Wait, pending, env.wait_ready(&manifests, &progress))
@@ -119,26 +124,17 @@ impl Target for KubeTarget {
         else {
             return Err(bring_up.abandon(env.cleanup()).await);
         };
-        if let Err(err) = ready {
-            keep_or_clean_up(env, bring_up).await;
-            return Err(KubeSetupError::from(err).into());
+        match ready {
+            Ok(kinds) => bring_up.milestone(Milestone::KindsReady(kinds)),
+            Err(err) => {
+                let cleanup = env.cleanup_after_failure().await;
+                return Err(BringUpError::failed_after(
+                    KubeSetupError::from(err),
+                    cleanup,
+                ));
+            }
         }
         Ok(env)
-    }
-}
-
-/// After a failed bring-up: removes what was applied, or with `--keep-on-failure`
-/// leaves it and says how to remove it later.
-async fn keep_or_clean_up(env: KubeEnvironment, bring_up: &mut BringUp<'_>) {
-    let report = env.cleanup_after_failure().await;
-    if let Some(command) = report.remove_later_with {
-        bring_up.phase(
-            Phase::Cleanup,
-            PhaseDetail::KeptForInspection {
-                objects: report.kept.len(),
-                command,
-            },
-        );
     }
 }
 

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::{ENVOY_VERSION, LocalEnvironment, LocalOptions, LocalReceivedMark, ensure_envoy};
-use crate::runner::{BringUp, Phase, PhaseDetail, RunEnvironment, TargetKind};
+use crate::runner::{BringUp, Milestone, Phase, PhaseDetail, RunEnvironment, TargetKind};
 use crate::suite::expect::{Received, Receiver};
 use crate::suite::{Case, Entry, Suite};
 use crate::targets::{
@@ -55,6 +55,9 @@ impl Target for LocalTarget {
             return Err(bring_up.abandon(dropped()).await);
         };
         let env = started?;
+        // Envoy is live with its configuration from the bootstrap: the local
+        // equivalent of the last apply, which convergence is timed from.
+        bring_up.milestone(Milestone::ConfigApplied);
         bring_up.environment(
             RunEnvironment {
                 target: Some(TargetKind::Local),
