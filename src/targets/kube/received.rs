@@ -28,6 +28,10 @@ use crate::suite::expect::{Received, Receiver};
 /// `require.Eventually` polls them.
 const SETTLE_POLL: Duration = Duration::from_secs(1);
 
+/// How long a mark waits for the logs to settle: upstream's request timeout
+/// (kubernetes-sigs/gateway-api `conformance/utils/config/timeout.go`).
+const MARK_SETTLE: Duration = Duration::from_secs(10);
+
 /// The sidecar's container, whose log is not the application's.
 const PROXY_CONTAINER: &str = "istio-proxy";
 
@@ -47,12 +51,38 @@ struct MarkedPod {
     after: Option<jiff::Timestamp>,
 }
 
+impl KubeReceivedMark {
+    fn last_lines(&self) -> Vec<Vec<Option<jiff::Timestamp>>> {
+        self.receivers
+            .iter()
+            .map(|pods| pods.iter().map(|p| p.after).collect())
+            .collect()
+    }
+}
+
 impl KubeEnvironment {
-    /// See `RunningTarget::mark_received`.
+    /// See `RunningTarget::mark_received`. Copies of earlier requests (convergence's)
+    /// may still be on their way, so the mark is taken once two reads a poll apart
+    /// find the same last lines (within [`MARK_SETTLE`]): those copies then count
+    /// before the mark, not after it.
     pub async fn mark_received(
         &self,
         receivers: &[Receiver],
     ) -> Result<KubeReceivedMark, KubeError> {
+        let deadline = Instant::now() + MARK_SETTLE;
+        let mut mark = self.mark_once(receivers).await?;
+        while Instant::now() + SETTLE_POLL <= deadline {
+            tokio::time::sleep(SETTLE_POLL).await;
+            let again = self.mark_once(receivers).await?;
+            if again.last_lines() == mark.last_lines() {
+                return Ok(again);
+            }
+            mark = again;
+        }
+        Ok(mark)
+    }
+
+    async fn mark_once(&self, receivers: &[Receiver]) -> Result<KubeReceivedMark, KubeError> {
         let mut marked = Vec::new();
         for receiver in receivers {
             let mut pods = Vec::new();

@@ -21,6 +21,10 @@ use crate::targets::proxy_stats::StatsSnapshot;
 /// How often the proxy's counters and the records are looked at while settling.
 const SETTLE_POLL: Duration = Duration::from_millis(20);
 
+/// How long a mark waits for earlier copies to land: upstream's request timeout
+/// (kubernetes-sigs/gateway-api `conformance/utils/config/timeout.go`).
+const MARK_SETTLE: Duration = Duration::from_secs(10);
+
 /// The stats a settle reads: requests sent to each cluster, and those still active or
 /// waiting for a connection.
 const SETTLE_STATS: &str = "/stats?filter=upstream_rq_%28total%7Cactive%7Cpending_active%29%24";
@@ -51,33 +55,34 @@ struct InFlight {
 
 impl LocalEnvironment {
     /// See `RunningTarget::mark_received`.
+    ///
+    /// Copies of earlier requests (convergence's) may still be on their way: the mark
+    /// waits, within [`MARK_SETTLE`], until the proxy has nothing in flight to the
+    /// receivers and their pods have logged every request it ever sent them, so that
+    /// those copies are counted before the mark and not after it.
     pub async fn mark_received(
         &self,
         entry: &Entry,
         receivers: &[Receiver],
     ) -> Result<LocalReceivedMark, LocalError> {
-        let stats = self.settle_stats(entry).await?;
+        let deadline = Instant::now() + MARK_SETTLE;
+        let stats = loop {
+            let stats = self.settle_stats(entry).await?;
+            let settled = receivers.iter().all(|receiver| {
+                let flight = in_flight(&stats, &self.clusters_of(receiver));
+                let logged: u64 = self.pods_of(receiver).iter().map(|&(_, total)| total).sum();
+                flight.active == 0 && logged >= flight.sent
+            });
+            if settled || Instant::now() >= deadline {
+                break stats;
+            }
+            tokio::time::sleep(SETTLE_POLL).await;
+        };
         let receivers = receivers
             .iter()
             .map(|receiver| {
-                let pods = self
-                    .backends
-                    .iter()
-                    .zip(&self.echoes)
-                    .enumerate()
-                    .filter(|(_, (backend, _))| receiver.deployments.contains(&backend.deployment))
-                    .filter_map(|(i, (_, process))| {
-                        let (total, _) = process.record.as_ref()?.snapshot();
-                        Some((i, total))
-                    })
-                    .collect();
-                let clusters: Vec<String> = self
-                    .plan
-                    .clusters
-                    .iter()
-                    .filter(|c| c.service == receiver.service)
-                    .map(|c| c.name.clone())
-                    .collect();
+                let pods = self.pods_of(receiver);
+                let clusters = self.clusters_of(receiver);
                 let sent = in_flight(&stats, &clusters).sent;
                 MarkedReceiver {
                     pods,
@@ -121,6 +126,31 @@ impl LocalEnvironment {
             }
             tokio::time::sleep(SETTLE_POLL).await;
         }
+    }
+
+    /// A receiver's echo-basic processes (indices into the echoes) with how many
+    /// requests each has logged so far.
+    fn pods_of(&self, receiver: &Receiver) -> Vec<(usize, u64)> {
+        self.backends
+            .iter()
+            .zip(&self.echoes)
+            .enumerate()
+            .filter(|(_, (backend, _))| receiver.deployments.contains(&backend.deployment))
+            .filter_map(|(i, (_, process))| {
+                let (total, _) = process.record.as_ref()?.snapshot();
+                Some((i, total))
+            })
+            .collect()
+    }
+
+    /// The Envoy clusters of a receiver's Service, one per port.
+    fn clusters_of(&self, receiver: &Receiver) -> Vec<String> {
+        self.plan
+            .clusters
+            .iter()
+            .filter(|c| c.service == receiver.service)
+            .map(|c| c.name.clone())
+            .collect()
     }
 
     /// The request targets a receiver's pods logged since the mark, pod by pod.
