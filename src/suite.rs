@@ -17,7 +17,7 @@ pub use load::{
 };
 pub use model::{
     CaseSpec, CircuitBreakingSpec, ConditionSpec, ConditionStatusSpec, ConvergenceSpec, ExpectSpec,
-    IdentitySpec, ObjectConditionsSpec, OutlierDetectionSpec, OverflowExpectation, ReadinessSpec,
-    ReceivedRequestSpec, ReceivedResponseSpec, RedirectSpec, RequestSpec, SplitSpec, SuiteSpec,
-    TimeoutSpec, TrafficSpec,
+    IdentitySpec, MirrorSpec, ObjectConditionsSpec, OutlierDetectionSpec, OverflowExpectation,
+    ReadinessSpec, ReceivedRequestSpec, ReceivedResponseSpec, RedirectSpec, RequestSpec, SplitSpec,
+    SuiteSpec, TimeoutSpec, TrafficSpec,
 };

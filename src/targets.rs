@@ -28,9 +28,12 @@ mod source;
 
 use serde::Serialize;
 
+use std::time::Duration;
+
 use crate::fixtures::IstioStatus;
 use crate::manifest::ObjectKey;
 use crate::runner::BringUp;
+use crate::suite::expect::{Received, Receiver};
 use crate::suite::{Case, Entry, Suite};
 use crate::traffic::{Flow, LoadSpec, Sample, Tally};
 
@@ -92,6 +95,31 @@ pub(crate) trait RunningTarget {
         case: &Case,
         baseline: Option<&StatsSnapshot>,
     ) -> Diagnostics;
+
+    /// Where the records of what backends received stand at one moment: what
+    /// [`Self::received_since`] counts from.
+    type ReceivedMark;
+
+    /// Marks where the records of what `receivers`' pods received stand now (each
+    /// echo-basic pod's log of the requests it got), for requests entering at
+    /// `entry`, so that [`Self::received_since`] reads only what arrives later.
+    async fn mark_received(
+        &self,
+        entry: &Entry,
+        receivers: &[Receiver],
+    ) -> Result<Self::ReceivedMark, TargetError>;
+
+    /// What each receiver's pods logged receiving since `mark`, in the mark's
+    /// receivers' order. Copies of requests (a mirror's) arrive asynchronously, so
+    /// the records are read once they have settled, or when `within` has passed
+    /// (then `Received::settled` is false). `complete[i]`, when given, is the count
+    /// of matching requests that would leave nothing more to wait for at receiver `i`.
+    async fn received_since(
+        &self,
+        mark: &Self::ReceivedMark,
+        complete: &[Option<u64>],
+        within: Duration,
+    ) -> Result<Vec<Received>, TargetError>;
 
     /// Stops and removes everything, saying what.
     async fn shutdown(self) -> CleanupReport;

@@ -16,7 +16,11 @@
 //! | `GRPC_ECHO_SERVER` | non-empty: the image runs its gRPC echo server instead | refused here |
 //! | `TLS_SERVER_CERT` + `TLS_SERVER_PRIVKEY`, or `TLS_CLIENT_CERT` + `TLS_CLIENT_KEY` | the image adds an HTTPS server on `HTTPS_PORT` | refused here |
 //!
-//! The image also serves h2c on `H2C_PORT` (3001); this mode does not.
+//! The image also serves h2c on `H2C_PORT` (3001). This mode answers HTTP/2 with prior
+//! knowledge (h2c) on its one port, next to HTTP/1.1 (hyper's `auto` connection reads
+//! the preface), and the local target sends what a Service routes to `H2C_PORT` there:
+//! the image's HTTP port would refuse h2c, this one does not, which no conformance
+//! test relies on.
 //!
 //! What it answers, per path (after `//` is collapsed to `/`, as the image does before
 //! routing):
@@ -48,9 +52,10 @@ use http::header::{CONTENT_TYPE, HOST, LOCATION};
 use http::{HeaderName, HeaderValue, Request, Response, StatusCode, Version};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
+use hyper_util::rt::TokioExecutor;
 use hyper_util::rt::TokioIo;
+use hyper_util::server::conn::auto;
 
 use super::EchoError;
 use super::basic::EchoedRequest;
@@ -203,9 +208,8 @@ pub async fn serve_basic(args: BasicArgs) -> Result<(), EchoError> {
                 }
             });
             // A client that goes away mid-request is its own business.
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .with_upgrades()
+            let _ = auto::Builder::new(TokioExecutor::new())
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
                 .await;
         });
     }
@@ -413,6 +417,15 @@ fn json_error(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
 /// Go's `RequestURI`: the request target as sent (`/path?query`, or the absolute
 /// form when a client sent that).
 fn request_target<B>(req: &Request<B>) -> String {
+    // Over HTTP/2 hyper gives the URI from `:scheme`, `:authority` and `:path`; Go's
+    // HTTP/2 server sets `RequestURI` to `:path` alone (golang.org/x/net/http2
+    // `server.go`, `newWriterAndRequestNoBody`).
+    if req.version() == Version::HTTP_2 {
+        return req
+            .uri()
+            .path_and_query()
+            .map_or_else(|| "/".to_string(), ToString::to_string);
+    }
     req.uri().to_string()
 }
 

@@ -11,7 +11,7 @@ use super::events::{
 };
 use super::policy;
 use super::still_waiting::{StillWaiting, looks, say_while};
-use crate::suite::expect::{ExpectedConditions, ResponseChecks};
+use crate::suite::expect::{ExpectedConditions, ResponseCheck, ResponseChecks};
 use crate::suite::{Case, Entry, Expectation, Suite};
 use crate::targets::{RunningTarget, SampleSource, StatsSnapshot};
 use crate::traffic::{ErrorKind, Flow, LoadSpec, RequestTemplate, Tally};
@@ -362,7 +362,7 @@ async fn measure(
     };
     match &case.expect {
         Expectation::Responses(checks) => {
-            measure_responses(source, suite, case, checks, &template, emit).await
+            measure_responses(env, source, suite, case, checks, &template, emit).await
         }
         Expectation::CircuitBreaking(expected) => {
             policy::run_circuit_breaking(env, source, suite, case, expected, probe_load(), emit)
@@ -382,8 +382,12 @@ async fn measure(
     }
 }
 
-/// One measured request loop, every response shown to the case's checks.
+/// The measured request loop, every response shown to the case's checks. With a
+/// mirror check it runs in rounds: each round marks the mirrors' records, sends, and
+/// hands what the mirrors received to the mirror's judge, until the judge has its
+/// verdict or the requests are spent. Without one, it is a single round.
 async fn measure_responses(
+    env: &impl RunningTarget,
     source: &mut impl SampleSource,
     suite: &Suite,
     case: &Case,
@@ -392,6 +396,12 @@ async fn measure_responses(
     emit: &mut (dyn FnMut(Event) + Send),
 ) -> Result<CaseResult, CaseError> {
     let mut judge = checks.judge()?;
+    let mut mirror = checks
+        .mirror()
+        .map(|expected| expected.mirror_judge().map(|judge| (expected, judge)))
+        .transpose()?;
+    // A split decides its own sample: the mirror's verdict must not cut it short.
+    let others_size_themselves = checks.iter().any(|c| matches!(c, ResponseCheck::Split(_)));
     let requests = judge
         .max_requests(case.spec.traffic.requests)
         .unwrap_or(DEFAULT_REQUESTS);
@@ -410,37 +420,89 @@ async fn measure_responses(
     let mut seen = 0u64;
     let started = Instant::now();
     let mut last_progress = Instant::now();
-    let tally = source
-        .send(&load, |sample| {
-            seen += 1;
-            if seen <= SHOWN_RESPONSES {
-                emit(Event::Response {
-                    suite: suite.name.clone(),
-                    case: case.name.clone(),
-                    status: sample.status,
-                    identity: sample.identity.map(str::to_string),
-                    error: sample.error,
-                });
-            }
-            let flow = judge.observe(seen, sample);
-            if seen.is_multiple_of(64) && last_progress.elapsed() >= PROGRESS_EVERY {
-                last_progress = Instant::now();
-                let progress = judge.progress();
-                emit(Event::TrafficProgress {
-                    suite: suite.name.clone(),
-                    case: case.name.clone(),
-                    requests: seen,
-                    max_requests: requests,
-                    backends: progress.backends,
-                    unidentified: progress.unidentified,
-                    requests_per_second: seen as f64 / started.elapsed().as_secs_f64().max(1e-9),
-                });
-            }
-            flow
-        })
-        .await?;
+    let mut tally: Option<Tally> = None;
+    let mut stopped = false;
+    while seen < requests && !stopped {
+        let left = requests - seen;
+        let round = mirror
+            .as_ref()
+            .map_or(left, |(_, mirror_judge)| mirror_judge.round_size(left));
+        let mark = match &mirror {
+            Some((expected, _)) => Some(
+                env.mark_received(&case.entry, &expected.receivers())
+                    .await
+                    .map_err(|source| received_error(expected, source))?,
+            ),
+            None => None,
+        };
+        let mut answered = 0u64;
+        let round_load = LoadSpec {
+            requests: round,
+            ..load.clone()
+        };
+        let round_tally = source
+            .send(&round_load, |sample| {
+                seen += 1;
+                if sample.error.is_none() {
+                    answered += 1;
+                }
+                if seen <= SHOWN_RESPONSES {
+                    emit(Event::Response {
+                        suite: suite.name.clone(),
+                        case: case.name.clone(),
+                        status: sample.status,
+                        identity: sample.identity.map(str::to_string),
+                        error: sample.error,
+                    });
+                }
+                let flow = judge.observe(seen, sample);
+                stopped |= flow == Flow::Stop;
+                if seen.is_multiple_of(64) && last_progress.elapsed() >= PROGRESS_EVERY {
+                    last_progress = Instant::now();
+                    let progress = judge.progress();
+                    emit(Event::TrafficProgress {
+                        suite: suite.name.clone(),
+                        case: case.name.clone(),
+                        requests: seen,
+                        max_requests: requests,
+                        backends: progress.backends,
+                        unidentified: progress.unidentified,
+                        requests_per_second: seen as f64
+                            / started.elapsed().as_secs_f64().max(1e-9),
+                    });
+                }
+                flow
+            })
+            .await?;
+        let sent_nothing = round_tally.requests == 0;
+        match &mut tally {
+            Some(tally) => tally.merge(&round_tally),
+            None => tally = Some(round_tally),
+        }
+        if let (Some((expected, mirror_judge)), Some(mark)) = (&mut mirror, mark) {
+            // A mirror that gets every request is complete at one copy per answer.
+            let complete: Vec<Option<u64>> = expected
+                .backends
+                .iter()
+                .map(|b| b.share.is_none().then_some(answered))
+                .collect();
+            let received = env
+                .received_since(&mark, &complete, mirror_settle_bound(case))
+                .await
+                .map_err(|source| received_error(expected, source))?;
+            mirror_judge.observe_round(answered, &received);
+            stopped |= mirror_judge.decided() && !others_size_themselves;
+        }
+        if sent_nothing {
+            break;
+        }
+    }
+    let tally = tally.unwrap_or_else(Tally::new);
 
-    let verdict = judge.conclude();
+    let mut verdict = judge.conclude();
+    if let Some((_, mirror_judge)) = mirror {
+        mirror_judge.conclude(&mut verdict);
+    }
     let outcome = if verdict.passed() {
         Outcome::Passed
     } else {
@@ -455,6 +517,28 @@ async fn measure_responses(
         &tally,
         verdict.split,
     ))
+}
+
+/// How long the mirrors' copies may take to show in their records after a round:
+/// as long as a request may take, and at least upstream's default request timeout
+/// (kubernetes-sigs/gateway-api `conformance/utils/config/timeout.go`, 10s), which
+/// is what upstream waits for a mirrored request's log line.
+fn mirror_settle_bound(case: &Case) -> Duration {
+    case.spec.traffic.timeout.max(Duration::from_secs(10))
+}
+
+fn received_error(
+    expected: &crate::suite::expect::ExpectedMirror,
+    source: crate::targets::TargetError,
+) -> CaseError {
+    CaseError::Received {
+        services: expected
+            .backends
+            .iter()
+            .map(|b| b.service.to_string())
+            .collect(),
+        source,
+    }
 }
 
 pub(super) fn result_from(

@@ -41,6 +41,12 @@ pub enum CaseError {
         #[source]
         source: TargetError,
     },
+    #[error("cannot read what the mirror backends {} received", services.join(", "))]
+    Received {
+        services: Vec<String>,
+        #[source]
+        source: TargetError,
+    },
     #[error("cannot read the proxy's {}", path.trim_start_matches('/'))]
     ProxyAdmin {
         /// The admin path (`/stats`, `/clusters`).

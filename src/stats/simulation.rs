@@ -502,3 +502,65 @@ fn passing_verdict_explains_itself() {
     // hundreds of responses to rule out a 10-point skew at alpha 1e-4.
     assert!(sent > 300, "{sent}");
 }
+
+/// Runs `runs` tests of a mirror share `expected` (percent of requests mirrored)
+/// against traffic mirrored with probability `truth`, seen in batches of `batch`
+/// requests as `observe_counts` sees them.
+fn simulate_batches(expected: u64, truth: f64, batch: u64, runs: u64, seed: u64) -> Tally {
+    let fresh = SequentialSplitTest::new(
+        &split(&[expected, 100 - expected]),
+        SplitTestConfig::default(),
+    )
+    .expect("valid share in simulation");
+    let mut rng = SplitMix64(seed);
+    let mut tally = Tally::default();
+    for _ in 0..runs {
+        let mut test = fresh.clone();
+        let mut decision = Decision::Continue;
+        let mut sent = 0;
+        while decision == Decision::Continue && sent < test.max_requests() {
+            let size = batch.min(test.max_requests() - sent);
+            let mirrored = (0..size).filter(|_| rng.next_f64() < truth).count() as u64;
+            decision = test.observe_counts(&[mirrored, size - mirrored]);
+            sent += size;
+        }
+        match decision {
+            Decision::Pass => tally.pass += 1,
+            Decision::Fail => tally.fail += 1,
+            Decision::Continue => tally.undecided += 1,
+        }
+        tally.requests += sent;
+        tally.longest = tally.longest.max(sent);
+    }
+    tally
+}
+
+#[test]
+fn a_mirror_share_seen_in_batches_keeps_the_error_rates() {
+    // Correct shares pass (alpha = 1e-4 allows about none of 2,000 to fail) and
+    // always decide by the cap.
+    for (percent, seed) in [(20, 31), (42, 32), (50, 33)] {
+        let tally = simulate_batches(percent, percent as f64 / 100.0, 100, 2_000, seed);
+        assert!(tally.pass >= 1_998, "{percent}%: {tally:?}");
+        assert_eq!(tally.undecided, 0, "{percent}%: {tally:?}");
+    }
+    // A share off by the deviation fails (power 0.999), as do none and all.
+    for (truth, seed) in [(0.32, 34), (0.52, 35), (0.0, 36), (1.0, 37)] {
+        let tally = simulate_batches(42, truth, 100, 2_000, seed);
+        assert!(tally.fail >= 1_996, "{truth}: {tally:?}");
+    }
+}
+
+#[test]
+fn counts_in_one_batch_decide_as_the_responses_would() {
+    let expected = split(&[50, 50]);
+    let mut one_by_one = SequentialSplitTest::new(&expected, SplitTestConfig::default()).unwrap();
+    let mut batched = one_by_one.clone();
+    for _ in 0..200 {
+        one_by_one.observe(0);
+    }
+    assert_eq!(one_by_one.decision(), Decision::Fail);
+    assert_eq!(batched.observe_counts(&[200, 0]), Decision::Fail);
+    assert_eq!(batched.verdict().total, 200);
+    assert_eq!(batched.verdict().backends[0].observed, 200);
+}

@@ -47,7 +47,7 @@ const POWER_MARGIN: f64 = 3.0;
 /// about `ln A · |ln B| / Var(step)`, ≈ 1.5× the fixed n at the defaults; 2× lets
 /// most such runs finish sequentially while bounding the worst case at twice the
 /// fixed design.
-const TRUNCATION_FACTOR: u64 = 2;
+pub(crate) const TRUNCATION_FACTOR: u64 = 2;
 
 /// How far an alternative may poke past 0 or 1 from float rounding (`0.9 + 0.1`)
 /// and still count as reachable; reachable alternatives on the boundary are pulled
@@ -426,6 +426,59 @@ impl SequentialSplitTest {
             }
         }
 
+        if let Some(backend) = rejected {
+            self.decide(Outcome::Deviation {
+                backend,
+                truncated: false,
+            })
+        } else if all_accepted && self.total >= self.n_leak {
+            self.decide(Outcome::Within { truncated: false })
+        } else if self.total >= self.max_requests {
+            self.decide_at_truncation()
+        } else {
+            Decision::Continue
+        }
+    }
+
+    /// Records a batch of responses at once, `counts[i]` of them from
+    /// `expected[i]`, and checks the boundaries only after the whole batch: for when
+    /// which response came from where is known only in aggregate (the share of
+    /// requests a mirror received, counted from its log after a round of traffic).
+    ///
+    /// Each SPRT's log-likelihood ratio depends only on the counts, and looking at it
+    /// only at batch ends is still a stopping rule, so Wald's bounds hold as they do
+    /// response by response; the test just stops a little later than it could have.
+    pub fn observe_counts(&mut self, counts: &[u64]) -> Decision {
+        let batch: u64 = counts.iter().sum();
+        for (count, &added) in self.counts.iter_mut().zip(counts) {
+            *count += added;
+        }
+        self.total += batch;
+        if self.decision != Decision::Continue || batch == 0 {
+            return self.decision;
+        }
+        if let Some(i) = (0..self.shares.len())
+            .find(|&i| self.shares[i] == 0.0 && counts.get(i).is_some_and(|&c| c > 0))
+        {
+            return self.decide(Outcome::ZeroWeight(i));
+        }
+        let mut all_accepted = true;
+        let mut rejected = None;
+        for sprt in &mut self.sprts {
+            if sprt.state != SprtState::Open {
+                continue;
+            }
+            let hits = counts.get(sprt.backend).copied().unwrap_or(0);
+            sprt.llr += hits as f64 * sprt.hit + (batch - hits) as f64 * sprt.miss;
+            if sprt.llr >= self.reject_bound {
+                sprt.state = SprtState::Rejected;
+                rejected.get_or_insert(sprt.backend);
+            } else if sprt.llr <= self.accept_bound {
+                sprt.state = SprtState::Accepted;
+            } else {
+                all_accepted = false;
+            }
+        }
         if let Some(backend) = rejected {
             self.decide(Outcome::Deviation {
                 backend,

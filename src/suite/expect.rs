@@ -52,6 +52,7 @@ mod each_response;
 mod echo_basic;
 mod expectation;
 mod headers;
+mod mirror;
 mod outlier_detection;
 mod received_request;
 mod received_response;
@@ -69,6 +70,7 @@ pub use conditions::{
 };
 pub use expectation::{Expectation, LoadContext};
 pub use headers::HeaderExpectations;
+pub use mirror::{ExpectedMirror, MirrorBackend, MirrorJudge, Received, Receiver};
 pub use outlier_detection::ExpectedOutlierDetection;
 pub use received_request::ExpectedRequest;
 pub use received_response::ExpectedResponse;

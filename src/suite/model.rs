@@ -229,6 +229,27 @@ pub struct ExpectSpec {
     /// reports them (on the local target: as Istio would), checked before any traffic.
     #[serde(default)]
     pub conditions: Option<Vec<ObjectConditionsSpec>>,
+    /// Mirror backends that received copies of the case's requests (all of them, or
+    /// a share), read from what their echo-basic pods logged.
+    #[serde(default)]
+    pub mirror: Option<Vec<MirrorSpec>>,
+}
+
+/// One entry of `expect.mirror`: a Service whose echo-basic pods receive copies of
+/// the case's requests, as a RequestMirror filter sends them.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MirrorSpec {
+    /// `namespace/name` of the mirror's Service.
+    pub service: String,
+    /// The share of requests mirrored, in percent (0 < percent <= 100); every
+    /// request when not given.
+    #[serde(default)]
+    pub percent: Option<f64>,
+    /// The request target (path and query) the mirror receives; the case URL's
+    /// when not given.
+    #[serde(default)]
+    pub path: Option<String>,
 }
 
 /// One entry of `expect.conditions`: the conditions of one route parent (`route` with

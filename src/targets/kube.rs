@@ -23,6 +23,7 @@ mod lifecycle;
 mod mesh_client;
 pub mod options;
 mod read_status;
+mod received;
 pub mod redact;
 pub mod route_status;
 pub mod run_id;

@@ -18,6 +18,7 @@ mod lifecycle;
 mod plan;
 mod process;
 mod re2;
+mod received;
 mod route_rule;
 
 use std::collections::BTreeMap;
@@ -48,6 +49,7 @@ pub use plan::{
     VirtualHost, Workload, plan, plan_fixtures, pod_workload,
 };
 pub use re2::Re2Error;
+pub use received::LocalReceivedMark;
 pub use route_rule::{
     HeaderEdits, HeaderFilters, MatchCondition, Mirror, PathRewrite, Redirect, RedirectPath,
     RedirectPort, Rewrite, RuleFilters, StringMatch,

@@ -78,6 +78,35 @@ impl Tally {
         }
     }
 
+    /// Adds a later run's counts (a case's next round of traffic): the sum of both,
+    /// with the same identity cap, and the time spent sending in both.
+    pub(crate) fn merge(&mut self, later: &Tally) {
+        self.requests += later.requests;
+        for (identity, &count) in &later.identities {
+            let known = self.identities.contains_key(identity);
+            let named =
+                self.identities.len() - usize::from(self.identities.contains_key(OTHER_IDENTITY));
+            let key = if known || named < MAX_IDENTITIES {
+                identity.as_str()
+            } else {
+                OTHER_IDENTITY
+            };
+            *self.identities.entry(key.to_owned()).or_default() += count;
+        }
+        for (status, &count) in &later.status_codes {
+            *self.status_codes.entry(*status).or_default() += count;
+        }
+        for (kind, &count) in &later.errors {
+            *self.errors.entry(*kind).or_default() += count;
+        }
+        self.envoy_overloaded += later.envoy_overloaded;
+        // Same bounds on both sides, so adding cannot fail; saturate if it ever did.
+        if self.latency.add(&later.latency).is_err() {
+            self.latency.saturating_record(MAX_LATENCY_MICROS);
+        }
+        self.elapsed += later.elapsed;
+    }
+
     /// Observed requests per second of elapsed time (0 for an empty run).
     pub fn requests_per_second(&self) -> f64 {
         let seconds = self.elapsed.as_secs_f64();

@@ -119,6 +119,53 @@ fn a_conformance_feature_outside_the_profile() {
 }
 
 #[test]
+fn mirror_mistakes_point_at_the_field() {
+    let cases = [
+        (
+            "mirror-not-echo-basic.yaml",
+            10,
+            "infra/text-backend does not run echo-basic",
+        ),
+        (
+            "mirror-bad-percent.yaml",
+            11,
+            "must be in (0, 100], not 142",
+        ),
+        (
+            "mirror-wrong-type.yaml",
+            9,
+            "field `cases[0].expect.mirror`: invalid type: string",
+        ),
+        (
+            "mirror-unknown-key.yaml",
+            11,
+            "unknown field `percentage`, expected one of `service`, `percent`, `path`",
+        ),
+        (
+            "mirror-twice.yaml",
+            11,
+            "Service infra/infra-backend-v1 is named twice",
+        ),
+        (
+            "mirror-bad-path.yaml",
+            11,
+            "`mirror` is not a request target",
+        ),
+        ("mirror-empty.yaml", 9, "name at least one mirror backend"),
+        (
+            "mirror-with-redirect.yaml",
+            11,
+            "`mirror` contradicts `redirect`",
+        ),
+    ];
+    for (file, line, message) in cases {
+        let text = error_for(file);
+        assert_located(&text, file, line);
+        assert!(text.contains(message), "{file}: {text}");
+    }
+}
+
+#[test]
 fn every_bad_input_file_is_covered() {
     // A new bad-input file without a test would prove nothing.
     let covered = [
@@ -138,6 +185,14 @@ fn every_bad_input_file_is_covered() {
         "served-by-not-echo-basic.yaml",
         "served-by-with-identity.yaml",
         "request-without-echo.yaml",
+        "mirror-not-echo-basic.yaml",
+        "mirror-bad-percent.yaml",
+        "mirror-wrong-type.yaml",
+        "mirror-unknown-key.yaml",
+        "mirror-twice.yaml",
+        "mirror-bad-path.yaml",
+        "mirror-empty.yaml",
+        "mirror-with-redirect.yaml",
         "request-unknown-key.yaml",
         "response-bad-header.yaml",
         "redirect-with-status-200.yaml",

@@ -699,3 +699,115 @@ spec:
         "no backend's share is off",
     );
 }
+
+/// An HTTPRoute on `host` to infra-backend-v1 with `filters` (YAML flow list items).
+fn mirror_route(name: &str, host: &str, filters: &str) -> String {
+    format!(
+        "---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: {name}, namespace: infra}}
+spec:
+  parentRefs:
+  - name: same-namespace
+  hostnames: [{host}]
+  rules:
+  - filters: [{filters}]
+    backendRefs:
+    - {{name: infra-backend-v1, port: 8080}}
+"
+    )
+}
+
+#[test]
+fn mirror_reads_what_the_mirror_backends_received_through_envoy() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = dir.path().join("infra.yaml");
+    let to_v2 = |percent: &str| {
+        format!(
+            "{{type: RequestMirror, requestMirror: {{backendRef: {{name: infra-backend-v2, port: 8080}}{percent}}}}}"
+        )
+    };
+    std::fs::write(
+        &fixtures,
+        format!(
+            "apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: same-namespace, namespace: infra}}
+spec:
+  gatewayClassName: istio
+  listeners:
+  - {{name: http, port: 80, protocol: HTTP}}
+{}{}{}{}{}",
+            mirror_route("mirrored", "mirror.example.com", &to_v2("")),
+            mirror_route("percent", "percent.example.com", &to_v2(", percent: 42")),
+            mirror_route("plain", "plain.example.com", ""),
+            echo_basic_deployment("infra-backend-v1"),
+            echo_basic_deployment("infra-backend-v2"),
+        ),
+    )
+    .unwrap();
+    let case = |name: &str, host: &str, traffic: &str, mirror: &str| {
+        format!(
+            "  - name: {name}
+    request: {{gateway: infra/same-namespace, url: \"http://{host}.example.com/mirror?q=1\"}}
+    traffic: {traffic}
+    expect:
+      status: 200
+      servedBy: infra/infra-backend-v1
+      mirror:
+        - {{service: infra/infra-backend-v2{mirror}}}
+"
+        )
+    };
+    let every = "{requests: 5}";
+    let shared = "{concurrency: 2}";
+    let cases = [
+        case("mirrored", "mirror", every, ""),
+        case("not-mirrored", "plain", every, ""),
+        case("other-path", "mirror", every, ", path: /other"),
+        case("share", "percent", shared, ", percent: 42"),
+        case("share-of-none", "plain", shared, ", percent: 42"),
+        case("share-of-all", "mirror", shared, ", percent: 42"),
+    ]
+    .concat();
+    let suite = write_suite(dir.path(), "mirror-envoy", &[fixtures], &cases);
+    let results = run_local(&suite);
+    assert_outcome(
+        &results,
+        "mirrored",
+        Outcome::Passed,
+        "5 requests, all 200, all served by Service infra/infra-backend-v1, each mirrored to Service infra/infra-backend-v2",
+    );
+    // A route without the mirror filter: the primary answers, the mirror gets nothing.
+    assert_outcome(
+        &results,
+        "not-mirrored",
+        Outcome::Failed,
+        "mirror Service infra/infra-backend-v2 received 0 of 5 requests to /mirror?q=1, expected every one",
+    );
+    assert_outcome(
+        &results,
+        "other-path",
+        Outcome::Failed,
+        "mirror Service infra/infra-backend-v2 received 0 of 5 requests to /other, expected every one; it logged other requests: /mirror?q=1",
+    );
+    assert_outcome(
+        &results,
+        "share",
+        Outcome::Passed,
+        "expected 42%: no share is off",
+    );
+    for case in ["share-of-none", "share-of-all"] {
+        assert_outcome(
+            &results,
+            case,
+            Outcome::Failed,
+            "expected 42%: mirrored got",
+        );
+    }
+    let none = result(&results, "share-of-none").message.to_string();
+    assert!(none.contains("received 0 of"), "{none}");
+    let all = result(&results, "share-of-all").message.to_string();
+    assert!(all.contains("(100.0%)"), "{all}");
+}

@@ -919,3 +919,69 @@ async fn status_for_conditions_waits_for_the_current_generation() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn a_mirror_pods_log_lines_after_the_mark_are_what_it_received() {
+    use meshcheck::suite::expect::Receiver;
+    let s = setup(Duration::from_secs(5)).await;
+    s.api.insert(
+        "",
+        "services",
+        Some("istio-test"),
+        json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "mirror", "namespace": "istio-test"},
+        "spec": {"selector": {"app": "backend", "version": "v2"}, "ports": [{"port": 8080}]}}),
+    );
+    let mut echo = pod("mirror-abc-1", "v2", true);
+    echo["metadata"]["namespace"] = json!("istio-test");
+    s.api.insert("", "pods", Some("istio-test"), echo);
+    let mut other = pod("backend-v1-abc-1", "v1", true);
+    other["metadata"]["namespace"] = json!("istio-test");
+    s.api.insert("", "pods", Some("istio-test"), other);
+    let before = "2026-12-02T01:00:00.100000000Z Echoing back request made to /mirror to client (10.0.0.1:1)\n";
+    s.api.set_log("mirror-abc-1", before);
+    s.api.set_log(
+        "backend-v1-abc-1",
+        "2026-12-02T01:00:05Z Echoing back request made to /mirror to client (10.0.0.1:9)\n",
+    );
+    let receivers = [Receiver {
+        service: ObjectKey {
+            kind: "Service".into(),
+            namespace: Some("istio-test".into()),
+            name: "mirror".into(),
+        },
+        deployments: Vec::new(),
+    }];
+    let mark = s.env.mark_received(&receivers).await.unwrap();
+    s.api.set_log(
+        "mirror-abc-1",
+        &format!(
+            "{before}2026-12-02T01:00:01.5Z Echoing back request made to /mirror?x=1 to client (10.0.0.1:2)\n\
+             2026-12-02T01:00:01.6Z some other line\n"
+        ),
+    );
+    // A mirror that must get every request settles once it has them all.
+    let received = s
+        .env
+        .received_since(&mark, &[Some(1)], Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].targets, ["/mirror?x=1"]);
+    assert!(received[0].settled);
+    // Without a count, two reads that agree settle it; short of that the bound ends
+    // the wait and says the records had not settled.
+    let received = s
+        .env
+        .received_since(&mark, &[None], Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert!(received[0].settled, "{received:?}");
+    let received = s
+        .env
+        .received_since(&mark, &[Some(2)], Duration::from_millis(10))
+        .await
+        .unwrap();
+    assert_eq!(received[0].targets, ["/mirror?x=1"]);
+    assert!(!received[0].settled);
+}

@@ -246,50 +246,88 @@ fn the_http_echo_basic_backends_of_the_base_manifests_plan() {
             .clone()
     };
     assert_eq!(endpoints(8080), [v1]);
-    assert_eq!(endpoints(8081), Vec::<usize>::new());
+    // The image's h2c port: meshcheck's echo-basic answers h2c on its HTTP port.
+    assert_eq!(endpoints(8081), [v1]);
     assert_eq!(endpoints(8082), [v1]);
     // Deterministic: the same names on every plan.
     assert_eq!(plan(&manifests).unwrap().workloads, planned.workloads);
 }
 
-const ROUTE_TO_PORT: &str = r#"apiVersion: gateway.networking.k8s.io/v1
+/// The Gateway `same-namespace` and a route from it to infra-backend-v1 port PORT.
+const GATEWAY_ROUTE_TO_PORT: &str = r#"apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: same-namespace
+  namespace: gateway-conformance-infra
+spec:
+  gatewayClassName: istio
+  listeners:
+  - {name: http, port: 80, protocol: HTTP}
+---
+apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata:
   name: h2c
   namespace: gateway-conformance-infra
 spec:
+  parentRefs:
+  - name: same-namespace
   rules:
   - backendRefs:
     - name: infra-backend-v1
       port: PORT
 "#;
 
-#[test]
-fn a_route_to_the_unserved_h2c_port_is_refused_with_the_reason() {
-    let mut manifests = pick(
-        &base_manifests(),
-        &["Deployment", "Service"],
-        &["infra-backend-v1"],
-    );
-    let route = |port: &str| {
-        load_str(
-            &ROUTE_TO_PORT.replace("PORT", port),
-            Path::new("fixtures/h2c.yaml"),
+/// The image's h2c port (the Service's port 8081, appProtocol kubernetes.io/h2c)
+/// reaches echo-basic over HTTP/2 with prior knowledge, its HTTP port over HTTP/1.1,
+/// and both echo the request as the image does (`/` as the target, not the URI
+/// HTTP/2's pseudo-headers make).
+#[tokio::test]
+async fn through_envoy_the_h2c_port_is_answered_over_http2() {
+    let envoy = ensure_envoy(|dir| eprintln!("{}", installing_message(dir)))
+        .await
+        .unwrap();
+    for (port, proto) in [("8081", "HTTP/2.0"), ("8080", "HTTP/1.1")] {
+        let mut manifests = pick(
+            &base_manifests(),
+            &["Deployment", "Service"],
+            &["infra-backend-v1"],
+        );
+        manifests.extend(
+            load_str(
+                &GATEWAY_ROUTE_TO_PORT.replace("PORT", port),
+                Path::new("fixtures/h2c.yaml"),
+            )
+            .unwrap(),
+        );
+        let env = LocalEnvironment::start(
+            &manifests,
+            LocalOptions::new(envoy.clone(), PathBuf::from(MESHCHECK)),
         )
-        .unwrap()
-    };
-    let mut to_http = manifests.clone();
-    to_http.extend(route("8080"));
-    plan(&to_http).unwrap_or_else(|err| panic!("{err}"));
-    manifests.extend(route("8081"));
-    let err = plan(&manifests).unwrap_err().to_string();
-    assert!(
-        err.starts_with("fixtures/h2c.yaml:10:")
-            && err.contains("spec.rules[0].backendRefs[0].port")
-            && err.contains("targets port 3001")
-            && err.contains("h2c port (H2C_PORT)"),
-        "{err}"
-    );
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
+        let gateway = ObjectKey {
+            kind: "Gateway".into(),
+            namespace: Some("gateway-conformance-infra".into()),
+            name: "same-namespace".into(),
+        };
+        let address = env.gateway_address(&gateway, 80).unwrap();
+        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        stream
+            .write_all(b"GET /?x=1 HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await.unwrap();
+        let response = String::from_utf8(response).unwrap();
+        let (head, body) = response.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 200"), "port {port}: {response}");
+        let echoed: EchoedRequest = serde_json::from_str(body).unwrap();
+        assert_eq!(echoed.proto, proto, "port {port}: {body}");
+        assert_eq!(echoed.path, "/?x=1", "port {port}: {body}");
+        assert_eq!(echoed.host, "example.com", "port {port}: {body}");
+        env.shutdown().await;
+    }
 }
 
 #[test]

@@ -4,6 +4,8 @@
 use super::circuit_breaking::{ExpectedCircuitBreaking, resolve_circuit_breaking};
 use std::time::Duration;
 
+use super::mirror::ExpectedMirror;
+
 use super::outlier_detection::{ExpectedOutlierDetection, resolve_outlier_detection};
 use super::received_request::ExpectedRequest;
 use super::received_response::ExpectedResponse;
@@ -18,7 +20,7 @@ use crate::manifest::SourceLocation;
 use crate::suite::Entry;
 use crate::suite::error::SuiteError;
 use crate::suite::model::{
-    CircuitBreakingSpec, ExpectSpec, OutlierDetectionSpec, ReceivedRequestSpec,
+    CircuitBreakingSpec, ExpectSpec, MirrorSpec, OutlierDetectionSpec, ReceivedRequestSpec,
     ReceivedResponseSpec, RedirectSpec, SplitSpec, TimeoutSpec,
 };
 use crate::traffic::Sample;
@@ -165,6 +167,12 @@ impl Expectation {
                     context.request_timeout,
                     &field,
                 )?)),
+                Given::Mirror(specs) => checks.push(ResponseCheck::Mirror(ExpectedMirror::load(
+                    specs,
+                    fixtures,
+                    context.request_url,
+                    &|f: &str| at(&format!("expect.mirror{f}")),
+                )?)),
                 Given::CircuitBreaking(spec) => {
                     probe = Some(Expectation::CircuitBreaking(resolve_circuit_breaking(
                         spec,
@@ -246,7 +254,12 @@ fn check_contradictions(
         if !has(gateway_answer) {
             continue;
         }
-        for backend_answer in ["servedBy", "request"] {
+        for backend_answer in ["servedBy", "request", "mirror"] {
+            // A route that times out still mirrors (Envoy sends the copy with the
+            // request); a redirect goes to no backend, so to no mirror either.
+            if backend_answer == "mirror" && gateway_answer == "timeout" {
+                continue;
+            }
             if has(backend_answer) {
                 return Err(invalid(
                     &format!("expect.{backend_answer}"),
@@ -288,13 +301,14 @@ enum Given<'a> {
     Response(&'a ReceivedResponseSpec),
     Redirect(&'a RedirectSpec),
     Timeout(&'a TimeoutSpec),
+    Mirror(&'a [MirrorSpec]),
     CircuitBreaking(&'a CircuitBreakingSpec),
     OutlierDetection(&'a OutlierDetectionSpec),
 }
 
 impl<'a> Given<'a> {
     /// The keys of `expect`, in the order they are resolved and reported.
-    const KEYS: [&'static str; 9] = [
+    const KEYS: [&'static str; 10] = [
         "status",
         "split",
         "servedBy",
@@ -302,6 +316,7 @@ impl<'a> Given<'a> {
         "response",
         "redirect",
         "timeout",
+        "mirror",
         "circuitBreaking",
         "outlierDetection",
     ];
@@ -318,6 +333,7 @@ impl<'a> Given<'a> {
             redirect,
             timeout,
             conditions: _,
+            mirror,
         } = spec;
         [
             status.map(Given::Status),
@@ -327,6 +343,7 @@ impl<'a> Given<'a> {
             response.as_ref().map(Given::Response),
             redirect.as_ref().map(Given::Redirect),
             timeout.as_ref().map(Given::Timeout),
+            mirror.as_deref().map(Given::Mirror),
             circuit_breaking.as_ref().map(Given::CircuitBreaking),
             outlier_detection.as_ref().map(Given::OutlierDetection),
         ]
@@ -344,8 +361,9 @@ impl<'a> Given<'a> {
             Given::Response(_) => Self::KEYS[4],
             Given::Redirect(_) => Self::KEYS[5],
             Given::Timeout(_) => Self::KEYS[6],
-            Given::CircuitBreaking(_) => Self::KEYS[7],
-            Given::OutlierDetection(_) => Self::KEYS[8],
+            Given::Mirror(_) => Self::KEYS[7],
+            Given::CircuitBreaking(_) => Self::KEYS[8],
+            Given::OutlierDetection(_) => Self::KEYS[9],
         }
     }
 
@@ -358,7 +376,8 @@ impl<'a> Given<'a> {
             | Given::Request(_)
             | Given::Response(_)
             | Given::Redirect(_)
-            | Given::Timeout(_) => false,
+            | Given::Timeout(_)
+            | Given::Mirror(_) => false,
             Given::CircuitBreaking(_) | Given::OutlierDetection(_) => true,
         }
     }
@@ -445,7 +464,7 @@ cases:
             loaded.err().as_deref(),
             Some(
                 format!(
-                    "{}:14:7: a case needs at least one expectation (`status`, `split`, `servedBy`, `request`, `response`, `redirect`, `timeout`, `circuitBreaking`, `outlierDetection` or `conditions`)",
+                    "{}:14:7: a case needs at least one expectation (`status`, `split`, `servedBy`, `request`, `response`, `redirect`, `timeout`, `mirror`, `circuitBreaking`, `outlierDetection` or `conditions`)",
                     path.display()
                 )
                 .as_str()

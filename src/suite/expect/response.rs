@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use super::mirror::ExpectedMirror;
 use super::received_request::ExpectedRequest;
 use super::received_response::ExpectedResponse;
 use super::redirect::ExpectedRedirect;
@@ -24,6 +25,7 @@ pub enum ResponseCheck {
     Response(ExpectedResponse),
     Redirect(ExpectedRedirect),
     Timeout(ExpectedTimeout),
+    Mirror(ExpectedMirror),
 }
 
 impl ResponseCheck {
@@ -36,6 +38,7 @@ impl ResponseCheck {
             ResponseCheck::Response(response) => response,
             ResponseCheck::Redirect(redirect) => redirect,
             ResponseCheck::Timeout(timeout) => timeout,
+            ResponseCheck::Mirror(mirror) => mirror,
         }
     }
 }
@@ -129,6 +132,15 @@ impl ResponseChecks {
 
     pub fn iter(&self) -> impl Iterator<Item = &ResponseCheck> {
         self.checks.iter()
+    }
+
+    /// The mirror check, when the case has one: what the mirrors received is read
+    /// from the target after each round of traffic, not from the responses.
+    pub fn mirror(&self) -> Option<&ExpectedMirror> {
+        self.checks.iter().find_map(|c| match c {
+            ResponseCheck::Mirror(mirror) => Some(mirror),
+            _ => None,
+        })
     }
 
     /// Whether a check decides how many responses it needs.

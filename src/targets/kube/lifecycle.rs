@@ -2,14 +2,18 @@
 //! apply the suite's objects (the fixtures plus what the target adds), wait for them,
 //! and remove them again, on failure and on a signal alike.
 
+use std::time::Duration;
+
 use super::environment::{KubeEnvironment, Preflight};
 use super::error::KubeError;
 use super::mesh_client::{self, CLIENT_NAME};
 use super::options::{KubeOptions, ReadinessDeadline};
+use super::received::KubeReceivedMark;
 use super::source::{KubeSource, MeshClientSource};
 use super::substitute::{DELAY_IMAGE, SubstitutionError, substitute_delayed_echo};
 use crate::manifest::{Manifest, ManifestError, ObjectKey, SourceLocation};
 use crate::runner::{BringUp, Milestone, Pending, Phase, PhaseDetail, RunEnvironment, TargetKind};
+use crate::suite::expect::{Received, Receiver};
 use crate::suite::{Case, Entry, Suite};
 use crate::targets::{
     BringUpError, CleanupReport, Diagnostics, EngineSource, RunningTarget, StatsSnapshot, Target,
@@ -212,6 +216,27 @@ impl RunningTarget for KubeEnvironment {
             sections: KubeEnvironment::diagnostics(self, &namespaces).await,
             dumps: Vec::new(),
         }
+    }
+
+    type ReceivedMark = KubeReceivedMark;
+
+    /// From the receivers' pod logs (see `kube/received.rs`); the entry does not
+    /// matter, since no proxy counter is read.
+    async fn mark_received(
+        &self,
+        _entry: &Entry,
+        receivers: &[Receiver],
+    ) -> Result<KubeReceivedMark, TargetError> {
+        Ok(KubeEnvironment::mark_received(self, receivers).await?)
+    }
+
+    async fn received_since(
+        &self,
+        mark: &KubeReceivedMark,
+        complete: &[Option<u64>],
+        within: Duration,
+    ) -> Result<Vec<Received>, TargetError> {
+        Ok(KubeEnvironment::received_since(self, mark, complete, within).await?)
     }
 
     async fn shutdown(self) -> CleanupReport {

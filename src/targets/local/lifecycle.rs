@@ -2,8 +2,11 @@
 //! start the echo processes and Envoy, answer with their addresses and admin pages,
 //! and stop them.
 
-use super::{ENVOY_VERSION, LocalEnvironment, LocalOptions, ensure_envoy};
+use std::time::Duration;
+
+use super::{ENVOY_VERSION, LocalEnvironment, LocalOptions, LocalReceivedMark, ensure_envoy};
 use crate::runner::{BringUp, Milestone, Phase, PhaseDetail, RunEnvironment, TargetKind};
+use crate::suite::expect::{Received, Receiver};
 use crate::suite::{Case, Entry, Suite};
 use crate::targets::{
     BringUpError, CleanupReport, Diagnostics, EngineSource, LocalSettings, RunningTarget,
@@ -141,6 +144,27 @@ impl RunningTarget for LocalEnvironment {
         baseline: Option<&StatsSnapshot>,
     ) -> Diagnostics {
         self.case_diagnostics(case, baseline).await
+    }
+
+    type ReceivedMark = LocalReceivedMark;
+
+    async fn mark_received(
+        &self,
+        entry: &Entry,
+        receivers: &[Receiver],
+    ) -> Result<LocalReceivedMark, TargetError> {
+        Ok(LocalEnvironment::mark_received(self, entry, receivers).await?)
+    }
+
+    /// The proxy's counters say when everything is in (see `local/received.rs`), so
+    /// `complete` is not needed.
+    async fn received_since(
+        &self,
+        mark: &LocalReceivedMark,
+        _complete: &[Option<u64>],
+        within: Duration,
+    ) -> Result<Vec<Received>, TargetError> {
+        Ok(LocalEnvironment::received_since(self, mark, within).await?)
     }
 
     async fn shutdown(self) -> CleanupReport {

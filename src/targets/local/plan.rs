@@ -61,6 +61,10 @@ pub struct Workload {
     /// Ports the real image also listens on that `meshcheck echo` does not serve, with
     /// why: a Service targeting one is refused with that reason.
     pub unserved_ports: BTreeMap<u16, String>,
+    /// Other ports the image listens on that `meshcheck echo` answers on its one port
+    /// (echo-basic's h2c port, see `echo::basic_mode`): a Service targeting one reaches
+    /// [`Workload::pod_port`].
+    pub served_on_pod_port: Vec<u16>,
     /// One per replica: the pod's name and the environment its process gets.
     pub pods: Vec<PodPlan>,
 }
@@ -567,6 +571,7 @@ fn workload_of_pods(
         pod_port: 0,
         named_ports,
         unserved_ports: BTreeMap::new(),
+        served_on_pod_port: Vec::new(),
         pods: Vec::new(),
     };
     match fixture.image() {
@@ -738,13 +743,8 @@ fn echo_basic_workload(
     let planned = super::echo_basic::plan_pods(fixture, container, names)?;
     workload.echo_args = vec![format!("-{}", crate::echo::basic_mode::MODE_FLAG)];
     workload.pod_port = planned.http_port;
-    if let Some(h2c) = planned.h2c_port {
-        workload.unserved_ports.insert(
-            h2c,
-            "it is echo-basic's h2c port (H2C_PORT), and meshcheck's echo serves only its HTTP port"
-                .to_string(),
-        );
-    }
+    // The image's h2c port: meshcheck's echo-basic answers h2c on its HTTP port.
+    workload.served_on_pod_port.extend(planned.h2c_port);
     workload.pods = planned.pods;
     Ok(())
 }
@@ -810,7 +810,7 @@ fn service_clusters(
             if workload.unserved_ports.contains_key(&target) {
                 continue;
             }
-            if target != workload.pod_port {
+            if target != workload.pod_port && !workload.served_on_pod_port.contains(&target) {
                 return Err(invalid(
                     manifest,
                     &format!("{field}.targetPort"),
@@ -837,7 +837,7 @@ fn service_clusters(
 }
 
 /// Refuses a route's backendRef to a Service port whose pods' image listens there but
-/// `meshcheck echo` does not serve it (echo-basic's h2c port), at the backendRef's
+/// `meshcheck echo` does not serve it (echo-advanced's ports other than its HTTP one), at the backendRef's
 /// port, with the reason: its cluster has no endpoints, and a route to it would fail
 /// here and work on a cluster.
 fn refuse_unserved_backends(
