@@ -48,6 +48,7 @@ pub use plan::{
     OutlierDetection, PathMatch, Plan, PodPlan, PortServing, RouteAction, RoutePlan, TrafficPolicy,
     VirtualHost, Workload, plan, plan_fixtures, pod_workload,
 };
+pub use process::die_with_parent;
 pub use re2::Re2Error;
 pub use received::LocalReceivedMark;
 pub use route_rule::{

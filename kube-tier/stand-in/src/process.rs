@@ -61,22 +61,7 @@ impl ChildProcess {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        let parent = std::process::id();
-        // SAFETY: the closure runs in the forked child before exec and only calls
-        // async-signal-safe functions (prctl, getppid), without allocating.
-        unsafe {
-            command.pre_exec(move || {
-                // The kernel SIGKILLs the child when the thread that forked it dies, so
-                // a SIGKILLed stand-in leaves nothing behind.
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                if u32::try_from(libc::getppid()).ok() != Some(parent) {
-                    return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
-                }
-                Ok(())
-            });
-        }
+        meshcheck::targets::local::die_with_parent(&mut command);
         let mut child = command.spawn().map_err(|source| ProcessError::Spawn {
             what: what.clone(),
             program: program.display().to_string(),

@@ -116,6 +116,27 @@ impl LineRecord {
     }
 }
 
+/// Makes the child of `command` die with the thread that spawns it: the kernel SIGKILLs
+/// it (`PR_SET_PDEATHSIG`) when its parent dies, so a SIGKILLed meshcheck (or kube tier
+/// stand-in, which spawns its processes the same way) leaves nothing behind.
+pub fn die_with_parent(command: &mut Command) {
+    let parent = std::process::id();
+    // SAFETY: the closure runs in the forked child before exec and only calls
+    // async-signal-safe functions (prctl, getppid) without allocating.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have died before prctl took effect.
+            if u32::try_from(libc::getppid()).ok() != Some(parent) {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+}
+
 /// How a process is started: its environment and what of its stdout is recorded.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct SpawnOptions<'a> {
@@ -175,23 +196,7 @@ impl Process {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        let parent = std::process::id();
-        // SAFETY: the closure runs in the forked child before exec and only calls
-        // async-signal-safe functions (prctl, getppid) without allocating.
-        unsafe {
-            command.pre_exec(move || {
-                // The kernel SIGKILLs the child when the thread that forked it dies, so a
-                // SIGKILLed meshcheck leaves nothing behind.
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                // The parent may have died before prctl took effect.
-                if u32::try_from(libc::getppid()).ok() != Some(parent) {
-                    return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
-                }
-                Ok(())
-            });
-        }
+        die_with_parent(&mut command);
         let mut child = command.spawn().map_err(|source| LocalError::Spawn {
             what: what.clone(),
             source,
