@@ -405,39 +405,13 @@ impl SequentialSplitTest {
             return self.decide(Outcome::ZeroWeight(backend_index));
         }
 
-        let mut all_accepted = true;
-        let mut rejected = None;
-        for sprt in &mut self.sprts {
-            if sprt.state != SprtState::Open {
-                continue;
-            }
-            sprt.llr += if sprt.backend == backend_index {
+        self.advance_sprts(|sprt| {
+            if sprt.backend == backend_index {
                 sprt.hit
             } else {
                 sprt.miss
-            };
-            if sprt.llr >= self.reject_bound {
-                sprt.state = SprtState::Rejected;
-                rejected.get_or_insert(sprt.backend);
-            } else if sprt.llr <= self.accept_bound {
-                sprt.state = SprtState::Accepted;
-            } else {
-                all_accepted = false;
             }
-        }
-
-        if let Some(backend) = rejected {
-            self.decide(Outcome::Deviation {
-                backend,
-                truncated: false,
-            })
-        } else if all_accepted && self.total >= self.n_leak {
-            self.decide(Outcome::Within { truncated: false })
-        } else if self.total >= self.max_requests {
-            self.decide_at_truncation()
-        } else {
-            Decision::Continue
-        }
+        })
     }
 
     /// Records a batch of responses at once, `counts[i]` of them from
@@ -462,14 +436,23 @@ impl SequentialSplitTest {
         {
             return self.decide(Outcome::ZeroWeight(i));
         }
+        self.advance_sprts(|sprt| {
+            let hits = counts.get(sprt.backend).copied().unwrap_or(0);
+            hits as f64 * sprt.hit + (batch - hits) as f64 * sprt.miss
+        })
+    }
+
+    /// Adds `increment(sprt)` to every open SPRT's log-likelihood ratio, closes those
+    /// that crossed a bound, and decides: one response (`observe`) or a batch of them
+    /// (`observe_counts`) moves the tests the same way.
+    fn advance_sprts(&mut self, increment: impl Fn(&Sprt) -> f64) -> Decision {
         let mut all_accepted = true;
         let mut rejected = None;
         for sprt in &mut self.sprts {
             if sprt.state != SprtState::Open {
                 continue;
             }
-            let hits = counts.get(sprt.backend).copied().unwrap_or(0);
-            sprt.llr += hits as f64 * sprt.hit + (batch - hits) as f64 * sprt.miss;
+            sprt.llr += increment(sprt);
             if sprt.llr >= self.reject_bound {
                 sprt.state = SprtState::Rejected;
                 rejected.get_or_insert(sprt.backend);
