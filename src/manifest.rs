@@ -9,7 +9,7 @@ pub mod yaml;
 
 pub use document::{
     DEFAULT_NAMESPACE, DecodeFailure, MAX_FILE_BYTES, Manifest, ObjectKey, apply_order,
-    check_unique, decode_located, load_file, load_str, parse_documents, read_source,
+    check_unique, decode_located, invalid_field, load_file, load_str, parse_documents, read_source,
 };
 pub use error::ManifestError;
 pub use kind::{GATEWAY_API_GROUP, GroupKind};

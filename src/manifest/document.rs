@@ -367,6 +367,18 @@ pub fn check_unique(manifests: &[Manifest]) -> Result<(), ManifestError> {
     Ok(())
 }
 
+/// A located error for one field of `manifest`, worded the same wherever the fixtures
+/// are read: `Gateway gw: field `spec.listeners[0].port`: <message>`.
+pub fn invalid_field(manifest: &Manifest, field: &str, message: String) -> ManifestError {
+    ManifestError::Invalid {
+        location: manifest.location_of(field),
+        message: format!(
+            "{} {}: field `{field}`: {message}",
+            manifest.kind, manifest.name
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,7 @@
 //! features echo-basic has and `meshcheck echo -echo-basic` does not (its gRPC server,
 //! its HTTPS server from mounted certificates).
 
+use crate::manifest::invalid_field as invalid;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Container;
@@ -44,16 +45,6 @@ pub(super) struct EchoBasicPods {
 
 fn env_field(index: usize, rest: &str) -> String {
     format!("spec.template.spec.containers[0].env[{index}]{rest}")
-}
-
-fn invalid(manifest: &Manifest, field: &str, message: String) -> ManifestError {
-    ManifestError::Invalid {
-        location: manifest.location_of(field),
-        message: format!(
-            "{} {}: field `{field}`: {message}",
-            manifest.kind, manifest.name
-        ),
-    }
 }
 
 /// The container's `env` as sources, in order, refusing what we cannot resolve.

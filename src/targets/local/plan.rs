@@ -6,6 +6,7 @@
 //! same objects (cluster names, circuit breaker defaults, route precedence, the default
 //! retry policy), so that Envoy stats and behaviour line up with a cluster run.
 
+use crate::manifest::invalid_field as invalid;
 use std::cmp::Reverse;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -351,16 +352,6 @@ pub struct OutlierDetection {
     pub base_ejection_time: Option<Duration>,
     pub max_ejection_percent: Option<u32>,
     pub min_health_percent: Option<u32>,
-}
-
-pub(super) fn invalid(manifest: &Manifest, field: &str, message: String) -> ManifestError {
-    ManifestError::Invalid {
-        location: manifest.location_of(field),
-        message: format!(
-            "{} {}: field `{field}`: {message}",
-            manifest.kind, manifest.name
-        ),
-    }
 }
 
 pub(super) fn unsupported(

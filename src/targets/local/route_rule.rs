@@ -19,8 +19,9 @@ use crate::fixtures::{
 };
 use crate::manifest::{Manifest, ManifestError};
 
-use super::plan::{ClusterPlan, PathMatch, invalid, port_u16, unsupported};
+use super::plan::{ClusterPlan, PathMatch, port_u16, unsupported};
 use super::re2;
+use crate::manifest::invalid_field as invalid;
 
 /// A header or query parameter condition of a route match.
 #[derive(Clone, Debug, PartialEq, Eq)]
