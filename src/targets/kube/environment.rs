@@ -30,7 +30,9 @@ use super::error::{ApiFailure, KubeError};
 use super::options::{KubeOptions, KubeTimeouts, ReadinessDeadline};
 use super::redact::Redactor;
 use super::run_id::{self, RunId};
-use super::status::{Readiness, WaitKind, gateway_class_accepted, pod_ready, pods_progress};
+use super::status::{
+    Readiness, Rejections, WaitKind, gateway_class_accepted, pod_ready, pods_progress,
+};
 use super::versions::{
     self, ClusterVersions, GATEWAY_API_CRD, ISTIOD_DEPLOYMENT, ISTIOD_NAMESPACE,
 };
@@ -420,7 +422,8 @@ impl KubeEnvironment {
             WaitKind::CrdEstablished => self.timeouts.crd_established,
             WaitKind::DeploymentAvailable => self.timeouts.deployment,
             WaitKind::GatewayProgrammed | WaitKind::GatewayClassAccepted => self.timeouts.gateway,
-            WaitKind::RouteAccepted => self.timeouts.route,
+            WaitKind::GatewayStatusWritten => self.timeouts.gateway,
+            WaitKind::RouteAccepted | WaitKind::RouteStatusWritten => self.timeouts.route,
             WaitKind::Present => self.timeouts.present,
         }
     }
@@ -471,16 +474,20 @@ impl KubeEnvironment {
         manifests: &[Manifest],
         progress: &(dyn Fn(&[Pending]) + Sync),
     ) -> Result<Vec<KindReady>, KubeError> {
-        self.wait_ready_within(manifests, None, progress).await
+        self.wait_ready_within(manifests, None, &Rejections::default(), progress)
+            .await
     }
 
     /// [`KubeEnvironment::wait_ready`], the whole wait also bounded by a suite's
     /// `readiness.timeout` (`deadline`): when that runs out first, the error names it,
     /// where the suite sets it, and every object still pending with what it lacked.
+    /// The objects in `rejections` are awaited only until Istio has written their
+    /// status.
     pub async fn wait_ready_within(
         &self,
         manifests: &[Manifest],
         deadline: Option<&ReadinessDeadline>,
+        rejections: &Rejections,
         progress: &(dyn Fn(&[Pending]) + Sync),
     ) -> Result<Vec<KindReady>, KubeError> {
         let started = tokio::time::Instant::now();
@@ -490,10 +497,7 @@ impl KubeEnvironment {
                 .iter()
                 .map(|m| Pending {
                     object: m.key().to_string(),
-                    reason: format!(
-                        "waiting for {}",
-                        WaitKind::for_kind(m.group(), &m.kind).goal()
-                    ),
+                    reason: format!("waiting for {}", rejections.wait_kind(m).goal()),
                 })
                 .collect::<Vec<_>>(),
         );
@@ -519,7 +523,7 @@ impl KubeEnvironment {
             async move {
                 let object = m.key().to_string();
                 let seen = |pending: Pending| tell(&pending.object, Some(pending.reason));
-                match self.wait_one_ready(m, &seen).await {
+                match self.wait_one_ready(m, rejections.wait_kind(m), &seen).await {
                     Ok(()) => {
                         tell(&object, None);
                         Ok((m.kind.clone(), started.elapsed()))
@@ -583,9 +587,9 @@ impl KubeEnvironment {
     async fn wait_one_ready(
         &self,
         m: &Manifest,
+        kind: WaitKind,
         progress: &(dyn Fn(Pending) + Sync),
     ) -> Result<(), KubeError> {
-        let kind = WaitKind::for_kind(m.group(), &m.kind);
         let (resource, namespaced) =
             match self
                 .kinds

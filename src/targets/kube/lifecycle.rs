@@ -10,6 +10,7 @@ use super::mesh_client::{self, CLIENT_NAME};
 use super::options::{KubeOptions, ReadinessDeadline};
 use super::received::KubeReceivedMark;
 use super::source::{KubeSource, MeshClientSource};
+use super::status::Rejections;
 use super::substitute::{DELAY_IMAGE, SubstitutionError, substitute_delayed_echo};
 use crate::manifest::{Manifest, ManifestError, ObjectKey, SourceLocation};
 use crate::runner::{BringUp, Milestone, Pending, Phase, PhaseDetail, RunEnvironment, TargetKind};
@@ -121,11 +122,20 @@ impl Target for KubeTarget {
         // The suite's readiness.timeout bounds the whole wait; a kind's own bound
         // (KubeOptions::timeouts) ends it sooner when shorter.
         let deadline = ReadinessDeadline::of_suite(bring_up.suite());
+        // Istio's status as the fixtures say it will be: what it is expected to reject
+        // is awaited until its status is written, not until it is accepted. Fixtures
+        // whose status cannot be computed are awaited by the kinds' rules alone.
+        let rejections = bring_up
+            .suite()
+            .fixtures
+            .istio_status()
+            .map(|status| Rejections::expected_by(&status))
+            .unwrap_or_default();
         let Some(ready) = bring_up
             .wait(
                 Phase::Wait,
                 pending,
-                env.wait_ready_within(&manifests, Some(&deadline), &progress),
+                env.wait_ready_within(&manifests, Some(&deadline), &rejections, &progress),
             )
             .await
         else {

@@ -4,7 +4,12 @@
 //! Each check returns [`Readiness`]: either ready, or not yet with a short description
 //! of what was seen last, which becomes part of the timeout error.
 
+use std::collections::BTreeSet;
+
 use serde_json::Value;
+
+use crate::fixtures::IstioStatus;
+use crate::manifest::{Manifest, ObjectKey};
 
 /// The verdict of one readiness check.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -299,6 +304,12 @@ pub enum WaitKind {
     GatewayProgrammed,
     GatewayClassAccepted,
     RouteAccepted,
+    /// A Gateway Istio is expected not to program, or a route it is expected not to
+    /// accept or resolve (see [`Rejections`]): ready once Istio has written its status
+    /// for the current generation. What that status says is the suite's cases' to
+    /// judge (`expect.conditions`, or the 500s of an unresolved backend).
+    GatewayStatusWritten,
+    RouteStatusWritten,
     Present,
 }
 
@@ -321,6 +332,8 @@ impl WaitKind {
             WaitKind::GatewayProgrammed => gateway_programmed(obj),
             WaitKind::GatewayClassAccepted => gateway_class_accepted(obj),
             WaitKind::RouteAccepted => route_accepted(obj),
+            WaitKind::GatewayStatusWritten => super::route_status::gateway_status_current(obj),
+            WaitKind::RouteStatusWritten => super::route_status::route_status_current(obj),
             WaitKind::Present => Readiness::Ready,
         }
     }
@@ -335,7 +348,66 @@ impl WaitKind {
             WaitKind::RouteAccepted => {
                 "Accepted=True and ResolvedRefs=True for every parent at the current generation"
             }
+            WaitKind::GatewayStatusWritten => {
+                "status from Istio at the current generation (Istio is expected not to program it)"
+            }
+            WaitKind::RouteStatusWritten => {
+                "status from Istio at the current generation (Istio is expected not to accept it or not to resolve its references)"
+            }
             WaitKind::Present => "present",
+        }
+    }
+}
+
+/// The Gateways and routes of a suite that Istio is expected to reject, by the
+/// fixtures' status as Istio computes it ([`IstioStatus`], the same the local target
+/// reports): a Gateway not `Programmed`, a route with a parent not `Accepted` or not
+/// `ResolvedRefs`. Waiting for those to be Programmed or Accepted would only time
+/// out (the conformance suites' invalid routes are written to be rejected), so they
+/// are awaited until Istio has written their status ([`WaitKind::GatewayStatusWritten`],
+/// [`WaitKind::RouteStatusWritten`]); every other object by its kind's rule.
+#[derive(Clone, Debug, Default)]
+pub struct Rejections {
+    rejected: BTreeSet<ObjectKey>,
+}
+
+impl Rejections {
+    pub fn expected_by(status: &IstioStatus) -> Rejections {
+        let gateways = status
+            .gateways
+            .iter()
+            .filter(|g| {
+                !g.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Programmed" && c.is_true())
+            })
+            .map(|g| g.gateway.clone());
+        let routes = status
+            .routes
+            .iter()
+            .filter(|r| {
+                r.parents.iter().any(|p| {
+                    ["Accepted", "ResolvedRefs"]
+                        .iter()
+                        .any(|t| !p.conditions.iter().any(|c| c.type_ == *t && c.is_true()))
+                })
+            })
+            .map(|r| r.route.clone());
+        Rejections {
+            rejected: gateways.chain(routes).collect(),
+        }
+    }
+
+    /// How `m` is awaited.
+    pub fn wait_kind(&self, m: &Manifest) -> WaitKind {
+        let by_kind = WaitKind::for_kind(m.group(), &m.kind);
+        if !self.rejected.contains(&m.key()) {
+            return by_kind;
+        }
+        match by_kind {
+            WaitKind::GatewayProgrammed => WaitKind::GatewayStatusWritten,
+            WaitKind::RouteAccepted => WaitKind::RouteStatusWritten,
+            other => other,
         }
     }
 }
@@ -362,6 +434,66 @@ mod tests {
                 {"type": "ResolvedRefs", "status": resolved, "reason": if resolved == "True" {"ResolvedRefs"} else {"BackendNotFound"}, "message": "backend-v3 not found", "observedGeneration": observed},
             ],
         })
+    }
+
+    /// The conformance fixtures of HTTPRouteInvalidNonExistentBackendRef: Istio accepts
+    /// the route but cannot resolve its backend, so it is awaited until its status is
+    /// written; the Gateways of the base manifests are programmed, so they are awaited
+    /// until they are.
+    #[test]
+    fn a_route_istio_rejects_is_awaited_until_its_status_is_written() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/conformance");
+        let mut manifests = Vec::new();
+        for file in [
+            "base/namespaces.yaml",
+            "base/gateways.yaml",
+            "base/tls-validity-checks-certificate.yaml",
+            "base/infra-backends.yaml",
+            "tests/httproute-invalid-nonexistent-backendref.yaml",
+        ] {
+            manifests.extend(crate::manifest::load_file(&root.join(file)).unwrap());
+        }
+        let status = crate::fixtures::Fixtures::new(&manifests)
+            .unwrap()
+            .istio_status()
+            .unwrap();
+        let rejections = Rejections::expected_by(&status);
+        let kind_of = |kind: &str, name: &str| {
+            let m = manifests
+                .iter()
+                .find(|m| m.kind == kind && m.name == name)
+                .unwrap_or_else(|| panic!("no {kind} {name}"));
+            rejections.wait_kind(m)
+        };
+        assert_eq!(
+            kind_of("HTTPRoute", "invalid-nonexistent-backend-ref"),
+            WaitKind::RouteStatusWritten
+        );
+        assert_eq!(
+            kind_of("Gateway", "same-namespace"),
+            WaitKind::GatewayProgrammed
+        );
+        assert_eq!(
+            kind_of("Deployment", "infra-backend-v1"),
+            WaitKind::DeploymentAvailable
+        );
+        // Nothing expected: every object by its kind's rule.
+        let none = Rejections::default();
+        assert_eq!(
+            none.wait_kind(manifests.iter().find(|m| m.kind == "HTTPRoute").unwrap()),
+            WaitKind::RouteAccepted
+        );
+    }
+
+    #[test]
+    fn a_written_status_is_enough_only_at_the_current_generation() {
+        let mut rejected = route(2, json!([parent("True", "False", 2)]));
+        rejected["status"]["parents"][0]["controllerName"] =
+            json!(crate::fixtures::ISTIO_CONTROLLER_NAME);
+        assert!(WaitKind::RouteStatusWritten.evaluate(&rejected).is_ready());
+        assert!(!WaitKind::RouteAccepted.evaluate(&rejected).is_ready());
+        rejected["metadata"]["generation"] = json!(3);
+        assert!(!WaitKind::RouteStatusWritten.evaluate(&rejected).is_ready());
     }
 
     #[test]
