@@ -64,6 +64,9 @@ func TestControlPlane(t *testing.T) {
 		"--advertise-address=127.0.0.1",
 		"--service-cluster-ip-range=10.96.0.0/16",
 		"--endpoint-reconciler-type=none",
+		// The kubelet stand-in's port (pods/log) is at the node's InternalIP, as
+		// kubeadm has the API server prefer it; the node's name does not resolve.
+		"--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname",
 	}, storage)
 	if err != nil {
 		t.Fatalf("kube-apiserver: %v", err)

@@ -203,7 +203,7 @@ async fn deployments_in_an_injected_namespace_become_available_with_the_sidecar_
         for pod in &listed.items {
             let ip = pod.status.as_ref().and_then(|s| s.pod_ip.clone());
             answers.push(match ip {
-                Some(ip) => get(&format!("{ip}:5678")).await,
+                Some(ip) => get(&format!("{ip}:5678"), "/").await,
                 None => "no pod IP".to_owned(),
             });
         }
@@ -253,15 +253,16 @@ async fn deployments_in_an_injected_namespace_become_available_with_the_sidecar_
     }
 }
 
-/// One plain HTTP/1.0 GET of `/` at `address`, the whole answer as text.
-async fn get(address: &str) -> String {
+/// One plain HTTP/1.0 GET of `path` at `address`, the whole answer as text.
+async fn get(address: &str, path: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = match tokio::net::TcpStream::connect(address).await {
         Ok(stream) => stream,
         Err(err) => return format!("connect {address}: {err}"),
     };
     let mut answer = String::new();
-    let sent = stream.write_all(b"GET / HTTP/1.0\r\n\r\n").await;
+    let request = format!("GET {path} HTTP/1.0\r\n\r\n");
+    let sent = stream.write_all(request.as_bytes()).await;
     match sent {
         Ok(()) => match stream.read_to_string(&mut answer).await {
             Ok(_) => answer,
@@ -532,4 +533,91 @@ async fn slow_status_updates_still_converge() {
         "{reasons:#?}"
     );
     assert!(took >= Duration::from_secs(3), "{took:?}");
+}
+
+/// `pods/log` through the real API server, which proxies it to the kubelet stand-in's
+/// port at the node's address: an echo-basic pod's line for each request it answered
+/// (what the kube target reads for `expect.mirror`), with the kubelet's timestamps and
+/// its `tailLines` and `sinceTime` options.
+#[tokio::test]
+#[ignore = "needs the kube tier's control plane: scripts/kube-tier.sh"]
+async fn pod_logs_are_served_through_the_api_server_with_the_kubelets_options() {
+    let mut env = connect(Duration::from_secs(60)).await;
+    let dir = root().join("fixtures/conformance/base");
+    let manifests: Vec<Manifest> = ["namespaces.yaml", "infra-backends.yaml"]
+        .iter()
+        .flat_map(|f| load_file(&dir.join(f)).unwrap())
+        .filter(|m| m.kind != "Namespace" || m.name == "gateway-conformance-infra")
+        .filter(|m| m.kind == "Namespace" || m.name == "infra-backend-v1")
+        .collect();
+    env.apply(&manifests).await.unwrap();
+    let waited = env.wait_ready(&manifests, &|_| {}).await;
+    let pods: Api<Pod> = Api::namespaced(client().await, "gateway-conformance-infra");
+    let mut seen = Vec::new();
+    if waited.is_ok()
+        && let Ok(listed) = pods
+            .list(&kube::api::ListParams::default().labels("app=infra-backend-v1"))
+            .await
+        && let Some(pod) = listed.items.first()
+    {
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let ip = pod.status.as_ref().and_then(|s| s.pod_ip.clone());
+        for path in ["/first", "/second"] {
+            if let Some(ip) = &ip {
+                get(&format!("{ip}:3000"), path).await;
+            }
+        }
+        let read = |params: kube::api::LogParams| {
+            let pods = pods.clone();
+            let name = name.clone();
+            async move { pods.logs(&name, &params).await.map_err(|e| e.to_string()) }
+        };
+        let all = read(kube::api::LogParams {
+            timestamps: true,
+            ..Default::default()
+        })
+        .await;
+        let last = read(kube::api::LogParams {
+            tail_lines: Some(1),
+            ..Default::default()
+        })
+        .await;
+        seen.push(all);
+        seen.push(last);
+        seen.push(
+            read(kube::api::LogParams {
+                container: Some("no-such-container".into()),
+                ..Default::default()
+            })
+            .await,
+        );
+    }
+    let report = env.cleanup().await;
+    assert!(report.failed.is_empty(), "{report:?}");
+    waited.expect("infra-backend-v1 becomes available");
+
+    let [all, last, unknown] = seen.as_slice() else {
+        panic!("no infra-backend-v1 pod to read: {seen:?}");
+    };
+    let all = all.as_ref().expect("the pod's log");
+    let requests: Vec<&str> = all
+        .lines()
+        .filter(|l| l.contains("Echoing back request made to"))
+        .collect();
+    assert_eq!(requests.len(), 2, "{all}");
+    for (line, path) in requests.iter().zip(["/first", "/second"]) {
+        let (stamp, text) = line.split_once(' ').unwrap();
+        stamp
+            .parse::<jiff::Timestamp>()
+            .unwrap_or_else(|e| panic!("{stamp:?} is not an RFC 3339 stamp: {e}"));
+        assert!(
+            text.starts_with(&format!("Echoing back request made to {path} ")),
+            "{line}"
+        );
+    }
+    let last = last.as_ref().expect("the pod's last line");
+    assert_eq!(last.lines().count(), 1, "{last}");
+    assert!(last.contains("/second"), "{last}");
+    // The API server refuses a container the pod does not have before asking the node.
+    assert!(unknown.is_err(), "{unknown:?}");
 }

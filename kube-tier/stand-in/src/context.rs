@@ -7,6 +7,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::addresses::AddressPool;
+use crate::kubelet::logs::ContainerLogs;
 use crate::options::Options;
 
 /// The stand-ins' shared state; each half gets an `Arc` of it.
@@ -17,6 +18,9 @@ pub struct Context {
     pub pod_addresses: AddressPool,
     /// Gateway addresses (127.20.0.n), handed out by the istiod stand-in.
     pub gateway_addresses: AddressPool,
+    /// The pods' container logs, written by the kubelet stand-in's processes and
+    /// served on its kubelet port.
+    pub logs: ContainerLogs,
     /// Cancelled on SIGTERM/SIGINT or when either half fails: each half then stops its
     /// processes and returns.
     pub shutdown: CancellationToken,
@@ -42,6 +46,7 @@ impl Context {
             options,
             pod_addresses: AddressPool::pods(),
             gateway_addresses: AddressPool::gateways(),
+            logs: ContainerLogs::default(),
             shutdown: CancellationToken::new(),
             ready,
         };

@@ -1,19 +1,22 @@
 //! The kubelet stand-in (see the crate docs): the Node ([`node`]), the pod watch that
 //! binds and runs pods ([`pods`], [`pod_run`], [`containers`], [`pod_status`]) and the
-//! sidecar injection webhook ([`webhook`], [`inject`]).
+//! sidecar injection webhook ([`webhook`], [`inject`]), and the kubelet port serving
+//! the containers' logs ([`logs`], on a [`tls_server`] like the webhook's).
 //!
 //! What it does not stand for: there is no container runtime (echo images run as
 //! `meshcheck echo` processes, Istio's images and the injected `istio-proxy` sidecar
 //! are reported running with no process, anything else stays waiting), no probes,
-//! no restarts, no volumes, no `exec` or `attach` (the API server's exec needs a real
-//! kubelet).
+//! no restarts, no volumes, no `exec` or `attach` (the API server's exec needs the
+//! kubelet's streaming protocol, which the stand-in does not speak).
 
 pub mod containers;
 pub mod inject;
+pub mod logs;
 pub mod node;
 pub mod pod_run;
 pub mod pod_status;
 pub mod pods;
+pub mod tls_server;
 pub mod webhook;
 
 use std::sync::Arc;
@@ -29,21 +32,45 @@ pub enum KubeletError {
         #[source]
         source: kube::Error,
     },
-    #[error("failed to make the injection webhook's certificate")]
-    WebhookCertificate(#[source] rcgen::Error),
-    #[error("failed to set up TLS for the injection webhook")]
-    WebhookTls(#[source] tokio_rustls::rustls::Error),
+    #[error("failed to make the {purpose} server's certificate")]
+    Certificate {
+        purpose: String,
+        #[source]
+        source: rcgen::Error,
+    },
+    #[error("failed to set up TLS for the {purpose} server")]
+    Tls {
+        purpose: String,
+        #[source]
+        source: tokio_rustls::rustls::Error,
+    },
+    #[error("failed to listen for the {purpose} server on 127.0.0.1")]
+    Listen {
+        purpose: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("failed to describe the injection webhook")]
     WebhookConfiguration(#[source] serde_json::Error),
-    #[error("failed to listen for the injection webhook on 127.0.0.1")]
-    WebhookListen(#[source] std::io::Error),
 }
 
 /// Registers the node and the injection webhook, then binds and runs pods until
 /// `ctx.shutdown` is cancelled; stops every pod process and removes the webhook
 /// before it returns.
 pub async fn run(ctx: Arc<Context>) -> Result<(), KubeletError> {
-    node::register(&ctx.client, &ctx.options.node_name).await?;
+    // The kubelet port: the API server proxies `pods/log` to it, at the port the
+    // Node's status gives (it verifies no certificate unless told a CA, and it is not).
+    let kubelet_port = tls_server::TlsServer::bind("kubelet").await?;
+    node::register(
+        &ctx.client,
+        &ctx.options.node_name,
+        kubelet_port.address.port(),
+    )
+    .await?;
+    let logs = ctx.logs.clone();
+    let serving_logs = tokio::spawn(kubelet_port.serve(ctx.shutdown.clone(), move |request| {
+        logs.clone().answer(request)
+    }));
     let injector = webhook::Injector::bind().await?;
     injector.register(&ctx.client).await?;
     let serving = tokio::spawn(injector.serve(ctx.shutdown.clone()));
@@ -51,5 +78,6 @@ pub async fn run(ctx: Arc<Context>) -> Result<(), KubeletError> {
     pods::watch(ctx.clone()).await;
     webhook::unregister(&ctx.client).await;
     let _ = serving.await;
+    let _ = serving_logs.await;
     Ok(())
 }

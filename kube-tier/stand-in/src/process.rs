@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -28,8 +29,12 @@ pub enum ProcessError {
     Exited { what: String, tail: String },
 }
 
+/// Where a child's output lines go besides the stand-in's stderr: a container's log.
+pub type LineSink = Arc<dyn Fn(&str) + Send + Sync>;
+
 /// A running child, its stdout and stderr lines forwarded to the stand-in's stderr
-/// (prefixed with what it is) and offered to [`ChildProcess::wait_for_line`].
+/// (prefixed with what it is), to its [`LineSink`] if it has one, and offered to
+/// [`ChildProcess::wait_for_line`].
 #[derive(Debug)]
 pub struct ChildProcess {
     pub what: String,
@@ -42,13 +47,14 @@ pub struct ChildProcess {
 
 impl ChildProcess {
     /// Starts `program args` with exactly `env` added to an environment from which
-    /// `cleared` are removed.
+    /// `cleared` are removed; its output lines also go to `log`.
     pub fn spawn(
         what: String,
         program: &Path,
         args: &[String],
         env: &BTreeMap<String, String>,
         cleared: &[&str],
+        log: Option<LineSink>,
     ) -> Result<ChildProcess, ProcessError> {
         let mut command = Command::new(program);
         for name in cleared {
@@ -70,10 +76,10 @@ impl ChildProcess {
         let pid = child.id().unwrap_or_default();
         let (sender, lines) = mpsc::unbounded_channel();
         if let Some(stdout) = child.stdout.take() {
-            tokio::spawn(forward(stdout, what.clone(), sender.clone()));
+            tokio::spawn(forward(stdout, what.clone(), sender.clone(), log.clone()));
         }
         if let Some(stderr) = child.stderr.take() {
-            tokio::spawn(forward(stderr, what.clone(), sender));
+            tokio::spawn(forward(stderr, what.clone(), sender, log));
         }
         Ok(ChildProcess {
             what,
@@ -134,15 +140,19 @@ impl ChildProcess {
     }
 }
 
-/// Copies a pipe's lines to our stderr and to the line channel.
+/// Copies a pipe's lines to our stderr, the log and the line channel.
 async fn forward(
     pipe: impl tokio::io::AsyncRead + Unpin,
     what: String,
     lines: mpsc::UnboundedSender<String>,
+    log: Option<LineSink>,
 ) {
     let mut reader = BufReader::new(pipe).lines();
     while let Ok(Some(line)) = reader.next_line().await {
         eprintln!("[{what}] {line}");
+        if let Some(log) = &log {
+            log(&line);
+        }
         let _ = lines.send(line);
     }
 }

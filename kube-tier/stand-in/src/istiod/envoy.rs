@@ -85,6 +85,7 @@ impl DataPlane {
             &args,
             &BTreeMap::new(),
             &[],
+            None,
         )
         .map_err(IstiodError::EnvoyStart)?;
         let deadline = Instant::now() + STARTUP_TIMEOUT;

@@ -13,8 +13,13 @@ use super::pod_status::{HOST_IP, now};
 /// The field manager of everything the kubelet stand-in writes.
 pub const MANAGER: &str = "kube-tier-kubelet";
 
-/// Creates or updates the Node `name`, then its status: Ready, address 127.0.0.1.
-pub async fn register(client: &kube::Client, name: &str) -> Result<(), KubeletError> {
+/// Creates or updates the Node `name`, then its status: Ready, address 127.0.0.1, its
+/// kubelet (the logs) on `kubelet_port`.
+pub async fn register(
+    client: &kube::Client,
+    name: &str,
+    kubelet_port: u16,
+) -> Result<(), KubeletError> {
     let nodes: Api<Node> = Api::all(client.clone());
     let params = PatchParams::apply(MANAGER).force();
     let node = json!({
@@ -50,10 +55,14 @@ pub async fn register(client: &kube::Client, name: &str) -> Result<(), KubeletEr
                 "lastHeartbeatTime": now,
                 "lastTransitionTime": now,
             }],
+            // The control plane reaches the kubelet at its InternalIP, as kubeadm
+            // sets it up (`--kubelet-preferred-address-types=InternalIP,...`,
+            // kube-tier/controlplane_test.go): the node name does not resolve here.
             "addresses": [
                 {"type": "InternalIP", "address": HOST_IP},
                 {"type": "Hostname", "address": name},
             ],
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": kubelet_port}},
             "capacity": {"cpu": "2", "memory": "4Gi", "pods": "1000"},
             "allocatable": {"cpu": "2", "memory": "4Gi", "pods": "1000"},
             "nodeInfo": {

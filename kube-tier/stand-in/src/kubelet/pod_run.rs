@@ -124,6 +124,8 @@ async fn run(ctx: Arc<Context>, pod: Pod, stopped: oneshot::Receiver<StopReason>
                     ready: !never_ready,
                 });
                 stood_in.container_id = Some("meshcheck://stand-in".into());
+                ctx.logs
+                    .open((namespace.clone(), name.clone(), container.name.clone()));
                 eprintln!(
                     "kube-stand-in: pod {what}: container {} is {why}",
                     container.name
@@ -139,12 +141,15 @@ async fn run(ctx: Arc<Context>, pod: Pod, stopped: oneshot::Receiver<StopReason>
                 argv.push(format!("-listen={address}:{port}"));
                 let mut cleared = meshcheck::echo::basic_mode::ENV_VARS.to_vec();
                 cleared.push("HOSTNAME");
+                let log_key = (namespace.clone(), name.clone(), container.name.clone());
+                ctx.logs.open(log_key.clone());
                 match ChildProcess::spawn(
                     format!("{what}/{}", container.name),
                     &ctx.options.echo_program,
                     &argv,
                     &env,
                     &cleared,
+                    Some(Arc::new(ctx.logs.writer(log_key))),
                 ) {
                     Ok(child) => {
                         let mut running = waiting("ContainerCreating", String::new());
@@ -244,6 +249,7 @@ async fn run(ctx: Arc<Context>, pod: Pod, stopped: oneshot::Receiver<StopReason>
     if reason == StopReason::Deleting {
         delete_now(&pods, &name, &uid).await;
     }
+    ctx.logs.remove_pod(&namespace, &name);
 }
 
 /// Deletes the pod with grace period 0 (its containers have stopped), if it is still

@@ -6,31 +6,22 @@
 //! labelled `sidecar.istio.io/inject=true` or `istio.io/rev=default` elsewhere), so the
 //! real API server decides which pods reach it, as on a cluster.
 
-use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::Arc;
+use std::convert::Infallible;
 
 use base64::Engine;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SanType};
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
-use tokio_rustls::rustls::ServerConfig;
-use tokio_rustls::rustls::crypto::ring;
-use tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio_util::sync::CancellationToken;
 
 use super::KubeletError;
 use super::inject::{INJECT_LABEL, injection_patch, injection_required};
+use super::tls_server::TlsServer;
 
 /// The MutatingWebhookConfiguration the stand-in registers (and removes at shutdown).
 pub const CONFIGURATION: &str = "kube-tier-sidecar-injector";
@@ -39,52 +30,14 @@ const PATH: &str = "/inject";
 
 /// The webhook, listening; [`Injector::serve`] answers until shutdown.
 pub struct Injector {
-    listener: TcpListener,
-    acceptor: TlsAcceptor,
-    /// The CA that signed the serving certificate, PEM: the configuration's caBundle.
-    ca_pem: String,
-    pub address: SocketAddr,
+    server: TlsServer,
 }
 
 impl Injector {
     /// Makes a CA and a serving certificate for 127.0.0.1 and binds a loopback port.
     pub async fn bind() -> Result<Injector, KubeletError> {
-        let certificate = KubeletError::WebhookCertificate;
-        let ca_key = KeyPair::generate().map_err(certificate)?;
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(certificate)?;
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, "kube-tier stand-in injector CA");
-        let ca_cert = ca_params.self_signed(&ca_key).map_err(certificate)?;
-        let issuer = Issuer::new(ca_params, ca_key);
-        let server_key = KeyPair::generate().map_err(certificate)?;
-        let mut server_params =
-            CertificateParams::new(Vec::<String>::new()).map_err(certificate)?;
-        server_params.subject_alt_names = vec![SanType::IpAddress(std::net::IpAddr::V4(
-            Ipv4Addr::LOCALHOST,
-        ))];
-        let server_cert = server_params
-            .signed_by(&server_key, &issuer)
-            .map_err(certificate)?;
-        let config = ServerConfig::builder_with_provider(Arc::new(ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .and_then(|b| {
-                b.with_no_client_auth().with_single_cert(
-                    vec![server_cert.der().clone()],
-                    PrivateKeyDer::from(PrivatePkcs8KeyDer::from(server_key.serialize_der())),
-                )
-            })
-            .map_err(KubeletError::WebhookTls)?;
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .await
-            .map_err(KubeletError::WebhookListen)?;
-        let address = listener.local_addr().map_err(KubeletError::WebhookListen)?;
         Ok(Injector {
-            listener,
-            acceptor: TlsAcceptor::from(Arc::new(config)),
-            ca_pem: ca_cert.pem(),
-            address,
+            server: TlsServer::bind("injector").await?,
         })
     }
 
@@ -92,8 +45,8 @@ impl Injector {
     /// stale one from an earlier run is replaced).
     pub async fn register(&self, client: &kube::Client) -> Result<(), KubeletError> {
         let api: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
-        let configuration =
-            configuration(&self.url(), &self.ca_pem).map_err(KubeletError::WebhookConfiguration)?;
+        let configuration = configuration(&self.url(), &self.server.ca_pem)
+            .map_err(KubeletError::WebhookConfiguration)?;
         api.patch(
             CONFIGURATION,
             &PatchParams::apply("kube-tier-stand-in").force(),
@@ -108,27 +61,12 @@ impl Injector {
     }
 
     fn url(&self) -> String {
-        format!("https://{}{PATH}", self.address)
+        format!("https://{}{PATH}", self.server.address)
     }
 
     /// Answers admission reviews until `shutdown`.
     pub async fn serve(self, shutdown: CancellationToken) {
-        loop {
-            let accepted = tokio::select! {
-                accepted = self.listener.accept() => accepted,
-                () = shutdown.cancelled() => return,
-            };
-            let Ok((stream, _)) = accepted else { continue };
-            let acceptor = self.acceptor.clone();
-            tokio::spawn(async move {
-                let Ok(stream) = acceptor.accept(stream).await else {
-                    return;
-                };
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service_fn(answer))
-                    .await;
-            });
-        }
+        self.server.serve(shutdown, answer).await;
     }
 }
 
@@ -203,8 +141,15 @@ fn configuration(
 }
 
 /// One AdmissionReview (admission.k8s.io/v1) in, its answer out.
-async fn answer(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, hyper::Error> {
-    let body = request.into_body().collect().await?.to_bytes();
+async fn answer(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let Ok(body) = request.into_body().collect().await.map(|b| b.to_bytes()) else {
+        return Ok(Response::builder()
+            .status(StatusCode::BAD_REQUEST)
+            .body(Full::new(Bytes::from_static(
+                b"the request body was cut off",
+            )))
+            .unwrap_or_default());
+    };
     let Ok(review) = serde_json::from_slice::<Value>(&body) else {
         return Ok(Response::builder()
             .status(StatusCode::BAD_REQUEST)
