@@ -49,3 +49,29 @@ pub use status::{
     StatusWarning,
 };
 pub use workload::{EchoImage, WorkloadFixture};
+
+/// What tests across the crate build fixtures from.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use std::path::Path;
+
+    use crate::manifest::{Manifest, load_file};
+
+    /// The conformance base manifests (`fixtures/conformance/base/`) plus one test's
+    /// (`fixtures/conformance/tests/<test>`), as the conformance suites list them.
+    pub fn conformance_manifests(test: &str) -> Vec<Manifest> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/conformance");
+        let mut manifests = Vec::new();
+        for file in [
+            "base/namespaces.yaml",
+            "base/gateways.yaml",
+            "base/tls-validity-checks-certificate.yaml",
+            "base/infra-backends.yaml",
+            "base/web-backend.yaml",
+        ] {
+            manifests.extend(load_file(&root.join(file)).unwrap());
+        }
+        manifests.extend(load_file(&root.join("tests").join(test)).unwrap());
+        manifests
+    }
+}

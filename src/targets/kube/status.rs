@@ -442,17 +442,9 @@ mod tests {
     /// until they are.
     #[test]
     fn a_route_istio_rejects_is_awaited_until_its_status_is_written() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/conformance");
-        let mut manifests = Vec::new();
-        for file in [
-            "base/namespaces.yaml",
-            "base/gateways.yaml",
-            "base/tls-validity-checks-certificate.yaml",
-            "base/infra-backends.yaml",
-            "tests/httproute-invalid-nonexistent-backendref.yaml",
-        ] {
-            manifests.extend(crate::manifest::load_file(&root.join(file)).unwrap());
-        }
+        let manifests = crate::fixtures::test_support::conformance_manifests(
+            "httproute-invalid-nonexistent-backendref.yaml",
+        );
         let status = crate::fixtures::Fixtures::new(&manifests)
             .unwrap()
             .istio_status()
