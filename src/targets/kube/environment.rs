@@ -417,6 +417,13 @@ impl KubeEnvironment {
         }
     }
 
+    /// Takes the suite's readiness bound into the kinds' bounds
+    /// ([`KubeTimeouts::for_suite`]): a suite that writes a longer `readiness.timeout`
+    /// than a built-in kind bound is not cut short by it.
+    pub fn bound_readiness_by(&mut self, deadline: &ReadinessDeadline) {
+        self.timeouts = self.timeouts.for_suite(deadline);
+    }
+
     fn timeout_for(&self, kind: WaitKind) -> Duration {
         match kind {
             WaitKind::CrdEstablished => self.timeouts.crd_established,

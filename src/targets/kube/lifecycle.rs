@@ -122,6 +122,7 @@ impl Target for KubeTarget {
         // The suite's readiness.timeout bounds the whole wait; a kind's own bound
         // (KubeOptions::timeouts) ends it sooner when shorter.
         let deadline = ReadinessDeadline::of_suite(bring_up.suite());
+        env.bound_readiness_by(&deadline);
         // Istio's status as the fixtures say it will be: what it is expected to reject
         // is awaited until its status is written, not until it is accepted. Fixtures
         // whose status cannot be computed are awaited by the kinds' rules alone.

@@ -52,6 +52,12 @@ pub struct KubeTimeouts {
     /// take minutes to appear.
     pub address: Duration,
     pub deletion: Duration,
+    /// Whether these bounds were chosen for the run ([`KubeTimeouts::uniform`]: the
+    /// cluster tier's `MESHCHECK_CLUSTER_TIMEOUT`, `cluster up --timeout`) rather than
+    /// the built-in defaults. Chosen bounds hold even where a suite's
+    /// `readiness.timeout` is longer; the defaults give way to it
+    /// ([`KubeTimeouts::for_suite`]).
+    pub chosen: bool,
 }
 
 impl Default for KubeTimeouts {
@@ -65,6 +71,7 @@ impl Default for KubeTimeouts {
             present: Duration::from_secs(30),
             address: Duration::from_secs(300),
             deletion: Duration::from_secs(180),
+            chosen: false,
         }
     }
 }
@@ -81,14 +88,37 @@ impl KubeTimeouts {
             present: timeout,
             address: timeout,
             deletion: timeout,
+            chosen: true,
+        }
+    }
+
+    /// The bounds for a suite's readiness wait: where the suite writes a
+    /// `readiness.timeout`, no built-in kind bound of readiness ends the wait sooner (a
+    /// suite for a cloud load balancer or a slow image pull says how long it may take).
+    /// Bounds chosen for the run, and the suite's default timeout, leave them as they
+    /// are.
+    pub fn for_suite(self, deadline: &ReadinessDeadline) -> KubeTimeouts {
+        if self.chosen || deadline.written_at.is_none() {
+            return self;
+        }
+        let at_least = |limit: Duration| limit.max(deadline.timeout);
+        KubeTimeouts {
+            crd_established: at_least(self.crd_established),
+            deployment: at_least(self.deployment),
+            pods: at_least(self.pods),
+            gateway: at_least(self.gateway),
+            route: at_least(self.route),
+            present: at_least(self.present),
+            ..self
         }
     }
 }
 
 /// A suite's `readiness.timeout` as the kube target applies it: a bound on the whole
 /// readiness wait (every object is awaited at once, so it runs from the last apply
-/// until everything is ready). A kind's own bound in [`KubeTimeouts`] still fails its
-/// object sooner when it is shorter: whichever runs out first ends the wait.
+/// until everything is ready). A kind's own bound in [`KubeTimeouts`] fails its object
+/// sooner when it is shorter and was chosen for the run; the built-in ones give way to
+/// a timeout the suite writes ([`KubeTimeouts::for_suite`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReadinessDeadline {
     pub timeout: Duration,
@@ -199,8 +229,41 @@ mod tests {
     }
 
     #[test]
+    fn a_written_readiness_timeout_lengthens_the_built_in_kind_bounds_only() {
+        let deadline = |timeout: u64, written: bool| ReadinessDeadline {
+            timeout: Duration::from_secs(timeout),
+            written_at: written.then(|| SourceLocation::file_start(std::path::Path::new("s.yaml"))),
+            suite_file: SourceLocation::file_start(std::path::Path::new("s.yaml")),
+        };
+        let built_in = KubeTimeouts::default();
+        let long = built_in.for_suite(&deadline(900, true));
+        for limit in [
+            long.crd_established,
+            long.deployment,
+            long.pods,
+            long.gateway,
+            long.route,
+            long.present,
+        ] {
+            assert_eq!(limit, Duration::from_secs(900));
+        }
+        // Not readiness: the address and deletion bounds keep theirs.
+        assert_eq!(long.address, built_in.address);
+        assert_eq!(long.deletion, built_in.deletion);
+        // The suite's default timeout, and bounds chosen for the run, stay as they are.
+        assert_eq!(built_in.for_suite(&deadline(900, false)), built_in);
+        let chosen = KubeTimeouts::uniform(Duration::from_secs(60));
+        assert_eq!(chosen.for_suite(&deadline(900, true)), chosen);
+    }
+
+    #[test]
     fn the_readiness_deadline_points_at_where_the_suite_sets_it_or_says_default() {
         let set = ReadinessDeadline::of_suite(&suite("tests/reliability/short-readiness.yaml"));
+        // A written 3s is shorter than every built-in bound: nothing changes.
+        assert_eq!(
+            KubeTimeouts::default().for_suite(&set),
+            KubeTimeouts::default()
+        );
         assert_eq!(set.timeout, Duration::from_secs(3));
         let said = set.to_string();
         assert!(
