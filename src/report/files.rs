@@ -332,7 +332,7 @@ mod tests {
     }
 
     #[test]
-    fn phase_timings_are_junit_suite_properties() {
+    fn phase_timings_are_junit_suite_properties_and_an_html_table() {
         use crate::runner::{DataPlaneTiming, KindReady};
         let timing = |phase: Phase, case: Option<&str>, seconds: f64| PhaseTiming {
             phase,
@@ -397,6 +397,22 @@ mod tests {
                 r#"<property name="phase.cleanup" value="1.000s"/>"#,
             ],
             "{junit}"
+        );
+        // The HTML report has the same, as a table per suite, the slowest phase in bold
+        // (the wait: its Deployment detail is not a phase of its own).
+        let html = super::super::html::render(&record);
+        assert!(html.contains("<caption>ingress-canary</caption>"), "{html}");
+        assert!(
+            html.contains("<tr><td><b>wait</b></td><td><b>45.120s</b></td></tr>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<tr><td>wait.ready.Deployment</td><td>45.100s</td></tr>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<tr><td>converge.weighted-split.first-good</td><td>47.200s</td></tr>"),
+            "{html}"
         );
     }
 

@@ -5,7 +5,8 @@
 use std::fmt::Write;
 
 use super::files::RunRecord;
-use crate::runner::{CaseResult, Outcome};
+use super::phase_properties::phase_properties;
+use crate::runner::{CaseResult, Outcome, PhaseTiming};
 use crate::stats::{BackendShare, SplitVerdict};
 
 /// Fill of an observed-share bar. Tests look for this colour in a screenshot.
@@ -35,6 +36,7 @@ pre { background: #f7fafc; border: 1px solid #e2e8f0; padding: 0.5em; overflow-x
 figure { margin: 0.5em 0; } figcaption { color: #4a5568; }
 svg.split-chart { max-width: 100%; height: auto; }
 .tables { display: flex; gap: 2em; flex-wrap: wrap; }
+table.phases caption { text-align: left; font-family: ui-monospace, monospace; }
 ";
 
 /// Renders the whole report page.
@@ -101,8 +103,49 @@ pub fn render(record: &RunRecord) -> String {
     for case in &record.cases {
         case_section(&mut page, case);
     }
+    if !record.phase_timings.is_empty() {
+        page.push_str("<h2>Where the time went</h2>\n");
+        for (suite, phases) in &record.phase_timings {
+            phase_table(&mut page, suite, phases);
+        }
+    }
     page.push_str("</body>\n</html>\n");
     page
+}
+
+/// A suite's phase timings, as the JUnit properties name them (without `phase.`), the
+/// slowest of the suite's own phases in bold: where a slow run spent its time.
+fn phase_table(page: &mut String, suite: &str, phases: &[PhaseTiming]) {
+    let rows = phase_properties(phases);
+    let seconds = |value: &str| value.trim_end_matches('s').parse::<f64>().unwrap_or(0.0);
+    // Details (`wait.ready.Deployment`, `converge.case.first-good`) overlap the phase
+    // they belong to; the slowest is picked among the phases themselves.
+    let slowest = rows
+        .iter()
+        .filter(|(name, _)| {
+            !name.contains(".ready.")
+                && !name.ends_with(".first-good")
+                && !name.ends_with(".in-a-row")
+        })
+        .max_by(|a, b| seconds(&a.1).total_cmp(&seconds(&b.1)))
+        .map(|(name, _)| name.clone());
+    let _ = writeln!(
+        page,
+        "<table class=\"phases\"><caption>{}</caption><tr><th>phase</th><th>seconds</th></tr>",
+        escape(suite)
+    );
+    for (name, value) in &rows {
+        let label = escape(name.trim_start_matches("phase."));
+        if slowest.as_ref() == Some(name) {
+            let _ = writeln!(
+                page,
+                "<tr><td><b>{label}</b></td><td><b>{value}</b></td></tr>"
+            );
+        } else {
+            let _ = writeln!(page, "<tr><td>{label}</td><td>{value}</td></tr>");
+        }
+    }
+    page.push_str("</table>\n");
 }
 
 fn case_section(page: &mut String, case: &CaseResult) {
