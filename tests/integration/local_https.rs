@@ -11,8 +11,8 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Secret;
 use meshcheck::manifest::{Manifest, ManifestError, ObjectKey, load_file, load_str};
 use meshcheck::targets::local::{
-    LocalEnvironment, LocalError, LocalOptions, PortServing, REDACTED_KEY, bootstrap, ensure_envoy,
-    installing_message, plan, redacted_bootstrap, validate_config,
+    LocalEnvironment, LocalError, LocalOptions, Plan, PortServing, REDACTED_KEY, bootstrap,
+    ensure_envoy, installing_message, plan, redacted_bootstrap, validate_config,
 };
 use meshcheck::traffic::{
     ErrorKind, Flow, IdentityRule, LoadSpec, RequestTemplate, Tally, TlsOptions, run_load,
@@ -393,13 +393,105 @@ fn refused(listeners: &str) -> (String, ManifestError) {
 /// A Gateway with `listeners` followed by `rest`, as one file `fx/https.yaml`, with the
 /// seed's backends: the file's text and the plan's refusal.
 fn with_gateway(listeners: &str, rest: &str) -> (String, ManifestError) {
+    let (text, planned) = planned_with_gateway(listeners, rest);
+    let err = planned.expect_err("the fixtures must be refused");
+    (text, err)
+}
+
+/// [`with_gateway`]'s file and its plan, whatever it is.
+fn planned_with_gateway(listeners: &str, rest: &str) -> (String, Result<Plan, ManifestError>) {
     let text = format!(
         "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: gw, namespace: istio-test}}\nspec:\n  gatewayClassName: istio\n  listeners:\n{listeners}{rest}"
     );
     let mut manifests = load("fixtures/ingress-canary/backends.yaml");
     manifests.extend(load_str(&text, Path::new("fx/https.yaml")).unwrap());
-    let err = plan(&manifests).expect_err("the fixtures must be refused");
-    (text, err)
+    let planned = plan(&manifests);
+    (text, planned)
+}
+
+/// The gateway of [`planned_with_gateway`] serves no HTTPS port, and the plan's notes say
+/// its listener `https` is not programmed because `why`.
+fn assert_not_programmed(listeners: &str, rest: &str, why: &str) {
+    let (_, planned) = planned_with_gateway(listeners, rest);
+    let plan = planned.unwrap_or_else(|e| panic!("Istio accepts the Gateway: {e}"));
+    let gw = plan
+        .gateways
+        .iter()
+        .find(|g| g.gateway.name == "gw")
+        .unwrap();
+    assert!(
+        gw.ports
+            .iter()
+            .all(|p| !matches!(p.serving, PortServing::Https { .. })),
+        "{:?}",
+        gw.ports
+    );
+    assert!(
+        plan.notes.iter().any(
+            |n| n.contains("listener `https` is not programmed, as in Istio") && n.contains(why)
+        ),
+        "no note saying {why:?}: {:?}",
+        plan.notes
+    );
+}
+
+/// Istio accepts a Gateway whose listener's certificate does not resolve, leaves the
+/// listener out of the data plane and says why in its status (ResolvedRefs=False): so
+/// does the local target, with the reason in the plan's notes (lint prints them).
+#[test]
+fn a_listener_whose_certificate_does_not_resolve_is_left_out_as_istio_does() {
+    let secret = format!("---\n{}", secret_named("cert"));
+    let https = |refs: &str| {
+        format!(
+            "  - name: https\n    protocol: HTTPS\n    port: 443\n    tls:\n      certificateRefs:\n      - {refs}\n"
+        )
+    };
+    assert_not_programmed(
+        &https("{name: cert, kind: ConfigMap}"),
+        &secret,
+        "ConfigMap cert: only Secrets are certificates",
+    );
+    assert_not_programmed(
+        &https("{name: cert, group: cert-manager.io, kind: Certificate}"),
+        &secret,
+        "cert-manager.io/Certificate cert: only Secrets are certificates",
+    );
+    assert_not_programmed(
+        &https("{name: no-such-cert}"),
+        &secret,
+        "Secret istio-test/no-such-cert does not exist",
+    );
+    // In another namespace without a ReferenceGrant there: not permitted.
+    let elsewhere = format!(
+        "---\n{}",
+        secret_named("cert").replace("namespace: istio-test", "namespace: certs")
+    );
+    assert_not_programmed(
+        &https("{name: cert, namespace: certs}"),
+        &elsewhere,
+        "Secret certs/cert is in another namespace and no ReferenceGrant there allows Gateways from istio-test",
+    );
+    // With one, it is served.
+    let grant = "---\napiVersion: gateway.networking.k8s.io/v1beta1\nkind: ReferenceGrant\nmetadata: {name: certs-for-gateways, namespace: certs}\nspec:\n  from: [{group: gateway.networking.k8s.io, kind: Gateway, namespace: istio-test}]\n  to: [{group: \"\", kind: Secret}]\n";
+    let (_, planned) = planned_with_gateway(
+        &https("{name: cert, namespace: certs}"),
+        &format!("{elsewhere}{grant}"),
+    );
+    let plan = planned.unwrap();
+    let PortServing::Https { servers } = &plan
+        .gateways
+        .iter()
+        .find(|g| g.gateway.name == "gw")
+        .unwrap()
+        .ports[0]
+        .serving
+    else {
+        panic!("the granted listener serves HTTPS: {:?}", plan.gateways);
+    };
+    assert_eq!(
+        servers[0].certificate.secret.namespace.as_deref(),
+        Some("certs")
+    );
 }
 
 /// Asserts the error names `fx/https.yaml` at the line holding `needle` and says
@@ -448,26 +540,6 @@ fn listener_refusals_are_located() {
             "  - name: https\n    protocol: HTTPS\n    port: 443\n    tls:\n      certificateRefs:\n      - name: cert\n      - name: other-cert\n".to_string(),
             "name: other-cert",
             "field `spec.listeners[0].tls.certificateRefs[1]` is not supported by the local target (more than one certificateRef",
-        ),
-        (
-            "  - name: https\n    protocol: HTTPS\n    port: 443\n    tls:\n      certificateRefs:\n      - {name: cert, kind: ConfigMap}\n".to_string(),
-            "kind: ConfigMap",
-            "field `spec.listeners[0].tls.certificateRefs[0].kind` is not supported by the local target (certificates in a ConfigMap: only Secrets)",
-        ),
-        (
-            "  - name: https\n    protocol: HTTPS\n    port: 443\n    tls:\n      certificateRefs:\n      - {name: cert, group: cert-manager.io, kind: Certificate}\n".to_string(),
-            "group: cert-manager.io",
-            "certificateRefs[0].group` is not supported by the local target (certificates in group `cert-manager.io`: only core Secrets)",
-        ),
-        (
-            "  - name: https\n    protocol: HTTPS\n    port: 443\n    tls:\n      certificateRefs:\n      - name: cert\n        namespace: istio-system\n".to_string(),
-            "namespace: istio-system",
-            "certificateRefs[0].namespace` is not supported by the local target (a Secret in another namespace (it needs a ReferenceGrant",
-        ),
-        (
-            "  - name: https\n    protocol: HTTPS\n    port: 443\n    tls:\n      certificateRefs:\n      - name: no-such-cert\n".to_string(),
-            "name: no-such-cert",
-            "field `spec.listeners[0].tls.certificateRefs[0].name`: Secret istio-test/no-such-cert is not in the fixtures",
         ),
         (
             "  - name: https\n    protocol: HTTPS\n    port: 443\n    tls:\n      certificateRefs: [{name: cert}]\n      options: {min-version: \"1.3\"}\n".to_string(),
@@ -522,8 +594,35 @@ fn refused_secret(secret: &str) -> (String, ManifestError) {
     with_gateway(HTTPS_CERT, secret)
 }
 
+/// The gateway in [`HTTPS_CERT`] with `secret` instead of the fixture's is planned with
+/// its listener left out, the note locating the Secret's field at the line holding
+/// `needle` and saying `message`, without the key.
+fn assert_left_out_at_the_secret(secret: &str, needle: &str, message: &str) {
+    let (text, planned) = planned_with_gateway(HTTPS_CERT, secret);
+    let plan = planned.unwrap_or_else(|e| panic!("Istio accepts the Gateway: {e}"));
+    let line = text
+        .lines()
+        .position(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no {needle:?} in the fixture"))
+        + 1;
+    let note = plan
+        .notes
+        .iter()
+        .find(|n| n.contains("listener `https` is not programmed"))
+        .unwrap_or_else(|| panic!("no note on the listener: {:?}", plan.notes));
+    assert!(
+        note.contains(&format!("fx/https.yaml:{line}:")),
+        "expected line {line} ({needle}): {note}"
+    );
+    assert!(note.contains(message), "expected {message:?} in: {note}");
+    assert!(!note.contains(&key_body_line()), "{note}");
+}
+
+/// A Secret the API server would take but Envoy could not load leaves the listener
+/// out, located at the Secret; one the API server would refuse (or the local target
+/// cannot read) is refused there.
 #[test]
-fn a_broken_secret_is_refused_at_the_secret() {
+fn a_broken_secret_leaves_the_listener_out_or_is_refused_at_the_secret() {
     let (chain, key) = fixture_pems();
     let other_key = rcgen::KeyPair::generate().unwrap().serialize_pem();
 
@@ -540,64 +639,44 @@ fn a_broken_secret_is_refused_at_the_secret() {
     };
     assert_eq!(servers[0].certificate.private_key.pem(), key);
 
-    let (text, err) = refused_secret(&string_data_secret("kubernetes.io/tls", &chain, &other_key));
-    assert_located(
-        &text,
-        &err,
+    // What Envoy could not load leaves the listener out (Istio: ResolvedRefs=False,
+    // InvalidCertificateRef); the plan's note says where in the Secret, and why.
+    assert_left_out_at_the_secret(
+        &string_data_secret("kubernetes.io/tls", &chain, &other_key),
         "tls.key: |",
         "Secret cert: field `stringData.tls.key`: is not the key of the first certificate in `stringData.tls.crt`",
     );
 
-    let (text, err) = refused_secret(&string_data_secret(
-        "kubernetes.io/tls",
-        "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----",
-        &key,
-    ));
-    assert_located(
-        &text,
-        &err,
+    assert_left_out_at_the_secret(
+        &string_data_secret(
+            "kubernetes.io/tls",
+            "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----",
+            &key,
+        ),
         "tls.crt: |",
         "Secret cert: field `stringData.tls.crt`: the first certificate cannot be read",
     );
 
-    let (text, err) = refused_secret(&string_data_secret(
-        "kubernetes.io/tls",
-        "no pem here",
-        &key,
-    ));
-    assert_located(
-        &text,
-        &err,
+    assert_left_out_at_the_secret(
+        &string_data_secret("kubernetes.io/tls", "no pem here", &key),
         "tls.crt: |",
         "field `stringData.tls.crt`: holds no PEM certificate",
     );
 
-    let (text, err) = refused_secret(&string_data_secret("kubernetes.io/tls", &chain, &chain));
-    assert_located(
-        &text,
-        &err,
+    assert_left_out_at_the_secret(
+        &string_data_secret("kubernetes.io/tls", &chain, &chain),
         "tls.key: |",
         "field `stringData.tls.key`: holds no usable PEM private key",
     );
 
-    let (text, err) = refused_secret(&string_data_secret(
-        "kubernetes.io/dockerconfigjson",
-        &chain,
-        &key,
-    ));
-    assert_located(
-        &text,
-        &err,
+    assert_left_out_at_the_secret(
+        &string_data_secret("kubernetes.io/dockerconfigjson", &chain, &key),
         "type: kubernetes.io/dockerconfigjson",
         "Secret cert: field `type`: a listener certificate needs a kubernetes.io/tls Secret",
     );
 
-    let (text, err) = refused_secret(
+    assert_left_out_at_the_secret(
         "---\napiVersion: v1\nkind: Secret\nmetadata: {name: cert, namespace: istio-test}\ntype: kubernetes.io/tls\ndata:\n  tls.crt: bm90IHVzZWQ=\n",
-    );
-    assert_located(
-        &text,
-        &err,
         "tls.crt: bm90IHVzZWQ=",
         "Secret cert: field `data`: no `tls.key` in data or stringData",
     );

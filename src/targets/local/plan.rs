@@ -423,6 +423,18 @@ fn translate(fixtures: &Fixtures) -> Result<Plan, ManifestError> {
         .map(|l| vec![BTreeMap::new(); l.len()])
         .collect();
     let mut notes: Vec<Vec<String>> = vec![Vec::new(); listeners.len()];
+    for ((gateway, on_gateway), notes) in fixtures.gateways().iter().zip(&listeners).zip(&mut notes)
+    {
+        for listener in on_gateway {
+            if let Some(why) = &listener.not_programmed {
+                notes.push(format!(
+                    "{}: listener `{}` is not programmed, as in Istio: {why}",
+                    gateway.key(),
+                    listener.name
+                ));
+            }
+        }
+    }
     for (route_index, (route, parents)) in fixtures
         .routes()
         .iter()
@@ -1003,6 +1015,10 @@ struct Listener {
     hostname: Option<String>,
     /// The certificate of an HTTPS listener; `None` for HTTP.
     tls: Option<TlsCertificate>,
+    /// Why Istio does not program the listener, if it does not: an HTTPS listener whose
+    /// certificate does not resolve ([`Fixtures::certificate_problem`]). It keeps its
+    /// place (attachment counts it) but serves nothing.
+    not_programmed: Option<String>,
 }
 
 /// Groups a Gateway's listeners by port: HTTP listeners on a port share one route
@@ -1022,7 +1038,11 @@ fn gateway_ports(
             .collect()
     };
     let mut by_port: BTreeMap<u16, Vec<(Listener, HostRoutes)>> = BTreeMap::new();
-    for (listener, hosts) in listeners.into_iter().zip(attached) {
+    for (listener, hosts) in listeners
+        .into_iter()
+        .zip(attached)
+        .filter(|(l, _)| l.not_programmed.is_none())
+    {
         by_port
             .entry(listener.port)
             .or_default()
@@ -1102,12 +1122,22 @@ fn gateway(
                 }
                 None
             }
-            "HTTPS" => Some(listener_certificate(
-                gateway,
-                &field,
-                listener.tls.as_ref(),
-                fixtures,
-            )?),
+            "HTTPS" => {
+                match listener_certificate(gateway, index, &field, listener.tls.as_ref(), fixtures)?
+                {
+                    Ok(certificate) => Some(certificate),
+                    Err(not_programmed) => {
+                        listeners.push(Listener {
+                            name: listener.name.clone(),
+                            port: views[index].port,
+                            hostname: listener.hostname.clone(),
+                            tls: None,
+                            not_programmed: Some(not_programmed),
+                        });
+                        continue;
+                    }
+                }
+            }
             other => {
                 return Err(unsupported(
                     manifest,
@@ -1118,7 +1148,10 @@ fn gateway(
         };
         let port = views[index].port;
         let hostname = listener.hostname.clone();
-        for other in listeners.iter().filter(|l| l.port == port) {
+        for other in listeners
+            .iter()
+            .filter(|l| l.port == port && l.not_programmed.is_none())
+        {
             match (&other.tls, &tls) {
                 (None, None) => {}
                 (Some(_), Some(_)) if other.hostname != hostname => {}
@@ -1158,19 +1191,27 @@ fn gateway(
             port,
             hostname,
             tls,
+            not_programmed: None,
         });
     }
     Ok(listeners)
 }
 
-/// The certificate of an HTTPS listener: TLS terminated at the gateway with one Secret
-/// from the Gateway's namespace, as the local target can serve it.
+/// The certificate of an HTTPS listener: TLS terminated at the gateway with one Secret,
+/// as the local target can serve it. A listener the API server would refuse (no `tls`,
+/// no certificateRef: the CRDs' CEL rules) or the local target cannot serve is a
+/// located error; one whose certificate does not resolve is `Ok(Err(why))`: Istio
+/// accepts such a Gateway, leaves the listener out and says so in its status
+/// (istio/istio `pilot/pkg/config/kube/gateway/conversion.go`: `buildListener` marks
+/// it not ok on a TLS error, `convertGateways` skips it), and `meshcheck lint` warns
+/// (the fixtures' status warnings).
 fn listener_certificate(
     gateway: &GatewayFixture,
+    index: usize,
     field: &str,
     tls: Option<&GatewayListenersTls>,
     fixtures: &Fixtures,
-) -> Result<TlsCertificate, ManifestError> {
+) -> Result<Result<TlsCertificate, String>, ManifestError> {
     let manifest = &gateway.manifest;
     let Some(tls) = tls else {
         return Err(invalid(
@@ -1202,46 +1243,33 @@ fn listener_certificate(
             "more than one certificateRef: the local target serves one certificate per listener",
         ));
     }
-    let ref_field = format!("{tls_field}.certificateRefs[0]");
-    let group = reference.group.as_deref().unwrap_or("");
-    if !(group.is_empty() || group == "core") {
-        return Err(unsupported(
-            manifest,
-            &format!("{ref_field}.group"),
-            format!("certificates in group `{group}`: only core Secrets"),
-        ));
+    let namespace = reference.namespace.as_deref().unwrap_or(&gateway.namespace);
+    let secret = fixtures.secret(namespace, &reference.name);
+    // A Secret the API server would refuse (data that is not base64, a field the
+    // local target does not read) is the fixtures' error, whatever Istio would say.
+    if let Some(secret) = secret {
+        secret.decode::<k8s_openapi::api::core::v1::Secret>()?;
     }
-    let kind = reference.kind.as_deref().unwrap_or("Secret");
-    if kind != "Secret" {
-        return Err(unsupported(
-            manifest,
-            &format!("{ref_field}.kind"),
-            format!("certificates in a {kind}: only Secrets"),
-        ));
+    if let Some(problem) = fixtures.certificate_problem(gateway, index) {
+        // A Secret it names whose content Envoy could not load: the located reason
+        // says where (Istio says InvalidCertificateRef, before any ReferenceGrant).
+        let group = reference.group.as_deref().unwrap_or("");
+        let names_secret = (group.is_empty() || group == "core")
+            && reference.kind.as_deref().unwrap_or("Secret") == "Secret";
+        let located = secret
+            .filter(|_| names_secret)
+            .and_then(|secret| certificate::from_secret(secret).err());
+        return Ok(Err(located.map_or(problem.message, |err| err.to_string())));
     }
-    let namespace = &gateway.namespace;
-    if reference
-        .namespace
-        .as_deref()
-        .is_some_and(|n| n != namespace)
-    {
-        return Err(unsupported(
-            manifest,
-            &format!("{ref_field}.namespace"),
-            "a Secret in another namespace (it needs a ReferenceGrant, which the local target does not model)",
-        ));
-    }
-    let Some(secret) = fixtures.secret(namespace, &reference.name) else {
-        return Err(invalid(
-            manifest,
-            &format!("{ref_field}.name"),
-            format!(
-                "Secret {namespace}/{} is not in the fixtures",
-                reference.name
-            ),
-        ));
+    let Some(secret) = secret else {
+        return Ok(Err(format!(
+            "Secret {namespace}/{} does not exist",
+            reference.name
+        )));
     };
-    certificate::from_secret(secret)
+    // What Envoy could not load Istio reports as InvalidCertificateRef too: the
+    // listener is left out, the located reason in the plan's notes.
+    Ok(certificate::from_secret(secret).map_err(|err| err.to_string()))
 }
 
 /// Each route's plans, built the first time the route attaches somewhere: a route no
