@@ -78,6 +78,15 @@ pub(crate) trait RunningTarget {
         timeout: std::time::Duration,
     ) -> Result<IstioStatus, TargetError>;
 
+    /// Whether [`RunningTarget::status`] read again can say something else: a
+    /// cluster's controllers converge, so status written for the current generation
+    /// may still describe the cluster before an object applied a moment later (a
+    /// listener whose ReferenceGrant arrived after its Gateway). The local target
+    /// computes it once from the fixtures.
+    fn status_converges(&self) -> bool {
+        false
+    }
+
     /// A path of the admin API (`/stats`, `/clusters`) of the proxy that handles a
     /// case's requests: the gateway's Envoy, or the in-mesh client's sidecar.
     async fn proxy_admin(&self, entry: &Entry, path: &str) -> Result<String, TargetError>;

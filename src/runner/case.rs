@@ -18,6 +18,9 @@ use crate::traffic::{ErrorKind, Flow, LoadSpec, RequestTemplate, Tally};
 
 /// How many of a case's first responses are shown, like the seed's ten curls.
 const SHOWN_RESPONSES: u64 = 10;
+/// How often a cluster's status is read again while it does not say what a
+/// `conditions` case expects.
+const STATUS_POLL: Duration = Duration::from_millis(250);
 /// Progress events are throttled to this interval.
 const PROGRESS_EVERY: Duration = Duration::from_millis(200);
 /// Upper bound for a case whose checks do not size their sample and that gives no
@@ -168,16 +171,8 @@ async fn check_conditions(
             })
             .collect(),
     );
-    let status = say_while(
-        env.status(suite, &objects, suite.spec.convergence.timeout),
-        &suite.name,
-        Phase::Wait,
-        &waiting,
-        tokio::time::Instant::now(),
-        looks(),
-        emit,
-    )
-    .await;
+    let started = tokio::time::Instant::now();
+    let deadline = started + suite.spec.convergence.timeout;
     let failed = |message: CaseMessage| {
         Box::new(CaseResult::without_traffic(
             &suite.name,
@@ -186,13 +181,34 @@ async fn check_conditions(
             message,
         ))
     };
-    let status = status
-        .map_err(|source| failed(CaseMessage::Error(Arc::new(CaseError::Status { source }))))?;
-    let failures = conditions.failures(&status);
-    if failures.is_empty() {
-        Ok(conditions.describe())
-    } else {
-        Err(failed(CaseMessage::Verdict(failures.join("\n"))))
+    let mut status = say_while(
+        env.status(suite, &objects, suite.spec.convergence.timeout),
+        &suite.name,
+        Phase::Wait,
+        &waiting,
+        started,
+        looks(),
+        emit,
+    )
+    .await;
+    loop {
+        let read = status
+            .map_err(|source| failed(CaseMessage::Error(Arc::new(CaseError::Status { source }))))?;
+        let failures = conditions.failures(&read);
+        if failures.is_empty() {
+            return Ok(conditions.describe());
+        }
+        // On a cluster the status may not have caught up with the suite's last
+        // objects yet: it is read again until it says what the case expects or the
+        // suite's convergence timeout runs out, as traffic converges.
+        let now = tokio::time::Instant::now();
+        if !env.status_converges() || now + STATUS_POLL >= deadline {
+            return Err(failed(CaseMessage::Verdict(failures.join("\n"))));
+        }
+        tokio::time::sleep(STATUS_POLL).await;
+        status = env
+            .status(suite, &objects, deadline - tokio::time::Instant::now())
+            .await;
     }
 }
 

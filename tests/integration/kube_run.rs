@@ -333,3 +333,86 @@ async fn phases_are_timed_per_kind_address_and_data_plane_in_json_and_the_slowes
     );
     assert!(stderr.contains(&line), "{line}\nin\n{stderr}");
 }
+
+/// A `conditions` case on a cluster reads the status again until it says what the case
+/// expects: the Gateway is Programmed (readiness ends) while its listener's status
+/// still says ResolvedRefs=False, as when a controller has not yet seen an object
+/// applied after the Gateway; it says True only after the case's first read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conditions_case_reads_a_clusters_status_again_until_it_converges() {
+    let dir = tempfile::tempdir().unwrap();
+    let (api, kubeconfig) = ready_cluster(dir.path()).await;
+    let gateway = serve_gateway().await;
+    let suite = write_suite(dir.path(), gateway.port());
+    let text = std::fs::read_to_string(&suite).unwrap();
+    let cases_at = text.find("cases:\n").unwrap() + "cases:\n".len();
+    let conditions_case = "- name: listener-resolved\n  expect:\n    conditions:\n    - gateway: istio-test/istio-gateway\n      listener: http\n      conditions:\n      - {type: ResolvedRefs, status: \"True\"}\n";
+    std::fs::write(&suite, format!("{}{conditions_case}", &text[..cases_at])).unwrap();
+    let listener = |resolved: &str| {
+        json!({"addresses": [{"type": "IPAddress", "value": "127.0.0.1"}],
+            "conditions": [
+                {"type": "Accepted", "status": "True", "reason": "Accepted", "observedGeneration": 1},
+                {"type": "Programmed", "status": "True", "reason": "Programmed", "observedGeneration": 1}],
+            "listeners": [{"name": "http", "attachedRoutes": 1,
+                "supportedKinds": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute"}],
+                "conditions": [{"type": "ResolvedRefs", "status": resolved, "reason": "ResolvedRefs", "observedGeneration": 1}]}]})
+    };
+    let run = Run::start(
+        &[
+            "run",
+            suite.to_str().unwrap(),
+            "--target",
+            "kube",
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let controllers = tokio::spawn({
+        let api = api.clone();
+        async move {
+            play_controllers(&api).await;
+            api.set_status(
+                "gateway.networking.k8s.io",
+                "gateways",
+                Some("istio-test"),
+                "istio-gateway",
+                listener("False"),
+            );
+            // The readiness wait read the Gateway once (a list by its name, which the
+            // watch starts with); the case's first status read is the second.
+            api.until(|st: &State| {
+                st.requests
+                    .iter()
+                    .filter(|r| {
+                        r.path.ends_with("/namespaces/istio-test/gateways")
+                            && r.query
+                                .contains("fieldSelector=metadata.name%3Distio-gateway")
+                    })
+                    .count()
+                    >= 2
+            })
+            .await;
+            api.set_status(
+                "gateway.networking.k8s.io",
+                "gateways",
+                Some("istio-test"),
+                "istio-gateway",
+                listener("True"),
+            );
+        }
+    });
+    let finished = tokio::task::spawn_blocking(move || run.finish(Duration::from_secs(120)))
+        .await
+        .unwrap();
+    controllers.abort();
+    assert_eq!(
+        finished.code,
+        Some(0),
+        "{}\n{}",
+        finished.stdout,
+        finished.stderr
+    );
+    let said = format!("{}{}", finished.stdout, finished.stderr);
+    assert!(said.contains("1 passed, 0 failed"), "{said}");
+}

@@ -190,6 +190,10 @@ impl RunningTarget for KubeEnvironment {
         Ok(self.istio_status(objects, timeout).await?)
     }
 
+    fn status_converges(&self) -> bool {
+        true
+    }
+
     async fn proxy_admin(&self, entry: &Entry, path: &str) -> Result<String, TargetError> {
         let path = path.trim_start_matches('/');
         match entry {
