@@ -130,6 +130,20 @@ async fn play_controllers(api: &FakeApi) {
     );
 }
 
+/// `meshcheck run SUITE --target kube --kubeconfig KUBECONFIG EXTRA...`, started.
+fn start_kube_run(suite: &Path, kubeconfig: &Path, extra: &[&str]) -> Run {
+    let mut args = vec![
+        "run",
+        suite.to_str().unwrap(),
+        "--target",
+        "kube",
+        "--kubeconfig",
+        kubeconfig.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    Run::start(&args, &[])
+}
+
 struct Ran {
     api: FakeApi,
     finished: Finished,
@@ -147,20 +161,9 @@ async fn run_one_failing_case(extra: &[&str]) -> Ran {
     let gateway = serve_gateway().await;
     let suite = write_suite(dir.path(), gateway.port());
     let json_path = dir.path().join("report.json");
-    let mut args: Vec<String> = [
-        "run",
-        suite.to_str().unwrap(),
-        "--target",
-        "kube",
-        "--kubeconfig",
-        kubeconfig.to_str().unwrap(),
-        "--json",
-        json_path.to_str().unwrap(),
-    ]
-    .map(str::to_owned)
-    .to_vec();
-    args.extend(extra.iter().map(|a| a.to_string()));
-    let run = Run::start(&args.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    let mut args = vec!["--json", json_path.to_str().unwrap()];
+    args.extend(extra);
+    let run = start_kube_run(&suite, &kubeconfig, &args);
     // The controllers play until the run ends, however far it got.
     let controllers = tokio::spawn({
         let api = api.clone();
@@ -357,17 +360,7 @@ async fn a_conditions_case_reads_a_clusters_status_again_until_it_converges() {
                 "supportedKinds": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute"}],
                 "conditions": [{"type": "ResolvedRefs", "status": resolved, "reason": "ResolvedRefs", "observedGeneration": 1}]}]})
     };
-    let run = Run::start(
-        &[
-            "run",
-            suite.to_str().unwrap(),
-            "--target",
-            "kube",
-            "--kubeconfig",
-            kubeconfig.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let run = start_kube_run(&suite, &kubeconfig, &[]);
     let controllers = tokio::spawn({
         let api = api.clone();
         async move {
