@@ -347,8 +347,10 @@ fn needs_exec(case: &Case) -> Option<&'static str> {
     }
 }
 
+/// A case on the local target, run on its own (cluster cases run in their suite's
+/// batch, [`SuiteBatch`]).
 fn trial(id: String, suite: Suite, target: TargetSettings, skipped: bool) -> Trial {
-    let case_id = id.trim_start_matches("kube::").to_string();
+    let case_id = id.clone();
     Trial::test(id, move || run_one(&suite, &case_id, target)).with_ignored_flag(skipped)
 }
 
