@@ -3,7 +3,7 @@
 # (.meshcheck/bin by default; `meshcheck cluster up` looks there before PATH):
 #
 #   kind                 KIND_VERSION                 (default v0.29.0)
-#   istioctl             ISTIO_VERSION                (default 1.26.2)
+#   istioctl             ISTIO_VERSION                (default 1.31.0)
 #   cloud-provider-kind  CLOUD_PROVIDER_KIND_VERSION  (default 0.6.0)
 #
 # Every download is checked against a SHA-256 before it is made executable, and the
@@ -28,7 +28,7 @@
 set -euo pipefail
 
 KIND_VERSION="${KIND_VERSION:-v0.29.0}"
-ISTIO_VERSION="${ISTIO_VERSION:-1.26.2}"
+ISTIO_VERSION="${ISTIO_VERSION:-1.31.0}"
 CLOUD_PROVIDER_KIND_VERSION="${CLOUD_PROVIDER_KIND_VERSION:-0.6.0}"
 TOOLS_DIR="${MESHCHECK_TOOLS_DIR:-.meshcheck/bin}"
 

@@ -18,8 +18,12 @@ pub use tools::Toolbox;
 pub const DEFAULT_CLUSTER_NAME: &str = "meshcheck";
 /// The Gateway API release installed by default: the seed's v1.3.0.
 pub const DEFAULT_GATEWAY_API_VERSION: &str = "v1.3.0";
-/// The Istio release installed by default; `scripts/install-tools.sh` pins the same.
-pub const DEFAULT_ISTIO_VERSION: &str = "1.26.2";
+/// The Istio release installed by default: the release of the line the oracle pins
+/// (`oracle/go.mod`: `istio.io/istio` on master while its `VERSION` said 1.31, with
+/// `istio.io/api` at a v1.31.0 pre-release), so a cluster, the oracle and the local
+/// target it checks agree. `scripts/install-tools.sh` and the nightly workflow default
+/// to the same; a test below keeps the four together.
+pub const DEFAULT_ISTIO_VERSION: &str = "1.31.0";
 
 #[derive(Clone, Debug, clap::Args)]
 pub struct ClusterArgs {
@@ -117,5 +121,70 @@ impl ClusterError {
             }
             _ => crate::exit_codes::SETUP_FAILED,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DEFAULT_ISTIO_VERSION;
+
+    /// `major.minor` of a version such as `1.31.0` or `v1.31.0-rc.0.0.20260824154656-b9…`.
+    fn minor_line(version: &str) -> String {
+        let version = version.trim_start_matches('v');
+        let mut parts = version.split(['.', '-']);
+        format!("{}.{}", parts.next().unwrap(), parts.next().unwrap())
+    }
+
+    /// The oracle pins `istio.io/istio` at a commit, which the Go module proxy can only
+    /// name by a pseudo-version; the `istio.io/api` it requires carries the release line.
+    #[test]
+    fn the_default_istio_release_is_the_line_the_oracle_pins() {
+        let go_mod = include_str!("../oracle/go.mod");
+        let api = go_mod
+            .lines()
+            .find_map(|line| line.trim().strip_prefix("istio.io/api "))
+            .expect("oracle/go.mod requires istio.io/api");
+        let api_version = api.split_whitespace().next().unwrap();
+        assert_eq!(
+            minor_line(api_version),
+            minor_line(DEFAULT_ISTIO_VERSION),
+            "oracle/go.mod pins the Istio {} line (istio.io/api {api_version}); \
+             `meshcheck cluster up` installs {DEFAULT_ISTIO_VERSION}",
+            minor_line(api_version),
+        );
+    }
+
+    #[test]
+    fn the_install_script_and_the_nightly_default_to_the_same_istio_release() {
+        let script = include_str!("../scripts/install-tools.sh");
+        let wanted = format!("ISTIO_VERSION=\"${{ISTIO_VERSION:-{DEFAULT_ISTIO_VERSION}}}\"");
+        assert!(
+            script.lines().any(|line| line.trim() == wanted),
+            "scripts/install-tools.sh must default to {DEFAULT_ISTIO_VERSION} ({wanted})"
+        );
+        let nightly: Vec<&str> = include_str!("../.github/workflows/nightly.yml")
+            .lines()
+            .collect();
+        let input = nightly
+            .iter()
+            .position(|line| line.trim() == "istio_version:")
+            .expect("the nightly has an istio_version input");
+        let input_default = nightly[input..]
+            .iter()
+            .take(4)
+            .find(|line| line.trim().starts_with("default:"))
+            .expect("the istio_version input has a default");
+        assert_eq!(
+            input_default.trim(),
+            format!("default: \"{DEFAULT_ISTIO_VERSION}\"")
+        );
+        let scheduled = nightly
+            .iter()
+            .find(|line| line.contains("inputs.istio_version ||"))
+            .expect("scheduled runs fall back to a default Istio release");
+        assert!(
+            scheduled.contains(&format!("|| '{DEFAULT_ISTIO_VERSION}'")),
+            "the nightly's scheduled runs must install {DEFAULT_ISTIO_VERSION}: {scheduled}"
+        );
     }
 }
