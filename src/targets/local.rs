@@ -82,6 +82,10 @@ pub struct LocalOptions {
     /// core. Benchmarks pin it so the load generator keeps a core of its own.
     pub envoy_concurrency: Option<u32>,
 }
+    /// Start the in-mesh client's sidecar even without GAMMA routes: the suite calls
+    /// Services from inside the mesh (east-west cases), which Istio routes to the
+    /// Service by default.
+    pub mesh_client: bool,
 
 impl LocalOptions {
     pub fn new(envoy: PathBuf, echo_program: PathBuf) -> LocalOptions {
@@ -92,6 +96,7 @@ impl LocalOptions {
             shutdown_grace: Duration::from_secs(5),
             envoy_concurrency: None,
         }
+            mesh_client: false,
     }
 }
 
@@ -265,7 +270,7 @@ impl LocalEnvironment {
             .flat_map(|g| g.ports.iter().map(|p| (g.gateway.clone(), p.port)))
             .collect();
         let listeners = wait_listeners(&mut envoy, admin, &wanted, options.startup_timeout).await?;
-        let sidecar = if plan.mesh.is_empty() {
+        let sidecar = if !plan.has_gamma_routes() && !options.mesh_client {
             None
         } else {
             Some(start_sidecar(&plan, &pods, dir.path(), &options).await?)

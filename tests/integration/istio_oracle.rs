@@ -1349,11 +1349,6 @@ const CONFORMANCE_KNOWN: &[(&str, &str)] = &[
         "the same tie",
     ),
     ("route/http.80/very.specific.com:80/1/match", "the same tie"),
-    (
-        "call/8080/echo-v1/",
-        "the local in-mesh client has listeners only for Service ports with GAMMA routes; the \
-         case (mesh-ports::excluded-port) is skipped on the local target for that reason",
-    ),
 ];
 
 /// The Gateway API conformance suites (`suites/conformance/`), compared like the seed's

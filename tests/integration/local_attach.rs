@@ -135,9 +135,10 @@ fn mesh_routes_need_no_reference_grant() {
         .unwrap(),
     );
     let plan = plan(&manifests).unwrap();
-    assert_eq!(plan.mesh.len(), 1);
+    let routed: Vec<_> = plan.mesh.iter().filter(|m| m.gamma).collect();
+    assert_eq!(routed.len(), 1);
     assert_eq!(
-        plan.mesh[0].routes[0].action,
+        routed[0].routes[0].action,
         RouteAction::Cluster("outbound|80||not-granted.shop.svc.cluster.local".into())
     );
 }
@@ -374,10 +375,31 @@ fn gamma_routes_leave_tcp_ports_alone() {
         "{err}"
     );
     let plan = gamma("").unwrap();
-    let ports: Vec<u16> = plan.mesh.iter().map(|m| m.port).collect();
+    let backend_ports = |gamma: bool| -> Vec<u16> {
+        plan.mesh
+            .iter()
+            .filter(|m| m.gamma == gamma && m.service.name == "backend")
+            .map(|m| m.port)
+            .collect()
+    };
     assert_eq!(
-        ports,
-        [8080, 8081, 8082, 8083, 8084, 8086, 8087],
-        "{ports:?}"
+        backend_ports(true),
+        [8080, 8081, 8082, 8083, 8084, 8086, 8087]
+    );
+    // Without a GAMMA route the sidecar routes a Service port to the Service, as
+    // Istio's default route does; the opaque TCP port gets no HTTP route either way.
+    let tuned: Vec<u16> = plan
+        .mesh
+        .iter()
+        .filter(|m| !m.gamma && m.service.name == "tuned")
+        .map(|m| m.port)
+        .collect();
+    assert!(!tuned.is_empty(), "{:?}", plan.mesh);
+    assert!(
+        plan.mesh
+            .iter()
+            .all(|m| !(m.service.name == "backend" && m.port == 8085)),
+        "{:?}",
+        plan.mesh
     );
 }

@@ -48,6 +48,10 @@ impl Target for LocalTarget {
         );
         let mut options = LocalOptions::new(envoy, self.settings.echo_program.clone());
         options.startup_timeout = suite.spec.readiness.timeout;
+        options.mesh_client = suite
+            .cases
+            .iter()
+            .any(|case| matches!(case.entry, Entry::Service(_)));
         let Some(started) = bring_up
             .step(LocalEnvironment::start_fixtures(&suite.fixtures, options))
             .await

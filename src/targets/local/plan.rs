@@ -36,7 +36,8 @@ pub struct Plan {
     pub workloads: Vec<Workload>,
     pub clusters: Vec<ClusterPlan>,
     pub gateways: Vec<GatewayPlan>,
-    /// Service ports with GAMMA routes, as an in-mesh client's sidecar routes them.
+    /// Every Service port Istio routes as HTTP, as an in-mesh client's sidecar routes
+    /// it: by its GAMMA routes, or by Istio's default route.
     pub mesh: Vec<MeshServicePlan>,
     /// Things that are not errors but change behaviour: a route a listener does not
     /// allow is not attached, as on a cluster. Shown in diagnostics.
@@ -177,6 +178,16 @@ pub struct HttpsServer {
     pub certificate: TlsCertificate,
     /// Only the routes attached through this listener.
     pub virtual_hosts: Vec<VirtualHost>,
+    /// Whether GAMMA routes are attached (`false`: the default route only).
+    pub gamma: bool,
+}
+
+impl Plan {
+    /// Whether the fixtures have GAMMA routes, which need the in-mesh client's
+    /// sidecar whatever the cases do.
+    pub fn has_gamma_routes(&self) -> bool {
+        self.mesh.iter().any(|m| m.gamma)
+    }
 }
 
 impl GatewayPort {
@@ -524,6 +535,20 @@ pub fn pod_workload(manifest: &Manifest, pod_name: &str) -> Result<Workload, Man
             manifest,
             "kind",
             format!("`{}` is not a Deployment", manifest.kind),
+    let mut mesh: Vec<MeshServicePlan> = mesh
+        .into_iter()
+        .map(|((service, port), mut routes)| {
+            routes.sort_by(|a, b| a.precedence.cmp(&b.precedence));
+            MeshServicePlan {
+                service,
+                port,
+                routes,
+                gamma: true,
+            }
+        })
+        .collect();
+    mesh.extend(default_mesh_routes(fixtures, &clusters, &mesh));
+    mesh.sort_by(|a, b| (&a.service, a.port).cmp(&(&b.service, b.port)));
         ));
     };
     workload_of_pods(fixture, &[pod_name.to_string()])
@@ -1532,6 +1557,62 @@ struct BackendResolver<'a> {
 /// answers with 500; a rule whose only backend is unresolved answers everything with
 /// 500 the same way. No backend with a weight at all is a direct 500 (`convertHTTPRoute`).
 fn rule_action(
+/// The Service ports no GAMMA route configures, as an in-mesh caller's sidecar routes
+/// them: everything to the Service's own cluster (Istio's default outbound route,
+/// `BuildDefaultHTTPOutboundRoute` in istio/istio
+/// `pilot/pkg/networking/core/route/route.go`, with its default retry policy and no
+/// timeout). Ports Istio proxies as opaque TCP or UDP get no HTTP route.
+fn default_mesh_routes(
+    fixtures: &Fixtures,
+    clusters: &[ClusterPlan],
+    routed: &[MeshServicePlan],
+) -> Vec<MeshServicePlan> {
+    clusters
+        .iter()
+        .filter(|cluster| {
+            !routed
+                .iter()
+                .any(|m| m.service == cluster.service && m.port == cluster.port)
+        })
+        .filter(|cluster| {
+            fixtures
+                .service_named(
+                    cluster.service.namespace_or_default(),
+                    &cluster.service.name,
+                )
+                .is_some_and(|service| mesh_routes_http(service, cluster.port))
+        })
+        .map(|cluster| MeshServicePlan {
+            service: cluster.service.clone(),
+            port: cluster.port,
+            routes: vec![RoutePlan {
+                name: format!("default.{}", cluster.name),
+                path: PathMatch::Prefix("/".into()),
+                headers: Vec::new(),
+                query_params: Vec::new(),
+                method: None,
+                action: RouteAction::Cluster(cluster.name.clone()),
+                filters: RuleFilters::default(),
+                backend_headers: Vec::new(),
+                timeout: None,
+                precedence: RoutePrecedence {
+                    path: PathKind::Prefix,
+                    path_length: Reverse(0),
+                    without_method: true,
+                    header_matches: Reverse(0),
+                    query_matches: Reverse(0),
+                    created: CreationOrder(None),
+                    namespace: cluster.service.namespace_or_default().to_string(),
+                    route: String::new(),
+                    rule: 0,
+                    match_index: 0,
+                },
+            }],
+            gamma: false,
+        })
+        .collect()
+}
+
     route: &HttpRouteFixture,
     rule_index: usize,
     rule: &RouteRule,
