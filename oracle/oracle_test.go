@@ -40,7 +40,12 @@ type Proxy struct {
 	Gateway string `json:"gateway,omitempty"`
 	// Namespace is the sidecar's namespace.
 	Namespace string `json:"namespace,omitempty"`
-	Calls     []Call `json:"calls,omitempty"`
+	// Pod is, for the sidecar of a backend pod, that pod (a Pod object as JSON, from
+	// its Deployment's template); the oracle makes it running and ready at the
+	// proxy's address, so Istio finds the Services it serves and builds their inbound
+	// clusters. Empty for a client sidecar.
+	Pod   json.RawMessage `json:"pod,omitempty"`
+	Calls []Call          `json:"calls,omitempty"`
 }
 
 // Call is one simulated request.
@@ -94,6 +99,9 @@ func TestOracle(t *testing.T) {
 	for i, p := range req.Proxies {
 		if p.Gateway != "" {
 			kube += gatewayDeployment(p.Gateway, i, req.Manifests)
+		}
+		if len(p.Pod) > 0 {
+			kube += runningPod(t, p.Pod, i)
 		}
 	}
 	// Istio's own kinds (DestinationRule, ...) go to the config store, as istiod reads
@@ -184,6 +192,23 @@ func proxyFor(p Proxy, index int) *model.Proxy {
 			Metadata:        &model.NodeMetadata{Labels: labels, Namespace: namespace},
 		}
 	}
+	if len(p.Pod) > 0 {
+		var pod struct {
+			Metadata struct {
+				Name   string            `json:"name"`
+				Labels map[string]string `json:"labels"`
+			} `json:"metadata"`
+		}
+		_ = json.Unmarshal(p.Pod, &pod)
+		return &model.Proxy{
+			Type:            model.SidecarProxy,
+			ID:              fmt.Sprintf("%s.%s", pod.Metadata.Name, p.Namespace),
+			IPAddresses:     []string{proxyIP(index)},
+			ConfigNamespace: p.Namespace,
+			Labels:          pod.Metadata.Labels,
+			Metadata:        &model.NodeMetadata{Labels: pod.Metadata.Labels, Namespace: p.Namespace},
+		}
+	}
 	return &model.Proxy{
 		Type:            model.SidecarProxy,
 		ID:              fmt.Sprintf("meshcheck-client-0.%s", p.Namespace),
@@ -238,6 +263,26 @@ spec:
   - type: Ready
     status: "True"
 `, name, namespace, svcPorts.String(), podPorts.String(), proxyIP(index))
+}
+
+// runningPod is the backend pod of a server-side sidecar as the kubelet reports it:
+// running and ready at the proxy's address.
+func runningPod(t *testing.T, pod json.RawMessage, index int) string {
+	var obj map[string]any
+	if err := json.Unmarshal(pod, &obj); err != nil {
+		t.Fatalf("reading the pod of proxy %d: %v", index, err)
+	}
+	obj["status"] = map[string]any{
+		"phase":      "Running",
+		"podIP":      proxyIP(index),
+		"podIPs":     []any{map[string]any{"ip": proxyIP(index)}},
+		"conditions": []any{map[string]any{"type": "Ready", "status": "True"}},
+	}
+	out, err := yaml.Marshal(obj)
+	if err != nil {
+		t.Fatalf("writing the pod of proxy %d: %v", index, err)
+	}
+	return "\n---\n" + string(out)
 }
 
 // listenerPorts reads the Gateway's listener ports from the manifests.

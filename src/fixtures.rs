@@ -15,6 +15,7 @@ mod duration;
 mod error;
 mod gateway;
 mod index;
+mod injection;
 pub mod istio;
 mod reference_grant;
 mod route;
@@ -36,6 +37,7 @@ pub use duration::{CrdDuration, DurationError, MIN_CRD_DURATION};
 pub use error::LookupError;
 pub use gateway::GatewayFixture;
 pub use index::{Backend, Fixtures, IgnoredDestinationRule, IgnoredReason};
+pub use injection::{IGNORED_NAMESPACES, INJECT_LABEL, INJECTION_LABEL, REVISION_LABEL, opts_out};
 pub use reference_grant::{NAMESPACE_NAME_LABEL, NamespaceFixture, ReferenceGrantFixture};
 pub use route::{
     BackendRef, HeaderMatch, HeaderModifier, HttpRouteFixture, ParentRef, PathModifier,

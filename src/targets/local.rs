@@ -35,7 +35,8 @@ use crate::suite::{Case, Entry};
 use crate::targets::{CleanupReport, DiagnosticSection, Diagnostics, StatsSnapshot};
 
 pub use bootstrap::{
-    UNLIMITED, bootstrap, listener_name, proto_duration, redacted_bootstrap, sidecar_bootstrap,
+    UNLIMITED, bootstrap, inbound_bootstrap, inbound_cluster_name, inbound_listener_name,
+    listener_name, proto_duration, redacted_bootstrap, sidecar_bootstrap,
 };
 pub use certificate::{PrivateKeyPem, REDACTED_KEY, TlsCertificate, redact_private_keys};
 pub use error::LocalError;
@@ -44,7 +45,7 @@ pub use install::{
 };
 pub(crate) use lifecycle::LocalTarget;
 pub use plan::{
-    ClusterPlan, GatewayPlan, GatewayPort, HttpsServer, LbPolicy, MeshServicePlan,
+    ClusterPlan, GatewayPlan, GatewayPort, HttpsServer, InboundPlan, LbPolicy, MeshServicePlan,
     OutlierDetection, PathMatch, Plan, PodPlan, PortServing, RouteAction, RoutePlan, TrafficPolicy,
     VirtualHost, Workload, plan, plan_fixtures, pod_workload,
 };
@@ -81,11 +82,11 @@ pub struct LocalOptions {
     /// Envoy's worker thread count (`--concurrency`); `None` lets Envoy use one per
     /// core. Benchmarks pin it so the load generator keeps a core of its own.
     pub envoy_concurrency: Option<u32>,
-}
     /// Start the in-mesh client's sidecar even without GAMMA routes: the suite calls
     /// Services from inside the mesh (east-west cases), which Istio routes to the
     /// Service by default.
     pub mesh_client: bool,
+}
 
 impl LocalOptions {
     pub fn new(envoy: PathBuf, echo_program: PathBuf) -> LocalOptions {
@@ -95,8 +96,8 @@ impl LocalOptions {
             startup_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(5),
             envoy_concurrency: None,
-        }
             mesh_client: false,
+        }
     }
 }
 
@@ -135,6 +136,15 @@ struct Sidecar {
     listeners: BTreeMap<(ObjectKey, u16), SocketAddr>,
 }
 
+/// A third Envoy playing the server-side sidecars of injected pods that a
+/// DestinationRule limits ([`InboundPlan`]): one inbound listener per pod, in front of
+/// its echo process.
+#[derive(Debug)]
+struct InboundSidecars {
+    envoy: Process,
+    admin: SocketAddr,
+}
+
 /// The fixtures, running. Dropping it kills every child (they are spawned with
 /// kill-on-drop); [`LocalEnvironment::shutdown`] stops them gracefully and reports.
 #[derive(Debug)]
@@ -149,6 +159,8 @@ pub struct LocalEnvironment {
     listeners: BTreeMap<(ObjectKey, u16), SocketAddr>,
     /// The in-mesh client's sidecar, when the fixtures have GAMMA routes.
     sidecar: Option<Sidecar>,
+    /// The server-side sidecars, when a DestinationRule limits injected pods.
+    inbound: Option<InboundSidecars>,
     envoy_startup: Duration,
     shutdown_grace: Duration,
     dir: TempDir,
@@ -251,7 +263,15 @@ impl LocalEnvironment {
             processes.push(process);
         }
 
-        let config = bootstrap(&plan, &pods);
+        // Requests to a pod with a server-side sidecar go to its inbound listener, as
+        // iptables hands them to the sidecar on a cluster.
+        let (inbound, endpoints) = if plan.inbound.is_empty() {
+            (None, pods.clone())
+        } else {
+            let (sidecars, endpoints) = start_inbound(&plan, &pods, dir.path(), &options).await?;
+            (Some(sidecars), endpoints)
+        };
+        let config = bootstrap(&plan, &endpoints);
         let started = Instant::now();
         let (mut envoy, admin) = spawn_envoy(
             "Envoy",
@@ -264,16 +284,23 @@ impl LocalEnvironment {
         .await?;
         let envoy_startup = started.elapsed();
 
-        let wanted: Vec<(ObjectKey, u16)> = plan
+        let wanted: Vec<((ObjectKey, u16), String)> = plan
             .gateways
             .iter()
-            .flat_map(|g| g.ports.iter().map(|p| (g.gateway.clone(), p.port)))
+            .flat_map(|g| {
+                g.ports.iter().map(|p| {
+                    (
+                        (g.gateway.clone(), p.port),
+                        listener_name(&g.gateway, p.port),
+                    )
+                })
+            })
             .collect();
         let listeners = wait_listeners(&mut envoy, admin, &wanted, options.startup_timeout).await?;
         let sidecar = if !plan.has_gamma_routes() && !options.mesh_client {
             None
         } else {
-            Some(start_sidecar(&plan, &pods, dir.path(), &options).await?)
+            Some(start_sidecar(&plan, &endpoints, dir.path(), &options).await?)
         };
         Ok(LocalEnvironment {
             plan,
@@ -284,6 +311,7 @@ impl LocalEnvironment {
             admin,
             listeners,
             sidecar,
+            inbound,
             envoy_startup,
             shutdown_grace: options.shutdown_grace,
             dir,
@@ -348,9 +376,24 @@ impl LocalEnvironment {
         Ok(body)
     }
 
-    /// Envoy's admin listener.
-    pub fn admin_address(&self) -> SocketAddr {
-        self.admin
+    /// GETs a path of the server-side sidecars' admin API (`/stats` for each pod's
+    /// inbound cluster).
+    pub async fn inbound_admin(&self, path: &str) -> Result<String, LocalError> {
+        let Some(inbound) = &self.inbound else {
+            return Err(LocalError::Admin {
+                path: path.into(),
+                message: "no DestinationRule limits an injected pod, so there are no server-side sidecars"
+                    .into(),
+            });
+        };
+        let (status, body) = admin::get(inbound.admin, path).await?;
+        if status != http::StatusCode::OK {
+            return Err(LocalError::Admin {
+                path: path.into(),
+                message: format!("status {status}: {body}"),
+            });
+        }
+        Ok(body)
     }
 
     /// Every echo process: Deployment, replica, pid, address.
@@ -377,6 +420,7 @@ impl LocalEnvironment {
     pub fn pids(&self) -> Vec<u32> {
         std::iter::once(self.envoy.pid)
             .chain(self.sidecar.iter().map(|s| s.envoy.pid))
+            .chain(self.inbound.iter().map(|s| s.envoy.pid))
             .chain(self.echoes.iter().map(|p| p.pid))
             .collect()
     }
@@ -440,8 +484,40 @@ impl LocalEnvironment {
             }
             Err(err) => (vec![stats_unavailable(&err)], Vec::new()),
         };
+        if self.inbound.is_some() {
+            sections.push(self.inbound_stats_section().await);
+        }
         sections.extend(self.environment_sections());
         Diagnostics { sections, dumps }
+    }
+
+    /// The server-side sidecars' inbound clusters: what each pod's sidecar let through
+    /// and refused, since a circuit-breaking 503 may come from there.
+    async fn inbound_stats_section(&self) -> DiagnosticSection {
+        let body = match self.inbound_admin("/stats").await {
+            Ok(stats) => {
+                let lines: Vec<&str> = stats
+                    .lines()
+                    .filter(|line| line.starts_with("cluster.") && line.contains("~inbound|"))
+                    .filter(|line| {
+                        ["upstream_rq_total", "overflow", "upstream_rq_5xx"]
+                            .iter()
+                            .any(|stat| line.contains(stat))
+                    })
+                    .filter(|line| !line.ends_with(": 0"))
+                    .collect();
+                if lines.is_empty() {
+                    "no request reached a server-side sidecar".to_string()
+                } else {
+                    lines.join("\n")
+                }
+            }
+            Err(err) => format!("unavailable: {err}"),
+        };
+        DiagnosticSection {
+            title: "server-side sidecars (inbound clusters)".into(),
+            body,
+        }
     }
 
     /// Process states, translation notes and the Envoy logs' tails.
@@ -486,6 +562,15 @@ impl LocalEnvironment {
                 body: sidecar.envoy.tail.last(50),
             });
         }
+        if let Some(inbound) = &self.inbound {
+            sections.push(DiagnosticSection {
+                title: format!(
+                    "server-side sidecars Envoy (pid {}, admin {}) log (last 50 lines)",
+                    inbound.envoy.pid, inbound.admin
+                ),
+                body: inbound.envoy.tail.last(50),
+            });
+        }
         sections
     }
 
@@ -502,6 +587,9 @@ impl LocalEnvironment {
         record(self.envoy.terminate(grace).await);
         if let Some(sidecar) = self.sidecar {
             record(sidecar.envoy.terminate(grace).await);
+        }
+        if let Some(inbound) = self.inbound {
+            record(inbound.envoy.terminate(grace).await);
         }
         for result in join_all(self.echoes.into_iter().map(|p| p.terminate(grace))).await {
             record(result);
@@ -534,10 +622,15 @@ async fn start_sidecar(
     let config = sidecar_bootstrap(plan, pods);
     let (mut envoy, admin) =
         spawn_envoy("sidecar Envoy", &config, "sidecar", dir, options, None).await?;
-    let wanted: Vec<(ObjectKey, u16)> = plan
+    let wanted: Vec<((ObjectKey, u16), String)> = plan
         .mesh
         .iter()
-        .map(|m| (m.service.clone(), m.port))
+        .map(|m| {
+            (
+                (m.service.clone(), m.port),
+                listener_name(&m.service, m.port),
+            )
+        })
         .collect();
     let listeners = wait_listeners(&mut envoy, admin, &wanted, options.startup_timeout).await?;
     Ok(Sidecar {
@@ -545,6 +638,51 @@ async fn start_sidecar(
         admin,
         listeners,
     })
+}
+
+/// Starts the server-side sidecars' Envoy, waits for every pod's inbound listener and
+/// returns, per workload, the addresses clients reach its pods at: the inbound
+/// listeners for pods with a sidecar, the echo processes for the rest.
+async fn start_inbound(
+    plan: &Plan,
+    pods: &[Vec<SocketAddr>],
+    dir: &Path,
+    options: &LocalOptions,
+) -> Result<(InboundSidecars, Vec<Vec<SocketAddr>>), LocalError> {
+    let config = inbound_bootstrap(plan, pods);
+    let (mut envoy, admin) = spawn_envoy(
+        "inbound sidecars Envoy",
+        &config,
+        "inbound",
+        dir,
+        options,
+        None,
+    )
+    .await?;
+    let wanted: Vec<((usize, usize), String)> = plan
+        .inbound
+        .iter()
+        .flat_map(|inbound| {
+            let workload = &plan.workloads[inbound.workload];
+            workload
+                .pods
+                .iter()
+                .take(pods.get(inbound.workload).map_or(0, Vec::len))
+                .enumerate()
+                .map(|(replica, pod)| {
+                    (
+                        (inbound.workload, replica),
+                        inbound_listener_name(&pod.name),
+                    )
+                })
+        })
+        .collect();
+    let bound = wait_listeners(&mut envoy, admin, &wanted, options.startup_timeout).await?;
+    let mut endpoints = pods.to_vec();
+    for ((workload, replica), address) in bound {
+        endpoints[workload][replica] = address;
+    }
+    Ok((InboundSidecars { envoy, admin }, endpoints))
 }
 
 /// Writes `config` as `<stem>.json` in `dir`, starts Envoy on it and waits until its
@@ -617,12 +755,12 @@ async fn wait_ready(
 /// Waits until Envoy lists every gateway listener with its kernel-chosen port. Static
 /// listeners are normally bound by the time Envoy is LIVE; this makes sure, with the
 /// same bounded poll as [`wait_ready`].
-async fn wait_listeners(
+async fn wait_listeners<K: Ord + Clone>(
     envoy: &mut Process,
     admin: SocketAddr,
-    wanted: &[(ObjectKey, u16)],
+    wanted: &[(K, String)],
     timeout: Duration,
-) -> Result<BTreeMap<(ObjectKey, u16), SocketAddr>, LocalError> {
+) -> Result<BTreeMap<K, SocketAddr>, LocalError> {
     let deadline = Instant::now() + timeout;
     let mut pause = Duration::from_millis(5);
     loop {
@@ -632,11 +770,11 @@ async fn wait_listeners(
         let (_, body) = admin::get(admin, "/listeners?format=json").await?;
         let bound: BTreeMap<String, SocketAddr> =
             admin::parse_listeners(&body)?.into_iter().collect();
-        let found: BTreeMap<(ObjectKey, u16), SocketAddr> = wanted
+        let found: BTreeMap<K, SocketAddr> = wanted
             .iter()
-            .filter_map(|(gateway, port)| {
-                let address = bound.get(&listener_name(gateway, *port))?;
-                (address.port() != 0).then(|| ((gateway.clone(), *port), *address))
+            .filter_map(|(key, name)| {
+                let address = bound.get(name)?;
+                (address.port() != 0).then(|| (key.clone(), *address))
             })
             .collect();
         if found.len() == wanted.len() {
@@ -646,7 +784,7 @@ async fn wait_listeners(
             return Err(LocalError::Admin {
                 path: "/listeners?format=json".into(),
                 message: format!(
-                    "not every gateway listener was bound after {}: {body}",
+                    "not every listener was bound after {}: {body}",
                     humantime::format_duration(timeout)
                 ),
             });

@@ -441,3 +441,59 @@ async fn outlier_detection_ejects_failing_hosts() {
     let report = env.shutdown().await;
     assert!(report.failed.is_empty(), "{report:?}");
 }
+
+/// A DestinationRule in the backend's namespace limits the pods' inbound cluster,
+/// even when the gateway applies a looser rule from its own namespace: a burst the
+/// gateway lets through overflows at the pod's sidecar, as on a cluster (see
+/// `tests/data/fidelity/server-side-limits/fixtures.yaml`).
+#[tokio::test]
+async fn a_backends_own_rule_limits_it_at_its_sidecar() {
+    let manifests = load("tests/data/fidelity/server-side-limits/fixtures.yaml");
+    let env = LocalEnvironment::start(&manifests, options().await)
+        .await
+        .unwrap();
+    let edge = ObjectKey {
+        kind: "Gateway".into(),
+        namespace: Some("edge".into()),
+        name: "gw".into(),
+    };
+    let address = env.gateway_address(&edge, 80).unwrap();
+    let burst: Vec<_> = (0..10)
+        .map(|_| tokio::spawn(request(address, "GET", "slow.example.com", "/", "")))
+        .collect();
+    let mut answers: BTreeMap<u16, Vec<String>> = BTreeMap::new();
+    for answer in burst {
+        let (status, body) = answer.await.unwrap();
+        answers.entry(status).or_default().push(body);
+    }
+    let overflowed = answers.get(&503).map_or(0, Vec::len);
+    assert!(
+        overflowed > 0 && answers.keys().all(|s| [200, 503].contains(s)),
+        "10 requests at once, 1 connection and 1 pending request at the pod: {answers:?}"
+    );
+    assert!(
+        answers[&503].iter().all(|body| body.contains("overflow")),
+        "{answers:?}"
+    );
+    let gateway_stats = env.envoy_stats().await.unwrap();
+    assert_eq!(
+        stat(
+            &gateway_stats,
+            "cluster.outbound|80||slow.istio-test.svc.cluster.local.upstream_rq_pending_overflow"
+        ),
+        0,
+        "the gateway's own rule (100 connections) admits the burst"
+    );
+    let inbound_stats = env.inbound_admin("/stats").await.unwrap();
+    let pod = &env.plan().workloads[0].pods[0].name;
+    assert_eq!(
+        stat(
+            &inbound_stats,
+            &format!("cluster.{pod}~inbound|5678||.upstream_rq_pending_overflow")
+        ),
+        overflowed as u64,
+        "every 503 is the pod sidecar's overflow"
+    );
+    let report = env.shutdown().await;
+    assert!(report.failed.is_empty(), "{report:?}");
+}

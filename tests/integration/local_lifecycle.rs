@@ -39,7 +39,9 @@ async fn dropping_the_environment_kills_every_child() {
         .unwrap();
     let pids = env.pids();
     let dir = env.temp_dir().to_path_buf();
-    assert_eq!(pids.len(), 6);
+    // The gateway's Envoy, the backends' server-side sidecars' Envoy (the seed's
+    // DestinationRules limit injected pods) and five echo processes.
+    assert_eq!(pids.len(), 7);
     drop(env);
     for pid in pids {
         assert!(
@@ -76,7 +78,7 @@ fn children_die_when_meshcheck_is_sigkilled() {
     }
     let pids = pids.expect("the helper printed its children");
     let dir = dir.expect("the helper printed its temporary directory");
-    assert_eq!(pids.len(), 6);
+    assert_eq!(pids.len(), 7);
     helper.kill().unwrap();
     helper.wait().unwrap();
     for pid in pids {

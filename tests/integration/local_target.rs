@@ -144,7 +144,9 @@ async fn seed_fixtures_split_traffic_and_shut_down_cleanly() {
     assert!(dir.join("envoy.json").is_file());
     let report = env.shutdown().await;
     assert!(report.failed.is_empty(), "{report:?}");
-    assert_eq!(report.removed.len(), 7, "{report:?}");
+    // Two Envoys (the gateway's and the server-side sidecars'), five echoes, the
+    // temporary directory.
+    assert_eq!(report.removed.len(), 8, "{report:?}");
     for pid in pids {
         assert!(!alive(pid), "pid {pid} is still there after shutdown");
     }
@@ -211,6 +213,11 @@ async fn an_envoy_that_rejects_its_config_is_reported() {
     );
     let err = LocalEnvironment::start(&seed(), options).await.unwrap_err();
     let text = err.to_string();
-    assert!(text.starts_with("Envoy exited during start-up"), "{text}");
+    // The first Envoy to start is the server-side sidecars' (the gateway's needs their
+    // addresses): the error names it.
+    assert!(
+        text.starts_with("inbound sidecars Envoy exited during start-up"),
+        "{text}"
+    );
     assert!(text.contains("error initializing configuration"), "{text}");
 }

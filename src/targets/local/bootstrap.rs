@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 
 use super::certificate::REDACTED_KEY;
 use super::plan::{
-    ClusterPlan, GatewayPort, HttpsServer, LbPolicy, PathMatch, Plan, PortServing, RouteAction,
-    RoutePlan, TrafficPolicy, VirtualHost,
+    ClusterPlan, GatewayPort, HttpsServer, InboundPlan, LbPolicy, PathMatch, Plan, PortServing,
+    RouteAction, RoutePlan, TrafficPolicy, VirtualHost,
 };
 use super::route_rule::{
     HeaderEdits, HeaderFilters, MatchCondition, PathRewrite, Redirect, RedirectPath, StringMatch,
@@ -82,6 +82,114 @@ pub fn sidecar_bootstrap(plan: &Plan, pods: &[Vec<SocketAddr>]) -> Value {
             "clusters": plan.clusters.iter().map(|c| cluster(c, pods)).collect::<Vec<_>>(),
         }
     })
+}
+
+/// The listener of one pod's server-side sidecar, as the admin API lists it.
+pub fn inbound_listener_name(pod: &str) -> String {
+    format!("inbound~{pod}")
+}
+
+/// The inbound cluster of one pod's server-side sidecar: Istio's name
+/// ([`InboundPlan::istio_cluster_name`]) after the pod's, since every pod's sidecar has
+/// its own and they share one Envoy here.
+pub fn inbound_cluster_name(pod: &str, inbound: &InboundPlan) -> String {
+    format!("{pod}~{}", inbound.istio_cluster_name())
+}
+
+/// The bootstrap of the server-side sidecars ([`InboundPlan`]): per pod a listener
+/// standing for its sidecar's inbound port, routing everything to that pod's inbound
+/// cluster, whose only endpoint is the pod's echo process. Like Istio's inbound routes
+/// (`buildSidecarInboundHTTPRouteConfig`, istio/istio
+/// `pilot/pkg/networking/core/httproute.go`), the route has no timeout and no retries:
+/// those are the client's.
+pub fn inbound_bootstrap(plan: &Plan, pods: &[Vec<SocketAddr>]) -> Value {
+    let mut listeners = Vec::new();
+    let mut clusters = Vec::new();
+    for inbound in &plan.inbound {
+        let workload = &plan.workloads[inbound.workload];
+        let addresses = pods.get(inbound.workload).map_or(&[][..], Vec::as_slice);
+        for (pod, address) in workload.pods.iter().zip(addresses) {
+            let cluster_name = inbound_cluster_name(&pod.name, inbound);
+            listeners.push(json!({
+                "name": inbound_listener_name(&pod.name),
+                "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
+                "filter_chains": [{"filters": [{
+                    "name": "envoy.filters.network.http_connection_manager",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                        "stat_prefix": format!("inbound_0.0.0.0_{}", inbound.port),
+                        "codec_type": "AUTO",
+                        "route_config": {
+                            "name": inbound.istio_cluster_name(),
+                            "virtual_hosts": [{
+                                "name": format!("inbound|http|{}", inbound.port),
+                                "domains": ["*"],
+                                "routes": [{
+                                    "match": {"prefix": "/"},
+                                    "route": {"cluster": cluster_name, "timeout": "0s"}
+                                }]
+                            }]
+                        },
+                        "http_filters": [{
+                            "name": "envoy.filters.http.router",
+                            "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}
+                        }]
+                    }
+                }]}]
+            }));
+            clusters.push(inbound_cluster(&cluster_name, inbound, *address));
+        }
+    }
+    json!({
+        "node": {"id": "meshcheck-local-inbound", "cluster": "meshcheck"},
+        "admin": {
+            "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}
+        },
+        "static_resources": {"listeners": listeners, "clusters": clusters}
+    })
+}
+
+/// One pod's inbound cluster with the rule's connection pool, as Istio's
+/// `applyConnectionPool` sets it for both directions (istio/istio
+/// `pilot/pkg/networking/core/cluster_traffic_policy.go`); no outlier detection and no
+/// load balancer choice inbound.
+fn inbound_cluster(name: &str, inbound: &InboundPlan, address: SocketAddr) -> Value {
+    let policy = &inbound.policy;
+    let mut cluster = json!({
+        "name": name,
+        "type": "STATIC",
+        "connect_timeout": proto_duration(policy.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT)),
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {
+                "address": address.ip().to_string(), "port_value": address.port()
+            }}}}]}]
+        },
+        "circuit_breakers": circuit_breakers(policy),
+    });
+    // A port whose protocol Istio sniffs keeps the downstream's HTTP version inbound
+    // (`setUpstreamProtocol`, cluster_builder.go, for sidecars).
+    let options = match inbound.protocol {
+        PortProtocol::Detected => {
+            let mut options = protocol_options(policy, PortProtocol::Http).unwrap_or_else(|| {
+                json!({
+                    "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                })
+            });
+            if let Some(options) = options.as_object_mut() {
+                options.remove("explicit_http_config");
+                options.insert("use_downstream_protocol_config".into(), json!({}));
+            }
+            Some(options)
+        }
+        protocol => protocol_options(policy, protocol),
+    };
+    if let Some(options) = options {
+        cluster["typed_extension_protocol_options"] = json!({
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": options
+        });
+    }
+    cluster
 }
 
 /// The bootstrap with every inline private key replaced by [`REDACTED_KEY`]: what may
@@ -580,13 +688,7 @@ pub fn cluster(plan: &ClusterPlan, pods: &[Vec<SocketAddr>]) -> Value {
             "cluster_name": plan.name,
             "endpoints": [{"lb_endpoints": endpoints}]
         },
-        "circuit_breakers": {"thresholds": [{
-            "max_connections": policy.max_connections.unwrap_or(UNLIMITED),
-            "max_pending_requests": policy.max_pending_requests.unwrap_or(UNLIMITED),
-            "max_requests": policy.max_requests.unwrap_or(UNLIMITED),
-            "max_retries": policy.max_retries.unwrap_or(UNLIMITED),
-            "track_remaining": true
-        }]},
+        "circuit_breakers": circuit_breakers(&policy),
     });
     if let Some(options) = protocol_options(&policy, plan.protocol) {
         cluster["typed_extension_protocol_options"] = json!({
@@ -620,6 +722,17 @@ pub fn cluster(plan: &ClusterPlan, pods: &[Vec<SocketAddr>]) -> Value {
         });
     }
     cluster
+}
+
+/// A policy's connection limits, every one not set at Istio's default.
+fn circuit_breakers(policy: &TrafficPolicy) -> Value {
+    json!({"thresholds": [{
+        "max_connections": policy.max_connections.unwrap_or(UNLIMITED),
+        "max_pending_requests": policy.max_pending_requests.unwrap_or(UNLIMITED),
+        "max_requests": policy.max_requests.unwrap_or(UNLIMITED),
+        "max_retries": policy.max_retries.unwrap_or(UNLIMITED),
+        "track_remaining": true
+    }]})
 }
 
 /// The cluster's HTTP protocol options, as Istio's cluster builder sets them

@@ -39,6 +39,9 @@ pub struct Plan {
     /// Every Service port Istio routes as HTTP, as an in-mesh client's sidecar routes
     /// it: by its GAMMA routes, or by Istio's default route.
     pub mesh: Vec<MeshServicePlan>,
+    /// The server-side sidecars of injected pods whose inbound cluster a DestinationRule
+    /// limits: one per Deployment, its pods' inbound listeners in one Envoy.
+    pub inbound: Vec<InboundPlan>,
     /// Things that are not errors but change behaviour: a route a listener does not
     /// allow is not attached, as on a cluster. Shown in diagnostics.
     pub notes: Vec<String>,
@@ -122,10 +125,41 @@ pub struct ClusterPlan {
     pub port: u16,
     /// Indices into [`Plan::workloads`] whose pods are this Service's endpoints.
     pub workloads: Vec<usize>,
+    /// The container port the Service port targets on each of [`ClusterPlan::workloads`].
+    pub target_ports: Vec<u16>,
     pub policy: Option<TrafficPolicy>,
     /// What the Service port speaks, as Istio reads its name and `appProtocol`: an
     /// HTTP/2 port gets an HTTP/2 upstream.
     pub protocol: istio::PortProtocol,
+}
+
+/// The server side of an injected pod, as far as it changes what a client sees: Istio
+/// gives the pod's inbound cluster the connection pool of the DestinationRule the pod's
+/// own sidecar applies to its Service (`buildInboundCluster`, istio/istio
+/// `pilot/pkg/networking/core/cluster_builder.go`; the rule is looked up from the
+/// Service's namespace, and outlier detection and load balancing are left out), so a
+/// rule's limits also hold where requests arrive. Every request to the Deployment's pods
+/// then passes its pod's inbound listener, as through the sidecar on a cluster.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InboundPlan {
+    /// Index into [`Plan::workloads`].
+    pub workload: usize,
+    /// The container port: Istio names the cluster `inbound|<port>||`.
+    pub port: u16,
+    /// The Service whose DestinationRule the inbound cluster takes.
+    pub service: ObjectKey,
+    /// That rule's connection pool only.
+    pub policy: TrafficPolicy,
+    /// The Service port's protocol, which decides the inbound upstream's HTTP version.
+    pub protocol: istio::PortProtocol,
+}
+
+impl InboundPlan {
+    /// Istio's name of the inbound cluster (`inbound|5678||`): the same in every pod's
+    /// sidecar.
+    pub fn istio_cluster_name(&self) -> String {
+        format!("inbound|{}||", self.port)
+    }
 }
 
 /// One Gateway: its listeners grouped by port, as Istio merges listeners that share a
@@ -136,13 +170,24 @@ pub struct GatewayPlan {
     pub ports: Vec<GatewayPort>,
 }
 
-/// One Service port with the GAMMA routes attached to it (parentRef kind Service): the
-/// routes replace plain Service routing for in-mesh callers of that port.
+/// One Service port as an in-mesh caller's sidecar routes it: with the GAMMA routes
+/// attached to it (parentRef kind Service), which replace plain Service routing, or,
+/// without any, Istio's default route to the Service's own cluster.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MeshServicePlan {
     pub service: ObjectKey,
     pub port: u16,
     pub routes: Vec<RoutePlan>,
+    /// Whether GAMMA routes are attached (`false`: the default route only).
+    pub gamma: bool,
+}
+
+impl Plan {
+    /// Whether the fixtures have GAMMA routes, which need the in-mesh client's
+    /// sidecar whatever the cases do.
+    pub fn has_gamma_routes(&self) -> bool {
+        self.mesh.iter().any(|m| m.gamma)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -178,16 +223,6 @@ pub struct HttpsServer {
     pub certificate: TlsCertificate,
     /// Only the routes attached through this listener.
     pub virtual_hosts: Vec<VirtualHost>,
-    /// Whether GAMMA routes are attached (`false`: the default route only).
-    pub gamma: bool,
-}
-
-impl Plan {
-    /// Whether the fixtures have GAMMA routes, which need the in-mesh client's
-    /// sidecar whatever the cases do.
-    pub fn has_gamma_routes(&self) -> bool {
-        self.mesh.iter().any(|m| m.gamma)
-    }
 }
 
 impl GatewayPort {
@@ -413,6 +448,7 @@ fn translate(fixtures: &Fixtures) -> Result<Plan, ManifestError> {
     refuse_unserved_backends(fixtures, &workloads)?;
 
     apply_destination_rules(fixtures, &mut clusters)?;
+    let inbound = inbound_plans(fixtures, &clusters)?;
 
     let attachments = fixtures.attachments()?;
     let listeners = fixtures
@@ -499,21 +535,26 @@ fn translate(fixtures: &Fixtures) -> Result<Plan, ManifestError> {
             &mut mesh,
         )?;
     }
+    let mut mesh: Vec<MeshServicePlan> = mesh
+        .into_iter()
+        .map(|((service, port), mut routes)| {
+            routes.sort_by(|a, b| a.precedence.cmp(&b.precedence));
+            MeshServicePlan {
+                service,
+                port,
+                routes,
+                gamma: true,
+            }
+        })
+        .collect();
+    mesh.extend(default_mesh_routes(fixtures, &clusters, &mesh));
+    mesh.sort_by(|a, b| (&a.service, a.port).cmp(&(&b.service, b.port)));
     Ok(Plan {
         workloads,
         clusters,
         gateways,
-        mesh: mesh
-            .into_iter()
-            .map(|((service, port), mut routes)| {
-                routes.sort_by(|a, b| a.precedence.cmp(&b.precedence));
-                MeshServicePlan {
-                    service,
-                    port,
-                    routes,
-                }
-            })
-            .collect(),
+        mesh,
+        inbound,
         notes: notes.into_iter().flatten().collect(),
     })
 }
@@ -535,20 +576,6 @@ pub fn pod_workload(manifest: &Manifest, pod_name: &str) -> Result<Workload, Man
             manifest,
             "kind",
             format!("`{}` is not a Deployment", manifest.kind),
-    let mut mesh: Vec<MeshServicePlan> = mesh
-        .into_iter()
-        .map(|((service, port), mut routes)| {
-            routes.sort_by(|a, b| a.precedence.cmp(&b.precedence));
-            MeshServicePlan {
-                service,
-                port,
-                routes,
-                gamma: true,
-            }
-        })
-        .collect();
-    mesh.extend(default_mesh_routes(fixtures, &clusters, &mesh));
-    mesh.sort_by(|a, b| (&a.service, a.port).cmp(&(&b.service, b.port)));
         ));
     };
     workload_of_pods(fixture, &[pod_name.to_string()])
@@ -814,6 +841,7 @@ fn service_clusters(
         // does not serve has none here, and a route to it is refused with the reason
         // (`refuse_unserved_backends`).
         let mut serving = Vec::new();
+        let mut target_ports = Vec::new();
         for &w in &selected {
             let workload = &workloads[w];
             let target = match &port.target_port {
@@ -846,12 +874,14 @@ fn service_clusters(
                 ));
             }
             serving.push(w);
+            target_ports.push(target);
         }
         clusters.push(ClusterPlan {
             name: istio::cluster_name(&service.namespace, service.name(), service_port),
             service: service.key(),
             port: service_port,
             workloads: serving,
+            target_ports,
             policy: None,
             protocol: istio::port_protocol(
                 service_port,
@@ -983,6 +1013,100 @@ fn apply_destination_rules(
         cluster.policy = Some(traffic_policy(rule)?);
     }
     Ok(())
+}
+
+/// The server-side sidecars ([`InboundPlan`]): for each injected Deployment whose
+/// inbound cluster a DestinationRule limits. Istio builds one inbound cluster per
+/// container port and takes its rule from the first of the Services reaching the pod
+/// on that port, oldest first and then by hostname (`Proxy.SetServiceTargets`,
+/// istio/istio `pilot/pkg/model/context.go`; `buildInboundCluster`), looking the rule
+/// up as the pod's own sidecar does, from the Service's namespace. The local target
+/// runs one inbound cluster per pod, so it refuses a limited Deployment that Services
+/// also reach on another port.
+fn inbound_plans(
+    fixtures: &Fixtures,
+    clusters: &[ClusterPlan],
+) -> Result<Vec<InboundPlan>, ManifestError> {
+    let mut plans = Vec::new();
+    // `Plan::workloads` holds one entry per Deployment of the fixtures, in their order.
+    for (w, fixture) in fixtures.workloads().iter().enumerate() {
+        if !fixtures.injects_sidecar(fixture) {
+            continue;
+        }
+        // Every Service port that reaches these pods, by the container port it
+        // targets, in Istio's order of the pod's Services.
+        let mut reaching: Vec<(u16, &ServiceFixture, &ClusterPlan)> = clusters
+            .iter()
+            .filter_map(|cluster| {
+                let at = cluster.workloads.iter().position(|&x| x == w)?;
+                let service = fixtures.service_named(
+                    cluster.service.namespace_or_default(),
+                    &cluster.service.name,
+                )?;
+                Some((cluster.target_ports[at], service, cluster))
+            })
+            .collect();
+        reaching.sort_by(|(a_port, a, _), (b_port, b, _)| {
+            a_port
+                .cmp(b_port)
+                .then(a.created.cmp(&b.created))
+                .then_with(|| a.name().cmp(b.name()))
+        });
+        let mut limited = None;
+        let mut ports: Vec<u16> = reaching.iter().map(|(port, _, _)| *port).collect();
+        ports.dedup();
+        for &port in &ports {
+            let (_, _, cluster) = reaching
+                .iter()
+                .find(|(p, _, _)| *p == port)
+                .expect("every port comes from a Service");
+            let Some(rule) = fixtures
+                .destination_rule_for(&cluster.service, cluster.service.namespace_or_default())
+            else {
+                continue;
+            };
+            let Some(policy) = inbound_policy(&traffic_policy(rule)?) else {
+                continue;
+            };
+            limited = Some((port, *cluster, rule, policy));
+            break;
+        }
+        let Some((port, cluster, rule, policy)) = limited else {
+            continue;
+        };
+        if let Some(other) = ports.iter().find(|p| **p != port) {
+            return Err(unsupported(
+                &rule.manifest,
+                "spec.trafficPolicy.connectionPool",
+                format!(
+                    "the pods of {} have a sidecar whose inbound cluster for port {port} this rule limits (through {}), and Services also reach them on port {other}: the local target runs one inbound cluster per pod",
+                    fixture.key(),
+                    cluster.service,
+                ),
+            ));
+        }
+        plans.push(InboundPlan {
+            workload: w,
+            port,
+            service: cluster.service.clone(),
+            policy,
+            protocol: cluster.protocol,
+        });
+    }
+    Ok(plans)
+}
+
+/// What of a rule's policy Istio applies to an inbound cluster: the connection pool
+/// (`applyTrafficPolicy` skips outlier detection and load balancing inbound); `None`
+/// when the rule sets no pool limit, which leaves the inbound cluster at Istio's
+/// defaults, as without a rule.
+fn inbound_policy(policy: &TrafficPolicy) -> Option<TrafficPolicy> {
+    let pool = TrafficPolicy {
+        lb_policy: None,
+        outlier: None,
+        ..policy.clone()
+    };
+    (pool != TrafficPolicy::default()).then_some(pool)
 }
 
 /// A DestinationRule's traffic policy as the local target translates it.
@@ -1433,6 +1557,62 @@ fn mesh_routes_http(service: &ServiceFixture, port: u16) -> bool {
         })
 }
 
+/// The Service ports no GAMMA route configures, as an in-mesh caller's sidecar routes
+/// them: everything to the Service's own cluster (Istio's default outbound route,
+/// `BuildDefaultHTTPOutboundRoute` in istio/istio
+/// `pilot/pkg/networking/core/route/route.go`, with its default retry policy and no
+/// timeout). Ports Istio proxies as opaque TCP or UDP get no HTTP route.
+fn default_mesh_routes(
+    fixtures: &Fixtures,
+    clusters: &[ClusterPlan],
+    routed: &[MeshServicePlan],
+) -> Vec<MeshServicePlan> {
+    clusters
+        .iter()
+        .filter(|cluster| {
+            !routed
+                .iter()
+                .any(|m| m.service == cluster.service && m.port == cluster.port)
+        })
+        .filter(|cluster| {
+            fixtures
+                .service_named(
+                    cluster.service.namespace_or_default(),
+                    &cluster.service.name,
+                )
+                .is_some_and(|service| mesh_routes_http(service, cluster.port))
+        })
+        .map(|cluster| MeshServicePlan {
+            service: cluster.service.clone(),
+            port: cluster.port,
+            routes: vec![RoutePlan {
+                name: format!("default.{}", cluster.name),
+                path: PathMatch::Prefix("/".into()),
+                headers: Vec::new(),
+                query_params: Vec::new(),
+                method: None,
+                action: RouteAction::Cluster(cluster.name.clone()),
+                filters: RuleFilters::default(),
+                backend_headers: Vec::new(),
+                timeout: None,
+                precedence: RoutePrecedence {
+                    path: PathKind::Prefix,
+                    path_length: Reverse(0),
+                    without_method: true,
+                    header_matches: Reverse(0),
+                    query_matches: Reverse(0),
+                    created: CreationOrder(None),
+                    namespace: cluster.service.namespace_or_default().to_string(),
+                    route: String::new(),
+                    rule: 0,
+                    match_index: 0,
+                },
+            }],
+            gamma: false,
+        })
+        .collect()
+}
+
 /// Adds a route's rules to every Service port its GAMMA parentRefs name (all ports of
 /// the Service when the parentRef has none).
 fn attach_mesh_route(
@@ -1557,62 +1737,6 @@ struct BackendResolver<'a> {
 /// answers with 500; a rule whose only backend is unresolved answers everything with
 /// 500 the same way. No backend with a weight at all is a direct 500 (`convertHTTPRoute`).
 fn rule_action(
-/// The Service ports no GAMMA route configures, as an in-mesh caller's sidecar routes
-/// them: everything to the Service's own cluster (Istio's default outbound route,
-/// `BuildDefaultHTTPOutboundRoute` in istio/istio
-/// `pilot/pkg/networking/core/route/route.go`, with its default retry policy and no
-/// timeout). Ports Istio proxies as opaque TCP or UDP get no HTTP route.
-fn default_mesh_routes(
-    fixtures: &Fixtures,
-    clusters: &[ClusterPlan],
-    routed: &[MeshServicePlan],
-) -> Vec<MeshServicePlan> {
-    clusters
-        .iter()
-        .filter(|cluster| {
-            !routed
-                .iter()
-                .any(|m| m.service == cluster.service && m.port == cluster.port)
-        })
-        .filter(|cluster| {
-            fixtures
-                .service_named(
-                    cluster.service.namespace_or_default(),
-                    &cluster.service.name,
-                )
-                .is_some_and(|service| mesh_routes_http(service, cluster.port))
-        })
-        .map(|cluster| MeshServicePlan {
-            service: cluster.service.clone(),
-            port: cluster.port,
-            routes: vec![RoutePlan {
-                name: format!("default.{}", cluster.name),
-                path: PathMatch::Prefix("/".into()),
-                headers: Vec::new(),
-                query_params: Vec::new(),
-                method: None,
-                action: RouteAction::Cluster(cluster.name.clone()),
-                filters: RuleFilters::default(),
-                backend_headers: Vec::new(),
-                timeout: None,
-                precedence: RoutePrecedence {
-                    path: PathKind::Prefix,
-                    path_length: Reverse(0),
-                    without_method: true,
-                    header_matches: Reverse(0),
-                    query_matches: Reverse(0),
-                    created: CreationOrder(None),
-                    namespace: cluster.service.namespace_or_default().to_string(),
-                    route: String::new(),
-                    rule: 0,
-                    match_index: 0,
-                },
-            }],
-            gamma: false,
-        })
-        .collect()
-}
-
     route: &HttpRouteFixture,
     rule_index: usize,
     rule: &RouteRule,

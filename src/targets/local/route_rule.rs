@@ -805,6 +805,7 @@ mod tests {
                 },
                 port: 80,
                 workloads: vec![],
+                target_ports: vec![],
                 policy: None,
                 protocol: istio::PortProtocol::Http,
             })

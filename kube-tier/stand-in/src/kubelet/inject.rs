@@ -13,16 +13,10 @@ use serde_json::{Map, Value, json};
 
 use super::containers::SIDECAR;
 
-/// Namespaces Istio never injects into (`IgnoredNamespaces` in inject.go).
-const IGNORED_NAMESPACES: &[&str] = &[
-    "kube-system",
-    "kube-public",
-    "kube-node-lease",
-    "local-path-storage",
-];
+/// Namespaces Istio never injects into, and the pod label (or, deprecated, annotation)
+/// that opts a pod in or out: the facts meshcheck's fixtures view reads too.
+pub use meshcheck::fixtures::{IGNORED_NAMESPACES, INJECT_LABEL};
 
-/// The pod label (or, deprecated, annotation) that opts a pod in or out.
-pub const INJECT_LABEL: &str = "sidecar.istio.io/inject";
 /// The annotation an injected pod carries: what was injected.
 pub const STATUS_ANNOTATION: &str = "sidecar.istio.io/status";
 
@@ -59,11 +53,7 @@ pub fn injection_required(pod: &Value, namespace: &str) -> bool {
         .get(INJECT_LABEL)
         .or_else(|| annotations.get(INJECT_LABEL))
         .and_then(Value::as_str);
-    match switch.map(str::to_ascii_lowercase).as_deref() {
-        // inject.go reads the switch with strconv.ParseBool-like values.
-        Some("false" | "f" | "0" | "n" | "no" | "off") => false,
-        _ => true,
-    }
+    !meshcheck::fixtures::opts_out(switch)
 }
 
 /// The JSON patch (RFC 6902) that injects the sidecar into `pod`: the `istio-proxy`
