@@ -91,6 +91,12 @@ pub(crate) trait RunningTarget {
     /// case's requests: the gateway's Envoy, or the in-mesh client's sidecar.
     async fn proxy_admin(&self, entry: &Entry, path: &str) -> Result<String, TargetError>;
 
+    /// The `/stats` of the sidecars in front of `service`'s pods, one text per proxy:
+    /// Istio puts a DestinationRule's connection pool on each injected pod's inbound
+    /// cluster too, so some of a burst's 503s may be counted there rather than by the
+    /// client's proxy. Empty when the pods have no sidecar.
+    async fn server_sidecar_stats(&self, service: &ObjectKey) -> Result<Vec<String>, TargetError>;
+
     /// The proxy's stats as a case starts measuring, for [`Self::diagnostics`] to say
     /// what changed during the case; `None` where the target's diagnostics have no
     /// use for it (or the stats could not be read).

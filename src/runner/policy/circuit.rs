@@ -9,7 +9,12 @@
 //! everything else must have overflowed, as a 503 carrying `x-envoy-overloaded: true`.
 //! Within the limits, nothing overflows. Envoy's own `upstream_rq_pending_overflow`
 //! must count exactly the overflowed responses the client saw (Istio's default retry
-//! policy does not retry an overflow, so each one reaches the client).
+//! policy does not retry an overflow, so each one reaches the client), summed over the
+//! client's proxy and the sidecars of the Service's pods: Istio puts the rule's
+//! connection pool on each injected pod's inbound cluster too (`buildInboundCluster`,
+//! istio/istio `pilot/pkg/networking/core/cluster_builder.go`), and with
+//! `maxRequestsPerConnection 1` a request can overflow there while the client's next
+//! connection is still being opened.
 
 use std::collections::BTreeMap;
 
@@ -28,6 +33,51 @@ const COUNTERS: &[&str] = &[
     "upstream_rq_total",
     "upstream_rq_retry",
 ];
+
+/// How the report names the counters of the Service's pods' sidecars, summed.
+const SERVER_SIDE: &str = "inbound (the backend pods' sidecars)";
+
+/// The overflows the sidecars of `service`'s pods have counted on their inbound
+/// clusters (`cluster.inbound|5678||.upstream_rq_pending_overflow` on a cluster; the
+/// local target prefixes each pod's), summed over the pods.
+async fn server_side_overflows(
+    env: &impl RunningTarget,
+    service: &crate::manifest::ObjectKey,
+) -> Result<u64, CaseError> {
+    let pages =
+        env.server_sidecar_stats(service)
+            .await
+            .map_err(|source| CaseError::ProxyAdmin {
+                path: "/stats",
+                source,
+            })?;
+    Ok(pages.iter().map(|page| inbound_overflows(page)).sum())
+}
+
+fn inbound_overflows(stats: &str) -> u64 {
+    stats
+        .lines()
+        .filter_map(|line| {
+            let (name, value) = line.split_once(": ")?;
+            let cluster = name
+                .strip_prefix("cluster.")?
+                .strip_suffix(".upstream_rq_pending_overflow")?;
+            cluster
+                .contains("inbound|")
+                .then(|| value.trim().parse::<u64>().ok())
+                .flatten()
+        })
+        .sum()
+}
+
+/// ` and N at the backend pods' sidecars`, when there were any.
+fn server_side_part(overflows: u64) -> String {
+    if overflows == 0 {
+        String::new()
+    } else {
+        format!(" and {overflows} at the backend pods' sidecars (their inbound clusters)")
+    }
+}
 
 /// How one response counts.
 #[derive(Debug, PartialEq, Eq)]
@@ -99,6 +149,7 @@ pub(crate) async fn run_circuit_breaking(
         },
     });
     let (before, workers) = counters(env, case, &expected.cluster).await?;
+    let server_before = server_side_overflows(env, &expected.service).await?;
     let mut served = 0u64;
     let mut overflowed = 0u64;
     let mut other = 0u64;
@@ -117,6 +168,7 @@ pub(crate) async fn run_circuit_breaking(
         })
         .await?;
     let (after, _) = counters(env, case, &expected.cluster).await?;
+    let server_after = server_side_overflows(env, &expected.service).await?;
     let delta: BTreeMap<String, u64> = after
         .iter()
         .map(|(name, value)| {
@@ -187,10 +239,13 @@ pub(crate) async fn run_circuit_breaking(
         .get("upstream_rq_pending_overflow")
         .copied()
         .unwrap_or_default();
-    if pending_overflow != overflowed {
+    // Pods whose sidecars were not there before (or restarted) start from zero.
+    let server_overflow = server_after.saturating_sub(server_before);
+    if pending_overflow + server_overflow != overflowed {
         failures.push(format!(
-            "the proxy counted {pending_overflow} upstream_rq_pending_overflow for {}, the client saw {overflowed} overflowed responses",
-            expected.cluster
+            "the proxy counted {pending_overflow} upstream_rq_pending_overflow for {}{}, the client saw {overflowed} overflowed responses",
+            expected.cluster,
+            server_side_part(server_overflow),
         ));
     }
 
@@ -198,12 +253,13 @@ pub(crate) async fn run_circuit_breaking(
         (
             Outcome::Passed,
             format!(
-                "{} requests, {served} served, {overflowed} overflowed (503 x-envoy-overloaded){}; proxy: upstream_rq_pending_overflow +{pending_overflow}, upstream_cx_overflow +{}",
+                "{} requests, {served} served, {overflowed} overflowed (503 x-envoy-overloaded){}; proxy: upstream_rq_pending_overflow +{pending_overflow}{}, upstream_cx_overflow +{}",
                 tally.requests,
                 served_bound.map_or_else(String::new, |b| format!(
                     ", at most {b} servable in {:.3}s",
                     tally.elapsed.as_secs_f64()
                 )),
+                server_side_part(server_overflow),
                 delta
                     .get("upstream_cx_overflow")
                     .copied()
@@ -218,6 +274,12 @@ pub(crate) async fn run_circuit_breaking(
         .into_iter()
         .map(|(name, value)| (format!("{}.{name}", expected.cluster), value))
         .collect();
+    if server_overflow > 0 {
+        result.proxy_counters.insert(
+            format!("{SERVER_SIDE}.upstream_rq_pending_overflow"),
+            server_overflow,
+        );
+    }
     if let Some(workers) = workers {
         result
             .proxy_counters
@@ -251,5 +313,15 @@ mod tests {
         assert_eq!(classify(&sample(Some(503), false)), Kind::Other);
         assert_eq!(classify(&sample(Some(500), false)), Kind::Other);
         assert_eq!(classify(&sample(None, false)), Kind::Other);
+    }
+
+    #[test]
+    fn inbound_overflows_sum_every_inbound_cluster_and_nothing_else() {
+        let stats = "cluster.inbound|5678||.upstream_rq_pending_overflow: 2\n\
+             cluster.pod-a~inbound|5678||.upstream_rq_pending_overflow: 1\n\
+             cluster.outbound|80||x.ns.svc.cluster.local.upstream_rq_pending_overflow: 7\n\
+             cluster.inbound|5678||.upstream_cx_overflow: 4\n";
+        assert_eq!(inbound_overflows(stats), 3);
+        assert_eq!(inbound_overflows(""), 0);
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures::TryStreamExt;
 use hickory_resolver::TokioResolver;
-use k8s_openapi::api::core::v1::{Event, Namespace, Pod};
+use k8s_openapi::api::core::v1::{Event, Namespace, Pod, Service};
 use kube::api::{
     Api, AttachParams, DeleteParams, DynamicObject, ListParams, LogParams, Patch, PatchParams,
     Preconditions,
@@ -946,6 +946,55 @@ impl KubeEnvironment {
             )));
         }
         Ok(name)
+    }
+
+    /// The `/stats` of the sidecar of every running pod behind `service` (its
+    /// selector's pods in its namespace), for the counters the receiving side keeps: a
+    /// DestinationRule's connection pool also limits each pod's inbound cluster, so a
+    /// circuit-breaking 503 may come from there. Pods without a sidecar are left out.
+    pub async fn server_sidecar_stats(
+        &self,
+        service: &ObjectKey,
+    ) -> Result<Vec<String>, KubeError> {
+        let namespace = service.namespace_or_default();
+        let services: Api<Service> = Api::namespaced(self.client.clone(), namespace);
+        let found = services
+            .get(&service.name)
+            .await
+            .map_err(|e| self.api_error("get", format!("Service {service}"), &e))?;
+        let selector: Vec<String> = found
+            .spec
+            .and_then(|s| s.selector)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        if selector.is_empty() {
+            return Ok(Vec::new());
+        }
+        let selector = selector.join(",");
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let list = pods
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(|e| self.api_error("list", format!("pods {selector} in {namespace}"), &e))?;
+        let mut stats = Vec::new();
+        for pod in list.items {
+            let running = pod.metadata.deletion_timestamp.is_none()
+                && pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
+            let has_sidecar = pod.spec.as_ref().is_some_and(|s| {
+                s.containers.iter().any(|c| c.name == "istio-proxy")
+                    || s.init_containers
+                        .iter()
+                        .flatten()
+                        .any(|c| c.name == "istio-proxy")
+            });
+            if running && has_sidecar {
+                let name = pod.metadata.name.unwrap_or_default();
+                stats.push(self.pod_proxy_admin(namespace, &name, "stats").await?);
+            }
+        }
+        Ok(stats)
     }
 
     /// Any admin path of the Envoy in `pod`'s `istio-proxy` container.

@@ -208,6 +208,10 @@ impl RunningTarget for KubeEnvironment {
         }
     }
 
+    async fn server_sidecar_stats(&self, service: &ObjectKey) -> Result<Vec<String>, TargetError> {
+        Ok(KubeEnvironment::server_sidecar_stats(self, service).await?)
+    }
+
     /// The kube target's diagnostics are the cluster's objects, not the proxy's
     /// counters: no snapshot (which would cost an exec into the pod per case).
     async fn measuring_started(&self, _case: &Case) -> Option<StatsSnapshot> {

@@ -136,6 +136,27 @@ impl RunningTarget for LocalEnvironment {
         })
     }
 
+    /// The server-side sidecars' Envoy holds every limited pod's inbound cluster; its
+    /// stats are the pods' when they are behind `service`. Pods it does not front have
+    /// no server-side proxy here (nothing limits them there).
+    async fn server_sidecar_stats(
+        &self,
+        service: &crate::manifest::ObjectKey,
+    ) -> Result<Vec<String>, TargetError> {
+        let plan = self.plan();
+        let fronted = plan.clusters.iter().any(|cluster| {
+            &cluster.service == service
+                && plan
+                    .inbound
+                    .iter()
+                    .any(|inbound| cluster.workloads.contains(&inbound.workload))
+        });
+        if !fronted {
+            return Ok(Vec::new());
+        }
+        Ok(vec![self.inbound_admin("/stats").await?])
+    }
+
     async fn measuring_started(&self, case: &Case) -> Option<StatsSnapshot> {
         let stats = self.proxy_admin(&case.entry, "/stats").await.ok()?;
         Some(StatsSnapshot::parse(&stats))
