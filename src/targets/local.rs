@@ -362,18 +362,11 @@ impl LocalEnvironment {
         let Some(sidecar) = &self.sidecar else {
             return Err(LocalError::Admin {
                 path: path.into(),
-                message: "the fixtures have no GAMMA route, so there is no in-mesh client sidecar"
+                message: "the fixtures have no GAMMA route and the suite no east-west case, so there is no in-mesh client sidecar"
                     .into(),
             });
         };
-        let (status, body) = admin::get(sidecar.admin, path).await?;
-        if status != http::StatusCode::OK {
-            return Err(LocalError::Admin {
-                path: path.into(),
-                message: format!("status {status}: {body}"),
-            });
-        }
-        Ok(body)
+        admin_page(sidecar.admin, path).await
     }
 
     /// GETs a path of the server-side sidecars' admin API (`/stats` for each pod's
@@ -386,14 +379,7 @@ impl LocalEnvironment {
                     .into(),
             });
         };
-        let (status, body) = admin::get(inbound.admin, path).await?;
-        if status != http::StatusCode::OK {
-            return Err(LocalError::Admin {
-                path: path.into(),
-                message: format!("status {status}: {body}"),
-            });
-        }
-        Ok(body)
+        admin_page(inbound.admin, path).await
     }
 
     /// Every echo process: Deployment, replica, pid, address.
@@ -438,14 +424,7 @@ impl LocalEnvironment {
     /// GETs any path of Envoy's admin API (`/clusters` for per-host health flags),
     /// refusing a non-200 answer.
     pub async fn envoy_admin(&self, path: &str) -> Result<String, LocalError> {
-        let (status, body) = admin::get(self.admin, path).await?;
-        if status != http::StatusCode::OK {
-            return Err(LocalError::Admin {
-                path: path.into(),
-                message: format!("status {status}: {body}"),
-            });
-        }
-        Ok(body)
+        admin_page(self.admin, path).await
     }
 
     /// What a failure shows when there is no case to focus on: every cluster's Envoy
@@ -605,7 +584,19 @@ impl LocalEnvironment {
     }
 }
 
-/// Starts the in-mesh client's sidecar Envoy and waits for its Service listeners.
+/// GETs `path` of an Envoy admin API, refusing a non-200 answer.
+async fn admin_page(admin: SocketAddr, path: &str) -> Result<String, LocalError> {
+    let (status, body) = admin::get(admin, path).await?;
+    if status != http::StatusCode::OK {
+        return Err(LocalError::Admin {
+            path: path.into(),
+            message: format!("status {status}: {body}"),
+        });
+    }
+    Ok(body)
+}
+
+/// The stats section when Envoy's admin API did not answer.
 fn stats_unavailable(err: &LocalError) -> DiagnosticSection {
     DiagnosticSection {
         title: "Envoy stats".into(),
@@ -613,6 +604,7 @@ fn stats_unavailable(err: &LocalError) -> DiagnosticSection {
     }
 }
 
+/// Starts the in-mesh client's sidecar Envoy and waits for its Service listeners.
 async fn start_sidecar(
     plan: &Plan,
     pods: &[Vec<SocketAddr>],
