@@ -532,23 +532,22 @@ impl LocalEnvironment {
             title: "Envoy log (last 50 lines)".into(),
             body: self.envoy.tail.last(50),
         });
+        let log_section = |label: &str, envoy: &Process, admin: SocketAddr| DiagnosticSection {
+            title: format!(
+                "{label} Envoy (pid {}, admin {admin}) log (last 50 lines)",
+                envoy.pid
+            ),
+            body: envoy.tail.last(50),
+        };
         if let Some(sidecar) = &self.sidecar {
-            sections.push(DiagnosticSection {
-                title: format!(
-                    "sidecar Envoy (pid {}, admin {}) log (last 50 lines)",
-                    sidecar.envoy.pid, sidecar.admin
-                ),
-                body: sidecar.envoy.tail.last(50),
-            });
+            sections.push(log_section("sidecar", &sidecar.envoy, sidecar.admin));
         }
         if let Some(inbound) = &self.inbound {
-            sections.push(DiagnosticSection {
-                title: format!(
-                    "server-side sidecars Envoy (pid {}, admin {}) log (last 50 lines)",
-                    inbound.envoy.pid, inbound.admin
-                ),
-                body: inbound.envoy.tail.last(50),
-            });
+            sections.push(log_section(
+                "server-side sidecars",
+                &inbound.envoy,
+                inbound.admin,
+            ));
         }
         sections
     }

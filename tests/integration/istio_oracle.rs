@@ -298,7 +298,6 @@ fn server_sidecar_proxies(suite: &Suite, plan: &Plan) -> Vec<ProxyUnderTest> {
             inbound.push(planned.cloned().unwrap_or_else(|| InboundPlan {
                 workload: w,
                 port,
-                service: cluster.service.clone(),
                 policy: TrafficPolicy::default(),
                 protocol: cluster.protocol,
             }));

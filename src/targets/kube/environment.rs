@@ -931,16 +931,7 @@ impl KubeEnvironment {
             return Err(no_client("no running pod".into()));
         };
         let name = pod.metadata.name.clone().unwrap_or_default();
-        let spec = pod.spec.as_ref();
-        // Native sidecars (Kubernetes 1.29+) are init containers that keep running.
-        let has_sidecar = spec.is_some_and(|s| {
-            s.containers.iter().any(|c| c.name == "istio-proxy")
-                || s.init_containers
-                    .iter()
-                    .flatten()
-                    .any(|c| c.name == "istio-proxy")
-        });
-        if !has_sidecar {
+        if !has_istio_proxy(pod) {
             return Err(no_client(format!(
                 "pod {name} has no istio-proxy sidecar; label the namespace istio-injection=enabled"
             )));
@@ -982,14 +973,7 @@ impl KubeEnvironment {
         for pod in list.items {
             let running = pod.metadata.deletion_timestamp.is_none()
                 && pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
-            let has_sidecar = pod.spec.as_ref().is_some_and(|s| {
-                s.containers.iter().any(|c| c.name == "istio-proxy")
-                    || s.init_containers
-                        .iter()
-                        .flatten()
-                        .any(|c| c.name == "istio-proxy")
-            });
-            if running && has_sidecar {
+            if running && has_istio_proxy(&pod) {
                 let name = pod.metadata.name.unwrap_or_default();
                 stats.push(self.pod_proxy_admin(namespace, &name, "stats").await?);
             }
@@ -1533,6 +1517,18 @@ fn describe_pod(pod: &Value) -> String {
     }
     out.push('\n');
     out
+}
+
+/// Whether `pod` runs Istio's sidecar: an `istio-proxy` container, or a native sidecar
+/// (Kubernetes 1.29+), an init container of that name that keeps running.
+fn has_istio_proxy(pod: &Pod) -> bool {
+    pod.spec.as_ref().is_some_and(|s| {
+        s.containers.iter().any(|c| c.name == "istio-proxy")
+            || s.init_containers
+                .iter()
+                .flatten()
+                .any(|c| c.name == "istio-proxy")
+    })
 }
 
 #[cfg(test)]

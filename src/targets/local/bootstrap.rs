@@ -161,9 +161,7 @@ fn inbound_cluster(name: &str, inbound: &InboundPlan, address: SocketAddr) -> Va
         "connect_timeout": proto_duration(policy.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT)),
         "load_assignment": {
             "cluster_name": name,
-            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {
-                "address": address.ip().to_string(), "port_value": address.port()
-            }}}}]}]
+            "endpoints": [{"lb_endpoints": [lb_endpoint(address)]}]
         },
         "circuit_breakers": circuit_breakers(policy),
     });
@@ -673,11 +671,7 @@ pub fn cluster(plan: &ClusterPlan, pods: &[Vec<SocketAddr>]) -> Value {
         .workloads
         .iter()
         .flat_map(|&w| pods.get(w).into_iter().flatten())
-        .map(|addr| {
-            json!({"endpoint": {"address": {"socket_address": {
-                "address": addr.ip().to_string(), "port_value": addr.port()
-            }}}})
-        })
+        .map(|addr| lb_endpoint(*addr))
         .collect();
     let mut cluster = json!({
         "name": plan.name,
@@ -722,6 +716,13 @@ pub fn cluster(plan: &ClusterPlan, pods: &[Vec<SocketAddr>]) -> Value {
         });
     }
     cluster
+}
+
+/// One endpoint of a STATIC cluster.
+fn lb_endpoint(address: SocketAddr) -> Value {
+    json!({"endpoint": {"address": {"socket_address": {
+        "address": address.ip().to_string(), "port_value": address.port()
+    }}}})
 }
 
 /// A policy's connection limits, every one not set at Istio's default.

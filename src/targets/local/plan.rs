@@ -146,9 +146,7 @@ pub struct InboundPlan {
     pub workload: usize,
     /// The container port: Istio names the cluster `inbound|<port>||`.
     pub port: u16,
-    /// The Service whose DestinationRule the inbound cluster takes.
-    pub service: ObjectKey,
-    /// That rule's connection pool only.
+    /// The connection pool of the DestinationRule the inbound cluster takes.
     pub policy: TrafficPolicy,
     /// The Service port's protocol, which decides the inbound upstream's HTTP version.
     pub protocol: istio::PortProtocol,
@@ -1088,7 +1086,6 @@ fn inbound_plans(
         plans.push(InboundPlan {
             workload: w,
             port,
-            service: cluster.service.clone(),
             policy,
             protocol: cluster.protocol,
         });
