@@ -18,6 +18,7 @@ pub use load::{
 pub use model::{
     CaseSpec, CircuitBreakingSpec, ConditionSpec, ConditionStatusSpec, ConvergenceSpec, ExpectSpec,
     IdentitySpec, MirrorSpec, ObjectConditionsSpec, OutlierDetectionSpec, OverflowExpectation,
-    ReadinessSpec, ReceivedRequestSpec, ReceivedResponseSpec, RedirectSpec, RequestSpec, SplitSpec,
-    SuiteSpec, TimeoutSpec, TrafficSpec,
+    ProtocolSpec, ReadinessSpec, ReceivedRequestSpec, ReceivedResponseSpec, RedirectSpec,
+    RequestSpec, SplitSpec, SuiteSpec, TimeoutSpec, TrafficSpec, WebSocketExpectSpec,
+    WebSocketMessageSpec, WebSocketRequestSpec,
 };

@@ -69,6 +69,50 @@ pub struct RequestTemplate {
     pub method: http::Method,
     /// How `https://` URLs are verified; ignored for `http://`.
     pub tls: TlsOptions,
+    /// The HTTP version spoken to the server.
+    pub version: HttpVersion,
+    /// For `ws://` and `wss://` URLs: each request is a WebSocket session that sends
+    /// these messages, one at a time, and reads one reply after each.
+    pub websocket_messages: Vec<WebSocketMessage>,
+}
+
+/// Which HTTP version the engine speaks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum HttpVersion {
+    /// HTTP/1.1 (for `https://`, offered as the only ALPN protocol).
+    #[default]
+    Http1,
+    /// HTTP/2: with prior knowledge on cleartext (`h2c`, no upgrade, as RFC 9113
+    /// section 3.3 has it), offered as the only ALPN protocol over TLS.
+    Http2,
+}
+
+impl HttpVersion {
+    /// As the request line or the Gateway API conformance suite names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Http1 => "HTTP/1.1",
+            Self::Http2 => "HTTP/2",
+        }
+    }
+}
+
+/// One WebSocket data message, sent or received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WebSocketMessage {
+    /// A text frame.
+    Text(String),
+    /// A binary frame.
+    Binary(Vec<u8>),
+}
+
+impl fmt::Display for WebSocketMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Text(text) => write!(f, "text {text:?}"),
+            Self::Binary(bytes) => write!(f, "binary {bytes:?}"),
+        }
+    }
 }
 
 /// Certificate verification for `https://` URLs. The default verifies against the
@@ -96,6 +140,8 @@ impl RequestTemplate {
             headers: Vec::new(),
             method: http::Method::GET,
             tls: TlsOptions::default(),
+            version: HttpVersion::Http1,
+            websocket_messages: Vec::new(),
         }
     }
 
@@ -223,13 +269,13 @@ pub struct LoadSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
-    /// The TCP connection or the HTTP/1 handshake failed (e.g. connection refused).
+    /// The TCP connection or the HTTP handshake failed (e.g. connection refused).
     Connect,
     /// No complete response within the per-request timeout.
     Timeout,
     /// The peer closed or reset the connection before the response head arrived.
     ConnectionClosed,
-    /// The response head was not valid HTTP/1.
+    /// The response head was not valid HTTP (or the HTTP/2 peer broke the protocol).
     Protocol,
     /// The response head arrived but reading the body failed.
     Body,
@@ -240,6 +286,9 @@ pub enum ErrorKind {
     /// the URL's host, an expired certificate. Unlike the other kinds this does not
     /// go away by waiting for the data plane.
     Certificate,
+    /// A WebSocket upgrade was accepted, but sending a message or reading its reply
+    /// failed (the connection closed, a protocol error, a close frame).
+    WebSocket,
 }
 
 impl ErrorKind {
@@ -253,6 +302,7 @@ impl ErrorKind {
             Self::Body => "body",
             Self::Tls => "tls",
             Self::Certificate => "certificate",
+            Self::WebSocket => "websocket",
         }
     }
 }
@@ -286,6 +336,9 @@ pub struct Sample<'a> {
     /// The response body, up to [`MAX_IDENTITY_BODY`] bytes, when the load asked for it
     /// ([`LoadSpec::response_body`]); `None` otherwise.
     pub body: Option<&'a [u8]>,
+    /// For a WebSocket session: the replies read, one per message sent; empty
+    /// otherwise.
+    pub websocket_replies: &'a [WebSocketMessage],
 }
 
 /// The response headers a load asked for ([`LoadSpec::response_headers`]), as one
@@ -362,8 +415,8 @@ impl std::error::Error for TrafficError {
 /// Why the engine sent nothing; reads well after "failed to", and before "for URL".
 #[derive(Debug, thiserror::Error)]
 pub enum TrafficErrorKind {
-    /// Only `http://` and `https://` URLs are supported.
-    #[error("use scheme `{scheme}` (only http and https are supported)")]
+    /// Only `http://`, `https://`, `ws://` and `wss://` URLs are supported.
+    #[error("use scheme `{scheme}` (only http, https, ws and wss are supported)")]
     UnsupportedScheme {
         /// The URL's scheme.
         scheme: String,
@@ -371,6 +424,13 @@ pub enum TrafficErrorKind {
     /// The URL has no host to put in the `Host` header.
     #[error("find a host in the URL")]
     MissingHost,
+    /// A `ws://` or `wss://` URL with [`HttpVersion::Http2`]: the engine upgrades to
+    /// WebSocket over HTTP/1.1 only (RFC 6455), not over HTTP/2 (RFC 8441).
+    #[error("open a WebSocket over HTTP/2 (WebSocket sessions are upgraded from HTTP/1.1)")]
+    WebSocketOverHttp2,
+    /// Messages to send over a WebSocket, with a URL that is not `ws://` or `wss://`.
+    #[error("send WebSocket messages to a URL that is not ws:// or wss://")]
+    WebSocketMessagesWithoutWebSocket,
     /// Resolving the URL's host failed.
     #[error("resolve {host}:{port}")]
     Resolve {

@@ -226,6 +226,8 @@ fn request_template(case: &Case, connect_to: Option<SocketAddr>) -> RequestTempl
             .collect(),
         method: case.method.clone(),
         tls: case.tls.clone(),
+        version: case.version,
+        websocket_messages: case.websocket_messages.clone(),
     }
 }
 

@@ -2,7 +2,7 @@
 //! kind of expectation judges what the traffic shows.
 //!
 //! Two families. Response checks ([`ResponseCheck`]: status, split, servedBy,
-//! request, response, redirect, timeout) judge every
+//! request, response, redirect, timeout, mirror, websocket) judge every
 //! response of one measured request loop and combine. Policy probes (circuit
 //! breaking, outlier detection) drive their own traffic from the runner
 //! (`runner::policy`) and stand alone. Each kind has its own module here: its loader
@@ -63,6 +63,7 @@ mod service_pods;
 mod split;
 mod status;
 mod timeout;
+mod websocket;
 
 pub use circuit_breaking::ExpectedCircuitBreaking;
 pub use conditions::{
@@ -83,3 +84,5 @@ pub use served_by::ExpectedServedBy;
 pub use split::{ExpectedBackend, ExpectedSplit};
 pub use status::ExpectedStatus;
 pub use timeout::{ExpectedTimeout, TIMEOUT_STATUS};
+pub use websocket::ExpectedWebSocket;
+pub(in crate::suite) use websocket::load_messages as load_websocket_messages;

@@ -6,14 +6,17 @@ use std::sync::Arc;
 
 use super::conformance::Conformance;
 use super::error::SuiteError;
+use super::expect::load_websocket_messages;
 use super::expect::{Expectation, ExpectedConditions, LoadContext, StatusTarget};
-use super::model::{CaseSpec, IdentitySpec, RequestSpec, SuiteSpec, TlsSpec, TrafficSpec};
+use super::model::{
+    CaseSpec, IdentitySpec, ProtocolSpec, RequestSpec, SuiteSpec, TlsSpec, TrafficSpec,
+};
 use crate::fixtures::Fixtures;
 use crate::manifest::{
     DEFAULT_NAMESPACE, Manifest, ObjectKey, SourceLocation, decode_located, load_file, read_source,
     yaml,
 };
-use crate::traffic::{IdentityRule, TlsOptions};
+use crate::traffic::{HttpVersion, IdentityRule, TlsOptions, WebSocketMessage};
 
 /// Bounds that keep a typo from turning into an hours-long or machine-eating run.
 pub const MAX_REQUESTS: u64 = 100_000_000;
@@ -53,6 +56,11 @@ pub struct Case {
     /// How an `https://` URL's certificate is verified (default for `http://`).
     pub tls: TlsOptions,
     pub method: http::Method,
+    /// The HTTP version spoken to the entry (`request.protocol`).
+    pub version: HttpVersion,
+    /// For a `ws://` or `wss://` URL, what each WebSocket session sends; empty
+    /// otherwise.
+    pub websocket_messages: Vec<WebSocketMessage>,
     /// How a response names the backend that served it.
     pub identity: IdentityRule,
     /// What the responses must show.
@@ -291,13 +299,15 @@ fn resolve_case(
             format!("invalid URL `{}`: {err}", request.url),
         )
     })?;
-    let https = match url.scheme() {
-        "http" => false,
-        "https" => true,
+    let (https, websocket) = match url.scheme() {
+        "http" => (false, false),
+        "https" => (true, false),
+        "ws" => (false, true),
+        "wss" => (true, true),
         other => {
             return Err(invalid(
                 "request.url",
-                format!("only http and https URLs are supported, not `{other}`"),
+                format!("only http, https, ws and wss URLs are supported, not `{other}`"),
             ));
         }
     };
@@ -318,8 +328,38 @@ fn resolve_case(
                 "east-west requests are plain http: the sidecars encrypt them with mutual TLS, and TLS from the client would bypass the HTTPRoute".into(),
             ));
         }
+        // The in-mesh client is curl, which speaks no WebSocket.
+        Entry::Service(_) if websocket => {
+            return Err(invalid(
+                "request.url",
+                "WebSocket requests go through a gateway: the in-mesh client cannot open a WebSocket session".into(),
+            ));
+        }
         Entry::Service(_) => {}
     }
+    let version = match request.protocol {
+        ProtocolSpec::Http1 => HttpVersion::Http1,
+        ProtocolSpec::Http2 if websocket => {
+            return Err(invalid(
+                "request.protocol",
+                "a WebSocket session is upgraded from HTTP/1.1 (RFC 6455): `HTTP/2` does not apply to a ws:// or wss:// URL".into(),
+            ));
+        }
+        ProtocolSpec::Http2 => HttpVersion::Http2,
+    };
+    let websocket_messages = match (&request.websocket, websocket) {
+        (Some(_), false) => {
+            return Err(invalid(
+                "request.websocket",
+                "`websocket` needs a ws:// or wss:// URL".into(),
+            ));
+        }
+        (Some(spec), true) => Some(load_websocket_messages(&spec.messages, &|f| {
+            at(&format!("request.websocket.messages{f}"))
+        })?),
+        (None, true) => Some(Vec::new()),
+        (None, false) => None,
+    };
     let tls = resolve_tls(request.tls.as_ref(), https, base, &|f| {
         if f.is_empty() {
             at("request.tls")
@@ -359,6 +399,7 @@ fn resolve_case(
         request_url: &url,
         request_timeout: traffic.timeout,
         has_conditions: conditions.is_some(),
+        websocket_messages: websocket_messages.as_deref(),
     };
     let expect = Expectation::load(&case.expect, &context, at)?;
     // Which echo-basic backend answered is read from its JSON body: the default rule
@@ -383,6 +424,8 @@ fn resolve_case(
         port,
         tls,
         method,
+        version,
+        websocket_messages: websocket_messages.unwrap_or_default(),
         identity,
         expect,
         conditions,
@@ -415,8 +458,10 @@ fn resolve_status_case(
         ("response", expect.response.is_some()),
         ("redirect", expect.redirect.is_some()),
         ("timeout", expect.timeout.is_some()),
+        ("mirror", expect.mirror.is_some()),
         ("circuitBreaking", expect.circuit_breaking.is_some()),
         ("outlierDetection", expect.outlier_detection.is_some()),
+        ("websocket", expect.websocket.is_some()),
     ];
     if let Some((key, _)) = traffic_keys.iter().find(|(_, given)| *given) {
         return Err(invalid(
@@ -447,6 +492,8 @@ fn resolve_status_case(
         port: 80,
         tls: TlsOptions::default(),
         method: http::Method::GET,
+        version: HttpVersion::Http1,
+        websocket_messages: Vec::new(),
         identity: IdentityRule::Body,
         expect: Expectation::StatusOnly,
         conditions: Some(conditions),

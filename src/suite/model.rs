@@ -124,6 +124,54 @@ pub struct RequestSpec {
     /// platform's trust store.
     #[serde(default)]
     pub tls: Option<TlsSpec>,
+    /// The HTTP version spoken to the gateway or Service: `HTTP/1.1` unless said.
+    /// `HTTP/2` over `http://` is prior knowledge (h2c without upgrade), over
+    /// `https://` negotiated by ALPN.
+    #[serde(default)]
+    pub protocol: ProtocolSpec,
+    /// For a `ws://` or `wss://` URL: what each WebSocket session sends after the
+    /// upgrade, one message at a time, reading one reply after each.
+    #[serde(default)]
+    pub websocket: Option<WebSocketRequestSpec>,
+}
+
+/// `request.protocol`.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+pub enum ProtocolSpec {
+    #[default]
+    #[serde(rename = "HTTP/1.1")]
+    Http1,
+    #[serde(rename = "HTTP/2")]
+    Http2,
+}
+
+/// `request.websocket`: the messages of each WebSocket session.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct WebSocketRequestSpec {
+    #[serde(default)]
+    pub messages: Vec<WebSocketMessageSpec>,
+}
+
+/// One WebSocket data message: exactly one of `text` and `binary` (its bytes as
+/// numbers, `[1, 2, 3]`).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct WebSocketMessageSpec {
+    #[serde(default)]
+    pub text: Option<String>,
+    #[serde(default)]
+    pub binary: Option<Vec<u8>>,
+}
+
+/// `expect.websocket`: every session is upgraded (101, with the accept value that
+/// proves the server read the handshake) and gets these replies, in order, one per
+/// message of `request.websocket`.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct WebSocketExpectSpec {
+    #[serde(default)]
+    pub replies: Vec<WebSocketMessageSpec>,
 }
 
 /// Certificate verification for an `https://` request. Verification is on unless
@@ -233,6 +281,9 @@ pub struct ExpectSpec {
     /// a share), read from what their echo-basic pods logged.
     #[serde(default)]
     pub mirror: Option<Vec<MirrorSpec>>,
+    /// Every WebSocket session is upgraded and gets these replies.
+    #[serde(default)]
+    pub websocket: Option<WebSocketExpectSpec>,
 }
 
 /// One entry of `expect.mirror`: a Service whose echo-basic pods receive copies of

@@ -23,8 +23,8 @@ use std::time::Duration;
 use url::Url;
 
 use super::{
-    Flow, INSECURE_WARNING, IdentityRule, LoadSpec, RequestTemplate, Sample, Tally, TlsOptions,
-    TrafficError, TrafficErrorKind, run_load,
+    Flow, HttpVersion, INSECURE_WARNING, IdentityRule, LoadSpec, RequestTemplate, Sample, Tally,
+    TlsOptions, TrafficError, TrafficErrorKind, run_load,
 };
 use crate::exit_codes;
 
@@ -57,6 +57,11 @@ pub struct FireArgs {
     /// Open a new connection per request and send `Connection: close`.
     #[arg(long)]
     pub no_keep_alive: bool,
+    /// Speak HTTP/2: with prior knowledge to an http URL (h2c), by ALPN to an https
+    /// one. A ws or wss URL opens a WebSocket session per request (HTTP/1.1 upgrade,
+    /// no messages), so this does not apply to it.
+    #[arg(long)]
+    pub http2: bool,
     /// Where the backend identity is read: `body`, `header:NAME`, `regex:RE` or
     /// `echo-basic` (`namespace/deployment` from the conformance backend's JSON).
     #[arg(long, default_value = "body")]
@@ -158,6 +163,8 @@ impl FireError {
                 kind:
                     TrafficErrorKind::UnsupportedScheme { .. }
                     | TrafficErrorKind::MissingHost
+                    | TrafficErrorKind::WebSocketOverHttp2
+                    | TrafficErrorKind::WebSocketMessagesWithoutWebSocket
                     | TrafficErrorKind::InvalidHeader { .. }
                     | TrafficErrorKind::InvalidTarget { .. }
                     | TrafficErrorKind::InvalidIdentityHeader { .. }
@@ -212,6 +219,12 @@ impl FireArgs {
                     extra_ca_file: self.cacert.clone(),
                     insecure_skip_verify: self.insecure,
                 },
+                version: if self.http2 {
+                    HttpVersion::Http2
+                } else {
+                    HttpVersion::Http1
+                },
+                websocket_messages: Vec::new(),
             },
             requests: self.requests,
             concurrency: self.concurrency,
@@ -420,6 +433,7 @@ mod tests {
             method: http::Method::GET,
             timeout: Duration::from_secs(1),
             no_keep_alive: false,
+            http2: false,
             identity: IdentityRule::Body,
             cacert: None,
             insecure: false,

@@ -317,6 +317,7 @@ impl Aggregator {
             envoy_overloaded: record.envoy_overloaded,
             headers: ResponseHeaders::new(&self.response_headers, &record.headers),
             body: self.response_body.then_some(&*record.body),
+            websocket_replies: &record.websocket_replies,
         })
     }
 
@@ -365,6 +366,7 @@ mod tests {
             envoy_overloaded: false,
             headers: Box::default(),
             body: Box::default(),
+            websocket_replies: Box::default(),
         }
     }
 

@@ -15,7 +15,7 @@ use tokio_rustls::rustls::crypto::{
 use tokio_rustls::rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use url::Url;
 
-use super::{TlsOptions, TrafficError, TrafficErrorKind};
+use super::{HttpVersion, TlsOptions, TrafficError, TrafficErrorKind};
 
 /// The client configuration for `url` per `options`.
 ///
@@ -25,6 +25,7 @@ use super::{TlsOptions, TrafficError, TrafficErrorKind};
 pub(crate) fn client_config(
     url: &Url,
     options: &TlsOptions,
+    version: HttpVersion,
 ) -> Result<Arc<ClientConfig>, TrafficError> {
     let provider = Arc::new(ring::default_provider());
     let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
@@ -56,8 +57,11 @@ pub(crate) fn client_config(
         }
         builder.with_root_certificates(roots).with_no_client_auth()
     };
-    // The engine speaks HTTP/1.1 only; say so, so an h2-preferring server does not pick h2.
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // Offer only the version the load speaks, so the server cannot pick another.
+    config.alpn_protocols = vec![match version {
+        HttpVersion::Http1 => b"http/1.1".to_vec(),
+        HttpVersion::Http2 => b"h2".to_vec(),
+    }];
     Ok(Arc::new(config))
 }
 

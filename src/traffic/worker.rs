@@ -6,29 +6,45 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{CONNECTION, HOST, HeaderName, HeaderValue, USER_AGENT};
-use http::{HeaderMap, Method, Request, Uri};
+use futures::{SinkExt, StreamExt};
+use http::header::{
+    CONNECTION, HOST, HeaderName, HeaderValue, ORIGIN, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY,
+    SEC_WEBSOCKET_VERSION, UPGRADE, USER_AGENT,
+};
+use http::{HeaderMap, Method, Request, Response, Uri};
 use http_body_util::{BodyExt, Empty};
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
+use hyper::body::Incoming;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::ClientConfig;
+use tokio_tungstenite::tungstenite::handshake::client::generate_key;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::tungstenite::{self, Message};
 
 use super::identity::{self, IdentityMsg, Interner};
 use super::{
-    ErrorKind, IdentityRule, LoadSpec, MAX_IDENTITY_BODY, TrafficError, TrafficErrorKind, tls,
+    ErrorKind, HttpVersion, IdentityRule, LoadSpec, MAX_IDENTITY_BODY, TrafficError,
+    TrafficErrorKind, WebSocketMessage, tls,
 };
 
 /// What every worker shares, read-only except for the request budget.
 #[derive(Debug)]
 pub(crate) struct Prepared {
     method: Method,
-    /// Origin-form (`/path?query`): the host travels in the `Host` header.
+    /// Origin-form (`/path?query`) for HTTP/1.1, where the host travels in the `Host`
+    /// header; absolute (`http://host/path?query`) for HTTP/2, whose `:authority`
+    /// carries it.
     target: Uri,
+    version: HttpVersion,
+    /// For `ws://` and `wss://` URLs: each request is a WebSocket session sending
+    /// these messages.
+    websocket: Option<Vec<WebSocketMessage>>,
     /// Built once; each request gets a clone (values are shared `Bytes`).
     headers: HeaderMap,
     addr: SocketAddr,
@@ -63,6 +79,8 @@ pub(crate) struct Record {
     /// The kept body when [`LoadSpec::response_body`] asked for it; empty otherwise
     /// (no allocation).
     pub(crate) body: Box<[u8]>,
+    /// A WebSocket session's replies, one per message sent; empty otherwise.
+    pub(crate) websocket_replies: Box<[WebSocketMessage]>,
 }
 
 /// A failed request: the kind, and the reason when the kind alone hides it.
@@ -77,16 +95,48 @@ impl From<ErrorKind> for Failure {
     }
 }
 
-type Sender = SendRequest<Empty<Bytes>>;
+/// A connection's request side, in the HTTP version the load speaks.
+enum Sender {
+    Http1(http1::SendRequest<Empty<Bytes>>),
+    Http2(http2::SendRequest<Empty<Bytes>>),
+}
+
+impl Sender {
+    fn is_closed(&self) -> bool {
+        match self {
+            Sender::Http1(sender) => sender.is_closed(),
+            Sender::Http2(sender) => sender.is_closed(),
+        }
+    }
+
+    async fn ready(&mut self) -> Result<(), hyper::Error> {
+        match self {
+            Sender::Http1(sender) => sender.ready().await,
+            Sender::Http2(sender) => sender.ready().await,
+        }
+    }
+
+    async fn send_request(
+        &mut self,
+        request: Request<Empty<Bytes>>,
+    ) -> Result<Response<Incoming>, hyper::Error> {
+        match self {
+            Sender::Http1(sender) => sender.send_request(request).await,
+            Sender::Http2(sender) => sender.send_request(request).await,
+        }
+    }
+}
 
 impl Prepared {
     /// Validates the spec and resolves the host (once, so DNS stays out of the loop).
     pub(crate) async fn new(spec: &LoadSpec) -> Result<Self, TrafficError> {
         let template = &spec.request;
         let url = &template.url;
-        let https = match url.scheme() {
-            "http" => false,
-            "https" => true,
+        let (https, websocket) = match url.scheme() {
+            "http" => (false, false),
+            "https" => (true, false),
+            "ws" => (false, true),
+            "wss" => (true, true),
             _ => {
                 return Err(TrafficError::new(
                     url,
@@ -99,6 +149,15 @@ impl Prepared {
         if spec.concurrency == 0 {
             return Err(TrafficError::new(url, TrafficErrorKind::ZeroConcurrency));
         }
+        if websocket && template.version == HttpVersion::Http2 {
+            return Err(TrafficError::new(url, TrafficErrorKind::WebSocketOverHttp2));
+        }
+        if !websocket && !template.websocket_messages.is_empty() {
+            return Err(TrafficError::new(
+                url,
+                TrafficErrorKind::WebSocketMessagesWithoutWebSocket,
+            ));
+        }
         let Some(host) = url.host_str() else {
             return Err(TrafficError::new(url, TrafficErrorKind::MissingHost));
         };
@@ -107,20 +166,17 @@ impl Prepared {
             .unwrap_or(if https { 443 } else { 80 });
         let tls = if https {
             Some((
-                tls::client_config(url, &template.tls)?,
+                tls::client_config(url, &template.tls, template.version)?,
                 tls::server_name(url)?,
             ))
         } else {
             None
         };
 
-        let target = match url.query() {
+        let origin_form = match url.query() {
             Some(query) => format!("{}?{query}", url.path()),
             None => url.path().to_owned(),
         };
-        let target = Uri::try_from(target).map_err(|e| {
-            TrafficError::new(url, TrafficErrorKind::InvalidTarget { source: e.into() })
-        })?;
 
         let invalid = |name: &str, source: http::Error| {
             TrafficError::new(
@@ -157,8 +213,40 @@ impl Prepared {
                 headers.append(header, value);
             }
         }
-        if !spec.keep_alive {
+        let target = match template.version {
+            HttpVersion::Http1 => origin_form,
+            // HTTP/2 has no Host header: the authority travels as `:authority`, taken
+            // from the request's URI (RFC 9113 section 8.3.1).
+            HttpVersion::Http2 => {
+                let scheme = if https { "https" } else { "http" };
+                let authority = headers.remove(HOST).map(|value| value.as_bytes().to_vec());
+                let authority =
+                    String::from_utf8_lossy(authority.as_deref().unwrap_or_default()).into_owned();
+                format!("{scheme}://{authority}{origin_form}")
+            }
+        };
+        let target = Uri::try_from(target).map_err(|e| {
+            TrafficError::new(url, TrafficErrorKind::InvalidTarget { source: e.into() })
+        })?;
+        // HTTP/2 forbids connection-specific headers (RFC 9113 section 8.2.2): without
+        // keep-alive each request simply gets a connection of its own.
+        if !spec.keep_alive && template.version == HttpVersion::Http1 && !websocket {
             headers.insert(CONNECTION, HeaderValue::from_static("close"));
+        }
+        if websocket {
+            // The Origin a browser would send; echo-basic's websocket package refuses a
+            // handshake without one.
+            if !headers.contains_key(ORIGIN) {
+                let scheme = if https { "https" } else { "http" };
+                let origin = format!("{scheme}://{}", url.host_str().unwrap_or_default());
+                headers.insert(
+                    ORIGIN,
+                    HeaderValue::try_from(origin).map_err(|e| invalid("origin", e.into()))?,
+                );
+            }
+            headers.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+            headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
+            headers.insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
         }
 
         let identity_header = match &spec.identity {
@@ -181,6 +269,8 @@ impl Prepared {
         Ok(Self {
             method: template.method.clone(),
             target,
+            version: template.version,
+            websocket: websocket.then(|| template.websocket_messages.clone()),
             headers,
             addr,
             tls,
@@ -235,6 +325,7 @@ struct Scratch {
     status: Option<u16>,
     envoy_overloaded: bool,
     headers: Box<[Option<HeaderValue>]>,
+    websocket_replies: Vec<WebSocketMessage>,
 }
 
 /// Sends requests until the budget is spent or the collector hangs up.
@@ -252,6 +343,7 @@ pub(crate) async fn run_worker(
         status: None,
         envoy_overloaded: false,
         headers: Box::default(),
+        websocket_replies: Vec::new(),
     };
     while prepared.claim() {
         scratch.body.clear();
@@ -259,12 +351,24 @@ pub(crate) async fn run_worker(
         scratch.status = None;
         scratch.envoy_overloaded = false;
         scratch.headers = Box::default();
+        scratch.websocket_replies.clear();
         let start = Instant::now();
-        let outcome = tokio::time::timeout(
-            prepared.timeout,
-            exchange(&prepared, &mut connection, &mut scratch),
-        )
-        .await;
+        let outcome = match &prepared.websocket {
+            None => {
+                tokio::time::timeout(
+                    prepared.timeout,
+                    exchange(&prepared, &mut connection, &mut scratch),
+                )
+                .await
+            }
+            Some(messages) => {
+                tokio::time::timeout(
+                    prepared.timeout,
+                    websocket_session(&prepared, messages, &mut scratch),
+                )
+                .await
+            }
+        };
         let latency = start.elapsed();
         let (error, error_detail) = match outcome {
             Ok(Ok(())) => (None, None),
@@ -298,6 +402,7 @@ pub(crate) async fn run_worker(
             } else {
                 Box::default()
             },
+            websocket_replies: std::mem::take(&mut scratch.websocket_replies).into(),
         };
         if records.send(record).await.is_err() {
             // The collector stopped listening (Flow::Stop): nothing more to do.
@@ -329,6 +434,15 @@ async fn exchange(
     *request.headers_mut() = prepared.headers.clone();
 
     let response = sender.send_request(request).await.map_err(classify)?;
+    read_response(prepared, response, scratch).await
+}
+
+/// Keeps what the load asks for of a response, and reads its body to the end.
+async fn read_response(
+    prepared: &Prepared,
+    response: Response<Incoming>,
+    scratch: &mut Scratch,
+) -> Result<(), Failure> {
     scratch.status = Some(response.status().as_u16());
     scratch.envoy_overloaded = response
         .headers()
@@ -378,24 +492,147 @@ fn joined_values(headers: &HeaderMap, name: &HeaderName) -> Option<HeaderValue> 
     HeaderValue::from_bytes(&joined).ok()
 }
 
+/// One WebSocket session on a connection of its own: the upgrade (RFC 6455 section
+/// 4.1), then each message sent and one data message read back as its reply. A
+/// refused upgrade is a response like any other, judged by its status.
+async fn websocket_session(
+    prepared: &Prepared,
+    messages: &[WebSocketMessage],
+    scratch: &mut Scratch,
+) -> Result<(), Failure> {
+    let tcp = open_tcp(prepared).await?;
+    let mut sender = match &prepared.tls {
+        None => upgradable_handshake(tcp).await?,
+        Some(tls) => upgradable_handshake(open_tls(tls, tcp).await?).await?,
+    };
+    let key = generate_key();
+    let mut request = Request::new(Empty::<Bytes>::new());
+    *request.method_mut() = prepared.method.clone();
+    *request.uri_mut() = prepared.target.clone();
+    *request.headers_mut() = prepared.headers.clone();
+    request.headers_mut().insert(
+        SEC_WEBSOCKET_KEY,
+        HeaderValue::try_from(key.as_str()).map_err(|_| ErrorKind::Protocol)?,
+    );
+    let mut response = sender.send_request(request).await.map_err(classify)?;
+    if response.status() != http::StatusCode::SWITCHING_PROTOCOLS {
+        return read_response(prepared, response, scratch).await;
+    }
+    // The accept value proves that the server that switched protocols read this very
+    // handshake (RFC 6455 section 4.2.2), not a cache or a proxy's canned answer.
+    let accepted = response
+        .headers()
+        .get(SEC_WEBSOCKET_ACCEPT)
+        .is_some_and(|value| value.as_bytes() == derive_accept_key(key.as_bytes()).as_bytes());
+    let upgraded = hyper::upgrade::on(&mut response);
+    read_response(prepared, response, scratch).await?;
+    if !accepted {
+        return Err(websocket_failure(
+            "the 101 response's Sec-WebSocket-Accept does not match the key sent".into(),
+        ));
+    }
+    let upgraded = upgraded.await.map_err(|error| {
+        websocket_failure(format!("take over the upgraded connection: {error}"))
+    })?;
+    let mut session = tokio_tungstenite::WebSocketStream::from_raw_socket(
+        TokioIo::new(upgraded),
+        Role::Client,
+        None,
+    )
+    .await;
+    for message in messages {
+        let frame = match message {
+            WebSocketMessage::Text(text) => Message::text(text.as_str()),
+            WebSocketMessage::Binary(bytes) => Message::binary(bytes.clone()),
+        };
+        session
+            .send(frame)
+            .await
+            .map_err(|error| websocket_failure(format!("send {message}: {error}")))?;
+        scratch
+            .websocket_replies
+            .push(next_data_message(&mut session, message).await?);
+    }
+    // A polite close; the server's answer does not change what was observed.
+    session.close(None).await.ok();
+    Ok(())
+}
+
+/// The next text or binary message, skipping control frames (tungstenite answers
+/// pings itself).
+async fn next_data_message<S>(
+    session: &mut tokio_tungstenite::WebSocketStream<S>,
+    sent: &WebSocketMessage,
+) -> Result<WebSocketMessage, Failure>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    loop {
+        match session.next().await {
+            Some(Ok(Message::Text(text))) => return Ok(WebSocketMessage::Text(text.to_string())),
+            Some(Ok(Message::Binary(bytes))) => {
+                return Ok(WebSocketMessage::Binary(bytes.to_vec()));
+            }
+            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
+            Some(Ok(Message::Close(frame))) => {
+                let why = frame.map_or_else(
+                    || "no close code".to_owned(),
+                    |frame| format!("code {}: {:?}", frame.code, frame.reason.as_str()),
+                );
+                return Err(websocket_failure(format!(
+                    "the server closed the session instead of replying to {sent} ({why})"
+                )));
+            }
+            Some(Err(error)) => return Err(websocket_failure(websocket_error(sent, &error))),
+            None => {
+                return Err(websocket_failure(format!(
+                    "the connection closed before a reply to {sent}"
+                )));
+            }
+        }
+    }
+}
+
+fn websocket_error(sent: &WebSocketMessage, error: &tungstenite::Error) -> String {
+    format!("read the reply to {sent}: {error}")
+}
+
+fn websocket_failure(detail: String) -> Failure {
+    Failure {
+        kind: ErrorKind::WebSocket,
+        detail: Some(detail.into_boxed_str()),
+    }
+}
+
 async fn connect(prepared: &Prepared) -> Result<Sender, Failure> {
+    let tcp = open_tcp(prepared).await?;
+    match &prepared.tls {
+        None => Ok(handshake(tcp, prepared.version).await?),
+        Some(tls) => Ok(handshake(open_tls(tls, tcp).await?, prepared.version).await?),
+    }
+}
+
+async fn open_tcp(prepared: &Prepared) -> Result<TcpStream, Failure> {
     let stream = TcpStream::connect(prepared.addr)
         .await
         .map_err(|_| ErrorKind::Connect)?;
     // Small requests must not wait for Nagle; failure here only costs latency.
     stream.set_nodelay(true).ok();
-    let Some((config, server_name)) = &prepared.tls else {
-        return Ok(handshake(stream).await?);
-    };
-    let stream = TlsConnector::from(Arc::clone(config))
+    Ok(stream)
+}
+
+async fn open_tls(
+    (config, server_name): &(Arc<ClientConfig>, ServerName<'static>),
+    stream: TcpStream,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, Failure> {
+    TlsConnector::from(Arc::clone(config))
         .connect(server_name.clone(), stream)
         .await
         .map_err(|error| Failure {
             kind: tls_error_kind(&error),
             // The io::Error wraps the rustls error, whose text names the reason.
             detail: Some(error.to_string().into_boxed_str()),
-        })?;
-    Ok(handshake(stream).await?)
+        })
 }
 
 /// Whether a failed handshake was our verifier rejecting the server's certificate.
@@ -411,15 +648,38 @@ fn tls_error_kind(error: &std::io::Error) -> ErrorKind {
     }
 }
 
-async fn handshake<IO>(stream: IO) -> Result<Sender, ErrorKind>
+async fn handshake<IO>(stream: IO, version: HttpVersion) -> Result<Sender, ErrorKind>
 where
     IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
-    let (sender, driver) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+    // The driver's own error resurfaces through `send_request` or the body.
+    match version {
+        HttpVersion::Http1 => {
+            let (sender, driver) = http1::handshake(TokioIo::new(stream))
+                .await
+                .map_err(|_| ErrorKind::Connect)?;
+            tokio::spawn(async move { driver.await.ok() });
+            Ok(Sender::Http1(sender))
+        }
+        HttpVersion::Http2 => {
+            let (sender, driver) = http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+                .await
+                .map_err(|_| ErrorKind::Connect)?;
+            tokio::spawn(async move { driver.await.ok() });
+            Ok(Sender::Http2(sender))
+        }
+    }
+}
+
+/// An HTTP/1.1 connection whose driver hands the connection over after a 101.
+async fn upgradable_handshake<IO>(stream: IO) -> Result<http1::SendRequest<Empty<Bytes>>, ErrorKind>
+where
+    IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let (sender, driver) = http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|_| ErrorKind::Connect)?;
-    // The driver's own error resurfaces through `send_request` or the body.
-    tokio::spawn(async move { driver.await.ok() });
+    tokio::spawn(async move { driver.with_upgrades().await.ok() });
     Ok(sender)
 }
 

@@ -204,8 +204,16 @@ fn every_bad_input_file_is_covered() {
         "conditions-wrong-status.yaml",
         "conditions-unknown-parent.yaml",
         "conditions-without-request.yaml",
+        "mirror-without-request.yaml",
         "conditions-misplaced-keys.yaml",
         "conditions-twice.yaml",
+        "websocket-http-url.yaml",
+        "websocket-http2.yaml",
+        "websocket-reply-count.yaml",
+        "websocket-binary-out-of-range.yaml",
+        "websocket-message-text-and-binary.yaml",
+        "websocket-with-status-200.yaml",
+        "protocol-unknown.yaml",
     ];
     let mut files: Vec<String> = std::fs::read_dir(bad(""))
         .unwrap()
@@ -364,6 +372,14 @@ fn conditions_entries_are_checked_where_they_are_written() {
         text.contains("`status` judges responses, and a case without `request` sends none"),
         "{text}"
     );
+    // A mirror is judged from the case's own requests: without any, it would pass
+    // unseen.
+    let text = error_for("mirror-without-request.yaml");
+    assert_located(&text, "mirror-without-request.yaml", 10);
+    assert!(
+        text.contains("`mirror` judges responses, and a case without `request` sends none"),
+        "{text}"
+    );
     let text = error_for("conditions-misplaced-keys.yaml");
     assert_located(&text, "conditions-misplaced-keys.yaml", 11);
     assert!(
@@ -376,4 +392,44 @@ fn conditions_entries_are_checked_where_they_are_written() {
         text.contains("condition `Accepted` is expected twice"),
         "{text}"
     );
+}
+
+#[test]
+fn websocket_and_protocol_keys_are_checked_where_they_are_written() {
+    let text = error_for("websocket-http-url.yaml");
+    assert_located(&text, "websocket-http-url.yaml", 12);
+    assert!(
+        text.contains("`websocket` needs a ws:// or wss:// URL"),
+        "{text}"
+    );
+    let text = error_for("websocket-http2.yaml");
+    assert_located(&text, "websocket-http2.yaml", 11);
+    assert!(
+        text.contains("a WebSocket session is upgraded from HTTP/1.1"),
+        "{text}"
+    );
+    let text = error_for("websocket-reply-count.yaml");
+    assert_located(&text, "websocket-reply-count.yaml", 16);
+    assert!(text.contains("1 replies for 2 messages"), "{text}");
+    let text = error_for("websocket-binary-out-of-range.yaml");
+    assert_located(&text, "websocket-binary-out-of-range.yaml", 12);
+    assert!(
+        text.contains("cases[0].request.websocket.messages[0].binary"),
+        "{text}"
+    );
+    let text = error_for("websocket-message-text-and-binary.yaml");
+    assert_located(&text, "websocket-message-text-and-binary.yaml", 14);
+    assert!(
+        text.contains("a WebSocket message is exactly one of `text` and `binary`"),
+        "{text}"
+    );
+    let text = error_for("websocket-with-status-200.yaml");
+    assert_located(&text, "websocket-with-status-200.yaml", 13);
+    assert!(
+        text.contains("`status: 200` contradicts `websocket`: an upgrade is a 101"),
+        "{text}"
+    );
+    let text = error_for("protocol-unknown.yaml");
+    assert_located(&text, "protocol-unknown.yaml", 11);
+    assert!(text.contains("cases[0].request.protocol"), "{text}");
 }

@@ -379,6 +379,8 @@ async fn judge_case(case: &Case, address: SocketAddr) -> (bool, String) {
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     request.method = case.method.clone();
+    request.version = case.version;
+    request.websocket_messages = case.websocket_messages.clone();
     let requests = case.spec.traffic.requests.unwrap();
     let load = LoadSpec {
         request,
@@ -810,4 +812,63 @@ spec:
     assert!(none.contains("received 0 of"), "{none}");
     let all = result(&results, "share-of-all").message.to_string();
     assert!(all.contains("(100.0%)"), "{all}");
+}
+
+#[test]
+fn websocket_sessions_are_judged_by_their_upgrade_and_replies() {
+    let results = judge_against_echo_basic(
+        "  - name: echoed
+    request:
+      gateway: infra/same-namespace
+      url: ws://example.com/ws
+      websocket:
+        messages: [{text: Websocket Support!}, {binary: [1, 2, 3, 4, 5, 6, 7]}]
+    traffic: {requests: 3}
+    expect:
+      websocket:
+        replies: [{text: Websocket Support!}, {binary: [1, 2, 3, 4, 5, 6, 7]}]
+  - name: another-reply-expected
+    request:
+      gateway: infra/same-namespace
+      url: ws://example.com/ws
+      websocket:
+        messages: [{text: one}, {binary: [1, 2]}]
+    traffic: {requests: 3}
+    expect:
+      websocket:
+        replies: [{text: one}, {binary: [2, 1]}]
+  - name: not-a-websocket-path
+    request:
+      gateway: infra/same-namespace
+      url: ws://example.com/elsewhere
+    traffic: {requests: 2}
+    expect:
+      websocket: {replies: []}
+",
+        "infra-backend-v1-abc",
+    );
+    assert_eq!(results[0].0, "echoed");
+    assert!(results[0].1, "{}", results[0].2);
+    assert!(
+        results[0]
+            .2
+            .contains("every WebSocket session upgraded and got its 2 replies"),
+        "{}",
+        results[0].2
+    );
+    assert!(!results[1].1, "{}", results[1].2);
+    assert!(
+        results[1]
+            .2
+            .contains("reply 2 was binary [1, 2], expected binary [2, 1]"),
+        "{}",
+        results[1].2
+    );
+    // echo-basic answers a path other than /ws with its JSON echo, a 200.
+    assert!(!results[2].1, "{}", results[2].2);
+    assert!(
+        results[2].2.contains("the upgrade was answered 200"),
+        "{}",
+        results[2].2
+    );
 }

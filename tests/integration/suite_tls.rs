@@ -200,7 +200,7 @@ fn other_schemes_are_refused() {
     assert_refused(
         "      gateway: test/gw\n      url: ftp://test.example.com/\n",
         7,
-        &["only http and https URLs are supported, not `ftp`"],
+        &["only http, https, ws and wss URLs are supported, not `ftp`"],
     );
 }
 

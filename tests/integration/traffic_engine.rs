@@ -16,8 +16,8 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use meshcheck::traffic::fire::{FireArgs, run_with_output};
 use meshcheck::traffic::{
-    ErrorKind, Flow, IdentityRule, LoadSpec, MAX_IDENTITIES, OTHER_IDENTITY, RequestTemplate,
-    TrafficErrorKind, run_load,
+    ErrorKind, Flow, HttpVersion, IdentityRule, LoadSpec, MAX_IDENTITIES, OTHER_IDENTITY,
+    RequestTemplate, TrafficErrorKind, WebSocketMessage, run_load,
 };
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
@@ -610,5 +610,85 @@ async fn requested_response_headers_reach_the_observer() {
             (Some("pod-a".to_owned()), false),
             (None, false)
         ]
+    );
+}
+
+/// An HTTP/2-only server (prior knowledge, no upgrade) that answers each request with
+/// its version, `:authority` and target.
+async fn start_h2c_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let service = service_fn(|request: Request<Incoming>| async move {
+                let authority = request
+                    .uri()
+                    .authority()
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                let answer = format!(
+                    "{:?} {authority} {} host={:?}",
+                    request.version(),
+                    request.uri().path_and_query().unwrap(),
+                    request.headers().get("host")
+                );
+                Ok::<_, Infallible>(text(answer))
+            });
+            tokio::spawn(
+                hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service),
+            );
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_speaks_prior_knowledge_with_the_host_as_authority() {
+    let addr = start_h2c_server().await;
+    let mut spec = spec(addr, 3, 1);
+    spec.request.url = "http://example.com:8080/h2?x=1".parse().unwrap();
+    spec.request.version = HttpVersion::Http2;
+    let tally = run_load(&spec, |_| Flow::Continue).await.unwrap();
+    assert_eq!(tally.failed(), 0, "{:?}", tally.summary());
+    assert_eq!(
+        tally.identities,
+        counts([("HTTP/2.0 example.com:8080 /h2?x=1 host=None", 3)])
+    );
+
+    // The Host override becomes the authority too.
+    spec.request.host_override = Some("other.example".into());
+    let tally = run_load(&spec, |_| Flow::Continue).await.unwrap();
+    assert_eq!(
+        tally.identities,
+        counts([("HTTP/2.0 other.example /h2?x=1 host=None", 3)])
+    );
+
+    // An HTTP/1.1 client gets no answer from it: the version really is the load's.
+    spec.request.version = HttpVersion::Http1;
+    let tally = run_load(&spec, |_| Flow::Continue).await.unwrap();
+    assert_eq!(tally.failed(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_needs_http1_and_messages_need_a_websocket_url() {
+    let mut spec = spec("127.0.0.1:9".parse().unwrap(), 1, 1);
+    spec.request.url = "ws://example.com/ws".parse().unwrap();
+    spec.request.version = HttpVersion::Http2;
+    let err = run_load(&spec, |_| Flow::Continue).await.unwrap_err();
+    assert!(
+        matches!(err.kind, TrafficErrorKind::WebSocketOverHttp2),
+        "{err}"
+    );
+    spec.request.url = "http://example.com/".parse().unwrap();
+    spec.request.version = HttpVersion::Http1;
+    spec.request.websocket_messages = vec![WebSocketMessage::Text("hi".into())];
+    let err = run_load(&spec, |_| Flow::Continue).await.unwrap_err();
+    assert!(
+        matches!(
+            err.kind,
+            TrafficErrorKind::WebSocketMessagesWithoutWebSocket
+        ),
+        "{err}"
     );
 }

@@ -303,6 +303,7 @@ mod tests {
             envoy_overloaded: overloaded,
             headers: Default::default(),
             body: None,
+            websocket_replies: &[],
         }
     }
 

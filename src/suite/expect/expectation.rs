@@ -15,15 +15,16 @@ use super::served_by::ExpectedServedBy;
 use super::split::resolve_split;
 use super::status::ExpectedStatus;
 use super::timeout::{ExpectedTimeout, TIMEOUT_STATUS};
+use super::websocket::ExpectedWebSocket;
 use crate::fixtures::Fixtures;
 use crate::manifest::SourceLocation;
 use crate::suite::Entry;
 use crate::suite::error::SuiteError;
 use crate::suite::model::{
     CircuitBreakingSpec, ExpectSpec, MirrorSpec, OutlierDetectionSpec, ReceivedRequestSpec,
-    ReceivedResponseSpec, RedirectSpec, SplitSpec, TimeoutSpec,
+    ReceivedResponseSpec, RedirectSpec, SplitSpec, TimeoutSpec, WebSocketExpectSpec,
 };
-use crate::traffic::Sample;
+use crate::traffic::{Sample, WebSocketMessage};
 
 /// What a case expects, resolved against the fixtures. The runner matches on it.
 #[derive(Clone, Debug, PartialEq)]
@@ -173,6 +174,15 @@ impl Expectation {
                     context.request_url,
                     &|f: &str| at(&format!("expect.mirror{f}")),
                 )?)),
+                Given::WebSocket(spec) => checks.push(ResponseCheck::WebSocket(
+                    ExpectedWebSocket::load(spec, context.websocket_messages, &|f: &str| {
+                        if f.is_empty() {
+                            at("expect.websocket")
+                        } else {
+                            at(&format!("expect.websocket.{f}"))
+                        }
+                    })?,
+                )),
                 Given::CircuitBreaking(spec) => {
                     probe = Some(Expectation::CircuitBreaking(resolve_circuit_breaking(
                         spec,
@@ -233,6 +243,9 @@ pub struct LoadContext<'a> {
     pub request_timeout: Duration,
     /// Whether the case gives `expect.conditions`.
     pub has_conditions: bool,
+    /// For a `ws://` or `wss://` URL, the messages each WebSocket session sends
+    /// (`request.websocket`); `None` for other URLs.
+    pub websocket_messages: Option<&'a [WebSocketMessage]>,
 }
 
 /// Keys that cannot all hold: a redirect (3xx from the gateway) and a timeout (504 from
@@ -270,6 +283,28 @@ fn check_contradictions(
             }
         }
     }
+    // A WebSocket session's 101 is the gateway passing the upgrade on: it carries no
+    // echo-basic body to read a backend or a request from, and no 3xx or 504.
+    if has("websocket") {
+        for other in [
+            "split", "servedBy", "request", "redirect", "timeout", "mirror",
+        ] {
+            if has(other) {
+                return Err(invalid(
+                    &format!("expect.{other}"),
+                    format!(
+                        "`{other}` contradicts `websocket`: a WebSocket upgrade is answered 101, with no echo of the request to judge"
+                    ),
+                ));
+            }
+        }
+        if let Some(status) = status.filter(|status| *status != 101) {
+            return Err(invalid(
+                "expect.status",
+                format!("`status: {status}` contradicts `websocket`: an upgrade is a 101"),
+            ));
+        }
+    }
     if has("redirect") && has("timeout") {
         return Err(invalid(
             "expect.timeout",
@@ -302,13 +337,14 @@ enum Given<'a> {
     Redirect(&'a RedirectSpec),
     Timeout(&'a TimeoutSpec),
     Mirror(&'a [MirrorSpec]),
+    WebSocket(&'a WebSocketExpectSpec),
     CircuitBreaking(&'a CircuitBreakingSpec),
     OutlierDetection(&'a OutlierDetectionSpec),
 }
 
 impl<'a> Given<'a> {
     /// The keys of `expect`, in the order they are resolved and reported.
-    const KEYS: [&'static str; 10] = [
+    const KEYS: [&'static str; 11] = [
         "status",
         "split",
         "servedBy",
@@ -317,6 +353,7 @@ impl<'a> Given<'a> {
         "redirect",
         "timeout",
         "mirror",
+        "websocket",
         "circuitBreaking",
         "outlierDetection",
     ];
@@ -334,6 +371,7 @@ impl<'a> Given<'a> {
             timeout,
             conditions: _,
             mirror,
+            websocket,
         } = spec;
         [
             status.map(Given::Status),
@@ -344,6 +382,7 @@ impl<'a> Given<'a> {
             redirect.as_ref().map(Given::Redirect),
             timeout.as_ref().map(Given::Timeout),
             mirror.as_deref().map(Given::Mirror),
+            websocket.as_ref().map(Given::WebSocket),
             circuit_breaking.as_ref().map(Given::CircuitBreaking),
             outlier_detection.as_ref().map(Given::OutlierDetection),
         ]
@@ -362,8 +401,9 @@ impl<'a> Given<'a> {
             Given::Redirect(_) => Self::KEYS[5],
             Given::Timeout(_) => Self::KEYS[6],
             Given::Mirror(_) => Self::KEYS[7],
-            Given::CircuitBreaking(_) => Self::KEYS[8],
-            Given::OutlierDetection(_) => Self::KEYS[9],
+            Given::WebSocket(_) => Self::KEYS[8],
+            Given::CircuitBreaking(_) => Self::KEYS[9],
+            Given::OutlierDetection(_) => Self::KEYS[10],
         }
     }
 
@@ -377,7 +417,8 @@ impl<'a> Given<'a> {
             | Given::Response(_)
             | Given::Redirect(_)
             | Given::Timeout(_)
-            | Given::Mirror(_) => false,
+            | Given::Mirror(_)
+            | Given::WebSocket(_) => false,
             Given::CircuitBreaking(_) | Given::OutlierDetection(_) => true,
         }
     }
@@ -464,7 +505,7 @@ cases:
             loaded.err().as_deref(),
             Some(
                 format!(
-                    "{}:14:7: a case needs at least one expectation (`status`, `split`, `servedBy`, `request`, `response`, `redirect`, `timeout`, `mirror`, `circuitBreaking`, `outlierDetection` or `conditions`)",
+                    "{}:14:7: a case needs at least one expectation (`status`, `split`, `servedBy`, `request`, `response`, `redirect`, `timeout`, `mirror`, `websocket`, `circuitBreaking`, `outlierDetection` or `conditions`)",
                     path.display()
                 )
                 .as_str()

@@ -209,6 +209,7 @@ mod tests {
             envoy_overloaded: false,
             headers: Default::default(),
             body: Some(body.as_bytes()),
+            websocket_replies: &[],
         }
     }
 

@@ -189,6 +189,7 @@ mod tests {
             envoy_overloaded: false,
             headers: ResponseHeaders::new(names, values),
             body,
+            websocket_replies: &[],
         }
     }
 

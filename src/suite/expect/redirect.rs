@@ -210,6 +210,7 @@ mod tests {
             envoy_overloaded: false,
             headers: ResponseHeaders::new(names, &values),
             body: None,
+            websocket_replies: &[],
         };
         check.failure(&sample)
     }

@@ -12,6 +12,7 @@ use super::served_by::ExpectedServedBy;
 use super::split::ExpectedSplit;
 use super::status::ExpectedStatus;
 use super::timeout::ExpectedTimeout;
+use super::websocket::ExpectedWebSocket;
 use crate::stats::{SplitVerdict, StatsError};
 use crate::traffic::{ErrorKind, Flow, Sample};
 
@@ -26,6 +27,7 @@ pub enum ResponseCheck {
     Redirect(ExpectedRedirect),
     Timeout(ExpectedTimeout),
     Mirror(ExpectedMirror),
+    WebSocket(ExpectedWebSocket),
 }
 
 impl ResponseCheck {
@@ -39,6 +41,7 @@ impl ResponseCheck {
             ResponseCheck::Redirect(redirect) => redirect,
             ResponseCheck::Timeout(timeout) => timeout,
             ResponseCheck::Mirror(mirror) => mirror,
+            ResponseCheck::WebSocket(websocket) => websocket,
         }
     }
 }
@@ -378,6 +381,7 @@ mod tests {
             envoy_overloaded: false,
             headers: Default::default(),
             body: None,
+            websocket_replies: &[],
         }
     }
 

@@ -120,6 +120,7 @@ mod tests {
             envoy_overloaded: false,
             headers: Default::default(),
             body: None,
+            websocket_replies: &[],
         }
     }
 

@@ -20,8 +20,8 @@ use super::environment::ExecOutput;
 use super::error::KubeError;
 use crate::manifest::{Manifest, ManifestError, load_str};
 use crate::traffic::{
-    ErrorKind, Flow, IdentityRule, IdentitySource, LoadSpec, MAX_IDENTITY_BODY, ResponseHeaders,
-    Sample, Tally, extract_identity,
+    ErrorKind, Flow, HttpVersion, IdentityRule, IdentitySource, LoadSpec, MAX_IDENTITY_BODY,
+    ResponseHeaders, Sample, Tally, extract_identity,
 };
 
 /// The client image: curl 8.11.1 has every `--write-out` variable the parser reads.
@@ -155,6 +155,11 @@ pub(crate) fn command(load: &LoadSpec, requests: u64) -> Vec<String> {
     ];
     if load.request.method != http::Method::GET {
         command.extend(["-X".to_owned(), load.request.method.to_string()]);
+    }
+    // East-west requests are plain http (the loader refuses https to a Service), so
+    // HTTP/2 there is always prior knowledge, as the engine speaks it.
+    if load.request.version == HttpVersion::Http2 {
+        command.push("--http2-prior-knowledge".to_owned());
     }
     if let Some(host) = &load.request.host_override {
         command.extend(["-H".to_owned(), format!("Host: {host}")]);
@@ -422,6 +427,7 @@ where
                     envoy_overloaded: response.envoy_overloaded,
                     headers: ResponseHeaders::new(&load.response_headers, &response.headers),
                     body: load.response_body.then_some(body),
+                    websocket_replies: &[],
                 };
                 tally.record(&sample);
                 if observe(&sample) == Flow::Stop || remaining == 0 {
