@@ -27,12 +27,6 @@ impl std::fmt::Display for ApiFailure {
     }
 }
 
-impl ApiFailure {
-    pub fn is_not_found(&self) -> bool {
-        self.code == Some(404)
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum KubeError {
     #[error("failed to load kubeconfig{}: {message}", path.as_ref().map(|p| format!(" {}", p.display())).unwrap_or_default())]
