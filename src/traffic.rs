@@ -428,6 +428,13 @@ pub enum TrafficErrorKind {
     /// WebSocket over HTTP/1.1 only (RFC 6455), not over HTTP/2 (RFC 8441).
     #[error("open a WebSocket over HTTP/2 (WebSocket sessions are upgraded from HTTP/1.1)")]
     WebSocketOverHttp2,
+    /// A `ws://` or `wss://` URL with another method than GET, which the opening
+    /// handshake must use (RFC 6455 section 4.1).
+    #[error("open a WebSocket with method {method} (the handshake is a GET)")]
+    WebSocketMethod {
+        /// The method given.
+        method: String,
+    },
     /// Messages to send over a WebSocket, with a URL that is not `ws://` or `wss://`.
     #[error("send WebSocket messages to a URL that is not ws:// or wss://")]
     WebSocketMessagesWithoutWebSocket,

@@ -373,6 +373,15 @@ fn resolve_case(
             format!("invalid method `{}`", request.method),
         )
     })?;
+    if websocket && method != http::Method::GET {
+        return Err(invalid(
+            "request.method",
+            format!(
+                "a WebSocket session opens with a GET (RFC 6455), not {}",
+                request.method
+            ),
+        ));
+    }
     for (name, value) in &request.headers {
         http::HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| invalid("request.headers", format!("invalid header name `{name}`")))?;

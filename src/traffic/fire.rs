@@ -54,12 +54,12 @@ pub struct FireArgs {
     /// Per request, connecting included (e.g. 2s, 500ms).
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
-    /// Open a new connection per request and send `Connection: close`.
+    /// Open a new connection per request (over HTTP/1.1 sending `Connection: close`).
     #[arg(long)]
     pub no_keep_alive: bool,
     /// Speak HTTP/2: with prior knowledge to an http URL (h2c), by ALPN to an https
-    /// one. A ws or wss URL opens a WebSocket session per request (HTTP/1.1 upgrade,
-    /// no messages), so this does not apply to it.
+    /// one. Refused with a ws or wss URL, which opens a WebSocket session per request
+    /// (an HTTP/1.1 upgrade, no messages sent).
     #[arg(long)]
     pub http2: bool,
     /// Where the backend identity is read: `body`, `header:NAME`, `regex:RE` or
@@ -164,6 +164,7 @@ impl FireError {
                     TrafficErrorKind::UnsupportedScheme { .. }
                     | TrafficErrorKind::MissingHost
                     | TrafficErrorKind::WebSocketOverHttp2
+                    | TrafficErrorKind::WebSocketMethod { .. }
                     | TrafficErrorKind::WebSocketMessagesWithoutWebSocket
                     | TrafficErrorKind::InvalidHeader { .. }
                     | TrafficErrorKind::InvalidTarget { .. }

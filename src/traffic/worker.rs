@@ -152,6 +152,15 @@ impl Prepared {
         if websocket && template.version == HttpVersion::Http2 {
             return Err(TrafficError::new(url, TrafficErrorKind::WebSocketOverHttp2));
         }
+        // The opening handshake is a GET (RFC 6455 section 4.1).
+        if websocket && template.method != Method::GET {
+            return Err(TrafficError::new(
+                url,
+                TrafficErrorKind::WebSocketMethod {
+                    method: template.method.to_string(),
+                },
+            ));
+        }
         if !websocket && !template.websocket_messages.is_empty() {
             return Err(TrafficError::new(
                 url,
@@ -234,11 +243,19 @@ impl Prepared {
             headers.insert(CONNECTION, HeaderValue::from_static("close"));
         }
         if websocket {
-            // The Origin a browser would send; echo-basic's websocket package refuses a
-            // handshake without one.
+            // The Origin a browser would send for a page of the host the request names;
+            // echo-basic's websocket package refuses a handshake without one, and
+            // servers that check same-origin compare it with the Host.
             if !headers.contains_key(ORIGIN) {
-                let scheme = if https { "https" } else { "http" };
-                let origin = format!("{scheme}://{}", url.host_str().unwrap_or_default());
+                let host = headers
+                    .get(HOST)
+                    .map(HeaderValue::as_bytes)
+                    .unwrap_or_default();
+                let origin = format!(
+                    "{}://{}",
+                    if https { "https" } else { "http" },
+                    String::from_utf8_lossy(host)
+                );
                 headers.insert(
                     ORIGIN,
                     HeaderValue::try_from(origin).map_err(|e| invalid("origin", e.into()))?,
@@ -518,18 +535,26 @@ async fn websocket_session(
     if response.status() != http::StatusCode::SWITCHING_PROTOCOLS {
         return read_response(prepared, response, scratch).await;
     }
-    // The accept value proves that the server that switched protocols read this very
-    // handshake (RFC 6455 section 4.2.2), not a cache or a proxy's canned answer.
-    let accepted = response
-        .headers()
+    // A client must fail the connection unless the 101 upgrades to websocket and
+    // carries the accept value that proves the server read this very handshake, not a
+    // cache's or a proxy's canned answer (RFC 6455 section 4.1, client requirements).
+    let headers = response.headers();
+    let refusal = if !has_token(headers, &UPGRADE, "websocket") {
+        Some("the 101 response does not say `Upgrade: websocket`")
+    } else if !has_token(headers, &CONNECTION, "upgrade") {
+        Some("the 101 response does not say `Connection: upgrade`")
+    } else if headers
         .get(SEC_WEBSOCKET_ACCEPT)
-        .is_some_and(|value| value.as_bytes() == derive_accept_key(key.as_bytes()).as_bytes());
+        .is_none_or(|value| value.as_bytes() != derive_accept_key(key.as_bytes()).as_bytes())
+    {
+        Some("the 101 response's Sec-WebSocket-Accept does not match the key sent")
+    } else {
+        None
+    };
     let upgraded = hyper::upgrade::on(&mut response);
     read_response(prepared, response, scratch).await?;
-    if !accepted {
-        return Err(websocket_failure(
-            "the 101 response's Sec-WebSocket-Accept does not match the key sent".into(),
-        ));
+    if let Some(refusal) = refusal {
+        return Err(websocket_failure(refusal.into()));
     }
     let upgraded = upgraded.await.map_err(|error| {
         websocket_failure(format!("take over the upgraded connection: {error}"))
@@ -593,6 +618,17 @@ where
     }
 }
 
+/// Whether one of the header's comma-separated values is `token`, case-insensitively.
+fn has_token(headers: &HeaderMap, name: &HeaderName, token: &str) -> bool {
+    headers.get_all(name).iter().any(|value| {
+        value.to_str().is_ok_and(|value| {
+            value
+                .split(',')
+                .any(|part| part.trim().eq_ignore_ascii_case(token))
+        })
+    })
+}
+
 fn websocket_error(sent: &WebSocketMessage, error: &tungstenite::Error) -> String {
     format!("read the reply to {sent}: {error}")
 }
@@ -606,10 +642,19 @@ fn websocket_failure(detail: String) -> Failure {
 
 async fn connect(prepared: &Prepared) -> Result<Sender, Failure> {
     let tcp = open_tcp(prepared).await?;
-    match &prepared.tls {
-        None => Ok(handshake(tcp, prepared.version).await?),
-        Some(tls) => Ok(handshake(open_tls(tls, tcp).await?, prepared.version).await?),
+    let Some(tls) = &prepared.tls else {
+        return Ok(handshake(tcp, prepared.version).await?);
+    };
+    let stream = open_tls(tls, tcp).await?;
+    // A server that does not pick h2 would read our HTTP/2 preface as garbage and the
+    // request would fail without a reason; say it here.
+    if prepared.version == HttpVersion::Http2 && stream.get_ref().1.alpn_protocol() != Some(b"h2") {
+        return Err(Failure {
+            kind: ErrorKind::Tls,
+            detail: Some("the server did not agree to HTTP/2 (ALPN h2)".into()),
+        });
     }
+    Ok(handshake(stream, prepared.version).await?)
 }
 
 async fn open_tcp(prepared: &Prepared) -> Result<TcpStream, Failure> {
@@ -698,6 +743,65 @@ fn classify(error: hyper::Error) -> ErrorKind {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::traffic::RequestTemplate;
+
+    fn load(url: &str) -> LoadSpec {
+        LoadSpec {
+            request: RequestTemplate::get(url.parse().unwrap())
+                .connect_to(SocketAddr::from(([127, 0, 0, 1], 9))),
+            requests: 1,
+            concurrency: 1,
+            timeout: Duration::from_secs(1),
+            keep_alive: true,
+            identity: IdentityRule::Body,
+            response_headers: Vec::new(),
+            response_body: false,
+        }
+    }
+
+    async fn prepared(load: &LoadSpec) -> Prepared {
+        Prepared::new(load).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_websocket_handshake_names_the_host_sent_as_its_origin() {
+        let ws = prepared(&load("ws://example.com:8080/ws")).await;
+        assert_eq!(ws.headers[ORIGIN], "http://example.com:8080");
+        assert_eq!(ws.headers[UPGRADE], "websocket");
+        assert_eq!(ws.headers[SEC_WEBSOCKET_VERSION], "13");
+        let mut spec = load("wss://example.com/ws");
+        spec.request.host_override = Some("routed.example".into());
+        assert_eq!(
+            prepared(&spec).await.headers[ORIGIN],
+            "https://routed.example"
+        );
+        // One given by the suite is kept.
+        spec.request.headers = vec![("Origin".into(), "ws://gateway/test".into())];
+        assert_eq!(prepared(&spec).await.headers[ORIGIN], "ws://gateway/test");
+        // A handshake is a GET.
+        spec.request.method = Method::POST;
+        let err = Prepared::new(&spec).await.unwrap_err();
+        assert!(
+            matches!(err.kind, TrafficErrorKind::WebSocketMethod { .. }),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn http2_carries_the_host_in_the_target_and_no_connection_header() {
+        let mut spec = load("http://example.com/a?b=1");
+        spec.request.version = HttpVersion::Http2;
+        spec.keep_alive = false;
+        let h2 = prepared(&spec).await;
+        assert_eq!(h2.target.to_string(), "http://example.com/a?b=1");
+        assert!(!h2.headers.contains_key(HOST));
+        assert!(!h2.headers.contains_key(CONNECTION));
+        spec.request.version = HttpVersion::Http1;
+        let h1 = prepared(&spec).await;
+        assert_eq!(h1.target.to_string(), "/a?b=1");
+        assert_eq!(h1.headers[HOST], "example.com");
+        assert_eq!(h1.headers[CONNECTION], "close");
+    }
 
     #[test]
     fn a_header_on_several_lines_reads_as_its_values_joined() {

@@ -209,6 +209,7 @@ fn every_bad_input_file_is_covered() {
         "conditions-twice.yaml",
         "websocket-http-url.yaml",
         "websocket-http2.yaml",
+        "websocket-post.yaml",
         "websocket-reply-count.yaml",
         "websocket-binary-out-of-range.yaml",
         "websocket-message-text-and-binary.yaml",
@@ -406,6 +407,12 @@ fn websocket_and_protocol_keys_are_checked_where_they_are_written() {
     assert_located(&text, "websocket-http2.yaml", 11);
     assert!(
         text.contains("a WebSocket session is upgraded from HTTP/1.1"),
+        "{text}"
+    );
+    let text = error_for("websocket-post.yaml");
+    assert_located(&text, "websocket-post.yaml", 11);
+    assert!(
+        text.contains("a WebSocket session opens with a GET (RFC 6455), not POST"),
         "{text}"
     );
     let text = error_for("websocket-reply-count.yaml");
