@@ -16,7 +16,7 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use meshcheck::traffic::{
-    ErrorKind, Flow, IdentityRule, LoadSpec, RequestTemplate, TlsOptions, run_load,
+    ErrorKind, Flow, HttpVersion, IdentityRule, LoadSpec, RequestTemplate, TlsOptions, run_load,
 };
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -36,7 +36,8 @@ struct Seen {
     host: Option<String>,
 }
 
-/// A TLS + HTTP/1.1 server on 127.0.0.1:0, and the CA that signed its certificate.
+/// A TLS server on 127.0.0.1:0 speaking the HTTP version ALPN agreed on (HTTP/1.1
+/// unless h2), and the CA that signed its certificate.
 struct TlsServer {
     addr: SocketAddr,
     ca_pem: String,
@@ -44,7 +45,12 @@ struct TlsServer {
 }
 
 impl TlsServer {
+    /// Offers h2 and http/1.1, as Envoy's gateway listeners do.
     async fn start() -> Self {
+        Self::offering(&[b"h2", b"http/1.1"]).await
+    }
+
+    async fn offering(alpn: &[&[u8]]) -> Self {
         let ca_key = KeyPair::generate().unwrap();
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -68,7 +74,7 @@ impl TlsServer {
                 PrivateKeyDer::from(PrivatePkcs8KeyDer::from(server_key.serialize_der())),
             )
             .unwrap();
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         let acceptor = TlsAcceptor::from(Arc::new(config));
 
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -103,10 +109,20 @@ impl TlsServer {
                         });
                         async { Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(BODY)))) }
                     });
-                    hyper::server::conn::http1::Builder::new()
+                    let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                    if h2 {
+                        hyper::server::conn::http2::Builder::new(
+                            hyper_util::rt::TokioExecutor::new(),
+                        )
                         .serve_connection(TokioIo::new(stream), service)
                         .await
                         .ok();
+                    } else {
+                        hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await
+                            .ok();
+                    }
                 });
             }
         });
@@ -275,4 +291,46 @@ fn fire_refuses_an_unreadable_ca_file_as_bad_input() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("/nonexistent/ca.pem"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_over_tls_is_negotiated_by_alpn_or_refused_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TlsServer::start().await;
+    let tls = TlsOptions {
+        extra_ca_file: Some(write_ca(dir.path(), &server.ca_pem)),
+        insecure_skip_verify: false,
+    };
+    let mut load = spec(&server, HOST, tls.clone());
+    load.request.version = HttpVersion::Http2;
+    let (tally, detail) = run(&load).await;
+    assert_eq!(detail, None);
+    assert_eq!(tally.status_codes, BTreeMap::from([(200, 6)]));
+    let seen = server.seen();
+    assert!(
+        seen.iter()
+            .all(|s| s.alpn.as_deref() == Some("h2") && s.host.is_none()),
+        "{seen:?}"
+    );
+
+    // A server that does not agree says so, whether it refuses the handshake (ALPN
+    // with no protocol in common) or ignores ALPN: a TLS failure with its reason, never
+    // an HTTP/2 preface sent to an HTTP/1.1 server.
+    for (offers, reason) in [
+        (&[b"http/1.1".as_slice()][..], "NoApplicationProtocol"),
+        (&[][..], "did not agree to HTTP/2"),
+    ] {
+        let server = TlsServer::offering(offers).await;
+        let tls = TlsOptions {
+            extra_ca_file: Some(write_ca(dir.path(), &server.ca_pem)),
+            insecure_skip_verify: false,
+        };
+        let mut load = spec(&server, HOST, tls);
+        load.request.version = HttpVersion::Http2;
+        let (tally, detail) = run(&load).await;
+        assert_eq!(tally.errors, BTreeMap::from([(ErrorKind::Tls, 6)]));
+        let detail = detail.expect("the refusal carries its reason");
+        assert!(detail.contains(reason), "{detail}");
+        assert!(server.seen().is_empty());
+    }
 }

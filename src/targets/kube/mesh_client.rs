@@ -613,6 +613,21 @@ mod tests {
     }
 
     #[test]
+    fn http2_asks_curl_for_prior_knowledge() {
+        let mut spec = load(1, 1, IdentityRule::Body);
+        let flag = "--http2-prior-knowledge".to_owned();
+        assert!(!command(&spec, 1).contains(&flag));
+        spec.request.version = HttpVersion::Http2;
+        let command = command(&spec, 1);
+        assert!(command.contains(&flag), "{command:?}");
+        // The URL stays the last argument, as the shell loop passes it.
+        assert_eq!(
+            command.last().unwrap(),
+            "http://backend.istio-test.svc.cluster.local/"
+        );
+    }
+
+    #[test]
     fn the_client_is_a_pinned_sleeping_deployment() {
         let manifests = client_manifests("istio-test").unwrap();
         assert_eq!(manifests.len(), 1);
