@@ -143,6 +143,32 @@ fn mesh_routes_need_no_reference_grant() {
     );
 }
 
+/// A consumer route (in another namespace than its Service parent) applies only to
+/// callers in its own namespace, as Istio scopes GAMMA routes; the local client calls
+/// from the Service's namespace, so the Service keeps its default route there.
+#[test]
+fn a_consumer_route_leaves_callers_in_the_services_namespace_alone() {
+    let mut manifests = corpus("backend-refs");
+    manifests.extend(
+        load_str(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: consumer, namespace: shop}\nspec:\n  parentRefs: [{group: \"\", kind: Service, name: local, namespace: edge, port: 80}]\n  rules:\n  - backendRefs: [{name: not-granted, namespace: shop, port: 80}]\n",
+            Path::new("tests/consumer.yaml"),
+        )
+        .unwrap(),
+    );
+    let plan = plan(&manifests).unwrap();
+    assert!(!plan.has_gamma_routes(), "{:?}", plan.mesh);
+    let local = plan
+        .mesh
+        .iter()
+        .find(|m| m.service.name == "local" && m.port == 80)
+        .expect("the Service's port is routed for in-mesh callers");
+    assert_eq!(
+        local.routes[0].action,
+        RouteAction::Cluster("outbound|80||local.edge.svc.cluster.local".into())
+    );
+}
+
 #[tokio::test]
 async fn a_backend_that_resolves_to_nothing_answers_its_share_with_500() {
     let env = LocalEnvironment::start(&corpus("backend-refs"), options().await)

@@ -1450,16 +1450,9 @@ fn check_parent_refs(route: &HttpRouteFixture, fixtures: &Fixtures) -> Result<()
     for (index, parent) in route.parent_refs.iter().enumerate() {
         let field = format!("spec.parentRefs[{index}]");
         if parent.is_service() {
-            // GAMMA: the route configures callers of the Service. Routes in the
-            // Service's own namespace ("producer routes") only: consumer routes apply to
-            // callers in the route's namespace, which the local client does not model.
-            if parent.namespace != route.namespace {
-                return Err(unsupported(
-                    manifest,
-                    &format!("{field}.namespace"),
-                    "GAMMA consumer routes (a Service parent in another namespace)",
-                ));
-            }
+            // GAMMA: the route configures callers of the Service (a consumer route, in
+            // another namespace than the Service, only callers in its own namespace:
+            // `attach_mesh_route`).
             if route.has_hostnames() {
                 return Err(unsupported(
                     manifest,
@@ -1621,8 +1614,20 @@ fn attach_mesh_route(
     mesh: &mut BTreeMap<(ObjectKey, u16), Vec<RoutePlan>>,
 ) -> Result<(), ManifestError> {
     for parent in route.parent_refs.iter().filter(|p| p.is_service()) {
-        // check_parent_refs made sure the Service is there, in the route's namespace.
-        let Some(service) = fixtures.service_named(&route.namespace, &parent.name) else {
+        // Istio applies a GAMMA route to a caller in the Service's namespace only when
+        // the route is there too (a producer route); a consumer route, in another
+        // namespace, applies only to callers in the route's own namespace (istio/istio
+        // `pilot/pkg/networking/core/route/route.go`,
+        // `buildSidecarVirtualHostsForVirtualService` keeps a Gateway API route's
+        // Services only when the route shares a namespace with the Service or with the
+        // calling proxy). The local in-mesh client
+        // calls a Service from the Service's namespace, so a consumer route never
+        // applies to it.
+        if parent.namespace != route.namespace {
+            continue;
+        }
+        // check_parent_refs made sure the Service is there.
+        let Some(service) = fixtures.service_named(&parent.namespace, &parent.name) else {
             continue;
         };
         // Without a port the route applies to every port Istio routes HTTP on, not
