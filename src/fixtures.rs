@@ -46,9 +46,9 @@ pub use route::{
 };
 pub use service::ServiceFixture;
 pub use status::{
-    CertificateProblem, GatewayStatusView, ISTIO_CONTROLLER_NAME, ISTIO_GATEWAY_CLASS, IstioStatus,
-    ListenerStatusView, ParentRefView, RouteParentStatusView, RouteStatusView, StatusCondition,
-    StatusWarning,
+    CertificateProblem, GatewayAddressView, GatewayClassStatusView, GatewayStatusView,
+    ISTIO_CONTROLLER_NAME, ISTIO_GATEWAY_CLASS, IstioStatus, ListenerStatusView, ParentRefView,
+    RouteParentStatusView, RouteStatusView, StatusCondition, StatusWarning,
 };
 pub use workload::{EchoImage, WorkloadFixture};
 

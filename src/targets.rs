@@ -30,7 +30,7 @@ use serde::Serialize;
 
 use std::time::Duration;
 
-use crate::fixtures::IstioStatus;
+use crate::fixtures::{Fixtures, IstioStatus};
 use crate::manifest::ObjectKey;
 use crate::runner::BringUp;
 use crate::suite::expect::{Received, Receiver};
@@ -68,15 +68,30 @@ pub(crate) trait RunningTarget {
     ) -> Result<Self::Source<'_>, TargetError>;
 
     /// The status the control plane reports for `objects` (Gateways and HTTPRoutes of
-    /// the suite): on the local target as Istio would write it, on a cluster read from
-    /// the objects once their status describes their current generation, waiting at
-    /// most `timeout` for that.
+    /// the suite): on the local target as Istio would write it for `fixtures` (the
+    /// suite's as a case meets them, edits applied), on a cluster read from the objects
+    /// once their status describes their current generation, waiting at most
+    /// `timeout` for that.
     async fn status(
         &self,
-        suite: &Suite,
+        fixtures: &Fixtures,
         objects: &[ObjectKey],
         timeout: std::time::Duration,
     ) -> Result<IstioStatus, TargetError>;
+
+    /// Brings a case's `apply` objects (Gateways and HTTPRoutes) into the environment
+    /// in place, as a later edit of the fixtures. The local target has nothing to do:
+    /// it computes status from the fixtures as each case meets them
+    /// ([`Case::fixtures`]), and serves the fixtures as brought up (see
+    /// [`Self::serves_edits`]).
+    async fn apply(&mut self, objects: &[crate::manifest::Manifest]) -> Result<(), TargetError>;
+
+    /// Whether requests sent after an `apply` meet the edited objects. The local
+    /// target does not reprogram its proxies mid-suite, so a case that sends traffic
+    /// after an edit is skipped there, with that reason.
+    fn serves_edits(&self) -> bool {
+        true
+    }
 
     /// Whether [`RunningTarget::status`] read again can say something else: a
     /// cluster's controllers converge, so status written for the current generation

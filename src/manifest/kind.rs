@@ -28,6 +28,11 @@ impl GroupKind<'static> {
         group: GATEWAY_API_GROUP,
         kind: "Gateway",
     };
+    /// Cluster-scoped: a GatewayClass has no namespace.
+    pub const GATEWAY_CLASS: GroupKind<'static> = GroupKind {
+        group: GATEWAY_API_GROUP,
+        kind: "GatewayClass",
+    };
     pub const HTTP_ROUTE: GroupKind<'static> = GroupKind {
         group: GATEWAY_API_GROUP,
         kind: "HTTPRoute",

@@ -21,6 +21,9 @@ const SHOWN_RESPONSES: u64 = 10;
 /// How often a cluster's status is read again while it does not say what a
 /// `conditions` case expects.
 const STATUS_POLL: Duration = Duration::from_millis(250);
+/// Why a target that does not reprogram its proxies mid-suite skips traffic after an
+/// `apply`.
+const EDITED_TRAFFIC_NOT_SERVED: &str = "the local target serves the fixtures as brought up and does not reprogram its Envoy after an `apply`: requests after an edit run on a cluster (`--target kube`)";
 /// Progress events are throttled to this interval.
 const PROGRESS_EVERY: Duration = Duration::from_millis(200);
 /// Upper bound for a case whose checks do not size their sample and that gives no
@@ -40,6 +43,14 @@ pub(crate) async fn run_case(
             &case.name,
             Outcome::Skipped,
             CaseMessage::Skipped(reason.clone()),
+        );
+    }
+    if case.sends_traffic() && case.edited_fixtures.is_some() && !env.serves_edits() {
+        return CaseResult::without_traffic(
+            &suite.name,
+            &case.name,
+            Outcome::Skipped,
+            CaseMessage::Skipped(EDITED_TRAFFIC_NOT_SERVED.to_owned()),
         );
     }
     // Status first: a route that is not accepted explains the traffic that follows.
@@ -182,7 +193,11 @@ async fn check_conditions(
         ))
     };
     let mut status = say_while(
-        env.status(suite, &objects, suite.spec.convergence.timeout),
+        env.status(
+            case.fixtures(suite),
+            &objects,
+            suite.spec.convergence.timeout,
+        ),
         &suite.name,
         Phase::Wait,
         &waiting,
@@ -207,7 +222,11 @@ async fn check_conditions(
         }
         tokio::time::sleep(STATUS_POLL).await;
         status = env
-            .status(suite, &objects, deadline - tokio::time::Instant::now())
+            .status(
+                case.fixtures(suite),
+                &objects,
+                deadline - tokio::time::Instant::now(),
+            )
             .await;
     }
 }

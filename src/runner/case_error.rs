@@ -36,6 +36,15 @@ pub enum CaseError {
     },
     #[error(transparent)]
     Judge(#[from] JudgeError),
+    #[error("cannot apply the edit of case `{case}` ({objects})")]
+    Apply {
+        /// The case whose `apply` it was (this one, or an earlier one).
+        case: String,
+        /// The objects, by kind, namespace and name.
+        objects: String,
+        #[source]
+        source: TargetError,
+    },
     #[error("cannot read the status of the case's objects")]
     Status {
         #[source]

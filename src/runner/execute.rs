@@ -8,6 +8,7 @@ use futures::StreamExt;
 
 use super::bring_up::BringUp;
 use super::case::run_case;
+use super::case_error::CaseError;
 use super::events::{CaseMessage, CaseResult, Event, Outcome, Phase, PhaseDetail, RunSummary};
 use super::interrupt::{Interrupt, until_interrupted};
 use super::phase_timer::PhaseTimer;
@@ -281,14 +282,29 @@ async fn run_suite_untimed<T: Target>(
         }
         Ok(env) => env,
     };
+    let mut env = env;
     let mut some_case_failed = false;
+    // How many of the suite's cases have had their `apply` done, selected or not: a
+    // case is written against the fixtures as every earlier case left them.
+    let mut edits_done = 0;
     for &i in cases {
         let case = &suite.cases[i];
         emit(Event::CaseStarted {
             suite: suite.name.clone(),
             case: case.name.clone(),
         });
-        let finished = until_interrupted(interrupt, run_case(&env, suite, case, emit)).await;
+        let edited =
+            until_interrupted(interrupt, apply_edits(&mut env, suite, &mut edits_done, i)).await;
+        let finished = match edited {
+            None => None,
+            Some(Err(error)) => Some(CaseResult::without_traffic(
+                &suite.name,
+                &case.name,
+                Outcome::Failed,
+                CaseMessage::Error(Arc::new(error)),
+            )),
+            Some(Ok(())) => until_interrupted(interrupt, run_case(&env, suite, case, emit)).await,
+        };
         match finished {
             Some(result) => {
                 some_case_failed |= result.outcome == Outcome::Failed;
@@ -322,4 +338,33 @@ async fn run_suite_untimed<T: Target>(
         cleanup,
     });
     next
+}
+
+/// Applies the `apply` of every case up to and including `through` that is not done
+/// yet, in case order, whether those cases run or not.
+async fn apply_edits<R: RunningTarget>(
+    env: &mut R,
+    suite: &Suite,
+    done: &mut usize,
+    through: usize,
+) -> Result<(), CaseError> {
+    while *done <= through {
+        let case = &suite.cases[*done];
+        if !case.apply.is_empty() {
+            env.apply(&case.apply)
+                .await
+                .map_err(|source| CaseError::Apply {
+                    case: case.name.clone(),
+                    objects: case
+                        .apply
+                        .iter()
+                        .map(|m| m.key().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    source,
+                })?;
+        }
+        *done += 1;
+    }
+    Ok(())
 }

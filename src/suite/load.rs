@@ -67,6 +67,11 @@ pub struct Case {
     pub expect: Expectation,
     /// The status conditions to check before any traffic (`expect.conditions`).
     pub conditions: Option<ExpectedConditions>,
+    /// The objects the case applies before it runs (`apply`), in file order.
+    pub apply: Vec<Manifest>,
+    /// The fixtures as the case meets them, when its own `apply` or an earlier case's
+    /// edited them; `None` when they are the suite's as loaded.
+    pub edited_fixtures: Option<Arc<Fixtures>>,
 }
 
 impl Case {
@@ -74,6 +79,12 @@ impl Case {
     /// `conditions`.
     pub fn sends_traffic(&self) -> bool {
         !matches!(self.expect, Expectation::StatusOnly)
+    }
+
+    /// The fixtures as this case meets them: the suite's, with every `apply` up to and
+    /// including this case's over them.
+    pub fn fixtures<'a>(&'a self, suite: &'a Suite) -> &'a Fixtures {
+        self.edited_fixtures.as_deref().unwrap_or(&suite.fixtures)
     }
 }
 
@@ -231,6 +242,8 @@ pub fn load_suite(path: &Path) -> Result<Suite, SuiteError> {
         .then(|| at("readiness.timeout"));
 
     let mut cases: Vec<Case> = Vec::new();
+    // The fixtures as the cases so far have edited them.
+    let mut edited: Option<Arc<Fixtures>> = None;
     for (i, case) in spec.cases.iter().enumerate() {
         let field = |f: &str| format!("cases[{i}].{f}");
         check_name(&case.name).map_err(|m| invalid(&field("name"), m))?;
@@ -240,7 +253,16 @@ pub fn load_suite(path: &Path) -> Result<Suite, SuiteError> {
                 format!("case `{}` is defined twice in this suite", case.name),
             ));
         }
-        cases.push(resolve_case(case, &fixtures, base, &|f| at(&field(f)))?);
+        let apply = load_edit(&case.apply, base, &|f| at(&field(&format!("apply{f}"))))?;
+        if !apply.is_empty() {
+            let before = edited.as_deref().unwrap_or(&fixtures);
+            edited = Some(Arc::new(before.edited(&apply)?));
+        }
+        let meets = edited.as_deref().unwrap_or(&fixtures);
+        let mut resolved = resolve_case(case, meets, base, &|f| at(&field(f)))?;
+        resolved.apply = apply;
+        resolved.edited_fixtures = edited.clone();
+        cases.push(resolved);
     }
 
     Ok(Suite {
@@ -254,6 +276,47 @@ pub fn load_suite(path: &Path) -> Result<Suite, SuiteError> {
         readiness_timeout_at,
         spec,
     })
+}
+
+/// The kinds a case's `apply` may edit: the control plane's view of them is what the
+/// Gateway API tests edit mid-test (generation bumps, listeners added and removed),
+/// and a target takes them in place. Workloads and Services stay as the fixtures
+/// bring them up.
+const EDITABLE_KINDS: [crate::manifest::GroupKind<'static>; 3] = [
+    crate::manifest::GroupKind::GATEWAY,
+    crate::manifest::GroupKind::GATEWAY_CLASS,
+    crate::manifest::GroupKind::HTTP_ROUTE,
+];
+
+/// Reads a case's `apply` files (relative to the suite file).
+fn load_edit(
+    files: &[String],
+    base: &Path,
+    at: &dyn Fn(&str) -> SourceLocation,
+) -> Result<Vec<Manifest>, SuiteError> {
+    let mut objects = Vec::new();
+    for (i, file) in files.iter().enumerate() {
+        let path = base.join(file);
+        if !path.is_file() {
+            return Err(SuiteError::Invalid {
+                location: at(&format!("[{i}]")),
+                message: format!("manifest file {} does not exist", path.display()),
+            });
+        }
+        for object in load_file(&path)? {
+            if !EDITABLE_KINDS.iter().any(|kind| object.is(*kind)) {
+                return Err(SuiteError::Invalid {
+                    location: object.location(),
+                    message: format!(
+                        "{}: a case's `apply` edits Gateways, HTTPRoutes and GatewayClasses only; put other objects in the suite's `fixtures`",
+                        object.key()
+                    ),
+                });
+            }
+            objects.push(object);
+        }
+    }
+    Ok(objects)
 }
 
 fn check_name(name: &str) -> Result<(), String> {
@@ -425,6 +488,8 @@ fn resolve_case(
         (None, false) => IdentityRule::Body,
     };
     Ok(Case {
+        apply: Vec::new(),
+        edited_fixtures: None,
         name: case.name.clone(),
         spec: case.clone(),
         location: at("name"),
@@ -488,10 +553,14 @@ fn resolve_status_case(
         StatusTarget::Gateway(gateway) | StatusTarget::Listener { gateway, .. } => {
             Entry::Gateway(gateway.clone())
         }
+        // No traffic enters through a class; the key still names the case's object.
+        StatusTarget::GatewayClass(class) => Entry::Gateway(class.clone()),
     }) else {
         return Err(invalid("expect.conditions", "no status to check".into()));
     };
     Ok(Case {
+        apply: Vec::new(),
+        edited_fixtures: None,
         name: case.name.clone(),
         spec: case.clone(),
         location: at("name"),

@@ -84,6 +84,11 @@ pub struct CaseSpec {
     pub name: String,
     #[serde(default)]
     pub description: Option<String>,
+    /// Manifest files (relative to the suite file, like `fixtures`) applied before the
+    /// case runs: each object replaces the fixture object of its kind, namespace and
+    /// name, or joins the fixtures. Later cases see the fixtures as edited.
+    #[serde(default)]
+    pub apply: Vec<String>,
     /// Where requests go. Only a case whose only expectation is `conditions` may leave
     /// it out: it sends no traffic.
     #[serde(default)]
@@ -325,6 +330,9 @@ pub struct ObjectConditionsSpec {
     /// `namespace/name` of a Gateway of the fixtures.
     #[serde(default)]
     pub gateway: Option<String>,
+    /// The name of a GatewayClass of the fixtures (cluster-scoped: no namespace).
+    #[serde(default)]
+    pub gateway_class: Option<String>,
     /// With `gateway`: the name of one of its listeners.
     #[serde(default)]
     pub listener: Option<String>,
@@ -335,6 +343,18 @@ pub struct ObjectConditionsSpec {
     /// must list; `[]` means it must list none.
     #[serde(default)]
     pub supported_kinds: Option<Vec<String>>,
+    /// With `gateway` and no `listener`: the names of the listeners its status lists,
+    /// all of them, in any order.
+    #[serde(default)]
+    pub listeners: Option<Vec<String>>,
+    /// The object's `metadata.generation`; every condition of the entry must have been
+    /// observed at it.
+    #[serde(default)]
+    pub generation: Option<u32>,
+    /// With `gateway` and no `listener`: `assigned`, the Gateway's status lists at
+    /// least one address.
+    #[serde(default)]
+    pub address: Option<String>,
     /// Conditions that must be there with this status (and reason, when given).
     #[serde(default)]
     pub conditions: Vec<ConditionSpec>,

@@ -215,6 +215,16 @@ fn every_bad_input_file_is_covered() {
         "websocket-message-text-and-binary.yaml",
         "websocket-with-status-200.yaml",
         "protocol-unknown.yaml",
+        "apply-missing-file.yaml",
+        "apply-service.yaml",
+        "apply-listener-before-the-edit.yaml",
+        "conditions-generation-zero.yaml",
+        "conditions-generation-wrong-type.yaml",
+        "conditions-gateway-class-unknown.yaml",
+        "conditions-gateway-class-with-listener.yaml",
+        "conditions-listeners-with-listener.yaml",
+        "conditions-address-unknown-value.yaml",
+        "conditions-address-with-listener.yaml",
     ];
     let mut files: Vec<String> = std::fs::read_dir(bad(""))
         .unwrap()
@@ -439,4 +449,71 @@ fn websocket_and_protocol_keys_are_checked_where_they_are_written() {
     let text = error_for("protocol-unknown.yaml");
     assert_located(&text, "protocol-unknown.yaml", 11);
     assert!(text.contains("cases[0].request.protocol"), "{text}");
+}
+
+/// A case's `apply` and the generation, listener and GatewayClass checks it goes with:
+/// a missing edit file, an edit of a kind `apply` does not take (located in the edit
+/// file), a listener named before the edit that adds it, a generation of 0 or not a
+/// number, a GatewayClass not in the fixtures or with a listener's key, and
+/// `listeners` on a listener entry.
+#[test]
+fn apply_and_generation_keys_are_checked_where_they_are_written() {
+    let text = error_for("apply-missing-file.yaml");
+    assert_located(&text, "apply-missing-file.yaml", 9);
+    assert!(text.contains("no-such-edit.yaml does not exist"), "{text}");
+    let text = error_for("apply-service.yaml");
+    assert_located(&text, "edit-service.yaml", 2);
+    assert!(
+        text.contains("Service istio-test/backend-v1: a case's `apply` edits Gateways, HTTPRoutes and GatewayClasses only"),
+        "{text}"
+    );
+    let text = error_for("apply-listener-before-the-edit.yaml");
+    assert_located(&text, "apply-listener-before-the-edit.yaml", 11);
+    assert!(
+        text.contains("Gateway istio-test/istio-gateway has no listener `extra`"),
+        "{text}"
+    );
+    let text = error_for("conditions-generation-zero.yaml");
+    assert_located(&text, "conditions-generation-zero.yaml", 11);
+    assert!(text.contains("generations start at 1"), "{text}");
+    let text = error_for("conditions-generation-wrong-type.yaml");
+    assert_located(&text, "conditions-generation-wrong-type.yaml", 11);
+    assert!(
+        text.contains("cases[0].expect.conditions[0].generation"),
+        "{text}"
+    );
+    let text = error_for("conditions-gateway-class-unknown.yaml");
+    assert_located(&text, "conditions-gateway-class-unknown.yaml", 10);
+    assert!(
+        text.contains("GatewayClass istio is not in the suite's fixtures"),
+        "{text}"
+    );
+    let text = error_for("conditions-gateway-class-with-listener.yaml");
+    assert_located(&text, "conditions-gateway-class-with-listener.yaml", 11);
+    assert!(
+        text.contains("`listener` does not apply to a GatewayClass"),
+        "{text}"
+    );
+    let text = error_for("conditions-listeners-with-listener.yaml");
+    assert_located(&text, "conditions-listeners-with-listener.yaml", 12);
+    assert!(
+        text.contains("`listeners` lists a Gateway's listeners: give it without `listener`"),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_address_check_is_a_gateways_and_says_assigned() {
+    let text = error_for("conditions-address-unknown-value.yaml");
+    assert_located(&text, "conditions-address-unknown-value.yaml", 11);
+    assert!(
+        text.contains("`address: 10.0.0.7`: the one value is `assigned`"),
+        "{text}"
+    );
+    let text = error_for("conditions-address-with-listener.yaml");
+    assert_located(&text, "conditions-address-with-listener.yaml", 12);
+    assert!(
+        text.contains("a Gateway has addresses, its listeners do not"),
+        "{text}"
+    );
 }

@@ -621,3 +621,82 @@ async fn pod_logs_are_served_through_the_api_server_with_the_kubelets_options() 
     // The API server refuses a container the pod does not have before asking the node.
     assert!(unknown.is_err(), "{unknown:?}");
 }
+
+/// A run that selects only a case written after an earlier case's `apply` still
+/// applies that edit first: the route is at generation 2 when the late case reads its
+/// status, through the real API server (server-side apply bumps the generation) and
+/// the istiod stand-in (which writes the status for it).
+#[test]
+#[ignore = "needs the kube tier's control plane: scripts/kube-tier.sh"]
+fn a_run_of_a_later_case_applies_the_edits_of_the_cases_before_it() {
+    use meshcheck::runner::{
+        CaseFilter, Event, Interrupt, Outcome, RunOptions, TargetSettings, run,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let namespace = "kube-tier-edited";
+    gatewayed_backend(&dir, namespace, "{}", "{}");
+    std::fs::write(
+        dir.path().join("edit.yaml"),
+        format!(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n\
+             metadata: {{name: route, namespace: {namespace}}}\n\
+             spec:\n  parentRefs: [{{name: gw}}]\n  hostnames: [edited.kube-tier.test]\n\
+             \x20 rules: [{{backendRefs: [{{name: echo, port: 80}}]}}]\n"
+        ),
+    )
+    .unwrap();
+    let route_at = |generation: u32| {
+        format!(
+            "      conditions:\n        - route: {namespace}/route\n          parent: {namespace}/gw\n\
+             \x20         generation: {generation}\n          conditions: [{{type: Accepted, status: \"True\"}}]\n"
+        )
+    };
+    let suite_file = dir.path().join("edited.yaml");
+    std::fs::write(
+        &suite_file,
+        format!(
+            "name: edited\nfixtures: [gatewayed.yaml]\nconvergence: {{timeout: 30s}}\ncases:\n\
+             \x20 - name: edit\n    apply: [edit.yaml]\n    expect:\n{}\
+             \x20 - name: late\n    expect:\n{}",
+            route_at(2),
+            route_at(2)
+        ),
+    )
+    .unwrap();
+    let suite = meshcheck::suite::load_suite(&suite_file).unwrap();
+    let options = RunOptions {
+        target: TargetSettings::Kube(KubeOptions {
+            kubeconfig: Some(kubeconfig()),
+            timeouts: KubeTimeouts {
+                deletion: Duration::from_secs(120),
+                ..KubeTimeouts::uniform(Duration::from_secs(60))
+            },
+            ..KubeOptions::default()
+        }),
+        filter: CaseFilter {
+            patterns: vec!["edited::late".into()],
+            exact: true,
+        },
+        jobs: 1,
+    };
+    let mut results = Vec::new();
+    let mut cleanup_failed = Vec::new();
+    tokio::runtime::Runtime::new().unwrap().block_on(run(
+        std::slice::from_ref(&suite),
+        &options,
+        &Interrupt::default(),
+        &mut |event| match event {
+            Event::CaseFinished { result } => results.push(*result),
+            Event::SuiteFinished { cleanup, .. } => cleanup_failed.extend(cleanup.failed),
+            _ => {}
+        },
+    ));
+    assert!(cleanup_failed.is_empty(), "{cleanup_failed:?}");
+    assert_eq!(results.len(), 1, "only the late case ran: {results:?}");
+    assert_eq!(
+        results[0].outcome,
+        Outcome::Passed,
+        "{}",
+        meshcheck::report::failure_block(&results[0])
+    );
+}

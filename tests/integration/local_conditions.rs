@@ -153,3 +153,108 @@ fn lint_warns_where_istio_would_not_accept_a_parent() {
     );
     assert!(shown.contains("; 0 errors, 1 warning"), "{shown}");
 }
+
+/// The stray route with its parentRef's sectionName corrected to the listener `http`.
+const STRAY_FIXED: &str = "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: stray, namespace: istio-test}
+spec:
+  parentRefs: [{name: istio-gateway, sectionName: http}]
+  rules:
+  - backendRefs: [{name: backend-v1, port: 80}]
+";
+
+/// A case's `apply` edits the fixtures for it and every later case: the status the
+/// local target computes follows the edit and the edited object's generation, and a
+/// case that sends traffic after the edit is skipped with the reason (the local Envoy
+/// still serves the fixtures as brought up).
+#[test]
+fn an_apply_edits_the_status_of_later_cases_and_skips_their_traffic_locally() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("stray-fixed.yaml"), STRAY_FIXED).unwrap();
+    let path = suite(
+        dir.path(),
+        "  - name: before
+    expect:
+      conditions:
+        - route: istio-test/stray
+          parent: istio-test/istio-gateway
+          sectionName: nope
+          generation: 1
+          conditions: [{type: Accepted, status: \"False\", reason: NoMatchingParent}]
+        - gateway: istio-test/istio-gateway
+          listener: http
+          attachedRoutes: 1
+  - name: fixed
+    apply: [stray-fixed.yaml]
+    expect:
+      conditions:
+        - route: istio-test/stray
+          parent: istio-test/istio-gateway
+          sectionName: http
+          generation: 2
+          conditions: [{type: Accepted, status: \"True\"}]
+        - gateway: istio-test/istio-gateway
+          generation: 1
+          listener: http
+          attachedRoutes: 2
+  - name: traffic-after-the-edit
+    request: {gateway: istio-test/istio-gateway, url: \"http://test.devopscube.com/\"}
+    traffic: {requests: 5}
+    expect: {status: 200}
+",
+    );
+    let json = dir.path().join("report.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_meshcheck"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["run", "--quiet", "--json"])
+        .arg(&json)
+        .arg(&path)
+        .output()
+        .expect("run meshcheck");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let cases = report["cases"].as_array().unwrap();
+    let outcome = |name: &str| {
+        let case = cases.iter().find(|c| c["name"] == name).unwrap();
+        (case["outcome"].clone(), case["message"].clone())
+    };
+    assert_eq!(outcome("before").0, "passed");
+    assert_eq!(outcome("fixed").0, "passed");
+    let (skipped, why) = outcome("traffic-after-the-edit");
+    assert_eq!(skipped, "skipped", "{why}");
+    assert!(
+        why.as_str()
+            .unwrap()
+            .contains("does not reprogram its Envoy after an `apply`"),
+        "{why}"
+    );
+}
+
+/// An edit is judged: a case that expects the generation before the edit, or a
+/// condition the edit changed, fails and says what it saw.
+#[test]
+fn a_stale_generation_after_an_apply_fails_the_case() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("stray-fixed.yaml"), STRAY_FIXED).unwrap();
+    let path = suite(
+        dir.path(),
+        "  - name: fixed
+    apply: [stray-fixed.yaml]
+    expect:
+      conditions:
+        - route: istio-test/stray
+          parent: istio-test/istio-gateway
+          sectionName: http
+          generation: 1
+          conditions: [{type: Accepted, status: \"True\"}]
+",
+    );
+    let out = run(&path);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(
+        shown.contains("expected the object at generation 1, it is at 2"),
+        "{shown}"
+    );
+}

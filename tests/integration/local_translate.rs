@@ -261,6 +261,21 @@ fn unsupported_fields_are_located_errors() {
             "field `spec.type` is not supported by the local target",
         ),
         (
+            "fixtures/static-address.yaml",
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata:\n  name: pinned\n  namespace: istio-test\nspec:\n  gatewayClassName: istio\n  addresses:\n  - type: IPAddress\n    value: 10.0.0.7\n  listeners:\n  - {name: http, port: 8080, protocol: HTTP}\n",
+            "fixtures/static-address.yaml:10:5: Gateway pinned: field `spec.addresses[0].value` is not supported by the local target (a requested IP address is the cluster's load balancer's to give",
+        ),
+        (
+            "fixtures/address-without-value.yaml",
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata:\n  name: unvalued\n  namespace: istio-test\nspec:\n  gatewayClassName: istio\n  addresses:\n  - {}\n  listeners:\n  - {name: http, port: 8080, protocol: HTTP}\n",
+            "fixtures/address-without-value.yaml:9:5: Gateway unvalued: field `spec.addresses[0]`: an address of type IPAddress needs a value: the Gateway API v1.3.0 CRD's rules",
+        ),
+        (
+            "fixtures/named-address.yaml",
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata:\n  name: by-hand\n  namespace: istio-test\nspec:\n  gatewayClassName: istio\n  addresses:\n  - type: NamedAddress\n  listeners:\n  - {name: http, port: 8080, protocol: HTTP}\n",
+            "fixtures/named-address.yaml:9:5: Gateway by-hand: field `spec.addresses[0]` is not supported by the local target (with this address Istio leaves the Gateway to be deployed by hand",
+        ),
+        (
             "fixtures/cm.yaml",
             "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\n  namespace: istio-test\ndata: {a: b}\n",
             "fixtures/cm.yaml:1:1: ConfigMap cm is not supported by the local target",

@@ -30,6 +30,17 @@ pub struct ExpectedObjectConditions {
     /// list, or, when empty, that it lists none (upstream `listenersMatch`: the
     /// implementation may support more kinds than a test names).
     pub supported_kinds: Option<Vec<String>>,
+    /// The object's `metadata.generation`, at which every condition of the entry must
+    /// have been observed: the status describes the spec as the case's `apply` left it
+    /// (upstream `HTTPRouteMustHaveLatestConditions`, `GatewayMustHaveLatestConditions`
+    /// and the tests' `generation should change after an update`).
+    pub generation: Option<i64>,
+    /// Only for a Gateway: the listeners its status lists, sorted (upstream
+    /// `GatewayStatusMustHaveListeners` wants exactly the listeners it names).
+    pub listeners: Option<Vec<String>>,
+    /// Only for a Gateway: its status lists at least one address (upstream
+    /// `WaitForGatewayAddress`).
+    pub address_assigned: bool,
 }
 
 /// Whose status entry a check reads.
@@ -46,6 +57,8 @@ pub enum StatusTarget {
     Gateway(ObjectKey),
     /// One entry of a Gateway's `status.listeners`.
     Listener { gateway: ObjectKey, name: String },
+    /// A GatewayClass's `status.conditions`.
+    GatewayClass(ObjectKey),
 }
 
 impl std::fmt::Display for StatusTarget {
@@ -62,7 +75,9 @@ impl std::fmt::Display for StatusTarget {
                 }
                 Ok(())
             }
-            StatusTarget::Gateway(gateway) => write!(f, "{gateway}"),
+            StatusTarget::Gateway(gateway) | StatusTarget::GatewayClass(gateway) => {
+                write!(f, "{gateway}")
+            }
             StatusTarget::Listener { gateway, name } => {
                 write!(f, "{gateway} listener {name}")
             }
@@ -116,7 +131,7 @@ impl ExpectedConditions {
         Ok(ExpectedConditions { objects })
     }
 
-    /// The Gateways and HTTPRoutes whose status the checks read.
+    /// The Gateways, HTTPRoutes and GatewayClasses whose status the checks read.
     pub fn objects(&self) -> Vec<ObjectKey> {
         let mut keys: Vec<ObjectKey> = self
             .objects
@@ -126,6 +141,7 @@ impl ExpectedConditions {
                 StatusTarget::Gateway(gateway) | StatusTarget::Listener { gateway, .. } => {
                     gateway.clone()
                 }
+                StatusTarget::GatewayClass(class) => class.clone(),
             })
             .collect();
         keys.sort();
@@ -148,8 +164,11 @@ impl ExpectedConditions {
             .iter()
             .map(|o| {
                 o.conditions.len()
+                    + usize::from(o.generation.is_some())
+                    + usize::from(o.listeners.is_some())
                     + usize::from(o.attached_routes.is_some())
                     + usize::from(o.supported_kinds.is_some())
+                    + usize::from(o.address_assigned)
             })
             .sum();
         format!(
@@ -164,45 +183,92 @@ impl ExpectedConditions {
 impl ExpectedObjectConditions {
     fn failure(&self, status: &IstioStatus) -> Option<String> {
         let mut kinds: Option<Vec<String>> = None;
-        let (conditions, attached_routes): (&[StatusCondition], Option<u32>) = match &self.target {
-            StatusTarget::RouteParent {
-                route,
-                parent,
-                section_name,
-            } => {
-                let Some(parent_status) = status.route(route).and_then(|r| {
-                    r.parent(
-                        &parent.kind,
-                        parent.namespace_or_default(),
-                        &parent.name,
-                        section_name.as_deref(),
+        let mut listed: Option<Vec<String>> = None;
+        let mut addresses: Option<usize> = None;
+        let (conditions, attached_routes, generation): (&[StatusCondition], Option<u32>, _) =
+            match &self.target {
+                StatusTarget::RouteParent {
+                    route,
+                    parent,
+                    section_name,
+                } => {
+                    let route_status = status.route(route);
+                    let Some(parent_status) = route_status.and_then(|r| {
+                        r.parent(
+                            &parent.kind,
+                            parent.namespace_or_default(),
+                            &parent.name,
+                            section_name.as_deref(),
+                        )
+                    }) else {
+                        return Some("no status entry for this parent".into());
+                    };
+                    (
+                        &parent_status.conditions,
+                        None,
+                        route_status.and_then(|r| r.generation),
                     )
-                }) else {
-                    return Some("no status entry for this parent".into());
-                };
-                (&parent_status.conditions, None)
-            }
-            StatusTarget::Gateway(gateway) => match status.gateway(gateway) {
-                Some(view) => (&view.conditions, None),
-                None => return Some("no status".into()),
-            },
-            StatusTarget::Listener { gateway, name } => {
-                match status.gateway(gateway).and_then(|g| g.listener(name)) {
+                }
+                StatusTarget::Gateway(gateway) => match status.gateway(gateway) {
                     Some(view) => {
-                        kinds = Some(
-                            view.supported_kinds
-                                .iter()
-                                .filter(|k| k.group == crate::manifest::GATEWAY_API_GROUP)
-                                .map(|k| k.kind.clone())
-                                .collect(),
-                        );
-                        (&view.conditions, Some(view.attached_routes))
+                        let mut names: Vec<String> =
+                            view.listeners.iter().map(|l| l.name.clone()).collect();
+                        names.sort();
+                        listed = Some(names);
+                        addresses = Some(view.addresses.len());
+                        (&view.conditions, None, view.generation)
                     }
-                    None => return Some("no listener status".into()),
+                    None => return Some("no status".into()),
+                },
+                StatusTarget::GatewayClass(class) => match status.gateway_class(class) {
+                    Some(view) => (&view.conditions, None, view.generation),
+                    None => return Some("no status".into()),
+                },
+                StatusTarget::Listener { gateway, name } => {
+                    let gateway_status = status.gateway(gateway);
+                    match gateway_status.and_then(|g| g.listener(name)) {
+                        Some(view) => {
+                            kinds = Some(
+                                view.supported_kinds
+                                    .iter()
+                                    .filter(|k| k.group == crate::manifest::GATEWAY_API_GROUP)
+                                    .map(|k| k.kind.clone())
+                                    .collect(),
+                            );
+                            (
+                                &view.conditions,
+                                Some(view.attached_routes),
+                                gateway_status.and_then(|g| g.generation),
+                            )
+                        }
+                        None => return Some("no listener status".into()),
+                    }
+                }
+            };
+        let mut wrong: Vec<String> = Vec::new();
+        if let Some(expected) = self.generation {
+            match generation {
+                Some(seen) if seen != expected => wrong.push(format!(
+                    "expected the object at generation {expected}, it is at {seen}"
+                )),
+                None => wrong.push(format!(
+                    "expected the object at generation {expected}, its generation is not known"
+                )),
+                Some(_) => {
+                    for condition in conditions {
+                        if condition.observed_generation != Some(expected) {
+                            wrong.push(format!(
+                                "expected {} observed at generation {expected}, it was observed at {}",
+                                condition.type_,
+                                condition
+                                    .observed_generation
+                                    .map_or("none".to_string(), |g| g.to_string())
+                            ));
+                        }
+                    }
                 }
             }
-        };
-        let mut wrong: Vec<String> = Vec::new();
+        }
         for expected in &self.conditions {
             match conditions.iter().find(|c| c.type_ == expected.type_) {
                 None => wrong.push(format!(
@@ -230,6 +296,18 @@ impl ExpectedObjectConditions {
                 }
                 Some(_) => {}
             }
+        }
+        if let (Some(expected), Some(seen)) = (&self.listeners, &listed)
+            && expected != seen
+        {
+            wrong.push(format!(
+                "expected listeners [{}], saw [{}]",
+                expected.join(", "),
+                seen.join(", ")
+            ));
+        }
+        if self.address_assigned && addresses == Some(0) {
+            wrong.push("expected an address in the Gateway's status, it lists none".into());
         }
         if let (Some(expected), Some(seen)) = (self.attached_routes, attached_routes)
             && expected != seen
@@ -273,11 +351,47 @@ fn load_one(
             Ok(())
         }
     };
-    let target = match (&spec.route, &spec.gateway) {
-        (Some(route), None) => {
+    let target = match (&spec.route, &spec.gateway, &spec.gateway_class) {
+        (None, None, Some(class)) => {
+            for (given, field) in [
+                (spec.parent.is_some(), "parent"),
+                (spec.parent_kind.is_some(), "parentKind"),
+                (spec.section_name.is_some(), "sectionName"),
+                (spec.listener.is_some(), "listener"),
+                (spec.listeners.is_some(), "listeners"),
+                (spec.attached_routes.is_some(), "attachedRoutes"),
+                (spec.supported_kinds.is_some(), "supportedKinds"),
+                (spec.address.is_some(), "address"),
+            ] {
+                if given {
+                    return Err(invalid(
+                        &format!(".{field}"),
+                        format!("`{field}` does not apply to a GatewayClass"),
+                    ));
+                }
+            }
+            let key = ObjectKey {
+                kind: "GatewayClass".into(),
+                namespace: None,
+                name: class.clone(),
+            };
+            if !fixtures
+                .of_kind(crate::manifest::GroupKind::GATEWAY_CLASS)
+                .any(|m| m.name == *class)
+            {
+                return Err(invalid(
+                    ".gatewayClass",
+                    format!("GatewayClass {class} is not in the suite's fixtures"),
+                ));
+            }
+            StatusTarget::GatewayClass(key)
+        }
+        (Some(route), None, None) => {
             only_with(spec.listener.is_some(), "listener", "gateway")?;
             only_with(spec.attached_routes.is_some(), "attachedRoutes", "listener")?;
             only_with(spec.supported_kinds.is_some(), "supportedKinds", "listener")?;
+            only_with(spec.listeners.is_some(), "listeners", "gateway")?;
+            only_with(spec.address.is_some(), "address", "gateway")?;
             let route_key = parse_ref("HTTPRoute", route).map_err(|m| invalid(".route", m))?;
             let Some(fixture) = fixtures.route(&route_key) else {
                 return Err(invalid(
@@ -325,7 +439,7 @@ fn load_one(
                 section_name: spec.section_name.clone(),
             }
         }
-        (None, Some(gateway)) => {
+        (None, Some(gateway), None) => {
             only_with(spec.parent.is_some(), "parent", "route")?;
             only_with(spec.parent_kind.is_some(), "parentKind", "route")?;
             only_with(spec.section_name.is_some(), "sectionName", "route")?;
@@ -338,6 +452,20 @@ fn load_one(
             };
             match &spec.listener {
                 Some(name) => {
+                    if spec.listeners.is_some() {
+                        return Err(invalid(
+                            ".listeners",
+                            "`listeners` lists a Gateway's listeners: give it without `listener`"
+                                .into(),
+                        ));
+                    }
+                    if spec.address.is_some() {
+                        return Err(invalid(
+                            ".address",
+                            "a Gateway has addresses, its listeners do not: give `address` without `listener`"
+                                .into(),
+                        ));
+                    }
                     if !fixture.listeners().iter().any(|l| l.name == *name) {
                         return Err(invalid(
                             ".listener",
@@ -352,30 +480,80 @@ fn load_one(
                 None => {
                     only_with(spec.attached_routes.is_some(), "attachedRoutes", "listener")?;
                     only_with(spec.supported_kinds.is_some(), "supportedKinds", "listener")?;
+                    if let Some(unknown) = spec
+                        .listeners
+                        .iter()
+                        .flatten()
+                        .find(|name| !fixture.listeners().iter().any(|l| l.name == **name))
+                    {
+                        return Err(invalid(
+                            ".listeners",
+                            format!("{key} has no listener `{unknown}`"),
+                        ));
+                    }
                     StatusTarget::Gateway(key)
                 }
             }
         }
-        (Some(_), Some(_)) => {
-            return Err(invalid(
-                ".gateway",
-                "give either `route` (a route parent's conditions) or `gateway` (a Gateway's or a listener's), not both".into(),
-            ));
-        }
-        (None, None) => {
+        (None, None, None) => {
             return Err(invalid(
                 "",
-                "name whose status is checked: `route: namespace/name` with `parent`, or `gateway: namespace/name` (with `listener`)".into(),
+                "name whose status is checked: `route: namespace/name` with `parent`, `gateway: namespace/name` (with `listener`), or `gatewayClass: name`".into(),
+            ));
+        }
+        (_, _, class) => {
+            return Err(invalid(
+                if class.is_some() {
+                    ".gatewayClass"
+                } else {
+                    ".gateway"
+                },
+                "give one of `route` (a route parent's conditions), `gateway` (a Gateway's or a listener's) and `gatewayClass`".into(),
             ));
         }
     };
     if spec.conditions.is_empty()
         && spec.attached_routes.is_none()
         && spec.supported_kinds.is_none()
+        && spec.generation.is_none()
+        && spec.listeners.is_none()
+        && spec.address.is_none()
     {
         return Err(invalid(
             "",
-            "nothing to check: give `conditions` (or, for a listener, `attachedRoutes`)".into(),
+            "nothing to check: give `conditions`, `generation` (or, for a listener, `attachedRoutes`)".into(),
+        ));
+    }
+    let address_assigned = match spec.address.as_deref() {
+        None => false,
+        Some("assigned") => true,
+        Some(other) => {
+            return Err(invalid(
+                ".address",
+                format!(
+                    "`address: {other}`: the one value is `assigned` (the Gateway's status lists an address)"
+                ),
+            ));
+        }
+    };
+    let listeners = match &spec.listeners {
+        Some(names) => {
+            let mut sorted = names.clone();
+            sorted.sort();
+            if let Some(twice) = sorted.windows(2).find(|w| w[0] == w[1]) {
+                return Err(invalid(
+                    ".listeners",
+                    format!("listener `{}` is listed twice", twice[0]),
+                ));
+            }
+            Some(sorted)
+        }
+        None => None,
+    };
+    if spec.generation == Some(0) {
+        return Err(invalid(
+            ".generation",
+            "generations start at 1 (the API server sets 1 when it creates an object)".into(),
         ));
     }
     let mut conditions: Vec<ExpectedCondition> = Vec::new();
@@ -395,6 +573,9 @@ fn load_one(
         conditions,
         attached_routes: spec.attached_routes,
         supported_kinds: spec.supported_kinds.clone(),
+        generation: spec.generation.map(i64::from),
+        listeners,
+        address_assigned,
     })
 }
 
@@ -427,4 +608,125 @@ fn load_condition(
         status: spec.status.as_str(),
         reason: spec.reason.clone(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::{GatewayAddressView, GatewayStatusView, ListenerStatusView};
+
+    fn gateway_key() -> ObjectKey {
+        ObjectKey {
+            kind: "Gateway".into(),
+            namespace: Some("ns".into()),
+            name: "gw".into(),
+        }
+    }
+
+    fn condition(type_: &str, observed: Option<i64>) -> StatusCondition {
+        StatusCondition {
+            type_: type_.into(),
+            status: "True".into(),
+            reason: type_.into(),
+            message: String::new(),
+            observed_generation: observed,
+        }
+    }
+
+    /// A Gateway at `generation`, its Accepted observed at `accepted_at`, with the
+    /// listeners named.
+    fn status(generation: i64, accepted_at: Option<i64>, listeners: &[&str]) -> IstioStatus {
+        IstioStatus {
+            gateways: vec![GatewayStatusView {
+                gateway: gateway_key(),
+                generation: Some(generation),
+                addresses: Vec::new(),
+                conditions: vec![
+                    condition("Accepted", accepted_at),
+                    condition("Programmed", Some(generation)),
+                ],
+                listeners: listeners
+                    .iter()
+                    .map(|name| ListenerStatusView {
+                        name: (*name).into(),
+                        supported_kinds: Vec::new(),
+                        attached_routes: 0,
+                        conditions: Vec::new(),
+                    })
+                    .collect(),
+            }],
+            routes: Vec::new(),
+            gateway_classes: Vec::new(),
+        }
+    }
+
+    fn expected(generation: Option<i64>, listeners: Option<&[&str]>) -> ExpectedConditions {
+        ExpectedConditions {
+            objects: vec![ExpectedObjectConditions {
+                target: StatusTarget::Gateway(gateway_key()),
+                conditions: Vec::new(),
+                attached_routes: None,
+                supported_kinds: None,
+                generation,
+                listeners: listeners.map(|l| l.iter().map(|n| n.to_string()).collect()),
+                address_assigned: false,
+            }],
+        }
+    }
+
+    /// The generation check wants the object at the generation and every condition of
+    /// the entry observed there: a status left from the spec before does not pass.
+    #[test]
+    fn a_generation_needs_the_object_there_and_every_condition_observed_there() {
+        let want = expected(Some(2), None);
+        assert_eq!(
+            want.failures(&status(2, Some(2), &[])),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            want.failures(&status(1, Some(1), &[])),
+            ["Gateway ns/gw: expected the object at generation 2, it is at 1"]
+        );
+        assert_eq!(
+            want.failures(&status(2, Some(1), &[])),
+            ["Gateway ns/gw: expected Accepted observed at generation 2, it was observed at 1"]
+        );
+        assert_eq!(
+            want.failures(&status(2, None, &[])),
+            ["Gateway ns/gw: expected Accepted observed at generation 2, it was observed at none"]
+        );
+    }
+
+    /// `listeners` wants exactly the listeners named, in any order.
+    #[test]
+    fn listeners_must_be_exactly_the_ones_named() {
+        let want = expected(None, Some(&["a", "b"]));
+        assert!(want.failures(&status(1, Some(1), &["b", "a"])).is_empty());
+        assert_eq!(
+            want.failures(&status(1, Some(1), &["a", "b", "c"])),
+            ["Gateway ns/gw: expected listeners [a, b], saw [a, b, c]"]
+        );
+        assert_eq!(
+            want.failures(&status(1, Some(1), &["a"])),
+            ["Gateway ns/gw: expected listeners [a, b], saw [a]"]
+        );
+    }
+
+    /// `address: assigned` wants one address at least in the Gateway's status, of
+    /// either type.
+    #[test]
+    fn an_assigned_address_needs_one_in_the_status() {
+        let mut want = expected(None, None);
+        want.objects[0].address_assigned = true;
+        let mut seen = status(1, Some(1), &[]);
+        assert_eq!(
+            want.failures(&seen),
+            ["Gateway ns/gw: expected an address in the Gateway's status, it lists none"]
+        );
+        seen.gateways[0].addresses.push(GatewayAddressView {
+            type_: "Hostname".into(),
+            value: "gw-istio.ns.svc.cluster.local".into(),
+        });
+        assert!(want.failures(&seen).is_empty());
+    }
 }

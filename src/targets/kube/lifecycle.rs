@@ -181,9 +181,13 @@ impl RunningTarget for KubeEnvironment {
         }
     }
 
+    async fn apply(&mut self, objects: &[crate::manifest::Manifest]) -> Result<(), TargetError> {
+        Ok(KubeEnvironment::apply(self, objects).await?)
+    }
+
     async fn status(
         &self,
-        _suite: &Suite,
+        _fixtures: &crate::fixtures::Fixtures,
         objects: &[ObjectKey],
         timeout: std::time::Duration,
     ) -> Result<crate::fixtures::IstioStatus, TargetError> {

@@ -13,14 +13,15 @@ use kube::runtime::wait::await_condition;
 use super::environment::KubeEnvironment;
 use super::error::KubeError;
 use super::route_status::{
-    gateway_status, gateway_status_current, route_status, route_status_current,
+    gateway_class_status, gateway_class_status_current, gateway_status, gateway_status_current,
+    route_status, route_status_current,
 };
 use super::status::Readiness;
 use crate::fixtures::IstioStatus;
 use crate::manifest::{GATEWAY_API_GROUP, ObjectKey};
 
 impl KubeEnvironment {
-    /// The status of `objects` (Gateways and HTTPRoutes), each read once Istio has
+    /// The status of `objects` (Gateways, HTTPRoutes, GatewayClasses), each read once Istio has
     /// written it for the object's current generation; `timeout` bounds the wait for
     /// all of them together.
     pub async fn istio_status(
@@ -29,18 +30,19 @@ impl KubeEnvironment {
         timeout: Duration,
     ) -> Result<IstioStatus, KubeError> {
         let deadline = tokio::time::Instant::now() + timeout;
-        let mut status = IstioStatus {
-            gateways: Vec::new(),
-            routes: Vec::new(),
-        };
+        let mut status = IstioStatus::default();
         for key in objects {
             let current: fn(&serde_json::Value) -> Readiness = match key.kind.as_str() {
                 "Gateway" => gateway_status_current,
+                "GatewayClass" => gateway_class_status_current,
                 _ => route_status_current,
             };
             let object = self.await_status(key, current, deadline).await?;
             match key.kind.as_str() {
                 "Gateway" => status.gateways.push(gateway_status(key, &object)),
+                "GatewayClass" => status
+                    .gateway_classes
+                    .push(gateway_class_status(key, &object)),
                 _ => status.routes.push(route_status(key, &object)),
             }
         }
@@ -61,13 +63,18 @@ impl KubeEnvironment {
                 &e,
             )
         })?;
-        let Some(namespace) = key.namespace.as_deref() else {
-            return Err(KubeError::NoNamespace {
-                object: key.to_string(),
-            });
+        let api: Api<DynamicObject> = match (key.namespace.as_deref(), key.kind.as_str()) {
+            // Cluster-scoped.
+            (_, "GatewayClass") => Api::all_with(self.client().clone(), &resource),
+            (Some(namespace), _) => {
+                Api::namespaced_with(self.client().clone(), namespace, &resource)
+            }
+            (None, _) => {
+                return Err(KubeError::NoNamespace {
+                    object: key.to_string(),
+                });
+            }
         };
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(self.client().clone(), namespace, &resource);
         let last_seen = Arc::new(Mutex::new("not found".to_string()));
         let seen = last_seen.clone();
         let condition = move |obj: Option<&DynamicObject>| {

@@ -6,8 +6,8 @@
 use serde_json::Value;
 
 use crate::fixtures::{
-    GatewayStatusView, ISTIO_CONTROLLER_NAME, ListenerStatusView, ParentRefView,
-    RouteParentStatusView, RouteStatusView, StatusCondition,
+    GatewayAddressView, GatewayClassStatusView, GatewayStatusView, ISTIO_CONTROLLER_NAME,
+    ListenerStatusView, ParentRefView, RouteParentStatusView, RouteStatusView, StatusCondition,
 };
 use crate::manifest::{GATEWAY_API_GROUP, ObjectKey};
 
@@ -33,6 +33,7 @@ fn conditions(value: Option<&Value>) -> Vec<StatusCondition> {
                     status: text(c, "status"),
                     reason: text(c, "reason"),
                     message: text(c, "message"),
+                    observed_generation: c.get("observedGeneration").and_then(Value::as_i64),
                 })
                 .collect()
         })
@@ -84,6 +85,24 @@ pub fn gateway_status_current(obj: &Value) -> Readiness {
         }
     }
     Readiness::Ready
+}
+
+/// Whether a GatewayClass's status describes its current generation.
+pub fn gateway_class_status_current(obj: &Value) -> Readiness {
+    current(
+        obj.pointer("/status/conditions"),
+        generation(obj),
+        "GatewayClass",
+    )
+}
+
+/// A GatewayClass's status as read.
+pub fn gateway_class_status(key: &ObjectKey, obj: &Value) -> GatewayClassStatusView {
+    GatewayClassStatusView {
+        class: key.clone(),
+        generation: generation(obj),
+        conditions: conditions(obj.pointer("/status/conditions")),
+    }
 }
 
 /// Whether an HTTPRoute's status has Istio's entries, each for the current generation.
@@ -147,8 +166,29 @@ pub fn gateway_status(key: &ObjectKey, obj: &Value) -> GatewayStatusView {
             conditions: conditions(l.get("conditions")),
         })
         .collect();
+    let addresses = obj
+        .pointer("/status/addresses")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|a| GatewayAddressView {
+            // The Gateway API schema defaults the type to IPAddress.
+            type_: a
+                .get("type")
+                .and_then(Value::as_str)
+                .unwrap_or("IPAddress")
+                .to_string(),
+            value: a
+                .get("value")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+        })
+        .collect();
     GatewayStatusView {
         gateway: key.clone(),
+        generation: generation(obj),
+        addresses,
         conditions: conditions(obj.pointer("/status/conditions")),
         listeners,
     }
@@ -189,6 +229,7 @@ pub fn route_status(key: &ObjectKey, obj: &Value) -> RouteStatusView {
         .collect();
     RouteStatusView {
         route: key.clone(),
+        generation: generation(obj),
         parents,
     }
 }

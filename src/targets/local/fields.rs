@@ -72,6 +72,9 @@ const GATEWAY: &[&str] = &[
     "spec.listeners[].allowedRoutes.namespaces.selector.matchExpressions[].values[]",
     "spec.listeners[].allowedRoutes.kinds[].group",
     "spec.listeners[].allowedRoutes.kinds[].kind",
+    // On the list only to be refused with the reason (`gateway_addresses`).
+    "spec.addresses[].type",
+    "spec.addresses[].value",
 ];
 
 /// A Secret matters only as an HTTPS listener's certificate (`tls.crt`, `tls.key`);
@@ -147,6 +150,10 @@ const HTTP_ROUTE: &[&str] = &[
     "spec.rules[].backendRefs[].weight",
 ];
 
+/// A GatewayClass only has status on the local target (Istio's controller accepts the
+/// classes that name it); `parametersRef` would configure deployments there are none of.
+const GATEWAY_CLASS: &[&str] = &["spec.controllerName", "spec.description"];
+
 const REFERENCE_GRANT: &[&str] = &[
     "spec.from[].group",
     "spec.from[].kind",
@@ -182,6 +189,7 @@ pub(crate) fn supported_fields(manifest: &Manifest) -> Option<&'static [&'static
         GroupKind::SERVICE => SERVICE,
         GroupKind::SECRET => SECRET,
         GroupKind::GATEWAY => GATEWAY,
+        GroupKind::GATEWAY_CLASS => GATEWAY_CLASS,
         GroupKind::HTTP_ROUTE => HTTP_ROUTE,
         GroupKind::DESTINATION_RULE => DESTINATION_RULE,
         GroupKind::REFERENCE_GRANT => REFERENCE_GRANT,
@@ -206,7 +214,76 @@ pub(crate) fn check(manifest: &Manifest) -> Result<(), ManifestError> {
         .map(|p| split_pattern(p))
         .collect();
     let candidates: Vec<&[&str]> = patterns.iter().map(Vec::as_slice).collect();
-    walk(manifest, &manifest.root, String::new(), &candidates)
+    walk(manifest, &manifest.root, String::new(), &candidates)?;
+    if manifest.group_kind() == GroupKind::GATEWAY {
+        gateway_addresses(manifest)?;
+    }
+    Ok(())
+}
+
+/// Refuses a Gateway's `spec.addresses`, each with the reason, as none leaves Istio
+/// deploying the Gateway as the local target serves it. Istio deploys a Gateway itself
+/// only without addresses or with one of type `IPAddress`
+/// (istio/istio `pilot/pkg/config/kube/gatewaycommon/gateway_utils.go`, `IsManaged`);
+/// otherwise the addresses name the Service of a Gateway deployed by hand, and only
+/// `Hostname` ones count (`pilot/pkg/config/kube/gateway/conversion.go`,
+/// `extractGatewayServices`). An `IPAddress` without a value the API server refuses
+/// under the Gateway API v1.3.0 CRD, whose uniqueness rules on `spec.addresses` read
+/// every such entry's value (`no such key: value`, seen on the kube tier;
+/// kubernetes-sigs/gateway-api `config/crd/standard/gateway.networking.k8s.io_gateways.yaml`),
+/// and the same holds for a `Hostname` without a value. The type defaults to
+/// `IPAddress`.
+fn gateway_addresses(manifest: &Manifest) -> Result<(), ManifestError> {
+    let spec = manifest.to_json();
+    let Some(addresses) = spec
+        .pointer("/spec/addresses")
+        .and_then(serde_json::Value::as_array)
+    else {
+        return Ok(());
+    };
+    let deployed_by_hand = |i: usize| {
+        manifest.unsupported(
+            &format!("spec.addresses[{i}]"),
+            "local",
+            Some(
+                "with this address Istio leaves the Gateway to be deployed by hand, its addresses naming the Service in front of it; the local target serves only Gateways Istio deploys (no addresses, or one IPAddress)"
+                    .into(),
+            ),
+        )
+    };
+    if addresses.len() > 1 {
+        return Err(deployed_by_hand(1));
+    }
+    if let Some(address) = addresses.first() {
+        let i = 0;
+        let value = address
+            .get("value")
+            .and_then(serde_json::Value::as_str)
+            .filter(|v| !v.is_empty());
+        let type_ = address
+            .get("type")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("IPAddress");
+        return Err(match (type_, value) {
+            ("IPAddress" | "Hostname", None) => crate::manifest::invalid_field(
+                manifest,
+                &format!("spec.addresses[{i}]"),
+                format!(
+                    "an address of type {type_} needs a value: the Gateway API v1.3.0 CRD's rules on `spec.addresses` read it, and the API server refuses the Gateway (`no such key: value`); leave the address out to get one assigned"
+                ),
+            ),
+            ("IPAddress", Some(_)) => manifest.unsupported(
+                &format!("spec.addresses[{i}].value"),
+                "local",
+                Some(
+                    "a requested IP address is the cluster's load balancer's to give (GatewayStaticAddresses); leave the address out to get one assigned"
+                        .into(),
+                ),
+            ),
+            _ => deployed_by_hand(i),
+        });
+    }
+    Ok(())
 }
 
 /// The unsupported-field error; [`Manifest::unsupported`] points at the key itself,

@@ -98,14 +98,45 @@ async fn dropped() -> CleanupReport {
 impl RunningTarget for LocalEnvironment {
     type Source<'env> = EngineSource;
 
-    /// What Istio would write, computed from the fixtures the plan was made from.
+    /// Edits reach the local target only through the fixtures its status is computed
+    /// from: its Envoy keeps the plan it was started with (`serves_edits`).
+    async fn apply(&mut self, _objects: &[crate::manifest::Manifest]) -> Result<(), TargetError> {
+        Ok(())
+    }
+
+    fn serves_edits(&self) -> bool {
+        false
+    }
+
+    /// What Istio would write, computed from the fixtures as edited so far, with each
+    /// Gateway's addresses those its Envoy listens on: the stand-in for the Service
+    /// address Istio reports (istio/istio `pilot/pkg/config/kube/gateway/conversion.go`,
+    /// `reportGatewayStatus`, which reports the Service's addresses and ignores the
+    /// `spec.addresses` of a Gateway it deploys).
     async fn status(
         &self,
-        suite: &Suite,
+        fixtures: &crate::fixtures::Fixtures,
         _objects: &[crate::manifest::ObjectKey],
         _timeout: std::time::Duration,
     ) -> Result<crate::fixtures::IstioStatus, TargetError> {
-        suite.fixtures.istio_status().map_err(TargetError::Status)
+        let mut status = fixtures.istio_status().map_err(TargetError::Status)?;
+        for gateway in &mut status.gateways {
+            let mut ips: Vec<std::net::IpAddr> = self
+                .listeners
+                .range((gateway.gateway.clone(), 0)..=(gateway.gateway.clone(), u16::MAX))
+                .map(|(_, address)| address.ip())
+                .collect();
+            ips.sort();
+            ips.dedup();
+            gateway.addresses = ips
+                .into_iter()
+                .map(|ip| crate::fixtures::GatewayAddressView {
+                    type_: "IPAddress".into(),
+                    value: ip.to_string(),
+                })
+                .collect();
+        }
+        Ok(status)
     }
 
     /// The engine sends to a gateway listener, or (east-west) to the sidecar's

@@ -146,6 +146,14 @@ impl Controller {
                 soonest(at);
             }
         }
+        for class in snapshot.of(watch::GATEWAY_CLASSES) {
+            let Some(status) = gateway_class_status(class, &istio) else {
+                continue;
+            };
+            if let Some(at) = self.write_status(class, "gatewayclasses", status).await {
+                soonest(at);
+            }
+        }
         wake
     }
 
@@ -351,10 +359,10 @@ impl Controller {
         plural: &str,
         wanted: Value,
     ) -> Option<Instant> {
-        let kind: &'static str = if plural == "gateways" {
-            "Gateway"
-        } else {
-            "HTTPRoute"
+        let kind: &'static str = match plural {
+            "gateways" => "Gateway",
+            "gatewayclasses" => "GatewayClass",
+            _ => "HTTPRoute",
         };
         let key: StatusKey = (
             kind,
@@ -378,11 +386,13 @@ impl Controller {
                 return Some(since + delay);
             }
         }
-        let api: Api<DynamicObject> = Api::namespaced_with(
-            self.ctx.client.clone(),
-            &key.1,
-            &resource("gateway.networking.k8s.io", "v1", kind, plural),
-        );
+        let resource = resource("gateway.networking.k8s.io", "v1", kind, plural);
+        // A GatewayClass is cluster-scoped: its namespace is empty.
+        let api: Api<DynamicObject> = if key.1.is_empty() {
+            Api::all_with(self.ctx.client.clone(), &resource)
+        } else {
+            Api::namespaced_with(self.ctx.client.clone(), &key.1, &resource)
+        };
         match api
             .patch_status(
                 &key.2,
@@ -500,6 +510,20 @@ fn names_gateway(parent: &Value, route_namespace: &str, gateway: &Value) -> bool
         && parent["namespace"].as_str().unwrap_or(route_namespace) == namespace_of(gateway)
 }
 
+/// A GatewayClass's `status`, as Istio's class controller writes it for a class that
+/// names it (`None` for any other class).
+fn gateway_class_status(class: &Value, istio: &Result<IstioStatus, String>) -> Option<Value> {
+    let view = istio.as_ref().ok()?.gateway_class(&ObjectKey {
+        kind: "GatewayClass".into(),
+        namespace: None,
+        name: name_of(class).to_owned(),
+    })?;
+    let wanted: Vec<Condition> = view.conditions.iter().map(Condition::from).collect();
+    Some(json!({
+        "conditions": conditions(class.pointer("/status/conditions"), &wanted, generation_of(class)),
+    }))
+}
+
 /// The route's `status.parents` as Istio computes them (`None` for a route with no
 /// parent Istio owns), except where the stand-in knows better: a route the local
 /// translation refuses is not run by this data plane, and the never-accept failure
@@ -567,4 +591,33 @@ fn route_status(
         })
         .collect();
     Some(json!({"parents": parents}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn class(name: &str, controller: &str, generation: i64) -> Value {
+        json!({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
+            "metadata": {"name": name, "generation": generation},
+            "spec": {"controllerName": controller},
+        })
+    }
+
+    /// A class that names Istio's controller is Accepted at its current generation (an
+    /// edit moves observedGeneration on); a class of another controller is not ours.
+    #[test]
+    fn a_class_naming_istio_is_accepted_at_its_generation_and_others_are_left_alone() {
+        let ours = class("ours", "istio.io/gateway-controller", 3);
+        let theirs = class("theirs", "example.net/gateway-controller", 1);
+        let istio = translate::istio_status(&[ours.clone(), theirs.clone()]);
+        let status = gateway_class_status(&ours, &istio).expect("Istio's class has status");
+        let accepted = &status["conditions"][0];
+        assert_eq!(accepted["type"], "Accepted");
+        assert_eq!(accepted["status"], "True");
+        assert_eq!(accepted["reason"], "Accepted");
+        assert_eq!(accepted["observedGeneration"], 3);
+        assert_eq!(gateway_class_status(&theirs, &istio), None);
+    }
 }

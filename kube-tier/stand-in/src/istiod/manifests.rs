@@ -63,6 +63,7 @@ pub fn suite_objects(snapshot: &Snapshot) -> Vec<Value> {
         watch::REFERENCE_GRANTS,
         watch::GATEWAYS,
         watch::HTTP_ROUTES,
+        watch::GATEWAY_CLASSES,
     ];
     kinds
         .iter()
