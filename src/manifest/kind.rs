@@ -42,6 +42,10 @@ impl GroupKind<'static> {
         group: GATEWAY_API_GROUP,
         kind: "ReferenceGrant",
     };
+    pub const ENDPOINT_SLICE: GroupKind<'static> = GroupKind {
+        group: "discovery.k8s.io",
+        kind: "EndpointSlice",
+    };
     pub const DESTINATION_RULE: GroupKind<'static> = GroupKind {
         group: "networking.istio.io",
         kind: "DestinationRule",

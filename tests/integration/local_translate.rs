@@ -276,6 +276,21 @@ fn unsupported_fields_are_located_errors() {
             "fixtures/named-address.yaml:9:5: Gateway by-hand: field `spec.addresses[0]` is not supported by the local target (with this address Istio leaves the Gateway to be deployed by hand",
         ),
         (
+            "fixtures/fixed-cluster-ip.yaml",
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: pinned\n  namespace: istio-test\nspec:\n  clusterIP: 10.96.0.20\n  selector: {app: backend}\n  ports: [{port: 80, targetPort: 5678}]\n",
+            "fixtures/fixed-cluster-ip.yaml:7:3: Service pinned: field `spec.clusterIP` is not supported by the local target (cluster IP 10.96.0.20",
+        ),
+        (
+            "fixtures/gamma-headless.yaml",
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: direct\n  namespace: istio-test\nspec:\n  clusterIP: None\n  selector: {app: backend}\n  ports: [{port: 80, targetPort: 5678}]\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata:\n  name: mesh\n  namespace: istio-test\nspec:\n  parentRefs:\n  - {group: \"\", kind: Service, name: direct}\n  rules:\n  - backendRefs: [{name: backend-v1, port: 80}]\n",
+            "field `spec.parentRefs[0]` is not supported by the local target (a GAMMA route on the headless Service",
+        ),
+        (
+            "fixtures/endpoints.yaml",
+            "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: manual\n  namespace: istio-test\n  labels: {kubernetes.io/service-name: backend-v1}\naddressType: IPv4\nendpoints:\n- addresses: [10.0.0.9]\nports: [{port: 5678}]\n",
+            "fixtures/endpoints.yaml:8:1: EndpointSlice manual: field `endpoints` is not supported by the local target",
+        ),
+        (
             "fixtures/cm.yaml",
             "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\n  namespace: istio-test\ndata: {a: b}\n",
             "fixtures/cm.yaml:1:1: ConfigMap cm is not supported by the local target",

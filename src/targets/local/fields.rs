@@ -46,6 +46,8 @@ const DEPLOYMENT: &[&str] = &[
 
 const SERVICE: &[&str] = &[
     "spec.type",
+    // `None` only (headless); a fixed cluster IP is refused in `plan.rs`.
+    "spec.clusterIP",
     "spec.selector.*",
     "spec.ports[].name",
     "spec.ports[].port",
@@ -75,6 +77,18 @@ const GATEWAY: &[&str] = &[
     // On the list only to be refused with the reason (`gateway_addresses`).
     "spec.addresses[].type",
     "spec.addresses[].value",
+];
+
+/// An EndpointSlice without endpoints, as the conformance manifests write them for a
+/// Service without a selector (upstream fills them in at run time): it adds no
+/// endpoint, so the Service has none. Endpoints are pod addresses the local target
+/// does not have, so `endpoints` is not on the list.
+const ENDPOINT_SLICE: &[&str] = &[
+    "addressType",
+    "ports[].name",
+    "ports[].port",
+    "ports[].protocol",
+    "ports[].appProtocol",
 ];
 
 /// A Secret matters only as an HTTPS listener's certificate (`tls.crt`, `tls.key`);
@@ -187,6 +201,7 @@ pub(crate) fn supported_fields(manifest: &Manifest) -> Option<&'static [&'static
         GroupKind::NAMESPACE => NAMESPACE,
         GroupKind::DEPLOYMENT => DEPLOYMENT,
         GroupKind::SERVICE => SERVICE,
+        GroupKind::ENDPOINT_SLICE => ENDPOINT_SLICE,
         GroupKind::SECRET => SECRET,
         GroupKind::GATEWAY => GATEWAY,
         GroupKind::GATEWAY_CLASS => GATEWAY_CLASS,

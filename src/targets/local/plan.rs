@@ -819,6 +819,19 @@ fn service_clusters(
             format!("type {kind}: the local target exposes Services only through Gateways"),
         ));
     }
+    // A gateway reaches a headless Service's pods through EDS as it reaches any
+    // Service's (istio/istio `pilot/pkg/networking/core/cluster.go`,
+    // `convertResolution`: gateways cannot use passthrough clusters), so it gets the
+    // same cluster here. A fixed cluster IP would matter only to in-mesh callers.
+    if let Some(ip) = service.cluster_ip.as_deref().filter(|ip| *ip != "None") {
+        return Err(unsupported(
+            manifest,
+            "spec.clusterIP",
+            format!(
+                "cluster IP {ip}: the local target gives Services none of their own (only `None`, headless, is served)"
+            ),
+        ));
+    }
     // `workloads` holds one entry per Deployment of the fixtures, in their order.
     let selected: Vec<usize> = fixtures
         .workloads_selected_by(service)
@@ -1470,6 +1483,16 @@ fn check_parent_refs(route: &HttpRouteFixture, fixtures: &Fixtures) -> Result<()
                     ),
                 ));
             };
+            if service.is_headless() {
+                return Err(unsupported(
+                    manifest,
+                    &field,
+                    format!(
+                        "a GAMMA route on the headless Service {}: in-mesh callers reach its pods by their own addresses, which the local sidecar does not stand for",
+                        service.key()
+                    ),
+                ));
+            }
             if let Some(port) = parent.port
                 && !service.port_numbers().contains(&port_u16(
                     manifest,
@@ -1570,7 +1593,12 @@ fn default_mesh_routes(
                     cluster.service.namespace_or_default(),
                     &cluster.service.name,
                 )
-                .is_some_and(|service| mesh_routes_http(service, cluster.port))
+                // An in-mesh caller reaches a headless Service's pods by their own
+                // addresses (Istio's passthrough cluster), which the local sidecar's
+                // listeners, one per Service port, do not stand for.
+                .is_some_and(|service| {
+                    !service.is_headless() && mesh_routes_http(service, cluster.port)
+                })
         })
         .map(|cluster| MeshServicePlan {
             service: cluster.service.clone(),
