@@ -67,8 +67,8 @@ pub(crate) trait RunningTarget {
         port: u16,
     ) -> Result<Self::Source<'_>, TargetError>;
 
-    /// The status the control plane reports for `objects` (Gateways and HTTPRoutes of
-    /// the suite): on the local target as Istio would write it for `fixtures` (the
+    /// The status the control plane reports for `objects` (Gateways, HTTPRoutes and
+    /// GatewayClasses of the suite): on the local target as Istio would write it for `fixtures` (the
     /// suite's as a case meets them, edits applied), on a cluster read from the objects
     /// once their status describes their current generation, waiting at most
     /// `timeout` for that.
@@ -79,7 +79,7 @@ pub(crate) trait RunningTarget {
         timeout: std::time::Duration,
     ) -> Result<IstioStatus, TargetError>;
 
-    /// Brings a case's `apply` objects (Gateways and HTTPRoutes) into the environment
+    /// Brings a case's `apply` objects (Gateways, HTTPRoutes, GatewayClasses) into the environment
     /// in place, as a later edit of the fixtures. The local target has nothing to do:
     /// it computes status from the fixtures as each case meets them
     /// ([`Case::fixtures`]), and serves the fixtures as brought up (see

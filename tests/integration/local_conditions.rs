@@ -258,3 +258,71 @@ fn a_stale_generation_after_an_apply_fails_the_case() {
         "{shown}"
     );
 }
+
+/// An edit is refused where the fixtures would be: a field the local target does not
+/// serve fails the case with the edit file's location.
+#[test]
+fn an_edit_the_local_target_would_refuse_fails_with_its_location() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("pinned.yaml"),
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: istio-gateway, namespace: istio-test}
+spec:
+  gatewayClassName: istio
+  addresses:
+  - value: 10.0.0.7
+  listeners:
+  - {name: http, protocol: HTTP, port: 80}
+",
+    )
+    .unwrap();
+    let path = suite(
+        dir.path(),
+        "  - name: pinned
+    apply: [pinned.yaml]
+    expect:
+      conditions:
+        - gateway: istio-test/istio-gateway
+          address: assigned
+",
+    );
+    let out = run(&path);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(
+        shown.contains("pinned.yaml:7:5: Gateway istio-gateway: field `spec.addresses[0].value` is not supported by the local target"),
+        "{shown}"
+    );
+}
+
+/// A case with traffic after an edit, which the local target cannot send, still has
+/// its status judged first: a wrong status fails it instead of hiding in the skip.
+#[test]
+fn a_wrong_status_after_an_apply_fails_even_when_the_traffic_is_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("stray-fixed.yaml"), STRAY_FIXED).unwrap();
+    let path = suite(
+        dir.path(),
+        "  - name: fixed-with-traffic
+    apply: [stray-fixed.yaml]
+    request: {gateway: istio-test/istio-gateway, url: \"http://test.devopscube.com/\"}
+    traffic: {requests: 5}
+    expect:
+      status: 200
+      conditions:
+        - route: istio-test/stray
+          parent: istio-test/istio-gateway
+          sectionName: http
+          conditions: [{type: Accepted, status: \"False\"}]
+",
+    );
+    let out = run(&path);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(
+        shown.contains("expected Accepted=False, saw Accepted=True"),
+        "{shown}"
+    );
+}

@@ -286,6 +286,11 @@ fn unsupported_fields_are_located_errors() {
             "field `spec.parentRefs[0]` is not supported by the local target (a GAMMA route on the headless Service",
         ),
         (
+            "fixtures/gamma-to-headless.yaml",
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: direct\n  namespace: istio-test\nspec:\n  clusterIP: None\n  selector: {app: backend}\n  ports: [{port: 80, targetPort: 5678}]\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata:\n  name: mesh\n  namespace: istio-test\nspec:\n  parentRefs:\n  - {group: \"\", kind: Service, name: backend-v1}\n  rules:\n  - backendRefs: [{name: direct, port: 80}]\n",
+            "field `spec.rules[0].backendRefs[0]` is not supported by the local target (a GAMMA route to the headless Service istio-test/direct",
+        ),
+        (
             "fixtures/endpoints.yaml",
             "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: manual\n  namespace: istio-test\n  labels: {kubernetes.io/service-name: backend-v1}\naddressType: IPv4\nendpoints:\n- addresses: [10.0.0.9]\nports: [{port: 5678}]\n",
             "fixtures/endpoints.yaml:8:1: EndpointSlice manual: field `endpoints` is not supported by the local target",

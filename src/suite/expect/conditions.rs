@@ -33,7 +33,7 @@ pub struct ExpectedObjectConditions {
     /// The object's `metadata.generation`, at which every condition of the entry must
     /// have been observed: the status describes the spec as the case's `apply` left it
     /// (upstream `HTTPRouteMustHaveLatestConditions`, `GatewayMustHaveLatestConditions`
-    /// and the tests' `generation should change after an update`).
+    /// and the tests' check that an update moved the generation on).
     pub generation: Option<i64>,
     /// Only for a Gateway: the listeners its status lists, sorted (upstream
     /// `GatewayStatusMustHaveListeners` wants exactly the listeners it names).

@@ -119,6 +119,10 @@ impl RunningTarget for LocalEnvironment {
         _objects: &[crate::manifest::ObjectKey],
         _timeout: std::time::Duration,
     ) -> Result<crate::fixtures::IstioStatus, TargetError> {
+        // Edited fixtures are held to what the fixtures were held to at bring-up: a
+        // field the local target would refuse is refused in an edit too, with its
+        // location, instead of being left out of the status computed.
+        super::plan::plan_fixtures(fixtures).map_err(TargetError::Status)?;
         let mut status = fixtures.istio_status().map_err(TargetError::Status)?;
         for gateway in &mut status.gateways {
             let mut ips: Vec<std::net::IpAddr> = self
@@ -128,6 +132,12 @@ impl RunningTarget for LocalEnvironment {
                 .collect();
             ips.sort();
             ips.dedup();
+            // Istio reports the Service's address whether or not a listener is
+            // programmed; every local listener binds loopback, so a Gateway with none
+            // served gets that address too.
+            if ips.is_empty() {
+                ips.push(std::net::Ipv4Addr::LOCALHOST.into());
+            }
             gateway.addresses = ips
                 .into_iter()
                 .map(|ip| crate::fixtures::GatewayAddressView {

@@ -821,9 +821,14 @@ fn service_clusters(
     }
     // A gateway reaches a headless Service's pods through EDS as it reaches any
     // Service's (istio/istio `pilot/pkg/networking/core/cluster.go`,
-    // `convertResolution`: gateways cannot use passthrough clusters), so it gets the
-    // same cluster here. A fixed cluster IP would matter only to in-mesh callers.
-    if let Some(ip) = service.cluster_ip.as_deref().filter(|ip| *ip != "None") {
+    // `convertResolution` gives a gateway EDS where a sidecar would get a passthrough
+    // cluster), so it gets the same cluster here. A fixed cluster IP would matter only
+    // to in-mesh callers; an empty one asks the API server to allocate one.
+    if let Some(ip) = service
+        .cluster_ip
+        .as_deref()
+        .filter(|ip| !matches!(*ip, "None" | ""))
+    {
         return Err(unsupported(
             manifest,
             "spec.clusterIP",
@@ -1492,6 +1497,30 @@ fn check_parent_refs(route: &HttpRouteFixture, fixtures: &Fixtures) -> Result<()
                         service.key()
                     ),
                 ));
+            }
+            // A sidecar reaches a headless backend through a passthrough cluster to the
+            // pod address the caller picked, not through EDS as a gateway does
+            // (`convertResolution`; see `service_clusters`), so a mesh route to one is
+            // refused too.
+            for (i, rule) in route.rules.iter().enumerate() {
+                for (j, backend) in rule.backend_refs.iter().enumerate() {
+                    let namespace = backend.namespace.as_deref().unwrap_or(&route.namespace);
+                    let headless = backend.group.is_empty()
+                        && backend.kind == "Service"
+                        && fixtures
+                            .service_named(namespace, &backend.name)
+                            .is_some_and(ServiceFixture::is_headless);
+                    if headless {
+                        return Err(unsupported(
+                            manifest,
+                            &format!("spec.rules[{i}].backendRefs[{j}]"),
+                            format!(
+                                "a GAMMA route to the headless Service {namespace}/{}: in-mesh callers reach its pods by their own addresses, which the local sidecar does not stand for",
+                                backend.name
+                            ),
+                        ));
+                    }
+                }
             }
             if let Some(port) = parent.port
                 && !service.port_numbers().contains(&port_u16(
