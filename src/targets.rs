@@ -79,12 +79,17 @@ pub(crate) trait RunningTarget {
         timeout: std::time::Duration,
     ) -> Result<IstioStatus, TargetError>;
 
-    /// Brings a case's `apply` objects (Gateways, HTTPRoutes, GatewayClasses) into the environment
-    /// in place, as a later edit of the fixtures. The local target has nothing to do:
-    /// it computes status from the fixtures as each case meets them
-    /// ([`Case::fixtures`]), and serves the fixtures as brought up (see
+    /// Brings a case's `apply` objects (Gateways, HTTPRoutes, GatewayClasses) into the
+    /// environment in place, as a later edit of the fixtures; `edited` is the fixtures
+    /// with the edit applied. The local target only checks `edited` as it checked the
+    /// fixtures at bring-up: it computes status from the fixtures as each case meets
+    /// them ([`Case::fixtures`]), and serves the fixtures as brought up (see
     /// [`Self::serves_edits`]).
-    async fn apply(&mut self, objects: &[crate::manifest::Manifest]) -> Result<(), TargetError>;
+    async fn apply(
+        &mut self,
+        objects: &[crate::manifest::Manifest],
+        edited: &Fixtures,
+    ) -> Result<(), TargetError>;
 
     /// Whether requests sent after an `apply` meet the edited objects. The local
     /// target does not reprogram its proxies mid-suite, so a case that sends traffic

@@ -351,7 +351,7 @@ async fn apply_edits<R: RunningTarget>(
     while *done <= through {
         let case = &suite.cases[*done];
         if !case.apply.is_empty() {
-            env.apply(&case.apply)
+            env.apply(&case.apply, case.fixtures(suite))
                 .await
                 .map_err(|source| CaseError::Apply {
                     case: case.name.clone(),

@@ -181,7 +181,11 @@ impl RunningTarget for KubeEnvironment {
         }
     }
 
-    async fn apply(&mut self, objects: &[crate::manifest::Manifest]) -> Result<(), TargetError> {
+    async fn apply(
+        &mut self,
+        objects: &[crate::manifest::Manifest],
+        _edited: &crate::fixtures::Fixtures,
+    ) -> Result<(), TargetError> {
         Ok(KubeEnvironment::apply(self, objects).await?)
     }
 

@@ -256,9 +256,9 @@ fn gateway_addresses(manifest: &Manifest) -> Result<(), ManifestError> {
     else {
         return Ok(());
     };
-    let deployed_by_hand = |i: usize| {
+    let deployed_by_hand = |field: &str| {
         manifest.unsupported(
-            &format!("spec.addresses[{i}]"),
+            field,
             "local",
             Some(
                 "with this address Istio leaves the Gateway to be deployed by hand, its addresses naming the Service in front of it; the local target serves only Gateways Istio deploys (no addresses, or one IPAddress)"
@@ -266,39 +266,37 @@ fn gateway_addresses(manifest: &Manifest) -> Result<(), ManifestError> {
             ),
         )
     };
-    if addresses.len() > 1 {
-        return Err(deployed_by_hand(1));
-    }
-    if let Some(address) = addresses.first() {
-        let i = 0;
-        let value = address
-            .get("value")
-            .and_then(serde_json::Value::as_str)
-            .filter(|v| !v.is_empty());
-        let type_ = address
-            .get("type")
-            .and_then(serde_json::Value::as_str)
-            .unwrap_or("IPAddress");
-        return Err(match (type_, value) {
-            ("IPAddress" | "Hostname", None) => crate::manifest::invalid_field(
-                manifest,
-                &format!("spec.addresses[{i}]"),
-                format!(
-                    "an address of type {type_} needs a value: the Gateway API v1.3.0 CRD's rules on `spec.addresses` read it, and the API server refuses the Gateway (`no such key: value`); leave the address out to get one assigned"
-                ),
+    let address = match addresses.as_slice() {
+        [] => return Ok(()),
+        [address] => address,
+        [_, ..] => return Err(deployed_by_hand("spec.addresses[1]")),
+    };
+    let value = address
+        .get("value")
+        .and_then(serde_json::Value::as_str)
+        .filter(|v| !v.is_empty());
+    let type_ = address
+        .get("type")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("IPAddress");
+    Err(match (type_, value) {
+        ("IPAddress" | "Hostname", None) => crate::manifest::invalid_field(
+            manifest,
+            "spec.addresses[0]",
+            format!(
+                "an address of type {type_} needs a value: the Gateway API v1.3.0 CRD's rules on `spec.addresses` read it, and the API server refuses the Gateway (`no such key: value`); leave the address out to get one assigned"
             ),
-            ("IPAddress", Some(_)) => manifest.unsupported(
-                &format!("spec.addresses[{i}].value"),
-                "local",
-                Some(
-                    "a requested IP address is the cluster's load balancer's to give (GatewayStaticAddresses); leave the address out to get one assigned"
-                        .into(),
-                ),
+        ),
+        ("IPAddress", Some(_)) => manifest.unsupported(
+            "spec.addresses[0].value",
+            "local",
+            Some(
+                "a requested IP address is the cluster's load balancer's to give (GatewayStaticAddresses); leave the address out to get one assigned"
+                    .into(),
             ),
-            _ => deployed_by_hand(i),
-        });
-    }
-    Ok(())
+        ),
+        _ => deployed_by_hand("spec.addresses[0]"),
+    })
 }
 
 /// The unsupported-field error; [`Manifest::unsupported`] points at the key itself,

@@ -99,8 +99,16 @@ impl RunningTarget for LocalEnvironment {
     type Source<'env> = EngineSource;
 
     /// Edits reach the local target only through the fixtures its status is computed
-    /// from: its Envoy keeps the plan it was started with (`serves_edits`).
-    async fn apply(&mut self, _objects: &[crate::manifest::Manifest]) -> Result<(), TargetError> {
+    /// from: its Envoy keeps the plan it was started with (`serves_edits`). The edited
+    /// fixtures are held to what the fixtures were held to at bring-up: a field the
+    /// local target would refuse is refused in an edit too, with its location, instead
+    /// of being left out of the status computed.
+    async fn apply(
+        &mut self,
+        _objects: &[crate::manifest::Manifest],
+        edited: &crate::fixtures::Fixtures,
+    ) -> Result<(), TargetError> {
+        super::plan::plan_fixtures(edited).map_err(TargetError::Status)?;
         Ok(())
     }
 
@@ -119,10 +127,6 @@ impl RunningTarget for LocalEnvironment {
         _objects: &[crate::manifest::ObjectKey],
         _timeout: std::time::Duration,
     ) -> Result<crate::fixtures::IstioStatus, TargetError> {
-        // Edited fixtures are held to what the fixtures were held to at bring-up: a
-        // field the local target would refuse is refused in an edit too, with its
-        // location, instead of being left out of the status computed.
-        super::plan::plan_fixtures(fixtures).map_err(TargetError::Status)?;
         let mut status = fixtures.istio_status().map_err(TargetError::Status)?;
         for gateway in &mut status.gateways {
             let mut ips: Vec<std::net::IpAddr> = self
