@@ -77,7 +77,7 @@ pub async fn run(args: LocalTargetArgs) -> i32 {
     for case in &suite.cases {
         let address = match &case.entry {
             Entry::Gateway(gateway) => env.gateway_address(gateway, case.port),
-            Entry::Service(service) => env.mesh_address(service, case.port),
+            Entry::Service { service, from } => env.mesh_address(from, service, case.port),
         };
         match address {
             Some(addr) => println!("{}::{} {} {addr}", suite.name, case.name, case.url),

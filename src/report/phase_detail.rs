@@ -46,9 +46,9 @@ impl fmt::Display for PhaseDetail {
                     f,
                     "{case}: finding the address of {gateway} for port {port}"
                 ),
-                Entry::Service(service) => write!(
+                Entry::Service { service, from } => write!(
                     f,
-                    "{case}: finding the in-mesh client pod that calls {service} port {port}"
+                    "{case}: finding the in-mesh client pod in {from} that calls {service} port {port}"
                 ),
             },
             PhaseDetail::Converging {

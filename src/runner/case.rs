@@ -89,7 +89,7 @@ pub(crate) async fn run_case(
         object: case.entry.to_string(),
         reason: match &case.entry {
             Entry::Gateway(_) => "no address yet".to_owned(),
-            Entry::Service(_) => "no in-mesh client pod yet".to_owned(),
+            Entry::Service { .. } => "no in-mesh client pod yet".to_owned(),
         },
     }]);
     let source = say_while(

@@ -93,14 +93,24 @@ impl Case {
 pub enum Entry {
     /// North-south, through this Gateway.
     Gateway(ObjectKey),
-    /// East-west (GAMMA): from an in-mesh client to this Service.
-    Service(ObjectKey),
+    /// East-west (GAMMA): from an in-mesh client running in namespace `from` to
+    /// this Service.
+    Service { service: ObjectKey, from: String },
+}
+
+impl Entry {
+    /// East-west from a client in the Service's own namespace, where the kube target
+    /// places its in-mesh client unless a case says `request.from`.
+    pub fn service(service: ObjectKey) -> Entry {
+        let from = service.namespace_or_default().to_owned();
+        Entry::Service { service, from }
+    }
 }
 
 impl std::fmt::Display for Entry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Entry::Gateway(key) | Entry::Service(key) => write!(f, "{key}"),
+            Entry::Gateway(key) | Entry::Service { service: key, .. } => write!(f, "{key}"),
         }
     }
 }
@@ -385,20 +395,20 @@ fn resolve_case(
         // In the mesh the sidecars add mutual TLS themselves; an app that speaks TLS
         // to a Service turns its traffic into opaque TCP, which an HTTPRoute cannot
         // route, so such a case could only ever test the wrong thing.
-        Entry::Service(_) if https => {
+        Entry::Service { .. } if https => {
             return Err(invalid(
                 "request.url",
                 "east-west requests are plain http: the sidecars encrypt them with mutual TLS, and TLS from the client would bypass the HTTPRoute".into(),
             ));
         }
         // The in-mesh client is curl, which speaks no WebSocket.
-        Entry::Service(_) if websocket => {
+        Entry::Service { .. } if websocket => {
             return Err(invalid(
                 "request.url",
                 "WebSocket requests go through a gateway: the in-mesh client cannot open a WebSocket session".into(),
             ));
         }
-        Entry::Service(_) => {}
+        Entry::Service { .. } => {}
     }
     let version = match request.protocol {
         ProtocolSpec::Http1 => HttpVersion::Http1,
@@ -459,9 +469,10 @@ fn resolve_case(
     check_traffic(traffic, at)?;
     let given_identity = resolve_identity(&case.identity, at)?;
     // Whose view of the mesh applies a DestinationRule: the gateway's, or the in-mesh
-    // client's, which runs in the entry Service's namespace.
+    // client's, which runs in the namespace it is called from.
     let client_namespace = match &entry {
-        Entry::Gateway(key) | Entry::Service(key) => key.namespace.clone().unwrap_or_default(),
+        Entry::Gateway(key) => key.namespace.clone().unwrap_or_default(),
+        Entry::Service { from, .. } => from.clone(),
     };
     let context = LoadContext {
         fixtures,
@@ -547,7 +558,7 @@ fn resolve_status_case(
     // about, so that what reports show next to the case is one of its objects.
     let Some(entry) = conditions.objects.first().map(|o| match &o.target {
         StatusTarget::RouteParent { parent, .. } if parent.kind == "Service" => {
-            Entry::Service(parent.clone())
+            Entry::service(parent.clone())
         }
         StatusTarget::RouteParent { parent, .. } => Entry::Gateway(parent.clone()),
         StatusTarget::Gateway(gateway) | StatusTarget::Listener { gateway, .. } => {
@@ -589,6 +600,12 @@ fn resolve_entry(
         message,
     };
     let entry = match (&request.gateway, &request.service) {
+        (Some(_), None) if request.from.is_some() => {
+            return Err(invalid(
+                "request.from",
+                "`from` places the in-mesh client of an east-west case (`service`); requests through a gateway come from outside the mesh".into(),
+            ));
+        }
         (Some(gateway), None) => {
             let key = parse_ref("Gateway", gateway).map_err(|m| invalid("request.gateway", m))?;
             if fixtures.gateway(&key).is_none() {
@@ -607,7 +624,15 @@ fn resolve_entry(
                     format!("{key} is not in the suite's fixtures"),
                 ));
             }
-            Entry::Service(key)
+            let from = match &request.from {
+                None => key.namespace_or_default().to_owned(),
+                Some(from) => {
+                    check_client_namespace(from, fixtures)
+                        .map_err(|m| invalid("request.from", m))?;
+                    from.clone()
+                }
+            };
+            Entry::Service { service: key, from }
         }
         (Some(_), Some(_)) => {
             return Err(invalid(
@@ -624,6 +649,23 @@ fn resolve_entry(
         }
     };
     Ok(entry)
+}
+
+/// `request.from`: a namespace of the fixtures where a pod gets Istio's sidecar, as the
+/// in-mesh client must to be in the mesh (on a cluster meshcheck runs its client pod
+/// there, with no injection labels of its own).
+fn check_client_namespace(from: &str, fixtures: &Fixtures) -> Result<(), String> {
+    if fixtures.namespaces().iter().all(|n| n.name != from) {
+        return Err(format!(
+            "namespace `{from}` is not in the suite's fixtures: the in-mesh client runs in a Namespace the fixtures declare"
+        ));
+    }
+    if !fixtures.namespace_injects(from) {
+        return Err(format!(
+            "namespace `{from}` has no label that injects Istio's sidecar (`istio-injection: enabled` or `istio.io/rev: default`), so a client there is not in the mesh"
+        ));
+    }
+    Ok(())
 }
 
 /// The bounds of a case's traffic settings.

@@ -116,6 +116,12 @@ pub struct RequestSpec {
     /// `namespace/name` of a Service in the fixtures, called from inside the mesh.
     #[serde(default)]
     pub service: Option<String>,
+    /// East-west only: the namespace the in-mesh client runs in, which decides the
+    /// GAMMA consumer routes and DestinationRules it applies. The Service's namespace
+    /// unless said; it must be a Namespace of the fixtures whose labels inject
+    /// Istio's sidecar.
+    #[serde(default)]
+    pub from: Option<String>,
     /// The URL as a client would type it, e.g. `http://test.devopscube.com/`.
     pub url: String,
     #[serde(default = "default_method")]

@@ -36,7 +36,7 @@ use crate::targets::{CleanupReport, DiagnosticSection, Diagnostics, StatsSnapsho
 
 pub use bootstrap::{
     UNLIMITED, bootstrap, inbound_bootstrap, inbound_cluster_name, inbound_listener_name,
-    listener_name, proto_duration, redacted_bootstrap, sidecar_bootstrap,
+    listener_name, mesh_listener_name, proto_duration, redacted_bootstrap, sidecar_bootstrap,
 };
 pub use certificate::{PrivateKeyPem, REDACTED_KEY, TlsCertificate, redact_private_keys};
 pub use error::LocalError;
@@ -45,9 +45,9 @@ pub use install::{
 };
 pub(crate) use lifecycle::LocalTarget;
 pub use plan::{
-    ClusterPlan, GatewayPlan, GatewayPort, HttpsServer, InboundPlan, LbPolicy, MeshServicePlan,
-    OutlierDetection, PathMatch, Plan, PodPlan, PortServing, RouteAction, RoutePlan, TrafficPolicy,
-    VirtualHost, Workload, plan, plan_fixtures, pod_workload,
+    ClusterPlan, GatewayPlan, GatewayPort, HttpsServer, InboundPlan, LbPolicy, MeshKey,
+    MeshServicePlan, OutlierDetection, PathMatch, Plan, PodPlan, PortServing, RouteAction,
+    RoutePlan, TrafficPolicy, VirtualHost, Workload, plan, plan_fixtures, pod_workload,
 };
 pub use process::die_with_parent;
 pub use re2::Re2Error;
@@ -132,8 +132,9 @@ pub struct ReceivedRequests {
 struct Sidecar {
     envoy: Process,
     admin: SocketAddr,
-    /// (Service, port) -> the listener a client sends to, Host set to the Service.
-    listeners: BTreeMap<(ObjectKey, u16), SocketAddr>,
+    /// (Service, port, consumer namespace) -> the listener a client sends to, Host set
+    /// to the Service ([`Plan::mesh_route_for`] picks the one for a caller).
+    listeners: BTreeMap<MeshKey, SocketAddr>,
 }
 
 /// A third Envoy playing the server-side sidecars of injected pods that a
@@ -347,14 +348,12 @@ impl LocalEnvironment {
             .copied()
     }
 
-    /// Where an in-mesh client sends requests for a Service port (GAMMA): the
-    /// sidecar's outbound listener standing for the Service's cluster IP.
-    pub fn mesh_address(&self, service: &ObjectKey, port: u16) -> Option<SocketAddr> {
-        self.sidecar
-            .as_ref()?
-            .listeners
-            .get(&(service.clone(), port))
-            .copied()
+    /// Where an in-mesh client in namespace `from` sends requests for a Service port
+    /// (GAMMA): the sidecar's outbound listener standing for the Service's cluster IP,
+    /// configured as a caller in `from` sees it.
+    pub fn mesh_address(&self, from: &str, service: &ObjectKey, port: u16) -> Option<SocketAddr> {
+        let mesh = self.plan.mesh_route_for(from, service, port)?;
+        self.sidecar.as_ref()?.listeners.get(&mesh.key()).copied()
     }
 
     /// GETs a path of the in-mesh client sidecar's admin API.
@@ -454,7 +453,7 @@ impl LocalEnvironment {
         // in-mesh client's sidecar.
         let stats = match &case.entry {
             Entry::Gateway(_) => self.envoy_stats().await,
-            Entry::Service(_) => self.sidecar_admin("/stats").await,
+            Entry::Service { .. } => self.sidecar_admin("/stats").await,
         };
         let (mut sections, dumps) = match stats {
             Ok(stats) => {
@@ -613,15 +612,10 @@ async fn start_sidecar(
     let config = sidecar_bootstrap(plan, pods);
     let (mut envoy, admin) =
         spawn_envoy("sidecar Envoy", &config, "sidecar", dir, options, None).await?;
-    let wanted: Vec<((ObjectKey, u16), String)> = plan
+    let wanted: Vec<(MeshKey, String)> = plan
         .mesh
         .iter()
-        .map(|m| {
-            (
-                (m.service.clone(), m.port),
-                listener_name(&m.service, m.port),
-            )
-        })
+        .map(|m| (m.key(), mesh_listener_name(m)))
         .collect();
     let listeners = wait_listeners(&mut envoy, admin, &wanted, options.startup_timeout).await?;
     Ok(Sidecar {

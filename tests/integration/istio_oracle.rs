@@ -21,11 +21,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use meshcheck::manifest::ObjectKey;
 use meshcheck::suite::{Entry, Suite, load_all};
 use meshcheck::targets::local::{
-    GatewayPlan, InboundPlan, Plan, PortServing, TrafficPolicy, bootstrap, inbound_bootstrap,
-    inbound_cluster_name, listener_name, plan_fixtures, sidecar_bootstrap,
+    GatewayPlan, InboundPlan, MeshServicePlan, Plan, PortServing, TrafficPolicy, bootstrap,
+    inbound_bootstrap, inbound_cluster_name, listener_name, mesh_listener_name, plan_fixtures,
+    sidecar_bootstrap,
 };
 use serde_json::{Value, json};
 
@@ -203,8 +203,9 @@ fn only_listeners_of(bootstrap: &Value, gateway: &GatewayPlan) -> Value {
 }
 
 /// The in-mesh client's sidecar of a suite with GAMMA routes: one per namespace that
-/// east-west cases call from (the client runs in the Service's namespace, as on a
-/// cluster), with those cases' requests and probes of every mesh route.
+/// east-west cases call from (`request.from`, the Service's namespace unless said, as
+/// on a cluster), with those cases' requests and probes of every mesh route a caller
+/// there gets.
 fn sidecar_proxies(suite: &Suite, plan: &Plan) -> Vec<ProxyUnderTest> {
     if plan.mesh.is_empty() {
         return Vec::new();
@@ -215,7 +216,7 @@ fn sidecar_proxies(suite: &Suite, plan: &Plan) -> Vec<ProxyUnderTest> {
         .iter()
         .filter(|case| case.sends_traffic())
         .filter_map(|case| match &case.entry {
-            Entry::Service(service) => Some(service.namespace_or_default()),
+            Entry::Service { from, .. } => Some(from.as_str()),
             Entry::Gateway(_) => None,
         })
         .collect();
@@ -229,10 +230,12 @@ fn sidecar_proxies(suite: &Suite, plan: &Plan) -> Vec<ProxyUnderTest> {
                 .iter()
                 .filter(|case| case.sends_traffic())
                 .filter_map(|case| match &case.entry {
-                    Entry::Service(service) if service.namespace_or_default() == namespace => {
+                    Entry::Service { service, from } if from == namespace => {
+                        let mesh = plan
+                            .mesh_route_for(from, service, case.port)
+                            .expect("the suite loaded, so the Service port is routed");
                         let mut call = sidecar_call(
-                            service,
-                            case.port,
+                            mesh,
                             &case
                                 .spec
                                 .request
@@ -373,11 +376,13 @@ fn with_request_details(call: &mut Value, case: &meshcheck::suite::Case) {
 
 /// An east-west call: addressed to the Service (the oracle sends it to the Service's
 /// cluster IP), and for our side the listener that stands for that address.
-fn sidecar_call(service: &ObjectKey, port: u16, host: &str, path: &str) -> Value {
+/// A call to a Service port through the sidecar listener `mesh` stands for.
+fn sidecar_call(mesh: &MeshServicePlan, host: &str, path: &str) -> Value {
+    let service = &mesh.service;
     json!({
         "service": format!("{}/{}", service.namespace_or_default(), service.name),
-        "listener": listener_name(service, port),
-        "port": port,
+        "listener": mesh_listener_name(mesh),
+        "port": mesh.port,
         "host": host,
         "path": path,
     })
@@ -524,7 +529,10 @@ fn sidecar_probes(bootstrap: &Value, plan: &Plan, namespace: &str) -> Vec<Value>
     let mut probes = Vec::new();
     for mesh in &plan.mesh {
         let service = &mesh.service;
-        let name = listener_name(service, mesh.port);
+        if plan.mesh_route_for(namespace, service, mesh.port) != Some(mesh) {
+            continue;
+        }
+        let name = mesh_listener_name(mesh);
         let fqdn = format!(
             "{}.{}.svc.cluster.local",
             service.name,
@@ -556,7 +564,7 @@ fn sidecar_probes(bootstrap: &Value, plan: &Plan, namespace: &str) -> Vec<Value>
                     probes_of_routes.chain([(UNROUTED_PATH.to_string(), json!({}))])
                 {
                     for host in &hosts {
-                        let mut call = sidecar_call(service, mesh.port, host, &path);
+                        let mut call = sidecar_call(mesh, host, &path);
                         call["probe"] = json!(true);
                         merge(&mut call, &details);
                         probes.push(call);

@@ -144,8 +144,8 @@ fn mesh_routes_need_no_reference_grant() {
 }
 
 /// A consumer route (in another namespace than its Service parent) applies only to
-/// callers in its own namespace, as Istio scopes GAMMA routes; the local client calls
-/// from the Service's namespace, so the Service keeps its default route there.
+/// callers in its own namespace, as Istio scopes GAMMA routes: callers in the Service's
+/// namespace keep its default route, callers in the route's get the route.
 #[test]
 fn a_consumer_route_leaves_callers_in_the_services_namespace_alone() {
     let mut manifests = corpus("backend-refs");
@@ -157,15 +157,25 @@ fn a_consumer_route_leaves_callers_in_the_services_namespace_alone() {
         .unwrap(),
     );
     let plan = plan(&manifests).unwrap();
-    assert!(!plan.has_gamma_routes(), "{:?}", plan.mesh);
-    let local = plan
-        .mesh
-        .iter()
-        .find(|m| m.service.name == "local" && m.port == 80)
-        .expect("the Service's port is routed for in-mesh callers");
+    let local = ObjectKey {
+        kind: "Service".into(),
+        namespace: Some("edge".into()),
+        name: "local".into(),
+    };
+    let first_action = |caller: &str| {
+        plan.mesh_route_for(caller, &local, 80)
+            .expect("the Service's port is routed for in-mesh callers")
+            .routes[0]
+            .action
+            .clone()
+    };
     assert_eq!(
-        local.routes[0].action,
+        first_action("edge"),
         RouteAction::Cluster("outbound|80||local.edge.svc.cluster.local".into())
+    );
+    assert_eq!(
+        first_action("shop"),
+        RouteAction::Cluster("outbound|80||not-granted.shop.svc.cluster.local".into())
     );
 }
 

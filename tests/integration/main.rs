@@ -40,6 +40,7 @@ mod reliability_interrupt;
 mod reliability_kube;
 mod reports;
 mod run_options;
+mod suite_from;
 mod suite_tls;
 mod traffic_engine;
 mod traffic_envoy;

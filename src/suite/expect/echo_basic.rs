@@ -36,23 +36,26 @@ pub(super) fn echo_basic_identities(
 }
 
 /// The Services a case's requests may reach: the backends of every HTTPRoute whose
-/// parent is the entry (a Gateway, or a Service for east-west routes), and for an
-/// east-west entry the Service itself (what answers when no route applies).
+/// parent is the entry (a Gateway, or a Service for east-west routes, whose consumer
+/// routes apply only to callers in their own namespace), and for an east-west entry
+/// the Service itself (what answers when no route applies).
 pub(super) fn reachable_services(fixtures: &Fixtures, entry: &Entry) -> Vec<ObjectKey> {
-    let (parent_kind, parent) = match entry {
-        Entry::Gateway(key) => ("Gateway", key),
-        Entry::Service(key) => ("Service", key),
+    let (parent_kind, parent, caller) = match entry {
+        Entry::Gateway(key) => ("Gateway", key, None),
+        Entry::Service { service, from } => ("Service", service, Some(from.as_str())),
     };
     let parent_namespace = parent.namespace_or_default();
     let mut services = Vec::new();
-    if let Entry::Service(key) = entry {
-        services.push(key.clone());
+    if caller.is_some() {
+        services.push(parent.clone());
     }
     for route in fixtures.routes() {
         let attached = route.parent_refs.iter().any(|p| {
             p.kind == parent_kind && p.name == parent.name && p.namespace == parent_namespace
         });
-        if !attached {
+        let applies = caller
+            .is_none_or(|caller| route.namespace == parent_namespace || route.namespace == caller);
+        if !attached || !applies {
             continue;
         }
         for rule in &route.rules {

@@ -166,14 +166,11 @@ impl RunningTarget for KubeEnvironment {
             Entry::Gateway(gateway) => Ok(KubeSource::Engine(EngineSource(
                 self.gateway_address(gateway, port).await?,
             ))),
-            Entry::Service(service) => {
-                let namespace = mesh_client_namespace(service);
-                let pod = self
-                    .mesh_client_pod(&namespace, &mesh_client_selector())
-                    .await?;
+            Entry::Service { from, .. } => {
+                let pod = self.mesh_client_pod(from, &mesh_client_selector()).await?;
                 Ok(KubeSource::MeshClient(MeshClientSource {
                     env: self,
-                    namespace,
+                    namespace: from.clone(),
                     pod,
                     transcript: Default::default(),
                 }))
@@ -206,12 +203,9 @@ impl RunningTarget for KubeEnvironment {
         let path = path.trim_start_matches('/');
         match entry {
             Entry::Gateway(gateway) => Ok(KubeEnvironment::proxy_admin(self, gateway, path).await?),
-            Entry::Service(service) => {
-                let namespace = mesh_client_namespace(service);
-                let pod = self
-                    .mesh_client_pod(&namespace, &mesh_client_selector())
-                    .await?;
-                Ok(self.pod_proxy_admin(&namespace, &pod, path).await?)
+            Entry::Service { from, .. } => {
+                let pod = self.mesh_client_pod(from, &mesh_client_selector()).await?;
+                Ok(self.pod_proxy_admin(from, &pod, path).await?)
             }
         }
     }
@@ -275,12 +269,6 @@ impl RunningTarget for KubeEnvironment {
     }
 }
 
-/// The in-mesh client of a Service's east-west cases runs in the Service's namespace:
-/// GAMMA producer routes live there, and its injection label gives the client a sidecar.
-fn mesh_client_namespace(service: &ObjectKey) -> String {
-    service.namespace_or_default().to_owned()
-}
-
 fn mesh_client_selector() -> String {
     format!("app={CLIENT_NAME}")
 }
@@ -288,7 +276,7 @@ fn mesh_client_selector() -> String {
 /// What the kube target applies for a suite, and notes on what differs from the
 /// fixtures: delayed `meshcheck echo` backends run as an image that can delay (see
 /// [`substitute_delayed_echo`]), and one in-mesh client Deployment per namespace that
-/// east-west cases call into is added, applied, awaited and cleaned up like the
+/// east-west cases call from is added, applied, awaited and cleaned up like the
 /// fixtures.
 #[expect(
     clippy::result_large_err,
@@ -311,7 +299,9 @@ fn kube_manifests(suite: &Suite) -> Result<(Vec<Manifest>, Vec<PhaseDetail>), Ku
         .iter()
         .filter(|case| case.spec.skip.is_none())
         .filter_map(|case| match &case.entry {
-            Entry::Service(service) => Some(mesh_client_namespace(service)),
+            // The Service's namespace unless the case says `request.from`: the suite
+            // loader checked that the namespace's labels give the client a sidecar.
+            Entry::Service { from, .. } => Some(from.clone()),
             Entry::Gateway(_) => None,
         })
         .collect();
@@ -405,6 +395,21 @@ mod tests {
         assert!(notes.is_empty());
         assert_eq!(manifests.len(), seed.manifests.len());
         assert_eq!(image_of(&manifests, "backend-v1"), "hashicorp/http-echo");
+    }
+
+    #[test]
+    fn a_case_from_another_namespace_gets_its_client_there() {
+        let suite = load("conformance/mesh-consumer-route.yaml");
+        let (_, notes) = kube_manifests(&suite).unwrap();
+        assert_eq!(
+            rendered(&notes),
+            ["gateway-conformance-mesh", "gateway-conformance-mesh-consumer"].map(|namespace| {
+                format!(
+                    "Deployment {namespace}/meshcheck-mesh-client: in-mesh client for east-west cases ({})",
+                    mesh_client::CLIENT_IMAGE
+                )
+            })
+        );
     }
 
     #[test]

@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 
 use super::certificate::REDACTED_KEY;
 use super::plan::{
-    ClusterPlan, GatewayPort, HttpsServer, InboundPlan, LbPolicy, PathMatch, Plan, PortServing,
-    RouteAction, RoutePlan, TrafficPolicy, VirtualHost,
+    ClusterPlan, GatewayPort, HttpsServer, InboundPlan, LbPolicy, MeshServicePlan, PathMatch, Plan,
+    PortServing, RouteAction, RoutePlan, TrafficPolicy, VirtualHost,
 };
 use super::route_rule::{
     HeaderEdits, HeaderFilters, MatchCondition, PathRewrite, Redirect, RedirectPath, StringMatch,
@@ -49,6 +49,18 @@ pub fn listener_name(gateway: &crate::manifest::ObjectKey, port: u16) -> String 
     )
 }
 
+/// The in-mesh client sidecar's listener for one Service port as some callers see it
+/// ([`MeshServicePlan::consumer_namespace`]): Istio's name for the Service port's
+/// outbound listener, with the consumer namespace after it when only callers there get
+/// these routes.
+pub fn mesh_listener_name(mesh: &MeshServicePlan) -> String {
+    let name = listener_name(&mesh.service, mesh.port);
+    match &mesh.consumer_namespace {
+        None => name,
+        Some(namespace) => format!("{name}~from~{namespace}"),
+    }
+}
+
 /// The whole bootstrap. `pods[i]` are the addresses of workload `i`'s echo processes.
 pub fn bootstrap(plan: &Plan, pods: &[Vec<SocketAddr>]) -> Value {
     json!({
@@ -77,7 +89,7 @@ pub fn sidecar_bootstrap(plan: &Plan, pods: &[Vec<SocketAddr>]) -> Value {
         "static_resources": {
             "listeners": plan.mesh.iter().map(|m| {
                 let vhost = VirtualHost { hostname: "*".into(), routes: m.routes.clone() };
-                listener(ProxyRole::Sidecar, &listener_name(&m.service, m.port), m.port, std::slice::from_ref(&vhost))
+                listener(ProxyRole::Sidecar, &mesh_listener_name(m), m.port, std::slice::from_ref(&vhost))
             }).collect::<Vec<_>>(),
             "clusters": plan.clusters.iter().map(|c| cluster(c, pods)).collect::<Vec<_>>(),
         }

@@ -42,10 +42,9 @@ pub(crate) fn route_clusters(plan: &Plan, case: &Case) -> Vec<String> {
             .filter_map(|port| virtual_host_for(port.virtual_hosts(), host))
             .flat_map(|vh| vh.routes.iter())
             .collect(),
-        Entry::Service(service) => plan
-            .mesh
-            .iter()
-            .filter(|m| &m.service == service && m.port == case.port)
+        Entry::Service { service, from } => plan
+            .mesh_route_for(from, service, case.port)
+            .into_iter()
             .flat_map(|m| m.routes.iter())
             .collect(),
     };
@@ -62,7 +61,7 @@ pub(crate) fn route_clusters(plan: &Plan, case: &Case) -> Vec<String> {
         })
         .collect();
     if clusters.is_empty()
-        && let Entry::Service(service) = &case.entry
+        && let Entry::Service { service, .. } = &case.entry
     {
         clusters.extend(
             plan.clusters

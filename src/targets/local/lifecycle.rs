@@ -51,7 +51,7 @@ impl Target for LocalTarget {
         options.mesh_client = suite
             .cases
             .iter()
-            .any(|case| matches!(case.entry, Entry::Service(_)));
+            .any(|case| matches!(case.entry, Entry::Service { .. }));
         let Some(started) = bring_up
             .step(LocalEnvironment::start_fixtures(&suite.fixtures, options))
             .await
@@ -164,8 +164,8 @@ impl RunningTarget for LocalEnvironment {
                     gateway: gateway.clone(),
                     port,
                 }),
-            Entry::Service(service) => self
-                .mesh_address(service, port)
+            Entry::Service { service, from } => self
+                .mesh_address(from, service, port)
                 .map(EngineSource)
                 .ok_or_else(|| TargetError::NoMeshListener {
                     service: service.clone(),
@@ -177,7 +177,7 @@ impl RunningTarget for LocalEnvironment {
     async fn proxy_admin(&self, entry: &Entry, path: &str) -> Result<String, TargetError> {
         Ok(match entry {
             Entry::Gateway(_) => self.envoy_admin(path).await?,
-            Entry::Service(_) => self.sidecar_admin(path).await?,
+            Entry::Service { .. } => self.sidecar_admin(path).await?,
         })
     }
 

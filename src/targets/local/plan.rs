@@ -175,9 +175,28 @@ pub struct GatewayPlan {
 pub struct MeshServicePlan {
     pub service: ObjectKey,
     pub port: u16,
+    /// `Some`: these are the consumer routes of this namespace (routes in it with a
+    /// parentRef to a Service elsewhere), which only callers in it get, instead of the
+    /// Service's producer routes. `None`: what callers in every other namespace get.
+    /// [`Plan::mesh_route_for`] picks one for a caller.
+    pub consumer_namespace: Option<String>,
     pub routes: Vec<RoutePlan>,
     /// Whether GAMMA routes are attached (`false`: the default route only).
     pub gamma: bool,
+}
+
+/// A Service port as the callers of a [`MeshServicePlan::consumer_namespace`] see it:
+/// what tells the in-mesh client sidecar's listeners apart.
+pub type MeshKey = (ObjectKey, u16, Option<String>);
+
+impl MeshServicePlan {
+    pub fn key(&self) -> MeshKey {
+        (
+            self.service.clone(),
+            self.port,
+            self.consumer_namespace.clone(),
+        )
+    }
 }
 
 impl Plan {
@@ -185,6 +204,29 @@ impl Plan {
     /// sidecar whatever the cases do.
     pub fn has_gamma_routes(&self) -> bool {
         self.mesh.iter().any(|m| m.gamma)
+    }
+
+    /// How the sidecar of a caller in `caller_namespace` routes a Service port: by its
+    /// own namespace's consumer routes when it has any for the port, otherwise as every
+    /// caller does. Istio puts the GAMMA routes of the proxy's namespace first
+    /// (istio/istio `pilot/pkg/model/virtualservice.go`, `SelectVirtualServices`), and
+    /// the first virtual host for a domain wins (`pilot/pkg/networking/core/httproute.go`,
+    /// `buildSidecarOutboundHTTPRouteConfig` drops later duplicates), so a consumer
+    /// route replaces the producer's routes for its callers.
+    pub fn mesh_route_for(
+        &self,
+        caller_namespace: &str,
+        service: &ObjectKey,
+        port: u16,
+    ) -> Option<&MeshServicePlan> {
+        let for_service = || {
+            self.mesh
+                .iter()
+                .filter(move |m| &m.service == service && m.port == port)
+        };
+        for_service()
+            .find(|m| m.consumer_namespace.as_deref() == Some(caller_namespace))
+            .or_else(|| for_service().find(|m| m.consumer_namespace.is_none()))
     }
 }
 
@@ -516,7 +558,7 @@ fn translate(fixtures: &Fixtures) -> Result<Plan, ManifestError> {
     for route in fixtures.routes() {
         check_parent_refs(route, fixtures)?;
     }
-    let mut mesh: BTreeMap<(ObjectKey, u16), Vec<RoutePlan>> = BTreeMap::new();
+    let mut mesh: BTreeMap<MeshKey, Vec<RoutePlan>> = BTreeMap::new();
     // GAMMA routes are translated apart: Istio does not check ReferenceGrants for them.
     let mut mesh_routes = RoutePlans::new(fixtures.routes());
     let mesh_backends = BackendResolver {
@@ -535,18 +577,25 @@ fn translate(fixtures: &Fixtures) -> Result<Plan, ManifestError> {
     }
     let mut mesh: Vec<MeshServicePlan> = mesh
         .into_iter()
-        .map(|((service, port), mut routes)| {
+        .map(|((service, port, consumer_namespace), mut routes)| {
             routes.sort_by(|a, b| a.precedence.cmp(&b.precedence));
             MeshServicePlan {
                 service,
                 port,
+                consumer_namespace,
                 routes,
                 gamma: true,
             }
         })
         .collect();
     mesh.extend(default_mesh_routes(fixtures, &clusters, &mesh));
-    mesh.sort_by(|a, b| (&a.service, a.port).cmp(&(&b.service, b.port)));
+    mesh.sort_by(|a, b| {
+        (&a.service, a.port, &a.consumer_namespace).cmp(&(
+            &b.service,
+            b.port,
+            &b.consumer_namespace,
+        ))
+    });
     Ok(Plan {
         workloads,
         clusters,
@@ -1612,9 +1661,11 @@ fn default_mesh_routes(
     clusters
         .iter()
         .filter(|cluster| {
-            !routed
-                .iter()
-                .any(|m| m.service == cluster.service && m.port == cluster.port)
+            !routed.iter().any(|m| {
+                m.service == cluster.service
+                    && m.port == cluster.port
+                    && m.consumer_namespace.is_none()
+            })
         })
         .filter(|cluster| {
             fixtures
@@ -1632,6 +1683,7 @@ fn default_mesh_routes(
         .map(|cluster| MeshServicePlan {
             service: cluster.service.clone(),
             port: cluster.port,
+            consumer_namespace: None,
             routes: vec![RoutePlan {
                 name: format!("default.{}", cluster.name),
                 path: PathMatch::Prefix("/".into()),
@@ -1668,21 +1720,19 @@ fn attach_mesh_route(
     route: &HttpRouteFixture,
     fixtures: &Fixtures,
     backends: &BackendResolver<'_>,
-    mesh: &mut BTreeMap<(ObjectKey, u16), Vec<RoutePlan>>,
+    mesh: &mut BTreeMap<MeshKey, Vec<RoutePlan>>,
 ) -> Result<(), ManifestError> {
     for parent in route.parent_refs.iter().filter(|p| p.is_service()) {
-        // Istio applies a GAMMA route to a caller in the Service's namespace only when
-        // the route is there too (a producer route); a consumer route, in another
-        // namespace, applies only to callers in the route's own namespace (istio/istio
-        // `pilot/pkg/networking/core/route/route.go`,
+        // A route in the Service's namespace (a producer route) applies to callers in
+        // every namespace; one in another namespace (a consumer route) only to callers
+        // in its own (istio/istio `pilot/pkg/networking/core/route/route.go`,
         // `buildSidecarVirtualHostsForVirtualService` keeps a Gateway API route's
         // Services only when the route shares a namespace with the Service or with the
-        // calling proxy). The local in-mesh client
-        // calls a Service from the Service's namespace, so a consumer route never
-        // applies to it.
-        if parent.namespace != route.namespace {
-            continue;
-        }
+        // calling proxy). Istio merges the mesh routes of one namespace per Service
+        // port (`pilot/pkg/config/kube/gateway/route_collections.go`: one
+        // VirtualService per namespace, port and host).
+        let consumer_namespace =
+            (parent.namespace != route.namespace).then(|| route.namespace.clone());
         // check_parent_refs made sure the Service is there.
         let Some(service) = fixtures.service_named(&parent.namespace, &parent.name) else {
             continue;
@@ -1699,7 +1749,7 @@ fn attach_mesh_route(
         };
         let plans = routes.get(route_index, route, backends)?;
         for port in ports {
-            mesh.entry((service.key(), port))
+            mesh.entry((service.key(), port, consumer_namespace.clone()))
                 .or_default()
                 .extend(plans.iter().cloned());
         }

@@ -1,0 +1,150 @@
+//! `request.from`: the namespace an east-west case's in-mesh client runs in. What the
+//! loader accepts and refuses (each refusal located at the field), and which GAMMA
+//! routes the local target's sidecar gives a caller there.
+
+use std::path::{Path, PathBuf};
+
+use meshcheck::manifest::ObjectKey;
+use meshcheck::suite::{Entry, load_suite};
+use meshcheck::targets::local::plan_fixtures;
+use tempfile::TempDir;
+
+/// The fidelity corpus's consumer-route fixtures: Namespaces shop, store and outside
+/// (all injected), the Service shop/api with a producer route (/producer) and a
+/// consumer route in store (/consumer).
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/fidelity/gamma-consumer-routes/fixtures.yaml")
+}
+
+/// Writes a suite whose only case has this `request:` block (indented by 6) over
+/// `fixtures` and extra fixture text (none when empty), and returns its path.
+fn suite(dir: &TempDir, request: &str, extra_fixtures: &str) -> PathBuf {
+    let mut files = format!("'{}'", fixtures().display());
+    if !extra_fixtures.is_empty() {
+        std::fs::write(dir.path().join("extra.yaml"), extra_fixtures).unwrap();
+        files.push_str(", extra.yaml");
+    }
+    let text = format!(
+        "name: from\nfixtures: [{files}]\ncases:\n  - name: c\n    request:\n{request}    traffic: {{requests: 1}}\n    expect: {{status: 200}}\n"
+    );
+    let path = dir.path().join("suite.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn refused(request: &str, extra_fixtures: &str, line: usize, expected: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let text = load_suite(&suite(&dir, request, extra_fixtures))
+        .expect_err("the suite must be refused")
+        .to_string();
+    assert!(
+        text.contains(&format!("suite.yaml:{line}:")),
+        "expected suite.yaml:{line}: in: {text}"
+    );
+    assert!(text.contains(expected), "expected {expected:?} in: {text}");
+}
+
+const NO_EXTRA: &str = "";
+
+fn api() -> ObjectKey {
+    ObjectKey {
+        kind: "Service".into(),
+        namespace: Some("shop".into()),
+        name: "api".into(),
+    }
+}
+
+#[test]
+fn from_places_the_client_and_defaults_to_the_services_namespace() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = suite(
+        &dir,
+        "      service: shop/api\n      from: store\n      url: http://api.shop/\n",
+        NO_EXTRA,
+    );
+    let suite_with_from = load_suite(&path).unwrap();
+    assert_eq!(
+        suite_with_from.cases[0].entry,
+        Entry::Service {
+            service: api(),
+            from: "store".into()
+        }
+    );
+    let path = suite(
+        &dir,
+        "      service: shop/api\n      url: http://api.shop/\n",
+        NO_EXTRA,
+    );
+    assert_eq!(
+        load_suite(&path).unwrap().cases[0].entry,
+        Entry::service(api())
+    );
+}
+
+#[test]
+fn from_on_a_gateway_case_is_refused() {
+    let gateway = "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw, namespace: shop}\nspec:\n  gatewayClassName: istio\n  listeners: [{name: http, protocol: HTTP, port: 80}]\n";
+    refused(
+        "      gateway: shop/gw\n      from: store\n      url: http://api.shop/\n",
+        gateway,
+        7,
+        "`from` places the in-mesh client of an east-west case",
+    );
+}
+
+#[test]
+fn from_a_namespace_the_fixtures_lack_is_refused() {
+    refused(
+        "      service: shop/api\n      from: elsewhere\n      url: http://api.shop/\n",
+        NO_EXTRA,
+        7,
+        "namespace `elsewhere` is not in the suite's fixtures",
+    );
+}
+
+#[test]
+fn from_a_namespace_without_injection_is_refused() {
+    let plain = "apiVersion: v1\nkind: Namespace\nmetadata: {name: plain}\n";
+    refused(
+        "      service: shop/api\n      from: plain\n      url: http://api.shop/\n",
+        plain,
+        7,
+        "namespace `plain` has no label that injects Istio's sidecar",
+    );
+}
+
+/// Which route a caller's sidecar picks for /consumer and /producer, by namespace:
+/// the consumer route replaces the producer's for callers in store only.
+#[test]
+fn a_consumer_route_replaces_the_producer_route_for_its_namespace_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = load_suite(&suite(
+        &dir,
+        "      service: shop/api\n      url: http://api.shop/\n",
+        NO_EXTRA,
+    ))
+    .unwrap();
+    let plan = plan_fixtures(&suite.fixtures).unwrap();
+    let routes_of = |caller: &str| -> Vec<String> {
+        let mesh = plan.mesh_route_for(caller, &api(), 80).unwrap();
+        mesh.routes
+            .iter()
+            .map(|r| format!("{:?}", r.path))
+            .collect()
+    };
+    for caller in ["shop", "outside"] {
+        let routes = routes_of(caller);
+        assert!(
+            routes.iter().any(|r| r.contains("/producer"))
+                && !routes.iter().any(|r| r.contains("/consumer")),
+            "{caller}: {routes:?}"
+        );
+    }
+    let routes = routes_of("store");
+    assert!(
+        routes.iter().any(|r| r.contains("/consumer"))
+            && !routes.iter().any(|r| r.contains("/producer")),
+        "store: {routes:?}"
+    );
+}
