@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use crate::exit_codes;
 use crate::manifest::SourceLocation;
 use crate::runner::CaseFilter;
-use crate::suite::{Suite, SuiteError};
+use crate::suite::{Entry, Suite, SuiteError};
 
 #[derive(Debug, clap::Args)]
 pub struct FilterArgs {
@@ -161,10 +161,38 @@ pub fn lint(args: &LintArgs) -> i32 {
             warnings += 1;
             eprintln!("warning: {}: {}", warning.location, warning.message);
         }
+        // An error for `--target local`, a warning otherwise: the suite may still run
+        // on a cluster.
+        let mut local_refusal = |message: String| {
+            let what = match args.target {
+                LintTarget::Local => {
+                    errors += 1;
+                    "error"
+                }
+                LintTarget::Any => {
+                    warnings += 1;
+                    "warning"
+                }
+            };
+            eprintln!("{what}: {message}");
+        };
         match crate::targets::local::plan_fixtures(&suite.fixtures) {
             Ok(plan) => {
                 for note in &plan.notes {
                     eprintln!("note: suite `{}`: {note}", suite.name);
+                }
+                // An east-west case to a port the local sidecar does not serve would
+                // fail at run time; say so with the case's location now.
+                for case in suite.cases.iter().filter(|c| c.spec.skip.is_none()) {
+                    let Entry::Service { service, .. } = &case.entry else {
+                        continue;
+                    };
+                    if let Some(why) = plan.mesh_gaps.get(&(service.clone(), case.port)) {
+                        local_refusal(format!(
+                            "{}: case `{}::{}` cannot run on the local target: {why}",
+                            case.location, suite.name, case.name
+                        ));
+                    }
                 }
             }
             // A suite whose every case is skipped is never brought up: saying why it
@@ -175,21 +203,23 @@ pub fn lint(args: &LintArgs) -> i32 {
                     suite.name
                 );
             }
-            Err(err) => {
-                let what = match args.target {
-                    LintTarget::Local => {
-                        errors += 1;
-                        "error"
-                    }
-                    LintTarget::Any => {
-                        warnings += 1;
-                        "warning"
-                    }
-                };
-                eprintln!(
-                    "{what}: suite `{}` cannot run on the local target: {err}",
-                    suite.name
-                );
+            Err(err) => local_refusal(format!(
+                "suite `{}` cannot run on the local target: {err}",
+                suite.name
+            )),
+        }
+        // The local target holds an edit to what it holds the fixtures to when a case
+        // applies it (`RunningTarget::apply`), so the same refusal shows here first.
+        for case in suite
+            .cases
+            .iter()
+            .filter(|c| !c.spec.apply.is_empty() && c.spec.skip.is_none())
+        {
+            if let Err(err) = crate::targets::local::plan_fixtures(case.fixtures(suite)) {
+                local_refusal(format!(
+                    "{}: case `{}::{}`: after its `apply`, the local target cannot run the fixtures: {err}",
+                    case.location, suite.name, case.name
+                ));
             }
         }
     }

@@ -65,8 +65,12 @@ impl From<KubeSetupError> for BringUpError {
 pub enum TargetError {
     #[error("the local target has no listener for {gateway} on port {port}")]
     NoListener { gateway: ObjectKey, port: u16 },
-    #[error("the local target has no in-mesh client listener for {service} port {port}")]
-    NoMeshListener { service: ObjectKey, port: u16 },
+    #[error("the local target has no in-mesh client listener for {service} port {port}: {reason}")]
+    NoMeshListener {
+        service: ObjectKey,
+        port: u16,
+        reason: String,
+    },
     #[error(transparent)]
     Local(#[from] LocalError),
     #[error(transparent)]

@@ -356,6 +356,15 @@ impl LocalEnvironment {
         self.sidecar.as_ref()?.listeners.get(&mesh.key()).copied()
     }
 
+    /// Why the in-mesh client's sidecar has no listener for a Service port.
+    pub fn mesh_gap(&self, service: &ObjectKey, port: u16) -> String {
+        self.plan
+            .mesh_gaps
+            .get(&(service.clone(), port))
+            .cloned()
+            .unwrap_or_else(|| format!("the fixtures give {service} no port {port}"))
+    }
+
     /// GETs a path of the in-mesh client sidecar's admin API.
     pub async fn sidecar_admin(&self, path: &str) -> Result<String, LocalError> {
         let Some(sidecar) = &self.sidecar else {

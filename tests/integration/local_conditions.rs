@@ -288,11 +288,21 @@ spec:
           address: assigned
 ",
     );
+    let refusal = "pinned.yaml:7:5: Gateway istio-gateway: field `spec.addresses[0].value` is not supported by the local target";
     let out = run(&path);
     let shown = text(&out);
     assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(shown.contains(refusal), "{shown}");
+    // `lint --target local` sees the same refusal without running anything.
+    let lint = Command::new(env!("CARGO_BIN_EXE_meshcheck"))
+        .args(["lint", "--target", "local"])
+        .arg(&path)
+        .output()
+        .expect("run meshcheck lint");
+    let shown = text(&lint);
+    assert_eq!(lint.status.code(), Some(2), "{shown}");
     assert!(
-        shown.contains("pinned.yaml:7:5: Gateway istio-gateway: field `spec.addresses[0].value` is not supported by the local target"),
+        shown.contains("case `conditions::pinned`") && shown.contains(refusal),
         "{shown}"
     );
 }

@@ -148,3 +148,43 @@ fn a_consumer_route_replaces_the_producer_route_for_its_namespace_only() {
         "store: {routes:?}"
     );
 }
+
+/// An east-west case to a port the local sidecar does not serve (a headless Service's)
+/// is refused by `lint --target local` at the case, with why, and fails at run time
+/// with the same reason.
+#[test]
+fn an_east_west_case_to_a_headless_service_says_why_it_cannot_run_locally() {
+    let dir = tempfile::tempdir().unwrap();
+    let headless = "apiVersion: v1\nkind: Service\nmetadata: {name: direct, namespace: shop}\nspec:\n  clusterIP: None\n  selector: {app: api}\n  ports: [{name: http, port: 80, targetPort: 5678}]\n";
+    let path = suite(
+        &dir,
+        "      service: shop/direct\n      url: http://direct.shop/\n",
+        headless,
+    );
+    let why =
+        "Service shop/direct is headless: in-mesh callers reach its pods by their own addresses";
+    let meshcheck = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_meshcheck"))
+            .args(args)
+            .arg(&path)
+            .output()
+            .expect("run meshcheck");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), text)
+    };
+    let (code, text) = meshcheck(&["lint", "--target", "local"]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains("suite.yaml:4:")
+            && text.contains("case `from::c` cannot run on the local target")
+            && text.contains(why),
+        "{text}"
+    );
+    let (code, text) = meshcheck(&["run", "--quiet"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains(why), "{text}");
+}

@@ -170,6 +170,7 @@ impl RunningTarget for LocalEnvironment {
                 .ok_or_else(|| TargetError::NoMeshListener {
                     service: service.clone(),
                     port,
+                    reason: self.mesh_gap(service, port),
                 }),
         }
     }

@@ -39,6 +39,9 @@ pub struct Plan {
     /// Every Service port Istio routes as HTTP, as an in-mesh client's sidecar routes
     /// it: by its GAMMA routes, or by Istio's default route.
     pub mesh: Vec<MeshServicePlan>,
+    /// The Service ports of the fixtures the in-mesh client's sidecar has no HTTP
+    /// listener for, with why: what an east-west case calling one is told.
+    pub mesh_gaps: BTreeMap<(ObjectKey, u16), String>,
     /// The server-side sidecars of injected pods whose inbound cluster a DestinationRule
     /// limits: one per Deployment, its pods' inbound listeners in one Envoy.
     pub inbound: Vec<InboundPlan>,
@@ -600,10 +603,38 @@ fn translate(fixtures: &Fixtures) -> Result<Plan, ManifestError> {
         workloads,
         clusters,
         gateways,
+        mesh_gaps: mesh_gaps(fixtures, &mesh),
         mesh,
         inbound,
         notes: notes.into_iter().flatten().collect(),
     })
+}
+
+/// Every Service port of the fixtures without a listener in the in-mesh client's
+/// sidecar (see [`Plan::mesh_gaps`]), and why.
+fn mesh_gaps(fixtures: &Fixtures, mesh: &[MeshServicePlan]) -> BTreeMap<(ObjectKey, u16), String> {
+    let mut gaps = BTreeMap::new();
+    for service in fixtures.services() {
+        let key = service.key();
+        for port in service.port_numbers() {
+            if mesh.iter().any(|m| m.service == key && m.port == port) {
+                continue;
+            }
+            let why = if service.is_headless() {
+                format!(
+                    "{key} is headless: in-mesh callers reach its pods by their own addresses (Istio's passthrough cluster), which the local sidecar's listeners, one per Service port, do not stand for"
+                )
+            } else if !mesh_routes_http(service, port) {
+                format!(
+                    "Istio proxies port {port} of {key} as opaque TCP or UDP, so no HTTP route applies to calls to it"
+                )
+            } else {
+                format!("the local sidecar has no HTTP route for {key} port {port}")
+            };
+            gaps.insert((key.clone(), port), why);
+        }
+    }
+    gaps
 }
 
 fn workload(fixture: &WorkloadFixture) -> Result<Workload, ManifestError> {
