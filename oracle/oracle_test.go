@@ -32,6 +32,9 @@ type Request struct {
 	// Manifests holds every fixture object as YAML documents.
 	Manifests string  `json:"manifests"`
 	Proxies   []Proxy `json:"proxies"`
+	// Deployed names Gateways ("namespace/name") whose objects Istio's deployment
+	// controller is asked to render.
+	Deployed []string `json:"deployed,omitempty"`
 }
 
 // Proxy names one proxy: a Gateway's deployment, or a sidecar in a namespace.
@@ -62,7 +65,8 @@ type Call struct {
 
 // Answer is the generated configuration per proxy.
 type Answer struct {
-	Proxies []ProxyAnswer `json:"proxies"`
+	Proxies  []ProxyAnswer    `json:"proxies"`
+	Deployed []DeployedObject `json:"deployed,omitempty"`
 }
 
 // ProxyAnswer holds the xDS resources as protojson, and the simulated calls.
@@ -158,6 +162,7 @@ func TestOracle(t *testing.T) {
 		}
 		answer.Proxies = append(answer.Proxies, pa)
 	}
+	answer.Deployed = deployedObjects(t, req.Manifests, req.Deployed)
 	out, err := json.MarshalIndent(answer, "", " ")
 	if err != nil {
 		t.Fatal(err)

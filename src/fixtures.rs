@@ -14,6 +14,7 @@ mod destination_rule;
 mod duration;
 mod error;
 mod gateway;
+mod generated;
 mod index;
 mod injection;
 pub mod istio;
@@ -36,6 +37,9 @@ pub use destination_rule::{
 pub use duration::{CrdDuration, DurationError, MIN_CRD_DURATION};
 pub use error::LookupError;
 pub use gateway::GatewayFixture;
+pub use generated::{
+    GATEWAY_NAME_LABEL, deployed_metadata, generated_objects, infrastructure_metadata,
+};
 pub use index::{Backend, Fixtures, IgnoredDestinationRule, IgnoredReason};
 pub use injection::{IGNORED_NAMESPACES, INJECT_LABEL, INJECTION_LABEL, REVISION_LABEL, opts_out};
 pub use reference_grant::{NAMESPACE_NAME_LABEL, NamespaceFixture, ReferenceGrantFixture};
@@ -47,8 +51,9 @@ pub use route::{
 pub use service::ServiceFixture;
 pub use status::{
     CertificateProblem, GatewayAddressView, GatewayClassStatusView, GatewayStatusView,
-    ISTIO_CONTROLLER_NAME, ISTIO_GATEWAY_CLASS, IstioStatus, ListenerStatusView, ParentRefView,
-    RouteParentStatusView, RouteStatusView, StatusCondition, StatusWarning,
+    GeneratedObjectView, ISTIO_CONTROLLER_NAME, ISTIO_GATEWAY_CLASS, IstioStatus,
+    ListenerStatusView, ParentRefView, RouteParentStatusView, RouteStatusView, StatusCondition,
+    StatusWarning,
 };
 pub use workload::{EchoImage, WorkloadFixture};
 

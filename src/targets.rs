@@ -30,7 +30,7 @@ use serde::Serialize;
 
 use std::time::Duration;
 
-use crate::fixtures::{Fixtures, IstioStatus};
+use crate::fixtures::{Fixtures, GeneratedObjectView, IstioStatus};
 use crate::manifest::ObjectKey;
 use crate::runner::BringUp;
 use crate::suite::expect::{Received, Receiver};
@@ -78,6 +78,16 @@ pub(crate) trait RunningTarget {
         objects: &[ObjectKey],
         timeout: std::time::Duration,
     ) -> Result<IstioStatus, TargetError>;
+
+    /// What the control plane deployed for `gateway` (its ServiceAccount, pods and
+    /// Service, labelled `gateway.networking.k8s.io/gateway-name`), read only for a
+    /// case's `generated` check: on the local target as Istio's deployment controller
+    /// makes them for `fixtures`, on a cluster listed from the Gateway's namespace.
+    async fn generated_objects(
+        &self,
+        fixtures: &Fixtures,
+        gateway: &ObjectKey,
+    ) -> Result<Vec<GeneratedObjectView>, TargetError>;
 
     /// Brings a case's `apply` objects (Gateways, HTTPRoutes, GatewayClasses) into the
     /// environment in place, as a later edit of the fixtures; `edited` is the fixtures

@@ -208,9 +208,20 @@ async fn check_conditions(
         emit,
     )
     .await;
+    let read_failed = |source| failed(CaseMessage::Error(Arc::new(CaseError::Status { source })));
     loop {
-        let read = status
-            .map_err(|source| failed(CaseMessage::Error(Arc::new(CaseError::Status { source }))))?;
+        let mut read = status.map_err(read_failed)?;
+        // What was deployed for a Gateway is not its status: read only for the
+        // `generated` checks, next to each status read.
+        for gateway in conditions.generated_gateways() {
+            let objects = env
+                .generated_objects(case.fixtures(suite), &gateway)
+                .await
+                .map_err(read_failed)?;
+            if let Some(view) = read.gateways.iter_mut().find(|g| g.gateway == gateway) {
+                view.generated = objects;
+            }
+        }
         let failures = conditions.failures(&read);
         if failures.is_empty() {
             return Ok(conditions.describe());

@@ -361,9 +361,23 @@ pub struct ObjectConditionsSpec {
     /// least one address.
     #[serde(default)]
     pub address: Option<String>,
+    /// With `gateway` and no `listener`: labels and annotations every object Istio
+    /// deploys for the Gateway carries (its ServiceAccount, pods and Service).
+    #[serde(default)]
+    pub generated: Option<GeneratedMetadataSpec>,
     /// Conditions that must be there with this status (and reason, when given).
     #[serde(default)]
     pub conditions: Vec<ConditionSpec>,
+}
+
+/// `expect.conditions[].generated`: labels and annotations, each with its value.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GeneratedMetadataSpec {
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
 }
 
 /// One condition expected in a status.

@@ -72,13 +72,19 @@ struct ProxyUnderTest {
     server: bool,
 }
 
-fn ask_oracle(suite: &Suite, proxies: &[Value]) -> Value {
+/// Asks the oracle for `proxies`' configuration and for what Istio's deployment
+/// controller applies for the `deployed` Gateways (`namespace/name`).
+fn ask_oracle(suite: &Suite, proxies: &[Value], deployed: &[String]) -> Value {
     let manifests: Vec<String> = suite
         .manifests
         .iter()
         .map(|m| served_as_istio_reads_it(m.to_json()).to_string())
         .collect();
-    let request = json!({"manifests": manifests.join("\n---\n"), "proxies": proxies});
+    let request = json!({
+        "manifests": manifests.join("\n---\n"),
+        "proxies": proxies,
+        "deployed": deployed,
+    });
     let dir = tempfile::tempdir().unwrap();
     let request_path = dir.path().join("request.json");
     let answer_path = dir.path().join("answer.json");
@@ -1230,6 +1236,8 @@ fn istio_destination(tables: &[Value], result: &Value, request: &Request) -> Str
 #[derive(Default)]
 struct Coverage {
     gateways: usize,
+    /// Objects Istio's deployment controller applies for the Gateways.
+    deployed: usize,
     sidecars: usize,
     servers: usize,
     facts: usize,
@@ -1253,14 +1261,20 @@ fn compare_suite(suite: &Suite, coverage: &mut Coverage) -> Vec<String> {
     if proxies.is_empty() {
         return Vec::new();
     }
+    let deployed: Vec<String> = plan
+        .gateways
+        .iter()
+        .map(|g| format!("{}/{}", g.gateway.namespace_or_default(), g.gateway.name))
+        .collect();
     let answer = ask_oracle(
         suite,
         &proxies
             .iter()
             .map(|p| p.request.clone())
             .collect::<Vec<_>>(),
+        &deployed,
     );
-    let mut differences = Vec::new();
+    let mut differences = deployed_differences(suite, &plan, &answer["deployed"], coverage);
     for (index, proxy) in proxies.iter().enumerate() {
         let theirs = &answer["proxies"][index];
         let our_clusters = proxy
@@ -1389,11 +1403,84 @@ fn compare_suite(suite: &Suite, coverage: &mut Coverage) -> Vec<String> {
     differences
 }
 
+/// What the local target says Istio deploys for each Gateway
+/// ([`meshcheck::fixtures::generated_objects`]) against what Istio's deployment
+/// controller applied: per object, its name (a Deployment's, for its pods), labels and
+/// annotations.
+fn deployed_differences(
+    suite: &Suite,
+    plan: &Plan,
+    theirs: &Value,
+    coverage: &mut Coverage,
+) -> Vec<String> {
+    let mut differences = Vec::new();
+    let mut ours: std::collections::BTreeMap<String, Value> = std::collections::BTreeMap::new();
+    for gateway in suite
+        .fixtures
+        .gateways()
+        .iter()
+        .filter(|g| plan.gateways.iter().any(|p| p.gateway == g.key()))
+    {
+        for object in meshcheck::fixtures::generated_objects(gateway) {
+            let name = object
+                .name
+                .split(' ')
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            ours.insert(
+                format!("{} {}", gateway.key(), object.kind),
+                json!({"name": name, "labels": object.labels, "annotations": object.annotations}),
+            );
+        }
+    }
+    let mut istio: std::collections::BTreeMap<String, Value> = std::collections::BTreeMap::new();
+    for object in theirs.as_array().into_iter().flatten() {
+        let key = format!(
+            "Gateway {} {}",
+            object["gateway"].as_str().unwrap_or_default(),
+            object["kind"].as_str().unwrap_or_default()
+        );
+        let map = |field: &str| {
+            if object[field].is_null() {
+                json!({})
+            } else {
+                object[field].clone()
+            }
+        };
+        istio.insert(
+            key,
+            json!({"name": object["name"], "labels": map("labels"), "annotations": map("annotations")}),
+        );
+    }
+    let keys: std::collections::BTreeSet<&String> = ours.keys().chain(istio.keys()).collect();
+    coverage.deployed += keys.len();
+    for key in keys {
+        let (a, b) = (ours.get(key), istio.get(key));
+        if a != b {
+            let show = |v: Option<&Value>| v.map_or("(absent)".to_string(), Value::to_string);
+            differences.push(format!(
+                "{} deployed {key}\n    meshcheck: {}\n    istio:     {}",
+                suite.name,
+                show(a),
+                show(b)
+            ));
+        }
+    }
+    differences
+}
+
 impl Coverage {
     fn summary(&self) -> String {
         format!(
-            "{} gateway proxies, {} client sidecar proxies, {} server sidecar proxies, {} facts, {} case requests, {} probe requests",
-            self.gateways, self.sidecars, self.servers, self.facts, self.calls, self.probes
+            "{} gateway proxies, {} client sidecar proxies, {} server sidecar proxies, {} facts, {} case requests, {} probe requests, {} deployed objects",
+            self.gateways,
+            self.sidecars,
+            self.servers,
+            self.facts,
+            self.calls,
+            self.probes,
+            self.deployed
         )
     }
 }

@@ -336,3 +336,80 @@ fn a_wrong_status_after_an_apply_fails_even_when_the_traffic_is_skipped() {
         "{shown}"
     );
 }
+
+/// `generated` is checked where it is written: each mistake is refused at load time
+/// with its location (the entry's keys start on line 12 of the suite).
+#[test]
+fn generated_mistakes_are_located() {
+    let entry = |keys: &str| {
+        format!(
+            "  - name: deployed
+    expect:
+      conditions:
+        - gateway: istio-test/istio-gateway
+{keys}"
+        )
+    };
+    let refused = [
+        (
+            "          generated: {labels: {team: shop}, owners: {x: y}}\n",
+            12,
+            "unknown field `owners`",
+        ),
+        (
+            "          generated: {}\n",
+            12,
+            "nothing to check: give `labels` or `annotations`",
+        ),
+        (
+            "          generated: {labels: {'Bad/key': x}}\n",
+            12,
+            "`Bad/key` is not a valid labels key: the prefix before `/` must be a DNS subdomain",
+        ),
+        (
+            "          generated: {labels: {team: 'no spaces'}}\n",
+            12,
+            "the value of label `team` is not a label value",
+        ),
+        (
+            "          listener: http\n          generated: {labels: {team: shop}}\n",
+            13,
+            "objects are deployed for a Gateway, not for a listener",
+        ),
+        (
+            "          generated: {labels: [team]}\n",
+            12,
+            "invalid type",
+        ),
+    ];
+    for (keys, line, message) in refused {
+        let dir = tempfile::tempdir().unwrap();
+        let path = suite(dir.path(), &entry(keys));
+        let out = run(&path);
+        let shown = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{keys}: {shown}");
+        assert!(
+            shown.contains(&format!("conditions.yaml:{line}:")) && shown.contains(message),
+            "{keys}: expected line {line} and {message:?} in: {shown}"
+        );
+    }
+    // On a route's entry the key does not apply.
+    let dir = tempfile::tempdir().unwrap();
+    let path = suite(
+        dir.path(),
+        "  - name: deployed
+    expect:
+      conditions:
+        - route: istio-test/stray
+          parent: istio-test/istio-gateway
+          sectionName: nope
+          generated: {labels: {team: shop}}
+",
+    );
+    let shown = text(&run(&path));
+    assert!(
+        shown.contains("conditions.yaml:14:")
+            && shown.contains("`generated` goes with `gateway` only"),
+        "{shown}"
+    );
+}

@@ -7,10 +7,14 @@
 //! named is not checked. Judged against an [`IstioStatus`]: computed on the local target
 //! ([`crate::fixtures::Fixtures::istio_status`]), read from the objects on a cluster.
 
-use crate::fixtures::{Fixtures, IstioStatus, StatusCondition};
+use std::collections::BTreeMap;
+
+use crate::fixtures::{
+    Fixtures, GATEWAY_NAME_LABEL, GeneratedObjectView, IstioStatus, StatusCondition,
+};
 use crate::manifest::{ObjectKey, SourceLocation};
 use crate::suite::error::SuiteError;
-use crate::suite::model::{ConditionSpec, ObjectConditionsSpec};
+use crate::suite::model::{ConditionSpec, GeneratedMetadataSpec, ObjectConditionsSpec};
 use crate::suite::parse_ref;
 
 /// Every entry of a case's `expect.conditions`.
@@ -41,6 +45,61 @@ pub struct ExpectedObjectConditions {
     /// Only for a Gateway: its status lists at least one address (upstream
     /// `WaitForGatewayAddress`).
     pub address_assigned: bool,
+    /// Only for a Gateway: what every object deployed for it must carry.
+    pub generated: Option<ExpectedGenerated>,
+}
+
+/// `generated`: labels and annotations with their values that every object the
+/// control plane deployed for a Gateway carries (upstream GatewayInfrastructure checks
+/// the first ServiceAccount, Pod and Service labelled with the Gateway's name, and
+/// wants one of them at least).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExpectedGenerated {
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl ExpectedGenerated {
+    fn failure(&self, objects: &[GeneratedObjectView]) -> Option<String> {
+        if objects.is_empty() {
+            return Some(format!(
+                "expected objects deployed for the Gateway (labelled {GATEWAY_NAME_LABEL}), found none"
+            ));
+        }
+        let missing = |want: &BTreeMap<String, String>, has: &BTreeMap<String, String>| {
+            want.iter()
+                .filter(|(k, v)| has.get(*k) != Some(*v))
+                .map(|(k, v)| match has.get(k) {
+                    Some(seen) => format!("{k}={v} (it has {k}={seen})"),
+                    None => format!("{k}={v}"),
+                })
+                .collect::<Vec<_>>()
+        };
+        let wrong: Vec<String> = objects
+            .iter()
+            .filter_map(|object| {
+                let labels = missing(&self.labels, &object.labels);
+                let annotations = missing(&self.annotations, &object.annotations);
+                if labels.is_empty() && annotations.is_empty() {
+                    return None;
+                }
+                let mut parts = Vec::new();
+                if !labels.is_empty() {
+                    parts.push(format!("label {}", labels.join(", ")));
+                }
+                if !annotations.is_empty() {
+                    parts.push(format!("annotation {}", annotations.join(", ")));
+                }
+                Some(format!(
+                    "{} {} lacks {}",
+                    object.kind,
+                    object.name,
+                    parts.join("; ")
+                ))
+            })
+            .collect();
+        (!wrong.is_empty()).then(|| wrong.join("; "))
+    }
 }
 
 /// Whose status entry a check reads.
@@ -149,6 +208,22 @@ impl ExpectedConditions {
         keys
     }
 
+    /// The Gateways whose deployed objects a `generated` check reads.
+    pub fn generated_gateways(&self) -> Vec<ObjectKey> {
+        let mut keys: Vec<ObjectKey> = self
+            .objects
+            .iter()
+            .filter(|o| o.generated.is_some())
+            .filter_map(|o| match &o.target {
+                StatusTarget::Gateway(gateway) => Some(gateway.clone()),
+                _ => None,
+            })
+            .collect();
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
     /// What is wrong with `status`, one line per failed check; empty when it all holds.
     pub fn failures(&self, status: &IstioStatus) -> Vec<String> {
         self.objects
@@ -169,6 +244,7 @@ impl ExpectedConditions {
                     + usize::from(o.attached_routes.is_some())
                     + usize::from(o.supported_kinds.is_some())
                     + usize::from(o.address_assigned)
+                    + usize::from(o.generated.is_some())
             })
             .sum();
         format!(
@@ -185,6 +261,7 @@ impl ExpectedObjectConditions {
         let mut kinds: Option<Vec<String>> = None;
         let mut listed: Option<Vec<String>> = None;
         let mut addresses: Option<usize> = None;
+        let mut generated: &[GeneratedObjectView] = &[];
         let (conditions, attached_routes, generation): (&[StatusCondition], Option<u32>, _) =
             match &self.target {
                 StatusTarget::RouteParent {
@@ -216,6 +293,7 @@ impl ExpectedObjectConditions {
                         names.sort();
                         listed = Some(names);
                         addresses = Some(view.addresses.len());
+                        generated = &view.generated;
                         (&view.conditions, None, view.generation)
                     }
                     None => return Some("no status".into()),
@@ -309,6 +387,9 @@ impl ExpectedObjectConditions {
         if self.address_assigned && addresses == Some(0) {
             wrong.push("expected an address in the Gateway's status, it lists none".into());
         }
+        if let Some(why) = self.generated.as_ref().and_then(|g| g.failure(generated)) {
+            wrong.push(why);
+        }
         if let (Some(expected), Some(seen)) = (self.attached_routes, attached_routes)
             && expected != seen
         {
@@ -362,6 +443,7 @@ fn load_one(
                 (spec.attached_routes.is_some(), "attachedRoutes"),
                 (spec.supported_kinds.is_some(), "supportedKinds"),
                 (spec.address.is_some(), "address"),
+                (spec.generated.is_some(), "generated"),
             ] {
                 if given {
                     return Err(invalid(
@@ -392,6 +474,7 @@ fn load_one(
             only_with(spec.supported_kinds.is_some(), "supportedKinds", "listener")?;
             only_with(spec.listeners.is_some(), "listeners", "gateway")?;
             only_with(spec.address.is_some(), "address", "gateway")?;
+            only_with(spec.generated.is_some(), "generated", "gateway")?;
             let route_key = parse_ref("HTTPRoute", route).map_err(|m| invalid(".route", m))?;
             let Some(fixture) = fixtures.route(&route_key) else {
                 return Err(invalid(
@@ -466,6 +549,13 @@ fn load_one(
                                 .into(),
                         ));
                     }
+                    if spec.generated.is_some() {
+                        return Err(invalid(
+                            ".generated",
+                            "objects are deployed for a Gateway, not for a listener: give `generated` without `listener`"
+                                .into(),
+                        ));
+                    }
                     if !fixture.listeners().iter().any(|l| l.name == *name) {
                         return Err(invalid(
                             ".listener",
@@ -518,6 +608,7 @@ fn load_one(
         && spec.generation.is_none()
         && spec.listeners.is_none()
         && spec.address.is_none()
+        && spec.generated.is_none()
     {
         return Err(invalid(
             "",
@@ -536,6 +627,11 @@ fn load_one(
             ));
         }
     };
+    let generated = spec
+        .generated
+        .as_ref()
+        .map(|g| load_generated(g, &|f: &str| at(&format!(".generated{f}"))))
+        .transpose()?;
     let listeners = match &spec.listeners {
         Some(names) => {
             let mut sorted = names.clone();
@@ -576,7 +672,96 @@ fn load_one(
         generation: spec.generation.map(i64::from),
         listeners,
         address_assigned,
+        generated,
     })
+}
+
+/// `generated`: label keys and values, and annotation keys, as the API server would
+/// take them on an object (apimachinery `validation.IsQualifiedName`,
+/// `IsValidLabelValue`); one label or annotation at least.
+fn load_generated(
+    spec: &GeneratedMetadataSpec,
+    at: &dyn Fn(&str) -> SourceLocation,
+) -> Result<ExpectedGenerated, SuiteError> {
+    let invalid = |field: &str, message: String| SuiteError::Invalid {
+        location: at(field),
+        message,
+    };
+    if spec.labels.is_empty() && spec.annotations.is_empty() {
+        return Err(invalid(
+            "",
+            "nothing to check: give `labels` or `annotations`".into(),
+        ));
+    }
+    for (field, keys) in [("labels", &spec.labels), ("annotations", &spec.annotations)] {
+        for key in keys.keys() {
+            if let Err(why) = qualified_name(key) {
+                return Err(invalid(
+                    &format!(".{field}"),
+                    format!("`{key}` is not a valid {field} key: {why}"),
+                ));
+            }
+        }
+    }
+    for (key, value) in &spec.labels {
+        if !label_name(value) {
+            return Err(invalid(
+                ".labels",
+                format!(
+                    "the value of label `{key}` is not a label value: 63 characters at most, alphanumerics, `-`, `_` and `.`, starting and ending alphanumeric"
+                ),
+            ));
+        }
+    }
+    Ok(ExpectedGenerated {
+        labels: spec.labels.clone(),
+        annotations: spec.annotations.clone(),
+    })
+}
+
+/// A label or annotation key: an optional DNS subdomain prefix (253 characters at
+/// most) and `/`, then a name of 1 to 63 characters.
+fn qualified_name(key: &str) -> Result<(), &'static str> {
+    let (prefix, name) = match key.split_once('/') {
+        Some((prefix, name)) => (Some(prefix), name),
+        None => (None, key),
+    };
+    if let Some(prefix) = prefix {
+        let dns_label = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        };
+        if prefix.is_empty() || prefix.len() > 253 || !prefix.split('.').all(dns_label) {
+            return Err("the prefix before `/` must be a DNS subdomain");
+        }
+    }
+    if name.is_empty() || !label_name(name) {
+        return Err(
+            "the name must be 1 to 63 characters, alphanumerics, `-`, `_` and `.`, starting and ending alphanumeric",
+        );
+    }
+    Ok(())
+}
+
+/// A label value, or the name part of a key: 63 characters at most, alphanumerics,
+/// `-`, `_` and `.`, starting and ending alphanumeric (empty is a valid value).
+fn label_name(text: &str) -> bool {
+    text.len() <= 63
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && text
+            .chars()
+            .next()
+            .is_none_or(|c| c.is_ascii_alphanumeric())
+        && text
+            .chars()
+            .last()
+            .is_none_or(|c| c.is_ascii_alphanumeric())
 }
 
 fn load_condition(
@@ -641,6 +826,7 @@ mod tests {
                 gateway: gateway_key(),
                 generation: Some(generation),
                 addresses: Vec::new(),
+                generated: Vec::new(),
                 conditions: vec![
                     condition("Accepted", accepted_at),
                     condition("Programmed", Some(generation)),
@@ -670,6 +856,7 @@ mod tests {
                 generation,
                 listeners: listeners.map(|l| l.iter().map(|n| n.to_string()).collect()),
                 address_assigned: false,
+                generated: None,
             }],
         }
     }
@@ -728,5 +915,72 @@ mod tests {
             value: "gw-istio.ns.svc.cluster.local".into(),
         });
         assert!(want.failures(&seen).is_empty());
+    }
+
+    fn pairs(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// `generated` wants objects deployed for the Gateway, each carrying every label
+    /// and annotation with its value; it names each object that does not.
+    #[test]
+    fn generated_objects_must_each_carry_the_metadata() {
+        let mut want = expected(None, None);
+        want.objects[0].generated = Some(ExpectedGenerated {
+            labels: pairs(&[("key2", "value2")]),
+            annotations: pairs(&[("key1", "value1")]),
+        });
+        let mut seen = status(1, Some(1), &[]);
+        assert_eq!(
+            want.failures(&seen),
+            [
+                "Gateway ns/gw: expected objects deployed for the Gateway (labelled gateway.networking.k8s.io/gateway-name), found none"
+            ]
+        );
+        let object = |kind: &str, labels, annotations| GeneratedObjectView {
+            kind: kind.into(),
+            name: "gw-istio".into(),
+            labels,
+            annotations,
+        };
+        seen.gateways[0].generated = vec![
+            object(
+                "Service",
+                pairs(&[("key2", "value2"), ("other", "x")]),
+                pairs(&[("key1", "value1")]),
+            ),
+            object("Pod", pairs(&[("key2", "wrong")]), BTreeMap::new()),
+        ];
+        assert_eq!(
+            want.failures(&seen),
+            [
+                "Gateway ns/gw: Pod gw-istio lacks label key2=value2 (it has key2=wrong); annotation key1=value1"
+            ]
+        );
+        seen.gateways[0].generated.pop();
+        assert!(want.failures(&seen).is_empty());
+    }
+
+    #[test]
+    fn generated_keys_and_values_are_held_to_the_api_servers_rules() {
+        for key in ["key1", "example.com/key", "a.b-c/x_y.z", "K8s"] {
+            assert_eq!(qualified_name(key), Ok(()), "{key}");
+        }
+        for key in [
+            "",
+            "/x",
+            "Example.com/x",
+            "x/",
+            "-x",
+            "a/b/c",
+            &"k".repeat(64),
+        ] {
+            assert!(qualified_name(key).is_err(), "{key}");
+        }
+        assert!(label_name("") && label_name("value-2") && label_name("v.1_a"));
+        assert!(!label_name("-v") && !label_name("v v") && !label_name(&"v".repeat(64)));
     }
 }

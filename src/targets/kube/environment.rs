@@ -48,7 +48,7 @@ use crate::targets::{CleanupReport, DiagnosticSection};
 pub const FIELD_MANAGER: &str = "meshcheck";
 
 /// The label Istio puts on the pods and Service of a Gateway it deploys.
-const GATEWAY_NAME_LABEL: &str = "gateway.networking.k8s.io/gateway-name";
+use crate::fixtures::GATEWAY_NAME_LABEL;
 
 /// One object this run applied.
 #[derive(Clone, Debug)]
@@ -888,6 +888,61 @@ impl KubeEnvironment {
             .ok_or_else(|| KubeError::NoGatewayPod {
                 gateway: gateway.to_string(),
             })
+    }
+
+    /// What the cluster's gateway controller deployed for `gateway`: the
+    /// ServiceAccounts, Pods and Services in its namespace labelled with its name,
+    /// as the conformance test GatewayInfrastructure finds them.
+    pub async fn generated_objects(
+        &self,
+        gateway: &ObjectKey,
+    ) -> Result<Vec<crate::fixtures::GeneratedObjectView>, KubeError> {
+        use k8s_openapi::api::core::v1::{Service, ServiceAccount};
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+        let namespace = gateway
+            .namespace
+            .clone()
+            .unwrap_or_else(|| self.client.default_namespace().to_owned());
+        let params =
+            ListParams::default().labels(&format!("{GATEWAY_NAME_LABEL}={}", gateway.name));
+        let view = |kind: &str, meta: ObjectMeta| crate::fixtures::GeneratedObjectView {
+            kind: kind.to_owned(),
+            name: meta.name.unwrap_or_default(),
+            labels: meta.labels.unwrap_or_default(),
+            annotations: meta.annotations.unwrap_or_default(),
+        };
+        let failed = |what: &str, e: &kube::Error| {
+            self.api_error(
+                "list",
+                format!(
+                    "{what} labelled {GATEWAY_NAME_LABEL}={} in {namespace}",
+                    gateway.name
+                ),
+                e,
+            )
+        };
+        let mut objects = Vec::new();
+        let accounts: Api<ServiceAccount> = Api::namespaced(self.client.clone(), &namespace);
+        for account in accounts
+            .list(&params)
+            .await
+            .map_err(|e| failed("ServiceAccounts", &e))?
+        {
+            objects.push(view("ServiceAccount", account.metadata));
+        }
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &namespace);
+        for pod in pods.list(&params).await.map_err(|e| failed("Pods", &e))? {
+            objects.push(view("Pod", pod.metadata));
+        }
+        let services: Api<Service> = Api::namespaced(self.client.clone(), &namespace);
+        for service in services
+            .list(&params)
+            .await
+            .map_err(|e| failed("Services", &e))?
+        {
+            objects.push(view("Service", service.metadata));
+        }
+        Ok(objects)
     }
 
     /// Envoy's `/stats` from the gateway's proxy: `pilot-agent request GET stats` in

@@ -199,6 +199,14 @@ impl RunningTarget for KubeEnvironment {
         true
     }
 
+    async fn generated_objects(
+        &self,
+        _fixtures: &crate::fixtures::Fixtures,
+        gateway: &ObjectKey,
+    ) -> Result<Vec<crate::fixtures::GeneratedObjectView>, TargetError> {
+        Ok(KubeEnvironment::generated_objects(self, gateway).await?)
+    }
+
     async fn proxy_admin(&self, entry: &Entry, path: &str) -> Result<String, TargetError> {
         let path = path.trim_start_matches('/');
         match entry {

@@ -189,6 +189,7 @@ pub fn gateway_status(key: &ObjectKey, obj: &Value) -> GatewayStatusView {
         gateway: key.clone(),
         generation: generation(obj),
         addresses,
+        generated: Vec::new(),
         conditions: conditions(obj.pointer("/status/conditions")),
         listeners,
     }

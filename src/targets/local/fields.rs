@@ -74,6 +74,10 @@ const GATEWAY: &[&str] = &[
     "spec.listeners[].allowedRoutes.namespaces.selector.matchExpressions[].values[]",
     "spec.listeners[].allowedRoutes.kinds[].group",
     "spec.listeners[].allowedRoutes.kinds[].kind",
+    // Only what Istio copies onto the objects it deploys (`generated_objects`);
+    // `parametersRef` stays refused.
+    "spec.infrastructure.labels.*",
+    "spec.infrastructure.annotations.*",
     // On the list only to be refused with the reason (`gateway_addresses`).
     "spec.addresses[].type",
     "spec.addresses[].value",

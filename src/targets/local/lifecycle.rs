@@ -153,6 +153,20 @@ impl RunningTarget for LocalEnvironment {
         Ok(status)
     }
 
+    /// What Istio's deployment controller would make for the Gateway
+    /// ([`crate::fixtures::generated_objects`]); nothing for a Gateway the fixtures
+    /// lack.
+    async fn generated_objects(
+        &self,
+        fixtures: &crate::fixtures::Fixtures,
+        gateway: &crate::manifest::ObjectKey,
+    ) -> Result<Vec<crate::fixtures::GeneratedObjectView>, TargetError> {
+        Ok(fixtures
+            .gateway(gateway)
+            .map(crate::fixtures::generated_objects)
+            .unwrap_or_default())
+    }
+
     /// The engine sends to a gateway listener, or (east-west) to the sidecar's
     /// outbound listener for the Service.
     async fn sample_source(&self, entry: &Entry, port: u16) -> Result<EngineSource, TargetError> {

@@ -5,9 +5,15 @@
 //! same name, labelled with the Gateway's name, owned by the Gateway (so the garbage
 //! collector removes them with it), server-side applied by the controller.
 //!
+//! Each carries the Gateway's infrastructure labels and annotations as Istio's
+//! templates put them (`meshcheck::fixtures::deployed_metadata`), so the
+//! GatewayInfrastructure conformance case reads them here as on a cluster.
+//!
 //! The load balancer this tier has is the loopback: each Gateway gets an address
 //! 127.20.0.n from the shared pool, published on the Service's `status.loadBalancer`
 //! as a cloud controller would.
+
+use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
@@ -32,10 +38,46 @@ pub fn object_name(gateway: &str) -> String {
     format!("{gateway}-istio")
 }
 
+/// The infrastructure labels and annotations of `gateway`, as Istio reads them.
+fn infrastructure(gateway: &Value) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+    let map = |pointer: &str| -> Option<BTreeMap<String, String>> {
+        gateway
+            .pointer(pointer)
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+    };
+    let (given_labels, given_annotations) = (
+        map("/spec/infrastructure/labels"),
+        map("/spec/infrastructure/annotations"),
+    );
+    let (own_labels, own_annotations) = (
+        map("/metadata/labels").unwrap_or_default(),
+        map("/metadata/annotations").unwrap_or_default(),
+    );
+    meshcheck::fixtures::deployed_metadata(
+        given_labels.as_ref(),
+        given_annotations.as_ref(),
+        &own_labels,
+        &own_annotations,
+    )
+}
+
+/// `extra` over `base`, as the templates' `toJsonMap` merges them (later wins).
+fn merged(base: &BTreeMap<String, String>, extra: &Value) -> Value {
+    let mut out = serde_json::Map::new();
+    for (k, v) in base {
+        out.insert(k.clone(), json!(v));
+    }
+    for (k, v) in extra.as_object().into_iter().flatten() {
+        out.insert(k.clone(), v.clone());
+    }
+    Value::Object(out)
+}
+
 /// The Deployment for `gateway`.
 pub fn deployment(gateway: &Value) -> Value {
     let name = name_of(gateway);
     let selector = json!({GATEWAY_NAME_LABEL: name});
+    let (labels, annotations) = infrastructure(gateway);
     json!({
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": metadata(gateway),
@@ -44,13 +86,13 @@ pub fn deployment(gateway: &Value) -> Value {
             "selector": {"matchLabels": selector},
             "template": {
                 "metadata": {
-                    "labels": {
+                    "labels": merged(&labels, &json!({
                         GATEWAY_NAME_LABEL: name,
                         "istio.io/gateway-name": name,
                         "service.istio.io/canonical-name": object_name(name),
                         "sidecar.istio.io/inject": "false",
-                    },
-                    "annotations": {"inject.istio.io/templates": "gateway"},
+                    })),
+                    "annotations": merged(&annotations, &json!({"inject.istio.io/templates": "gateway"})),
                 },
                 "spec": {"containers": [{
                     "name": "istio-proxy",
@@ -104,14 +146,16 @@ pub fn service(gateway: &Value) -> Value {
 
 fn metadata(gateway: &Value) -> Value {
     let name = name_of(gateway);
+    let (labels, annotations) = infrastructure(gateway);
     json!({
         "name": object_name(name),
         "namespace": namespace_of(gateway),
-        "labels": {
+        "labels": merged(&labels, &json!({
             GATEWAY_NAME_LABEL: name,
             "istio.io/gateway-name": name,
             MANAGED_LABEL: FIELD_MANAGER,
-        },
+        })),
+        "annotations": Value::Object(annotations.into_iter().map(|(k, v)| (k, json!(v))).collect()),
         "ownerReferences": [{
             "apiVersion": "gateway.networking.k8s.io/v1",
             "kind": "Gateway",
