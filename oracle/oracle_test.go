@@ -55,7 +55,10 @@ type Proxy struct {
 type Call struct {
 	// Service is "namespace/name" of the Service an east-west call is addressed to: the
 	// simulated call goes to that Service's cluster IP, as iptables would capture it.
-	Service string            `json:"service,omitempty"`
+	Service string `json:"service,omitempty"`
+	// Address, when given, is where the call goes instead of a Service's cluster IP
+	// (a pod's own address).
+	Address string            `json:"address,omitempty"`
 	Port    int               `json:"port"`
 	Host    string            `json:"host"`
 	Path    string            `json:"path"`
@@ -142,6 +145,9 @@ func TestOracle(t *testing.T) {
 			if p.Gateway == "" {
 				call.CallMode = simulation.CallModeOutbound
 				call.Address = clusterIPs[c.Service]
+				if c.Address != "" {
+					call.Address = c.Address
+				}
 			}
 			if c.TLS {
 				call.TLS = simulation.TLS

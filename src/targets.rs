@@ -188,6 +188,12 @@ pub(crate) trait SampleSource {
     /// resolves the URL's host through cluster DNS.
     fn connect_to(&self) -> Option<std::net::SocketAddr>;
 
+    /// The `host:port` requests name instead of the URL's, when the target decides
+    /// it: a pod's own address, for a case that calls a pod (`request.pod`).
+    fn authority(&self) -> Option<&str> {
+        None
+    }
+
     /// Where requests come from, for progress displays.
     fn origin(&self) -> RequestOrigin;
 

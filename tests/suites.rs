@@ -335,7 +335,7 @@ fn cluster_timeout() -> Option<std::time::Duration> {
 /// requests come from curl in the in-mesh client pod, and the policy probes read the
 /// proxy's `/stats` and `/clusters` through `pilot-agent request` in the proxy's pod.
 fn needs_exec(case: &Case) -> Option<&'static str> {
-    if matches!(case.entry, Entry::Service { .. }) {
+    if matches!(case.entry, Entry::Service { .. } | Entry::Pod { .. }) {
         return Some("east-west requests are sent by exec into the in-mesh client pod");
     }
     match case.expect {

@@ -78,6 +78,10 @@ pub async fn run(args: LocalTargetArgs) -> i32 {
         let address = match &case.entry {
             Entry::Gateway(gateway) => env.gateway_address(gateway, case.port),
             Entry::Service { service, from } => env.mesh_address(from, service, case.port),
+            Entry::Pod { deployment, .. } => env
+                .pod_address(deployment, case.port)
+                .ok()
+                .map(|(address, _)| address),
         };
         match address {
             Some(addr) => println!("{}::{} {} {addr}", suite.name, case.name, case.url),

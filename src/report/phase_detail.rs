@@ -50,6 +50,10 @@ impl fmt::Display for PhaseDetail {
                     f,
                     "{case}: finding the in-mesh client pod in {from} that calls {service} port {port}"
                 ),
+                Entry::Pod { deployment, from } => write!(
+                    f,
+                    "{case}: finding the in-mesh client pod in {from} and the address of a pod of {deployment} for port {port}"
+                ),
             },
             PhaseDetail::Converging {
                 case,

@@ -1,7 +1,6 @@
 //! One case: convergence, the measured request loop, and the verdict.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -89,7 +88,7 @@ pub(crate) async fn run_case(
         object: case.entry.to_string(),
         reason: match &case.entry {
             Entry::Gateway(_) => "no address yet".to_owned(),
-            Entry::Service { .. } => "no in-mesh client pod yet".to_owned(),
+            Entry::Service { .. } | Entry::Pod { .. } => "no in-mesh client pod yet".to_owned(),
         },
     }]);
     let source = say_while(
@@ -244,10 +243,17 @@ async fn check_conditions(
     }
 }
 
-fn request_template(case: &Case, connect_to: Option<SocketAddr>) -> RequestTemplate {
+fn request_template(case: &Case, source: &impl SampleSource) -> RequestTemplate {
+    let mut url = case.url.clone();
+    // A call to a pod names the pod's address, which only the target knows; the
+    // loader made sure the URL's host is the `pod-ip` placeholder.
+    if let Some((host, port)) = source.authority().and_then(|a| a.rsplit_once(':')) {
+        let _ = url.set_host(Some(host.trim_start_matches('[').trim_end_matches(']')));
+        let _ = url.set_port(port.parse().ok());
+    }
     RequestTemplate {
-        url: case.url.clone(),
-        connect_to,
+        url,
+        connect_to: source.connect_to(),
         host_override: case.spec.request.as_ref().and_then(|r| r.host.clone()),
         headers: case
             .spec
@@ -388,7 +394,7 @@ async fn measure(
     baseline: &mut Option<StatsSnapshot>,
     emit: &mut (dyn FnMut(Event) + Send),
 ) -> Result<CaseResult, CaseError> {
-    let template = request_template(case, source.connect_to());
+    let template = request_template(case, source);
     emit(Event::Phase {
         suite: suite.name.clone(),
         phase: Phase::Converge,

@@ -96,6 +96,9 @@ pub enum Entry {
     /// East-west (GAMMA): from an in-mesh client running in namespace `from` to
     /// this Service.
     Service { service: ObjectKey, from: String },
+    /// East-west to one pod of this Deployment at the pod's own address, past any
+    /// Service, from an in-mesh client running in namespace `from`.
+    Pod { deployment: ObjectKey, from: String },
 }
 
 impl Entry {
@@ -110,7 +113,11 @@ impl Entry {
 impl std::fmt::Display for Entry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Entry::Gateway(key) | Entry::Service { service: key, .. } => write!(f, "{key}"),
+            Entry::Gateway(key)
+            | Entry::Service { service: key, .. }
+            | Entry::Pod {
+                deployment: key, ..
+            } => write!(f, "{key}"),
         }
     }
 }
@@ -395,20 +402,29 @@ fn resolve_case(
         // In the mesh the sidecars add mutual TLS themselves; an app that speaks TLS
         // to a Service turns its traffic into opaque TCP, which an HTTPRoute cannot
         // route, so such a case could only ever test the wrong thing.
-        Entry::Service { .. } if https => {
+        Entry::Service { .. } | Entry::Pod { .. } if https => {
             return Err(invalid(
                 "request.url",
                 "east-west requests are plain http: the sidecars encrypt them with mutual TLS, and TLS from the client would bypass the HTTPRoute".into(),
             ));
         }
         // The in-mesh client is curl, which speaks no WebSocket.
-        Entry::Service { .. } if websocket => {
+        Entry::Service { .. } | Entry::Pod { .. } if websocket => {
             return Err(invalid(
                 "request.url",
                 "WebSocket requests go through a gateway: the in-mesh client cannot open a WebSocket session".into(),
             ));
         }
         Entry::Service { .. } => {}
+        Entry::Pod { .. } if url.host_str() != Some(POD_IP_HOST) => {
+            return Err(invalid(
+                "request.url",
+                format!(
+                    "with `pod`, the URL's host is `{POD_IP_HOST}`: the request goes to the address of one of the Deployment's pods, which only the target knows"
+                ),
+            ));
+        }
+        Entry::Pod { .. } => {}
     }
     let version = match request.protocol {
         ProtocolSpec::Http1 => HttpVersion::Http1,
@@ -472,7 +488,7 @@ fn resolve_case(
     // client's, which runs in the namespace it is called from.
     let client_namespace = match &entry {
         Entry::Gateway(key) => key.namespace.clone().unwrap_or_default(),
-        Entry::Service { from, .. } => from.clone(),
+        Entry::Service { from, .. } | Entry::Pod { from, .. } => from.clone(),
     };
     let context = LoadContext {
         fixtures,
@@ -599,14 +615,23 @@ fn resolve_entry(
         location: at(field),
         message,
     };
-    let entry = match (&request.gateway, &request.service) {
-        (Some(_), None) if request.from.is_some() => {
+    let client_namespace = |own: &str| -> Result<String, SuiteError> {
+        match &request.from {
+            None => Ok(own.to_owned()),
+            Some(from) => {
+                check_client_namespace(from, fixtures).map_err(|m| invalid("request.from", m))?;
+                Ok(from.clone())
+            }
+        }
+    };
+    let entry = match (&request.gateway, &request.service, &request.pod) {
+        (Some(_), None, None) if request.from.is_some() => {
             return Err(invalid(
                 "request.from",
                 "`from` places the in-mesh client of an east-west case (`service`); requests through a gateway come from outside the mesh".into(),
             ));
         }
-        (Some(gateway), None) => {
+        (Some(gateway), None, None) => {
             let key = parse_ref("Gateway", gateway).map_err(|m| invalid("request.gateway", m))?;
             if fixtures.gateway(&key).is_none() {
                 return Err(invalid(
@@ -616,7 +641,7 @@ fn resolve_entry(
             }
             Entry::Gateway(key)
         }
-        (None, Some(service)) => {
+        (None, Some(service), None) => {
             let key = parse_ref("Service", service).map_err(|m| invalid("request.service", m))?;
             if fixtures.service(&key).is_none() {
                 return Err(invalid(
@@ -624,32 +649,49 @@ fn resolve_entry(
                     format!("{key} is not in the suite's fixtures"),
                 ));
             }
-            let from = match &request.from {
-                None => key.namespace_or_default().to_owned(),
-                Some(from) => {
-                    check_client_namespace(from, fixtures)
-                        .map_err(|m| invalid("request.from", m))?;
-                    from.clone()
-                }
-            };
+            let from = client_namespace(key.namespace_or_default())?;
             Entry::Service { service: key, from }
         }
-        (Some(_), Some(_)) => {
+        (None, None, Some(pod)) => {
+            let key = parse_ref("Deployment", pod).map_err(|m| invalid("request.pod", m))?;
+            if fixtures.workload(&key).is_none() {
+                return Err(invalid(
+                    "request.pod",
+                    format!("{key} is not in the suite's fixtures"),
+                ));
+            }
+            let from = client_namespace(key.namespace_or_default())?;
+            Entry::Pod {
+                deployment: key,
+                from,
+            }
+        }
+        (Some(_), Some(_), None) => {
             return Err(invalid(
                 "request.service",
                 "give either `gateway` (north-south) or `service` (east-west), not both".into(),
             ));
         }
-        (None, None) => {
+        (None, None, None) => {
             return Err(invalid(
                 "request",
-                "name where requests enter: `gateway: namespace/name` or `service: namespace/name`"
+                "name where requests enter: `gateway: namespace/name`, `service: namespace/name` or `pod: namespace/deployment`"
                     .into(),
+            ));
+        }
+        (_, _, Some(_)) => {
+            return Err(invalid(
+                "request.pod",
+                "give one of `gateway` (north-south), `service` and `pod` (east-west)".into(),
             ));
         }
     };
     Ok(entry)
 }
+
+/// The URL host of a call to a pod (`request.pod`): the target puts the pod's address
+/// in its place.
+pub const POD_IP_HOST: &str = "pod-ip";
 
 /// `request.from`: a namespace of the fixtures where a pod gets Istio's sidecar, as the
 /// in-mesh client must to be in the mesh (on a cluster meshcheck runs its client pod

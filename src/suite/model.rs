@@ -116,6 +116,11 @@ pub struct RequestSpec {
     /// `namespace/name` of a Service in the fixtures, called from inside the mesh.
     #[serde(default)]
     pub service: Option<String>,
+    /// `namespace/name` of a Deployment in the fixtures: east-west to one of its pods
+    /// at the pod's own address, past any Service (the URL's host is `pod-ip`, which
+    /// the target replaces with the address, port kept).
+    #[serde(default)]
+    pub pod: Option<String>,
     /// East-west only: the namespace the in-mesh client runs in, which decides the
     /// GAMMA consumer routes and DestinationRules it applies. The Service's namespace
     /// unless said; it must be a Namespace of the fixtures whose labels inject

@@ -71,6 +71,12 @@ pub enum TargetError {
         port: u16,
         reason: String,
     },
+    #[error("the local target has no pod of {deployment} to call on port {port}: {reason}")]
+    NoPodAddress {
+        deployment: ObjectKey,
+        port: u16,
+        reason: String,
+    },
     #[error(transparent)]
     Local(#[from] LocalError),
     #[error(transparent)]

@@ -156,6 +156,9 @@ pub struct LocalEnvironment {
     envoy: Process,
     echoes: Vec<Process>,
     backends: Vec<Backend>,
+    /// Per workload of the plan, where its pods are reached: the echo processes, or
+    /// the inbound sidecar listeners in front of them.
+    pod_endpoints: Vec<Vec<SocketAddr>>,
     admin: SocketAddr,
     listeners: BTreeMap<(ObjectKey, u16), SocketAddr>,
     /// The in-mesh client's sidecar, when the fixtures have GAMMA routes.
@@ -309,6 +312,7 @@ impl LocalEnvironment {
             envoy,
             echoes: processes,
             backends,
+            pod_endpoints: endpoints,
             admin,
             listeners,
             sidecar,
@@ -354,6 +358,36 @@ impl LocalEnvironment {
     pub fn mesh_address(&self, from: &str, service: &ObjectKey, port: u16) -> Option<SocketAddr> {
         let mesh = self.plan.mesh_route_for(from, service, port)?;
         self.sidecar.as_ref()?.listeners.get(&mesh.key()).copied()
+    }
+
+    /// Where a call to a pod of `deployment` on container port `port` connects (its
+    /// first pod: the echo process, or its inbound sidecar's listener) and the
+    /// `host:port` it names (the pod's loopback address with the container port, as a
+    /// pod IP with its port); why not, when its image does not listen there.
+    pub fn pod_address(
+        &self,
+        deployment: &ObjectKey,
+        port: u16,
+    ) -> Result<(SocketAddr, String), String> {
+        let Some((index, workload)) = self
+            .plan
+            .workloads
+            .iter()
+            .enumerate()
+            .find(|(_, w)| w.deployment == *deployment)
+        else {
+            return Err(format!("{deployment} runs no pods here"));
+        };
+        if port != workload.pod_port && !workload.served_on_pod_port.contains(&port) {
+            return Err(workload.port_refusal(port));
+        }
+        let address = self
+            .pod_endpoints
+            .get(index)
+            .and_then(|pods| pods.first())
+            .copied()
+            .ok_or_else(|| format!("{deployment} has no replicas"))?;
+        Ok((address, format!("{}:{port}", address.ip())))
     }
 
     /// Why the in-mesh client's sidecar has no listener for a Service port.
@@ -462,7 +496,7 @@ impl LocalEnvironment {
         // in-mesh client's sidecar.
         let stats = match &case.entry {
             Entry::Gateway(_) => self.envoy_stats().await,
-            Entry::Service { .. } => self.sidecar_admin("/stats").await,
+            Entry::Service { .. } | Entry::Pod { .. } => self.sidecar_admin("/stats").await,
         };
         let (mut sections, dumps) = match stats {
             Ok(stats) => {

@@ -7,17 +7,36 @@ use std::net::SocketAddr;
 use super::{DiagnosticSection, RequestOrigin, SampleSource, SendError};
 use crate::traffic::{Flow, LoadSpec, Sample, Tally, run_load};
 
-/// meshcheck's engine, connecting to this address.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct EngineSource(pub(crate) SocketAddr);
+/// meshcheck's engine, connecting to `address`; with `authority`, the requests name
+/// that `host:port` instead of the URL's (see [`SampleSource::authority`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct EngineSource {
+    pub(crate) address: SocketAddr,
+    pub(crate) authority: Option<String>,
+}
+
+impl EngineSource {
+    pub(crate) fn to(address: SocketAddr) -> EngineSource {
+        EngineSource {
+            address,
+            authority: None,
+        }
+    }
+}
 
 impl SampleSource for EngineSource {
     fn connect_to(&self) -> Option<SocketAddr> {
-        Some(self.0)
+        Some(self.address)
+    }
+
+    fn authority(&self) -> Option<&str> {
+        self.authority.as_deref()
     }
 
     fn origin(&self) -> RequestOrigin {
-        RequestOrigin::Engine { address: self.0 }
+        RequestOrigin::Engine {
+            address: self.address,
+        }
     }
 
     async fn send(

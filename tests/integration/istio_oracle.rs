@@ -222,7 +222,7 @@ fn sidecar_proxies(suite: &Suite, plan: &Plan) -> Vec<ProxyUnderTest> {
         .iter()
         .filter(|case| case.sends_traffic())
         .filter_map(|case| match &case.entry {
-            Entry::Service { from, .. } => Some(from.as_str()),
+            Entry::Service { from, .. } | Entry::Pod { from, .. } => Some(from.as_str()),
             Entry::Gateway(_) => None,
         })
         .collect();
@@ -252,6 +252,20 @@ fn sidecar_proxies(suite: &Suite, plan: &Plan) -> Vec<ProxyUnderTest> {
                                 }),
                             case.url.path(),
                         );
+                        with_request_details(&mut call, case);
+                        Some(call)
+                    }
+                    // A call to a pod's own address: Istio's sidecar must send it to
+                    // its PassthroughCluster, which is what the local target does by
+                    // connecting to the pod directly.
+                    Entry::Pod { from, .. } if from == namespace => {
+                        let mut call = json!({
+                            "address": POD_CALL_IP,
+                            "port": case.port,
+                            "host": format!("{POD_CALL_IP}:{}", case.port),
+                            "path": case.url.path(),
+                            "pod": true,
+                        });
                         with_request_details(&mut call, case);
                         Some(call)
                     }
@@ -382,6 +396,15 @@ fn with_request_details(call: &mut Value, case: &meshcheck::suite::Case) {
 
 /// An east-west call: addressed to the Service (the oracle sends it to the Service's
 /// cluster IP), and for our side the listener that stands for that address.
+/// The address a simulated call to a pod goes to: a pod IP no Service has, as a
+/// client that looked up a pod would call it (which pod does not change where Istio's
+/// sidecar sends it).
+const POD_CALL_IP: &str = "10.244.0.99";
+
+/// Where the local target sends a call to a pod's own address: straight to the pod,
+/// past the client's sidecar, as Istio's PassthroughCluster does.
+const PASSTHROUGH: &str = "PassthroughCluster";
+
 /// A call to a Service port through the sidecar listener `mesh` stands for.
 fn sidecar_call(mesh: &MeshServicePlan, host: &str, path: &str) -> Value {
     let service = &mesh.service;
@@ -1370,6 +1393,7 @@ fn compare_suite(suite: &Suite, coverage: &mut Coverage) -> Vec<String> {
                 ));
             }
             let our = match call["listener"].as_str() {
+                _ if call["pod"] == json!(true) => PASSTHROUGH.to_string(),
                 Some(listener) => our_sidecar_destination(&our_listeners, listener, host, &request),
                 None => our_destination(&our_tables, port, host, &request, tls),
             };

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::Api;
-use meshcheck::manifest::{Manifest, load_file};
+use meshcheck::manifest::{Manifest, ObjectKey, load_file};
 use meshcheck::runner::Pending;
 use meshcheck::targets::kube::{KubeEnvironment, KubeOptions, KubeTimeouts};
 
@@ -620,6 +620,53 @@ async fn pod_logs_are_served_through_the_api_server_with_the_kubelets_options() 
     assert!(last.contains("/second"), "{last}");
     // The API server refuses a container the pod does not have before asking the node.
     assert!(unknown.is_err(), "{unknown:?}");
+}
+
+/// A case that calls a pod (`request.pod`) calls the IP of a running pod of the
+/// Deployment, found through its selector: one of the pods the API server lists.
+#[tokio::test]
+#[ignore = "needs the kube tier's control plane: scripts/kube-tier.sh"]
+async fn a_call_to_a_pod_goes_to_the_ip_of_one_of_its_running_pods() {
+    let mut env = connect(Duration::from_secs(60)).await;
+    let dir = root().join("fixtures/conformance/base");
+    let manifests: Vec<Manifest> = ["namespaces.yaml", "infra-backends.yaml"]
+        .iter()
+        .flat_map(|f| load_file(&dir.join(f)).unwrap())
+        .filter(|m| m.kind != "Namespace" || m.name == "gateway-conformance-infra")
+        .filter(|m| m.kind == "Namespace" || m.name == "infra-backend-v1")
+        .collect();
+    env.apply(&manifests).await.unwrap();
+    let waited = env.wait_ready(&manifests, &|_| {}).await;
+    let deployment = ObjectKey {
+        kind: "Deployment".into(),
+        namespace: Some("gateway-conformance-infra".into()),
+        name: "infra-backend-v1".into(),
+    };
+    let found = env.deployment_pod_ip(&deployment).await;
+    let pods: Api<Pod> = Api::namespaced(client().await, "gateway-conformance-infra");
+    let listed = pods
+        .list(&kube::api::ListParams::default().labels("app=infra-backend-v1"))
+        .await;
+    let missing = env
+        .deployment_pod_ip(&ObjectKey {
+            name: "no-such-deployment".into(),
+            ..deployment.clone()
+        })
+        .await;
+    let report = env.cleanup().await;
+    assert!(report.failed.is_empty(), "{report:?}");
+    waited.expect("infra-backend-v1 becomes available");
+
+    let ips: Vec<String> = listed
+        .unwrap()
+        .items
+        .iter()
+        .filter_map(|p| p.status.as_ref().and_then(|s| s.pod_ip.clone()))
+        .collect();
+    let found = found.expect("a pod IP");
+    assert!(ips.contains(&found), "{found} is not one of {ips:?}");
+    let missing = missing.expect_err("no such Deployment").to_string();
+    assert!(missing.contains("no-such-deployment"), "{missing}");
 }
 
 /// A run that selects only a case written after an earlier case's `apply` still

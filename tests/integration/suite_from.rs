@@ -1,6 +1,7 @@
-//! `request.from`: the namespace an east-west case's in-mesh client runs in. What the
-//! loader accepts and refuses (each refusal located at the field), and which GAMMA
-//! routes the local target's sidecar gives a caller there.
+//! East-west request keys: `request.from`, the namespace an east-west case's in-mesh
+//! client runs in, and `request.pod`, a call to a pod's own address. What the loader
+//! accepts and refuses (each refusal located at the field), which GAMMA routes the
+//! local target's sidecar gives a caller, and what a pod receives.
 
 use std::path::{Path, PathBuf};
 
@@ -187,4 +188,75 @@ fn an_east_west_case_to_a_headless_service_says_why_it_cannot_run_locally() {
     let (code, text) = meshcheck(&["run", "--quiet"]);
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains(why), "{text}");
+}
+
+/// A call to a pod reaches one of the Deployment's pods with the pod's address and the
+/// container port as its Host, as a client that looked the pod up would send it; the
+/// `pod-ip` placeholder never reaches the backend.
+#[test]
+fn a_call_to_a_pod_names_the_pods_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let infra = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/conformance/base");
+    let path = dir.path().join("pod.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "name: pod\nfixtures: ['{0}/namespaces.yaml', '{0}/infra-backends.yaml']\ncases:\n  - name: c\n    request:\n      pod: gateway-conformance-infra/infra-backend-v1\n      url: http://pod-ip:3000/direct\n    traffic: {{requests: 2}}\n    expect:\n      status: 200\n      servedBy: gateway-conformance-infra/infra-backend-v1\n      request: {{path: /direct, host: '127.0.0.1:3000'}}\n",
+            infra.display()
+        ),
+    )
+    .unwrap();
+    let run = |path: &Path| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_meshcheck"))
+            .args(["run", "--quiet"])
+            .arg(path)
+            .output()
+            .expect("run meshcheck");
+        (
+            out.status.code(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (code, text) = run(&path);
+    assert_eq!(code, Some(0), "{text}");
+    // A port the pod does not listen on is refused with why.
+    let wrong_port = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("pod-ip:3000", "pod-ip:8080")
+        .replace("127.0.0.1:3000", "127.0.0.1:8080");
+    std::fs::write(&path, wrong_port).unwrap();
+    let (code, text) = run(&path);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains(
+            "no pod of Deployment gateway-conformance-infra/infra-backend-v1 to call on port 8080"
+        ) && text.contains("listen on 3000"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_call_to_a_pod_needs_the_placeholder_host_and_one_entry() {
+    refused(
+        "      pod: shop/api\n      url: http://api.shop:5678/\n",
+        NO_EXTRA,
+        7,
+        "with `pod`, the URL's host is `pod-ip`",
+    );
+    refused(
+        "      pod: shop/missing\n      url: http://pod-ip:5678/\n",
+        NO_EXTRA,
+        6,
+        "Deployment shop/missing is not in the suite's fixtures",
+    );
+    refused(
+        "      service: shop/api\n      pod: shop/api\n      url: http://pod-ip:5678/\n",
+        NO_EXTRA,
+        7,
+        "give one of `gateway` (north-south), `service` and `pod` (east-west)",
+    );
 }

@@ -43,6 +43,19 @@ pub(super) fn reachable_services(fixtures: &Fixtures, entry: &Entry) -> Vec<Obje
     let (parent_kind, parent, caller) = match entry {
         Entry::Gateway(key) => ("Gateway", key, None),
         Entry::Service { service, from } => ("Service", service, Some(from.as_str())),
+        // A call to a pod reaches that pod, whichever Services select it.
+        Entry::Pod { deployment, .. } => {
+            return fixtures
+                .services()
+                .iter()
+                .filter(|service| {
+                    fixtures
+                        .workloads_selected_by(service)
+                        .any(|(_, w)| w.key() == *deployment)
+                })
+                .map(|service| service.key())
+                .collect();
+        }
     };
     let parent_namespace = parent.namespace_or_default();
     let mut services = Vec::new();

@@ -890,6 +890,43 @@ impl KubeEnvironment {
             })
     }
 
+    /// The IP of a running pod of `deployment` (the first the API lists among those
+    /// its `spec.selector.matchLabels` select), for a case that calls a pod.
+    pub async fn deployment_pod_ip(&self, deployment: &ObjectKey) -> Result<String, KubeError> {
+        use k8s_openapi::api::apps::v1::Deployment;
+        let namespace = deployment
+            .namespace
+            .clone()
+            .unwrap_or_else(|| self.client.default_namespace().to_owned());
+        let deployments: Api<Deployment> = Api::namespaced(self.client.clone(), &namespace);
+        let object = deployments
+            .get(&deployment.name)
+            .await
+            .map_err(|e| self.api_error("get", deployment, &e))?;
+        let selector: String = object
+            .spec
+            .and_then(|s| s.selector.match_labels)
+            .unwrap_or_default()
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &namespace);
+        let list = pods
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(|e| self.api_error("list", format!("pods of {deployment}"), &e))?;
+        list.items
+            .into_iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .filter_map(|p| p.status)
+            .filter(|s| s.phase.as_deref() == Some("Running"))
+            .find_map(|s| s.pod_ip)
+            .ok_or_else(|| KubeError::NoPodIp {
+                deployment: deployment.to_string(),
+            })
+    }
+
     /// What the cluster's gateway controller deployed for `gateway`: the
     /// ServiceAccounts, Pods and Services in its namespace labelled with its name,
     /// as the conformance test GatewayInfrastructure finds them.

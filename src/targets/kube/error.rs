@@ -93,6 +93,8 @@ pub enum KubeError {
     },
     #[error("no running pod for gateway {gateway}")]
     NoGatewayPod { gateway: String },
+    #[error("no running pod of {deployment} has an IP to call")]
+    NoPodIp { deployment: String },
     #[error("no usable in-mesh client pod ({selector}) in namespace {namespace}: {reason}")]
     NoMeshClient {
         namespace: String,

@@ -163,7 +163,7 @@ impl RunningTarget for KubeEnvironment {
     /// client pod.
     async fn sample_source(&self, entry: &Entry, port: u16) -> Result<KubeSource<'_>, TargetError> {
         match entry {
-            Entry::Gateway(gateway) => Ok(KubeSource::Engine(EngineSource(
+            Entry::Gateway(gateway) => Ok(KubeSource::Engine(EngineSource::to(
                 self.gateway_address(gateway, port).await?,
             ))),
             Entry::Service { from, .. } => {
@@ -172,6 +172,25 @@ impl RunningTarget for KubeEnvironment {
                     env: self,
                     namespace: from.clone(),
                     pod,
+                    authority: None,
+                    transcript: Default::default(),
+                }))
+            }
+            // curl in the client pod calls the pod's IP, which the target reads from
+            // the pod's status.
+            Entry::Pod { deployment, from } => {
+                let pod = self.mesh_client_pod(from, &mesh_client_selector()).await?;
+                let ip = self.deployment_pod_ip(deployment).await?;
+                let host = if ip.contains(':') {
+                    format!("[{ip}]")
+                } else {
+                    ip
+                };
+                Ok(KubeSource::MeshClient(MeshClientSource {
+                    env: self,
+                    namespace: from.clone(),
+                    pod,
+                    authority: Some(format!("{host}:{port}")),
                     transcript: Default::default(),
                 }))
             }
@@ -211,7 +230,7 @@ impl RunningTarget for KubeEnvironment {
         let path = path.trim_start_matches('/');
         match entry {
             Entry::Gateway(gateway) => Ok(KubeEnvironment::proxy_admin(self, gateway, path).await?),
-            Entry::Service { from, .. } => {
+            Entry::Service { from, .. } | Entry::Pod { from, .. } => {
                 let pod = self.mesh_client_pod(from, &mesh_client_selector()).await?;
                 Ok(self.pod_proxy_admin(from, &pod, path).await?)
             }
@@ -309,7 +328,7 @@ fn kube_manifests(suite: &Suite) -> Result<(Vec<Manifest>, Vec<PhaseDetail>), Ku
         .filter_map(|case| match &case.entry {
             // The Service's namespace unless the case says `request.from`: the suite
             // loader checked that the namespace's labels give the client a sidecar.
-            Entry::Service { from, .. } => Some(from.clone()),
+            Entry::Service { from, .. } | Entry::Pod { from, .. } => Some(from.clone()),
             Entry::Gateway(_) => None,
         })
         .collect();

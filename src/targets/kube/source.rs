@@ -22,6 +22,8 @@ pub(crate) struct MeshClientSource<'env> {
     pub(crate) env: &'env KubeEnvironment,
     pub(crate) namespace: String,
     pub(crate) pod: String,
+    /// For a call to a pod: its `ip:port`, which curl calls instead of the URL's host.
+    pub(crate) authority: Option<String>,
     pub(crate) transcript: Transcript,
 }
 
@@ -30,6 +32,13 @@ impl SampleSource for KubeSource<'_> {
         match self {
             KubeSource::Engine(engine) => engine.connect_to(),
             KubeSource::MeshClient(_) => None,
+        }
+    }
+
+    fn authority(&self) -> Option<&str> {
+        match self {
+            KubeSource::Engine(engine) => engine.authority(),
+            KubeSource::MeshClient(client) => client.authority.as_deref(),
         }
     }
 

@@ -34,6 +34,8 @@ pub(crate) fn route_clusters(plan: &Plan, case: &Case) -> Vec<String> {
         .unwrap_or_default();
     let host = host.rsplit_once(':').map_or(host, |(name, _)| name);
     let routes: Vec<&RoutePlan> = match &case.entry {
+        // A call to a pod's own address takes no route (Istio's passthrough).
+        Entry::Pod { .. } => Vec::new(),
         Entry::Gateway(gateway) => plan
             .gateways
             .iter()

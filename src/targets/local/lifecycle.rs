@@ -51,7 +51,7 @@ impl Target for LocalTarget {
         options.mesh_client = suite
             .cases
             .iter()
-            .any(|case| matches!(case.entry, Entry::Service { .. }));
+            .any(|case| matches!(case.entry, Entry::Service { .. } | Entry::Pod { .. }));
         let Some(started) = bring_up
             .step(LocalEnvironment::start_fixtures(&suite.fixtures, options))
             .await
@@ -168,31 +168,49 @@ impl RunningTarget for LocalEnvironment {
     }
 
     /// The engine sends to a gateway listener, or (east-west) to the sidecar's
-    /// outbound listener for the Service.
+    /// outbound listener for the Service, or straight to a pod: a call to a pod's own
+    /// address passes the client's sidecar untouched (Istio sends it to its
+    /// PassthroughCluster, no route applying; the Istio oracle checks that), so the
+    /// engine connects to the pod (its echo process, or its inbound sidecar) and names
+    /// the pod's loopback address with the container port.
     async fn sample_source(&self, entry: &Entry, port: u16) -> Result<EngineSource, TargetError> {
         match entry {
             Entry::Gateway(gateway) => self
                 .gateway_address(gateway, port)
-                .map(EngineSource)
+                .map(EngineSource::to)
                 .ok_or_else(|| TargetError::NoListener {
                     gateway: gateway.clone(),
                     port,
                 }),
             Entry::Service { service, from } => self
                 .mesh_address(from, service, port)
-                .map(EngineSource)
+                .map(EngineSource::to)
                 .ok_or_else(|| TargetError::NoMeshListener {
                     service: service.clone(),
                     port,
                     reason: self.mesh_gap(service, port),
                 }),
+            Entry::Pod { deployment, .. } => {
+                let (address, authority) =
+                    self.pod_address(deployment, port).map_err(|reason| {
+                        TargetError::NoPodAddress {
+                            deployment: deployment.clone(),
+                            port,
+                            reason,
+                        }
+                    })?;
+                Ok(EngineSource {
+                    address,
+                    authority: Some(authority),
+                })
+            }
         }
     }
 
     async fn proxy_admin(&self, entry: &Entry, path: &str) -> Result<String, TargetError> {
         Ok(match entry {
             Entry::Gateway(_) => self.envoy_admin(path).await?,
-            Entry::Service { .. } => self.sidecar_admin(path).await?,
+            Entry::Service { .. } | Entry::Pod { .. } => self.sidecar_admin(path).await?,
         })
     }
 

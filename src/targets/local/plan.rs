@@ -106,7 +106,7 @@ impl Workload {
 
     /// Why a pod of this Deployment does not answer on `target`, a port its image
     /// does not open.
-    fn port_refusal(&self, target: u16) -> String {
+    pub(crate) fn port_refusal(&self, target: u16) -> String {
         let image = match self.echo_mode() {
             Some(crate::echo::basic_mode::MODE_FLAG) => "echo-basic",
             Some(crate::echo::advanced_mode::MODE_FLAG) => "echo-advanced",

@@ -176,7 +176,7 @@ impl LocalEnvironment {
     async fn settle_stats(&self, entry: &Entry) -> Result<StatsSnapshot, LocalError> {
         let text = match entry {
             Entry::Gateway(_) => self.envoy_admin(SETTLE_STATS).await?,
-            Entry::Service { .. } => self.sidecar_admin(SETTLE_STATS).await?,
+            Entry::Service { .. } | Entry::Pod { .. } => self.sidecar_admin(SETTLE_STATS).await?,
         };
         Ok(StatsSnapshot::parse(&text))
     }
