@@ -176,14 +176,18 @@ pub fn lint(args: &LintArgs) -> i32 {
             };
             eprintln!("{what}: {message}");
         };
-        match crate::targets::local::plan_fixtures(&suite.fixtures) {
+        let base_planned = match crate::targets::local::plan_fixtures(&suite.fixtures) {
             Ok(plan) => {
                 for note in &plan.notes {
                     eprintln!("note: suite `{}`: {note}", suite.name);
                 }
                 // An east-west case to a port the local sidecar does not serve would
                 // fail at run time; say so with the case's location now.
-                for case in suite.cases.iter().filter(|c| c.spec.skip.is_none()) {
+                for case in suite
+                    .cases
+                    .iter()
+                    .filter(|c| c.spec.skip.is_none() && c.sends_traffic())
+                {
                     let Entry::Service { service, .. } = &case.entry else {
                         continue;
                     };
@@ -194,6 +198,7 @@ pub fn lint(args: &LintArgs) -> i32 {
                         ));
                     }
                 }
+                true
             }
             // A suite whose every case is skipped is never brought up: saying why it
             // could not run is enough.
@@ -202,18 +207,23 @@ pub fn lint(args: &LintArgs) -> i32 {
                     "note: suite `{}` cannot run on the local target (every case is skipped): {err}",
                     suite.name
                 );
+                false
             }
-            Err(err) => local_refusal(format!(
-                "suite `{}` cannot run on the local target: {err}",
-                suite.name
-            )),
-        }
+            Err(err) => {
+                local_refusal(format!(
+                    "suite `{}` cannot run on the local target: {err}",
+                    suite.name
+                ));
+                false
+            }
+        };
         // The local target holds an edit to what it holds the fixtures to when a case
-        // applies it (`RunningTarget::apply`), so the same refusal shows here first.
+        // applies it (`RunningTarget::apply`), so the same refusal shows here first;
+        // fixtures it refuses already are not brought up, so their edits never run.
         for case in suite
             .cases
             .iter()
-            .filter(|c| !c.spec.apply.is_empty() && c.spec.skip.is_none())
+            .filter(|c| base_planned && !c.spec.apply.is_empty() && c.spec.skip.is_none())
         {
             if let Err(err) = crate::targets::local::plan_fixtures(case.fixtures(suite)) {
                 local_refusal(format!(

@@ -241,7 +241,24 @@ pub fn load_suite(path: &Path) -> Result<Suite, SuiteError> {
         }
         manifests.extend(load_file(&fixture_path)?);
     }
-    let fixtures = Fixtures::new(&manifests)?;
+    // Whose in-mesh clients call Services: their DestinationRule lookups count for
+    // the local target's clusters and for lint, as a proxy's do. A reference that does
+    // not parse is refused with its location when its case loads.
+    let callers: Vec<String> = spec
+        .cases
+        .iter()
+        .filter_map(|case| case.request.as_ref())
+        .filter_map(|request| {
+            let service = request.service.as_deref()?;
+            match &request.from {
+                Some(from) => Some(from.clone()),
+                None => parse_ref("Service", service)
+                    .ok()
+                    .map(|key| key.namespace_or_default().to_owned()),
+            }
+        })
+        .collect();
+    let fixtures = Fixtures::new(&manifests)?.with_callers(callers);
     if spec.cases.is_empty() {
         return Err(invalid("cases", "a suite needs at least one case".into()));
     }
@@ -615,9 +632,12 @@ fn resolve_entry(
         location: at(field),
         message,
     };
+    // A client in the target's own namespace is where the kube target places it
+    // anyway: `from` naming it is held to no more than leaving it out.
     let client_namespace = |own: &str| -> Result<String, SuiteError> {
         match &request.from {
             None => Ok(own.to_owned()),
+            Some(from) if from == own => Ok(own.to_owned()),
             Some(from) => {
                 check_client_namespace(from, fixtures).map_err(|m| invalid("request.from", m))?;
                 Ok(from.clone())

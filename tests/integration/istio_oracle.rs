@@ -1446,15 +1446,9 @@ fn deployed_differences(
         .filter(|g| plan.gateways.iter().any(|p| p.gateway == g.key()))
     {
         for object in meshcheck::fixtures::generated_objects(gateway) {
-            let name = object
-                .name
-                .split(' ')
-                .next()
-                .unwrap_or_default()
-                .to_string();
             ours.insert(
                 format!("{} {}", gateway.key(), object.kind),
-                json!({"name": name, "labels": object.labels, "annotations": object.annotations}),
+                json!({"name": object.name, "labels": object.labels, "annotations": object.annotations}),
             );
         }
     }

@@ -539,17 +539,23 @@ async fn slow_status_updates_still_converge() {
 /// port at the node's address: an echo-basic pod's line for each request it answered
 /// (what the kube target reads for `expect.mirror`), with the kubelet's timestamps and
 /// its `tailLines` and `sinceTime` options.
-#[tokio::test]
-#[ignore = "needs the kube tier's control plane: scripts/kube-tier.sh"]
-async fn pod_logs_are_served_through_the_api_server_with_the_kubelets_options() {
-    let mut env = connect(Duration::from_secs(60)).await;
+/// The conformance base's infra-backend-v1 (echo-basic, two replicas) in its
+/// namespace, and nothing else of the base.
+fn infra_backend_v1() -> Vec<Manifest> {
     let dir = root().join("fixtures/conformance/base");
-    let manifests: Vec<Manifest> = ["namespaces.yaml", "infra-backends.yaml"]
+    ["namespaces.yaml", "infra-backends.yaml"]
         .iter()
         .flat_map(|f| load_file(&dir.join(f)).unwrap())
         .filter(|m| m.kind != "Namespace" || m.name == "gateway-conformance-infra")
         .filter(|m| m.kind == "Namespace" || m.name == "infra-backend-v1")
-        .collect();
+        .collect()
+}
+
+#[tokio::test]
+#[ignore = "needs the kube tier's control plane: scripts/kube-tier.sh"]
+async fn pod_logs_are_served_through_the_api_server_with_the_kubelets_options() {
+    let mut env = connect(Duration::from_secs(60)).await;
+    let manifests = infra_backend_v1();
     env.apply(&manifests).await.unwrap();
     let waited = env.wait_ready(&manifests, &|_| {}).await;
     let pods: Api<Pod> = Api::namespaced(client().await, "gateway-conformance-infra");
@@ -628,13 +634,7 @@ async fn pod_logs_are_served_through_the_api_server_with_the_kubelets_options() 
 #[ignore = "needs the kube tier's control plane: scripts/kube-tier.sh"]
 async fn a_call_to_a_pod_goes_to_the_ip_of_one_of_its_running_pods() {
     let mut env = connect(Duration::from_secs(60)).await;
-    let dir = root().join("fixtures/conformance/base");
-    let manifests: Vec<Manifest> = ["namespaces.yaml", "infra-backends.yaml"]
-        .iter()
-        .flat_map(|f| load_file(&dir.join(f)).unwrap())
-        .filter(|m| m.kind != "Namespace" || m.name == "gateway-conformance-infra")
-        .filter(|m| m.kind == "Namespace" || m.name == "infra-backend-v1")
-        .collect();
+    let manifests = infra_backend_v1();
     env.apply(&manifests).await.unwrap();
     let waited = env.wait_ready(&manifests, &|_| {}).await;
     let deployment = ObjectKey {

@@ -179,6 +179,26 @@ fn a_consumer_route_leaves_callers_in_the_services_namespace_alone() {
     );
 }
 
+/// GAMMA routes of one namespace on one Service, one naming a port and one not, are
+/// two VirtualServices in Istio of which only one keeps the port: refused, located at
+/// the later parentRef, rather than merged.
+#[test]
+fn gamma_routes_with_and_without_a_port_on_one_service_are_refused() {
+    let mut manifests = corpus("backend-refs");
+    manifests.extend(
+        load_str(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: with-port, namespace: edge}\nspec:\n  parentRefs: [{group: \"\", kind: Service, name: local, port: 80}]\n  rules:\n  - backendRefs: [{name: local, port: 80}]\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: portless, namespace: edge}\nspec:\n  parentRefs: [{group: \"\", kind: Service, name: local}]\n  rules:\n  - backendRefs: [{name: local, port: 80}]\n",
+            Path::new("tests/mixed.yaml"),
+        )
+        .unwrap(),
+    );
+    let err = plan(&manifests).unwrap_err().to_string();
+    assert!(
+        err.contains("tests/mixed.yaml:13:") && err.contains("both with and without a `port`"),
+        "{err}"
+    );
+}
+
 #[tokio::test]
 async fn a_backend_that_resolves_to_nothing_answers_its_share_with_500() {
     let env = LocalEnvironment::start(&corpus("backend-refs"), options().await)

@@ -47,7 +47,7 @@ use crate::targets::{CleanupReport, DiagnosticSection};
 /// tells which fields meshcheck owns.
 pub const FIELD_MANAGER: &str = "meshcheck";
 
-/// The label Istio puts on the pods and Service of a Gateway it deploys.
+// The label Istio puts on the pods and Service of a Gateway it deploys.
 use crate::fixtures::GATEWAY_NAME_LABEL;
 
 /// One object this run applied.

@@ -214,7 +214,7 @@ impl Plan {
     /// caller does. Istio puts the GAMMA routes of the proxy's namespace first
     /// (istio/istio `pilot/pkg/model/virtualservice.go`, `SelectVirtualServices`), and
     /// the first virtual host for a domain wins (`pilot/pkg/networking/core/httproute.go`,
-    /// `buildSidecarOutboundHTTPRouteConfig` drops later duplicates), so a consumer
+    /// `BuildSidecarOutboundVirtualHosts` drops later duplicates), so a consumer
     /// route replaces the producer's routes for its callers.
     pub fn mesh_route_for(
         &self,
@@ -568,6 +568,7 @@ fn translate(fixtures: &Fixtures) -> Result<Plan, ManifestError> {
         enforce_grants: false,
         ..gateway_backends
     };
+    check_mesh_route_ports(fixtures)?;
     for (route_index, route) in fixtures.routes().iter().enumerate() {
         attach_mesh_route(
             &mut mesh_routes,
@@ -620,17 +621,9 @@ fn mesh_gaps(fixtures: &Fixtures, mesh: &[MeshServicePlan]) -> BTreeMap<(ObjectK
             if mesh.iter().any(|m| m.service == key && m.port == port) {
                 continue;
             }
-            let why = if service.is_headless() {
-                format!(
-                    "{key} is headless: in-mesh callers reach its pods by their own addresses (Istio's passthrough cluster), which the local sidecar's listeners, one per Service port, do not stand for"
-                )
-            } else if !mesh_routes_http(service, port) {
-                format!(
-                    "Istio proxies port {port} of {key} as opaque TCP or UDP, so no HTTP route applies to calls to it"
-                )
-            } else {
+            let why = mesh_port_gap(service, port).unwrap_or_else(|| {
                 format!("the local sidecar has no HTTP route for {key} port {port}")
-            };
+            });
             gaps.insert((key.clone(), port), why);
         }
     }
@@ -1679,6 +1672,24 @@ fn mesh_routes_http(service: &ServiceFixture, port: u16) -> bool {
         })
 }
 
+/// Why the local in-mesh sidecar has no HTTP listener for a Service port, when it has
+/// none by design: an in-mesh caller reaches a headless Service's pods by their own
+/// addresses (Istio's passthrough cluster), which the sidecar's listeners, one per
+/// Service port, do not stand for; and Istio proxies some ports as opaque TCP or UDP.
+fn mesh_port_gap(service: &ServiceFixture, port: u16) -> Option<String> {
+    let key = service.key();
+    if service.is_headless() {
+        return Some(format!(
+            "{key} is headless: in-mesh callers reach its pods by their own addresses (Istio's passthrough cluster), which the local sidecar's listeners, one per Service port, do not stand for"
+        ));
+    }
+    (!mesh_routes_http(service, port)).then(|| {
+        format!(
+            "Istio proxies port {port} of {key} as opaque TCP or UDP, so no HTTP route applies to calls to it"
+        )
+    })
+}
+
 /// The Service ports no GAMMA route configures, as an in-mesh caller's sidecar routes
 /// them: everything to the Service's own cluster (Istio's default outbound route,
 /// `BuildDefaultHTTPOutboundRoute` in istio/istio
@@ -1704,12 +1715,7 @@ fn default_mesh_routes(
                     cluster.service.namespace_or_default(),
                     &cluster.service.name,
                 )
-                // An in-mesh caller reaches a headless Service's pods by their own
-                // addresses (Istio's passthrough cluster), which the local sidecar's
-                // listeners, one per Service port, do not stand for.
-                .is_some_and(|service| {
-                    !service.is_headless() && mesh_routes_http(service, cluster.port)
-                })
+                .is_some_and(|service| mesh_port_gap(service, cluster.port).is_none())
         })
         .map(|cluster| MeshServicePlan {
             service: cluster.service.clone(),
@@ -1743,6 +1749,46 @@ fn default_mesh_routes(
         .collect()
 }
 
+/// Refuses GAMMA routes of one namespace on one Service where some parentRefs name a
+/// port and some do not. Istio makes one VirtualService per namespace, port (when the
+/// parentRef names one) and host (`pilot/pkg/config/kube/gateway/route_collections.go`),
+/// so the two kinds become separate VirtualServices for the same host, and on that port
+/// only the first keeps its virtual host (`pilot/pkg/networking/core/httproute.go`,
+/// `BuildSidecarOutboundVirtualHosts` drops a later duplicate domain). Which is first
+/// is not modelled; the local target would merge their rules instead.
+fn check_mesh_route_ports(fixtures: &Fixtures) -> Result<(), ManifestError> {
+    let mut seen: BTreeMap<(String, String, String), bool> = BTreeMap::new();
+    for route in fixtures.routes() {
+        for (index, parent) in route.parent_refs.iter().enumerate() {
+            if !parent.is_service() {
+                continue;
+            }
+            let key = (
+                route.namespace.clone(),
+                parent.namespace.clone(),
+                parent.name.clone(),
+            );
+            let with_port = parent.port.is_some();
+            match seen.get(&key) {
+                Some(before) if *before != with_port => {
+                    return Err(unsupported(
+                        &route.manifest,
+                        &format!("spec.parentRefs[{index}]"),
+                        format!(
+                            "GAMMA routes in namespace `{}` on Service {}/{} both with and without a `port`: Istio keeps only one of their VirtualServices on that port, which the local target does not model",
+                            route.namespace, parent.namespace, parent.name
+                        ),
+                    ));
+                }
+                _ => {
+                    seen.insert(key, with_port);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Adds a route's rules to every Service port its GAMMA parentRefs name (all ports of
 /// the Service when the parentRef has none).
 fn attach_mesh_route(
@@ -1759,9 +1805,10 @@ fn attach_mesh_route(
         // in its own (istio/istio `pilot/pkg/networking/core/route/route.go`,
         // `buildSidecarVirtualHostsForVirtualService` keeps a Gateway API route's
         // Services only when the route shares a namespace with the Service or with the
-        // calling proxy). Istio merges the mesh routes of one namespace per Service
-        // port (`pilot/pkg/config/kube/gateway/route_collections.go`: one
-        // VirtualService per namespace, port and host).
+        // calling proxy). Istio merges the mesh routes of one namespace per host, and
+        // per port for parentRefs that name one (`route_collections.go`: one
+        // VirtualService per namespace, port and host); `check_mesh_route_ports`
+        // refuses the mix this does not model.
         let consumer_namespace =
             (parent.namespace != route.namespace).then(|| route.namespace.clone());
         // check_parent_refs made sure the Service is there.
