@@ -260,3 +260,78 @@ fn a_call_to_a_pod_needs_the_placeholder_host_and_one_entry() {
         "give one of `gateway` (north-south), `service` and `pod` (east-west)",
     );
 }
+
+/// A caller's namespace counts as a DestinationRule client: a rule in `outside` that
+/// only a client there applies cannot be served by the local target's shared clusters,
+/// which says so at the rule instead of leaving the rule out.
+#[test]
+fn a_rule_only_the_calling_namespace_applies_is_a_located_refusal() {
+    let dir = tempfile::tempdir().unwrap();
+    let rule = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: api-limits, namespace: outside}\nspec:\n  host: api.shop.svc.cluster.local\n  trafficPolicy:\n    connectionPool:\n      tcp: {maxConnections: 1}\n";
+    let path = suite(
+        &dir,
+        "      service: shop/api\n      from: outside\n      url: http://api.shop/producer\n",
+        rule,
+    );
+    let suite = load_suite(&path).unwrap();
+    let err = plan_fixtures(&suite.fixtures).unwrap_err().to_string();
+    assert!(
+        err.contains("extra.yaml:5:")
+            && err.contains(
+                "clients in namespace `outside` apply DestinationRule outside/api-limits"
+            ),
+        "{err}"
+    );
+}
+
+/// `from` naming the Service's own namespace asks nothing more than leaving it out,
+/// even where that namespace is not declared.
+#[test]
+fn from_the_services_own_namespace_is_accepted_as_the_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let lone = "apiVersion: v1\nkind: Service\nmetadata: {name: api, namespace: lone}\nspec:\n  selector: {app: api}\n  ports: [{name: http, port: 80, targetPort: 5678}]\n";
+    let path = suite(
+        &dir,
+        "      service: lone/api\n      from: lone\n      url: http://api.lone/\n",
+        lone,
+    );
+    let loaded = load_suite(&path).unwrap();
+    assert_eq!(
+        loaded.cases[0].entry,
+        Entry::service(ObjectKey {
+            kind: "Service".into(),
+            namespace: Some("lone".into()),
+            name: "api".into(),
+        })
+    );
+}
+
+/// A status-only case sends nothing, so a Service parent whose port 80 is opaque TCP is
+/// no reason for `lint --target local` to refuse it.
+#[test]
+fn lint_leaves_status_only_cases_out_of_the_sidecar_check() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("extra.yaml"),
+        "apiVersion: v1\nkind: Service\nmetadata: {name: direct, namespace: shop}\nspec:\n  selector: {app: api}\n  ports:\n  - {name: tcp-a, port: 80, targetPort: 5678}\n  - {name: http, port: 81, targetPort: 5678}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: to-direct, namespace: shop}\nspec:\n  parentRefs:\n  - {group: \"\", kind: Service, name: direct}\n  rules:\n  - backendRefs: [{name: direct, port: 81}]\n",
+    )
+    .unwrap();
+    let path = dir.path().join("suite.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "name: st\nfixtures: ['{}', extra.yaml]\ncases:\n  - name: status\n    expect:\n      conditions:\n        - route: shop/to-direct\n          parent: shop/direct\n          parentKind: Service\n          conditions: [{{type: Accepted, status: \"True\"}}]\n",
+            fixtures().display()
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_meshcheck"))
+        .args(["lint", "--target", "local"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(!text.contains("cannot run on the local target"), "{text}");
+}
