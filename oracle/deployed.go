@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -73,7 +74,7 @@ func deployedObjects(t *testing.T, manifests string, gateways []string) []Deploy
 			}
 			objects = append(objects, ns)
 		case "Gateway":
-			if !contains(gateways, head.Metadata.Namespace+"/"+head.Metadata.Name) {
+			if !slices.Contains(gateways, head.Metadata.Namespace+"/"+head.Metadata.Name) {
 				continue
 			}
 			gw := &gatewayv1.Gateway{}
@@ -121,15 +122,6 @@ func deployedObjects(t *testing.T, manifests string, gateways []string) []Deploy
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-func contains(list []string, item string) bool {
-	for _, x := range list {
-		if x == item {
-			return true
-		}
-	}
-	return false
 }
 
 // appliedObjects reads the ServiceAccounts, Deployments and Services out of the

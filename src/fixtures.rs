@@ -37,9 +37,7 @@ pub use destination_rule::{
 pub use duration::{CrdDuration, DurationError, MIN_CRD_DURATION};
 pub use error::LookupError;
 pub use gateway::GatewayFixture;
-pub use generated::{
-    GATEWAY_NAME_LABEL, deployed_metadata, generated_objects, infrastructure_metadata,
-};
+pub use generated::{GATEWAY_NAME_LABEL, deployed_metadata, generated_objects};
 pub use index::{Backend, Fixtures, IgnoredDestinationRule, IgnoredReason};
 pub use injection::{IGNORED_NAMESPACES, INJECT_LABEL, INJECTION_LABEL, REVISION_LABEL, opts_out};
 pub use reference_grant::{NAMESPACE_NAME_LABEL, NamespaceFixture, ReferenceGrantFixture};

@@ -48,6 +48,22 @@ fn refused(request: &str, extra_fixtures: &str, line: usize, expected: &str) {
 
 const NO_EXTRA: &str = "";
 
+/// Runs the meshcheck binary with `args` and the suite at `path`: its exit code and
+/// everything it printed.
+fn meshcheck(args: &[&str], path: &Path) -> (Option<i32>, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_meshcheck"))
+        .args(args)
+        .arg(path)
+        .output()
+        .expect("run meshcheck");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
 fn api() -> ObjectKey {
     ObjectKey {
         kind: "Service".into(),
@@ -164,20 +180,7 @@ fn an_east_west_case_to_a_headless_service_says_why_it_cannot_run_locally() {
     );
     let why =
         "Service shop/direct is headless: in-mesh callers reach its pods by their own addresses";
-    let meshcheck = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_meshcheck"))
-            .args(args)
-            .arg(&path)
-            .output()
-            .expect("run meshcheck");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.code(), text)
-    };
-    let (code, text) = meshcheck(&["lint", "--target", "local"]);
+    let (code, text) = meshcheck(&["lint", "--target", "local"], &path);
     assert_eq!(code, Some(2), "{text}");
     assert!(
         text.contains("suite.yaml:4:")
@@ -185,7 +188,7 @@ fn an_east_west_case_to_a_headless_service_says_why_it_cannot_run_locally() {
             && text.contains(why),
         "{text}"
     );
-    let (code, text) = meshcheck(&["run", "--quiet"]);
+    let (code, text) = meshcheck(&["run", "--quiet"], &path);
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains(why), "{text}");
 }
@@ -206,21 +209,7 @@ fn a_call_to_a_pod_names_the_pods_address() {
         ),
     )
     .unwrap();
-    let run = |path: &Path| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_meshcheck"))
-            .args(["run", "--quiet"])
-            .arg(path)
-            .output()
-            .expect("run meshcheck");
-        (
-            out.status.code(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        )
-    };
+    let run = |path: &Path| meshcheck(&["run", "--quiet"], path);
     let (code, text) = run(&path);
     assert_eq!(code, Some(0), "{text}");
     // A port the pod does not listen on is refused with why.
@@ -325,13 +314,7 @@ fn lint_leaves_status_only_cases_out_of_the_sidecar_check() {
         ),
     )
     .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_meshcheck"))
-        .args(["lint", "--target", "local"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{text}");
+    let (code, text) = meshcheck(&["lint", "--target", "local"], &path);
+    assert_eq!(code, Some(0), "{text}");
     assert!(!text.contains("cannot run on the local target"), "{text}");
 }
